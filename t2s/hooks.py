@@ -1,0 +1,97 @@
+"""What the git hooks in ``hooks/`` do; they are thin shell wrappers around this module.
+
+``python -m t2s.hooks pre-commit`` lints every skill as staged (the index is written
+to a tree object, which leaves the index itself unchanged). ``python -m t2s.hooks
+pre-push REMOTE URL`` reads git's ref lines on stdin and refuses release tags whose
+commit lacks a passing evaluation note.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from t2s.errors import T2SError
+from t2s.gitstore import ZERO_SHA, GitStore
+from t2s.notes import read_eval_note
+from t2s.skillrepo import lint_skills_at
+
+HOOK_NAMES = ("pre-commit", "pre-push")
+
+
+def hooks_source_dir() -> Path:
+    """The project's ``hooks/`` folder (next to the ``t2s`` package in a source checkout)."""
+    return Path(__file__).resolve().parent.parent / "hooks"
+
+
+def install_hooks(store: GitStore, python: str = sys.executable) -> list[str]:
+    """Copy the hooks into ``.git/hooks``; returns what was installed.
+
+    A hook that exists and was not written by t2s is left alone (reported as skipped).
+    """
+    source = hooks_source_dir()
+    target = store.git_dir / "hooks"
+    target.mkdir(exist_ok=True)
+    done = []
+    for name in HOOK_NAMES:
+        text = (source / name).read_text().replace("@PYTHON@", python)
+        path = target / name
+        if path.exists() and "t2s" not in path.read_text(errors="replace"):
+            done.append(f"{name} (skipped: an existing hook was kept)")
+            continue
+        path.write_text(text)
+        path.chmod(0o755)
+        done.append(name)
+    return done
+
+
+def pre_commit(store: GitStore) -> int:
+    tree = store.run("write-tree").strip()
+    results = lint_skills_at(store, tree)
+    bad = [(skill, f) for skill, findings in results for f in findings]
+    for skill, finding in bad:
+        print(finding.render(prefix=f"{skill}/"), file=sys.stderr)
+    if bad:
+        print(f"t2s: {len(bad)} lint finding(s) in staged skills; commit refused", file=sys.stderr)
+        return 1
+    return 0
+
+
+def pre_push(store: GitStore, lines: list[str]) -> int:
+    refused = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        local_ref, local_sha, _remote_ref, _remote_sha = parts
+        if local_sha == ZERO_SHA or not local_ref.startswith("refs/tags/v"):
+            continue
+        commit = store.resolve(f"{local_sha}^{{commit}}")
+        note = read_eval_note(store, commit)
+        if note is None or not note.has_passing_gate():
+            why = "no evaluation note" if note is None else "its evaluation note has no passing gate"
+            refused.append(f"{local_ref[len('refs/tags/'):]} ({commit[:12]}): {why}")
+    for item in refused:
+        print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
+    if refused:
+        print("t2s: run `t2s gate` on the candidate and release it with `t2s release`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in HOOK_NAMES:
+        print(f"usage: python -m t2s.hooks {{{'|'.join(HOOK_NAMES)}}}", file=sys.stderr)
+        return 2
+    try:
+        store = GitStore.discover(Path.cwd())
+        if argv[0] == "pre-commit":
+            return pre_commit(store)
+        return pre_push(store, sys.stdin.read().splitlines())
+    except T2SError as err:
+        print(f"t2s {argv[0]}: {err.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""The JSON formats t2s keeps in git notes, defined in one place.
+
+``refs/notes/t2s/eval`` holds, per commit, an :class:`EvalNote`: the evaluation runs of
+that commit's skill and, once gated, the gate verdict. The pre-push hook, ``t2s gate``,
+``t2s release`` and CI all read this one format. ``refs/notes/t2s/review`` holds a
+:class:`ReviewNote` per patch commit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from t2s import __version__
+from t2s.errors import T2SError
+
+EVAL_NOTES = "eval"
+REVIEW_NOTES = "review"
+SCHEMA_VERSION = 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class TaskVerdict(BaseModel):
+    task: str
+    seed: int = 0
+    passed: bool
+    score: float
+    error: str | None = None
+
+
+class EvalRecord(BaseModel):
+    """One evaluation of a skill on one split of one suite with one agent configuration."""
+
+    schema_version: int = SCHEMA_VERSION
+    suite: str
+    split: str
+    suite_hash: str
+    skill_tree: str
+    agent: dict = Field(default_factory=dict)
+    seeds: int = 1
+    tasks: list[TaskVerdict] = Field(default_factory=list)
+    score: float
+    passed: int
+    total: int
+    tokens: int = 0
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    t2s_version: str = __version__
+    created_at: str = Field(default_factory=_now)
+
+
+class GateRecord(BaseModel):
+    """The gate's verdict on a candidate against a baseline."""
+
+    schema_version: int = SCHEMA_VERSION
+    passed: bool
+    candidate: str
+    baseline: str
+    split: str
+    suite_hash: str
+    candidate_score: float
+    baseline_score: float
+    delta: float
+    regressions: int
+    min_delta: float
+    max_regressions: int
+    paired: dict[str, int] = Field(default_factory=dict)
+    p_value: float | None = None
+    created_at: str = Field(default_factory=_now)
+
+
+class EvalNote(BaseModel):
+    evals: list[EvalRecord] = Field(default_factory=list)
+    gate: GateRecord | None = None
+
+    def has_passing_gate(self) -> bool:
+        return self.gate is not None and self.gate.passed
+
+
+class ReviewNote(BaseModel):
+    verdict: Literal["approve", "reject"]
+    comment: str = ""
+    reviewer: str = ""
+    created_at: str = Field(default_factory=_now)
+
+
+class NoteFormatError(T2SError):
+    """A note exists but is not in the format this t2s understands."""
+
+
+def parse_eval_note(text: str, where: str = "note") -> EvalNote:
+    try:
+        return EvalNote.model_validate(json.loads(text))
+    except (json.JSONDecodeError, ValidationError) as err:
+        raise NoteFormatError(f"{where}: not a t2s evaluation note ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+
+
+def read_eval_note(store, rev: str) -> EvalNote | None:
+    text = store.read_note(EVAL_NOTES, rev)
+    return parse_eval_note(text, f"eval note on {rev}") if text else None
+
+
+def write_eval_note(store, rev: str, note: EvalNote) -> None:
+    store.add_note(EVAL_NOTES, rev, note.model_dump_json(indent=2) + "\n")

@@ -1,0 +1,202 @@
+"""Skill repositories: where a skill lives in a repo, linting it at a revision, ``t2s init``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from t2s.config import CONFIG_FILE, Config, load_config, parse_config
+from t2s.errors import UsageError
+from t2s.gitstore import GitStore
+from t2s.skill import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
+
+SKILLS_DIR = "skills"
+WORKFLOW_PATH = ".github/workflows/t2s.yml"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def limits_of(config: Config) -> Limits:
+    return Limits(config.lint.max_skill_lines, config.lint.max_reference_lines)
+
+
+def config_at(store: GitStore, rev: str) -> Config:
+    """The ``t2s.toml`` committed at ``rev`` (defaults if there is none)."""
+    raw = store.read_blob(rev, CONFIG_FILE)
+    if raw is None:
+        return Config()
+    return parse_config(raw.decode("utf-8"), Path(f"{rev[:12]}:{CONFIG_FILE}"))
+
+
+def skill_dirs_at(store: GitStore, rev: str, config: Config | None = None) -> list[str]:
+    """Skill folders at ``rev``: the configured one, else every ``skills/*/`` with a SKILL.md."""
+    config = config or config_at(store, rev)
+    if config.skill.name or config.skill.path:
+        return [config.skill.dir]
+    dirs = {
+        str(PurePosixPath(e.path).parent)
+        for e in store.list_tree(rev, SKILLS_DIR)
+        if PurePosixPath(e.path).name == SKILL_FILE and len(PurePosixPath(e.path).parts) == 3
+    }
+    return sorted(dirs)
+
+
+def lint_skills_at(store: GitStore, rev: str, *, strict: bool | None = None, limits: Limits | None = None) -> list[tuple[str, list[Finding]]]:
+    """Lint every skill of the repository at ``rev`` (a commit or a tree)."""
+    config = config_at(store, rev)
+    strict = config.lint.strict if strict is None else strict
+    limits = limits or limits_of(config)
+    return [
+        (skill_dir, lint_rev(store, rev, skill_dir, strict=strict, limits=limits))
+        for skill_dir in skill_dirs_at(store, rev, config)
+    ]
+
+
+def skill_dir_of(store: GitStore, config: Config, rev: str = "HEAD") -> str:
+    """The one skill folder t2s works on; a clear error when it is ambiguous."""
+    dirs = skill_dirs_at(store, rev, config)
+    if len(dirs) != 1:
+        found = ", ".join(dirs) or "none"
+        raise UsageError(
+            f"expected exactly one skill under {SKILLS_DIR}/ at {rev}, found {found}",
+            hint="set [skill] name in t2s.toml",
+        )
+    return dirs[0]
+
+
+# ---------------------------------------------------------------------- init
+@dataclass
+class InitResult:
+    repo: Path
+    skill_dir: str
+    commit: str
+    created_repo: bool
+    hooks: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def resolve_seed(seed: str) -> Path:
+    """A seed given as a path, or as the name of one of the project's ``skill-repos/``."""
+    path = Path(seed)
+    if path.is_dir():
+        return path
+    bundled = PROJECT_ROOT / "skill-repos" / seed
+    if bundled.is_dir():
+        return bundled
+    bundled = PROJECT_ROOT / seed
+    if bundled.is_dir():
+        return bundled
+    raise UsageError(f"seed {seed!r} not found (neither a folder nor one of skill-repos/)")
+
+
+def empty_skill(name: str, description: str) -> dict[str, bytes]:
+    title = name.replace("-", " ").capitalize()
+    text = (
+        "---\n"
+        f"name: {name}\n"
+        f"description: {_yaml_scalar(description)}\n"
+        "---\n\n"
+        f"# {title}\n\n"
+        "This skill starts empty; t2s fills it with lessons from agent trajectories.\n"
+    )
+    return {SKILL_FILE: text.encode()}
+
+
+def _yaml_scalar(text: str) -> str:
+    """A YAML double-quoted scalar that survives any punctuation in ``text``."""
+    import json
+
+    return json.dumps(" ".join(text.split()), ensure_ascii=False)
+
+
+def init_skill_repo(
+    directory: Path,
+    *,
+    seed: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    force: bool = False,
+    install_git_hooks: bool = True,
+) -> InitResult:
+    """Create (or extend) a skill repository and make one commit with the skill."""
+    skill_files, skill_name = _skill_source(seed, name, description)
+    directory = Path(directory)
+    created = not (directory / ".git").exists()
+    if not created:
+        GitStore.discover(directory)  # a clear error if it is something odd
+    store = GitStore.init(directory)
+    skill_dir = f"{SKILLS_DIR}/{skill_name}"
+    _refuse_overwrite(store, skill_dir, force)
+
+    config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
+    files: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
+    config_path = store.root / CONFIG_FILE
+    if config_path.exists() and not force:
+        existing = load_config(config_path)
+        if existing.skill.name and existing.skill.name != skill_name:
+            raise UsageError(
+                f"{CONFIG_FILE} already configures skill {existing.skill.name!r}",
+                hint="one skill per repository; use --force to reconfigure",
+            )
+    else:
+        files[CONFIG_FILE] = config_text.encode()
+    if not (store.root / WORKFLOW_PATH).exists() or force:
+        files[WORKFLOW_PATH] = (TEMPLATES / "workflow-t2s.yml").read_bytes()
+
+    findings = lint_files(skill_name, skill_files, strict=True, limits=Limits())
+    if findings:
+        listing = "\n".join(f.render(prefix=f"{skill_dir}/") for f in findings)
+        raise UsageError(f"the skill does not pass lint; nothing was written:\n{listing}")
+
+    hooks = install_hooks_into(store) if install_git_hooks else []
+    for rel, data in files.items():
+        target = store.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    commit = _commit_paths(store, sorted(files), f"t2s init: add skill {skill_name}")
+    return InitResult(store.root, skill_dir, commit, created, hooks, sorted(files))
+
+
+def install_hooks_into(store: GitStore) -> list[str]:
+    from t2s.hooks import install_hooks
+
+    return install_hooks(store, sys.executable)
+
+
+def _skill_source(seed: str | None, name: str | None, description: str | None) -> tuple[dict[str, bytes], str]:
+    if seed and (name or description):
+        raise UsageError("give either --seed or --name/--description, not both")
+    if seed:
+        path = resolve_seed(seed)
+        files, symlinks = read_skill_dir(path)
+        if symlinks:
+            raise UsageError(f"seed {path} contains symlinks: {', '.join(sorted(symlinks))}")
+        if SKILL_FILE not in files:
+            raise UsageError(f"seed {path} has no {SKILL_FILE}")
+        doc = parse_skill_md(files[SKILL_FILE].decode("utf-8"))
+        return files, doc.name or path.resolve().name
+    if not name or not description:
+        raise UsageError("give --seed PATH, or both --name and --description")
+    if not NAME_RE.match(name) or len(name) > 64:
+        raise UsageError(f"skill name {name!r} must be 1-64 characters of a-z, 0-9 and single hyphens")
+    return empty_skill(name, description), name
+
+
+def _refuse_overwrite(store: GitStore, skill_dir: str, force: bool) -> None:
+    if force:
+        return
+    on_disk = (store.root / skill_dir).exists()
+    committed = store.rev_parse("HEAD") and store.subtree("HEAD", skill_dir)
+    if on_disk or committed:
+        raise UsageError(f"{skill_dir} already exists in {store.root}", hint="use --force to replace it")
+
+
+def _commit_paths(store: GitStore, paths: list[str], message: str) -> str:
+    """Commit exactly ``paths`` on the current branch; other staged work stays staged."""
+    store.run("add", "--", *paths)
+    if store.rev_parse("HEAD") and store.succeeds("diff", "--cached", "--quiet", "HEAD", "--", *paths):
+        return store.resolve("HEAD")  # --force with identical files: nothing to commit
+    store.run("commit", "--no-verify", "--only", "-q", "-m", message, "--", *paths)
+    return store.resolve("HEAD")

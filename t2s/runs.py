@@ -1,0 +1,177 @@
+"""The run record: ``refs/t2s/runs/<run>``, an append-only commit chain.
+
+Its tree holds everything a run produced (``manifest.json``, trajectories, analyses,
+merge reports, ledgers); each stage appends a commit as its work finishes. Because
+the record is plain git, a run is resumable (what is in the tree is done) and
+shareable with ``git push``.
+
+Layout of the tree::
+
+    manifest.json                 RunManifest: S0, skill folder, suite, stages
+    trajectories/<id>.json        one agent trajectory each (t2s.agent)
+    artifacts/<id>/...            output workbooks and scripts of a trajectory
+    analyses/<id>.json            analyst transcript and report per trajectory
+    patches/<nnnn>.json           patch outcome (accepted -> branch, or rejected + why)
+    merges/<level-group>.json     merge reports
+    ledger/<phase>.json           token and cost ledger per phase
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from pydantic import BaseModel, Field
+
+from t2s import __version__
+from t2s.errors import RefConflict, UsageError
+from t2s.gitstore import GitStore
+
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUNS_PREFIX = "refs/t2s/runs/"
+MANIFEST = "manifest.json"
+_CAS_ATTEMPTS = 20
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class StageState(BaseModel):
+    status: str = "pending"  # pending | running | done | failed
+    started_at: str | None = None
+    finished_at: str | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunManifest(BaseModel):
+    schema_version: int = 1
+    run: str
+    s0: str
+    skill_dir: str
+    suite: str = ""
+    split: str = ""
+    created_at: str = Field(default_factory=_now)
+    t2s_version: str = __version__
+    #: Model settings per role at the time of the run (never API keys).
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stages: dict[str, StageState] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def check_run_name(name: str) -> str:
+    if not RUN_NAME_RE.match(name or ""):
+        raise UsageError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    return name
+
+
+def branch_prefix(run: str) -> str:
+    """``refs/heads/t2s/<run>/``: where a run's patch, merge and candidate branches live."""
+    return f"refs/heads/t2s/{run}/"
+
+
+class RunRecord:
+    """Read and append to one run's record. Thread-safe within a process; CAS across processes."""
+
+    def __init__(self, store: GitStore, run: str):
+        self.store = store
+        self.run = check_run_name(run)
+        self.ref = RUNS_PREFIX + run
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- reading
+    def exists(self) -> bool:
+        return self.store.rev_parse(self.ref) is not None
+
+    def head(self) -> str | None:
+        return self.store.rev_parse(self.ref)
+
+    def read(self, path: str) -> bytes | None:
+        head = self.head()
+        return self.store.read_blob(head, path) if head else None
+
+    def read_json(self, path: str) -> Any:
+        raw = self.read(path)
+        return None if raw is None else json.loads(raw)
+
+    def list(self, folder: str) -> list[str]:
+        """Paths (relative to the record root) of files under ``folder``, sorted."""
+        head = self.head()
+        if not head or not self.store.subtree(head, folder):
+            return []
+        return sorted(e.path for e in self.store.list_tree(head, folder))
+
+    def manifest(self) -> RunManifest:
+        data = self.read_json(MANIFEST)
+        if data is None:
+            raise UsageError(f"run {self.run!r} does not exist", hint="start it with `t2s rollout --run NAME`")
+        return RunManifest.model_validate(data)
+
+    # ------------------------------------------------------------- writing
+    def create(self, manifest: RunManifest) -> str:
+        """Start the record; refuses if the run already exists."""
+        if self.exists():
+            raise UsageError(f"run {self.run!r} already exists")
+        return self.write({MANIFEST: _dump(manifest)}, f"t2s run {self.run}: start")
+
+    def write(self, files: Mapping[str, bytes | str | BaseModel | dict | list | None], subject: str, body: str = "") -> str:
+        """Append one commit setting (or removing, with None) ``files``.
+
+        Writers touching disjoint paths never lose each other's work: a concurrent
+        append makes the compare-and-swap fail, and the write is redone on top.
+        """
+        encoded = {path: (None if value is None else _encode(value)) for path, value in files.items()}
+        with self._lock:
+            for _ in range(_CAS_ATTEMPTS):
+                try:
+                    return self.store.append_commit(self.ref, encoded, subject, body, [("T2S-Run", self.run)])
+                except RefConflict:
+                    continue
+        raise RefConflict(f"run record {self.ref} kept changing under us; try again")
+
+    def update_manifest(self, change: Callable[[RunManifest], None], subject: str) -> RunManifest:
+        """Read-modify-write the manifest; redone on top if another writer got there first."""
+        with self._lock:
+            for _ in range(_CAS_ATTEMPTS):
+                manifest = self.manifest()
+                change(manifest)
+                try:
+                    self.store.append_commit(self.ref, {MANIFEST: _dump(manifest)}, subject, "", [("T2S-Run", self.run)])
+                    return manifest
+                except RefConflict:
+                    continue
+        raise RefConflict(f"run record {self.ref} kept changing under us; try again")
+
+    def set_stage(self, stage: str, status: str, summary: dict[str, Any] | None = None) -> RunManifest:
+        def change(manifest: RunManifest) -> None:
+            state = manifest.stages.setdefault(stage, StageState())
+            state.status = status
+            if status == "running" and not state.started_at:
+                state.started_at = _now()
+            if status in ("done", "failed"):
+                state.finished_at = _now()
+            if summary is not None:
+                state.summary = summary
+
+        return self.update_manifest(change, f"t2s run {self.run}: {stage} {status}")
+
+
+def list_runs(store: GitStore) -> list[str]:
+    return [ref[len(RUNS_PREFIX):] for ref in store.refs(RUNS_PREFIX)]
+
+
+def _dump(model: BaseModel) -> bytes:
+    return (model.model_dump_json(indent=2) + "\n").encode()
+
+
+def _encode(value: bytes | str | BaseModel | dict | list) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, BaseModel):
+        return _dump(value)
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode()

@@ -58,6 +58,10 @@ class RoleModel(_Section):
     concurrency: int = 8
     #: Agent tool protocol: native tool calls, plain-text actions, or auto-detect.
     protocol: Literal["auto", "tools", "text"] = "auto"
+    #: Retry backoff: ``backoff_base * 2**attempt`` seconds with jitter, at most
+    #: ``backoff_max`` (a 429's Retry-After is honoured instead when present).
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
 
 
 class Price(_Section):

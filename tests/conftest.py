@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["t2s.testing.pytest_plugin"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 SPREADSHEETBENCH = SHARED / "benchmarks" / "spreadsheetbench-verified"

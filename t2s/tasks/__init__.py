@@ -1,0 +1,36 @@
+"""Task suites and their checkers: the seam between t2s and a benchmark.
+
+    from t2s.tasks import load_suite
+    suite = load_suite("spreadsheetbench", config)       # or a suite directory
+    task = suite.task(suite.task_ids("evolve")[0])
+    ws = suite.prepare(task, workdir)                     # input copied in
+    prompt = suite.render_prompt(task, ws)
+    verdict = suite.check(task, ws.output_path)           # Verdict(passed, score, report)
+"""
+
+from t2s.tasks.base import (
+    Case,
+    CheckReport,
+    Mismatch,
+    Score,
+    SplitOverlapError,
+    Suite,
+    Task,
+    Verdict,
+    Workspace,
+)
+from t2s.tasks.registry import (
+    ENTRY_POINT_GROUP,
+    detect_suite_type,
+    find_config,
+    get_suite_type,
+    load_suite,
+    register_suite_type,
+    suite_types,
+)
+
+__all__ = [
+    "Case", "CheckReport", "ENTRY_POINT_GROUP", "Mismatch", "Score", "SplitOverlapError",
+    "Suite", "Task", "Verdict", "Workspace", "detect_suite_type", "find_config",
+    "get_suite_type", "load_suite", "register_suite_type", "suite_types",
+]

@@ -1,0 +1,320 @@
+"""The task-suite seam: what every suite type implements and what the rest of t2s sees.
+
+Nothing outside ``t2s/tasks/`` knows which benchmark it runs. A suite lists its tasks
+and named splits, prepares a task's work directory, renders the task prompt and checks
+an output, returning a :class:`Verdict` whose :class:`CheckReport` is both
+machine-readable (JSON) and human-readable (:meth:`CheckReport.render`).
+
+A new suite type subclasses :class:`Suite` and registers itself with
+:func:`t2s.tasks.registry.register_suite_type` (built in) or through the entry point
+group ``t2s.suites`` (third party).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from t2s.errors import UsageError
+
+
+class SplitOverlapError(UsageError):
+    """Two splits that must be disjoint (evolve and held-out) share task ids."""
+
+    def __init__(self, suite: str, first: str, second: str, overlap: list[str]):
+        shown = ", ".join(overlap[:20]) + (f", ... ({len(overlap)} in all)" if len(overlap) > 20 else "")
+        super().__init__(
+            f"suite {suite!r}: splits {first!r} and {second!r} overlap on "
+            f"{len(overlap)} task(s): {shown}",
+            hint="a skill must never be evolved on the tasks it is judged on; "
+            "fix [suites.<name>.splits] in t2s.toml",
+        )
+        self.suite = suite
+        self.splits = (first, second)
+        self.overlap = overlap
+
+
+class Case(BaseModel):
+    """One test case of a task: an input file and the answer it is judged against."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int  # 1-based, as in the benchmark's file names
+    input_path: Path | None = None
+    answer_path: Path | None = None
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    instruction: str
+    cases: list[Case]
+    #: Where the answer is judged (suite-specific syntax; SpreadsheetBench: ``'S'!A1:B5``).
+    answer_position: str = ""
+    #: Everything else the suite knows (instruction type, answer sheet, row index...).
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    def case(self, k: int) -> Case:
+        for case in self.cases:
+            if case.index == k:
+                return case
+        have = ", ".join(str(c.index) for c in self.cases)
+        raise UsageError(f"task {self.id!r} has no test case {k} (it has: {have})")
+
+
+class Workspace(BaseModel):
+    """A prepared per-task work directory."""
+
+    dir: Path
+    input_path: Path | None
+    output_path: Path
+    case: int = 1
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Mismatch(BaseModel):
+    sheet: str
+    cell: str
+    expected: Any = None
+    actual: Any = None
+    expected_type: str = "NoneType"
+    actual_type: str = "NoneType"
+
+
+class CheckReport(BaseModel):
+    """What the checker found, JSON-able; ``render()`` gives the human version."""
+
+    task_id: str
+    case: int = 1
+    output_path: str = ""
+    answer_path: str = ""
+    answer_position: str = ""
+    lenient: bool = False
+    recalculated: bool = False
+    #: The (sheet, range) pieces that were compared.
+    ranges: list[str] = Field(default_factory=list)
+    cells_checked: int = 0
+    #: Problems that fail the check before any cell is compared (missing sheet, bad
+    #: range, unreadable file).
+    problems: list[str] = Field(default_factory=list)
+    mismatches: list[Mismatch] = Field(default_factory=list)
+    #: Total mismatching cells (``mismatches`` may be capped).
+    mismatch_count: int = 0
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and self.mismatch_count == 0
+
+    def render(self, max_rows: int = 30) -> str:
+        status = "PASS" if self.passed else "FAIL"
+        head = f"{status}  task {self.task_id} case {self.case}"
+        lines = [head]
+        if self.output_path:
+            lines.append(f"  output:  {self.output_path}")
+        if self.answer_position:
+            lines.append(f"  answer position: {self.answer_position}")
+        if self.ranges:
+            lines.append(f"  compared: {', '.join(self.ranges)} ({self.cells_checked} cells)")
+        flags = [f for f, on in (("lenient", self.lenient), ("recalculated", self.recalculated)) if on]
+        if flags:
+            lines.append(f"  mode: {', '.join(flags)}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        for problem in self.problems:
+            lines.append(f"  problem: {problem}")
+        if self.mismatch_count:
+            lines.append(f"  {self.mismatch_count} cell(s) differ:")
+            lines.append("    sheet!cell: expected (type) | actual (type)")
+            for m in self.mismatches[:max_rows]:
+                lines.append(
+                    f"    {m.sheet}!{m.cell}: {m.expected!r} ({m.expected_type}) | "
+                    f"{m.actual!r} ({m.actual_type})"
+                )
+            if self.mismatch_count > min(max_rows, len(self.mismatches)):
+                lines.append(f"    ... {self.mismatch_count - min(max_rows, len(self.mismatches))} more")
+        return "\n".join(lines)
+
+
+class Verdict(BaseModel):
+    passed: bool
+    score: float
+    report: CheckReport
+
+
+class Score(BaseModel):
+    """A task's result across its test cases (OJ style)."""
+
+    task_id: str
+    case_results: dict[int, bool]
+    #: Fraction of test cases passed.
+    soft: float
+    #: 1.0 only if every test case passed.
+    hard: float
+    verdicts: dict[int, Verdict] = Field(default_factory=dict)
+
+
+def _sha256_file(path: Path, cache: dict) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    digest = cache.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = cache[key] = h.hexdigest()
+    return digest
+
+
+class Suite(ABC):
+    """A task suite: data plus a checker. Subclasses implement the abstract methods."""
+
+    #: Registry name of the suite type (``[suites.<name>] type = ...``).
+    type: ClassVar[str] = ""
+
+    def __init__(self, name: str, root: Path, *, lenient: bool = False,
+                 recalculate: bool = False, options: dict | None = None):
+        self.name = name
+        self.root = Path(root)
+        self.lenient = lenient
+        self.recalculate = recalculate
+        self.options = dict(options or {})
+        self._splits: dict[str, list[str]] | None = None
+        self._hash_cache: dict = {}
+
+    def configure_splits(self, specs: dict | None = None, search_dirs: list[Path] | None = None) -> None:
+        """Resolve the splits declared in ``t2s.toml`` (a dict of ``SplitSpec``); with
+        none declared, use the suite's own ``splits.json`` if it has one."""
+        from t2s.tasks.splits import default_splits_file, resolve_split
+
+        all_ids = self.all_task_ids()
+        if specs:
+            dirs = [self.root, *(search_dirs or [])]
+            self._splits = {n: resolve_split(n, spec, suite=self.name, all_ids=all_ids,
+                                             search_dirs=dirs) for n, spec in specs.items()}
+        else:
+            self._splits = default_splits_file(self.root, all_ids, self.name)
+
+    # -- discovery ---------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def detect(cls, path: Path) -> bool:
+        """True if ``path`` looks like a suite of this type (for auto-detection)."""
+
+    @abstractmethod
+    def all_task_ids(self) -> list[str]:
+        """Every task id, in suite order."""
+
+    def task_ids(self, split: str | None = None) -> list[str]:
+        """Task ids in suite order; ``split=None`` means every task."""
+        if split is None:
+            return self.all_task_ids()
+        splits = self.splits()
+        if split not in splits:
+            have = ", ".join(map(repr, splits)) or "none"
+            raise UsageError(f"suite {self.name!r} has no split {split!r} (splits: {have})",
+                             hint="declare it under [suites.<name>.splits] in t2s.toml")
+        return splits[split]
+
+    @abstractmethod
+    def task(self, task_id: str) -> Task:
+        """One task; unknown ids raise :class:`UsageError`."""
+
+    def splits(self) -> dict[str, list[str]]:
+        if self._splits is None:
+            self.configure_splits()
+        return {name: list(ids) for name, ids in (self._splits or {}).items()}
+
+    def tasks(self, split: str | None = None) -> list[Task]:
+        return [self.task(i) for i in self.task_ids(split)]
+
+    def check_disjoint(self, first: str, second: str) -> None:
+        a = self.task_ids(first)
+        b = set(self.task_ids(second))
+        overlap = [i for i in a if i in b]
+        if overlap:
+            raise SplitOverlapError(self.name, first, second, overlap)
+
+    # -- running -----------------------------------------------------------------
+    def prepare(self, task: Task, dest_dir: Path, case: int = 1) -> Workspace:
+        """Create ``dest_dir`` with the case's input copied in; decide the output path."""
+        c = task.case(case)
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        input_path = None
+        if c.input_path is not None:
+            if not c.input_path.is_file():
+                raise UsageError(f"task {task.id!r}: input file {c.input_path} is missing")
+            input_path = dest_dir / self.input_name(task, c)
+            shutil.copyfile(c.input_path, input_path)
+            input_path.chmod(0o644)
+        return Workspace(dir=dest_dir, input_path=input_path,
+                         output_path=dest_dir / self.output_name(task, c), case=case)
+
+    def input_name(self, task: Task, case: Case) -> str:
+        return case.input_path.name if case.input_path else "input"
+
+    def output_name(self, task: Task, case: Case) -> str:
+        return "output"
+
+    @abstractmethod
+    def render_prompt(self, task: Task, workspace: Workspace) -> str:
+        """The task as the agent sees it."""
+
+    @abstractmethod
+    def check(self, task: Task, output_path: Path, case: int = 1, *,
+              recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
+        """Judge one output file against test case ``case``."""
+
+    def score(self, task: Task, outputs: dict[int, Path], *,
+              recalculate: bool | None = None, lenient: bool | None = None) -> Score:
+        """Soft (fraction passed) and hard (all passed) scores over every test case of
+        ``task``; a case without an output counts as failed."""
+        results: dict[int, bool] = {}
+        verdicts: dict[int, Verdict] = {}
+        for c in task.cases:
+            out = outputs.get(c.index)
+            if out is None:
+                results[c.index] = False
+                continue
+            v = self.check(task, Path(out), c.index, recalculate=recalculate, lenient=lenient)
+            verdicts[c.index] = v
+            results[c.index] = v.passed
+        n = len(results) or 1
+        passed = sum(results.values())
+        return Score(task_id=task.id, case_results=results, soft=passed / n,
+                     hard=1.0 if results and all(results.values()) else 0.0, verdicts=verdicts)
+
+    # -- caching -----------------------------------------------------------------
+    def content_hash(self, split: str | None = None) -> str:
+        """sha256 over the split's task ids, instructions, answer positions and data
+        files (stable across machines and paths)."""
+        h = hashlib.sha256()
+        h.update(f"t2s-suite-v1\0{self.type}\0".encode())
+        for task in self.tasks(split):
+            h.update(json.dumps([task.id, task.instruction, task.answer_position],
+                                ensure_ascii=False).encode())
+            for c in task.cases:
+                for p in (c.input_path, c.answer_path):
+                    h.update(b"\0" + (_sha256_file(p, self._hash_cache).encode() if p and p.is_file() else b"-"))
+            h.update(b"\n")
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "root": str(self.root),
+            "tasks": len(self.task_ids()),
+            "splits": {k: len(v) for k, v in self.splits().items()},
+            "lenient": self.lenient,
+            "recalculate": self.recalculate,
+        }

@@ -1,0 +1,143 @@
+"""Suite types by name, and loading a suite from ``t2s.toml`` or from a directory.
+
+Built-in types register here; third-party packages add theirs through the entry point
+group ``t2s.suites`` (``name = "package.module:SuiteClass"``), loaded on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+from t2s.config import CONFIG_FILE, Config, SuiteSection, load_config
+from t2s.errors import ConfigError, UsageError
+from t2s.tasks.base import Suite
+
+ENTRY_POINT_GROUP = "t2s.suites"
+
+_TYPES: dict[str, type[Suite]] = {}
+_entry_points_loaded = False
+
+
+def register_suite_type(cls: type[Suite], name: str | None = None) -> type[Suite]:
+    """Register a :class:`Suite` subclass under ``name`` (default ``cls.type``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Suite)):
+        raise TypeError(f"{cls!r} is not a t2s.tasks.Suite subclass")
+    key = name or cls.type
+    if not key:
+        raise ValueError(f"{cls.__name__} has no suite type name")
+    _TYPES[key] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _TYPES:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as err:  # a broken plug-in must not take t2s down
+            raise ConfigError(f"suite type {ep.name!r} (entry point {ep.value}) failed to load: "
+                              f"{type(err).__name__}: {err}") from None
+        register_suite_type(cls, ep.name)
+
+
+def _builtins() -> None:
+    if "spreadsheetbench" not in _TYPES:
+        from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
+
+        register_suite_type(SpreadsheetBenchSuite)
+
+
+def suite_types() -> dict[str, type[Suite]]:
+    _builtins()
+    _load_entry_points()
+    return dict(_TYPES)
+
+
+def get_suite_type(name: str) -> type[Suite]:
+    _builtins()
+    if name not in _TYPES:
+        _load_entry_points()
+    if name not in _TYPES:
+        raise ConfigError(f"unknown suite type {name!r} (known: {', '.join(sorted(_TYPES))})",
+                          hint=f"third-party suite types register in the {ENTRY_POINT_GROUP!r} "
+                               "entry point group")
+    return _TYPES[name]
+
+
+def detect_suite_type(path: Path) -> type[Suite]:
+    matches = [cls for cls in suite_types().values() if cls.detect(path)]
+    if not matches:
+        raise UsageError(f"{path}: not a task suite of any known type "
+                         f"({', '.join(sorted(_TYPES))})",
+                         hint="a SpreadsheetBench suite has dataset.json and spreadsheet/")
+    return matches[0]
+
+
+def find_config(start: Path | None = None) -> tuple[Config, Path | None]:
+    """The nearest ``t2s.toml`` at or above ``start`` (default: the current directory)
+    and its directory; defaults and ``None`` when there is none."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_FILE).is_file():
+            return load_config(d / CONFIG_FILE), d
+    return Config(), None
+
+
+def _from_section(name: str, section: SuiteSection, base_dir: Path) -> Suite:
+    cls = get_suite_type(section.type)
+    if not section.path:
+        raise ConfigError(f"[suites.{name}] has no path")
+    root = Path(section.path)
+    if not root.is_absolute():
+        root = base_dir / root
+    if not root.is_dir():
+        raise ConfigError(f"[suites.{name}] path {section.path!r}: {root} is not a directory")
+    suite = cls(name, root, lenient=section.lenient, recalculate=section.recalculate,
+                options=section.options)
+    suite.configure_splits(section.splits, [base_dir])
+    return suite
+
+
+def load_suite(name_or_path: str | Path, config: Config | None = None, *,
+               base_dir: Path | None = None, lenient: bool | None = None,
+               recalculate: bool | None = None) -> Suite:
+    """A configured suite (``[suites.<name>]`` of ``config``; relative paths resolve
+    against ``base_dir``, default the current directory) or a suite directory (type
+    auto-detected). Refuses (``SplitOverlapError``) a configured suite whose evolve split
+    overlaps the held-out or gate split."""
+    config = config or Config()
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    key = str(name_or_path)
+    if key in config.suites:
+        suite = _from_section(key, config.suites[key], base)
+        _check_configured_splits(suite, config)
+    else:
+        path = Path(name_or_path)
+        if not path.is_absolute() and not path.exists():
+            path = base / path
+        if not path.is_dir():
+            known = ", ".join(sorted(config.suites)) or "none configured"
+            raise UsageError(f"{name_or_path!r} is neither a configured suite ({known}) "
+                             "nor a suite directory")
+        cls = detect_suite_type(path)
+        suite = cls(path.name, path.resolve())
+        suite.configure_splits()
+    if lenient is not None:
+        suite.lenient = lenient
+    if recalculate is not None:
+        suite.recalculate = recalculate
+    return suite
+
+
+def _check_configured_splits(suite: Suite, config: Config) -> None:
+    splits = suite.splits()
+    evolve = config.rollout.evolve_split
+    for other in dict.fromkeys([config.rollout.heldout_split, config.gate.split]):
+        if evolve in splits and other in splits and other != evolve:
+            suite.check_disjoint(evolve, other)

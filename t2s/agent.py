@@ -1,0 +1,736 @@
+"""The agent harness: one ReAct episode of a model, with a skill, on one task.
+
+The model sees a system prompt with the skill's body (frontmatter stripped) and the list
+of the skill's other files (read on demand), then the task prompt the suite renders
+(instruction, input and output paths, answer position, a preview of the input). It acts
+with tools: run Python, run a shell command, read a skill file, finish.
+
+Two ways to act, because small local models often ignore native tool calling:
+
+- ``tools``: OpenAI native tool calls (``prompts/agent_tools.json``);
+- ``text``: a plain-text protocol (``prompts/agent_text_protocol.md``): a fenced
+  ```` ```python ```` block runs code, ```` ```bash ```` runs a command,
+  ``READ_SKILL_FILE: path`` reads a skill file, ``FINISH`` (or ``<final>..</final>``)
+  ends. Parsing is lenient (untagged fences, unclosed final fence, ``<tool_call>`` JSON
+  written as text, lower case keywords);
+- ``auto`` starts with tools and switches to text for the rest of the episode when the
+  model's first reply calls no tool; the switch and its reason are recorded.
+
+The episode ends when the agent finishes (if it tries to finish before the output file
+exists it gets a reminder, at most ``max_reminders`` times), or after ``max_turns``
+model replies. Then the suite checks the output and the :class:`~t2s.trajectory.Trajectory`
+records everything. Code runs through :func:`t2s.sandbox.run_code` in the task's work
+directory, in a thread; observations are cut to head + tail.
+
+:class:`t2s.llm.BudgetExceeded` and :class:`t2s.llm.CacheMiss` propagate (the episode is
+unfinished and must not be recorded); any other failure gives an ``errored`` trajectory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from t2s import sandbox
+from t2s.errors import T2SError
+from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
+from t2s.trajectory import (
+    Message,
+    Step,
+    ToolCallRecord,
+    Trajectory,
+    now_iso,
+    trajectory_id,
+)
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+
+PROTOCOLS = ("auto", "tools", "text")
+TOOL_NAMES = ("run_python", "run_shell", "read_skill_file", "finish")
+
+
+@lru_cache(maxsize=None)
+def prompt(name: str) -> str:
+    """A prompt file from ``t2s/prompts/`` (cached)."""
+    return (PROMPTS / name).read_text(encoding="utf-8")
+
+
+def render(template: str, **values: Any) -> str:
+    """Fill ``{name}`` placeholders; other braces (code, JSON) are left alone."""
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", str(value))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _tools_json() -> str:
+    return prompt("agent_tools.json")
+
+
+def tool_specs(allow_shell: bool = True) -> list[dict[str, Any]]:
+    """The native tool definitions sent with each request."""
+    specs = json.loads(_tools_json())
+    if not allow_shell:
+        specs = [s for s in specs if s["function"]["name"] != "run_shell"]
+    return specs
+
+
+# ---------------------------------------------------------------------------- options
+@dataclass
+class AgentOptions:
+    """How an episode runs. Defaults match ``[rollout]`` of ``t2s.toml``."""
+
+    max_turns: int = 12
+    #: ``auto`` | ``tools`` | ``text``; None takes the role's ``protocol`` setting.
+    protocol: str | None = None
+    exec_timeout: float = 60.0
+    memory_mb: int | None = sandbox.DEFAULT_MEMORY_MB
+    network: bool = False
+    allow_shell: bool = True
+    #: Characters of one observation shown to the model (head + tail).
+    observation_limit: int = 6000
+    #: Characters of a skill file shown at once.
+    skill_file_limit: int = 20000
+    #: Reminders when the agent tries to finish before writing the output.
+    max_reminders: int = 2
+    #: Tell the model when its last turn has come.
+    last_turn_warning: bool = True
+    role: str = "agent"
+    phase: str = "rollout"
+    #: The sampling seed sent to the model (None: the role's seed).
+    seed: int | None = None
+
+
+# ---------------------------------------------------------------------------- the skill
+@dataclass
+class SkillBundle:
+    """A skill as the agent sees it: its files (read from git, never the working tree)."""
+
+    skill_dir: str
+    files: dict[str, bytes]
+    tree: str | None = None
+    s0: str | None = None
+
+    @classmethod
+    def from_git(cls, store, rev: str, skill_dir: str) -> "SkillBundle":
+        """The skill in folder ``skill_dir`` of commit ``rev``."""
+        commit = store.resolve(rev)
+        tree = store.subtree(commit, skill_dir)
+        if not tree:
+            raise T2SError(f"{skill_dir} does not exist at {rev} ({commit[:12]})")
+        files = store.read_files(commit, skill_dir)
+        if SKILL_FILE not in files:
+            raise T2SError(f"{skill_dir}/{SKILL_FILE} does not exist at {rev} ({commit[:12]})")
+        return cls(skill_dir=skill_dir, files=files, tree=tree, s0=commit)
+
+    @classmethod
+    def from_dir(cls, path: Path) -> "SkillBundle":
+        from t2s.skill import read_skill_dir
+
+        files, _ = read_skill_dir(Path(path))
+        if SKILL_FILE not in files:
+            raise T2SError(f"{path}: no {SKILL_FILE}")
+        return cls(skill_dir=Path(path).name, files=files)
+
+    @property
+    def name(self) -> str:
+        try:
+            return parse_skill_md(self.text(SKILL_FILE)).name or PurePosixPath(self.skill_dir).name
+        except T2SError:
+            return PurePosixPath(self.skill_dir).name
+
+    def text(self, rel: str) -> str:
+        return self.files[rel].decode("utf-8", errors="replace")
+
+    @property
+    def body(self) -> str:
+        return skill_body(self.text(SKILL_FILE)).strip()
+
+    @property
+    def other_files(self) -> list[str]:
+        return sorted(p for p in self.files if p != SKILL_FILE)
+
+    @property
+    def has_scripts(self) -> bool:
+        return any(not p.endswith(".md") for p in self.other_files)
+
+    def resolve(self, path: str) -> str | None:
+        """The skill file a model meant by ``path`` (lenient: prefixes, ``./``, quotes)."""
+        text = str(path or "").strip().strip("`'\"").strip()
+        text = text.replace("\\", "/")
+        name = PurePosixPath(self.skill_dir).name
+        for prefix in (self.skill_dir.rstrip("/") + "/", f"skills/{name}/", f"{name}/", "skill/", "./", "/"):
+            if text.startswith(prefix):
+                text = text[len(prefix):]
+        parts: list[str] = []
+        for part in PurePosixPath(text).parts:
+            if part in ("", "."):
+                continue
+            if part == "..":
+                return None
+            parts.append(part)
+        rel = "/".join(parts)
+        if rel in self.files:
+            return rel
+        for candidate in (f"references/{rel}", f"{rel}.md", f"references/{rel}.md"):
+            if candidate in self.files:
+                return candidate
+        lowered = {p.lower(): p for p in self.files}
+        return lowered.get(rel.lower())
+
+
+# ---------------------------------------------------------------------------- text protocol
+@dataclass
+class Action:
+    """One action parsed from a reply: ``run_python``, ``run_shell``, ``read_skill_file``,
+    ``finish`` or ``invalid``."""
+
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
+    error: str | None = None
+
+
+_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_PY_LANGS = {"", "python", "py", "python3", "ipython", "pycon"}
+_SH_LANGS = {"bash", "sh", "shell", "console", "zsh", "terminal"}
+_READ_RE = re.compile(
+    r"^[ \t>*_-]*READ[_ ]SKILL[_ ]FILE\**[ \t]*[:=]?[ \t]*\(?[ \t]*[`'\"]?([^`'\"\s)]+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FINISH_RE = re.compile(r"^[ \t>*_#-]*(?:FINISH|FINISHED|DONE)\b[ \t*_.!]*(?:\(.*\))?[ \t]*$", re.MULTILINE)
+_FINAL_RE = re.compile(r"<final>(.*?)(?:</final>|\Z)", re.DOTALL | re.IGNORECASE)
+_TOOLCALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL | re.IGNORECASE)
+_THINK_RE = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def _action_from_call(name: str, args: Any, call_id: str | None = None) -> Action:
+    name = (name or "").strip()
+    aliases = {"python": "run_python", "run_code": "run_python", "execute_python": "run_python",
+               "shell": "run_shell", "bash": "run_shell", "run_bash": "run_shell",
+               "read_file": "read_skill_file", "read_skill": "read_skill_file",
+               "final": "finish", "done": "finish"}
+    name = aliases.get(name, name)
+    if not isinstance(args, dict):
+        return Action("invalid", {"name": name, "arguments": args}, call_id,
+                      f"arguments of {name} must be a JSON object")
+    if name not in TOOL_NAMES:
+        return Action("invalid", {"name": name, **args}, call_id,
+                      f"unknown tool {name!r} (tools: {', '.join(TOOL_NAMES)})")
+    key = {"run_python": "code", "run_shell": "command", "read_skill_file": "path"}.get(name)
+    if key and not isinstance(args.get(key), str):
+        # lenient: a single string argument under another name
+        strings = [v for v in args.values() if isinstance(v, str)]
+        if len(strings) == 1:
+            args = {key: strings[0]}
+        else:
+            return Action("invalid", {"name": name, **args}, call_id,
+                          f"{name} needs a string argument {key!r}")
+    return Action(name, dict(args), call_id)
+
+
+def parse_text_actions(content: str | None) -> list[Action]:
+    """The actions in a plain-text reply, in the order they appear (lenient)."""
+    text = _THINK_RE.sub("", content or "")
+    found: list[tuple[int, Action]] = []
+    masked = list(text)
+
+    def mask(start: int, end: int) -> None:
+        for i in range(start, end):
+            if masked[i] != "\n":
+                masked[i] = " "
+
+    for m in _TOOLCALL_RE.finditer(text):
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "name" in data:
+            args = data.get("arguments", data.get("parameters", {}))
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    pass
+            found.append((m.start(), _action_from_call(str(data["name"]), args)))
+        mask(m.start(), m.end())
+    masked_text = "".join(masked)
+    for m in _FENCE_RE.finditer(masked_text):
+        lang = m.group(1).lower()
+        body = text[m.start(2):m.end(2)]
+        mask(m.start(), m.end())
+        if not body.strip():
+            continue
+        if lang in _PY_LANGS:
+            if lang == "" and _looks_like_json_call(body):
+                data = json.loads(body)
+                found.append((m.start(), _action_from_call(str(data["name"]), data.get("arguments", {}))))
+                continue
+            found.append((m.start(), Action("run_python", {"code": body.rstrip() + "\n"})))
+        elif lang in _SH_LANGS:
+            found.append((m.start(), Action("run_shell", {"command": body.strip()})))
+        elif lang == "json" and _looks_like_json_call(body):
+            data = json.loads(body)
+            found.append((m.start(), _action_from_call(str(data["name"]), data.get("arguments", {}))))
+    masked_text = "".join(masked)
+    for m in _READ_RE.finditer(masked_text):
+        found.append((m.start(), Action("read_skill_file", {"path": m.group(1).strip().rstrip(".,;:")})))
+    finish_at = None
+    for m in _FINAL_RE.finditer(masked_text):
+        finish_at = (m.start(), Action("finish", {"summary": text[m.start(1):m.end(1)].strip()}))
+        break
+    if finish_at is None:
+        m = _FINISH_RE.search(masked_text)
+        if m:
+            finish_at = (m.start(), Action("finish", {"summary": ""}))
+    actions = [a for _, a in sorted(found, key=lambda item: item[0])]
+    if finish_at is not None:
+        actions.append(finish_at[1])  # finishing comes after everything else in the reply
+    return actions
+
+
+def _looks_like_json_call(body: str) -> bool:
+    body = body.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"] in (
+        *TOOL_NAMES, "python", "bash", "shell")
+
+
+# ---------------------------------------------------------------------------- helpers
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters, keeping head and tail, with a marker."""
+    if limit <= 0 or len(text) <= limit:
+        return text, False
+    head = limit * 2 // 3
+    tail = limit - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut} characters cut ...]\n{text[-tail:]}", True
+
+
+def format_exec(tool: str, result: "sandbox.ExecResult", limit: int) -> tuple[str, bool]:
+    parts = [f"[{tool}] {result.verdict} in {result.duration_s:.1f} s"]
+    out = result.stdout or ""
+    err = result.stderr or ""
+    if out.strip():
+        parts.append("stdout:\n" + out.rstrip())
+    if err.strip():
+        parts.append("stderr:\n" + err.rstrip())
+    if not out.strip() and not err.strip():
+        parts.append("(no output)")
+    text, cut = truncate("\n".join(parts), limit)
+    return text, cut or result.truncated
+
+
+def _relativise(text: str, workdir: Path) -> str:
+    """Show paths inside the work directory as relative paths (stable prompts, so the
+    response cache keys do not depend on a temporary directory's name)."""
+    for form in {str(workdir), str(Path(workdir).resolve())}:
+        text = text.replace(form.rstrip("/") + "/", "")
+    return text
+
+
+def skill_files_section(skill: SkillBundle, protocol: str, on_disk: bool) -> str:
+    files = skill.other_files
+    if not files:
+        return "This skill has no other files."
+    how = ("Read one with `READ_SKILL_FILE: <path>` when it is relevant."
+           if protocol == "text" else "Read one with the read_skill_file tool when it is relevant.")
+    lines = [how, ""] + [f"- {p}" for p in files]
+    if on_disk:
+        lines += ["", "The whole skill folder is also on disk at `skill/` in the working directory "
+                      "(run its scripts from there)."]
+    return "\n".join(lines)
+
+
+def system_prompt(skill: SkillBundle, protocol: str, *, on_disk: bool = False) -> str:
+    proto = prompt("agent_text_protocol.md" if protocol == "text" else "agent_tools_protocol.md")
+    return render(
+        prompt("agent_system.md"),
+        protocol=proto.strip(),
+        skill_name=skill.name,
+        skill_body=skill.body,
+        skill_files=skill_files_section(skill, protocol, on_disk),
+    ).strip() + "\n"
+
+
+# ---------------------------------------------------------------------------- the episode
+class _Episode:
+    def __init__(self, llm, suite, task, skill: SkillBundle, workdir: Path, options: AgentOptions,
+                 traj: Trajectory):
+        self.llm = llm
+        self.suite = suite
+        self.task = task
+        self.skill = skill
+        self.workdir = Path(workdir)
+        self.opt = options
+        self.traj = traj
+        self.messages: list[dict[str, Any]] = []
+        self.protocol = "tools"
+        self.tools_seen = False
+        self.finished = False
+        self.workspace = None
+        self.output_rel = "output"
+
+    # -- recording
+    def add(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        calls = [
+            ToolCallRecord(id=tc["id"], name=tc["function"]["name"], arguments=tc["function"]["arguments"])
+            for tc in message.get("tool_calls") or []
+        ]
+        self.traj.messages.append(Message(
+            role=message["role"], content=message.get("content"), tool_calls=calls,
+            tool_call_id=message.get("tool_call_id"), name=message.get("name"),
+        ))
+
+    def step(self, turn: int, action: Action, observation: str, **kw: Any) -> Step:
+        step = Step(index=len(self.traj.steps) + 1, turn=turn, tool=action.tool,
+                    arguments=action.arguments, observation=observation, call_id=action.call_id,
+                    error=action.error, **kw)
+        self.traj.steps.append(step)
+        return step
+
+    @property
+    def output_exists(self) -> bool:
+        return self.workspace is not None and Path(self.workspace.output_path).is_file()
+
+    # -- actions
+    async def execute(self, turn: int, action: Action) -> str:
+        """Run one action; returns the observation the model sees."""
+        opt = self.opt
+        if action.tool == "invalid":
+            obs = f"Error: {action.error}"
+            self.step(turn, action, obs)
+            return obs
+        if action.tool in ("run_python", "run_shell"):
+            if action.tool == "run_shell" and not opt.allow_shell:
+                action.error = "run_shell is disabled"
+                obs = "Error: run_shell is not available; use run_python."
+                self.step(turn, action, obs)
+                return obs
+            code = action.arguments.get("code" if action.tool == "run_python" else "command", "")
+            language = "python" if action.tool == "run_python" else "shell"
+            self.traj.scripts.append(code if language == "python" else f"# shell\n{code}")
+            result = await asyncio.to_thread(
+                sandbox.run_code, code, self.workdir, language=language, timeout=opt.exec_timeout,
+                memory_mb=opt.memory_mb, network=opt.network,
+            )
+            self.traj.timings.exec_s += result.duration_s
+            obs, cut = format_exec(action.tool, result, opt.observation_limit)
+            obs = _relativise(obs, self.workdir)
+            self.step(turn, action, obs, exit_code=result.exit_code, timed_out=result.timed_out,
+                      truncated=cut, duration_s=round(result.duration_s, 3))
+            return obs
+        if action.tool == "read_skill_file":
+            asked = str(action.arguments.get("path", ""))
+            rel = self.skill.resolve(asked)
+            if rel is None:
+                listing = ", ".join([SKILL_FILE, *self.skill.other_files])
+                obs = f"Error: the skill has no file {asked!r}. Its files: {listing}"
+                self.step(turn, action, obs, exit_code=1)
+                return obs
+            body = self.skill.text(rel)
+            if rel == SKILL_FILE:
+                body = skill_body(body)
+            text, cut = truncate(body, opt.skill_file_limit)
+            obs = f"[{rel}]\n{text}"
+            self.step(turn, action, obs, exit_code=0, truncated=cut)
+            return obs
+        if action.tool == "finish":
+            if not self.output_exists and self.traj.reminders < opt.max_reminders:
+                self.traj.reminders += 1
+                obs = render(prompt("agent_reminder_no_output.md"), output_path=self.output_rel).strip()
+                self.step(turn, action, obs)
+                return obs
+            self.finished = True
+            obs = "Finished."
+            self.step(turn, action, obs)
+            return obs
+        raise AssertionError(f"unhandled action {action.tool}")  # pragma: no cover
+
+    # -- the loop
+    async def run(self) -> None:
+        opt = self.opt
+        traj = self.traj
+        requested = traj.protocol
+        self.protocol = "text" if requested == "text" else "tools"
+        self.workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
+        ws = self.workspace
+        self.output_rel = os.path.relpath(ws.output_path, ws.dir)
+        on_disk = self.skill.has_scripts
+        if on_disk:
+            for rel, data in self.skill.files.items():
+                target = self.workdir / "skill" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        task_prompt = await asyncio.to_thread(self.suite.render_prompt, self.task, ws)
+        task_prompt = _relativise(task_prompt, ws.dir)
+        self.add({"role": "system", "content": system_prompt(self.skill, self.protocol, on_disk=on_disk)})
+        self.add({"role": "user", "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n",
+                                                    output_path=self.output_rel).strip()})
+        tools = tool_specs(opt.allow_shell)
+        traj.protocol_used = self.protocol
+
+        for turn in range(1, opt.max_turns + 1):
+            if turn == opt.max_turns and opt.max_turns > 1 and opt.last_turn_warning:
+                self.add({"role": "user", "content": render(prompt("agent_last_turn.md"),
+                                                            output_path=self.output_rel).strip()})
+            params: dict[str, Any] = {"phase": opt.phase}
+            if opt.seed is not None:
+                params["seed"] = opt.seed
+            res = await self.llm.chat(opt.role, self.messages,
+                                      tools=tools if self.protocol == "tools" else None, **params)
+            traj.turns = turn
+            traj.usage.calls += 0 if res.cached else 1
+            traj.usage.cached_calls += 1 if res.cached else 0
+            traj.usage.prompt_tokens += res.usage.prompt_tokens
+            traj.usage.completion_tokens += res.usage.completion_tokens
+            traj.timings.llm_s += res.latency_s
+            if res.model and not traj.model:
+                traj.model = res.model
+            self.add(res.message)
+
+            if res.tool_calls:  # native calls are answered natively, whatever the protocol
+                self.tools_seen = True
+                for call in res.tool_calls:
+                    try:
+                        args = call.parsed_arguments()
+                    except ValueError as err:
+                        action = Action("invalid", {"name": call.name, "arguments": call.arguments}, call.id,
+                                        f"the arguments of {call.name} are not valid JSON: {err}")
+                    else:
+                        action = _action_from_call(call.name, args, call.id)
+                    obs = await self.execute(turn, action)
+                    self.add({"role": "tool", "tool_call_id": call.id, "content": obs})
+                if self.finished:
+                    traj.stop_reason = "finished"
+                    return
+                continue
+
+            actions = parse_text_actions(res.content)
+            if self.protocol == "tools":
+                if requested == "auto" and not self.tools_seen:
+                    self.protocol = "text"
+                    traj.protocol_used = "text"
+                    traj.protocol_switch = (
+                        f"turn {turn}: the model answered without a tool call"
+                        + (" and wrote a text action" if actions else "")
+                    )
+                    if not actions:
+                        self.add({"role": "user", "content": render(
+                            prompt("agent_protocol_switch.md"),
+                            protocol=prompt("agent_text_protocol.md").strip()).strip()})
+                        continue
+                else:
+                    if self.output_exists and not actions:
+                        # a closing message without a tool call: take it as finishing
+                        self.step(turn, Action("finish", {"summary": (res.content or "").strip()[:500]}),
+                                  "Finished (a reply without a tool call, output written).")
+                        traj.stop_reason = "finished"
+                        return
+                    self.add({"role": "user", "content": prompt("agent_no_tool_call.md").strip()})
+                    continue
+
+            if not actions:
+                self.step(turn, Action("invalid", {"reply": (res.content or "")[:200]},
+                                       error="no action in the reply"), "")
+                self.add({"role": "user", "content": prompt("agent_no_action.md").strip()})
+                continue
+            observations = []
+            for action in actions:
+                obs = await self.execute(turn, action)
+                if action.tool == "finish" and self.finished:
+                    break
+                observations.append(obs)
+            if self.finished:
+                traj.stop_reason = "finished"
+                return
+            note = ""
+            if traj.protocol_switch and traj.protocol_switch.startswith(f"turn {turn}:"):
+                note = render(prompt("agent_protocol_switch.md"),
+                              protocol=prompt("agent_text_protocol.md").strip()).strip() + "\n\n"
+            self.add({"role": "user", "content": note + "\n\n".join(observations)})
+        traj.stop_reason = "max_turns"
+
+
+async def run_agent(
+    llm,
+    suite,
+    task,
+    skill: SkillBundle,
+    workdir: Path,
+    *,
+    options: AgentOptions | None = None,
+    case: int | None = None,
+    traj_id: str | None = None,
+    split: str = "",
+    seed_index: int = 0,
+) -> Trajectory:
+    """Run one episode of the ``agent`` role on ``task`` with ``skill`` in ``workdir``.
+
+    Returns the finished trajectory (``passed`` / ``failed`` by the suite's checker, or
+    ``errored`` with ``error`` set). Raises :class:`t2s.llm.BudgetExceeded` /
+    :class:`t2s.llm.CacheMiss` when the run must stop (the episode is then unfinished).
+    The output file stays in ``workdir``; see :func:`artifact_files`.
+    """
+    from t2s.llm import BudgetExceeded, CacheMiss
+
+    options = options or AgentOptions()
+    role = llm.role(options.role)
+    protocol = options.protocol or role.protocol
+    if protocol not in PROTOCOLS:
+        raise T2SError(f"agent protocol {protocol!r} (protocols: {', '.join(PROTOCOLS)})")
+    case = case if case is not None else (task.cases[0].index if task.cases else 1)
+    traj = Trajectory(
+        id=traj_id or trajectory_id(task.id),
+        task_id=task.id,
+        suite=getattr(suite, "name", ""),
+        split=split,
+        case=case,
+        seed_index=seed_index,
+        seed=options.seed if options.seed is not None else role.seed,
+        instruction=task.instruction,
+        answer_position=task.answer_position,
+        skill_dir=skill.skill_dir,
+        skill_tree=skill.tree,
+        s0=skill.s0,
+        model=role.model,
+        protocol=protocol,
+        source="rollout",
+        meta={"max_turns": options.max_turns, "exec_timeout": options.exec_timeout},
+    )
+    traj.timings.started_at = now_iso()
+    started = time.perf_counter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    episode = _Episode(llm, suite, task, skill, workdir, options, traj)
+    try:
+        await episode.run()
+    except (BudgetExceeded, CacheMiss):
+        raise
+    except T2SError as err:
+        traj.verdict = "errored"
+        traj.stop_reason = "error"
+        traj.error = err.message
+    except Exception as err:  # a bug must not take a whole rollout down: record it
+        traj.verdict = "errored"
+        traj.stop_reason = "error"
+        traj.error = f"{type(err).__name__}: {err}"
+        traj.meta["traceback"] = traceback.format_exc(limit=8)
+
+    if traj.verdict != "errored" and episode.workspace is not None:
+        check_started = time.perf_counter()
+        try:
+            verdict = await asyncio.to_thread(suite.check, task, episode.workspace.output_path, case)
+        except T2SError as err:
+            traj.verdict = "errored"
+            traj.error = f"checker: {err.message}"
+        except Exception as err:
+            traj.verdict = "errored"
+            traj.error = f"checker: {type(err).__name__}: {err}"
+        else:
+            report = verdict.report.model_dump(mode="json")
+            report["output_path"] = episode.output_rel
+            traj.check = report
+            traj.score = verdict.score
+            traj.verdict = "passed" if verdict.passed else "failed"
+        traj.timings.check_s = round(time.perf_counter() - check_started, 3)
+    if episode.output_exists:
+        traj.outputs = [episode.output_rel]
+    traj.timings.wall_s = round(time.perf_counter() - started, 3)
+    traj.timings.llm_s = round(traj.timings.llm_s, 3)
+    traj.timings.exec_s = round(traj.timings.exec_s, 3)
+    traj.timings.finished_at = now_iso()
+    return traj
+
+
+def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
+    """The files to keep with a trajectory, relative to ``artifacts/<id>/``: the output
+    file(s) and the scripts the agent ran (``scripts/001.py``, ``scripts/002.sh``...)."""
+    files: dict[str, bytes] = {}
+    for name in traj.outputs:
+        path = Path(workdir) / name
+        if path.is_file():
+            files[name] = path.read_bytes()
+    for n, code in enumerate(traj.scripts, start=1):
+        shell = code.startswith("# shell\n")
+        files[f"scripts/{n:03d}.{'sh' if shell else 'py'}"] = (
+            code[len("# shell\n"):] if shell else code
+        ).encode()
+    return files
+
+# ---------------------------------------------------------------------------- evaluation runner
+def evaluate_tasks(request) -> Any:
+    """The runner :func:`t2s.evaluate.evaluate` uses: the agent with the materialised
+    skill (``request.skill_path``) on every task and seed of ``request``.
+
+    Returns a :class:`t2s.evaluate.RunResult`. A budget cap or a replay-cache miss stops
+    the evaluation with its :class:`~t2s.errors.T2SError` (no partial record is noted).
+    """
+    from t2s.evaluate import RunResult
+    from t2s.llm import LLM, default_cache_path
+    from t2s.notes import TaskVerdict
+
+    ctx = request.ctx
+    config = ctx.config
+    store = ctx.store
+    skill = SkillBundle.from_dir(Path(request.skill_path))
+    skill.skill_dir = ctx.skill_dir
+    skill.tree = store.subtree(request.commit, ctx.skill_dir)
+    skill.s0 = request.commit
+    llm = LLM(config, cache_path=default_cache_path(store.git_dir, config), phase="eval")
+    role = llm.role("agent")
+    seeds = max(1, int(request.seeds or 1))
+
+    async def main() -> list[tuple[str, int, Trajectory]]:
+        sem = asyncio.Semaphore(max(1, config.rollout.concurrency))
+
+        async def one(task_id: str, k: int) -> tuple[str, int, Trajectory]:
+            async with sem:
+                opts = AgentOptions(
+                    max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
+                    phase="eval", seed=((role.seed or 0) + k) if seeds > 1 else None,
+                )
+                task = ctx.suite.task(task_id)
+                workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
+                traj = await run_agent(llm, ctx.suite, task, skill, workdir, options=opts,
+                                       traj_id=trajectory_id(task_id, k, seeds), split=ctx.split,
+                                       seed_index=k)
+                return task_id, k, traj
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                jobs = [group.create_task(one(t, k)) for t in request.task_ids for k in range(seeds)]
+            return [job.result() for job in jobs]
+        except* T2SError as group_err:  # BudgetExceeded / CacheMiss: report the first one
+            raise group_err.exceptions[0] from None
+        finally:
+            await llm.aclose()
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        llm.close()
+    verdicts = [
+        TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
+                    error=traj.error, turns=traj.turns, stop_reason=traj.stop_reason,
+                    tokens=traj.usage.total_tokens)
+        for task_id, k, traj in results
+    ]
+    totals = llm.ledger.totals
+    return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd,
+                     model_calls=totals.calls)

@@ -1,0 +1,133 @@
+"""``t2s rollout``: run the agent with the skill on a split; trajectories go into the run record."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+
+
+class _RichProgress:
+    """A rich progress bar on stderr (stdout stays clean for --json)."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]rollout[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err_console, transient=False, disable=not err_console.is_terminal,
+        )
+        self.task = None
+        self.counts = {"passed": 0, "failed": 0, "errored": 0}
+
+    def _describe(self) -> str:
+        c = self.counts
+        return f"[green]{c['passed']} passed[/] [red]{c['failed']} failed[/] [yellow]{c['errored']} errored[/]"
+
+    def start(self, total: int, already_done: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
+
+    def done(self, traj) -> None:
+        if traj.verdict in self.counts:
+            self.counts[traj.verdict] += 1
+        self.bar.update(self.task, advance=1, description=self._describe())
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@click.command()
+@click.option("--split", default=None, help="The split to run (default: [rollout] evolve_split, usually 'evolve').")
+@click.option("--rev", default=None, help="The skill's commit (default: HEAD for a new run; a resumed run keeps its S0).")
+@click.option("--run", "run_name", default=None, help="Run name: the record is refs/t2s/runs/NAME (default: a timestamp).")
+@click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory (default: [rollout] suite).")
+@click.option("--limit", type=int, default=None, help="Only the first N tasks of the split.")
+@click.option("--concurrency", type=int, default=None, help="Tasks in parallel (default: [rollout] concurrency).")
+@click.option("--seeds", type=int, default=None, help="Run every task N times with different seeds (default 1).")
+@click.option("--task", "task_ids", multiple=True, help="Only this task id (repeatable); recorded under --split.")
+@click.option("--max-turns", type=int, default=None, help="Model replies per task (default: [rollout] max_turns).")
+@click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
+              help="Tool protocol (default: the agent model's 'protocol' setting).")
+@click.option("--model", default=None, help="Override the agent model name.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@click.option("--keep-errored", is_flag=True, help="Do not run errored tasks again when resuming.")
+@json_option
+@repo_option
+def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids, max_turns, protocol, model,
+            no_cache, keep_errored, as_json, repo_dir):
+    """Run the agent with the skill at S0 on the tasks of a split.
+
+    The skill is read from git at S0 (never from the working tree). Each finished task
+    is appended to the run record refs/t2s/runs/RUN at once: the trajectory, the output
+    workbook and the scripts the agent ran. Interrupt it (Ctrl-C, or a [budget] cap) and
+    run the same command again: finished tasks are not run again. Ends with a table of
+    passed, failed and errored tasks, tokens and time.
+
+    \b
+    Examples:
+      t2s rollout --split evolve --run r1
+      t2s rollout --run r1 --limit 20 --concurrency 8
+      t2s rollout --run r1                       # resume after an interruption
+      t2s rollout --run smoke --task 45300 --protocol text --json
+    """
+    from t2s.agent import AgentOptions
+    from t2s.errors import UsageError
+    from t2s.llm import LLM, default_cache_path
+    from t2s.rollout import load_rollout_suite, rollout as run_rollout, summary_rows
+    from t2s.runs import check_run_name
+
+    store = open_store(repo_dir)
+    config = load_repo_config(store)
+    run_name = check_run_name(run_name or datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S"))
+    for name, value in (("--concurrency", concurrency), ("--seeds", seeds), ("--max-turns", max_turns)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1 (got {value})")
+    suite = load_rollout_suite(config, store, suite_ref)
+    overrides = {"agent": {"model": model}} if model else None
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config),
+              phase="rollout", overrides=overrides)
+    options = AgentOptions(
+        max_turns=max_turns or config.rollout.max_turns,
+        exec_timeout=config.rollout.exec_timeout,
+        protocol=protocol,
+    )
+    progress = None if as_json else _RichProgress()
+    if not as_json:
+        err_console.print(f"run [bold]{run_name}[/bold]: suite {suite.name}, split {split or config.rollout.evolve_split}")
+    try:
+        summary = run_rollout(
+            store, config, run=run_name, split=split, suite=suite, rev=rev, limit=limit,
+            concurrency=concurrency, seeds=seeds, task_ids=list(task_ids) or None, options=options,
+            llm=llm, retry_errored=not keep_errored, progress=progress,
+        )
+    except KeyboardInterrupt:
+        if progress:
+            progress.stop()
+        err_console.print(f"Interrupted. Finished tasks are kept in refs/t2s/runs/{run_name}; "
+                          f"run the same command again to resume.")
+        sys.exit(130)
+    finally:
+        llm.close()
+    if progress:
+        progress.stop()
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"rollout {run_name} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})")
+        for name, _ in summary_rows(summary):
+            table.add_column(name, justify="right")
+        table.add_row(*(value for _, value in summary_rows(summary)))
+        console.print(table)
+        if summary.skipped:
+            console.print(f"{summary.skipped} task(s) were already in the record and were not run again.")
+    if summary.stopped:
+        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+                          f"Run the same command again to finish the remaining {summary.remaining} task(s).")
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Prompts are data files: plain text with {placeholders}, read by the modules that use them."""

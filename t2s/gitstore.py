@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import re
+import threading
+import weakref
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -20,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
+from gitdb import IStream, LooseObjectDB
 
 from t2s.errors import GitError, RefConflict, UsageError
 
@@ -90,6 +95,57 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
     return trailers
 
 
+class _ObjectReader:
+    """One long-lived ``git cat-file --batch-command`` process answering object queries.
+
+    Reading objects is the hot path of merges and records; a subprocess per read
+    costs milliseconds, a line on this pipe microseconds. Names are resolved afresh
+    on every query (git reads refs and loose objects from disk each time), so refs
+    and objects written by other processes are seen. Thread-safe.
+    """
+
+    def __init__(self, root: Path, env: Mapping[str, str]):
+        self._proc = subprocess.Popen(
+            ["git", "cat-file", "--batch-command"],
+            cwd=root, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        self._lock = threading.Lock()
+        weakref.finalize(self, _ObjectReader._close, self._proc)
+
+    @staticmethod
+    def _close(proc: subprocess.Popen) -> None:
+        with contextlib.suppress(Exception):
+            proc.stdin.close()
+            proc.wait(timeout=5)
+
+    def query(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
+        """``(oid, type, content-or-None)`` for ``name``, or None if it names nothing."""
+        if "\n" in name or not name:
+            return None
+        with self._lock:
+            self._proc.stdin.write(f"{command} {name}\n".encode())
+            self._proc.stdin.flush()
+            header = self._proc.stdout.readline().decode(errors="replace").rstrip("\n")
+            parts = header.split()
+            if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
+                return None
+            oid, kind, size = parts
+            content = None
+            if command == "contents":
+                content = self._proc.stdout.read(int(size))
+                self._proc.stdout.read(1)  # the newline after the content
+            return oid, kind, content
+
+
+def _git_version() -> tuple[int, ...]:
+    out = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else (0, 0)
+
+
+_BATCH_COMMAND = _git_version() >= (2, 36)
+
+
 class GitStore:
     """A git repository, seen through plumbing only."""
 
@@ -97,6 +153,17 @@ class GitStore:
         self.root = Path(root)
         self.git_dir = Path(git_dir)
         self._identity_env: dict[str, str] | None = None
+        self._reader: _ObjectReader | None = None
+        self._reader_lock = threading.Lock()
+
+    def _object(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
+        """Look ``name`` up through the persistent reader (None where git lacks it)."""
+        if not _BATCH_COMMAND:
+            return None
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = _ObjectReader(self.root, self._env())
+        return self._reader.query(command, name)
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -179,6 +246,9 @@ class GitStore:
     # ----------------------------------------------------------------- reading
     def rev_parse(self, rev: str) -> str | None:
         """The object id ``rev`` names, or None when it names nothing."""
+        if _BATCH_COMMAND and not rev.startswith("-"):
+            found = self._object("info", rev)
+            return found[0] if found else None
         out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", rev, check=False)
         return out.strip() or None
 
@@ -201,6 +271,9 @@ class GitStore:
 
     def read_blob(self, rev: str, path: str) -> bytes | None:
         """The bytes of ``path`` at ``rev``, or None if there is no such file."""
+        if _BATCH_COMMAND:
+            found = self._object("contents", f"{rev}:{path}")
+            return found[2] if found and found[1] == "blob" else None
         sha = self.rev_parse(f"{rev}:{path}")
         if not sha:
             return None
@@ -228,6 +301,17 @@ class GitStore:
                 files[entry.path[len(prefix):]] = self.run("cat-file", "blob", entry.sha, binary=True)
         return files
 
+    def identity(self) -> str:
+        """``Name <email>`` of whoever uses this repository: git config ``user.name`` and
+        ``user.email``, else git's author identity (environment or fallback)."""
+        name = self.run("config", "user.name", check=False, env_ok=False).strip()
+        email = self.run("config", "user.email", check=False, env_ok=False).strip()
+        if name and email:
+            return f"{name} <{email}>"
+        ident = self.run("var", "GIT_AUTHOR_IDENT", check=False).strip()
+        who = ident.rsplit(" ", 2)[0] if ident.count(" ") >= 2 else ident
+        return who or name or email or "unknown"
+
     def commit_message(self, rev: str) -> str:
         return self.run("log", "-1", "--format=%B", self.resolve(rev))
 
@@ -249,6 +333,18 @@ class GitStore:
         """``git diff a b -- paths`` as text (trees or commits)."""
         return self.run("diff", "--no-color", "--no-ext-diff", a, b, "--", *paths)
 
+    def blame(self, rev: str, path: str) -> list[tuple[str, str]]:
+        """``(commit, line)`` for every line of ``path`` at ``rev`` (``git blame``)."""
+        out = self.run("blame", "--line-porcelain", self.resolve(rev), "--", path)
+        lines: list[tuple[str, str]] = []
+        commit = ""
+        for row in out.splitlines():
+            if row.startswith("\t"):
+                lines.append((commit, row[1:]))
+            elif len(row) > 40 and row[40] == " " and all(c in "0123456789abcdef" for c in row[:40]):
+                commit = row[:40]
+        return lines
+
     def refs(self, prefix: str) -> dict[str, str]:
         """Refs under ``prefix`` (e.g. ``refs/heads/t2s/r1/``) -> object id, sorted by name."""
         out = self.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
@@ -257,24 +353,54 @@ class GitStore:
 
     # ----------------------------------------------------------------- writing
     def write_blob(self, data: bytes | str) -> str:
-        return self.run("hash-object", "-w", "--stdin", input=data).strip()
+        """Store ``data`` as a blob and return its id.
+
+        Written in-process as a loose object (gitdb, which gitpython uses), since a
+        ``git hash-object`` process per file dominates record writes.
+        """
+        raw = data.encode() if isinstance(data, str) else data
+        stored = self._odb().store(IStream(b"blob", len(raw), io.BytesIO(raw)))
+        return stored.hexsha.decode() if isinstance(stored.hexsha, bytes) else stored.hexsha
+
+    def _odb(self) -> LooseObjectDB:
+        if getattr(self, "_loose_db", None) is None:
+            objects = self.run("rev-parse", "--git-path", "objects").strip()
+            self._loose_db = LooseObjectDB(str((self.root / objects).resolve()))
+        return self._loose_db
 
     @contextlib.contextmanager
     def private_index(self, base: str | None = None) -> Iterator[dict[str, str]]:
-        """A throwaway index file (env mapping), loaded with ``base``'s tree if given."""
+        """A throwaway index file (env mapping), loaded with ``base``'s tree if given.
+
+        Loading a tree into an index is the costly part, so one loaded index per tree
+        is kept under ``<git-dir>/t2s/index-cache/`` and copied (tree ids never change
+        meaning, so a cached index never goes stale).
+        """
         fd, name = tempfile.mkstemp(prefix="index-", dir=self.t2s_dir)
         os.close(fd)
-        os.unlink(name)  # git wants to create it itself
         env = {"GIT_INDEX_FILE": name}
         try:
             if base:
-                self.run("read-tree", self.tree_of(base), env=env)
+                shutil.copyfile(self._cached_index(self.tree_of(base)), name)
             else:
+                os.unlink(name)  # git wants to create it itself
                 self.run("read-tree", "--empty", env=env)
             yield env
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
+
+    def _cached_index(self, tree: str) -> Path:
+        cache = self.t2s_dir / "index-cache"
+        path = cache / tree
+        if not path.exists():
+            cache.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f"{tree}-", dir=cache)
+            os.close(fd)
+            os.unlink(tmp)
+            self.run("read-tree", tree, env={"GIT_INDEX_FILE": tmp})
+            os.replace(tmp, path)  # atomic: concurrent builders agree on the content
+        return path
 
     def build_tree(self, base: str | None, changes: Mapping[str, bytes | str | None]) -> str:
         """A tree: ``base`` (commit or tree, or None for empty) with files set or removed.
@@ -321,9 +447,28 @@ class GitStore:
 
     def apply_to_tree(self, base: str, diff_text: str) -> str:
         """The tree that results from applying ``diff_text`` to ``base``."""
+        tree, reason = self.try_apply(base, diff_text)
+        if tree is None:
+            raise GitError(f"git apply failed: {reason}")
+        return tree
+
+    def try_apply(self, base: str, diff_text: str) -> tuple[str | None, str | None]:
+        """``(tree, None)`` if ``diff_text`` applies to ``base``, else ``(None, git's reason)``.
+
+        One ``git apply --cached`` both checks and applies (it changes nothing when any
+        hunk fails), so this is ``apply --check`` and ``apply_to_tree`` in one step.
+        """
         with self.private_index(base) as env:
-            self.run("apply", "--cached", "--whitespace=nowarn", "-", input=diff_text, env=env)
-            return self.run("write-tree", env=env).strip()
+            proc = subprocess.run(
+                ["git", "apply", "--cached", "--whitespace=nowarn", "-"],
+                cwd=self.root,
+                input=diff_text.encode(),
+                capture_output=True,
+                env=self._env(env),
+            )
+            if proc.returncode != 0:
+                return None, proc.stderr.decode(errors="replace").strip()
+            return self.run("write-tree", env=env).strip(), None
 
     # ----------------------------------------------------------------- refs
     def update_ref(self, ref: str, new: str, old: str | None = None, *, reason: str = "t2s") -> None:
@@ -431,6 +576,113 @@ class GitStore:
     def tags(self, pattern: str = "v*") -> list[str]:
         return [t for t in self.run("tag", "-l", pattern).splitlines() if t]
 
+    # ----------------------------------------------------------------- batch reads
+    def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """The contents of many objects in one ``git cat-file --batch`` call."""
+        shas = list(dict.fromkeys(shas))
+        if not shas:
+            return {}
+        out = self.run("cat-file", "--batch", input="\n".join(shas) + "\n", binary=True)
+        result: dict[str, bytes] = {}
+        pos = 0
+        for sha in shas:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode()
+            pos = end + 1
+            if header.endswith(" missing"):
+                continue
+            _oid, _kind, size = header.split()
+            result[sha] = out[pos:pos + int(size)]
+            pos += int(size) + 1
+        return result
+
+    def commit_time(self, rev: str) -> int:
+        """The committer timestamp (seconds since the epoch) of ``rev``."""
+        return int(self.run("log", "-1", "--format=%ct", self.resolve(rev)).strip())
+
+    def replace_subtree(self, base: str, path: str, source: str | None) -> str:
+        """A tree: ``base``'s tree with folder ``path`` replaced by tree ``source``
+        (or removed, with None). Built in a private index."""
+        path = _safe_repo_path(path)
+        gone = [f"0 {ZERO_SHA}\t{e.path}" for e in self.list_tree(self.tree_of(base), path)]
+        with self.private_index(base) as env:
+            if gone:
+                self.run("update-index", "--index-info", input="\n".join(gone) + "\n", env=env)
+            if source:
+                self.run("read-tree", f"--prefix={path}/", source, env=env)
+            return self.run("write-tree", env=env).strip()
+
+    def tag_object(self, name: str, rev: str, message: str) -> str:
+        """An annotated tag *object* for ``rev`` with no ref yet (``git mktag``), so the
+        tag ref can move in the same transaction as a branch."""
+        _check_ref_name(f"refs/tags/{name}")
+        commit = self.resolve(rev)
+        ident = self.run("var", "GIT_COMMITTER_IDENT").strip()
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{message.rstrip()}\n"
+        return self.run("mktag", input=body).strip()
+
+    def checked_out(self) -> dict[str, Path]:
+        """Branch ref -> the worktree that has it checked out (main and linked worktrees)."""
+        out = self.run("worktree", "list", "--porcelain")
+        found: dict[str, Path] = {}
+        current: Path | None = None
+        for line in out.splitlines():
+            if line.startswith("worktree "):
+                current = Path(line[len("worktree "):])
+            elif line.startswith("branch ") and current is not None:
+                found[line[len("branch "):]] = current
+        return found
+
+    def worktree_add(self, path: Path, rev: str) -> "GitStore":
+        """A detached, *unpopulated* linked worktree at ``path`` (no files written);
+        its HEAD, index and bisect state are its own."""
+        self.run("worktree", "add", "--detach", "--no-checkout", str(path), self.resolve(rev))
+        return GitStore(Path(path), Path(self.run("-C", str(path), "rev-parse", "--absolute-git-dir").strip()))
+
+    def worktree_remove(self, path: Path) -> None:
+        """Remove a linked worktree made by :meth:`worktree_add` (and prune its record)."""
+        self.run("worktree", "remove", "--force", str(path), check=False)
+        self.run("worktree", "prune", check=False)
+
+    def bisect_run(
+        self,
+        good: Sequence[str],
+        bad: str,
+        command: Sequence[str],
+        *,
+        first_parent: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[str | None, str]:
+        """``git bisect start --no-checkout`` + ``git bisect run COMMAND`` here (use it in
+        a linked worktree), always followed by ``git bisect reset``.
+
+        The command sees the commit to test as ``BISECT_HEAD``. Returns the first bad
+        commit (None if bisect could not tell, e.g. only skipped commits were left)
+        and bisect's own output.
+        """
+        args = ["bisect", "start", "--no-checkout"] + (["--first-parent"] if first_parent else [])
+        try:
+            self.run(*args, self.resolve(bad), *(self.resolve(g) for g in good))
+            proc = subprocess.run(
+                ["git", "bisect", "run", *command],
+                cwd=self.root, capture_output=True, env=self._env(env),
+            )
+            output = (proc.stdout + proc.stderr).decode(errors="replace")
+            first_bad = self.rev_parse("refs/bisect/bad") if "is the first bad commit" in output else None
+            return first_bad, output
+        finally:
+            self.run("bisect", "reset", check=False)
+
+    def push(self, remote: str, refspecs: Sequence[str], *, dry_run: bool = False) -> str:
+        """``git push --porcelain REMOTE REFSPECS...``; returns git's porcelain report."""
+        args = ["push", "--porcelain"] + (["--dry-run"] if dry_run else []) + [remote, *refspecs]
+        proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=self._env())
+        out = proc.stdout.decode(errors="replace")
+        if proc.returncode != 0:
+            said = (proc.stderr.decode(errors="replace") + out).strip()
+            raise GitError(f"git push {remote} failed: {said}")
+        return out
+
     # ----------------------------------------------------------------- export
     def archive(self, rev: str, path: str, dest: Path, *, strip: bool = True) -> Path:
         """Write the files under ``path`` at ``rev`` into ``dest`` (``git archive``).
@@ -461,6 +713,18 @@ class GitStore:
         return dest
 
 
+def clone(source: str, dest: Path, *, bare: bool = True) -> GitStore:
+    """``git clone`` ``source`` (a URL or a path) into ``dest``; bare by default (no
+    working tree is written). Tags come along."""
+    dest = Path(dest)
+    args = ["git", "clone", "--quiet"] + (["--bare"] if bare else ["--no-checkout"]) + ["--", source, str(dest)]
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    proc = subprocess.run(args, capture_output=True, env=env)
+    if proc.returncode != 0:
+        raise GitError(f"git clone {source} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return GitStore(dest, dest) if bare else GitStore(dest, dest / ".git")
+
+
 def _safe_repo_path(path: str) -> str:
     """A normalised repo-relative path; refuses absolute paths and ``..``."""
     posix = PurePosixPath(path)
@@ -471,7 +735,20 @@ def _safe_repo_path(path: str) -> str:
     return posix.as_posix()
 
 
+_PLAIN_REF = re.compile(r"^refs/[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+
+
 def _check_ref_name(ref: str) -> None:
+    """Refuse what ``git check-ref-format`` refuses (plain names are checked in-process)."""
+    parts = ref.split("/")
+    plain = (
+        _PLAIN_REF.match(ref)
+        and ".." not in ref
+        and all(p and not p.startswith(".") and not p.endswith(".lock") for p in parts)
+        and not ref.endswith(".")
+    )
+    if plain:
+        return
     proc = subprocess.run(["git", "check-ref-format", ref], capture_output=True)
     if proc.returncode != 0:
         raise UsageError(f"{ref!r} is not a valid git ref name")

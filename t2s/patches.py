@@ -565,14 +565,14 @@ class PatchContext:
         )
         if not result.ok:
             return result
-        reason = self.store.apply_check(self.s0, result.diff)
+        # `git apply --cached` on a private index checks and applies in one step.
+        tree, reason = self.store.try_apply(self.s0, result.diff)
         if reason is not None:
             return result.model_copy(update={
                 "ok": False,
                 "diff": "",
                 "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
             })
-        tree = self.store.apply_to_tree(self.s0, result.diff)
         for rel, text in result.files.items():
             got = self.store.read_blob(tree, f"{self.skill_dir}/{rel}")
             if got != text.encode("utf-8"):  # pragma: no cover - would be a bug in unified_diff

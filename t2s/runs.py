@@ -22,13 +22,13 @@ import json
 import re
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
 from t2s import __version__
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import GitStore
+from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RUNS_PREFIX = "refs/t2s/runs/"
@@ -117,19 +117,33 @@ class RunRecord:
             raise UsageError(f"run {self.run!r} already exists")
         return self.write({MANIFEST: _dump(manifest)}, f"t2s run {self.run}: start")
 
-    def write(self, files: Mapping[str, bytes | str | BaseModel | dict | list | None], subject: str, body: str = "") -> str:
+    def write(
+        self,
+        files: Mapping[str, bytes | str | BaseModel | dict | list | None],
+        subject: str,
+        body: str = "",
+        *,
+        refs: Sequence[RefUpdate] = (),
+    ) -> str:
         """Append one commit setting (or removing, with None) ``files``.
 
-        Writers touching disjoint paths never lose each other's work: a concurrent
-        append makes the compare-and-swap fail, and the write is redone on top.
+        ``refs`` move in the same all-or-nothing transaction as the record (so a merge
+        branch never exists without its report). Writers touching disjoint paths never
+        lose each other's work: a concurrent append makes the compare-and-swap fail,
+        and the write is redone on top.
         """
         encoded = {path: (None if value is None else _encode(value)) for path, value in files.items()}
         with self._lock:
             for _ in range(_CAS_ATTEMPTS):
+                old = self.store.rev_parse(self.ref)
+                tree = self.store.build_tree(old, encoded)
+                commit = self.store.commit(tree, [old] if old else [], subject, body, [("T2S-Run", self.run)])
                 try:
-                    return self.store.append_commit(self.ref, encoded, subject, body, [("T2S-Run", self.run)])
+                    self.store.update_refs([RefUpdate(self.ref, commit, old or ZERO_SHA), *refs])
+                    return commit
                 except RefConflict:
-                    continue
+                    if self.store.rev_parse(self.ref) == old:
+                        raise  # one of `refs` conflicted, not the record: a real conflict
         raise RefConflict(f"run record {self.ref} kept changing under us; try again")
 
     def update_manifest(self, change: Callable[[RunManifest], None], subject: str) -> RunManifest:

@@ -1,0 +1,110 @@
+"""How fast is consolidation itself, and how close to the critical path does it run?
+
+Builds a real skill repository with N analyst patch branches (default 323, as in the
+Trace2Skill paper's largest pool), then merges them at fan-in B (default 5) against
+the scripted OpenAI-compatible server playing a correct merger:
+
+1. with an instant merger: the wall time is t2s's own time (git, rendering,
+   validation, the run record) plus loopback HTTP;
+2. with LATENCY seconds per merger call (default 0.2): the wall time against the
+   critical path, levels x latency, i.e. what unlimited parallel merging would take.
+
+Targets (issue 6): own time under 15 s for 323 patches on 2 cores; wall time within
+1.5x of the critical path.
+
+    python bench/merge_scale.py [--patches 323] [--fan-in 5] [--latency 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from t2s.llm import LLM  # noqa: E402
+from t2s.merge import MergeSettings, Merger, merger_ask  # noqa: E402
+from t2s.patches import PatchContext  # noqa: E402
+from t2s.runs import RunRecord  # noqa: E402
+from t2s.testing import ScriptedServer  # noqa: E402
+from t2s.testing.simulated import merger_responder  # noqa: E402
+from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run  # noqa: E402
+
+LESSONS = [
+    ("Recalculate formulas before saving, or write computed values instead.", "formulas"),
+    ("Read the target cells back with data_only=True before finishing.", "verification"),
+    ("Strip spaces from text keys before grouping rows.", "text-keys"),
+    ("Keep dates as datetime values, never as formatted strings.", "dates"),
+    ("Write into the answer range only; leave other cells untouched.", "answer-range"),
+]
+
+
+def build(root: Path, count: int, run: str):
+    store = make_skill_repo(root)
+    record = start_run(store, run)
+    for i in range(1, count + 1):
+        if i % 7 == 0:
+            text, topic = f"Quirk {i}: a header row repeats every page in this kind of export.", f"quirk-{i}"
+        else:
+            text, topic = LESSONS[i % len(LESSONS)]
+        add_patch(store, record, i, text, topic=topic)
+    return store, record
+
+
+def merge(store, record, server: ScriptedServer, fan_in: int) -> tuple[float, list[list[str]]]:
+    role = {"model": "sim-merger", "base_url": server.base_url, "api_key_env": "T2S_BENCH_KEY", "concurrency": 256, "timeout": 60}
+    llm = LLM(roles={"merger": role}, budget={})
+    context = PatchContext(store, record.manifest().s0, SKILL_DIR)
+    merger = Merger(store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, concurrency=256))
+
+    async def go():
+        try:
+            return await merger.parallel()
+        finally:
+            await llm.aclose()
+
+    start = time.perf_counter()
+    summary = asyncio.run(go())
+    return time.perf_counter() - start, summary.levels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patches", type=int, default=323)
+    parser.add_argument("--fan-in", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=0.2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        store, record = build(Path(tmp) / "a", args.patches, "bench")
+        setup = time.perf_counter() - t0
+        with ScriptedServer() as server:
+            server.on(merger_responder, role="merger")
+            own, levels = merge(store, record, server, args.fan_in)
+        merges = sum(len(level) for level in levels)
+        shape = " -> ".join([str(args.patches)] + [str(len(level)) for level in levels])
+        print(f"patches: {args.patches}, fan-in {args.fan_in}, levels {len(levels)} ({shape}), merges {merges}")
+        print(f"setup (building {args.patches} patch branches): {setup:.1f} s")
+        print(f"instant merger: t2s's own time {own:.2f} s ({own / merges * 1000:.0f} ms per merge)  target < 15 s")
+        # Same patches, a fresh run record, so nothing is reused.
+        RunRecord(store, "bench")  # the first run stays for inspection
+        record2 = start_run(store, "bench2")
+        for ref, commit in store.refs("refs/heads/t2s/bench/patch/").items():
+            store.create_ref(ref.replace("/bench/", "/bench2/"), commit)
+        for path in record.list("patches"):
+            record2.write({path: record.read(path)}, "copy")
+        with ScriptedServer(latency=args.latency) as server:
+            server.on(merger_responder, role="merger")
+            wall, levels2 = merge(store, record2, server, args.fan_in)
+        critical = len(levels2) * args.latency
+        print(f"merger latency {args.latency * 1000:.0f} ms: wall {wall:.2f} s, critical path {critical:.2f} s "
+              f"({len(levels2)} levels x {args.latency:.2f} s), ratio {wall / critical:.2f}  target <= 1.5")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``t2s merge``: consolidate a run's patch branches into one candidate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from rich.table import Table
+
+from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands.models import model_options, overrides_from_flags
+
+
+def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet):
+    """Merge a run (library entry used by ``t2s merge`` and ``t2s evolve``)."""
+    from t2s.errors import UsageError
+    from t2s.llm import LLM, default_cache_path
+    from t2s.merge import MergeSettings, Merger, merger_ask
+    from t2s.patches import PatchContext
+    from t2s.runs import RunRecord
+    from t2s.skillrepo import limits_of
+
+    record = RunRecord(store, run)
+    manifest = record.manifest()
+    settings = MergeSettings(
+        fan_in=fan_in or config.merge.fan_in, min_support=config.merge.min_support,
+        retries=config.merge.retries, concurrency=config.merge.concurrency, retry_failed=retry_failed,
+    )
+    if settings.fan_in < 2:
+        raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config), phase="merge", overrides=overrides)
+    context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
+    progress = (lambda message: None) if quiet else (lambda message: err_console.print(f"  {message}"))
+    merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
+    record.set_stage("merge", "running")
+
+    async def go():
+        try:
+            if strategy == "sequential":
+                return await merger.sequential(batch)
+            return await merger.parallel()
+        finally:
+            await llm.aclose()
+
+    try:
+        summary = asyncio.run(go())
+    except Exception:
+        record.set_stage("merge", "failed")
+        record.write({"ledger/merge.json": llm.ledger.to_json()}, f"t2s merge {run}: ledger")
+        raise
+    record.write({"ledger/merge.json": llm.ledger.to_json()}, f"t2s merge {run}: ledger")
+    record.set_stage("merge", "done", summary.model_dump())
+    return summary, llm
+
+
+@click.command()
+@click.option("--run", "run_name", required=True, help="The run whose patch branches to merge.")
+@click.option("--fan-in", type=int, default=None, help="Patches per octopus merge (default: [merge] fan_in, 5).")
+@click.option("--strategy", type=click.Choice(["parallel", "sequential"]), default="parallel", show_default=True,
+              help="parallel: the merge tree; sequential: the paper's baseline, a linear chain of batch edits.")
+@click.option("--batch", type=int, default=5, show_default=True, help="Patches per step with --strategy sequential.")
+@click.option("--retry-failed", is_flag=True, help="Ask the merger again for merges recorded as failed.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@model_options
+@json_option
+@repo_option
+def merge(run_name, fan_in, strategy, batch, retry_failed, no_cache, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
+    """Merge a run's patch branches, level by level, into t2s/RUN/candidate.
+
+    Groups of at most --fan-in branch heads become octopus merge commits whose tree
+    the merger resolved (S0 plus one consolidated diff); levels repeat until one
+    commit remains. Lessons seen in fewer than [merge] min_support trajectories go
+    to references/. A merge that fails is recorded and its inputs carried up.
+    Finished merges are reused when the command runs again.
+
+    \b
+    Examples:
+      t2s merge --run r1
+      t2s merge --run r1 --fan-in 3
+      t2s merge --run r1 --strategy sequential --batch 5   # baseline, t2s/r1/seq/candidate
+      t2s log --run r1                                      # see the merge tree
+    """
+    store = open_store(repo_dir)
+    config = load_repo_config(store)
+    overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
+    summary, llm = run_merge_command(
+        store, config, run_name, fan_in=fan_in, strategy=strategy, batch=batch,
+        retry_failed=retry_failed, overrides=overrides, no_cache=no_cache, quiet=as_json,
+    )
+    if as_json:
+        print_json(summary.model_dump())
+        return
+    table = Table(title=f"merge {run_name} ({summary.strategy})")
+    for column in ("level", "merges", "names"):
+        table.add_column(column)
+    for index, names in enumerate(summary.levels, start=1):
+        table.add_row(str(index), str(len(names)), ", ".join(names))
+    console.print(table)
+    console.print(
+        f"{summary.inputs} patches -> candidate [bold]{summary.candidate_ref.removeprefix('refs/heads/')}[/bold] "
+        f"({summary.candidate[:12]}); {summary.merged} merged, {summary.failed} failed, {summary.reused} reused"
+    )
+    for number, reason in sorted(summary.excluded.items()):
+        console.print(f"  left out patch {number}: {reason}")

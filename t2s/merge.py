@@ -1,0 +1,580 @@
+"""Consolidation: merge levels as octopus merges resolved by an LLM merger.
+
+The accepted patch branches of a run are grouped into balanced groups of at most
+``fan_in``; each group becomes one octopus merge commit whose parents are the group's
+heads (in order) and whose tree is S0 plus the merger's consolidated diff. Levels
+repeat until one commit remains: the candidate.
+
+Support (the number of distinct trajectories behind a lesson) is computed here from
+the inputs, never taken from the model. Every input lesson must be accounted for
+(kept, folded into another, or dropped with a reason); a merger answer that loses
+one is sent back. A merge that still fails is recorded and its inputs are carried up
+to the next level unmerged, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+from pydantic import BaseModel, Field
+
+from t2s.edits import Edit
+from t2s.errors import T2SError, UsageError
+from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate
+from t2s.lessons import (
+    MERGES_DIR,
+    TOPIC_RE,
+    Lesson,
+    PatchRecord,
+    candidate_branch,
+    merge_branch,
+    support_of,
+)
+from t2s.notes import REVIEW_NOTES, ReviewNote
+from t2s.patches import PatchContext, RenderResult, edit_format_prompt, find_overlaps
+from t2s.runs import RunRecord, branch_prefix
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+
+
+# ---------------------------------------------------------------------- grouping
+def balanced_groups(items: Sequence[Any], fan_in: int) -> list[list[Any]]:
+    """Split ``items`` (order kept) into the fewest groups of at most ``fan_in``,
+    with sizes differing by at most one (so there is no runt group)."""
+    if fan_in < 2:
+        raise UsageError(f"fan-in must be at least 2 (got {fan_in})")
+    count = len(items)
+    if count == 0:
+        return []
+    groups = -(-count // fan_in)
+    base, extra = divmod(count, groups)
+    out, start = [], 0
+    for index in range(groups):
+        size = base + (1 if index < extra else 0)
+        out.append(list(items[start:start + size]))
+        start += size
+    return out
+
+
+# ---------------------------------------------------------------------- models
+class MergedLessonOut(BaseModel):
+    text: str = Field(description="The consolidated lesson, general and procedural.")
+    sources: list[str] = Field(description="Ids of the input lessons this lesson covers.")
+    placement: Literal["skill", "reference"] = Field("skill", description="SKILL.md, or a reference file for rare lessons.")
+    topic: str = Field("", description="Short slug (a-z, 0-9, hyphens); names references/<topic>.md for rare lessons.")
+
+
+class ConflictOut(BaseModel):
+    lessons: list[str]
+    resolution: str
+
+
+class DroppedOut(BaseModel):
+    lesson: str
+    reason: str
+
+
+class MergerAnswer(BaseModel):
+    """What the merger model returns for one group."""
+
+    lessons: list[MergedLessonOut]
+    conflicts: list[ConflictOut] = Field(default_factory=list)
+    dropped: list[DroppedOut] = Field(default_factory=list)
+    edits: list[Edit]
+
+
+class MergeInput(BaseModel):
+    """One head going into a merge: a patch branch or a lower-level merge."""
+
+    ref: str
+    commit: str
+    label: str
+    lessons: list[Lesson]
+    diff: str = ""
+
+
+class MergeReport(BaseModel):
+    """The record of one merge, stored as ``merges/L<l>-<nn>.json`` and in the commit message."""
+
+    schema_version: int = 1
+    run: str
+    name: str
+    level: int
+    group: int
+    strategy: Literal["parallel", "sequential"] = "parallel"
+    status: Literal["merged", "failed"]
+    inputs: list[dict[str, str]]
+    lessons: list[Lesson] = Field(default_factory=list)
+    folded: dict[str, str] = Field(default_factory=dict)
+    conflicts: list[ConflictOut] = Field(default_factory=list)
+    dropped: list[DroppedOut] = Field(default_factory=list)
+    reason: str = ""
+    attempts: int = 0
+    model: str = ""
+    commit: str | None = None
+    branch: str | None = None
+    diff: str = ""
+
+    @property
+    def support(self) -> int:
+        return len(support_of(self.lessons))
+
+
+class MergeSummary(BaseModel):
+    run: str
+    strategy: str
+    levels: list[list[str]] = Field(default_factory=list)
+    candidate: str | None = None
+    candidate_ref: str | None = None
+    merged: int = 0
+    failed: int = 0
+    reused: int = 0
+    excluded: dict[str, str] = Field(default_factory=dict)
+    inputs: int = 0
+
+
+class MergeFailed(T2SError):
+    """The merge tree could not be reduced to one candidate."""
+
+
+# ---------------------------------------------------------------------- inputs
+def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: str) -> tuple[list[MergeInput], dict[str, str]]:
+    """The run's accepted patch branches as merge inputs, and the ones a reviewer rejected."""
+    prefix = branch_prefix(record.run) + "patch/"
+    inputs: list[MergeInput] = []
+    excluded: dict[str, str] = {}
+    reviewed = store.list_notes(REVIEW_NOTES)
+    for ref, commit in store.refs(prefix).items():
+        number = ref[len(prefix):]
+        if commit in reviewed:
+            verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit))
+            if verdict.verdict == "reject":
+                excluded[number] = verdict.comment or "rejected in review"
+                continue
+        data = record.read_json(f"patches/{number}.json")
+        patch = PatchRecord.model_validate(data) if data is not None else None
+        lessons = _patch_lessons(store, patch, number, commit)
+        # The recorded diff is the one that was validated and committed; recompute
+        # only for branches without a record (or whose commit moved since).
+        fresh = patch is not None and patch.commit == commit and patch.diff
+        diff = patch.diff if fresh else store.diff(s0, commit, skill_dir)
+        inputs.append(MergeInput(ref=ref, commit=commit, label=f"patch {number}", lessons=lessons, diff=diff))
+    return inputs, excluded
+
+
+def _patch_lessons(store: GitStore, patch: PatchRecord | None, number: str, commit: str) -> list[Lesson]:
+    if patch is not None and patch.lessons:
+        return [
+            lesson.model_copy(update={
+                "id": lesson.id or f"p{number}.{index}",
+                "support": lesson.support or [patch.trajectory],
+            })
+            for index, lesson in enumerate(patch.lessons, start=1)
+        ]
+    # A branch without a record (made by hand or imported): its subject is the lesson.
+    trailers = dict(store.trailers(commit))
+    subject = store.commit_message(commit).splitlines()[0]
+    trajectory = trailers.get("T2S-Trajectory", f"patch-{number}")
+    return [Lesson(id=f"p{number}.1", text=subject, support=[trajectory])]
+
+
+def merge_input(report: MergeReport) -> MergeInput:
+    """A finished merge as an input of the next level (its diff against S0 is recorded)."""
+    return MergeInput(
+        ref=report.branch or "", commit=report.commit or "", label=f"merge {report.name}",
+        lessons=report.lessons, diff=report.diff,
+    )
+
+
+# ---------------------------------------------------------------------- prompts
+def _prompt(name: str) -> str:
+    return (PROMPTS / name).read_text(encoding="utf-8")
+
+
+def render_messages(*, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int) -> list[dict[str, str]]:
+    system = _prompt("merger_system.md").format(min_support=min_support, edit_format=edit_format_prompt())
+    s0_files = "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(s0_texts.items()))
+    blocks = []
+    for item in inputs:
+        lessons = "\n".join(
+            f"- `{lesson.id}` (support {len(lesson.support)}: {', '.join(lesson.support)}): {lesson.text}"
+            for lesson in item.lessons
+        )
+        blocks.append(f"### {item.label}\n\nLessons:\n{lessons}\n\nDiff against S0:\n\n```diff\n{item.diff}```")
+    lessons_json = json.dumps(
+        [{"id": l.id, "support": l.support, "topic": l.topic, "text": l.text} for i in inputs for l in i.lessons],
+        indent=1,
+    )
+    user = _prompt("merger_task.md").format(
+        group=name, level=level, run=run, count=len(inputs), s0_files=s0_files,
+        inputs="\n\n".join(blocks), lessons_json=lessons_json, min_support=min_support,
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+# ---------------------------------------------------------------------- validation
+def account(answer: MergerAnswer, inputs: list[MergeInput], min_support: int, name: str) -> tuple[list[Lesson], dict[str, str], list[str]]:
+    """Check that every input lesson is accounted for and compute supports.
+
+    Returns ``(merged_lessons, folded, problems)``; problems are messages for the model.
+    """
+    by_id = {lesson.id: lesson for item in inputs for lesson in item.lessons}
+    seen: dict[str, str] = {}
+    problems: list[str] = []
+    merged: list[Lesson] = []
+    folded: dict[str, str] = {}
+    for index, out in enumerate(answer.lessons, start=1):
+        lesson_id = f"{name}.{index}"
+        if not out.sources:
+            problems.append(f"lesson {index} has no sources; every lesson must come from input lessons")
+        for source in out.sources:
+            if source not in by_id:
+                problems.append(f"lesson {index} cites unknown source {source!r}")
+            elif source in seen:
+                problems.append(f"input lesson {source} is used twice ({seen[source]} and lesson {index})")
+            else:
+                seen[source] = f"lesson {index}"
+        known = [by_id[s] for s in out.sources if s in by_id]
+        support = support_of(known)
+        placement = out.placement
+        topic = out.topic.strip()
+        if len(support) < min_support and placement == "skill":
+            problems.append(
+                f"lesson {index} has support {len(support)} (< {min_support}): set placement \"reference\", "
+                f"give it a topic and put it in references/<topic>.md, not in SKILL.md"
+            )
+        if placement == "reference" and not TOPIC_RE.match(topic):
+            problems.append(f"lesson {index} is placed in a reference but its topic {topic!r} is not a slug of a-z, 0-9 and hyphens")
+        merged.append(Lesson(id=lesson_id, text=out.text.strip(), support=support, topic=topic, sources=list(out.sources), placement=placement))
+        if len(out.sources) > 1:
+            for source in out.sources:
+                folded[source] = lesson_id
+    for dropped in answer.dropped:
+        if dropped.lesson not in by_id:
+            problems.append(f"dropped lesson {dropped.lesson!r} is not an input lesson")
+        elif dropped.lesson in seen:
+            problems.append(f"input lesson {dropped.lesson} is both kept ({seen[dropped.lesson]}) and dropped")
+        elif not dropped.reason.strip():
+            problems.append(f"dropped lesson {dropped.lesson} needs a reason")
+        else:
+            seen[dropped.lesson] = "dropped"
+    for lesson_id in by_id:
+        if lesson_id not in seen:
+            problems.append(f"input lesson {lesson_id} is not accounted for: put it in some lesson's sources or in dropped with a reason")
+    return merged, folded, problems
+
+
+def _reference_problems(merged: list[Lesson], result: RenderResult, s0_texts: dict[str, str]) -> list[str]:
+    problems = []
+    present = set(s0_texts) | set(result.files)
+    for index, lesson in enumerate(merged, start=1):
+        if lesson.placement == "reference" and f"references/{lesson.topic}.md" not in present:
+            problems.append(f"lesson {index} is placed in references/{lesson.topic}.md but your edits do not create or extend that file")
+    return problems
+
+
+# ---------------------------------------------------------------------- one merge
+@dataclass
+class MergeJob:
+    """Everything one merge needs; ``ask`` is the merger model call."""
+
+    run: str
+    name: str
+    level: int
+    group: int
+    inputs: list[MergeInput]
+    context: PatchContext
+    min_support: int
+    retries: int
+    ask: Callable[[list[dict[str, str]]], Any]
+    model: str = ""
+    strategy: Literal["parallel", "sequential"] = "parallel"
+    parents: list[str] = field(default_factory=list)
+
+
+async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
+    """Ask the merger until its answer accounts for every lesson and its edits apply.
+
+    Returns the report and the resulting tree (None when the merge failed).
+    """
+    s0_texts = job.context.texts()
+    messages = render_messages(run=job.run, name=job.name, level=job.level, s0_texts=s0_texts, inputs=job.inputs, min_support=job.min_support)
+    base = MergeReport(
+        run=job.run, name=job.name, level=job.level, group=job.group, strategy=job.strategy, status="failed",
+        inputs=[{"label": i.label, "ref": i.ref, "commit": i.commit} for i in job.inputs], model=job.model,
+    )
+    problems: list[str] = []
+    for attempt in range(1, job.retries + 2):
+        try:
+            answer: MergerAnswer = await job.ask(messages)
+        except T2SError as err:
+            if err.__class__.__name__ == "BudgetExceeded":
+                raise
+            return base.model_copy(update={"reason": f"merger call failed: {err.message}", "attempts": attempt}), None
+        merged, folded, problems = account(answer, job.inputs, job.min_support, job.name)
+        overlaps = find_overlaps(answer.edits, s0_texts)
+        problems += [f"overlapping edits: {o}" for o in overlaps]
+        if not problems and not answer.edits:
+            # Everything accounted for and nothing new to write (all lessons dropped,
+            # or, in the sequential baseline, already in the skill): the base tree stands.
+            report = base.model_copy(update={
+                "status": "merged", "lessons": merged, "folded": folded, "conflicts": answer.conflicts,
+                "dropped": answer.dropped, "attempts": attempt, "diff": "",
+            })
+            return report, job.context.store.tree_of(job.context.s0)
+        result: RenderResult | None = None
+        if not problems:
+            result = await asyncio.to_thread(job.context.render, answer.edits)
+            if not result.ok:
+                problems += [f.render() for f in result.failures]
+            else:
+                problems += _reference_problems(merged, result, s0_texts)
+        if not problems and result is not None:
+            report = base.model_copy(update={
+                "status": "merged", "lessons": merged, "folded": folded, "conflicts": answer.conflicts,
+                "dropped": answer.dropped, "attempts": attempt, "diff": result.diff,
+            })
+            return report, result.tree
+        messages = messages + [
+            {"role": "assistant", "content": answer.model_dump_json()},
+            {"role": "user", "content": _feedback(problems, attempt, job.retries + 1)},
+        ]
+    reason = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+    return base.model_copy(update={"reason": f"no valid merge after {job.retries + 1} attempts: {reason}", "attempts": job.retries + 1}), None
+
+
+def _feedback(problems: list[str], attempt: int, attempts: int) -> str:
+    lines = [f"Your merge was not accepted (attempt {attempt} of {attempts}). Nothing was committed. Fix these and answer again with the complete JSON object:"]
+    lines += [f"- {p}" for p in problems]
+    return "\n".join(lines)
+
+
+def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -> tuple[str, str]:
+    """Subject and body of a merge commit: the human-readable merge report."""
+    subject = f"t2s merge {report.name}: {len(report.lessons)} lessons from {len(report.inputs)} inputs"
+    lines = ["Inputs:"]
+    lines += [f"- {i['label']} ({i['commit'][:12]})" for i in report.inputs]
+    lines += ["", "Lessons kept:"]
+    for lesson in report.lessons:
+        where = "SKILL.md" if lesson.placement != "reference" else f"references/{lesson.topic}.md"
+        lines.append(f"- {lesson.id} [support {len(lesson.support)}, {where}] {lesson.text} (from {', '.join(lesson.sources)})")
+    if report.folded:
+        lines += ["", "Duplicates folded:"]
+        by_target: dict[str, list[str]] = {}
+        for source, target in report.folded.items():
+            by_target.setdefault(target, []).append(source)
+        lines += [f"- {', '.join(sources)} -> {target}" for target, sources in by_target.items()]
+    if report.conflicts:
+        lines += ["", "Conflicts:"]
+        lines += [f"- {' vs '.join(c.lessons)}: {c.resolution}" for c in report.conflicts]
+    if report.dropped:
+        lines += ["", "Dropped:"]
+        lines += [f"- {d.lesson}: {d.reason}" for d in report.dropped]
+    if excluded:
+        lines += ["", "Excluded by review:"]
+        lines += [f"- patch {number}: {reason}" for number, reason in sorted(excluded.items())]
+    return subject, "\n".join(lines)
+
+
+def _trailers(report: MergeReport) -> list[tuple[str, str]]:
+    trailers = [
+        ("T2S-Run", report.run),
+        ("T2S-Merge-Level", str(report.level)),
+        ("T2S-Merge-Group", report.name),
+        ("T2S-Support", str(report.support)),
+    ]
+    if report.strategy == "sequential":
+        trailers.append(("T2S-Strategy", "sequential"))
+    if report.model:
+        trailers.append(("T2S-Model", report.model))
+    return trailers
+
+
+# ---------------------------------------------------------------------- the tree
+@dataclass
+class MergeSettings:
+    fan_in: int = 5
+    min_support: int = 2
+    retries: int = 2
+    concurrency: int = 4
+    retry_failed: bool = False
+
+
+class Merger:
+    """Drives the levels of one run's merge tree (or the sequential baseline)."""
+
+    def __init__(self, store: GitStore, record: RunRecord, context: PatchContext, ask, settings: MergeSettings, *, model: str = "", progress: Callable[[str], None] | None = None):
+        self.store = store
+        self.record = record
+        self.context = context
+        self.ask = ask
+        self.settings = settings
+        self.model = model
+        self.progress = progress or (lambda message: None)
+        self.s0 = context.s0
+        self.skill_dir = context.skill_dir
+
+    async def parallel(self) -> MergeSummary:
+        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
+        if not inputs:
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint="run `t2s analyze` first")
+        items = inputs
+        level = 0
+        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+        while len(items) > 1:
+            level += 1
+            groups = balanced_groups(items, self.settings.fan_in)
+            self.progress(f"level {level}: {len(items)} heads -> {len(groups)} merges")
+
+            async def one(index: int, group: list[MergeInput]):
+                async with semaphore:
+                    return await self._merge_group(level, index, group, excluded)
+
+            results = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups, start=1)))
+            await asyncio.to_thread(self._persist_level, level, [r for r, reused in results if not reused])
+            next_items: list[MergeInput] = []
+            names = []
+            for group, (report, reused) in zip(groups, results):
+                names.append(report.name)
+                summary.reused += reused
+                if report.status == "merged":
+                    summary.merged += 1
+                    next_items.append(merge_input(report))
+                else:
+                    summary.failed += 1
+                    next_items.extend(group)  # carried up unmerged, never lost
+            summary.levels.append(names)
+            if len(next_items) == len(items):
+                raise MergeFailed(
+                    f"level {level} merged nothing ({len(items)} heads remain); see merges/ in the run record",
+                    hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
+                )
+            items = next_items
+        candidate = items[0]
+        summary.candidate = candidate.commit
+        summary.candidate_ref = candidate_branch(self.record.run)
+        self._move_candidate(candidate.commit)
+        return summary
+
+    async def _merge_group(self, level: int, group: int, inputs: list[MergeInput], excluded: dict[str, str]) -> tuple[MergeReport, bool]:
+        name = f"L{level}-{group:02d}"
+        ref = merge_branch(self.record.run, level, group)
+        existing = self._existing(name, ref, [i.commit for i in inputs])
+        if existing is not None:
+            return existing, True
+        job = MergeJob(
+            run=self.record.run, name=name, level=level, group=group, inputs=inputs, context=self.context,
+            min_support=self.settings.min_support, retries=self.settings.retries, ask=self.ask, model=self.model,
+        )
+        report, tree = await run_merge(job)
+        if tree is not None:
+            subject, body = render_report(report, excluded if level == 1 and group == 1 else None)
+            parents = [i.commit for i in inputs]
+            commit = await asyncio.to_thread(self.store.commit, tree, parents, subject, body, _trailers(report))
+            report = report.model_copy(update={"commit": commit, "branch": ref})
+        self.progress(f"{name}: {report.status}" + (f" ({report.reason})" if report.reason else ""))
+        return report, False
+
+    def _persist_level(self, level: int, reports: list[MergeReport]) -> None:
+        """Record a level's reports and create its merge branches in one transaction."""
+        if not reports:
+            return
+        files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
+        refs = [RefUpdate(r.branch, r.commit, ZERO_SHA) for r in reports if r.status == "merged"]
+        merged = sum(1 for r in reports if r.status == "merged")
+        self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=refs)
+
+    def _existing(self, name: str, ref: str, parents: list[str]) -> MergeReport | None:
+        """A finished merge of exactly these parents, reused on resume."""
+        data = self.record.read_json(f"{MERGES_DIR}/{name}.json")
+        if data is None:
+            if self.store.rev_parse(ref):
+                raise UsageError(f"{ref} exists but the run record has no report for it", hint="delete the branch or use a new run name")
+            return None
+        report = MergeReport.model_validate(data)
+        recorded = [i["commit"] for i in report.inputs]
+        if recorded != parents:
+            raise UsageError(
+                f"merge {name} of run {self.record.run!r} was made from other inputs",
+                hint="the run's patches changed since it was merged; merge into a new run name",
+            )
+        if report.status == "failed" and self.settings.retry_failed:
+            return None
+        return report
+
+    def _move_candidate(self, commit: str) -> None:
+        ref = candidate_branch(self.record.run)
+        old = self.store.rev_parse(ref)
+        if old != commit:
+            self.store.update_refs([RefUpdate(ref, commit, old or ZERO_SHA)])
+
+    async def sequential(self, batch: int) -> MergeSummary:
+        """The paper's baseline: each batch of patches edits the current skill in turn."""
+        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        if not inputs:
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge")
+        summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
+        current = self.s0
+        carried: list[Lesson] = []
+        for index, start in enumerate(range(0, len(inputs), max(1, batch)), start=1):
+            chunk = inputs[start:start + batch]
+            name = f"S{index:03d}"
+            ref = f"refs/heads/t2s/{self.record.run}/seq/{index:03d}"
+            group_inputs = list(chunk)
+            if carried:
+                group_inputs.insert(0, MergeInput(ref="", commit=current, label="current skill", lessons=carried, diff=self.store.diff(self.s0, current, self.skill_dir)))
+            context = PatchContext(self.store, current, self.skill_dir, strict=self.context.strict, limits=self.context.limits)
+            job = MergeJob(
+                run=self.record.run, name=name, level=index, group=1, inputs=group_inputs, context=context,
+                min_support=self.settings.min_support, retries=self.settings.retries, ask=self.ask,
+                model=self.model, strategy="sequential",
+            )
+            report, tree = await run_merge(job)
+            if tree is None:
+                summary.failed += 1
+                self.record.write({f"{MERGES_DIR}/{name}.json": report}, f"t2s sequential {name}: failed")
+                raise MergeFailed(f"sequential step {name} failed: {report.reason}")
+            subject, body = render_report(report)
+            patches = ", ".join(i.label.split()[-1] for i in chunk)
+            commit = self.store.commit(tree, [current], subject, body, _trailers(report) + [("T2S-Patch", patches)])
+            report = report.model_copy(update={"commit": commit, "branch": ref})
+            old = self.store.rev_parse(ref)
+            self.store.update_refs([RefUpdate(ref, commit, old or ZERO_SHA)])
+            self.record.write({f"{MERGES_DIR}/{name}.json": report}, f"t2s sequential {name}: merged")
+            summary.merged += 1
+            summary.levels.append([name])
+            current, carried = commit, report.lessons
+            self.progress(f"{name}: merged {len(chunk)} patches")
+        ref = f"refs/heads/t2s/{self.record.run}/seq/candidate"
+        old = self.store.rev_parse(ref)
+        self.store.update_refs([RefUpdate(ref, current, old or ZERO_SHA)])
+        summary.candidate, summary.candidate_ref = current, ref
+        return summary
+
+
+def merger_ask(llm, *, phase: str = "merge"):
+    """The merger model call: structured output validated as :class:`MergerAnswer`."""
+
+    async def ask(messages: list[dict[str, str]]) -> MergerAnswer:
+        return await llm.structured("merger", messages, MergerAnswer, phase=phase, instruct=False)
+
+    return ask
+
+
+__all__ = [
+    "MergeFailed",
+    "MergeInput",
+    "MergeReport",
+    "MergeSettings",
+    "MergeSummary",
+    "Merger",
+    "MergerAnswer",
+    "balanced_groups",
+    "merger_ask",
+    "render_report",
+]

@@ -1,0 +1,204 @@
+"""Consolidation: octopus merges level by level, with a scripted merger over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from t2s.blame import blame
+from t2s.lessons import candidate_branch
+from t2s.llm import LLM
+from t2s.merge import MergeSettings, Merger, balanced_groups, merger_ask
+from t2s.patches import PatchContext
+from t2s.runs import RunRecord
+from t2s.skill import lint_rev
+from t2s.testing import Reply
+from t2s.testing.pytest_plugin import scripted_role
+from t2s.testing.simulated import merger_responder
+from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run
+
+RECURRING = [
+    ("Recalculate formulas before saving, or write computed values instead.", "formulas"),
+    ("Read the target cells back with data_only=True before finishing.", "verification"),
+    ("Strip spaces from text keys before grouping rows.", "text-keys"),
+]
+
+
+def lesson_for(i: int) -> tuple[str, str]:
+    """Patches 1..18 repeat three lessons; 19..23 are one-off quirks."""
+    if i <= 18:
+        return RECURRING[i % 3]
+    return (f"Quirk number {i}: merged header cells hide the second header row.", f"quirk-{i}")
+
+
+def build_run(tmp_path, count: int):
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    patches = []
+    for i in range(1, count + 1):
+        text, topic = lesson_for(i)
+        patches.append(add_patch(store, record, i, text, topic=topic))
+    return store, record, patches
+
+
+def make_merger(store, record, server, **settings) -> Merger:
+    llm = LLM(roles={"merger": scripted_role(server, model="sim-merger")})
+    context = PatchContext(store, record.manifest().s0, SKILL_DIR)
+    return Merger(store, record, context, merger_ask(llm), MergeSettings(**settings), model="sim-merger")
+
+
+def test_balanced_groups_have_no_runt():
+    assert [len(g) for g in balanced_groups(list(range(23)), 5)] == [5, 5, 5, 4, 4]
+    assert [len(g) for g in balanced_groups(list(range(6)), 5)] == [3, 3]
+    assert [len(g) for g in balanced_groups(list(range(5)), 5)] == [5]
+    assert [len(g) for g in balanced_groups(list(range(323)), 5)] == [5] * 63 + [4] * 2
+    assert balanced_groups(list(range(11)), 5) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+
+
+def test_23_patches_merge_in_levels_23_5_1_with_octopus_commits(tmp_path, scripted_server):
+    scripted_server.on(merger_responder, role="merger")
+    store, record, patches = build_run(tmp_path, 23)
+    s0 = record.manifest().s0
+    summary = asyncio.run(make_merger(store, record, scripted_server).parallel())
+
+    assert [len(level) for level in summary.levels] == [5, 1]
+    heads = [p.commit for p in patches]
+    sizes = [5, 5, 5, 4, 4]
+    start = 0
+    level1 = []
+    for index, size in enumerate(sizes, start=1):
+        ref = f"refs/heads/t2s/r1/merge/L1-{index:02d}"
+        commit = store.rev_parse(ref)
+        assert store.parents(commit) == heads[start:start + size]
+        start += size
+        level1.append(commit)
+        # the tree is exactly S0 plus the merge's own diff against S0
+        diff = store.diff(s0, commit)
+        assert store.apply_to_tree(s0, diff) == store.tree_of(commit)
+        assert dict(store.trailers(commit))["T2S-Merge-Level"] == "1"
+    root = store.rev_parse("refs/heads/t2s/r1/merge/L2-01")
+    assert store.parents(root) == level1
+    assert store.rev_parse(candidate_branch("r1")) == root == summary.candidate
+
+    # support adds up: every trajectory is behind some root lesson, recurring ones have 6
+    report = record.read_json("merges/L2-01.json")
+    supports = {l["text"]: len(l["support"]) for l in report["lessons"]}
+    assert sum(supports.values()) == 23
+    assert all(supports[text] == 6 for text, _ in RECURRING)
+    # the recurring lessons are in SKILL.md; one-off quirks went to linked references
+    skill_md = store.read_blob(root, f"{SKILL_DIR}/SKILL.md").decode()
+    assert RECURRING[0][0] in skill_md
+    assert "Quirk number 19" not in skill_md
+    quirk = store.read_blob(root, f"{SKILL_DIR}/references/quirk-19.md").decode()
+    assert "Quirk number 19" in quirk
+    assert "(references/quirk-19.md)" in skill_md
+    assert lint_rev(store, root, SKILL_DIR) == []
+    message = store.commit_message(root)
+    assert "Lessons kept:" in message and "support 6" in message
+
+
+def test_every_input_lesson_is_accounted_for_or_the_answer_goes_back(tmp_path, scripted_server):
+    store, record, patches = build_run(tmp_path, 3)
+    inputs = json.loads(json.dumps([{"id": p.lessons[0].id, "support": p.lessons[0].support, "topic": p.lessons[0].topic, "text": p.lessons[0].text} for p in patches]))
+    from t2s.testing.simulated import consolidate
+
+    good = consolidate(inputs, 2, PatchContext(store, record.manifest().s0, SKILL_DIR).texts())
+    lossy = dict(good, lessons=good["lessons"][1:])  # forgets one lesson
+    scripted_server.script([json.dumps(lossy), json.dumps(good)], role="merger")
+    summary = asyncio.run(make_merger(store, record, scripted_server).parallel())
+    assert summary.merged == 1
+    report = record.read_json("merges/L1-01.json")
+    assert report["attempts"] == 2
+    retry = scripted_server.requests_for("merger")[1]
+    assert "is not accounted for" in retry.last_user_text
+
+
+def test_a_failing_merge_is_recorded_and_its_inputs_carried_up(tmp_path, scripted_server):
+    store, record, patches = build_run(tmp_path, 6)  # groups of 3 and 3
+
+    def flaky(request):
+        if "Merge group L1-01" in request.last_user_text or "Merge group L1-01" in request.text:
+            return Reply(content="this is not JSON at all")
+        return merger_responder(request)
+
+    scripted_server.on(flaky, role="merger")
+    summary = asyncio.run(make_merger(store, record, scripted_server, retries=1).parallel())
+    failed = record.read_json("merges/L1-01.json")
+    assert failed["status"] == "failed" and "merger call failed" in failed["reason"]
+    assert store.rev_parse("refs/heads/t2s/r1/merge/L1-01") is None
+    # level 2 merges the three carried-up patches with the L1-02 merge
+    root = store.rev_parse(candidate_branch("r1"))
+    assert store.parents(root) == [p.commit for p in patches[:3]] + [store.rev_parse("refs/heads/t2s/r1/merge/L1-02")]
+    report = record.read_json(f"merges/{summary.levels[-1][0]}.json")
+    assert sum(len(l["support"]) for l in report["lessons"]) == 6
+
+
+def test_merge_resumes_without_new_model_calls(tmp_path, scripted_server):
+    scripted_server.on(merger_responder, role="merger")
+    store, record, _ = build_run(tmp_path, 7)
+    first = asyncio.run(make_merger(store, record, scripted_server).parallel())
+    calls = len(scripted_server.requests)
+    again = asyncio.run(make_merger(store, record, scripted_server).parallel())
+    assert len(scripted_server.requests) == calls
+    assert again.candidate == first.candidate and again.reused == 3
+
+
+def test_reviewer_rejected_patches_are_left_out_and_reported(tmp_path, scripted_server):
+    from t2s.notes import REVIEW_NOTES, ReviewNote
+
+    scripted_server.on(merger_responder, role="merger")
+    store, record, patches = build_run(tmp_path, 4)
+    store.add_note(REVIEW_NOTES, patches[1].commit, ReviewNote(verdict="reject", comment="too specific").model_dump_json())
+    summary = asyncio.run(make_merger(store, record, scripted_server).parallel())
+    assert summary.excluded == {"0002": "too specific"}
+    root = store.rev_parse(candidate_branch("r1"))
+    assert patches[1].commit not in store.parents(root)
+    assert "Excluded by review:\n- patch 0002: too specific" in store.commit_message(root)
+
+
+def test_sequential_baseline_is_a_linear_chain(tmp_path, scripted_server):
+    scripted_server.on(merger_responder, role="merger")
+    store, record, _ = build_run(tmp_path, 7)
+    summary = asyncio.run(make_merger(store, record, scripted_server).sequential(batch=3))
+    assert summary.levels == [["S001"], ["S002"], ["S003"]]
+    chain = store.run("rev-list", "--parents", summary.candidate, "^" + record.manifest().s0).splitlines()
+    assert len(chain) == 3 and all(len(line.split()) == 2 for line in chain)
+    final = record.read_json("merges/S003.json")
+    assert sum(len(l["support"]) for l in final["lessons"]) == 7
+
+
+def test_blame_resolves_a_candidate_line_to_its_trajectories(tmp_path, scripted_server):
+    scripted_server.on(merger_responder, role="merger")
+    store, record, patches = build_run(tmp_path, 9)
+    asyncio.run(make_merger(store, record, scripted_server).parallel())
+    result = blame(store, "r1", text="Recalculate formulas before saving")
+    expected = sorted(p.trajectory for p, i in zip(patches, range(1, 10)) if lesson_for(i)[0] == RECURRING[0][0])
+    assert result.introduced_by.startswith("merge L2-")
+    assert result.trajectories == expected
+    assert result.tasks == sorted(f"task{int(t[1:])}" for t in expected)
+    with pytest.raises(Exception, match="no line"):
+        blame(store, "r1", text="no such text anywhere")
+
+
+def test_merge_and_blame_commands(tmp_path, scripted_server):
+    from click.testing import CliRunner
+
+    from t2s.cli import main
+
+    scripted_server.on(merger_responder, role="merger")
+    store, record, patches = build_run(tmp_path, 6)
+    runner = CliRunner()
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    result = runner.invoke(main, ["merge", "--run", "r1", "--fan-in", "3", "--json", *args])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["levels"] == [["L1-01", "L1-02"], ["L2-01"]]
+    assert record.manifest().stages["merge"].status == "done"
+    assert record.read_json("ledger/merge.json") is not None
+    human = runner.invoke(main, ["blame", "--run", "r1", "--text", "Strip spaces", "-C", str(store.root)])
+    assert human.exit_code == 0, human.output
+    assert "trajectory t002" in human.output and "trajectory t005" in human.output
+    missing = runner.invoke(main, ["merge", "--run", "nope", *args])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -119,9 +119,18 @@ def init_skill_repo(
     description: str | None = None,
     force: bool = False,
     install_git_hooks: bool = True,
+    files: dict[str, bytes] | None = None,
 ) -> InitResult:
-    """Create (or extend) a skill repository and make one commit with the skill."""
-    skill_files, skill_name = _skill_source(seed, name, description)
+    """Create (or extend) a skill repository and make one commit with the skill.
+
+    ``files`` (with ``name``): the skill's files instead of an empty skill, e.g. a draft
+    from :func:`t2s.analysts.create_skill_files`; they are linted like any other.
+    """
+    if files is not None and name and not seed:
+        _skill_source(None, name, description or "-")  # validates the name
+        skill_files, skill_name = dict(files), name
+    else:
+        skill_files, skill_name = _skill_source(seed, name, description)
     directory = Path(directory)
     created = not (directory / ".git").exists()
     if not created:

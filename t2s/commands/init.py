@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from t2s.commands._common import console, json_option, print_json
+from t2s.commands.models import model_options
 from t2s.skillrepo import init_skill_repo
 
 
@@ -17,8 +18,13 @@ from t2s.skillrepo import init_skill_repo
 @click.option("--description", help="With --name: what the skill is for and when to use it.")
 @click.option("--force", is_flag=True, help="Replace an existing skill of the same name.")
 @click.option("--no-hooks", is_flag=True, help="Do not install the git hooks.")
+@click.option("--create", is_flag=True,
+              help="With --name and --description: let the analyst model draft the skill from its own "
+                   "knowledge (linted before commit) instead of starting empty.")
+@model_options
 @json_option
-def init(directory, seed, name, description, force, no_hooks, as_json):
+def init(directory, seed, name, description, force, no_hooks, create, flag_model, flag_base_url,
+         flag_api_key_env, model_sets, as_json):
     """Create a skill repository in DIRECTORY (default: here) and commit the skill.
 
     Places the skill at skills/<name>/, writes a documented t2s.toml and
@@ -31,9 +37,15 @@ def init(directory, seed, name, description, force, no_hooks, as_json):
       t2s init my-skills --seed skill-repos/xlsx
       t2s init my-skills --seed xlsx                  # a seed bundled with t2s
       t2s init . --name csv-cleaning --description "Clean CSV files with pandas. Use when ..."
+      t2s init my-skills --create --name xlsx --description "Edit Excel workbooks. Use when ..."
     """
+    files = None
+    if create:
+        files = _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env,
+                             model_sets)
     result = init_skill_repo(
-        directory, seed=seed, name=name, description=description, force=force, install_git_hooks=not no_hooks
+        directory, seed=seed, name=name, description=description, force=force, install_git_hooks=not no_hooks,
+        files=files,
     )
     if as_json:
         print_json(result.__dict__)
@@ -45,3 +57,26 @@ def init(directory, seed, name, description, force, no_hooks, as_json):
     if result.hooks:
         console.print(f"  hooks   {', '.join(result.hooks)}")
     console.print(f"Next: edit t2s.toml (\\[models.*], \\[suites.*]), then `t2s lint -C {directory}`")
+
+
+def _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env, model_sets):
+    """The skill files the analyst model drafts for ``--create`` (linted; see t2s.analysts)."""
+    from t2s.analysts import create_skill_files
+    from t2s.commands.models import load_config_for, overrides_from_flags
+    from t2s.errors import UsageError
+    from t2s.llm import LLM
+    from t2s.skill import NAME_RE
+
+    if seed or not name or not description:
+        raise UsageError("--create needs --name and --description (and no --seed)")
+    if not NAME_RE.match(name) or len(name) > 64:
+        raise UsageError(f"skill name {name!r} must be 1-64 characters of a-z, 0-9 and single hyphens")
+    from t2s.config import Config
+
+    config = load_config_for(Path(directory)) if Path(directory).exists() else Config()
+    llm = LLM(config, overrides=overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets),
+              cache_mode="off", phase="init")
+    try:
+        return create_skill_files(llm, name, description)
+    finally:
+        llm.close()

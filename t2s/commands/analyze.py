@@ -1,0 +1,131 @@
+"""``t2s analyze``: one analyst per trajectory of a run; each accepted patch becomes a branch."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands.models import model_options, overrides_from_flags
+
+
+class _RichProgress:
+    """A rich progress bar on stderr (stdout stays clean for --json)."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]analyze[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err_console, transient=False, disable=not err_console.is_terminal,
+        )
+        self.task = None
+        self.counts = {"accepted": 0, "unvalidated": 0, "rejected": 0}
+
+    def _describe(self) -> str:
+        c = self.counts
+        return f"[green]{c['accepted']} accepted[/] [yellow]{c['unvalidated']} unvalidated[/] [red]{c['rejected']} rejected[/]"
+
+    def start(self, total: int, already_done: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
+
+    def done(self, record) -> None:
+        self.counts[record.status] = self.counts.get(record.status, 0) + 1
+        self.bar.update(self.task, advance=1, description=self._describe())
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@click.command()
+@click.option("--run", "run_name", required=True, help="The run whose trajectories to analyse (refs/t2s/runs/NAME).")
+@click.option("--mode", type=click.Choice(["error", "success", "combined"]), default=None,
+              help="Failed trajectories, passed ones, or both (default: [analyze] mode).")
+@click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None,
+              help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
+                   "or single-call (reads the trajectory only). Default: [analyze] analyst.")
+@click.option("--concurrency", type=int, default=None, help="Analyses in parallel (default: [analyze] concurrency).")
+@click.option("--max-turns", type=int, default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
+@click.option("--include-unvalidated", is_flag=True, default=None,
+              help="Also make branches (T2S-Validated: no) for agentic reports whose fix never passed.")
+@click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
+              help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@model_options
+@json_option
+@repo_option
+def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated, protocol, no_cache,
+            flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
+    """Analyse the trajectories of run RUN: one patch branch per accepted analysis.
+
+    Every analyst works against the run's frozen skill S0 and never sees another's
+    patch. Failed trajectories get the error analyst, passed ones the success analyst.
+    An accepted patch becomes refs/heads/t2s/RUN/patch/NNNN, one commit on S0 with
+    provenance trailers; every analysis (accepted, unvalidated or rejected, with the
+    reason) is kept in the run record with its transcript. Interrupt it (Ctrl-C or a
+    [budget] cap) and run the same command again: finished analyses are kept.
+
+    \b
+    Examples:
+      t2s analyze --run r1
+      t2s analyze --run r1 --mode error --analyst single-call --concurrency 8
+      t2s analyze --run r1 --mode success --json
+      git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
+    """
+    from t2s.analyze import AnalyzeSettings, analyze_run, summary_rows
+    from t2s.errors import UsageError
+    from t2s.llm import LLM, default_cache_path
+    from t2s.runs import check_run_name
+
+    store = open_store(repo_dir)
+    config = load_repo_config(store)
+    check_run_name(run_name)
+    if concurrency is not None and concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1 (got {concurrency})")
+    settings = AnalyzeSettings.from_config(
+        config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
+        include_unvalidated=include_unvalidated, protocol=protocol,
+    )
+    overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config),
+              phase="analyze", overrides=overrides)
+    progress = None if as_json else _RichProgress()
+    if not as_json:
+        err_console.print(f"run [bold]{run_name}[/bold]: mode {settings.mode}, analyst {settings.analyst}, "
+                          f"concurrency {settings.concurrency}")
+    try:
+        summary = analyze_run(store, config, run=run_name, settings=settings, llm=llm, progress=progress)
+    except KeyboardInterrupt:
+        if progress:
+            progress.stop()
+        err_console.print(f"Interrupted. Finished analyses are kept in refs/t2s/runs/{run_name}; "
+                          "run the same command again to resume.")
+        sys.exit(130)
+    finally:
+        llm.close()
+    if progress:
+        progress.stop()
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"analyze {run_name} ({summary.mode}, S0 {summary.s0[:12]})")
+        for name, _ in summary_rows(summary):
+            table.add_column(name, justify="right")
+        table.add_row(*(value for _, value in summary_rows(summary)))
+        console.print(table)
+        for note in summary.notes:
+            console.print(f"note: {note}")
+        if summary.skipped:
+            console.print(f"{summary.skipped} trajectory(ies) were already analysed and were not analysed again.")
+        if summary.branches:
+            console.print(f"Patch branches: refs/heads/t2s/{run_name}/patch/* "
+                          f"(see one with `git log -1 t2s/{run_name}/patch/NNNN`).")
+    if summary.stopped:
+        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+                          f"Run the same command again to finish the remaining {summary.remaining} trajectory(ies).")
+        sys.exit(1)

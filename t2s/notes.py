@@ -32,6 +32,10 @@ class TaskVerdict(BaseModel):
     passed: bool
     score: float
     error: str | None = None
+    #: Agent-side facts worth keeping next to the verdict (turns, stop reason, tokens).
+    turns: int = 0
+    stop_reason: str = ""
+    tokens: int = 0
 
 
 class EvalRecord(BaseModel):
@@ -42,7 +46,12 @@ class EvalRecord(BaseModel):
     split: str
     suite_hash: str
     skill_tree: str
+    #: The skill folder evaluated (e.g. ``skills/xlsx``).
+    skill_dir: str = ""
+    #: The agent settings that change results (model, sampling, harness); see
+    #: :func:`t2s.evaluate.agent_fingerprint`. ``agent_hash`` is their sha256.
     agent: dict = Field(default_factory=dict)
+    agent_hash: str = ""
     seeds: int = 1
     tasks: list[TaskVerdict] = Field(default_factory=list)
     score: float
@@ -51,8 +60,19 @@ class EvalRecord(BaseModel):
     tokens: int = 0
     cost_usd: float = 0.0
     duration_s: float = 0.0
+    #: Model requests actually sent (0 when every answer came from the response cache).
+    model_calls: int = 0
     t2s_version: str = __version__
     created_at: str = Field(default_factory=_now)
+    #: The commit this result was computed on; a cached copy on another commit keeps
+    #: the original's id here.
+    commit: str = ""
+    #: Set on a copy: the commit whose note this record was copied from.
+    cached_from: str | None = None
+
+    def cache_key(self) -> tuple[str, str, str, str, int]:
+        """What makes two evaluations interchangeable (see :mod:`t2s.evaluate`)."""
+        return (self.skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
 
 
 class GateRecord(BaseModel):
@@ -73,6 +93,14 @@ class GateRecord(BaseModel):
     paired: dict[str, int] = Field(default_factory=dict)
     p_value: float | None = None
     created_at: str = Field(default_factory=_now)
+    suite: str = ""
+    agent_hash: str = ""
+    candidate_tree: str = ""
+    baseline_tree: str = ""
+    #: Task ids that passed on the baseline and fail on the candidate, and the reverse.
+    regressed: list[str] = Field(default_factory=list)
+    improved: list[str] = Field(default_factory=list)
+    t2s_version: str = __version__
 
 
 class EvalNote(BaseModel):
@@ -81,6 +109,17 @@ class EvalNote(BaseModel):
 
     def has_passing_gate(self) -> bool:
         return self.gate is not None and self.gate.passed
+
+    def find(self, key: tuple) -> EvalRecord | None:
+        """The record with this :meth:`EvalRecord.cache_key`, if any."""
+        for record in self.evals:
+            if record.cache_key() == tuple(key):
+                return record
+        return None
+
+    def upsert(self, record: EvalRecord) -> None:
+        """Add ``record``, replacing one with the same cache key."""
+        self.evals = [r for r in self.evals if r.cache_key() != record.cache_key()] + [record]
 
 
 class ReviewNote(BaseModel):

@@ -1,0 +1,101 @@
+"""``t2s eval``: evaluate the skill at a revision on a split and note the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.errors import T2SError
+
+#: ``git bisect run`` aborts on exit codes >= 128; 125 means "skip this commit".
+EXIT_SKIP = 125
+EXIT_ABORT = 128
+
+
+@click.command(name="eval")
+@click.argument("rev", default="HEAD")
+@click.option("--split", default=None, help="The split to run (default: [gate] split, usually 'heldout').")
+@click.option("--seeds", type=int, default=None, help="Runs per task (default: [gate] seeds).")
+@click.option("--suite", default=None, help="The configured suite (default: [rollout] suite).")
+@click.option("--no-cache", is_flag=True, help="Run the agent even if a matching result is in the notes.")
+@click.option("--exit-code-below", "below", type=float, default=None, metavar="SCORE",
+              help="Exit 1 if the score is below SCORE, 0 otherwise, 125 if the skill cannot be "
+                   "evaluated (git bisect skips it), 128 on other errors (git bisect stops).")
+@click.option("--report-file", type=click.Path(path_type=Path), default=None, hidden=True,
+              help="Append one JSON line per evaluation (used by t2s bisect).")
+@click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
+@repo_option
+@json_option
+def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, repo_dir, as_json):
+    """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
+
+    The skill folder at REV is materialised with `git archive` (nothing is checked
+    out), the agent runs every task of the split, and the per-task verdicts, score,
+    tokens, cost and duration go into the note on REV in refs/notes/t2s/eval. A
+    result is reused, without any model call, for any commit with the same skill
+    subtree, suite hash and agent settings; --no-cache forces a run.
+
+    \b
+    Examples:
+      t2s eval t2s/r1/candidate --split heldout
+      t2s eval v0.2.0 --seeds 3 --json
+      git notes --ref t2s/eval show HEAD       # the stored result
+      git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
+    """
+    from t2s.evaluate import Unevaluable, evaluate, make_context
+
+    try:
+        store = open_store(repo_dir)
+        config = load_repo_config(store)
+        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev)
+        outcome = evaluate(ctx, rev, use_cache=not no_cache)
+    except Unevaluable as err:
+        if below is None:
+            raise
+        _report(report_file, {"rev": rev, "skipped": True, "reason": err.message})
+        err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}")
+        sys.exit(EXIT_SKIP)
+    except T2SError as err:
+        if below is None:
+            raise
+        _report(report_file, {"rev": rev, "error": err.message})
+        err_console.print(f"t2s eval {rev}: {err.message}")
+        sys.exit(EXIT_ABORT)
+    rec = outcome.record
+    _report(report_file, {"rev": rev, "commit": outcome.commit, "score": rec.score, "ran": outcome.ran,
+                          "cached_from": outcome.source if outcome.cached else None,
+                          "bad": below is not None and rec.score < below})
+    if as_json:
+        print_json({"commit": outcome.commit, "cached": outcome.cached, "source": outcome.source,
+                    "record": rec.model_dump(mode="json")})
+    elif quiet:
+        how = f"cached from {outcome.source[:12]}" if outcome.cached else f"ran {rec.total} task run(s), {rec.model_calls} model call(s)"
+        console.print(f"{outcome.commit[:12]} score {rec.score:.3f} ({rec.passed}/{rec.total}) on {rec.suite}/{rec.split}; {how}")
+    else:
+        _print_table(outcome)
+    if below is not None:
+        sys.exit(1 if rec.score < below else 0)
+
+
+def _report(path: Path | None, data: dict) -> None:
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, sort_keys=True) + "\n")
+
+
+def _print_table(outcome) -> None:
+    from rich.table import Table
+
+    rec = outcome.record
+    table = Table(title=f"t2s eval {outcome.commit[:12]}: {rec.suite}/{rec.split}")
+    for col in ("task", "seed", "verdict", "score", "note"):
+        table.add_column(col)
+    for v in rec.tasks:
+        table.add_row(v.task, str(v.seed), "[green]pass[/]" if v.passed else "[red]fail[/]", f"{v.score:.2f}", v.error or v.stop_reason or "")
+    console.print(table)
+    how = f"cached (from {outcome.source[:12]})" if outcome.cached else f"{rec.duration_s:.1f} s, {rec.tokens} tokens, ${rec.cost_usd:.4f}, {rec.model_calls} model call(s)"
+    console.print(f"score {rec.score:.3f} ({rec.passed}/{rec.total} passed), skill {rec.skill_tree[:12]}, agent {rec.agent.get('model', '?')}; {how}")

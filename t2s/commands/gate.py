@@ -1,0 +1,76 @@
+"""``t2s gate``: is the candidate better than the baseline on held-out tasks?"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option
+
+
+@click.command()
+@click.argument("candidate")
+@click.option("--baseline", default=None, help="Compare against this revision (default: the latest release tag, else the run's S0).")
+@click.option("--split", default=None, help="The split (default: [gate] split).")
+@click.option("--seeds", type=int, default=None, help="Runs per task (default: [gate] seeds).")
+@click.option("--suite", default=None, help="The configured suite (default: [rollout] suite).")
+@click.option("--min-delta", type=float, default=None, help="Override [gate] min_delta.")
+@click.option("--max-regressions", type=int, default=None, help="Override [gate] max_regressions.")
+@click.option("--no-cache", is_flag=True, help="Re-run both evaluations.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
+@repo_option
+@json_option
+def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, no_cache, markdown_path, repo_dir, as_json):
+    """Evaluate CANDIDATE and a baseline on the same split and agent; pass or fail.
+
+    Passes only if the score delta is at least [gate] min_delta and at most [gate]
+    max_regressions tasks went from pass to fail. Prints the paired table and an
+    exact sign-test p-value, records the verdict in the candidate's eval note (what
+    `t2s release` and the pre-push hook check). Exit 0 on pass, 1 on fail.
+
+    \b
+    Examples:
+      t2s gate t2s/r1/candidate
+      t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
+      t2s gate HEAD --json
+    """
+    from t2s.evaluate import gate as run_gate, gate_markdown, make_context
+
+    store = open_store(repo_dir)
+    config = load_repo_config(store)
+    ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate)
+    result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=not no_cache)
+    markdown = gate_markdown(result)
+    if markdown_path is not None:
+        with open(markdown_path, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+    if as_json:
+        data = result.to_json()
+        data["markdown"] = markdown
+        print_json(data)
+    else:
+        _print(result)
+    sys.exit(0 if result.passed else 1)
+
+
+def _print(result) -> None:
+    from rich.table import Table
+
+    r = result.record
+    table = Table(title=f"t2s gate: {result.candidate_rev} vs {result.baseline_rev}")
+    table.add_column("")
+    table.add_column("candidate passes", justify="right")
+    table.add_column("candidate fails", justify="right")
+    table.add_row("baseline passes", str(r.paired["both"]), f"[red]{r.paired['only_baseline']}[/]")
+    table.add_row("baseline fails", f"[green]{r.paired['only_candidate']}[/]", str(r.paired["neither"]))
+    console.print(table)
+    console.print(f"score {r.baseline_score:.3f} -> {r.candidate_score:.3f} (delta {r.delta:+.3f}, need >= {r.min_delta:+.3f}); "
+                  f"regressions {r.regressions} (max {r.max_regressions}); sign test p = {r.p_value:.4g}")
+    if r.regressed:
+        console.print("regressed: " + ", ".join(r.regressed))
+    if r.improved:
+        console.print("improved: " + ", ".join(r.improved))
+    console.print("[green]PASSED[/]" if r.passed else "[red]FAILED[/]")

@@ -12,14 +12,18 @@ the scripted OpenAI-compatible server playing a correct merger:
 Targets (issue 6): own time under 15 s for 323 patches on 2 cores; wall time within
 1.5x of the critical path.
 
-    python bench/merge_scale.py [--patches 323] [--fan-in 5] [--latency 0.2]
+The scripted merger runs in its own process (a real model is remote too), so the
+figures are t2s's time, not the simulated model's; `--in-process` keeps it in-process.
+
+    python bench/merge_scale.py [--patches 323] [--fan-in 5] [--latency 0.2] [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import math
+import contextlib
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from t2s.llm import LLM  # noqa: E402
 from t2s.merge import MergeSettings, Merger, merger_ask  # noqa: E402
 from t2s.patches import PatchContext  # noqa: E402
-from t2s.runs import RunRecord  # noqa: E402
 from t2s.testing import ScriptedServer  # noqa: E402
 from t2s.testing.simulated import merger_responder  # noqa: E402
 from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run  # noqa: E402
@@ -56,8 +59,28 @@ def build(root: Path, count: int, run: str):
     return store, record
 
 
-def merge(store, record, server: ScriptedServer, fan_in: int) -> tuple[float, list[list[str]]]:
-    role = {"model": "sim-merger", "base_url": server.base_url, "api_key_env": "T2S_BENCH_KEY", "concurrency": 256, "timeout": 60}
+@contextlib.contextmanager
+def merger_server(latency: float, in_process: bool):
+    """The scripted merger's base URL: a server in a child process (or in-process)."""
+    if in_process:
+        with ScriptedServer(latency=latency) as server:
+            server.on(merger_responder, role="merger")
+            yield server.base_url
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2s.testing.server", "--latency", str(latency),
+         "--responder", "t2s.testing.simulated:merger_responder"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def merge(store, record, base_url: str, fan_in: int) -> tuple[float, list[list[str]]]:
+    role = {"model": "sim-merger", "base_url": base_url, "api_key_env": "T2S_BENCH_KEY", "concurrency": 256, "timeout": 60}
     llm = LLM(roles={"merger": role}, budget={})
     context = PatchContext(store, record.manifest().s0, SKILL_DIR)
     merger = Merger(store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, concurrency=256))
@@ -78,29 +101,27 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=323)
     parser.add_argument("--fan-in", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--in-process", action="store_true", help="run the scripted merger in this process")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         store, record = build(Path(tmp) / "a", args.patches, "bench")
         setup = time.perf_counter() - t0
-        with ScriptedServer() as server:
-            server.on(merger_responder, role="merger")
-            own, levels = merge(store, record, server, args.fan_in)
+        with merger_server(0.0, args.in_process) as url:
+            own, levels = merge(store, record, url, args.fan_in)
         merges = sum(len(level) for level in levels)
         shape = " -> ".join([str(args.patches)] + [str(len(level)) for level in levels])
         print(f"patches: {args.patches}, fan-in {args.fan_in}, levels {len(levels)} ({shape}), merges {merges}")
         print(f"setup (building {args.patches} patch branches): {setup:.1f} s")
         print(f"instant merger: t2s's own time {own:.2f} s ({own / merges * 1000:.0f} ms per merge)  target < 15 s")
         # Same patches, a fresh run record, so nothing is reused.
-        RunRecord(store, "bench")  # the first run stays for inspection
         record2 = start_run(store, "bench2")
         for ref, commit in store.refs("refs/heads/t2s/bench/patch/").items():
             store.create_ref(ref.replace("/bench/", "/bench2/"), commit)
         for path in record.list("patches"):
             record2.write({path: record.read(path)}, "copy")
-        with ScriptedServer(latency=args.latency) as server:
-            server.on(merger_responder, role="merger")
-            wall, levels2 = merge(store, record2, server, args.fan_in)
+        with merger_server(args.latency, args.in_process) as url:
+            wall, levels2 = merge(store, record2, url, args.fan_in)
         critical = len(levels2) * args.latency
         print(f"merger latency {args.latency * 1000:.0f} ms: wall {wall:.2f} s, critical path {critical:.2f} s "
               f"({len(levels2)} levels x {args.latency:.2f} s), ratio {wall / critical:.2f}  target <= 1.5")

@@ -194,7 +194,9 @@ class GitStore:
     def t2s_dir(self) -> Path:
         """``<git-dir>/t2s``: private state (locks, caches, temp indexes), never committed."""
         path = self.git_dir / "t2s"
-        path.mkdir(parents=True, exist_ok=True)
+        if not getattr(self, "_t2s_dir_made", False):
+            path.mkdir(parents=True, exist_ok=True)
+            self._t2s_dir_made = True
         return path
 
     # ----------------------------------------------------------------- running

@@ -28,6 +28,8 @@ ALLOWED_KEYS = ("name", "description", "license", "compatibility", "metadata", "
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # [text](target) and ![alt](target); the target stops at whitespace or ')'.
 LINK_RE = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+#: libyaml's safe loader when PyYAML was built with it (lint runs on every patch render).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -98,7 +100,7 @@ def parse_skill_md(text: str) -> SkillDoc:
     """Parse SKILL.md text; raises :class:`SkillFormatError` with a line number."""
     frontmatter, body, body_line = split_frontmatter(text)
     try:
-        meta = yaml.safe_load(frontmatter) if frontmatter.strip() else {}
+        meta = yaml.load(frontmatter, Loader=_YAML_LOADER) if frontmatter.strip() else {}
     except yaml.YAMLError as err:
         # The context mark is where the broken construct starts: the line to fix.
         mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)

@@ -687,11 +687,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--reply", default=None, help="fixed reply text (default: echo the last user message)")
+    parser.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
+                        help="answer with this responder, e.g. t2s.testing.simulated:merger_responder")
     args = parser.parse_args(argv)
-    srv = ScriptedServer(
-        host=args.host, port=args.port, latency=args.latency,
-        default=args.reply if args.reply is not None else _echo,
-    )
+    default: Any = args.reply if args.reply is not None else _echo
+    if args.responder:
+        import importlib
+
+        module, _, name = args.responder.partition(":")
+        default = getattr(importlib.import_module(module), name)
+    srv = ScriptedServer(host=args.host, port=args.port, latency=args.latency, default=default)
     srv.start()
     print(srv.base_url, flush=True)
     stop = threading.Event()
@@ -704,4 +709,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module's main, not this __main__ copy: responders loaded with
+    # --responder return t2s.testing.server.Reply, which must be the class we check.
+    from t2s.testing.server import main as _main
+
+    _main()

@@ -50,3 +50,40 @@ def load_repo_config(store):
     from t2s.config import load_config
 
     return load_config(store.root / "t2s.toml")
+
+
+class CountingProgress:
+    """A rich progress bar on stderr (stdout stays clean for --json) that counts
+    finished items by outcome, e.g. passed / failed / errored.
+
+    ``outcome`` maps a finished item to its outcome name; ``styles`` gives each
+    counted outcome its colour, in display order.
+    """
+
+    def __init__(self, label: str, styles: dict[str, str], outcome):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{label}[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err_console, transient=False, disable=not err_console.is_terminal,
+        )
+        self.styles = styles
+        self.outcome = outcome
+        self.counts = {name: 0 for name in styles}
+        self.task = None
+
+    def _describe(self) -> str:
+        return " ".join(f"[{style}]{self.counts[name]} {name}[/]" for name, style in self.styles.items())
+
+    def start(self, total: int, already_done: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
+
+    def done(self, item) -> None:
+        name = self.outcome(item)
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.bar.update(self.task, advance=1, description=self._describe())
+
+    def stop(self) -> None:
+        self.bar.stop()

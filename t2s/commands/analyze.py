@@ -6,38 +6,8 @@ import sys
 
 import click
 
-from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import CountingProgress, console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 from t2s.commands.models import model_options, overrides_from_flags
-
-
-class _RichProgress:
-    """A rich progress bar on stderr (stdout stays clean for --json)."""
-
-    def __init__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]analyze[/bold]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err_console, transient=False, disable=not err_console.is_terminal,
-        )
-        self.task = None
-        self.counts = {"accepted": 0, "unvalidated": 0, "rejected": 0}
-
-    def _describe(self) -> str:
-        c = self.counts
-        return f"[green]{c['accepted']} accepted[/] [yellow]{c['unvalidated']} unvalidated[/] [red]{c['rejected']} rejected[/]"
-
-    def start(self, total: int, already_done: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
-
-    def done(self, record) -> None:
-        self.counts[record.status] = self.counts.get(record.status, 0) + 1
-        self.bar.update(self.task, advance=1, description=self._describe())
-
-    def stop(self) -> None:
-        self.bar.stop()
 
 
 @click.command()
@@ -92,7 +62,7 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
     overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config),
               phase="analyze", overrides=overrides)
-    progress = None if as_json else _RichProgress()
+    progress = None if as_json else CountingProgress("analyze", {"accepted": "green", "unvalidated": "yellow", "rejected": "red"}, lambda item: item.status)
     if not as_json:
         err_console.print(f"run [bold]{run_name}[/bold]: mode {settings.mode}, analyst {settings.analyst}, "
                           f"concurrency {settings.concurrency}")

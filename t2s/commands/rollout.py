@@ -7,38 +7,7 @@ from datetime import datetime, timezone
 
 import click
 
-from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
-
-
-class _RichProgress:
-    """A rich progress bar on stderr (stdout stays clean for --json)."""
-
-    def __init__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]rollout[/bold]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err_console, transient=False, disable=not err_console.is_terminal,
-        )
-        self.task = None
-        self.counts = {"passed": 0, "failed": 0, "errored": 0}
-
-    def _describe(self) -> str:
-        c = self.counts
-        return f"[green]{c['passed']} passed[/] [red]{c['failed']} failed[/] [yellow]{c['errored']} errored[/]"
-
-    def start(self, total: int, already_done: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
-
-    def done(self, traj) -> None:
-        if traj.verdict in self.counts:
-            self.counts[traj.verdict] += 1
-        self.bar.update(self.task, advance=1, description=self._describe())
-
-    def stop(self) -> None:
-        self.bar.stop()
+from t2s.commands._common import CountingProgress, console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 
 
 @click.command()
@@ -96,7 +65,7 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
         exec_timeout=config.rollout.exec_timeout,
         protocol=protocol,
     )
-    progress = None if as_json else _RichProgress()
+    progress = None if as_json else CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict)
     if not as_json:
         err_console.print(f"run [bold]{run_name}[/bold]: suite {suite.name}, split {split or config.rollout.evolve_split}")
     try:

@@ -213,6 +213,8 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                 if not err.partial:
                     raise _NoResponse() from None
                 raise
+            except ConnectionError:  # reset before a response head arrived
+                raise _NoResponse() from None
             lines = raw_head[:-4].split(b"\r\n")
             parts = lines[0].split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):

@@ -12,7 +12,8 @@ overridable by environment variables and CLI flags (see :func:`resolve_roles`)::
 What this layer guarantees:
 
 * **Concurrency** is bounded per endpoint (``concurrency`` of the roles using it; the
-  smallest wins when roles share one), across every coroutine of the process.
+  smallest wins when roles share one), across every coroutine of an event loop (run
+  one loop per process: the sync wrappers each start their own).
 * **Retries** with exponential backoff and jitter on 429 (honouring ``Retry-After``),
   5xx, timeouts, dropped connections and malformed bodies; after the last attempt an
   :class:`LLMError` names the role, endpoint, model and cause. Other 4xx fail at once.

@@ -57,6 +57,7 @@ from pydantic import BaseModel, ValidationError
 from t2s._ledger import Ledger, LedgerRow
 from t2s._llm_cache import CACHE_MODES, ResponseCache, request_key
 from t2s.config import ROLES, BudgetSection, Config, RoleModel
+from t2s.prompts import load as load_prompt, render as render_prompt
 from t2s.errors import ConfigError, T2SError
 
 __all__ = [
@@ -388,14 +389,9 @@ def _format_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-STRUCTURED_INSTRUCTION = (
-    "Answer with one JSON value that matches this JSON Schema, and nothing else "
-    "(no prose; a ```json fence is fine):\n{schema}"
-)
-REPAIR_INSTRUCTION = (
-    "Your previous answer could not be used: {error}\n"
-    "Reply again with only the corrected JSON, matching the schema."
-)
+#: The structured-output instruction and the repair message (t2s/prompts/).
+STRUCTURED_PROMPT = "structured_output.md"
+REPAIR_PROMPT = "structured_repair.md"
 
 
 # --------------------------------------------------------------------------- the client
@@ -801,8 +797,9 @@ class LLM:
         """
         convo = [dict(m) for m in messages]
         if instruct:
-            note = STRUCTURED_INSTRUCTION.format(
-                schema=json.dumps(schema.model_json_schema(), separators=(",", ":"))
+            note = render_prompt(
+                load_prompt(STRUCTURED_PROMPT).strip(),
+                schema=json.dumps(schema.model_json_schema(), separators=(",", ":")),
             )
             if convo and convo[0].get("role") == "system" and isinstance(convo[0].get("content"), str):
                 convo[0]["content"] = f"{convo[0]['content']}\n\n{note}"
@@ -829,7 +826,7 @@ class LLM:
             if round_ < repairs:
                 convo = convo + [
                     {"role": "assistant", "content": raw},
-                    {"role": "user", "content": REPAIR_INSTRUCTION.format(error=errors[-1])},
+                    {"role": "user", "content": render_prompt(load_prompt(REPAIR_PROMPT).strip(), error=errors[-1])},
                 ]
         raise StructuredOutputError(
             f"{role} answer never matched {schema.__name__} after {repairs + 1} "

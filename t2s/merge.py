@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, Field
@@ -36,9 +35,9 @@ from t2s.lessons import (
 )
 from t2s.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches import PatchContext, RenderResult, edit_format_prompt, find_overlaps
+from t2s.prompts import load, render
 from t2s.runs import RunRecord, branch_prefix
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"
 
 
 # ---------------------------------------------------------------------- grouping
@@ -191,12 +190,8 @@ def merge_input(report: MergeReport) -> MergeInput:
 
 
 # ---------------------------------------------------------------------- prompts
-def _prompt(name: str) -> str:
-    return (PROMPTS / name).read_text(encoding="utf-8")
-
-
 def render_messages(*, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int) -> list[dict[str, str]]:
-    system = _prompt("merger_system.md").format(min_support=min_support, edit_format=edit_format_prompt())
+    system = render(load("merger_system.md"), min_support=min_support, edit_format=edit_format_prompt())
     s0_files = "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(s0_texts.items()))
     blocks = []
     for item in inputs:
@@ -209,7 +204,8 @@ def render_messages(*, run: str, name: str, level: int, s0_texts: dict[str, str]
         [{"id": l.id, "support": l.support, "topic": l.topic, "text": l.text} for i in inputs for l in i.lessons],
         indent=1,
     )
-    user = _prompt("merger_task.md").format(
+    user = render(
+        load("merger_task.md"),
         group=name, level=level, run=run, count=len(inputs), s0_files=s0_files,
         inputs="\n\n".join(blocks), lessons_json=lessons_json, min_support=min_support,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ def load(name: str) -> str:
     return (PROMPTS / name).read_text(encoding="utf-8")
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def render(template: str, **values: Any) -> str:
-    """Fill ``{name}`` placeholders; any other braces (code, JSON examples) stay as written."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", str(value))
-    return out
+    """Fill ``{name}`` placeholders in one pass; other braces (code, JSON examples) and
+    braces inside the inserted values stay as written."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)

@@ -16,6 +16,10 @@ Two ways to act, because small local models often ignore native tool calling:
 - ``auto`` starts with tools and switches to text for the rest of the episode when the
   model's first reply calls no tool; the switch and its reason are recorded.
 
+A suite that takes a final answer (``Suite.final_answer_parameter``, e.g.
+WikiTableQuestions) gets an ``answer`` argument on ``finish`` and a ``FINAL ANSWER: ...``
+line in text replies; the suite records it into the output (``record_final_answer``).
+
 The episode ends when the agent finishes (if it tries to finish before the output file
 exists it gets a reminder, at most ``max_reminders`` times), or after ``max_turns``
 model replies. Then the suite checks the output and the :class:`~t2s.trajectory.Trajectory`
@@ -40,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from t2s import sandbox
+from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
 from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
 from t2s.trajectory import (
@@ -51,24 +56,11 @@ from t2s.trajectory import (
     trajectory_id,
 )
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"
 
 PROTOCOLS = ("auto", "tools", "text")
 TOOL_NAMES = ("run_python", "run_shell", "read_skill_file", "finish")
 
 
-@lru_cache(maxsize=None)
-def prompt(name: str) -> str:
-    """A prompt file from ``t2s/prompts/`` (cached)."""
-    return (PROMPTS / name).read_text(encoding="utf-8")
-
-
-def render(template: str, **values: Any) -> str:
-    """Fill ``{name}`` placeholders; other braces (code, JSON) are left alone."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", str(value))
-    return out
 
 
 @lru_cache(maxsize=None)
@@ -310,6 +302,39 @@ def _looks_like_json_call(body: str) -> bool:
         *TOOL_NAMES, "python", "bash", "shell")
 
 
+_FINAL_ANSWER_RE = re.compile(r"^[ \t>*_#-]*FINAL[ _]ANSWER\**[ \t]*[:=]\**[ \t]*(.*)$",
+                              re.IGNORECASE | re.MULTILINE)
+
+
+def parse_final_answer(content: str | None) -> str | None:
+    """The answer of a ``FINAL ANSWER: ...`` line (outside code fences; the last one
+    wins; an empty line after the colon takes the following lines up to a blank one).
+    Only offered for suites that accept a final answer."""
+    text = _FENCE_RE.sub("", _THINK_RE.sub("", content or ""))
+    found = list(_FINAL_ANSWER_RE.finditer(text))
+    if not found:
+        return None
+    m = found[-1]
+    answer = m.group(1).strip().strip("*").strip()
+    if not answer:
+        lines = []
+        for line in text[m.end():].lstrip("\n").splitlines():
+            if not line.strip():
+                break
+            lines.append(line.strip())
+        answer = "\n".join(lines)
+    return answer
+
+
+def _finish_with_answer(specs: list[dict[str, Any]], parameter: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool specs with an ``answer`` argument on ``finish`` (the suite's schema)."""
+    out = json.loads(json.dumps(specs))
+    for spec in out:
+        if spec["function"]["name"] == "finish":
+            spec["function"]["parameters"].setdefault("properties", {})["answer"] = dict(parameter)
+    return out
+
+
 # ---------------------------------------------------------------------------- helpers
 def truncate(text: str, limit: int) -> tuple[str, bool]:
     """``text`` cut to ``limit`` characters, keeping head and tail, with a marker."""
@@ -384,6 +409,8 @@ class _Episode:
         self.finished = False
         self.workspace = None
         self.output_rel = "output"
+        #: The suite's schema for an answer on ``finish`` (None: the suite takes none).
+        self.answer_parameter = getattr(suite, "final_answer_parameter", None)
 
     # -- recording
     def add(self, message: dict[str, Any]) -> None:
@@ -451,13 +478,23 @@ class _Episode:
             self.step(turn, action, obs, exit_code=0, truncated=cut)
             return obs
         if action.tool == "finish":
+            recorded = ""
+            if "answer" in action.arguments and self.answer_parameter:
+                try:  # the suite writes the answer into the output (t2s.tasks.Suite)
+                    recorded = await asyncio.to_thread(self.suite.record_final_answer, self.workspace,
+                                                       action.arguments["answer"])
+                except T2SError as err:
+                    action.error = err.message
+                    obs = f"Error: {err.message}"
+                    self.step(turn, action, obs)
+                    return obs
             if not self.output_exists and self.traj.reminders < opt.max_reminders:
                 self.traj.reminders += 1
                 obs = render(prompt("agent_reminder_no_output.md"), output_path=self.output_rel).strip()
                 self.step(turn, action, obs)
                 return obs
             self.finished = True
-            obs = "Finished."
+            obs = f"Finished. {recorded}" if recorded else "Finished."
             self.step(turn, action, obs)
             return obs
         raise AssertionError(f"unhandled action {action.tool}")  # pragma: no cover
@@ -483,6 +520,8 @@ class _Episode:
         self.add({"role": "user", "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n",
                                                     output_path=self.output_rel).strip()})
         tools = tool_specs(opt.allow_shell)
+        if self.answer_parameter:
+            tools = _finish_with_answer(tools, self.answer_parameter)
         traj.protocol_used = self.protocol
 
         for turn in range(1, opt.max_turns + 1):
@@ -522,6 +561,9 @@ class _Episode:
                 continue
 
             actions = parse_text_actions(res.content)
+            final_answer = parse_final_answer(res.content) if self.answer_parameter else None
+            if final_answer is not None:  # a final answer ends the reply's actions
+                actions = [a for a in actions if a.tool != "finish"] + [Action("finish", {"answer": final_answer})]
             if self.protocol == "tools":
                 if requested == "auto" and not self.tools_seen:
                     self.protocol = "text"
@@ -542,8 +584,10 @@ class _Episode:
                                   "Finished (a reply without a tool call, output written).")
                         traj.stop_reason = "finished"
                         return
-                    self.add({"role": "user", "content": prompt("agent_no_tool_call.md").strip()})
-                    continue
+                    if final_answer is None:
+                        self.add({"role": "user", "content": prompt("agent_no_tool_call.md").strip()})
+                        continue
+                    actions = actions[-1:]  # tools protocol: only the final answer of a text reply counts
 
             if not actions:
                 self.step(turn, Action("invalid", {"reply": (res.content or "")[:200]},

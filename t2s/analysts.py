@@ -38,33 +38,23 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError, UsageError
 from t2s.lessons import TOPIC_RE, slugify
-from t2s.llm import REPAIR_INSTRUCTION, ChatResult, StructuredOutputError, _format_validation_error, extract_json
+from t2s.llm import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
 from t2s.patches import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
-from t2s.skill import SKILL_FILE, lint_files, skill_body
+from t2s.skill import SKILL_FILE, lint_files
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"
 ROLE = "analyst"
 PHASE = "analyze"
 MAX_LESSONS = 3
 ANALYST_KINDS = ("agentic", "single-call", "success")
 
 
-def prompt(name: str) -> str:
-    return (PROMPTS / name).read_text(encoding="utf-8")
-
-
-def render(template: str, **values: Any) -> str:
-    """Fill ``{name}`` placeholders; other braces (JSON examples) are left alone."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", str(value))
-    return out
 
 
 # ---------------------------------------------------------------------- the report
@@ -209,7 +199,7 @@ class Session:
                 if res.tool_calls:
                     self.answer_tool_calls(res, f"Not accepted: {problem}")
                 if round_ < repairs:
-                    self.add("user", REPAIR_INSTRUCTION.format(error=problem))
+                    self.add("user", render(prompt(REPAIR_PROMPT).strip(), error=problem))
                 continue
             if res.tool_calls:
                 self.answer_tool_calls(res, "Received.")

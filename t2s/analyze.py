@@ -29,8 +29,7 @@ import asyncio
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from t2s.analysts import (
     AnalysisInput,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "import": "t2s.commands.import_:import_cmd",
     "analyze": "t2s.commands.analyze:analyze",
     "check": "t2s.commands.check:check",
+    "suites": "t2s.commands.suites:suites",
     "merge": "t2s.commands.merge:merge",
     "evolve": "t2s.commands.evolve:evolve",
     "blame": "t2s.commands.blame:blame",

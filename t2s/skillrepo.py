@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -120,6 +119,7 @@ def init_skill_repo(
     force: bool = False,
     install_git_hooks: bool = True,
     files: dict[str, bytes] | None = None,
+    suite: tuple[str, str] | None = None,
 ) -> InitResult:
     """Create (or extend) a skill repository and make one commit with the skill.
 
@@ -132,6 +132,14 @@ def init_skill_repo(
     else:
         skill_files, skill_name = _skill_source(seed, name, description)
     directory = Path(directory)
+    config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
+    if suite is not None:  # ``suite = (type, path)``: [suites.<name>] + [rollout] suite (t2s.tasks)
+        from t2s.tasks.registry import configure_suite
+
+        if (directory / CONFIG_FILE).exists() and not force:
+            raise UsageError(f"{CONFIG_FILE} already exists; add the [suites] section yourself",
+                             hint="or use --force to rewrite t2s.toml")
+        config_text = configure_suite(config_text, suite_type=suite[0], path=suite[1], repo_root=directory)
     created = not (directory / ".git").exists()
     if not created:
         GitStore.discover(directory)  # a clear error if it is something odd
@@ -139,7 +147,6 @@ def init_skill_repo(
     skill_dir = f"{SKILLS_DIR}/{skill_name}"
     _refuse_overwrite(store, skill_dir, force)
 
-    config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
     files: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
     config_path = store.root / CONFIG_FILE
     if config_path.exists() and not force:

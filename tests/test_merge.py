@@ -12,7 +12,6 @@ from t2s.lessons import candidate_branch
 from t2s.llm import LLM
 from t2s.merge import MergeSettings, Merger, balanced_groups, merger_ask
 from t2s.patches import PatchContext
-from t2s.runs import RunRecord
 from t2s.skill import lint_rev
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.testing import Reply
 
 
 @pytest.fixture

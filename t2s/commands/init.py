@@ -18,12 +18,16 @@ from t2s.skillrepo import init_skill_repo
 @click.option("--description", help="With --name: what the skill is for and when to use it.")
 @click.option("--force", is_flag=True, help="Replace an existing skill of the same name.")
 @click.option("--no-hooks", is_flag=True, help="Do not install the git hooks.")
+@click.option("--suite", "suite_type", metavar="TYPE",
+              help="Configure a task suite of this type in t2s.toml (see `t2s suites`), with --suite-path.")
+@click.option("--suite-path", type=click.Path(file_okay=False, path_type=Path),
+              help="With --suite: the suite's data directory (stored relative to t2s.toml).")
 @click.option("--create", is_flag=True,
               help="With --name and --description: let the analyst model draft the skill from its own "
                    "knowledge (linted before commit) instead of starting empty.")
 @model_options
 @json_option
-def init(directory, seed, name, description, force, no_hooks, create, flag_model, flag_base_url,
+def init(directory, seed, name, description, force, no_hooks, suite_type, suite_path, create, flag_model, flag_base_url,
          flag_api_key_env, model_sets, as_json):
     """Create a skill repository in DIRECTORY (default: here) and commit the skill.
 
@@ -38,14 +42,20 @@ def init(directory, seed, name, description, force, no_hooks, create, flag_model
       t2s init my-skills --seed xlsx                  # a seed bundled with t2s
       t2s init . --name csv-cleaning --description "Clean CSV files with pandas. Use when ..."
       t2s init my-skills --create --name xlsx --description "Edit Excel workbooks. Use when ..."
+      t2s init my-skills --seed table-qa --suite wikitablequestions \\
+          --suite-path ../shared/benchmarks/wikitablequestions
     """
+    if (suite_type is None) != (suite_path is None):
+        from t2s.errors import UsageError
+
+        raise UsageError("--suite and --suite-path go together")
     files = None
     if create:
         files = _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env,
                              model_sets)
     result = init_skill_repo(
         directory, seed=seed, name=name, description=description, force=force, install_git_hooks=not no_hooks,
-        files=files,
+        files=files, suite=(suite_type, str(suite_path)) if suite_type else None,
     )
     if as_json:
         print_json(result.__dict__)

@@ -6,9 +6,13 @@
     ws = suite.prepare(task, workdir)                     # input copied in
     prompt = suite.render_prompt(task, ws)
     verdict = suite.check(task, ws.output_path)           # Verdict(passed, score, report)
+
+Built-in suite types: ``spreadsheetbench`` and ``wikitablequestions``; third-party types
+register through the ``t2s.suites`` entry point group (see docs/suites.md).
 """
 
 from t2s.tasks.base import (
+    AnswerCheck,
     Case,
     CheckReport,
     Mismatch,
@@ -21,16 +25,19 @@ from t2s.tasks.base import (
 )
 from t2s.tasks.registry import (
     ENTRY_POINT_GROUP,
+    configure_suite,
     detect_suite_type,
     find_config,
     get_suite_type,
     load_suite,
     register_suite_type,
+    suite_type_info,
     suite_types,
 )
 
 __all__ = [
-    "Case", "CheckReport", "ENTRY_POINT_GROUP", "Mismatch", "Score", "SplitOverlapError",
+    "AnswerCheck", "Case", "CheckReport", "ENTRY_POINT_GROUP", "Mismatch", "Score", "SplitOverlapError",
     "Suite", "Task", "Verdict", "Workspace", "detect_suite_type", "find_config",
     "get_suite_type", "load_suite", "register_suite_type", "suite_types",
+    "configure_suite", "suite_type_info",
 ]

@@ -25,13 +25,15 @@ from t2s.errors import UsageError
 
 
 class SplitOverlapError(UsageError):
-    """Two splits that must be disjoint (evolve and held-out) share task ids."""
+    """Two splits that must be disjoint (evolve and held-out) share task ids (or, for
+    suites whose tasks share data, what they share: ``unit="table(s)"``)."""
 
-    def __init__(self, suite: str, first: str, second: str, overlap: list[str]):
+    def __init__(self, suite: str, first: str, second: str, overlap: list[str], *,
+                 unit: str = "task(s)"):
         shown = ", ".join(overlap[:20]) + (f", ... ({len(overlap)} in all)" if len(overlap) > 20 else "")
         super().__init__(
             f"suite {suite!r}: splits {first!r} and {second!r} overlap on "
-            f"{len(overlap)} task(s): {shown}",
+            f"{len(overlap)} {unit}: {shown}",
             hint="a skill must never be evolved on the tasks it is judged on; "
             "fix [suites.<name>.splits] in t2s.toml",
         )
@@ -88,6 +90,27 @@ class Mismatch(BaseModel):
     actual_type: str = "NoneType"
 
 
+class AnswerCheck(BaseModel):
+    """A value-list comparison (suites whose answer is a list of values, e.g.
+    WikiTableQuestions): what was expected, what was given, what differs."""
+
+    #: Where the predicted values were read (e.g. ``output.xlsx!answer``).
+    source: str = ""
+    #: Distinct gold values (as written in the benchmark).
+    gold: list[str] = Field(default_factory=list)
+    #: Distinct predicted values (as read from the output).
+    predicted: list[str] = Field(default_factory=list)
+    #: How each gold / predicted value was read (``number 12467``, ``date 1990-06-xx``,
+    #: ``string 'bangkok, thailand'``), parallel to ``gold`` / ``predicted``.
+    gold_read: list[str] = Field(default_factory=list)
+    predicted_read: list[str] = Field(default_factory=list)
+    #: Gold values no predicted value matches.
+    missing: list[str] = Field(default_factory=list)
+    #: Predicted values that match no gold value.
+    extra: list[str] = Field(default_factory=list)
+    correct: bool = False
+
+
 class CheckReport(BaseModel):
     """What the checker found, JSON-able; ``render()`` gives the human version."""
 
@@ -108,6 +131,9 @@ class CheckReport(BaseModel):
     #: Total mismatching cells (``mismatches`` may be capped).
     mismatch_count: int = 0
     notes: list[str] = Field(default_factory=list)
+    #: Value-list suites: the gold and predicted values and how they differ (a wrong
+    #: answer also adds a problem, so ``passed`` stays ``not problems and not mismatches``).
+    answers: AnswerCheck | None = None
 
     @property
     def passed(self) -> bool:
@@ -128,6 +154,25 @@ class CheckReport(BaseModel):
             lines.append(f"  mode: {', '.join(flags)}")
         for note in self.notes:
             lines.append(f"  note: {note}")
+        if self.answers is not None:
+            a = self.answers
+
+            def listing(values: list[str]) -> str:
+                shown = ", ".join(repr(v) for v in values[:max_rows])
+                return shown + (f", ... ({len(values)} in all)" if len(values) > max_rows else "")
+
+            if a.source:
+                lines.append(f"  answer read from: {a.source}")
+            lines.append(f"  gold ({len(a.gold)}): {listing(a.gold)}")
+            lines.append(f"  predicted ({len(a.predicted)}): {listing(a.predicted)}")
+            for value, read in list(zip(a.gold, a.gold_read))[:max_rows]:
+                lines.append(f"    gold {value!r} read as {read}")
+            for value, read in list(zip(a.predicted, a.predicted_read))[:max_rows]:
+                lines.append(f"    predicted {value!r} read as {read}")
+            if a.missing:
+                lines.append(f"  missing gold value(s): {listing(a.missing)}")
+            if a.extra:
+                lines.append(f"  extra predicted value(s): {listing(a.extra)}")
         for problem in self.problems:
             lines.append(f"  problem: {problem}")
         if self.mismatch_count:
@@ -273,6 +318,28 @@ class Suite(ABC):
     def check(self, task: Task, output_path: Path, case: int = 1, *,
               recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
         """Judge one output file against test case ``case``."""
+
+    # -- optional hooks (defaults keep a suite that ignores them working) ------------
+    #: JSON schema of an ``answer`` argument the agent's ``finish`` action accepts
+    #: (``None``: finishing takes no answer). The text protocol's ``FINAL ANSWER:``
+    #: line is offered only when this is set.
+    final_answer_parameter: ClassVar[dict[str, Any] | None] = None
+
+    def record_final_answer(self, workspace: Workspace, answer: Any) -> str:
+        """Write ``answer`` (from the agent's final-answer action) into the workspace's
+        output; returns a one-line note for the agent. Only called when
+        :attr:`final_answer_parameter` is set; errors are :class:`UsageError`."""
+        raise UsageError(f"suite type {self.type!r} takes no final answer; write the output file")
+
+    def gold_values(self, task: Task, case: int = 1) -> list[Any]:
+        """The task's gold answer values (for the analysts' leak guard: a skill must not
+        learn them). Default: none known."""
+        return []
+
+    def visible_texts(self, task: Task, case: int = 1) -> list[str]:
+        """Texts the agent is shown besides the instruction (its input data), so gold
+        values that appear there are not counted as leaks. Default: none."""
+        return []
 
     def score(self, task: Task, outputs: dict[int, Path], *,
               recalculate: bool | None = None, lenient: bool | None = None) -> Score:

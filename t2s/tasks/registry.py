@@ -6,6 +6,7 @@ group ``t2s.suites`` (``name = "package.module:SuiteClass"``), loaded on first u
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from t2s.tasks.base import Suite
 ENTRY_POINT_GROUP = "t2s.suites"
 
 _TYPES: dict[str, type[Suite]] = {}
+#: Where each registered type came from: "built-in", "entry point <dist>" or "registered".
+_SOURCES: dict[str, str] = {}
 _entry_points_loaded = False
 
 
@@ -27,6 +30,7 @@ def register_suite_type(cls: type[Suite], name: str | None = None) -> type[Suite
     if not key:
         raise ValueError(f"{cls.__name__} has no suite type name")
     _TYPES[key] = cls
+    _SOURCES.setdefault(key, "registered")
     return cls
 
 
@@ -44,6 +48,8 @@ def _load_entry_points() -> None:
             raise ConfigError(f"suite type {ep.name!r} (entry point {ep.value}) failed to load: "
                               f"{type(err).__name__}: {err}") from None
         register_suite_type(cls, ep.name)
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        _SOURCES[ep.name] = f"entry point ({dist})" if dist else "entry point"
 
 
 def _builtins() -> None:
@@ -51,12 +57,26 @@ def _builtins() -> None:
         from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 
         register_suite_type(SpreadsheetBenchSuite)
+        _SOURCES["spreadsheetbench"] = "built-in"
+    if "wikitablequestions" not in _TYPES:
+        from t2s.tasks.wikitablequestions import WikiTableQuestionsSuite
+
+        register_suite_type(WikiTableQuestionsSuite)
+        _SOURCES["wikitablequestions"] = "built-in"
 
 
 def suite_types() -> dict[str, type[Suite]]:
     _builtins()
     _load_entry_points()
     return dict(_TYPES)
+
+
+def suite_type_info() -> list[dict[str, str]]:
+    """Every registered suite type: name, class (``module:QualName``) and source."""
+    return [{"type": name, "class": f"{cls.__module__}:{cls.__qualname__}",
+             "source": _SOURCES.get(name, "registered"),
+             "doc": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
+            for name, cls in sorted(suite_types().items())]
 
 
 def get_suite_type(name: str) -> type[Suite]:
@@ -75,7 +95,8 @@ def detect_suite_type(path: Path) -> type[Suite]:
     if not matches:
         raise UsageError(f"{path}: not a task suite of any known type "
                          f"({', '.join(sorted(_TYPES))})",
-                         hint="a SpreadsheetBench suite has dataset.json and spreadsheet/")
+                         hint="a SpreadsheetBench suite has dataset.json and spreadsheet/; "
+                              "a WikiTableQuestions suite has questions.tsv and csv/")
     return matches[0]
 
 
@@ -141,3 +162,64 @@ def _check_configured_splits(suite: Suite, config: Config) -> None:
     for other in dict.fromkeys([config.rollout.heldout_split, config.gate.split]):
         if evolve in splits and other in splits and other != evolve:
             suite.check_disjoint(evolve, other)
+
+
+def suite_section_toml(name: str, suite_type: str, path: str) -> str:
+    """A ``[suites.<name>]`` section for ``t2s.toml`` (``t2s init --suite``); with no
+    splits declared, the suite's own ``splits.json`` is used."""
+    get_suite_type(suite_type)  # a clear error for an unknown type
+    return (f"[suites.{name}]\n"
+            f"type = {_toml_str(suite_type)}\n"
+            f"path = {_toml_str(path)}  # relative to this file\n"
+            "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout)\n"
+            "# evolve = { file = \"splits.json\", key = \"evolve\" }\n"
+            "# heldout = { file = \"splits.json\", key = \"heldout\" }\n").replace("NAME", name)
+
+
+def _toml_str(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def configure_suite(config_text: str, *, suite_type: str, path: Path | str, repo_root: Path,
+                    name: str | None = None) -> str:
+    """``config_text`` (a ``t2s.toml``) with a ``[suites.<name>]`` section for the suite
+    at ``path`` (checked: it must be a directory of that type) and ``[rollout] suite``
+    pointing at it (the gate uses the same suite). ``name`` defaults to the type's
+    ``default_name`` (or the type). Relative paths are stored relative to ``repo_root``."""
+    import os
+
+    cls = get_suite_type(suite_type)
+    name = name or getattr(cls, "default_name", "") or suite_type
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise UsageError(f"suite name {name!r}: use letters, digits, '-' and '_'")
+    where = Path(path).expanduser()
+    if not where.is_dir():
+        raise UsageError(f"suite path {str(path)!r} is not a directory")
+    if not cls.detect(where):
+        raise UsageError(f"{path}: not a {suite_type} suite")
+    stored = str(where) if where.is_absolute() else os.path.relpath(where.resolve(), Path(repo_root).resolve())
+    section = suite_section_toml(name, suite_type, stored)
+    lines = config_text.splitlines(keepends=True)
+    out: list[str] = []
+    in_rollout = placed = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            in_rollout = stripped == "[rollout]"
+            if in_rollout and not placed:
+                out.append(section + "\n")
+                placed = True
+        if in_rollout and re.match(r"^#?\s*suite\s*=", stripped):
+            line = f"suite = {_toml_str(name)}\n"
+        out.append(line)
+    if not placed:
+        out.append("\n" + section + f"\n[rollout]\nsuite = {_toml_str(name)}\n")
+    text = "".join(out)
+    from t2s.config import parse_config
+
+    config = parse_config(text)
+    if config.rollout.suite != name:
+        raise ConfigError(f"could not point [rollout] suite at {name!r} in t2s.toml")
+    return text

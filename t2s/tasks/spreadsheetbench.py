@@ -68,7 +68,11 @@ def _discover_cases(task_id: str, folder: Path) -> tuple[list[Case], list[str]]:
 
 
 class SpreadsheetBenchSuite(Suite):
+    """SpreadsheetBench-format workbook tasks, judged cell by cell like the official script."""
+
     type = "spreadsheetbench"
+    #: Name of the ``[suites.<name>]`` section ``t2s init --suite`` writes.
+    default_name = "sheets"
 
     def __init__(self, name: str, root: Path, **kwargs: Any):
         super().__init__(name, root, **kwargs)
@@ -180,6 +184,48 @@ class SpreadsheetBenchSuite(Suite):
                               lenient=lenient, default_sheet=default_sheet, report=report)
         passed = report.passed
         return Verdict(passed=passed, score=1.0 if passed else 0.0, report=report)
+
+    # -- leak guard inputs ----------------------------------------------------------
+    def gold_values(self, task: Task, case: int = 1) -> list[Any]:
+        """The values of the answer cells of the case's answer workbook."""
+        c = task.case(case)
+        if c.answer_path is None or not Path(c.answer_path).is_file():
+            return []
+        return workbook_values(c.answer_path, task.answer_position)
+
+    def visible_texts(self, task: Task, case: int = 1) -> list[str]:
+        """Every value of the case's input workbook, as one text."""
+        c = task.case(case)
+        if c.input_path is None or not Path(c.input_path).is_file():
+            return []
+        return ["\n".join(str(v) for v in workbook_values(c.input_path, None))]
+
+
+def workbook_values(path: Path, position: str | None) -> list[Any]:
+    """Values of a workbook: the cells of ``position`` (answer cells), or all cells."""
+    from t2s.tasks.xlsx_compare import enumerate_cells, load_values_workbook, parse_answer_position
+
+    wb = load_values_workbook(Path(path), role="answer")
+    values: list[Any] = []
+    if position is None:
+        for ws in wb.worksheets:
+            for row in ws.iter_rows(values_only=True):
+                values.extend(v for v in row if v is not None)
+        return values
+    for piece in parse_answer_position(position, lenient=True):
+        if piece.error:
+            continue
+        sheet = piece.sheet if piece.sheet in wb.sheetnames else wb.sheetnames[0]
+        ws = wb[sheet]
+        try:
+            cells = enumerate_cells(piece.range, lenient=True, max_row=ws.max_row, max_col=ws.max_column)
+        except ValueError:
+            continue
+        for row, col in cells[:5000]:
+            cell = ws._cells.get((row, col))
+            if cell is not None and cell.value is not None:
+                values.append(cell.value)
+    return values
 
 
 def _short(value: Any) -> str:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import re
 import threading
+import time
 import weakref
 import io
 import os
@@ -408,18 +409,78 @@ class GitStore:
         """A tree: ``base`` (commit or tree, or None for empty) with files set or removed.
 
         ``changes`` maps repo-relative POSIX paths to new contents, or None to remove.
+        Trees are written in-process (only the folders on a changed path are
+        rewritten); without ``cat-file --batch-command`` git's index does it.
         """
+        clean = {_safe_repo_path(path): content for path, content in changes.items()}
+        if not _BATCH_COMMAND:
+            return self._build_tree_with_index(base, clean)
+        root = self.tree_of(base) if base else None
+        return self._edit_tree(root, clean) or self._write_tree({})
+
+    def _build_tree_with_index(self, base: str | None, changes: Mapping[str, bytes | str | None]) -> str:
         lines = []
         for path, content in changes.items():
-            clean = _safe_repo_path(path)
             if content is None:
-                lines.append(f"0 {ZERO_SHA}\t{clean}")
+                lines.append(f"0 {ZERO_SHA}\t{path}")
             else:
-                lines.append(f"100644 {self.write_blob(content)}\t{clean}")
+                lines.append(f"100644 {self.write_blob(content)}\t{path}")
         with self.private_index(base) as env:
             if lines:
                 self.run("update-index", "--index-info", input="\n".join(lines) + "\n", env=env)
             return self.run("write-tree", env=env).strip()
+
+    def _edit_tree(self, tree: str | None, changes: Mapping[str, bytes | str | None]) -> str | None:
+        """``tree`` with ``changes`` (paths relative to it); None if the result is empty."""
+        entries = self._tree_entries(tree) if tree else {}
+        files: dict[str, bytes | str | None] = {}
+        folders: dict[str, dict[str, bytes | str | None]] = {}
+        for path, content in changes.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                folders.setdefault(head, {})[rest] = content
+            else:
+                files[head] = content
+        for name, content in files.items():
+            if content is None:
+                entries.pop(name, None)
+            else:
+                mode = entries.get(name, ("100644", ""))[0]
+                keep = mode if mode in ("100644", "100755") else "100644"
+                entries[name] = (keep, self.write_blob(content))
+        for name, sub_changes in folders.items():
+            mode, sha = entries.get(name, ("", ""))
+            subtree = self._edit_tree(sha if mode == "40000" else None, sub_changes)
+            if subtree is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = ("40000", subtree)
+        return self._write_tree(entries) if entries else None
+
+    def _tree_entries(self, tree: str) -> dict[str, tuple[str, str]]:
+        """name -> (mode, sha) of a tree object, read from its raw form."""
+        found = self._object("contents", tree)
+        if found is None or found[1] != "tree":
+            raise GitError(f"{tree} is not a tree")
+        raw, entries, pos = found[2], {}, 0
+        while pos < len(raw):
+            space = raw.index(b" ", pos)
+            nul = raw.index(b"\0", space)
+            mode = raw[pos:space].decode()
+            name = raw[space + 1:nul].decode("utf-8", "surrogateescape")
+            entries[name] = (mode, raw[nul + 1:nul + 21].hex())
+            pos = nul + 21
+        return entries
+
+    def _write_tree(self, entries: Mapping[str, tuple[str, str]]) -> str:
+        """Store a tree object; entries sorted as git sorts them (folders as ``name/``)."""
+        order = sorted(entries, key=lambda n: (n + "/" if entries[n][0] == "40000" else n).encode("utf-8", "surrogateescape"))
+        raw = b"".join(
+            f"{entries[n][0]} ".encode() + n.encode("utf-8", "surrogateescape") + b"\0" + bytes.fromhex(entries[n][1])
+            for n in order
+        )
+        stored = self._odb().store(IStream(b"tree", len(raw), io.BytesIO(raw)))
+        return stored.hexsha.decode() if isinstance(stored.hexsha, bytes) else stored.hexsha
 
     def commit(
         self,
@@ -429,11 +490,43 @@ class GitStore:
         body: str = "",
         trailers: Trailers = (),
     ) -> str:
-        """A commit object (no ref moves) with any number of parents, in the given order."""
-        args = ["commit-tree", tree]
-        for parent in parents:
-            args += ["-p", parent]
-        return self.run(*args, input=format_message(subject, body, trailers)).strip()
+        """A commit object (no ref moves) with any number of parents, in the given order.
+
+        Written in-process (as git would write it) when nothing asks for git's own
+        handling: no signing configured and no fixed dates in the environment.
+        Otherwise, and to learn the identity, ``git commit-tree`` / ``git var`` decide.
+        """
+        message = format_message(subject, body, trailers)
+        idents = self._commit_idents()
+        if idents is None:
+            args = ["commit-tree", tree]
+            for parent in parents:
+                args += ["-p", parent]
+            return self.run(*args, input=message).strip()
+        stamp = f"{int(time.time())} {time.strftime('%z')}"
+        lines = [f"tree {tree}"] + [f"parent {p}" for p in parents]
+        lines += [f"author {idents[0]} {stamp}", f"committer {idents[1]} {stamp}"]
+        raw = ("\n".join(lines) + "\n\n" + message).encode()
+        stored = self._odb().store(IStream(b"commit", len(raw), io.BytesIO(raw)))
+        return stored.hexsha.decode() if isinstance(stored.hexsha, bytes) else stored.hexsha
+
+    def _commit_idents(self) -> tuple[str, str] | None:
+        """``("Name <email>", ...)`` for author and committer, or None to let git write.
+
+        Read once per store from ``git var`` (which applies config and environment);
+        None when commits must be signed or dates are fixed by the environment.
+        """
+        if any(os.environ.get(k) for k in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")):
+            return None
+        if not hasattr(self, "_idents"):
+            signing = self.run("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
+            if signing:
+                self._idents = None
+            else:
+                author = self.run("var", "GIT_AUTHOR_IDENT").strip().rsplit(" ", 2)[0]
+                committer = self.run("var", "GIT_COMMITTER_IDENT").strip().rsplit(" ", 2)[0]
+                self._idents = (author, committer)
+        return self._idents
 
     def apply_check(self, base: str, diff_text: str) -> str | None:
         """None if ``diff_text`` applies to ``base``'s tree, else git's reason."""

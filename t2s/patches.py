@@ -250,6 +250,37 @@ def unified_diff(path: str, old: str | None, new: str, *, context: int = 3) -> s
     return "".join(out)
 
 
+def replay_hunks(old: str, patched: "unidiff.PatchedFile") -> str | None:
+    """``old`` with the hunks of one parsed file applied, or None if they do not fit."""
+    lines = old.splitlines(keepends=True)
+    out: list[str] = []
+    pos = 0
+    for hunk in patched:
+        start = max(hunk.source_start - 1, 0) if hunk.source_length else hunk.source_start
+        if start < pos:
+            return None
+        out.extend(lines[pos:start])
+        pos = start
+        parsed: list[list[str]] = []
+        for line in hunk:
+            if line.line_type == "\\":  # "\ No newline at end of file" ends the previous line
+                if parsed and parsed[-1][1].endswith("\n"):
+                    parsed[-1][1] = parsed[-1][1][:-1]
+            else:
+                parsed.append([line.line_type, line.value])
+        for kind, value in parsed:
+            if kind in (" ", "-"):
+                if pos >= len(lines) or lines[pos] != value:
+                    return None
+                pos += 1
+                if kind == " ":
+                    out.append(value)
+            elif kind == "+":
+                out.append(value)
+    out.extend(lines[pos:])
+    return "".join(out)
+
+
 def added_text(diff: str) -> str:
     """The added lines of a unified diff (without the ``+``), one per line."""
     lines = []
@@ -408,6 +439,13 @@ def render_edits(
         parsed_paths = sorted(f.path for f in patch_set)
         if parsed_paths != sorted(f"{skill_dir}/{p}" for p in order):
             failures.append(EditFailure(reason=f"internal: the diff names {parsed_paths}, expected {order}"))
+        # Replay the parsed hunks on S0's text: the diff must say exactly what the edits did.
+        for patched in patch_set:
+            rel = patched.path[len(skill_dir) + 1:]
+            old = texts.get(rel)
+            old = (old.replace("\n", "\r\n") if rel in crlf else old) if old is not None else ""
+            if replay_hunks(old, patched) != out_files.get(rel):  # pragma: no cover - a bug in unified_diff
+                failures.append(EditFailure(file=rel, reason="internal: the rendered diff does not reproduce the edited text"))
     except unidiff.UnidiffParseError as err:  # pragma: no cover - a bug in unified_diff
         failures.append(EditFailure(reason=f"internal: the rendered diff does not parse: {err}"))
 
@@ -565,22 +603,18 @@ class PatchContext:
         )
         if not result.ok:
             return result
-        # `git apply --cached` on a private index checks and applies in one step.
-        tree, reason = self.store.try_apply(self.s0, result.diff)
+        # Git must agree that the diff applies to S0 (`git apply --check --cached` on a
+        # private index); render_edits already replayed its hunks onto S0's text, so
+        # the tree is written from the edited files themselves.
+        reason = self.store.apply_check(self.s0, result.diff)
         if reason is not None:
             return result.model_copy(update={
                 "ok": False,
                 "diff": "",
                 "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
             })
-        for rel, text in result.files.items():
-            got = self.store.read_blob(tree, f"{self.skill_dir}/{rel}")
-            if got != text.encode("utf-8"):  # pragma: no cover - would be a bug in unified_diff
-                return result.model_copy(update={
-                    "ok": False,
-                    "diff": "",
-                    "failures": [EditFailure(file=rel, reason="internal: git applied the diff differently from the in-memory edits")],
-                })
+        changes = {f"{self.skill_dir}/{rel}": text.encode("utf-8") for rel, text in result.files.items()}
+        tree = self.store.build_tree(self.s0, changes)
         return result.model_copy(update={"tree": tree})
 
     def build(self, edits: Any) -> Patch | Rejected:

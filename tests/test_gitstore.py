@@ -182,3 +182,23 @@ def test_trailer_round_trip():
 def test_discover_outside_a_repository_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="not inside a git repository"):
         GitStore.discover(tmp_path)
+
+
+def test_in_process_trees_equal_the_trees_git_writes(git_repo):
+    """build_tree writes trees itself; git's own index must agree, path for path."""
+    import random
+
+    store = GitStore.discover(git_repo)
+    rng = random.Random(3)
+    names = ["a.md", "b.txt", "dir/x.md", "dir/sub/y.md", "dir-z.md", "dir.md", "z/q.md", "é.md"]
+    base = store.resolve("HEAD")
+    for _ in range(25):
+        changes = {
+            name: (None if rng.random() < 0.3 else f"{name} {rng.random()}\n")
+            for name in rng.sample(names, rng.randint(1, len(names)))
+        }
+        mine = store.build_tree(base, changes)
+        theirs = store._build_tree_with_index(base, changes)
+        assert mine == theirs, changes
+        base = store.commit(mine, [base], "step")
+    assert "missing" not in store.run("fsck", "--strict", check=False)

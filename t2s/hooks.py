@@ -20,8 +20,8 @@ HOOK_NAMES = ("pre-commit", "pre-push")
 
 
 def hooks_source_dir() -> Path:
-    """The project's ``hooks/`` folder (next to the ``t2s`` package in a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "hooks"
+    """The project's ``hooks/`` folder (bundled as ``t2s/_data/hooks``)."""
+    return Path(__file__).resolve().parent / "_data" / "hooks"
 
 
 def install_hooks(store: GitStore, python: str = sys.executable) -> list[str]:

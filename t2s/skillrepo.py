@@ -14,7 +14,8 @@ from t2s.skill import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev
 SKILLS_DIR = "skills"
 WORKFLOW_PATH = ".github/workflows/t2s.yml"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Bundled data (links to the project's top-level hooks/ and skill-repos/; copied into wheels).
+BUNDLED = Path(__file__).resolve().parent / "_data"
 
 
 def limits_of(config: Config) -> Limits:
@@ -81,12 +82,9 @@ def resolve_seed(seed: str) -> Path:
     path = Path(seed)
     if path.is_dir():
         return path
-    bundled = PROJECT_ROOT / "skill-repos" / seed
-    if bundled.is_dir():
-        return bundled
-    bundled = PROJECT_ROOT / seed
-    if bundled.is_dir():
-        return bundled
+    for bundled in (BUNDLED / "skill-repos" / seed, BUNDLED / seed):
+        if bundled.is_dir():
+            return bundled
     raise UsageError(f"seed {seed!r} not found (neither a folder nor one of skill-repos/)")
 
 

@@ -25,7 +25,6 @@ from t2s.errors import T2SError
 from t2s.testing.server import ScriptedServer
 from t2s.testing.simulated import merger_responder
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 RUN = "demo"
 DEMO_CONFIG = """
 # --- added by `t2s demo` -------------------------------------------------------
@@ -131,8 +130,7 @@ class Demo:
 
     def _steps(self) -> None:
         repo = str(self.repo)
-        seed = str(PROJECT_ROOT / "skill-repos" / "xlsx")
-        self.t2s("init", repo, "--seed", seed)
+        self.t2s("init", repo, "--seed", "xlsx")
         _configure(self.repo)
         from t2s.gitstore import GitStore
 

@@ -229,3 +229,18 @@ class Ledger:
     @classmethod
     def from_json(cls, text: str) -> "Ledger":
         return cls.from_dict(json.loads(text))
+
+
+def accumulate(previous: Any, ledger: "Ledger") -> str:
+    """``ledger`` added to a previously stored ledger (its JSON dict, or None), as JSON.
+
+    A resumed stage appends to what earlier invocations of the same stage spent.
+    """
+    combined = Ledger.from_dict(previous) if isinstance(previous, dict) else Ledger()
+    for key, row in ledger.rows.items():
+        combined.rows.setdefault(key, LedgerRow(*key)).add(row)
+    combined.max_calls, combined.max_tokens, combined.max_usd = ledger.max_calls, ledger.max_tokens, ledger.max_usd
+    combined.stopped = ledger.stopped
+    combined.unpriced_models |= set(ledger.unpriced_models)
+    return combined.to_json()
+

@@ -38,6 +38,7 @@ from t2s.analysts import (
     lesson_topic,
     make_analyst,
 )
+from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
 from t2s.patches import PatchContext, Rejected, commit_patch, distinctive_values
@@ -324,7 +325,6 @@ async def analyze_run_async(
 ) -> AnalyzeSummary:
     """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module doc)."""
     from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.rollout import _merge_ledger
     from t2s.skillrepo import limits_of
 
     started = time.perf_counter()
@@ -433,7 +433,7 @@ async def analyze_run_async(
         summary.wall_s = round(time.perf_counter() - started, 3)
         stage = {k: v for k, v in summary.to_dict().items() if k not in ("patches", "notes")}
         try:
-            record.write({LEDGER_PATH: _merge_ledger(record.read_json(LEDGER_PATH), llm.ledger)},
+            record.write({LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
                          f"t2s run {run}: analyze ledger")
             record.set_stage(STAGE, status, stage)
         except Exception:  # pragma: no cover - never hide the original error

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
+from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.runs import RunManifest, RunRecord
 from t2s.trajectory import (
@@ -86,18 +87,6 @@ def _done_trajectories(record: RunRecord) -> dict[str, Trajectory]:
         traj = load_trajectory(record.read(path), where=f"{record.ref}:{path}")
         out[traj.id] = traj
     return out
-
-
-def _merge_ledger(previous: Any, ledger) -> str:
-    from t2s._ledger import Ledger, LedgerRow
-
-    combined = Ledger.from_dict(previous) if isinstance(previous, dict) else Ledger()
-    for key, row in ledger.rows.items():
-        combined.rows.setdefault(key, LedgerRow(*key)).add(row)
-    combined.max_calls, combined.max_tokens, combined.max_usd = ledger.max_calls, ledger.max_tokens, ledger.max_usd
-    combined.stopped = ledger.stopped
-    combined.unpriced_models |= set(ledger.unpriced_models)
-    return combined.to_json()
 
 
 def _models_snapshot(llm) -> dict[str, dict[str, Any]]:
@@ -290,7 +279,7 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
     summary.wall_s = round(time.perf_counter() - started, 3)
     stage_summary = {k: v for k, v in summary.to_dict().items() if k != "trajectories"}
     try:
-        record.write({LEDGER_PATH: _merge_ledger(record.read_json(LEDGER_PATH), llm.ledger)},
+        record.write({LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
                      f"t2s run {record.run}: rollout ledger")
         record.set_stage(STAGE, status, stage_summary)
     except Exception:  # pragma: no cover - never hide the original error behind this one

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 from rich.console import Console
@@ -87,3 +88,40 @@ class CountingProgress:
 
     def stop(self) -> None:
         self.bar.stop()
+
+
+@contextlib.contextmanager
+def resumable_stage(progress: "CountingProgress | None", run: str, what: str, llm) -> Iterator[None]:
+    """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
+    resume; the progress bar and the model client are always closed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if progress:
+            progress.stop()
+        err_console.print(f"Interrupted. Finished {what} are kept in refs/t2s/runs/{run}; "
+                          "run the same command again to resume.")
+        sys.exit(130)
+    finally:
+        llm.close()
+    if progress:
+        progress.stop()
+
+
+def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
+    """One summary row under named columns (the end-of-stage tables)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name, _ in rows:
+        table.add_column(name, justify="right")
+    table.add_row(*(value for _, value in rows))
+    console.print(table)
+
+
+def stopped_by_budget(summary, what: str) -> None:
+    """Exit 1 with how to finish, when a budget cap stopped the stage early."""
+    if summary.stopped:
+        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+                          f"Run the same command again to finish the remaining {summary.remaining} {what}.")
+        sys.exit(1)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-from t2s.commands._common import CountingProgress, console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import CountingProgress, console, print_row_table, resumable_stage, stopped_by_budget, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 from t2s.commands.models import model_options, overrides_from_flags
 
 
@@ -66,28 +65,12 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
     if not as_json:
         err_console.print(f"run [bold]{run_name}[/bold]: mode {settings.mode}, analyst {settings.analyst}, "
                           f"concurrency {settings.concurrency}")
-    try:
+    with resumable_stage(progress, run_name, "analyses", llm):
         summary = analyze_run(store, config, run=run_name, settings=settings, llm=llm, progress=progress)
-    except KeyboardInterrupt:
-        if progress:
-            progress.stop()
-        err_console.print(f"Interrupted. Finished analyses are kept in refs/t2s/runs/{run_name}; "
-                          "run the same command again to resume.")
-        sys.exit(130)
-    finally:
-        llm.close()
-    if progress:
-        progress.stop()
     if as_json:
         print_json(summary.to_dict())
     else:
-        from rich.table import Table
-
-        table = Table(title=f"analyze {run_name} ({summary.mode}, S0 {summary.s0[:12]})")
-        for name, _ in summary_rows(summary):
-            table.add_column(name, justify="right")
-        table.add_row(*(value for _, value in summary_rows(summary)))
-        console.print(table)
+        print_row_table(f"analyze {run_name} ({summary.mode}, S0 {summary.s0[:12]})", summary_rows(summary))
         for note in summary.notes:
             console.print(f"note: {note}")
         if summary.skipped:
@@ -95,7 +78,4 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
         if summary.branches:
             console.print(f"Patch branches: refs/heads/t2s/{run_name}/patch/* "
                           f"(see one with `git log -1 t2s/{run_name}/patch/NNNN`).")
-    if summary.stopped:
-        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
-                          f"Run the same command again to finish the remaining {summary.remaining} trajectory(ies).")
-        sys.exit(1)
+    stopped_by_budget(summary, "trajectory(ies)")

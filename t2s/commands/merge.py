@@ -46,11 +46,18 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
         summary = asyncio.run(go())
     except Exception:
         record.set_stage("merge", "failed")
-        record.write({"ledger/merge.json": llm.ledger.to_json()}, f"t2s merge {run}: ledger")
+        _save_ledger(record, llm)
         raise
-    record.write({"ledger/merge.json": llm.ledger.to_json()}, f"t2s merge {run}: ledger")
+    _save_ledger(record, llm)
     record.set_stage("merge", "done", summary.model_dump())
     return summary, llm
+
+
+def _save_ledger(record, llm) -> None:
+    from t2s._ledger import accumulate
+
+    path = "ledger/merge.json"
+    record.write({path: accumulate(record.read_json(path), llm.ledger)}, f"t2s merge {record.run}: ledger")
 
 
 @click.command()

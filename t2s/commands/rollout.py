@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 
 import click
 
-from t2s.commands._common import CountingProgress, console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import CountingProgress, console, print_row_table, resumable_stage, stopped_by_budget, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 
 
 @click.command()
@@ -68,35 +67,16 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
     progress = None if as_json else CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict)
     if not as_json:
         err_console.print(f"run [bold]{run_name}[/bold]: suite {suite.name}, split {split or config.rollout.evolve_split}")
-    try:
+    with resumable_stage(progress, run_name, "tasks", llm):
         summary = run_rollout(
             store, config, run=run_name, split=split, suite=suite, rev=rev, limit=limit,
             concurrency=concurrency, seeds=seeds, task_ids=list(task_ids) or None, options=options,
             llm=llm, retry_errored=not keep_errored, progress=progress,
         )
-    except KeyboardInterrupt:
-        if progress:
-            progress.stop()
-        err_console.print(f"Interrupted. Finished tasks are kept in refs/t2s/runs/{run_name}; "
-                          f"run the same command again to resume.")
-        sys.exit(130)
-    finally:
-        llm.close()
-    if progress:
-        progress.stop()
     if as_json:
         print_json(summary.to_dict())
     else:
-        from rich.table import Table
-
-        table = Table(title=f"rollout {run_name} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})")
-        for name, _ in summary_rows(summary):
-            table.add_column(name, justify="right")
-        table.add_row(*(value for _, value in summary_rows(summary)))
-        console.print(table)
+        print_row_table(f"rollout {run_name} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})", summary_rows(summary))
         if summary.skipped:
             console.print(f"{summary.skipped} task(s) were already in the record and were not run again.")
-    if summary.stopped:
-        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
-                          f"Run the same command again to finish the remaining {summary.remaining} task(s).")
-        sys.exit(1)
+    stopped_by_budget(summary, "task(s)")

@@ -41,6 +41,7 @@ _FALLBACK_IDENTITY = {
 }
 
 Trailers = Sequence[tuple[str, str]] | Mapping[str, str]
+_UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ class GitStore:
         self._identity_env: dict[str, str] | None = None
         self._reader: _ObjectReader | None = None
         self._reader_lock = threading.Lock()
+        self._loose_db: LooseObjectDB | None = None
+        self._t2s_dir_made = False
+        #: (author, committer) idents for in-process commits; None: let git write them.
+        self._idents: tuple[str, str] | None | object = _UNSET
 
     def _object(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
         """Look ``name`` up through the persistent reader (None where git lacks it)."""
@@ -195,7 +200,7 @@ class GitStore:
     def t2s_dir(self) -> Path:
         """``<git-dir>/t2s``: private state (locks, caches, temp indexes), never committed."""
         path = self.git_dir / "t2s"
-        if not getattr(self, "_t2s_dir_made", False):
+        if not self._t2s_dir_made:
             path.mkdir(parents=True, exist_ok=True)
             self._t2s_dir_made = True
         return path
@@ -366,7 +371,7 @@ class GitStore:
         return stored.hexsha.decode() if isinstance(stored.hexsha, bytes) else stored.hexsha
 
     def _odb(self) -> LooseObjectDB:
-        if getattr(self, "_loose_db", None) is None:
+        if self._loose_db is None:
             objects = self.run("rev-parse", "--git-path", "objects").strip()
             self._loose_db = LooseObjectDB(str((self.root / objects).resolve()))
         return self._loose_db
@@ -518,7 +523,7 @@ class GitStore:
         """
         if any(os.environ.get(k) for k in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")):
             return None
-        if not hasattr(self, "_idents"):
+        if self._idents is _UNSET:
             signing = self.run("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
             if signing:
                 self._idents = None

@@ -429,7 +429,8 @@ class Merger:
 
             async def one(index: int, group: list[MergeInput]):
                 async with semaphore:
-                    return await self._merge_group(level, index, group, excluded)
+                    # the root merge's report says which patches review left out
+                    return await self._merge_group(level, index, group, excluded if len(groups) == 1 else {})
 
             results = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups, start=1)))
             await asyncio.to_thread(self._persist_level, level, [r for r, reused in results if not reused])
@@ -469,7 +470,7 @@ class Merger:
         )
         report, tree = await run_merge(job)
         if tree is not None:
-            subject, body = render_report(report, excluded if level == 1 and group == 1 else None)
+            subject, body = render_report(report, excluded)
             parents = [i.commit for i in inputs]
             commit = await asyncio.to_thread(self.store.commit, tree, parents, subject, body, _trailers(report))
             report = report.model_copy(update={"commit": commit, "branch": ref})

@@ -51,7 +51,9 @@ def test_live_five_wtq_questions(tmp_path):
     llm = LLM(config, roles={"agent": role},
               env={k: v for k, v in os.environ.items() if not k.startswith("T2S_AGENT_")})
     store = GitStore.discover(repo)
-    summary = rollout(store, config, run="live-wtq", llm=llm, limit=5, concurrency=2)
+    # One at a time: a local single-slot server (llama.cpp) keeps its prompt cache
+    # only while one conversation runs; interleaving two re-reads ~5k tokens a turn.
+    summary = rollout(store, config, run="live-wtq", llm=llm, limit=5, concurrency=1)
     assert summary.total == 5 and summary.remaining == 0
     trajs = read_trajectories(RunRecord(store, "live-wtq"))
     assert len(trajs) == 5

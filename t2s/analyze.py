@@ -42,7 +42,7 @@ from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
 from t2s.patches import PatchContext, Rejected, commit_patch, distinctive_values
-from t2s.runs import RunRecord
+from t2s.runs import RunRecord, StageProgress
 from t2s.trajectory import Trajectory, artifacts_prefix, load_trajectory
 
 STAGE = "analyze"
@@ -121,16 +121,6 @@ class AnalyzeSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Progress:
-    """Callbacks for progress display (the CLI draws a rich progress bar)."""
-
-    def start(self, total: int, already_done: int) -> None:  # pragma: no cover - interface
-        pass
-
-    def done(self, record: PatchRecord) -> None:  # pragma: no cover - interface
-        pass
 
 
 # ---------------------------------------------------------------------- leak guard inputs
@@ -321,7 +311,7 @@ async def analyze_run_async(
     run: str,
     settings: AnalyzeSettings | None = None,
     suite: Any = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> AnalyzeSummary:
     """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module doc)."""
     from t2s.llm import BudgetExceeded, CacheMiss
@@ -496,7 +486,7 @@ def analyze_run(
     settings: AnalyzeSettings | None = None,
     llm=None,
     suite: Any = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     cache: bool = True,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""

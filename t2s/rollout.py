@@ -23,7 +23,7 @@ from typing import Any
 from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.runs import RunManifest, RunRecord
+from t2s.runs import RunManifest, RunRecord, StageProgress
 from t2s.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
@@ -65,16 +65,6 @@ class RolloutSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Progress:
-    """Callbacks for progress display (the CLI draws a rich progress bar)."""
-
-    def start(self, total: int, already_done: int) -> None:  # pragma: no cover - interface
-        pass
-
-    def done(self, traj: Trajectory) -> None:  # pragma: no cover - interface
-        pass
 
 
 def _done_trajectories(record: RunRecord) -> dict[str, Trajectory]:
@@ -147,7 +137,7 @@ async def rollout_async(
     task_ids: list[str] | None = None,
     options: AgentOptions | None = None,
     retry_errored: bool = True,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     workroot: Path | None = None,
 ) -> RolloutSummary:
     """Run the agent on the split's tasks not yet in run ``run``'s record.
@@ -315,7 +305,7 @@ def rollout(
     options: AgentOptions | None = None,
     llm=None,
     retry_errored: bool = True,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     cache: bool = True,
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a

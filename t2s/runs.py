@@ -22,7 +22,7 @@ import json
 import re
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +60,14 @@ class RunManifest(BaseModel):
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     stages: dict[str, StageState] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageProgress(Protocol):
+    """What a long stage reports as it goes (the CLI draws a rich progress bar)."""
+
+    def start(self, total: int, already_done: int) -> None: ...
+
+    def done(self, item: Any) -> None: ...
 
 
 def check_run_name(name: str) -> str:

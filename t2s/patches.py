@@ -48,6 +48,7 @@ from t2s.edits import (
     parse_heading_ref,
     section_end,
 )
+from t2s.prompts import load as load_prompt
 from t2s.errors import UsageError
 from t2s.gitstore import GitStore, Trailers
 from t2s.skill import (
@@ -652,14 +653,7 @@ def edit_format_prompt() -> str:
 
     It holds literal braces (JSON examples): insert it as a value, never ``.format()`` it.
     """
-    from pathlib import Path
-
-    return (Path(__file__).resolve().parent / "prompts" / "edit_format.md").read_text(encoding="utf-8")
-
-
-def patch_ref(run: str, number: int) -> str:
-    """``refs/heads/t2s/<run>/patch/<nnnn>``."""
-    return f"refs/heads/t2s/{run}/patch/{number:04d}"
+    return load_prompt("edit_format.md")
 
 
 # ---------------------------------------------------------------------- retries

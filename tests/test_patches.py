@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from t2s.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
 from t2s.gitstore import GitStore
+from t2s.lessons import patch_branch
 from t2s.patches import (
     EditFailure,
     Patch,
@@ -22,7 +23,6 @@ from t2s.patches import (
     RenderResult,
     commit_patch,
     edits_with_retries,
-    patch_ref,
 )
 from t2s.skill import Limits, lint_rev
 from tests.conftest import git
@@ -110,7 +110,7 @@ def test_every_op_renders_applies_and_commits(skill_repo):
     assert result.files["references/crlf.md"].endswith("Windows line ends.\r\n\r\nStill CRLF.\r\n")
     patch = Patch.from_render(result)
     commit = commit_patch(
-        store, s0=s0, tree=patch.tree, ref=patch_ref("r1", 1), subject="t2s patch 0001",
+        store, s0=s0, tree=patch.tree, ref=patch_branch("r1", "0001"), subject="t2s patch 0001",
         body="Lessons from one trajectory.", trailers=[("T2S-Run", "r1"), ("T2S-Patch", "0001")],
     )
     assert store.rev_parse("refs/heads/t2s/r1/patch/0001") == commit
@@ -121,7 +121,7 @@ def test_every_op_renders_applies_and_commits(skill_repo):
     assert [f.rule for f in lint_rev(store, commit, DIR)] == [f.rule for f in lint_rev(store, s0, DIR)] == ["broken-link", "symlink"]
     assert (git(store.root, "status", "--porcelain"), (store.root / ".git" / "index").read_bytes()) == before
     with pytest.raises(RefConflict):
-        commit_patch(store, s0=s0, tree=patch.tree, ref=patch_ref("r1", 1), subject="again")
+        commit_patch(store, s0=s0, tree=patch.tree, ref=patch_branch("r1", "0001"), subject="again")
 
 
 def test_unicode_and_missing_newline_agree_with_git(skill_repo):

@@ -490,7 +490,9 @@ class _Episode:
                     return obs
             if not self.output_exists and self.traj.reminders < opt.max_reminders:
                 self.traj.reminders += 1
-                obs = render(prompt("agent_reminder_no_output.md"), output_path=self.output_rel).strip()
+                # A suite that takes a final answer asks for the answer, not a workbook.
+                reminder = "agent_reminder_no_answer.md" if self.answer_parameter else "agent_reminder_no_output.md"
+                obs = render(prompt(reminder), output_path=self.output_rel).strip()
                 self.step(turn, action, obs)
                 return obs
             self.finished = True

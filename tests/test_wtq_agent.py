@@ -195,3 +195,18 @@ def test_rollout_records_wtq_trajectories(scripted_server, tmp_path):
     for traj in read_trajectories(record):
         assert traj.verdict == "passed" and traj.suite == "wtq" and traj.split == "evolve"
         assert record.read(f"artifacts/{traj.id}/output.xlsx")[:2] == b"PK"
+
+
+def test_finishing_without_an_answer_is_reminded_to_give_one(scripted_server, suite, skill, tmp_path):
+    """Small models often finish with the answer only in a summary: the reminder must
+    ask for the final answer, not for a workbook."""
+    scripted_server.on(plan_agent([
+        ("finish", {"summary": "The city is Bangkok."}),
+        ("finish", {"answer": "Bangkok, Thailand"}),
+    ]))
+    traj = episode(scripted_server, suite, skill, tmp_path, "nt-1")
+    assert traj.reminders == 1
+    reminder = scripted_server.requests[1].messages[-1]["content"]
+    assert "FINAL ANSWER" in reminder and "answer" in reminder
+    assert "saves the finished workbook" not in reminder
+    assert traj.verdict == "passed", traj.check

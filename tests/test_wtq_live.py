@@ -44,7 +44,7 @@ def test_live_five_wtq_questions(tmp_path):
         "api_key_env": os.environ.get("T2S_LIVE_API_KEY_ENV", "T2S_LIVE_API_KEY"),
         "protocol": "auto",
         "temperature": 0.0,
-        "max_tokens": 2048,
+        "max_tokens": 1024,  # a turn is a short script or an answer; bounds runaway output
         "timeout": 300.0,
         "max_retries": 2,
     }

@@ -496,15 +496,9 @@ def analyze_run(
     if own_llm:
         llm = LLM(config, cache_path=default_cache_path(store.git_dir, config) if cache else None, phase=STAGE)
 
-    async def main() -> AnalyzeSummary:
-        try:
-            return await analyze_run_async(store, config, llm, run=run, settings=settings, suite=suite,
-                                           progress=progress)
-        finally:
-            await llm.aclose()
-
-    try:
-        return asyncio.run(main())
+    try:  # LLM.run closes the HTTP clients with the event loop
+        return llm.run(analyze_run_async(store, config, llm, run=run, settings=settings, suite=suite,
+                                         progress=progress))
     finally:
         if own_llm:
             llm.close()

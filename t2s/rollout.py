@@ -319,18 +319,12 @@ def rollout(
         llm = LLM(config, cache_path=default_cache_path(store.git_dir, config) if cache else None,
                   phase="rollout")
 
-    async def main() -> RolloutSummary:
-        try:
-            return await rollout_async(
-                store, config, llm, suite, run=run, split=split, rev=rev, limit=limit,
-                concurrency=concurrency, seeds=seeds, task_ids=task_ids, options=options,
-                retry_errored=retry_errored, progress=progress,
-            )
-        finally:
-            await llm.aclose()
-
-    try:
-        return asyncio.run(main())
+    try:  # LLM.run closes the HTTP clients with the event loop
+        return llm.run(rollout_async(
+            store, config, llm, suite, run=run, split=split, rev=rev, limit=limit,
+            concurrency=concurrency, seeds=seeds, task_ids=task_ids, options=options,
+            retry_errored=retry_errored, progress=progress,
+        ))
     finally:
         if own_llm:
             llm.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 from rich.table import Table
 
@@ -34,23 +32,16 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
     record.set_stage("merge", "running")
 
-    async def go():
-        try:
-            if strategy == "sequential":
-                return await merger.sequential(batch)
-            return await merger.parallel()
-        finally:
-            await llm.aclose()
-
-    try:
-        summary = asyncio.run(go())
+    try:  # LLM.run closes the HTTP clients with the event loop
+        summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
     except Exception:
         record.set_stage("merge", "failed")
-        _save_ledger(record, llm)
         raise
-    _save_ledger(record, llm)
+    finally:
+        _save_ledger(record, llm)
+        llm.close()
     record.set_stage("merge", "done", summary.model_dump())
-    return summary, llm
+    return summary
 
 
 def _save_ledger(record, llm) -> None:
@@ -90,7 +81,7 @@ def merge(run_name, fan_in, strategy, batch, retry_failed, no_cache, flag_model,
     store = open_store(repo_dir)
     config = load_repo_config(store)
     overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
-    summary, llm = run_merge_command(
+    summary = run_merge_command(
         store, config, run_name, fan_in=fan_in, strategy=strategy, batch=batch,
         retry_failed=retry_failed, overrides=overrides, no_cache=no_cache, quiet=as_json,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import socket
 import subprocess
@@ -248,3 +249,22 @@ def test_standalone_process_prints_base_url_and_serves():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_latency_counts_from_arrival_and_includes_the_responder():
+    """Like a remote model: the answer is worked out while the caller waits, so many
+    concurrent requests are not held up by the simulator answering them in turn."""
+    called: list[float] = []
+
+    def responder(request):
+        called.append(time.monotonic())
+        return "done"
+
+    with ScriptedServer(latency=1.0, default=responder) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
+        started = time.monotonic()
+        answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        elapsed = time.monotonic() - started
+    assert answer.choices[0].message.content == "done"
+    assert elapsed >= 1.0
+    assert called[0] - started < 0.5  # answered on arrival, then held for the rest

@@ -253,7 +253,8 @@ class ScriptedServer:
     """A scripted OpenAI-compatible server on 127.0.0.1, in a background thread.
 
     ``default`` answers requests no rule matches (a string, a :class:`Reply`, or a
-    responder). ``latency`` delays every chat answer. ``models`` is what
+    responder). ``latency`` is the time from a chat request's arrival to its answer,
+    the responder's own work included. ``models`` is what
     ``GET /v1/models`` lists (plus every model a rule names).
     """
 
@@ -540,6 +541,7 @@ class ScriptedServer:
     async def _chat(
         self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter, path: str
     ) -> bool:
+        arrived = time.monotonic()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
@@ -560,8 +562,13 @@ class ScriptedServer:
                 await self._write(writer, 400, {}, _error_body("the scripted server does not stream", "invalid_request_error"))
                 return True
 
-            if self.latency:
-                await asyncio.sleep(self.latency)
+            # Latency counts from arrival and includes the responder's own work, as a
+            # remote model's does: many concurrent answers are not held up by the
+            # simulator computing them one after another once the wait is over.
+            reply = await self._answer(req) if fault is None else None
+            remaining = self.latency - (time.monotonic() - arrived)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
 
             if fault is not None:
                 kind = fault.kind
@@ -585,7 +592,8 @@ class ScriptedServer:
                     await self._write(writer, 200, {}, b'{"id": "chatcmpl-x", "choices": [ {"mess')
                     return True
 
-            reply = await self._answer(req)
+            if reply is None:
+                reply = await self._answer(req)
             if isinstance(reply, tuple):  # (status, message): a scripting error
                 await self._write(writer, reply[0], {}, _error_body(reply[1], "scripted_server_error"))
                 return True
@@ -685,7 +693,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request's arrival to its answer")
     parser.add_argument("--reply", default=None, help="fixed reply text (default: echo the last user message)")
     parser.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
                         help="answer with this responder, e.g. t2s.testing.simulated:merger_responder")

@@ -15,6 +15,8 @@ to the next level unmerged, never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
@@ -23,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from t2s.edits import Edit
 from t2s.errors import T2SError, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate
+from t2s.gitstore import ZERO_SHA, GitStore, HeldObjects, RefUpdate
 from t2s.lessons import (
     MERGES_DIR,
     TOPIC_RE,
@@ -147,6 +149,7 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
     inputs: list[MergeInput] = []
     excluded: dict[str, str] = {}
     reviewed = store.list_notes(REVIEW_NOTES)
+    records = record.read_folder("patches")
     for ref, commit in store.refs(prefix).items():
         number = ref[len(prefix):]
         if commit in reviewed:
@@ -154,8 +157,8 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
             if verdict.verdict == "reject":
                 excluded[number] = verdict.comment or "rejected in review"
                 continue
-        data = record.read_json(f"patches/{number}.json")
-        patch = PatchRecord.model_validate(data) if data is not None else None
+        raw = records.get(f"patches/{number}.json")
+        patch = PatchRecord.model_validate_json(raw) if raw is not None else None
         lessons = _patch_lessons(store, patch, number, commit)
         # The recorded diff is the one that was validated and committed; recompute
         # only for branches without a record (or whose commit moved since).
@@ -290,6 +293,8 @@ class MergeJob:
     model: str = ""
     strategy: Literal["parallel", "sequential"] = "parallel"
     parents: list[str] = field(default_factory=list)
+    #: Where the merge's new objects wait to be written (None: written at once).
+    hold: HeldObjects | None = None
 
 
 async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
@@ -324,7 +329,7 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
             return report, job.context.store.tree_of(job.context.s0)
         result: RenderResult | None = None
         if not problems:
-            result = await asyncio.to_thread(job.context.render, answer.edits)
+            result = await job.context.render_async(answer.edits, hold=job.hold)
             if not result.ok:
                 problems += [f.render() for f in result.failures]
             else:
@@ -391,6 +396,21 @@ def _trailers(report: MergeReport) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------- the tree
+@contextlib.contextmanager
+def _startup_heap_frozen():
+    """Keep the garbage collector off the objects alive when merging starts.
+
+    A merge level allocates many short-lived objects, which sets off full collections;
+    each rescans the whole heap (about 50 ms on a large one, measured with
+    bench/merge_scale.py) while every merge of the level waits.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @dataclass
 class MergeSettings:
     fan_in: int = 5
@@ -422,63 +442,97 @@ class Merger:
         items = inputs
         level = 0
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
-        while len(items) > 1:
-            level += 1
-            groups = balanced_groups(items, self.settings.fan_in)
-            self.progress(f"level {level}: {len(items)} heads -> {len(groups)} merges")
-
-            async def one(index: int, group: list[MergeInput]):
-                async with semaphore:
-                    # the root merge's report says which patches review left out
-                    return await self._merge_group(level, index, group, excluded if len(groups) == 1 else {})
-
-            results = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups, start=1)))
-            await asyncio.to_thread(self._persist_level, level, [r for r, reused in results if not reused])
-            next_items: list[MergeInput] = []
-            names = []
-            for group, (report, reused) in zip(groups, results):
-                names.append(report.name)
-                summary.reused += reused
-                if report.status == "merged":
-                    summary.merged += 1
-                    next_items.append(merge_input(report))
-                else:
-                    summary.failed += 1
-                    next_items.extend(group)  # carried up unmerged, never lost
-            summary.levels.append(names)
-            if len(next_items) == len(items):
-                raise MergeFailed(
-                    f"level {level} merged nothing ({len(items)} heads remain); see merges/ in the run record",
-                    hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
-                )
-            items = next_items
+        # A level is recorded while the next ones wait for the merger: they need only
+        # its commits. Levels still land in order, each in one transaction, and all
+        # before the candidate moves (or an error propagates).
+        recording: asyncio.Future | None = None
+        with _startup_heap_frozen():
+            try:
+                while len(items) > 1:
+                    level += 1
+                    items, recording = await self._level(level, items, excluded, summary, semaphore, recording)
+            finally:
+                if recording is not None:
+                    await recording
         candidate = items[0]
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self._move_candidate(candidate.commit)
         return summary
 
-    async def _merge_group(self, level: int, group: int, inputs: list[MergeInput], excluded: dict[str, str]) -> tuple[MergeReport, bool]:
+    async def _level(self, level: int, items: list[MergeInput], excluded: dict[str, str], summary: MergeSummary,
+                     semaphore: asyncio.Semaphore, recording: asyncio.Future | None) -> tuple[list[MergeInput], asyncio.Future]:
+        """Merge one level; returns the next level's inputs and the task recording this one."""
+        groups = balanced_groups(items, self.settings.fan_in)
+        self.progress(f"level {level}: {len(items)} heads -> {len(groups)} merges")
+        recorded = self.record.read_folder(MERGES_DIR)  # finished merges, reused on resume
+        branches = self.store.refs(branch_prefix(self.record.run) + "merge/")
+        # The level's trees and commits are computed here and their files created when
+        # the level is recorded, off this busy thread (creating files is slow on some
+        # disks). Nothing reads them before: the next level builds on S0.
+        held: HeldObjects = []
+
+        async def one(index: int, group: list[MergeInput]):
+            async with semaphore:
+                # the root merge's report says which patches review left out
+                return await self._merge_group(level, index, group, excluded if len(groups) == 1 else {}, recorded, branches, held)
+
+        results = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups, start=1)))
+        fresh = [r for r, reused in results if not reused]
+        recording = asyncio.ensure_future(self._record_after(recording, level, fresh, held))
+        next_items: list[MergeInput] = []
+        names = []
+        for group, (report, reused) in zip(groups, results):
+            names.append(report.name)
+            summary.reused += reused
+            if report.status == "merged":
+                summary.merged += 1
+                next_items.append(merge_input(report))
+            else:
+                summary.failed += 1
+                next_items.extend(group)  # carried up unmerged, never lost
+        summary.levels.append(names)
+        if len(next_items) == len(items):
+            await recording  # the failures are recorded before the error says to look at them
+            raise MergeFailed(
+                f"level {level} merged nothing ({len(items)} heads remain); see merges/ in the run record",
+                hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
+            )
+        return next_items, recording
+
+    async def _merge_group(
+        self, level: int, group: int, inputs: list[MergeInput], excluded: dict[str, str],
+        recorded: dict[str, bytes], branches: dict[str, str], held: HeldObjects,
+    ) -> tuple[MergeReport, bool]:
         name = f"L{level}-{group:02d}"
         ref = merge_branch(self.record.run, level, group)
-        existing = self._existing(name, ref, [i.commit for i in inputs])
+        existing = self._existing(name, ref, [i.commit for i in inputs], recorded.get(f"{MERGES_DIR}/{name}.json"), ref in branches)
         if existing is not None:
             return existing, True
         job = MergeJob(
             run=self.record.run, name=name, level=level, group=group, inputs=inputs, context=self.context,
             min_support=self.settings.min_support, retries=self.settings.retries, ask=self.ask, model=self.model,
+            hold=held,
         )
         report, tree = await run_merge(job)
         if tree is not None:
             subject, body = render_report(report, excluded)
             parents = [i.commit for i in inputs]
-            commit = await asyncio.to_thread(self.store.commit, tree, parents, subject, body, _trailers(report))
+            commit = self.store.commit(tree, parents, subject, body, _trailers(report), hold=held)
             report = report.model_copy(update={"commit": commit, "branch": ref})
         self.progress(f"{name}: {report.status}" + (f" ({report.reason})" if report.reason else ""))
         return report, False
 
-    def _persist_level(self, level: int, reports: list[MergeReport]) -> None:
-        """Record a level's reports and create its merge branches in one transaction."""
+    async def _record_after(self, previous: asyncio.Future | None, level: int, reports: list[MergeReport], held: HeldObjects) -> None:
+        """Record a level once the level before it is recorded (if that failed, so does this)."""
+        if previous is not None:
+            await previous
+        await asyncio.to_thread(self._persist_level, level, reports, held)
+
+    def _persist_level(self, level: int, reports: list[MergeReport], held: HeldObjects) -> None:
+        """Write a level's objects, then record its reports and create its merge
+        branches in one transaction."""
+        self.store.write_held(held)
         if not reports:
             return
         files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
@@ -486,14 +540,13 @@ class Merger:
         merged = sum(1 for r in reports if r.status == "merged")
         self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=refs)
 
-    def _existing(self, name: str, ref: str, parents: list[str]) -> MergeReport | None:
-        """A finished merge of exactly these parents, reused on resume."""
-        data = self.record.read_json(f"{MERGES_DIR}/{name}.json")
-        if data is None:
-            if self.store.rev_parse(ref):
+    def _existing(self, name: str, ref: str, parents: list[str], raw: bytes | None, branch_exists: bool) -> MergeReport | None:
+        """A finished merge of exactly these parents (``raw``: its recorded report), reused on resume."""
+        if raw is None:
+            if branch_exists:
                 raise UsageError(f"{ref} exists but the run record has no report for it", hint="delete the branch or use a new run name")
             return None
-        report = MergeReport.model_validate(data)
+        report = MergeReport.model_validate_json(raw)
         recorded = [i["commit"] for i in report.inputs]
         if recorded != parents:
             raise UsageError(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import inspect
 import re
 from collections import Counter
@@ -50,7 +51,7 @@ from t2s.edits import (
 )
 from t2s.prompts import load as load_prompt
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore, Trailers
+from t2s.gitstore import GitStore, HeldObjects, Trailers
 from t2s.skill import (
     REFERENCES_DIR,
     SKILL_FILE,
@@ -478,12 +479,7 @@ def _guardrails(
     explained: set[tuple[str, str]] = set()
 
     # frontmatter: still parses, same name
-    s0_doc_name = None
-    if SKILL_FILE in s0_texts:
-        try:
-            s0_doc_name = parse_skill_md(s0_texts[SKILL_FILE]).name
-        except SkillFormatError:
-            s0_doc_name = None
+    s0_doc_name = _doc_name(s0_texts[SKILL_FILE]) if SKILL_FILE in s0_texts else None
     skill_text = after.get(SKILL_FILE, "")
     if SKILL_FILE in changed:
         try:
@@ -531,7 +527,7 @@ def _guardrails(
     base = {p: as_bytes(d) for p, d in s0_files.items() if p not in symlinks}
     new = dict(base)
     new.update({p: t.encode("utf-8") for p, t in changed.items()})
-    before_findings = Counter(_finding_key(f) for f in lint_files(folder, base, strict=strict, limits=limits, symlinks=symlinks))
+    before_findings = _findings_of(folder, tuple(sorted(base.items())), strict, limits, frozenset(symlinks))
     seen: Counter = Counter()
     for finding in lint_files(folder, new, strict=strict, limits=limits, symlinks=symlinks):
         key = _finding_key(finding)
@@ -546,12 +542,29 @@ def _guardrails(
     return failures
 
 
+# Every render of a merge level or an analysis run checks against the same S0:
+# its name and lint findings are computed once, not once per patch.
+@functools.lru_cache(maxsize=32)
+def _doc_name(skill_md: str) -> str | None:
+    try:
+        return parse_skill_md(skill_md).name
+    except SkillFormatError:
+        return None
+
+
+@functools.lru_cache(maxsize=32)
+def _findings_of(folder: str, files: tuple[tuple[str, bytes], ...], strict: bool, limits: Limits, symlinks: frozenset[str]) -> Counter:
+    return Counter(_finding_key(f) for f in lint_files(folder, dict(files), strict=strict, limits=limits, symlinks=symlinks))
+
+
 # ---------------------------------------------------------------------- git
 class PatchContext:
     """Everything needed to render edits against one frozen S0 of one skill.
 
     ``render(edits)`` runs :func:`render_edits` and then checks the diff with
     ``git apply --check --cached`` on a private index and computes the tree.
+    ``render_async(edits)`` does the same for many concurrent callers (a merge
+    level), whose git checks share one process.
     """
 
     def __init__(
@@ -580,6 +593,7 @@ class PatchContext:
         self.files: dict[str, bytes] = {
             rel: data for rel, data in store.read_files(self.s0, self.skill_dir).items() if rel not in self.symlinks
         }
+        self._checks: _BatchedApplyCheck | None = None
 
     def texts(self) -> dict[str, str]:
         """S0's editable files as text (what the model is shown)."""
@@ -592,7 +606,26 @@ class PatchContext:
         return out
 
     def render(self, edits: Any) -> RenderResult:
-        result = render_edits(
+        result = self._render_edits(edits)
+        if not result.ok:
+            return result
+        return self._finish(result, self.store.apply_check(self.s0, result.diff))
+
+    async def render_async(self, edits: Any, *, hold: HeldObjects | None = None) -> RenderResult:
+        """:meth:`render` for concurrent callers: the git checks of all renders waiting
+        at the same moment run as one ``git apply`` (a process each cost more than the
+        rest of a merge). The Python work runs on the caller's thread: threads would
+        only queue for the GIL. With ``hold``, the tree's new objects are only
+        computed (see :meth:`GitStore.write_held`)."""
+        result = self._render_edits(edits)
+        if not result.ok:
+            return result
+        if self._checks is None:
+            self._checks = _BatchedApplyCheck(self.store, self.s0)
+        return self._finish(result, await self._checks.check(result.diff), hold)
+
+    def _render_edits(self, edits: Any) -> RenderResult:
+        return render_edits(
             self.files,
             edits,
             skill_dir=self.skill_dir,
@@ -602,12 +635,11 @@ class PatchContext:
             forbidden_values=self.forbidden_values,
             forbidden_ids=self.forbidden_ids,
         )
-        if not result.ok:
-            return result
+
+    def _finish(self, result: RenderResult, reason: str | None, hold: HeldObjects | None = None) -> RenderResult:
         # Git must agree that the diff applies to S0 (`git apply --check --cached` on a
         # private index); render_edits already replayed its hunks onto S0's text, so
         # the tree is written from the edited files themselves.
-        reason = self.store.apply_check(self.s0, result.diff)
         if reason is not None:
             return result.model_copy(update={
                 "ok": False,
@@ -615,7 +647,7 @@ class PatchContext:
                 "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
             })
         changes = {f"{self.skill_dir}/{rel}": text.encode("utf-8") for rel, text in result.files.items()}
-        tree = self.store.build_tree(self.s0, changes)
+        tree = self.store.build_tree(self.s0, changes, hold=hold)
         return result.model_copy(update={"tree": tree})
 
     def build(self, edits: Any) -> Patch | Rejected:
@@ -624,6 +656,48 @@ class PatchContext:
         if result.ok:
             return Patch.from_render(result)
         return _rejected(result, attempts=1)
+
+
+class _BatchedApplyCheck:
+    """Group commit for ``git apply --check``: the first caller runs its check at once;
+    callers arriving meanwhile wait and go together in the next ``git apply``."""
+
+    def __init__(self, store: GitStore, base: str):
+        self.store = store
+        self.base = base
+        self._waiting: list[tuple[str, asyncio.Future]] = []
+        self._drainer: asyncio.Task | None = None
+
+    async def check(self, diff: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        if self._drainer is not None and self._drainer.get_loop() is not loop:
+            # left over from an event loop that has ended: nobody waits there any more
+            self._drainer = None
+            self._waiting = [(d, f) for d, f in self._waiting if f.get_loop() is loop]
+        future = loop.create_future()
+        self._waiting.append((diff, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    reasons = await asyncio.to_thread(self.store.apply_check_many, self.base, [d for d, _ in batch])
+                except BaseException as err:  # every waiter hears about it, none hangs
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(err)
+                    if not isinstance(err, Exception):
+                        raise
+                    continue
+                for (_, future), reason in zip(batch, reasons):
+                    if not future.done():
+                        future.set_result(reason)
+        finally:
+            self._drainer = None
 
 
 def commit_patch(

@@ -105,6 +105,14 @@ class RunRecord:
         raw = self.read(path)
         return None if raw is None else json.loads(raw)
 
+    def read_folder(self, folder: str) -> dict[str, bytes]:
+        """Every file under ``folder`` (keyed by path from the record root), all read at
+        one commit of the record and in one exchange with git."""
+        head = self.head()
+        if not head or not self.store.subtree(head, folder):
+            return {}
+        return {f"{folder}/{rel}": data for rel, data in self.store.read_files(head, folder).items()}
+
     def list(self, folder: str) -> list[str]:
         """Paths (relative to the record root) of files under ``folder``, sorted."""
         head = self.head()

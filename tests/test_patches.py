@@ -275,3 +275,46 @@ def test_build_is_one_attempt(skill_repo):
     assert isinstance(ctx.build([{"op": "replace", "old": "name: demo", "new": "name: other"}]), Rejected)
     patch = ctx.build([{"op": "append_to_section", "heading": "Pitfalls", "text": "- ok"}])
     assert isinstance(patch, Patch) and patch.diff.startswith("diff --git a/skills/demo/SKILL.md")
+
+
+def test_concurrent_async_renders_share_one_git_check(skill_repo):
+    """A merge level renders many answers at once: one `git apply` checks them all,
+    and each result is what a render on its own gives."""
+    store, s0 = skill_repo
+    ctx = PatchContext(store, s0, DIR)
+    edit_lists = [[{"op": "append_to_section", "heading": "Pitfalls", "text": f"- Pitfall {i}."}] for i in range(12)]
+    batches = []
+    check_many = store.apply_check_many
+
+    def counting(base, diffs):
+        batches.append(len(diffs))
+        return check_many(base, diffs)
+
+    store.apply_check_many = counting
+    held: list = []
+
+    async def go():
+        return await asyncio.gather(*(ctx.render_async(edits, hold=held) for edits in edit_lists))
+
+    results = asyncio.run(go())
+    assert batches == [12]
+    store.write_held(held)
+    for edits, result in zip(edit_lists, results):
+        alone = ctx.render(edits)
+        assert result.ok and (result.diff, result.tree) == (alone.diff, alone.tree)
+
+
+def test_an_async_render_git_refuses_is_told_apart_from_its_batch(skill_repo):
+    store, s0 = skill_repo
+    ctx = PatchContext(store, s0, DIR)
+    ctx.files["SKILL.md"] = ctx.files["SKILL.md"].replace(b"# Demo", b"# Stale copy")  # out of sync with S0
+
+    async def go():
+        return await asyncio.gather(
+            ctx.render_async([{"op": "replace", "old": "# Stale copy", "new": "# Fresh"}]),
+            ctx.render_async([{"op": "append_to_reference", "file": "references/formulas.md", "text": "More."}]),
+        )
+
+    stale, fine = asyncio.run(go())
+    assert not stale.ok and stale.failures[0].reason.startswith("the rendered diff does not apply to S0: error: patch failed")
+    assert fine.ok and fine.tree

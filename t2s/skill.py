@@ -13,6 +13,7 @@ round-trips byte for byte.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -100,7 +101,7 @@ def parse_skill_md(text: str) -> SkillDoc:
     """Parse SKILL.md text; raises :class:`SkillFormatError` with a line number."""
     frontmatter, body, body_line = split_frontmatter(text)
     try:
-        meta = yaml.load(frontmatter, Loader=_YAML_LOADER) if frontmatter.strip() else {}
+        meta = _load_yaml(frontmatter) if frontmatter.strip() else {}
     except yaml.YAMLError as err:
         # The context mark is where the broken construct starts: the line to fix.
         mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
@@ -109,7 +110,13 @@ def parse_skill_md(text: str) -> SkillDoc:
         raise SkillFormatError(f"frontmatter is not valid YAML: {problem}", line) from None
     if not isinstance(meta, dict):
         raise SkillFormatError("frontmatter must be a YAML mapping of keys to values", 2)
-    return SkillDoc(frontmatter=frontmatter, body=body, meta=meta, body_line=body_line)
+    return SkillDoc(frontmatter=frontmatter, body=body, meta=dict(meta), body_line=body_line)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_yaml(text: str) -> Any:
+    # Patch renders lint every edited SKILL.md, whose frontmatter rarely changes.
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 def skill_body(text: str) -> str:
@@ -122,18 +129,20 @@ def skill_body(text: str) -> str:
 
 def reference_paths(files: Mapping[str, bytes]) -> list[str]:
     """The ``references/*.md`` files of a skill, sorted."""
-    return sorted(
-        p for p in files if PurePosixPath(p).parent.as_posix() == REFERENCES_DIR and p.endswith(".md")
-    )
+    prefix = REFERENCES_DIR + "/"
+    return sorted(p for p in files if p.startswith(prefix) and "/" not in p[len(prefix):] and p.endswith(".md"))
 
 
-def links(text: str) -> list[tuple[int, str]]:
-    """``(line, target)`` for every Markdown link or image in ``text``."""
+@functools.lru_cache(maxsize=256)
+def links(text: str) -> tuple[tuple[int, str], ...]:
+    """``(line, target)`` for every Markdown link or image in ``text``.
+
+    Memoised: every patch render lints the skill's unchanged files again."""
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
         for match in LINK_RE.finditer(line):
             found.append((number, match.group(1)))
-    return found
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------- lint

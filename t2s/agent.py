@@ -738,7 +738,7 @@ def evaluate_tasks(request) -> Any:
     skill.skill_dir = ctx.skill_dir
     skill.tree = store.subtree(request.commit, ctx.skill_dir)
     skill.s0 = request.commit
-    llm = LLM(config, cache_path=default_cache_path(store.git_dir, config), phase="eval")
+    llm = LLM(config, cache_path=default_cache_path(store.common_dir, config), phase="eval")
     role = llm.role("agent")
     seeds = max(1, int(request.seeds or 1))
 

@@ -314,6 +314,20 @@ async def analyze_run_async(
     progress: StageProgress | None = None,
 ) -> AnalyzeSummary:
     """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module doc)."""
+    with RunRecord(store, run).stage_lock(STAGE):
+        return await _analyze_run(store, config, llm, run=run, settings=settings, suite=suite, progress=progress)
+
+
+async def _analyze_run(
+    store,
+    config,
+    llm,
+    *,
+    run: str,
+    settings: AnalyzeSettings | None,
+    suite: Any,
+    progress: StageProgress | None,
+) -> AnalyzeSummary:
     from t2s.llm import BudgetExceeded, CacheMiss
     from t2s.skillrepo import limits_of
 
@@ -494,7 +508,7 @@ def analyze_run(
 
     own_llm = llm is None
     if own_llm:
-        llm = LLM(config, cache_path=default_cache_path(store.git_dir, config) if cache else None, phase=STAGE)
+        llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None, phase=STAGE)
 
     try:  # LLM.run closes the HTTP clients with the event loop
         return llm.run(analyze_run_async(store, config, llm, run=run, settings=settings, suite=suite,

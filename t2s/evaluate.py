@@ -46,14 +46,13 @@ from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.gitstore import GitStore
 from t2s.notes import (
     EVAL_NOTES,
-    EvalNote,
     EvalRecord,
     GateRecord,
     NoteFormatError,
     TaskVerdict,
     parse_eval_note,
     read_eval_note,
-    write_eval_note,
+    update_eval_note,
 )
 
 #: RoleModel settings that change what the agent does (everything else is transport).
@@ -264,12 +263,7 @@ def find_cached(store: GitStore, key: tuple, *, prefer: str | None = None) -> tu
 
 
 def _record_on(store: GitStore, commit: str, record: EvalRecord) -> None:
-    try:
-        note = read_eval_note(store, commit) or EvalNote()
-    except NoteFormatError:
-        note = EvalNote()  # an unreadable note is replaced, not merged into
-    note.upsert(record)
-    write_eval_note(store, commit, note)
+    update_eval_note(store, commit, lambda note: note.upsert(record))
 
 
 def check_evaluable(ctx: EvalContext, commit: str) -> str:
@@ -508,9 +502,7 @@ def gate(
         improved=[r.task for r in rows if r.kind == "only_candidate"],
     )
     if write_note:
-        note = read_eval_note(store, cand.commit) or EvalNote()
-        note.gate = record
-        write_eval_note(store, cand.commit, note)
+        update_eval_note(store, cand.commit, lambda note: setattr(note, "gate", record))
     return GateResult(record, cand, base, rows, candidate, baseline)
 
 

@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
 from t2s.errors import GitError, RefConflict, UsageError
@@ -277,6 +277,7 @@ class GitStore:
         self._reader: _ObjectReader | None = None
         self._reader_lock = threading.Lock()
         self._objects_dir: Path | None = None
+        self._common_dir: Path | None = None
         #: Immutable facts memoised per process: a commit's tree, a tree's entries.
         self._trees_of: dict[str, str] = {}
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}
@@ -324,9 +325,19 @@ class GitStore:
         return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
 
     @property
+    def common_dir(self) -> Path:
+        """The git directory every worktree of this repository shares (``.git`` of the
+        main worktree): refs live there, so t2s's caches and locks do too."""
+        if self._common_dir is None:
+            out = self.run("rev-parse", "--git-common-dir", env_ok=False).strip()
+            self._common_dir = (self.root / out).resolve() if out else self.git_dir
+        return self._common_dir
+
+    @property
     def t2s_dir(self) -> Path:
-        """``<git-dir>/t2s``: private state (locks, caches, temp indexes), never committed."""
-        path = self.git_dir / "t2s"
+        """``<common git dir>/t2s``: private state (locks, caches, temp indexes), never
+        committed, and shared by all worktrees (as the refs it guards are)."""
+        path = self.common_dir / "t2s"
         if not self._t2s_dir_made:
             path.mkdir(parents=True, exist_ok=True)
             self._t2s_dir_made = True
@@ -848,6 +859,21 @@ class GitStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str, busy: str, hint: str = "") -> Iterator[None]:
+        """Hold the inter-process lock ``name`` for the block, or fail at once with
+        ``busy``. The system drops the lock when its process ends, so a crash leaves
+        none behind."""
+        with open(self.t2s_dir / f"{name}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(busy, hint=hint or None) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def add_note(self, namespace: str, rev: str, text: str) -> None:
         """Set the note on ``rev`` in ``refs/notes/t2s/<namespace>`` (replacing any).
 
@@ -856,6 +882,15 @@ class GitStore:
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
             self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+
+    def update_note(self, namespace: str, rev: str, change: Callable[[str | None], str]) -> str:
+        """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
+        new text, under the namespace's lock, so concurrent updaters lose nothing."""
+        commit = self.resolve(rev)
+        with self._lock(f"notes-{namespace}"):
+            text = change(self.read_note(namespace, commit))
+            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+        return text
 
     def read_note(self, namespace: str, rev: str) -> str | None:
         commit = self.rev_parse(f"{rev}^{{commit}}")

@@ -877,6 +877,7 @@ def _status_hint(status: int, cfg: RoleModel) -> str | None:
 
 
 def default_cache_path(git_dir: Path, config: Config) -> Path:
-    """Where the cache lives for a repository: ``[cache] path`` inside the git dir."""
+    """Where the cache lives for a repository: ``[cache] path`` inside its common git dir
+    (shared by all worktrees, so a bisect worktree replays what main recorded)."""
     path = Path(config.cache.path)
     return path if path.is_absolute() else Path(git_dir) / path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -146,4 +146,27 @@ def read_eval_note(store, rev: str) -> EvalNote | None:
 
 
 def write_eval_note(store, rev: str, note: EvalNote) -> None:
-    store.add_note(EVAL_NOTES, rev, note.model_dump_json(indent=2) + "\n")
+    store.add_note(EVAL_NOTES, rev, _eval_note_text(note))
+
+
+def update_eval_note(store, rev: str, change: Callable[[EvalNote], None]) -> EvalNote:
+    """Change the eval note on ``rev`` in place (an absent or unreadable note starts
+    empty), holding the notes lock from read to write: evaluations finishing at the
+    same time on one commit keep each other's records."""
+    result: list[EvalNote] = []
+
+    def edit(text: str | None) -> str:
+        try:
+            note = parse_eval_note(text, f"eval note on {rev}") if text else EvalNote()
+        except NoteFormatError:
+            note = EvalNote()  # an unreadable note is replaced, not merged into
+        change(note)
+        result.append(note)
+        return _eval_note_text(note)
+
+    store.update_note(EVAL_NOTES, rev, edit)
+    return result[0]
+
+
+def _eval_note_text(note: EvalNote) -> str:
+    return note.model_dump_json(indent=2) + "\n"

@@ -145,10 +145,16 @@ async def rollout_async(
     ``rev`` (default: the run's S0, or ``HEAD`` for a new run) names the skill's commit;
     ``task_ids`` replaces the split's list (still recorded under ``split``).
     """
-    from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import skill_dir_of
+    split, ids = _planned_tasks(config, suite, split, task_ids, limit)  # bad input fails before the lock
+    with RunRecord(store, run).stage_lock(STAGE):
+        return await _rollout(
+            store, config, llm, suite, run=run, split=split, ids=ids, rev=rev, concurrency=concurrency,
+            seeds=seeds, options=options, retry_errored=retry_errored, progress=progress, workroot=workroot,
+        )
 
-    started = time.perf_counter()
+
+def _planned_tasks(config, suite, split: str | None, task_ids: list[str] | None, limit: int | None) -> tuple[str, list[str]]:
+    """The split to roll out and its task ids, checked against the suite."""
     split = split or config.rollout.evolve_split
     splits = suite.splits()
     heldout = config.rollout.heldout_split
@@ -166,7 +172,30 @@ async def rollout_async(
         raise UsageError(f"split {split!r} of suite {suite.name!r} has no tasks")
     for tid in ids:
         suite.task(tid)  # unknown ids fail here, with the suite's own message, before any work
+    return split, ids
 
+
+async def _rollout(
+    store,
+    config,
+    llm,
+    suite,
+    *,
+    run: str,
+    split: str,
+    ids: list[str],
+    rev: str | None,
+    concurrency: int | None,
+    seeds: int | None,
+    options: AgentOptions | None,
+    retry_errored: bool,
+    progress: StageProgress | None,
+    workroot: Path | None,
+) -> RolloutSummary:
+    from t2s.llm import BudgetExceeded, CacheMiss
+    from t2s.skillrepo import skill_dir_of
+
+    started = time.perf_counter()
     record = RunRecord(store, run)
     commit_for_dir = store.resolve(rev) if rev else (record.manifest().s0 if record.exists() else store.resolve("HEAD"))
     skill_dir = skill_dir_of(store, config, commit_for_dir)
@@ -316,7 +345,7 @@ def rollout(
         suite = load_rollout_suite(config, store, str(suite) if suite is not None else None)
     own_llm = llm is None
     if own_llm:
-        llm = LLM(config, cache_path=default_cache_path(store.git_dir, config) if cache else None,
+        llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None,
                   phase="rollout")
 
     try:  # LLM.run closes the HTTP clients with the event loop

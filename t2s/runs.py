@@ -126,6 +126,15 @@ class RunRecord:
             raise UsageError(f"run {self.run!r} does not exist", hint="start it with `t2s rollout --run NAME`")
         return RunManifest.model_validate(data)
 
+    def stage_lock(self, stage: str):
+        """One process at a time per stage of a run (a context manager): a second
+        ``t2s <stage>`` on the same run fails at once, where it would otherwise number
+        patches alike or race for the same branches."""
+        return self.store.exclusive(
+            f"run-{self.run}-{stage}", f"another `t2s {stage}` is working on run {self.run!r}",
+            hint="wait for it to finish; the lock goes away with its process",
+        )
+
     # ------------------------------------------------------------- writing
     def create(self, manifest: RunManifest) -> str:
         """Start the record; refuses if the run already exists."""

@@ -114,3 +114,40 @@ def test_imported_trajectories_are_analysed_too(tmp_path, scripted_server):
     for branch in ("t2s/ext/patch/0001", "t2s/ext/patch/0002"):
         trailers = dict(parse_trailers(git(store.root, "log", "-1", "--format=%B", branch)))
         assert trailers["T2S-Run"] == "ext" and trailers["T2S-Outcome"] == "failed"
+
+
+_HOLD_STAGE = """
+import sys
+from t2s.gitstore import GitStore
+from t2s.runs import RunRecord
+with RunRecord(GitStore.discover(sys.argv[1]), sys.argv[2]).stage_lock(sys.argv[3]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test lets go
+"""
+
+
+def test_a_second_analyze_of_one_run_is_refused_while_the_first_works(tmp_path, scripted_server):
+    """Two analyses of one run would hand out the same patch numbers: the second one
+    stops at once with a clear message, and the lock dies with its process."""
+    import subprocess
+    import sys
+
+    scripted_server.on(analyst_responder, role="analyst")
+    store = make_repo(tmp_path)
+    _, suite = load_config_and_suite(store)
+    record = start_run(store)
+    add_trajectory(record, suite, "txt-1", wrong=True, tmp=tmp_path, traj_id="a-fail")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_STAGE, str(store.root), "r1", "analyze"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "r1", *model_flags(scripted_server)])
+        assert busy.exit_code == 2
+        assert "another `t2s analyze` is working on run 'r1'" in busy.output and "Traceback" not in busy.output
+        assert record.list("patches") == [] and not scripted_server.requests
+    finally:
+        holder.kill()  # a crash, not a clean exit
+        holder.wait()
+    done = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "r1", *model_flags(scripted_server)])
+    assert done.exit_code == 0, done.output
+    assert record.list("patches") == ["patches/0001.json"]

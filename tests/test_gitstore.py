@@ -133,6 +133,33 @@ def test_eight_processes_writing_notes_lose_nothing(git_repo):
     assert store.read_note("eval", commits[5]) == f"note for {commits[5]}\n"
 
 
+_EVAL_RECORDER = """
+import sys
+from t2s.gitstore import GitStore
+from t2s.notes import EvalRecord, update_eval_note
+store = GitStore.discover(sys.argv[1])
+for split in sys.argv[3:]:
+    record = EvalRecord(suite="s", split=split, suite_hash="h", skill_tree="t", score=1.0, passed=1, total=1)
+    update_eval_note(store, sys.argv[2], lambda note: note.upsert(record))
+"""
+
+
+def test_processes_adding_records_to_one_eval_note_keep_every_record(git_repo):
+    """Evaluations of one commit that finish together each read, change and write
+    the same note: the read-modify-write holds the notes lock throughout."""
+    from t2s.notes import read_eval_note
+
+    store = GitStore.discover(git_repo)
+    head = store.resolve("HEAD")
+    splits = [f"split-{i}" for i in range(24)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _EVAL_RECORDER, str(git_repo), head, *splits[i::6]])
+        for i in range(6)
+    ]
+    assert [p.wait() for p in procs] == [0] * 6
+    assert sorted(r.split for r in read_eval_note(store, head).evals) == sorted(splits)
+
+
 def test_annotated_tag_and_refusal_to_move_it(git_repo):
     store = GitStore.discover(git_repo)
     store.create_tag("v0.1.0", "HEAD", "release 0.1.0\n\n| a | b |\n")
@@ -202,3 +229,16 @@ def test_in_process_trees_equal_the_trees_git_writes(git_repo):
         assert mine == theirs, changes
         base = store.commit(mine, [base], "step")
     assert "missing" not in store.run("fsck", "--strict", check=False)
+
+
+def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):
+    """Locks and caches guard shared refs, so every worktree must find the same ones."""
+    main = GitStore.discover(git_repo)
+    git(git_repo, "worktree", "add", "-q", "--detach", str(tmp_path / "wt"))
+    other = GitStore.discover(tmp_path / "wt")
+    assert other.git_dir != main.git_dir
+    assert other.t2s_dir == main.t2s_dir == (git_repo / ".git" / "t2s").resolve()
+    with main.exclusive("stage", "busy"):
+        with pytest.raises(UsageError, match="busy"):
+            with other.exclusive("stage", "busy"):
+                pass

@@ -59,7 +59,7 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
         include_unvalidated=include_unvalidated, protocol=protocol,
     )
     overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config),
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
               phase="analyze", overrides=overrides)
     progress = None if as_json else CountingProgress("analyze", {"accepted": "green", "unvalidated": "yellow", "rejected": "red"}, lambda item: item.status)
     if not as_json:

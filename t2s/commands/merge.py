@@ -26,21 +26,23 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config), phase="merge", overrides=overrides)
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config), phase="merge", overrides=overrides)
     context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
     progress = (lambda message: None) if quiet else (lambda message: err_console.print(f"  {message}"))
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
-    record.set_stage("merge", "running")
-
-    try:  # LLM.run closes the HTTP clients with the event loop
-        summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
-    except Exception:
-        record.set_stage("merge", "failed")
-        raise
+    try:
+        with record.stage_lock("merge"):
+            record.set_stage("merge", "running")
+            try:  # LLM.run closes the HTTP clients with the event loop
+                summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
+            except Exception:
+                record.set_stage("merge", "failed")
+                raise
+            finally:
+                _save_ledger(record, llm)
+            record.set_stage("merge", "done", summary.model_dump())
     finally:
-        _save_ledger(record, llm)
         llm.close()
-    record.set_stage("merge", "done", summary.model_dump())
     return summary
 
 

@@ -57,7 +57,7 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
             raise UsageError(f"{name} must be at least 1 (got {value})")
     suite = load_rollout_suite(config, store, suite_ref)
     overrides = {"agent": {"model": model}} if model else None
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.git_dir, config),
+    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
               phase="rollout", overrides=overrides)
     options = AgentOptions(
         max_turns=max_turns or config.rollout.max_turns,

@@ -544,14 +544,16 @@ class Merger:
         """A finished merge of exactly these parents (``raw``: its recorded report), reused on resume."""
         if raw is None:
             if branch_exists:
-                raise UsageError(f"{ref} exists but the run record has no report for it", hint="delete the branch or use a new run name")
+                raise UsageError(f"{ref} exists but the run record has no report for it",
+                                 hint=f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again")
             return None
         report = MergeReport.model_validate_json(raw)
         recorded = [i["commit"] for i in report.inputs]
         if recorded != parents:
             raise UsageError(
                 f"merge {name} of run {self.record.run!r} was made from other inputs",
-                hint="the run's patches changed since it was merged; merge into a new run name",
+                hint=(f"the run's patches changed since it was merged (a review verdict?): "
+                      f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again"),
             )
         if report.status == "failed" and self.settings.retry_failed:
             return None
@@ -607,6 +609,39 @@ class Merger:
         return summary
 
 
+SUPERSEDED_PREFIX = "refs/t2s/superseded/"
+
+
+def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
+    """Set a run's merge tree aside so the run can be merged again (``--rebuild``).
+
+    In one transaction: the merge branches and the candidate branch are deleted, the
+    old candidate is kept at ``refs/t2s/superseded/<run>/<nnn>`` (so every old merge
+    commit stays reachable), and the merge reports move to ``superseded/<nnn>/`` in
+    the run record. Returns ``<nnn>``, or None when there was nothing to set aside.
+    Only what t2s wrote is touched; the response cache makes unchanged groups free.
+    """
+    prefix = branch_prefix(record.run) + "merge/"
+    branches = store.refs(prefix)
+    reports = {path: data for path, data in record.read_folder(MERGES_DIR).items()
+               if path.rsplit("/", 1)[-1].startswith("L")}  # S*.json belong to the sequential baseline
+    candidate_ref = candidate_branch(record.run)
+    candidate = store.rev_parse(candidate_ref)
+    if not branches and not reports and not candidate:
+        return None
+    keep_prefix = f"{SUPERSEDED_PREFIX}{record.run}/"
+    taken = {ref[len(keep_prefix):] for ref in store.refs(keep_prefix)}
+    taken |= {path.split("/")[1] for path in record.list("superseded")}
+    name = f"{max((int(n) for n in taken if n.isdigit()), default=0) + 1:03d}"
+    refs = [RefUpdate(ref, ZERO_SHA, sha) for ref, sha in branches.items()]
+    if candidate:
+        refs += [RefUpdate(candidate_ref, ZERO_SHA, candidate), RefUpdate(keep_prefix + name, candidate, ZERO_SHA)]
+    files: dict[str, bytes | None] = {path: None for path in reports}
+    files.update({f"superseded/{name}/{path}": data for path, data in reports.items()})
+    record.write(files, f"t2s merge {record.run}: merge tree set aside as superseded/{name}", refs=refs)
+    return name
+
+
 def merger_ask(llm, *, phase: str = "merge"):
     """The merger model call: structured output validated as :class:`MergerAnswer`."""
 
@@ -617,6 +652,7 @@ def merger_ask(llm, *, phase: str = "merge"):
 
 
 __all__ = [
+    "SUPERSEDED_PREFIX",
     "MergeFailed",
     "MergeInput",
     "MergeReport",
@@ -627,4 +663,5 @@ __all__ = [
     "balanced_groups",
     "merger_ask",
     "render_report",
+    "set_aside_merges",
 ]

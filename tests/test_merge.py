@@ -201,3 +201,43 @@ def test_merge_and_blame_commands(tmp_path, scripted_server):
     assert "trajectory t002" in human.output and "trajectory t005" in human.output
     missing = runner.invoke(main, ["merge", "--run", "nope", *args])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_rebuild_after_a_merged_patch_is_rejected(tmp_path, scripted_server):
+    """Rejecting a patch that is already merged: a plain merge refuses and names
+    --rebuild; --rebuild keeps the old tree reachable and merges without the patch,
+    with unchanged groups answered from the response cache."""
+    from click.testing import CliRunner
+
+    from t2s.cli import main
+    from t2s.notes import REVIEW_NOTES, ReviewNote
+
+    scripted_server.on(merger_responder, role="merger")
+    store, record, patches = build_run(tmp_path, 6)
+    runner = CliRunner()
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger", "--fan-in", "3"]
+    assert runner.invoke(main, ["merge", "--run", "r1", *args]).exit_code == 0
+    old_candidate = store.rev_parse(candidate_branch("r1"))
+    store.add_note(REVIEW_NOTES, patches[5].commit, ReviewNote(verdict="reject", comment="too narrow").model_dump_json())
+
+    refused = runner.invoke(main, ["merge", "--run", "r1", *args])
+    assert refused.exit_code == 2 and "--rebuild" in refused.output and "Traceback" not in refused.output
+    calls = len(scripted_server.requests)
+    rebuilt = runner.invoke(main, ["merge", "--run", "r1", "--rebuild", "--json", *args])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    summary = json.loads(rebuilt.output)
+    assert summary["excluded"] == {"0006": "too narrow"} and summary["inputs"] == 5
+    assert summary["levels"] == [["L1-01", "L1-02"], ["L2-01"]]
+    # patches 1-3 form the same group as before: its answer came from the cache
+    assert len(scripted_server.requests) - calls == 2
+    candidate = store.rev_parse(candidate_branch("r1"))
+    l1_02 = store.rev_parse("refs/heads/t2s/r1/merge/L1-02")
+    assert store.parents(l1_02) == [patches[3].commit, patches[4].commit] and candidate != old_candidate
+    # the old tree is kept, and so are its reports
+    assert store.rev_parse("refs/t2s/superseded/r1/001") == old_candidate
+    assert sorted(record.list("superseded")) == [
+        "superseded/001/merges/L1-01.json", "superseded/001/merges/L1-02.json", "superseded/001/merges/L2-01.json",
+    ]
+    assert record.read_json("merges/L1-02.json")["inputs"][-1]["commit"] == patches[4].commit
+    sequential = runner.invoke(main, ["merge", "--run", "r1", "--rebuild", "--strategy", "sequential", *args])
+    assert sequential.exit_code == 2 and "sequential baseline starts over" in sequential.output

@@ -218,6 +218,7 @@ def test_approve_and_reject_write_notes_and_merge_leaves_rejected_patches_out(tm
     # a later rejection of a merged patch is shown, with what to do about it
     late = cli(store, "reject", "0003", "-m", "changed my mind")
     assert late.exit_code == 0 and "merged into L1-01 (rejected in review after the merge: changed my mind)" in late.output
+    assert "to merge without it: t2s merge --run r1 --rebuild" in late.output
 
 
 def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):

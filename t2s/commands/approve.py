@@ -19,6 +19,8 @@ def print_verdict(view, note, as_json: bool) -> None:
         markup=False, soft_wrap=True,
     )
     console.print(f"recorded in refs/notes/t2s/review; status: {view.status}", markup=False, soft_wrap=True)
+    if note.verdict == "reject" and view.state == "merged":
+        console.print(f"to merge without it: t2s merge --run {view.run} --rebuild", markup=False, soft_wrap=True)
 
 
 @click.command()

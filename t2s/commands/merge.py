@@ -9,11 +9,12 @@ from t2s.commands._common import console, err_console, json_option, load_repo_co
 from t2s.commands.models import model_options, overrides_from_flags
 
 
-def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet):
+def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet,
+                      rebuild: bool = False):
     """Merge a run (library entry used by ``t2s merge`` and ``t2s evolve``)."""
     from t2s.errors import UsageError
     from t2s.llm import LLM, default_cache_path
-    from t2s.merge import MergeSettings, Merger, merger_ask
+    from t2s.merge import MergeSettings, Merger, merger_ask, set_aside_merges
     from t2s.patches import PatchContext
     from t2s.runs import RunRecord
     from t2s.skillrepo import limits_of
@@ -26,12 +27,19 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
+    if rebuild and strategy == "sequential":
+        raise UsageError("--rebuild sets the merge tree aside; the sequential baseline starts over on every run anyway")
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config), phase="merge", overrides=overrides)
     context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
     progress = (lambda message: None) if quiet else (lambda message: err_console.print(f"  {message}"))
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
     try:
         with record.stage_lock("merge"):
+            if rebuild:
+                name = set_aside_merges(store, record)
+                if name and not quiet:
+                    err_console.print(f"  the earlier merge tree is set aside as superseded/{name} "
+                                      f"(refs/t2s/superseded/{run}/{name})", markup=False)
             record.set_stage("merge", "running")
             try:  # LLM.run closes the HTTP clients with the event loop
                 summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
@@ -60,11 +68,14 @@ def _save_ledger(record, llm) -> None:
               help="parallel: the merge tree; sequential: the paper's baseline, a linear chain of batch edits.")
 @click.option("--batch", type=int, default=5, show_default=True, help="Patches per step with --strategy sequential.")
 @click.option("--retry-failed", is_flag=True, help="Ask the merger again for merges recorded as failed.")
+@click.option("--rebuild", is_flag=True,
+              help="Set the run's merge tree aside (kept under refs/t2s/superseded/) and merge again, "
+                   "e.g. after rejecting a merged patch. Unchanged groups come from the response cache.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @model_options
 @json_option
 @repo_option
-def merge(run_name, fan_in, strategy, batch, retry_failed, no_cache, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
+def merge(run_name, fan_in, strategy, batch, retry_failed, rebuild, no_cache, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
     """Merge a run's patch branches, level by level, into t2s/RUN/candidate.
 
     Groups of at most --fan-in branch heads become octopus merge commits whose tree
@@ -78,6 +89,7 @@ def merge(run_name, fan_in, strategy, batch, retry_failed, no_cache, flag_model,
       t2s merge --run r1
       t2s merge --run r1 --fan-in 3
       t2s merge --run r1 --strategy sequential --batch 5   # baseline, t2s/r1/seq/candidate
+      t2s merge --run r1 --rebuild                          # after rejecting a merged patch
       t2s log --run r1                                      # see the merge tree
     """
     store = open_store(repo_dir)
@@ -85,7 +97,7 @@ def merge(run_name, fan_in, strategy, batch, retry_failed, no_cache, flag_model,
     overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
     summary = run_merge_command(
         store, config, run_name, fan_in=fan_in, strategy=strategy, batch=batch,
-        retry_failed=retry_failed, overrides=overrides, no_cache=no_cache, quiet=as_json,
+        retry_failed=retry_failed, overrides=overrides, no_cache=no_cache, quiet=as_json, rebuild=rebuild,
     )
     if as_json:
         print_json(summary.model_dump())

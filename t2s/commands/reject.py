@@ -18,7 +18,8 @@ def reject(patch, run_name, reason, as_json, repo_dir):
     """Reject a patch: a verdict note in refs/notes/t2s/review (replaces an earlier one).
 
     `t2s merge` leaves rejected patches out and lists them in its report. A patch
-    already merged stays in that merge: merge into a new run to leave it out.
+    already merged stays in that merge: `t2s merge --run RUN --rebuild` merges again
+    without it.
 
     \b
     Examples:

@@ -396,6 +396,17 @@ def _trailers(report: MergeReport) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------- the tree
+def _plan_levels(count: int, fan_in: int) -> list[list[list[int]]]:
+    """The merge tree over ``count`` heads if every merge succeeds: per level, its
+    groups as indices into the level below."""
+    plan = []
+    while count > 1:
+        groups = balanced_groups(list(range(count)), fan_in)
+        plan.append(groups)
+        count = len(groups)
+    return plan
+
+
 @contextlib.contextmanager
 def _startup_heap_frozen():
     """Keep the garbage collector off the objects alive when merging starts.
@@ -409,6 +420,18 @@ def _startup_heap_frozen():
         yield
     finally:
         gc.unfreeze()
+
+
+@dataclass
+class _Finished:
+    """The merge reports and branches a run had when merging started."""
+
+    reports: dict[str, bytes]
+    branches: dict[str, str]
+
+    def made_from_others(self, name: str, parents: list[str]) -> bool:
+        raw = self.reports.get(f"{MERGES_DIR}/{name}.json")
+        return raw is not None and [i["commit"] for i in json.loads(raw)["inputs"]] != parents
 
 
 @dataclass
@@ -440,17 +463,19 @@ class Merger:
         if not inputs:
             raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint="run `t2s analyze` first")
         items = inputs
-        level = 0
+        levels_done = 0
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
-        # A level is recorded while the next ones wait for the merger: they need only
+        # A level is recorded while later merges wait for the merger: they need only
         # its commits. Levels still land in order, each in one transaction, and all
         # before the candidate moves (or an error propagates).
         recording: asyncio.Future | None = None
+        # What an earlier run finished, for resume (this run's own merges are not looked up).
+        finished = _Finished(self.record.read_folder(MERGES_DIR), self.store.refs(branch_prefix(self.record.run) + "merge/"))
         with _startup_heap_frozen():
             try:
                 while len(items) > 1:
-                    level += 1
-                    items, recording = await self._level(level, items, excluded, summary, semaphore, recording)
+                    items, levels_done, recording = await self._merge_tree(
+                        items, levels_done, excluded, summary, semaphore, recording, finished)
             finally:
                 if recording is not None:
                     await recording
@@ -460,30 +485,90 @@ class Merger:
         self._move_candidate(candidate.commit)
         return summary
 
-    async def _level(self, level: int, items: list[MergeInput], excluded: dict[str, str], summary: MergeSummary,
-                     semaphore: asyncio.Semaphore, recording: asyncio.Future | None) -> tuple[list[MergeInput], asyncio.Future]:
-        """Merge one level; returns the next level's inputs and the task recording this one."""
-        groups = balanced_groups(items, self.settings.fan_in)
-        self.progress(f"level {level}: {len(items)} heads -> {len(groups)} merges")
-        recorded = self.record.read_folder(MERGES_DIR)  # finished merges, reused on resume
-        branches = self.store.refs(branch_prefix(self.record.run) + "merge/")
-        # The level's trees and commits are computed here and their files created when
+    async def _merge_tree(self, items: list[MergeInput], levels_done: int, excluded: dict[str, str],
+                          summary: MergeSummary, semaphore: asyncio.Semaphore, recording: asyncio.Future | None,
+                          finished: "_Finished") -> tuple[list[MergeInput], int, asyncio.Future | None]:
+        """Merge ``items`` up the tree planned for them; returns ``(heads, levels done, recording)``.
+
+        A merge starts as soon as its own inputs exist, not when their whole level is
+        done, so a level's model calls overlap the end of the level below. The plan
+        assumes every merge succeeds; a failed merge carries its inputs up, which
+        regroups every level above it, so those levels are abandoned (nothing of them
+        is recorded) and the heads of the next level go back for a new plan.
+        """
+        plan = _plan_levels(len(items), self.settings.fan_in)
+        heads = len(items)
+        for offset, groups in enumerate(plan):
+            self.progress(f"level {levels_done + offset + 1}: {heads} heads -> {len(groups)} merges")
+            heads = len(groups)
+        failed_at: list[int] = []  # plan levels where a merge failed
+        # A level's trees and commits are computed at once and their files created when
         # the level is recorded, off this busy thread (creating files is slow on some
-        # disks). Nothing reads them before: the next level builds on S0.
-        held: HeldObjects = []
+        # disks). Nothing reads them before: every merge renders against S0.
+        held: list[HeldObjects] = [[] for _ in plan]
+        nodes: list[list[asyncio.Future]] = []
 
-        async def one(index: int, group: list[MergeInput]):
+        def abandoned(at: int) -> bool:
+            return bool(failed_at) and min(failed_at) < at
+
+        async def node(at: int, index: int, group: list[int]):
+            if at == 0:
+                inputs = [items[i] for i in group]
+            else:
+                below = [await nodes[at - 1][i] for i in group]
+                if abandoned(at):
+                    return None
+                inputs = [merge_input(report) for report, _ in below]
+                if finished.made_from_others(f"L{levels_done + at + 1}-{index + 1:02d}", [i.commit for i in inputs]):
+                    # An earlier run merged other inputs under this name (its tree was
+                    # regrouped). That is an error only if this plan holds, which is
+                    # known once the level below is complete.
+                    await asyncio.gather(*nodes[at - 1], return_exceptions=True)
+                    if abandoned(at):
+                        return None
             async with semaphore:
-                # the root merge's report says which patches review left out
-                return await self._merge_group(level, index, group, excluded if len(groups) == 1 else {}, recorded, branches, held)
+                if abandoned(at):
+                    return None
+                root = at == len(plan) - 1  # the root merge's report says which patches review left out
+                result = await self._merge_group(levels_done + at + 1, index + 1, inputs, excluded if root else {},
+                                                 finished, held[at])
+            if result[0].status != "merged":
+                failed_at.append(at)
+            return result
 
-        results = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups, start=1)))
-        fresh = [r for r, reused in results if not reused]
+        for at, groups in enumerate(plan):  # every task exists before any runs
+            nodes.append([asyncio.ensure_future(node(at, index, group)) for index, group in enumerate(groups)])
+        current = items
+        try:
+            for at, groups in enumerate(plan):
+                results = await asyncio.gather(*nodes[at])
+                level = levels_done + at + 1
+                next_items, recording = self._close_level(
+                    level, [[current[i] for i in group] for group in groups], results, summary, recording, held[at])
+                if failed_at:
+                    if len(next_items) == len(current):
+                        await recording  # the failures are recorded before the error says to look at them
+                        raise MergeFailed(
+                            f"level {level} merged nothing ({len(current)} heads remain); see merges/ in the run record",
+                            hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
+                        )
+                    return next_items, level, recording
+                current = next_items
+            return current, levels_done + len(plan), recording
+        finally:
+            unfinished = [task for level_nodes in nodes for task in level_nodes if not task.done()]
+            for task in unfinished:  # merges planned on a grouping that no longer holds
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    def _close_level(self, level: int, groups: list[list[MergeInput]], results: list[tuple[MergeReport, bool]],
+                     summary: MergeSummary, recording: asyncio.Future | None,
+                     held: HeldObjects) -> tuple[list[MergeInput], asyncio.Future]:
+        """Count a finished level, start recording it, and give the next level's heads."""
+        fresh = [report for report, reused in results if not reused]
         recording = asyncio.ensure_future(self._record_after(recording, level, fresh, held))
         next_items: list[MergeInput] = []
-        names = []
         for group, (report, reused) in zip(groups, results):
-            names.append(report.name)
             summary.reused += reused
             if report.status == "merged":
                 summary.merged += 1
@@ -491,22 +576,17 @@ class Merger:
             else:
                 summary.failed += 1
                 next_items.extend(group)  # carried up unmerged, never lost
-        summary.levels.append(names)
-        if len(next_items) == len(items):
-            await recording  # the failures are recorded before the error says to look at them
-            raise MergeFailed(
-                f"level {level} merged nothing ({len(items)} heads remain); see merges/ in the run record",
-                hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
-            )
+        summary.levels.append([report.name for report, _ in results])
         return next_items, recording
 
     async def _merge_group(
         self, level: int, group: int, inputs: list[MergeInput], excluded: dict[str, str],
-        recorded: dict[str, bytes], branches: dict[str, str], held: HeldObjects,
+        finished: "_Finished", held: HeldObjects,
     ) -> tuple[MergeReport, bool]:
         name = f"L{level}-{group:02d}"
         ref = merge_branch(self.record.run, level, group)
-        existing = self._existing(name, ref, [i.commit for i in inputs], recorded.get(f"{MERGES_DIR}/{name}.json"), ref in branches)
+        existing = self._existing(name, ref, [i.commit for i in inputs], finished.reports.get(f"{MERGES_DIR}/{name}.json"),
+                                  ref in finished.branches)
         if existing is not None:
             return existing, True
         job = MergeJob(

@@ -241,3 +241,33 @@ def test_rebuild_after_a_merged_patch_is_rejected(tmp_path, scripted_server):
     assert record.read_json("merges/L1-02.json")["inputs"][-1]["commit"] == patches[4].commit
     sequential = runner.invoke(main, ["merge", "--run", "r1", "--rebuild", "--strategy", "sequential", *args])
     assert sequential.exit_code == 2 and "sequential baseline starts over" in sequential.output
+
+
+def test_a_failure_regroups_the_levels_above_and_resume_finds_the_regrouped_tree(tmp_path, scripted_server):
+    """Merges start as soon as their inputs exist, planned as if every merge succeeds.
+    A failed merge carries its inputs up, so the levels planned above it are abandoned
+    (nothing of them recorded) and regrouped; a second run reuses everything."""
+    store, record, patches = build_run(tmp_path, 23)  # fan-in 3: 23 -> 8 -> 3 -> 1 if all succeed
+
+    def flaky(request):
+        if "Merge group L1-02" in request.text:
+            return Reply(content="this is not JSON at all")
+        return merger_responder(request)
+
+    scripted_server.on(flaky, role="merger")
+    summary = asyncio.run(make_merger(store, record, scripted_server, fan_in=3, concurrency=16).parallel())
+    # 1 merge + 3 carried patches + 6 merges = 10 heads -> 4 -> 2 -> 1
+    assert [len(level) for level in summary.levels] == [8, 4, 2, 1]
+    assert (summary.merged, summary.failed) == (14, 1)
+    assert sorted(record.list("merges")) == sorted(
+        [f"merges/L1-{i:02d}.json" for i in range(1, 9)] + [f"merges/L2-{i:02d}.json" for i in range(1, 5)]
+        + ["merges/L3-01.json", "merges/L3-02.json", "merges/L4-01.json"])
+    l2_01 = store.rev_parse("refs/heads/t2s/r1/merge/L2-01")
+    assert store.parents(l2_01) == [store.rev_parse("refs/heads/t2s/r1/merge/L1-01"), patches[3].commit, patches[4].commit]
+    root = store.rev_parse(candidate_branch("r1"))
+    assert root == summary.candidate and sum(len(l["support"]) for l in record.read_json("merges/L4-01.json")["lessons"]) == 23
+
+    calls = len(scripted_server.requests)
+    again = asyncio.run(make_merger(store, record, scripted_server, fan_in=3, concurrency=16).parallel())
+    assert len(scripted_server.requests) == calls
+    assert again.candidate == root and again.levels == summary.levels and again.reused == 15

@@ -559,7 +559,7 @@ class GitStore:
         """A throwaway index file (env mapping), loaded with ``base``'s tree if given.
 
         Loading a tree into an index is the costly part, so one loaded index per tree
-        is kept under ``<git-dir>/t2s/index-cache/`` and copied (tree ids never change
+        is kept under ``<common git dir>/t2s/index-cache/`` and copied (tree ids never change
         meaning, so a cached index never goes stale). ``cache=False`` is for one-off
         trees, which would only fill the cache.
         """
@@ -759,7 +759,7 @@ class GitStore:
         base_entries = self._tree_entries(self.tree_of(base))
         tops = {path.split("/", 1)[0] for _, paths in moved for path in paths}
         slot = {name: base_entries[name] for name in tops if name in base_entries}
-        slot_tree = self._write_tree(slot) if slot else self._write_tree({})
+        slot_tree = self._write_tree(slot)
         stacked = self._write_tree({_CHECK_SLOT.format(n): ("40000", slot_tree) for n in range(len(diffs))})
         combined = "".join(text for text, _ in moved)
         if self.apply_check(stacked, combined, cache_index=False) is None:

@@ -133,18 +133,8 @@ class _ObjectReader:
         if "\n" in name or not name:
             return None
         with self._lock:
-            self._proc.stdin.write(f"{command} {name}\n".encode())
-            self._proc.stdin.flush()
-            header = self._proc.stdout.readline().decode(errors="replace").rstrip("\n")
-            parts = header.split()
-            if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
-                return None
-            oid, kind, size = parts
-            content = None
-            if command == "contents":
-                content = self._proc.stdout.read(int(size))
-                self._proc.stdout.read(1)  # the newline after the content
-            return oid, kind, content
+            self._send([f"{command} {name}"])
+            return self._answer(with_content=command == "contents")
 
     def contents(self, names: Sequence[str]) -> list[bytes | None]:
         """The contents of many objects, pipelined: commands go out in chunks small
@@ -153,16 +143,27 @@ class _ObjectReader:
         with self._lock:
             for start in range(0, len(names), 128):
                 chunk = names[start:start + 128]
-                self._proc.stdin.write(b"".join(f"contents {name}\n".encode() for name in chunk))
-                self._proc.stdin.flush()
+                self._send([f"contents {name}" for name in chunk])
                 for _ in chunk:
-                    parts = self._proc.stdout.readline().decode(errors="replace").split()
-                    if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
-                        out.append(None)
-                        continue
-                    out.append(self._proc.stdout.read(int(parts[2])))
-                    self._proc.stdout.read(1)
+                    found = self._answer(with_content=True)
+                    out.append(found[2] if found else None)
         return out
+
+    def _send(self, commands: Sequence[str]) -> None:
+        self._proc.stdin.write("".join(f"{command}\n" for command in commands).encode())
+        self._proc.stdin.flush()
+
+    def _answer(self, *, with_content: bool) -> tuple[str, str, bytes | None] | None:
+        """One reply: ``(oid, type, content-or-None)``, or None where git found nothing."""
+        parts = self._proc.stdout.readline().decode(errors="replace").split()
+        if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
+            return None
+        oid, kind, size = parts
+        content = None
+        if with_content:
+            content = self._proc.stdout.read(int(size))
+            self._proc.stdout.read(1)  # the newline after the content
+        return oid, kind, content
 
 
 #: From this many held objects on, they go to git as one pack (3 files, written by
@@ -527,10 +528,8 @@ class GitStore:
         sha = hashlib.sha1(data).hexdigest()
         if hold is not None:
             hold.append((sha, data))
-            return sha
-        path = self._objects() / sha[:2] / sha[2:]
-        if not path.exists():
-            _write_loose(path, data)
+        else:
+            self._write_if_absent(sha, data)
         return sha
 
     def write_held(self, held: HeldObjects) -> None:
@@ -544,9 +543,12 @@ class GitStore:
             self.run("index-pack", "--stdin", input=_pack(held))
             return
         for sha, data in held:
-            path = self._objects() / sha[:2] / sha[2:]
-            if not path.exists():
-                _write_loose(path, data)
+            self._write_if_absent(sha, data)
+
+    def _write_if_absent(self, sha: str, data: bytes) -> None:
+        path = self._objects() / sha[:2] / sha[2:]
+        if not path.exists():
+            _write_loose(path, data)
 
     def _objects(self) -> Path:
         if self._objects_dir is None:

@@ -428,10 +428,20 @@ class _Finished:
 
     reports: dict[str, bytes]
     branches: dict[str, str]
+    _parsed: dict[str, MergeReport] = field(default_factory=dict)
+
+    def report(self, name: str) -> MergeReport | None:
+        """The recorded report of merge ``name``, if an earlier run finished it."""
+        if name not in self._parsed:
+            raw = self.reports.get(f"{MERGES_DIR}/{name}.json")
+            if raw is None:
+                return None
+            self._parsed[name] = MergeReport.model_validate_json(raw)
+        return self._parsed[name]
 
     def made_from_others(self, name: str, parents: list[str]) -> bool:
-        raw = self.reports.get(f"{MERGES_DIR}/{name}.json")
-        return raw is not None and [i["commit"] for i in json.loads(raw)["inputs"]] != parents
+        report = self.report(name)
+        return report is not None and [i["commit"] for i in report.inputs] != parents
 
 
 @dataclass
@@ -585,8 +595,7 @@ class Merger:
     ) -> tuple[MergeReport, bool]:
         name = f"L{level}-{group:02d}"
         ref = merge_branch(self.record.run, level, group)
-        existing = self._existing(name, ref, [i.commit for i in inputs], finished.reports.get(f"{MERGES_DIR}/{name}.json"),
-                                  ref in finished.branches)
+        existing = self._existing(name, ref, [i.commit for i in inputs], finished)
         if existing is not None:
             return existing, True
         job = MergeJob(
@@ -620,16 +629,15 @@ class Merger:
         merged = sum(1 for r in reports if r.status == "merged")
         self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=refs)
 
-    def _existing(self, name: str, ref: str, parents: list[str], raw: bytes | None, branch_exists: bool) -> MergeReport | None:
-        """A finished merge of exactly these parents (``raw``: its recorded report), reused on resume."""
-        if raw is None:
-            if branch_exists:
+    def _existing(self, name: str, ref: str, parents: list[str], finished: _Finished) -> MergeReport | None:
+        """A merge an earlier run finished from exactly these parents, reused on resume."""
+        report = finished.report(name)
+        if report is None:
+            if ref in finished.branches:
                 raise UsageError(f"{ref} exists but the run record has no report for it",
                                  hint=f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again")
             return None
-        report = MergeReport.model_validate_json(raw)
-        recorded = [i["commit"] for i in report.inputs]
-        if recorded != parents:
+        if finished.made_from_others(name, parents):
             raise UsageError(
                 f"merge {name} of run {self.record.run!r} was made from other inputs",
                 hint=(f"the run's patches changed since it was merged (a review verdict?): "

@@ -84,7 +84,7 @@ def measure(n: int, fan_in: int) -> dict:
 
 
 def step_distribution(n: int, fan_in: int, positions: int = 16) -> tuple[int, float, int]:
-    from t2s.gitstore import GitStore
+    from t2s.gitstore.store import GitStore
     from tests.test_eval_support import SKILL_DIR, skill_text
 
     picks = sorted({1 + (k * n) // positions for k in range(positions)})

@@ -72,7 +72,7 @@ def bench_checker(suite_path: Path) -> None:
 
 
 def bench_sandbox(runs: int) -> None:
-    from t2s.sandbox import isolation_report, run_code
+    from t2s.agent.sandbox import isolation_report, run_code
 
     iso = isolation_report()
     print(f"sandbox isolation: network={iso['network']}; processes={iso['processes']}")
@@ -103,7 +103,7 @@ def bench_sandbox(runs: int) -> None:
 def bench_recalc() -> None:
     import openpyxl
 
-    from t2s.recalc import find_soffice, recalculate_workbook
+    from t2s.tasks.recalc import find_soffice, recalculate_workbook
 
     if not find_soffice():
         print("recalc: soffice not installed, skipped")

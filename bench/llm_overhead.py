@@ -1,4 +1,4 @@
-"""Overhead of t2s.llm against the scripted server: wall time vs. the ideal.
+"""Overhead of t2s.llm.client against the scripted server: wall time vs. the ideal.
 
     python bench/llm_overhead.py [--calls 1000] [--concurrency 64] [--latency 0.05]
                                  [--repeat 3] [--in-process]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2s.llm import LLM  # noqa: E402
+from t2s.llm.client import LLM  # noqa: E402
 from t2s.testing import ScriptedServer  # noqa: E402
 
 

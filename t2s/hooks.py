@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from t2s.errors import T2SError
-from t2s.gitstore import ZERO_SHA, GitStore
-from t2s.notes import read_eval_note
-from t2s.skillrepo import lint_skills_at
+from t2s.gitstore.store import ZERO_SHA, GitStore
+from t2s.record.notes import read_eval_note
+from t2s.skill.repo import lint_skills_at
 
 HOOK_NAMES = ("pre-commit", "pre-push")
 

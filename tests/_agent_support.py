@@ -114,7 +114,7 @@ def text_agent(wrong: bool = False, *, inspect: bool = True):
 
 def make_skill_repo(root: Path, *, evolve=EVOLVE, heldout=HELDOUT, extra: str = "") -> Path:
     """A skill repository (xlsx seed) whose t2s.toml points at the benchmark."""
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     init_skill_repo(root, seed="xlsx", install_git_hooks=False)
     toml = root / "t2s.toml"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2s.gitstore import GitStore
-from t2s.lessons import Lesson, PatchRecord, patch_branch
-from t2s.patches import PatchContext, commit_patch
-from t2s.runs import RunManifest, RunRecord
-from t2s.skillrepo import init_skill_repo
+from t2s.gitstore.store import GitStore
+from t2s.record.lessons import Lesson, PatchRecord, patch_branch
+from t2s.patches.pipeline import PatchContext, commit_patch
+from t2s.record.runs import RunManifest, RunRecord
+from t2s.skill.repo import init_skill_repo
 
 SKILL_DIR = "skills/xlsx"
 
@@ -62,7 +62,7 @@ def add_rejected_patch(record: RunRecord, number: int, lesson: str, reason: str,
 def add_trajectory(record: RunRecord, traj_id: str, task: str, *, fail_at: int | None = 2, steps: int = 4,
                    verdict: str = "failed"):
     """A trajectory record (``trajectories/<id>.json``) whose step ``fail_at`` exits 1."""
-    from t2s.trajectory import Step, Trajectory
+    from t2s.agent.trajectory import Step, Trajectory
 
     out = []
     for index in range(1, steps + 1):
@@ -84,7 +84,7 @@ def add_trajectory(record: RunRecord, traj_id: str, task: str, *, fail_at: int |
 def write_gate(store: GitStore, candidate: str, baseline: str, *, candidate_score: float = 0.8,
                baseline_score: float = 0.6, passed: bool = True):
     """An eval note with a gate verdict on ``candidate`` (as ``t2s gate`` writes it)."""
-    from t2s.notes import EvalNote, GateRecord, write_eval_note
+    from t2s.record.notes import EvalNote, GateRecord, write_eval_note
 
     gate = GateRecord(
         passed=passed, candidate=store.resolve(candidate), baseline=store.resolve(baseline), split="test",

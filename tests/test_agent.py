@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent import AgentOptions, SkillBundle, parse_text_actions, run_agent, truncate
-from t2s.llm import LLM
+from t2s.agent.episode import AgentOptions, SkillBundle, parse_text_actions, run_agent, truncate
+from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
-from t2s.trajectory import load_trajectory
+from t2s.agent.trajectory import load_trajectory
 from tests._agent_support import (
     SPREADSHEETBENCH,
     needs_benchmark,

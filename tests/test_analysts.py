@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from t2s.analyze import AnalyzeSettings, analyze_run
-from t2s.gitstore import parse_trailers
-from t2s.lessons import PatchRecord, patch_branch
-from t2s.llm import LLM
-from t2s.patches import added_text
+from t2s.analysis.analyze import AnalyzeSettings, analyze_run
+from t2s.gitstore.store import parse_trailers
+from t2s.record.lessons import PatchRecord, patch_branch
+from t2s.llm.client import LLM
+from t2s.patches.pipeline import added_text
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import (
@@ -20,7 +20,7 @@ from t2s.testing.simulated import (
     analyst_responder,
     success_analyst_responder,
 )
-from t2s.trajectory import Trajectory
+from t2s.agent.trajectory import Trajectory
 from tests.test_analysts_support import (
     SKILL_DIR,
     add_trajectories,
@@ -51,13 +51,13 @@ def run(store, config, srv, run_name="r1", llm=None, **settings):
 
 
 def patch_record(store, run_name, number) -> PatchRecord:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     return PatchRecord.model_validate(RunRecord(store, run_name).read_json(f"patches/{number}.json"))
 
 
 def analysis(store, run_name, traj_id) -> dict:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     return RunRecord(store, run_name).read_json(f"analyses/{traj_id}.json")
 
@@ -128,7 +128,7 @@ def test_submit_is_refused_until_a_fix_passes_and_never_passing_is_unvalidated(e
 
     # with include_unvalidated the branch is made, marked T2S-Validated: no
     start_run(store, "r2")
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     add_trajectory(RunRecord(store, "r2"), suite, "txt-1", wrong=True, tmp=tmp_path)
     summary = run(store, config, scripted_server, run_name="r2", mode="error", max_turns=3, include_unvalidated=True)
@@ -268,7 +268,7 @@ def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, sc
         assert set(TRAILERS) <= set(trailers)
         assert trailers["T2S-Patch"] == f"{n:04d}" and trailers["T2S-Trajectory"] == traj.id
         assert trailers["T2S-Analyst"] == "success" and trailers["T2S-Outcome"] == "passed"
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     manifest = RunRecord(store, "r1").manifest()
     assert manifest.stages["analyze"].status == "done" and manifest.stages["analyze"].summary["accepted"] == 50
@@ -292,7 +292,7 @@ def test_a_budget_cap_stops_new_work_and_the_next_run_resumes(env, scripted_serv
     first = run(store, config, scripted_server, llm=capped, concurrency=1)
     assert first.stopped and "max_calls=2" in first.stopped
     assert (first.analysed, first.remaining) == (2, 3)
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     assert RunRecord(store, "r1").manifest().stages["analyze"].status == "failed"
     second = run(store, config, scripted_server, concurrency=2)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import openpyxl
 
-from t2s.gitstore import GitStore
-from t2s.runs import RunManifest, RunRecord
-from t2s.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
+from t2s.gitstore.store import GitStore
+from t2s.record.runs import RunManifest, RunRecord
+from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 
 SKILL_DIR = "skills/xlsx"
 NAMES = ["Kestrel Ridge ", "Otter Bay ", "Pine Hollow "]
@@ -81,7 +81,7 @@ def make_suite(root: Path) -> Path:
 
 def make_repo(tmp_path: Path) -> GitStore:
     """A skill repo (xlsx seed) whose t2s.toml configures the suite 'sheets'."""
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     suite = make_suite(tmp_path / "suite")
     root = tmp_path / "skills-repo"
@@ -97,7 +97,7 @@ def make_repo(tmp_path: Path) -> GitStore:
 
 def load_config_and_suite(store: GitStore):
     from t2s.config import load_config
-    from t2s.rollout import load_rollout_suite
+    from t2s.rollouts.rollout import load_rollout_suite
 
     config = load_config(store.root / "t2s.toml")
     return config, load_rollout_suite(config, store, None)

@@ -7,9 +7,9 @@ import json
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.gitstore import parse_trailers
-from t2s.lessons import PatchRecord
-from t2s.runs import RunRecord
+from t2s.gitstore.store import parse_trailers
+from t2s.record.lessons import PatchRecord
+from t2s.record.runs import RunRecord
 from t2s.testing.simulated import analyst_responder
 from tests.conftest import git
 from tests.test_analysts_support import add_trajectory, load_config_and_suite, make_repo, start_run
@@ -118,8 +118,8 @@ def test_imported_trajectories_are_analysed_too(tmp_path, scripted_server):
 
 _HOLD_STAGE = """
 import sys
-from t2s.gitstore import GitStore
-from t2s.runs import RunRecord
+from t2s.gitstore.store import GitStore
+from t2s.record.runs import RunRecord
 with RunRecord(GitStore.discover(sys.argv[1]), sys.argv[2]).stage_lock(sys.argv[3]):
     print("held", flush=True)
     sys.stdin.read()  # until the test lets go

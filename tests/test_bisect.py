@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.runs import RunManifest, RunRecord
+from t2s.record.runs import RunManifest, RunRecord
 from tests.conftest import git
 from tests.test_eval_support import SKILL_DIR, agent_calls, commit_skill, make_repo
 

@@ -8,8 +8,8 @@ import pytest
 import unidiff
 from pydantic import ValidationError
 
-from t2s.edits import EditList, edit_list_schema, headings, parse_edits
-from t2s.patches import (
+from t2s.patches.edits import EditList, edit_list_schema, headings, parse_edits
+from t2s.patches.pipeline import (
     check_edit_path,
     edit_format_prompt,
     distinctive_values,
@@ -19,8 +19,8 @@ from t2s.patches import (
     render_edits,
     unified_diff,
 )
-from t2s.edits import EditError
-from t2s.skill import Limits
+from t2s.patches.edits import EditError
+from t2s.skill.format import Limits
 
 SKILL = """\
 ---

@@ -18,8 +18,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from t2s.evaluate import sign_test
-from t2s.gitstore import GitStore
+from t2s.evaluation.evaluate import sign_test
+from t2s.gitstore.store import GitStore
 from t2s.testing import Reply, tool_call
 
 HELDOUT = ["easy1", "easy2", "hard1", "hard2"]
@@ -94,7 +94,7 @@ def make_repo(tmp_path: Path, server, *, extra_toml: str = "", heldout=tuple(HEL
         for var in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
             monkeypatch.setenv(var, "1700000000 +0000")
         base_url = "http://127.0.0.1:9/v1"
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     suite = make_suite(tmp_path / "suite")
     suite_path = "../suite" if monkeypatch is not None else str(suite)

@@ -10,8 +10,8 @@ from t2s.cli import main
 from t2s.demo import _configure
 from t2s.demo.simulation import agent_responder, analyst_responder
 from t2s.demo.tasks import write_suite
-from t2s.gitstore import GitStore
-from t2s.skillrepo import init_skill_repo
+from t2s.gitstore.store import GitStore
+from t2s.skill.repo import init_skill_repo
 from t2s.testing.simulated import merger_responder
 
 

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.notes import read_eval_note
+from t2s.record.notes import read_eval_note
 from tests.test_eval_support import agent_calls, commit_skill, make_repo
 
 
@@ -55,9 +55,9 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
 
 
 def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, scripted_server):
-    from t2s.evaluate import default_baseline
+    from t2s.evaluation.evaluate import default_baseline
     from t2s.config import load_config
-    from t2s.runs import RunManifest, RunRecord
+    from t2s.record.runs import RunManifest, RunRecord
 
     store = make_repo(tmp_path, scripted_server)
     s0 = store.resolve("HEAD")

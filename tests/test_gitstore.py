@@ -1,4 +1,4 @@
-"""Plumbing invariants of t2s.gitstore, on real repositories."""
+"""Plumbing invariants of t2s.gitstore.store, on real repositories."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, format_message, parse_trailers
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, format_message, parse_trailers
 from tests.conftest import git
 
 
@@ -112,7 +112,7 @@ def test_append_commit_grows_a_record_chain(git_repo):
 
 _NOTE_WRITER = """
 import sys
-from t2s.gitstore import GitStore
+from t2s.gitstore.store import GitStore
 store = GitStore.discover(sys.argv[1])
 for sha in sys.argv[2:]:
     store.add_note("eval", sha, "note for " + sha)
@@ -135,8 +135,8 @@ def test_eight_processes_writing_notes_lose_nothing(git_repo):
 
 _EVAL_RECORDER = """
 import sys
-from t2s.gitstore import GitStore
-from t2s.notes import EvalRecord, update_eval_note
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EvalRecord, update_eval_note
 store = GitStore.discover(sys.argv[1])
 for split in sys.argv[3:]:
     record = EvalRecord(suite="s", split=split, suite_hash="h", skill_tree="t", score=1.0, passed=1, total=1)
@@ -147,7 +147,7 @@ for split in sys.argv[3:]:
 def test_processes_adding_records_to_one_eval_note_keep_every_record(git_repo):
     """Evaluations of one commit that finish together each read, change and write
     the same note: the read-modify-write holds the notes lock throughout."""
-    from t2s.notes import read_eval_note
+    from t2s.record.notes import read_eval_note
 
     store = GitStore.discover(git_repo)
     head = store.resolve("HEAD")

@@ -3,8 +3,8 @@ reads and the caches of immutable facts. Each is checked against git itself."""
 
 from __future__ import annotations
 
-from t2s.gitstore import GitStore, _prefix_diff
-from t2s.runs import RunManifest, RunRecord
+from t2s.gitstore.store import GitStore, _prefix_diff
+from t2s.record.runs import RunManifest, RunRecord
 from tests.conftest import git
 
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.config import load_config
-from t2s.gitstore import GitStore
-from t2s.notes import EvalNote, EvalRecord, GateRecord, write_eval_note
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EvalNote, EvalRecord, GateRecord, write_eval_note
 from tests.conftest import git
 
 

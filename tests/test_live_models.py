@@ -19,7 +19,7 @@ import sys
 import pytest
 from pydantic import BaseModel
 
-from t2s.llm import LLM
+from t2s.llm.client import LLM
 
 LIVE_URL = os.environ.get("T2S_LIVE_BASE_URL")
 MODEL = os.environ.get("T2S_LIVE_MODEL", "local")

@@ -9,7 +9,7 @@ import pytest
 
 from t2s.config import parse_config
 from t2s.errors import T2SError
-from t2s.llm import LLM, BudgetExceeded, ChatResult, Ledger, LLMError
+from t2s.llm.client import LLM, BudgetExceeded, ChatResult, Ledger, LLMError
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 

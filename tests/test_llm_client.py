@@ -1,4 +1,4 @@
-"""t2s.llm.LLM.chat against the real scripted server: roles, retries, concurrency."""
+"""t2s.llm.client.LLM.chat against the real scripted server: roles, retries, concurrency."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from t2s.config import Config, RoleModel, parse_config
 from t2s.errors import ConfigError, T2SError
-from t2s.llm import LLM, ChatResult, LLMError, ToolCall, resolve_roles
+from t2s.llm.client import LLM, ChatResult, LLMError, ToolCall, resolve_roles
 from t2s.testing import Reply, ScriptedServer, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from t2s.llm import LLM, PLACEHOLDER_API_KEY, LLMError
+from t2s.llm.client import LLM, PLACEHOLDER_API_KEY, LLMError
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from t2s.llm import LLM, LLMError
+from t2s.llm.client import LLM, LLMError
 
 COMPLETION = json.dumps({
     "id": "x", "object": "chat.completion", "model": "raw",

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from t2s.blame import blame
-from t2s.lessons import candidate_branch
-from t2s.llm import LLM
-from t2s.merge import MergeSettings, Merger, balanced_groups, merger_ask
-from t2s.patches import PatchContext
-from t2s.skill import lint_rev
+from t2s.views.blame import blame
+from t2s.record.lessons import candidate_branch
+from t2s.llm.client import LLM
+from t2s.consolidation.merge import MergeSettings, Merger, balanced_groups, merger_ask
+from t2s.patches.pipeline import PatchContext
+from t2s.skill.format import lint_rev
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import merger_responder
@@ -145,7 +145,7 @@ def test_merge_resumes_without_new_model_calls(tmp_path, scripted_server):
 
 
 def test_reviewer_rejected_patches_are_left_out_and_reported(tmp_path, scripted_server):
-    from t2s.notes import REVIEW_NOTES, ReviewNote
+    from t2s.record.notes import REVIEW_NOTES, ReviewNote
 
     scripted_server.on(merger_responder, role="merger")
     store, record, patches = build_run(tmp_path, 4)
@@ -210,7 +210,7 @@ def test_rebuild_after_a_merged_patch_is_rejected(tmp_path, scripted_server):
     from click.testing import CliRunner
 
     from t2s.cli import main
-    from t2s.notes import REVIEW_NOTES, ReviewNote
+    from t2s.record.notes import REVIEW_NOTES, ReviewNote
 
     scripted_server.on(merger_responder, role="merger")
     store, record, patches = build_run(tmp_path, 6)

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.release import set_metadata, split_source
-from t2s.skill import lint_dir, parse_skill_md
+from t2s.releases.release import set_metadata, split_source
+from t2s.skill.format import lint_dir, parse_skill_md
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 from tests.test_release import fake_gate
@@ -23,7 +23,7 @@ from tests.test_release import fake_gate
 def released(tmp_path, scripted_server):
     """A skill repository with release v0.1.0 (a references/ file included)."""
     from t2s.config import load_config
-    from t2s.release import release
+    from t2s.releases.release import release
 
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")

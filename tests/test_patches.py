@@ -10,11 +10,11 @@ import pytest
 import unidiff
 from pydantic import TypeAdapter
 
-from t2s.edits import EditList, ReplaceEdit
+from t2s.patches.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import GitStore
-from t2s.lessons import patch_branch
-from t2s.patches import (
+from t2s.gitstore.store import GitStore
+from t2s.record.lessons import patch_branch
+from t2s.patches.pipeline import (
     EditFailure,
     Patch,
     PatchContext,
@@ -24,7 +24,7 @@ from t2s.patches import (
     commit_patch,
     edits_with_retries,
 )
-from t2s.skill import Limits, lint_rev
+from t2s.skill.format import Limits, lint_rev
 from tests.conftest import git
 
 SKILL = """\

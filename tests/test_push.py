@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.runs import RunManifest, RunRecord
+from t2s.record.runs import RunManifest, RunRecord
 from tests.conftest import git
 from tests.test_eval_support import commit_skill, make_repo
 from tests.test_release import fake_gate
@@ -15,7 +15,7 @@ from tests.test_release import fake_gate
 
 def test_push_carries_branches_run_record_notes_and_tags(tmp_path, scripted_server):
     from t2s.config import load_config
-    from t2s.release import release
+    from t2s.releases.release import release
 
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from t2s.errors import T2SError
-from t2s.recalc import recalculate_workbook
+from t2s.tasks.recalc import recalculate_workbook
 from t2s.tasks import load_suite
 from tests.test_tasks_helpers import make_suite
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.hooks import pre_push
-from t2s.notes import EvalNote, EvalRecord, GateRecord, read_eval_note, write_eval_note
-from t2s.runs import RunManifest, RunRecord
+from t2s.record.notes import EvalNote, EvalRecord, GateRecord, read_eval_note, write_eval_note
+from t2s.record.runs import RunManifest, RunRecord
 from tests.conftest import git
 from tests.test_eval_support import SKILL_DIR, commit_skill, make_repo
 
@@ -75,7 +75,7 @@ def test_second_release_has_the_previous_release_as_first_parent(tmp_path, scrip
     c1 = commit_skill(store, [s0], ["LESSON hard1"], "one")
     fake_gate(store, c1, s0)
     from t2s.config import load_config
-    from t2s.release import release
+    from t2s.releases.release import release
 
     config = load_config(store.root / "t2s.toml")
     r1 = release(store, config, c1)
@@ -116,7 +116,7 @@ def test_release_leaves_a_checked_out_main_and_its_files_alone(tmp_path, scripte
 
 def test_changelog_uses_the_runs_lessons_and_their_support(tmp_path, scripted_server):
     from t2s.config import load_config
-    from t2s.release import release
+    from t2s.releases.release import release
 
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from t2s.errors import GitError, RefConflict
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, clone
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, clone
 from tests.conftest import git
 
 

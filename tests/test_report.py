@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.llm import LLM
-from t2s.merge import MergeSettings, Merger, merger_ask
-from t2s.patches import PatchContext
-from t2s.report import ROW, build_tree, render_report
-from t2s.review import load_run, record_verdict, review_rows
+from t2s.llm.client import LLM
+from t2s.consolidation.merge import MergeSettings, Merger, merger_ask
+from t2s.patches.pipeline import PatchContext
+from t2s.views.report import ROW, build_tree, render_report
+from t2s.views.review import load_run, record_verdict, review_rows
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import merger_responder

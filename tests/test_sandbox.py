@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from t2s.sandbox import ExecResult, _network_wrapper, _pids_cgroup_parent, isolation_report, run_code
+from t2s.agent.sandbox import ExecResult, _network_wrapper, _pids_cgroup_parent, isolation_report, run_code
 
 HAS_NETNS = bool(_network_wrapper()[1])
 HAS_PIDS_CGROUP = _pids_cgroup_parent()[1] is not None

@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from t2s.analysts import create_skill_files
+from t2s.analysis.analysts import create_skill_files
 from t2s.cli import main
 from t2s.errors import T2SError
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.skill import lint_rev
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.skill.format import lint_rev
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import skill_creator_responder
 

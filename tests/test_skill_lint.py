@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.skill import Limits, lint_dir, lint_files, parse_skill_md
+from t2s.skill.format import Limits, lint_dir, lint_files, parse_skill_md
 from tests.conftest import REPO_ROOT, git
 
 GOOD = """---

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent import AgentOptions, SkillBundle, parse_final_answer, run_agent, tool_specs
-from t2s.llm import LLM
+from t2s.agent.episode import AgentOptions, SkillBundle, parse_final_answer, run_agent, tool_specs
+from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from tests._wtq_support import needs_wtq
@@ -103,7 +103,7 @@ def test_wrong_answer_fails_naming_missing_and_extra_values(scripted_server, sui
     assert answers["missing"] == ["Andri Aganits"] and answers["extra"] == ["Kert Toobal"]
     assert any("'Andri Aganits'" in p for p in traj.check["problems"])
     assert any("'Kert Toobal'" in p for p in traj.check["problems"])
-    # the recorded report, re-read as the analysts do (t2s.analysts.check_block), names them too
+    # the recorded report, re-read as the analysts do (t2s.analysis.analysts.check_block), names them too
     from t2s.tasks import CheckReport
 
     text = CheckReport.model_validate(traj.check).render()
@@ -165,12 +165,12 @@ def test_spreadsheet_suites_keep_the_plain_finish_tool():
 
 def test_rollout_records_wtq_trajectories(scripted_server, tmp_path):
     from t2s.config import load_config
-    from t2s.gitstore import GitStore
-    from t2s.rollout import rollout
-    from t2s.runs import RunRecord
-    from t2s.skillrepo import init_skill_repo
+    from t2s.gitstore.store import GitStore
+    from t2s.rollouts.rollout import rollout
+    from t2s.record.runs import RunRecord
+    from t2s.skill.repo import init_skill_repo
     from t2s.tasks import load_suite
-    from t2s.trajectory import read_trajectories
+    from t2s.agent.trajectory import read_trajectories
 
     repo = tmp_path / "skills"
     init_skill_repo(repo, seed="table-qa", install_git_hooks=False,

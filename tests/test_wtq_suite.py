@@ -174,7 +174,7 @@ def test_disjoint_configuration_loads_and_splits_json_is_the_default(root):
 
 
 def test_rollout_refuses_overlapping_tables(root, tmp_path):
-    from t2s.rollout import rollout_async
+    from t2s.rollouts.rollout import rollout_async
 
     suite = WikiTableQuestionsSuite("w", root)
     suite._splits = {"evolve": ["nt-0"], "heldout": ["nt-2"]}
@@ -219,8 +219,8 @@ def test_record_final_answer(suite, tmp_path):
 
 
 def test_leak_guard_inputs(suite):
-    from t2s.analyze import forbidden_values_for
-    from t2s.trajectory import Trajectory
+    from t2s.analysis.analyze import forbidden_values_for
+    from t2s.agent.trajectory import Trajectory
 
     task = suite.task("nt-1")
     assert suite.gold_values(task) == ["12,467"]

@@ -38,7 +38,7 @@ def print_json(data: Any) -> None:
 
 def open_store(repo_dir: Path | None):
     """The GitStore of ``repo_dir`` or of the repository around the current directory."""
-    from t2s.gitstore import GitStore
+    from t2s.gitstore.store import GitStore
 
     start = repo_dir or Path.cwd()
     if repo_dir is not None and not repo_dir.exists():

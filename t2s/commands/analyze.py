@@ -44,10 +44,10 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
       t2s analyze --run r1 --mode success --json
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
-    from t2s.analyze import AnalyzeSettings, analyze_run, summary_rows
+    from t2s.analysis.analyze import AnalyzeSettings, analyze_run, summary_rows
     from t2s.errors import UsageError
-    from t2s.llm import LLM, default_cache_path
-    from t2s.runs import check_run_name
+    from t2s.llm.client import LLM, default_cache_path
+    from t2s.record.runs import check_run_name
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

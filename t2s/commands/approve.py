@@ -39,7 +39,7 @@ def approve(patch, run_name, comment, as_json, repo_dir):
       t2s approve 0007
       t2s approve t2s/r1/patch/0007 -m "general and well-worded"
     """
-    from t2s.review import record_verdict
+    from t2s.views.review import record_verdict
 
     view, note = record_verdict(open_store(repo_dir), patch, "approve", comment, run=run_name)
     print_verdict(view, note, as_json)

@@ -22,7 +22,7 @@ def blame(line, run_name, text, as_json, repo_dir):
       t2s blame --run r1 --text "recalculate"
       t2s blame --run r1 --text "data_only" --json
     """
-    from t2s.blame import blame as run_blame, render_tree
+    from t2s.views.blame import blame as run_blame, render_tree
 
     result = run_blame(open_store(repo_dir), run_name, line=line, text=text)
     if as_json:

@@ -27,8 +27,8 @@ def _git_version() -> str | None:
 
 
 def gather(smoke: bool = True) -> dict:
-    from t2s.recalc import find_soffice, soffice_version
-    from t2s.sandbox import isolation_report, run_code
+    from t2s.tasks.recalc import find_soffice, soffice_version
+    from t2s.agent.sandbox import isolation_report, run_code
 
     try:
         import openpyxl

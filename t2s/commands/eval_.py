@@ -46,7 +46,7 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, repo_di
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
-    from t2s.evaluate import Unevaluable, evaluate, make_context
+    from t2s.evaluation.evaluate import Unevaluable, evaluate, make_context
 
     try:
         store = open_store(repo_dir)

@@ -37,7 +37,7 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
     """
-    from t2s.evaluate import gate as run_gate, gate_markdown, make_context
+    from t2s.evaluation.evaluate import gate as run_gate, gate_markdown, make_context
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

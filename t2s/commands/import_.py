@@ -35,7 +35,7 @@ def import_cmd(paths, fmt, run_name, verdict, task_id, rev, replace, as_json, re
       t2s import --format t2s exported.jsonl --run r2
     """
     from t2s.errors import T2SError
-    from t2s.importers import import_trajectories
+    from t2s.rollouts.importers import import_trajectories
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

@@ -8,7 +8,7 @@ import click
 
 from t2s.commands._common import console, json_option, print_json
 from t2s.commands.models import model_options
-from t2s.skillrepo import init_skill_repo
+from t2s.skill.repo import init_skill_repo
 
 
 @click.command()
@@ -70,12 +70,12 @@ def init(directory, seed, name, description, force, no_hooks, suite_type, suite_
 
 
 def _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env, model_sets):
-    """The skill files the analyst model drafts for ``--create`` (linted; see t2s.analysts)."""
-    from t2s.analysts import create_skill_files
+    """The skill files the analyst model drafts for ``--create`` (linted; see t2s.analysis.analysts)."""
+    from t2s.analysis.analysts import create_skill_files
     from t2s.commands.models import load_config_for, overrides_from_flags
     from t2s.errors import UsageError
-    from t2s.llm import LLM
-    from t2s.skill import NAME_RE
+    from t2s.llm.client import LLM
+    from t2s.skill.format import NAME_RE
 
     if seed or not name or not description:
         raise UsageError("--create needs --name and --description (and no --seed)")

@@ -9,9 +9,9 @@ import click
 from t2s.commands._common import console, json_option, print_json, repo_option
 from t2s.config import CONFIG_FILE, load_config
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.skill import SKILL_FILE, Finding, Limits, lint_dir
-from t2s.skillrepo import SKILLS_DIR, lint_skills_at, limits_of
+from t2s.gitstore.store import GitStore
+from t2s.skill.format import SKILL_FILE, Finding, Limits, lint_dir
+from t2s.skill.repo import SKILLS_DIR, lint_skills_at, limits_of
 
 
 @click.command()
@@ -97,7 +97,7 @@ def _lint_folder(path: Path, lenient, force_strict, max_skill, max_ref):
 
 
 def _lint_rev(store: GitStore, rev: str, lenient, force_strict, max_skill, max_ref):
-    from t2s.skillrepo import config_at
+    from t2s.skill.repo import config_at
 
     config = config_at(store, rev)
     strict = _strictness(lenient, force_strict, config.lint.strict)

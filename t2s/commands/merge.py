@@ -13,11 +13,11 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
                       rebuild: bool = False):
     """Merge a run (library entry used by ``t2s merge`` and ``t2s evolve``)."""
     from t2s.errors import UsageError
-    from t2s.llm import LLM, default_cache_path
-    from t2s.merge import MergeSettings, Merger, merger_ask, set_aside_merges
-    from t2s.patches import PatchContext
-    from t2s.runs import RunRecord
-    from t2s.skillrepo import limits_of
+    from t2s.llm.client import LLM, default_cache_path
+    from t2s.consolidation.merge import MergeSettings, Merger, merger_ask, set_aside_merges
+    from t2s.patches.pipeline import PatchContext
+    from t2s.record.runs import RunRecord
+    from t2s.skill.repo import limits_of
 
     record = RunRecord(store, run)
     manifest = record.manifest()
@@ -55,7 +55,7 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
 
 
 def _save_ledger(record, llm) -> None:
-    from t2s._ledger import accumulate
+    from t2s.llm.ledger import accumulate
 
     path = "ledger/merge.json"
     record.write({path: accumulate(record.read_json(path), llm.ledger)}, f"t2s merge {record.run}: ledger")

@@ -47,7 +47,7 @@ def overrides_from_flags(
     flag_api_key_env: str | None = None,
     model_sets: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The ``overrides`` argument of :class:`t2s.llm.LLM` from :func:`model_options` flags."""
+    """The ``overrides`` argument of :class:`t2s.llm.client.LLM` from :func:`model_options` flags."""
     overrides: dict[str, dict[str, Any]] = {}
     common = {"model": flag_model, "base_url": flag_base_url, "api_key_env": flag_api_key_env}
     common = {k: v for k, v in common.items() if v is not None}
@@ -129,7 +129,7 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
     }
     if ctx.invoked_subcommand is not None:
         return
-    from t2s.llm import resolve_roles
+    from t2s.llm.client import resolve_roles
     import os
 
     config = load_config_for(repo_dir)
@@ -175,7 +175,7 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
 
 
 async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, Any]]:
-    from t2s.llm import LLMError
+    from t2s.llm.client import LLMError
 
     async def one(role: str) -> dict[str, Any]:
         cfg = llm.role(role)
@@ -228,7 +228,7 @@ def check(ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_u
       t2s models check --role agent --timeout 10
       T2S_BASE_URL=http://127.0.0.1:8765/v1 t2s models check --json
     """
-    from t2s.llm import LLM
+    from t2s.llm.client import LLM
 
     overrides = _merge_flags(
         ctx, flag_model=flag_model, flag_base_url=flag_base_url,

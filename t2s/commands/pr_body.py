@@ -29,7 +29,7 @@ def pr_body(target, run_name, output, repo_dir):
       t2s pr-body candidate --run r1 > body.md
       gh pr create --head t2s/r1/candidate --title "t2s r1" --body-file <(t2s pr-body candidate --run r1)
     """
-    from t2s.review import pr_body as make_body
+    from t2s.views.review import pr_body as make_body
 
     text = make_body(open_store(repo_dir), target, run_name)
     if output:

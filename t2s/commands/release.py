@@ -30,7 +30,7 @@ def release(candidate, bump, branch, repo_dir, as_json):
       t2s release t2s/r1/candidate --bump patch --json
       git push origin main v0.2.0 refs/notes/t2s/*   # or: t2s push origin --release-branch
     """
-    from t2s.release import release as do_release
+    from t2s.releases.release import release as do_release
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

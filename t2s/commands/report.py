@@ -24,7 +24,7 @@ def report(run_name, output, repo_dir):
       t2s report --run r1 -o report.html
       t2s report --run r1 -C my-skills && xdg-open t2s-report-r1.html
     """
-    from t2s.report import render_report
+    from t2s.views.report import render_report
 
     html = render_report(open_store(repo_dir), run_name)
     output = output or Path(f"t2s-report-{run_name}.html")

@@ -33,7 +33,7 @@ def review(run_name, states, as_json, repo_dir):
     from rich.table import Table
     from rich.text import Text
 
-    from t2s.review import review_rows
+    from t2s.views.review import review_rows
 
     rows = review_rows(open_store(repo_dir), run_name)
     if states:

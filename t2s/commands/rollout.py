@@ -43,11 +43,11 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
       t2s rollout --run r1                       # resume after an interruption
       t2s rollout --run smoke --task 45300 --protocol text --json
     """
-    from t2s.agent import AgentOptions
+    from t2s.agent.episode import AgentOptions
     from t2s.errors import UsageError
-    from t2s.llm import LLM, default_cache_path
-    from t2s.rollout import load_rollout_suite, rollout as run_rollout, summary_rows
-    from t2s.runs import check_run_name
+    from t2s.llm.client import LLM, default_cache_path
+    from t2s.rollouts.rollout import load_rollout_suite, rollout as run_rollout, summary_rows
+    from t2s.record.runs import check_run_name
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

@@ -27,7 +27,7 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
       t2s show 7 --run r1 --no-diff
       t2s show 0007 --json
     """
-    from t2s.review import patch_detail
+    from t2s.views.review import patch_detail
 
     detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
     if as_json:

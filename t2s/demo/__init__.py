@@ -132,7 +132,7 @@ class Demo:
         repo = str(self.repo)
         self.t2s("init", repo, "--seed", "xlsx")
         _configure(self.repo)
-        from t2s.gitstore import GitStore
+        from t2s.gitstore.store import GitStore
 
         store = GitStore.discover(self.repo)
         store.run("commit", "-q", "--no-verify", "-m", "Configure the demo task suite", "--", "t2s.toml")

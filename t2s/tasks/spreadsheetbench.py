@@ -173,7 +173,7 @@ class SpreadsheetBenchSuite(Suite):
         if not isinstance(default_sheet, str) or "," in default_sheet:
             default_sheet = None
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.recalc import recalculate_workbook
+            from t2s.tasks.recalc import recalculate_workbook
 
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
                 recalculated = recalculate_workbook(output_path, Path(tmp))

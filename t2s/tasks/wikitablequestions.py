@@ -688,7 +688,7 @@ class WikiTableQuestionsSuite(Suite):
                              answer_path=f"{self.root / QUESTIONS_FILE}", answer_position=ANSWER_POSITION,
                              recalculated=recalculate)
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.recalc import recalculate_workbook
+            from t2s.tasks.recalc import recalculate_workbook
 
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
                 predicted, source = read_answer_values(recalculate_workbook(output_path, Path(tmp)), report,

@@ -1,7 +1,7 @@
 """A real, scripted, OpenAI-compatible HTTP server for tests and the offline demo.
 
 It listens on ``127.0.0.1`` (an ephemeral port by default), speaks enough of the
-OpenAI REST protocol for :mod:`t2s.llm` (``POST /v1/chat/completions`` with plain and
+OpenAI REST protocol for :mod:`t2s.llm.client` (``POST /v1/chat/completions`` with plain and
 tool-call answers and usage figures, ``GET /v1/models``) and answers from Python
 *responders* chosen per request, so a test scripts a whole conversation::
 
@@ -12,7 +12,7 @@ tool-call answers and usage figures, ``GET /v1/models``) and answers from Python
         srv.script(["first answer", Reply(tool_calls=[tool_call("run", {"code": "1"})])],
                    role="agent")
         srv.fault("429", times=2, retry_after=0.01)
-        ...  # point t2s.llm at srv.base_url
+        ...  # point t2s.llm.client at srv.base_url
         assert srv.peak_in_flight <= 4
 
 The server runs an asyncio event loop in a daemon thread, so it serves many concurrent

@@ -96,7 +96,7 @@ def merger_responder(request: ChatRequest) -> Reply:
 
 
 # ---------------------------------------------------------------------------- analysts
-# Simulated analysts (t2s.analysts): they read the "Facts (machine-readable)" block and
+# Simulated analysts (t2s.analysis.analysts): they read the "Facts (machine-readable)" block and
 # the tool observations of the analyst prompts, and answer in the same formats a real
 # model must use. The agentic one really works: it runs the checker on the agent's
 # output, writes a fixed workbook with code in the sandbox, checks it, and submits.

@@ -23,10 +23,10 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from t2s.edits import Edit
+from t2s.patches.edits import Edit
 from t2s.errors import T2SError, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, HeldObjects, RefUpdate
-from t2s.lessons import (
+from t2s.gitstore.store import ZERO_SHA, GitStore, HeldObjects, RefUpdate
+from t2s.record.lessons import (
     MERGES_DIR,
     TOPIC_RE,
     Lesson,
@@ -35,10 +35,10 @@ from t2s.lessons import (
     merge_branch,
     support_of,
 )
-from t2s.notes import REVIEW_NOTES, ReviewNote
-from t2s.patches import PatchContext, RenderResult, edit_format_prompt, find_overlaps
+from t2s.record.notes import REVIEW_NOTES, ReviewNote
+from t2s.patches.pipeline import PatchContext, RenderResult, edit_format_prompt, find_overlaps
 from t2s.prompts import load, render
-from t2s.runs import RunRecord, branch_prefix
+from t2s.record.runs import RunRecord, branch_prefix
 
 
 

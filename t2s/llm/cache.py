@@ -1,4 +1,4 @@
-"""The response cache of :mod:`t2s.llm`: SQLite (standard library), keyed on a hash.
+"""The response cache of :mod:`t2s.llm.client`: SQLite (standard library), keyed on a hash.
 
 The key is the SHA-256 of the canonical JSON of *every* request parameter the model
 sees (model, messages, tools, tool_choice, temperature, max_tokens, seed, extra body,
@@ -7,7 +7,7 @@ request to the same model name answers the same, wherever the server listens (so
 replay survives a port change). Values are the normalised answer, never headers.
 
 Modes: ``off`` (no file is touched), ``read-write`` (hits are served, misses are
-stored), ``replay`` (hits are served, a miss raises :class:`t2s.llm.CacheMiss`).
+stored), ``replay`` (hits are served, a miss raises :class:`t2s.llm.client.CacheMiss`).
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore, parse_trailers
-from t2s.lessons import MERGES_DIR, PATCHES_DIR, Lesson, PatchRecord, candidate_branch, patch_branch, support_of
-from t2s.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
-from t2s.runs import RUNS_PREFIX, RunManifest, RunRecord, branch_prefix, list_runs
+from t2s.gitstore.store import GitStore, parse_trailers
+from t2s.record.lessons import MERGES_DIR, PATCHES_DIR, Lesson, PatchRecord, candidate_branch, patch_branch, support_of
+from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
+from t2s.record.runs import RUNS_PREFIX, RunManifest, RunRecord, branch_prefix, list_runs
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 
@@ -183,7 +183,7 @@ class RunData:
     record: RunRecord
     manifest: RunManifest
     patches: dict[str, PatchRecord] = field(default_factory=dict)
-    #: Merge reports by name (``L1-02``, ``S003``), as plain :class:`t2s.merge.MergeReport`.
+    #: Merge reports by name (``L1-02``, ``S003``), as plain :class:`t2s.consolidation.merge.MergeReport`.
     reports: dict[str, Any] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
@@ -211,7 +211,7 @@ class RunData:
 
 def load_run(store: GitStore, run: str) -> RunData:
     """Read a run's record, patch branches, merge reports and review notes."""
-    from t2s.merge import MergeReport
+    from t2s.consolidation.merge import MergeReport
 
     record = RunRecord(store, run)
     manifest = record.manifest()
@@ -481,7 +481,7 @@ def patch_detail(store: GitStore, spec: str, run: str | None = None, *, context_
         detail.excerpt_missing = f"trajectory {trajectory_id} is not in the run record (an imported patch?)"
         return detail
     try:
-        from t2s.trajectory import load_trajectory
+        from t2s.agent.trajectory import load_trajectory
 
         detail.excerpt = trajectory_excerpt(load_trajectory(raw, where=f"trajectories/{trajectory_id}.json"), context_steps=context_steps)
     except Exception as err:  # a malformed or newer trajectory must not stop a review
@@ -621,7 +621,7 @@ def _lesson_lines(lessons: list[Lesson]) -> list[str]:
 def _eval_markdown(gate: GateRecord | None) -> list[str]:
     if gate is None:
         return ["Not evaluated yet (no gate in `refs/notes/t2s/eval`; run `t2s gate`)."]
-    from t2s.evaluate import eval_table_markdown
+    from t2s.evaluation.evaluate import eval_table_markdown
 
     verdict = "passed" if gate.passed else "failed"
     lines = [f"Gate **{verdict}** on suite `{gate.suite or '?'}` split `{gate.split}`.", "", eval_table_markdown(gate)]

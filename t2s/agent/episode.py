@@ -22,11 +22,11 @@ line in text replies; the suite records it into the output (``record_final_answe
 
 The episode ends when the agent finishes (if it tries to finish before the output file
 exists it gets a reminder, at most ``max_reminders`` times), or after ``max_turns``
-model replies. Then the suite checks the output and the :class:`~t2s.trajectory.Trajectory`
-records everything. Code runs through :func:`t2s.sandbox.run_code` in the task's work
+model replies. Then the suite checks the output and the :class:`~t2s.agent.trajectory.Trajectory`
+records everything. Code runs through :func:`t2s.agent.sandbox.run_code` in the task's work
 directory, in a thread; observations are cut to head + tail.
 
-:class:`t2s.llm.BudgetExceeded` and :class:`t2s.llm.CacheMiss` propagate (the episode is
+:class:`t2s.llm.client.BudgetExceeded` and :class:`t2s.llm.client.CacheMiss` propagate (the episode is
 unfinished and must not be recorded); any other failure gives an ``errored`` trajectory.
 """
 
@@ -43,11 +43,11 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from t2s import sandbox
+from t2s.agent import sandbox
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
-from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
-from t2s.trajectory import (
+from t2s.skill.format import SKILL_FILE, parse_skill_md, skill_body
+from t2s.agent.trajectory import (
     Message,
     Step,
     ToolCallRecord,
@@ -126,7 +126,7 @@ class SkillBundle:
 
     @classmethod
     def from_dir(cls, path: Path) -> "SkillBundle":
-        from t2s.skill import read_skill_dir
+        from t2s.skill.format import read_skill_dir
 
         files, _ = read_skill_dir(Path(path))
         if SKILL_FILE not in files:
@@ -629,11 +629,11 @@ async def run_agent(
     """Run one episode of the ``agent`` role on ``task`` with ``skill`` in ``workdir``.
 
     Returns the finished trajectory (``passed`` / ``failed`` by the suite's checker, or
-    ``errored`` with ``error`` set). Raises :class:`t2s.llm.BudgetExceeded` /
-    :class:`t2s.llm.CacheMiss` when the run must stop (the episode is then unfinished).
+    ``errored`` with ``error`` set). Raises :class:`t2s.llm.client.BudgetExceeded` /
+    :class:`t2s.llm.client.CacheMiss` when the run must stop (the episode is then unfinished).
     The output file stays in ``workdir``; see :func:`artifact_files`.
     """
-    from t2s.llm import BudgetExceeded, CacheMiss
+    from t2s.llm.client import BudgetExceeded, CacheMiss
 
     options = options or AgentOptions()
     role = llm.role(options.role)
@@ -721,15 +721,15 @@ def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
 
 # ---------------------------------------------------------------------------- evaluation runner
 def evaluate_tasks(request) -> Any:
-    """The runner :func:`t2s.evaluate.evaluate` uses: the agent with the materialised
+    """The runner :func:`t2s.evaluation.evaluate.evaluate` uses: the agent with the materialised
     skill (``request.skill_path``) on every task and seed of ``request``.
 
-    Returns a :class:`t2s.evaluate.RunResult`. A budget cap or a replay-cache miss stops
+    Returns a :class:`t2s.evaluation.evaluate.RunResult`. A budget cap or a replay-cache miss stops
     the evaluation with its :class:`~t2s.errors.T2SError` (no partial record is noted).
     """
-    from t2s.evaluate import RunResult
-    from t2s.llm import LLM, default_cache_path
-    from t2s.notes import TaskVerdict
+    from t2s.evaluation.evaluate import RunResult
+    from t2s.llm.client import LLM, default_cache_path
+    from t2s.record.notes import TaskVerdict
 
     ctx = request.ctx
     config = ctx.config

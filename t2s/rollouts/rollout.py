@@ -4,7 +4,7 @@ Every finished task is appended to ``refs/t2s/runs/<run>`` at once (the trajecto
 ``trajectories/<id>.json``, the output workbook and scripts under ``artifacts/<id>/``),
 so an interrupted rollout keeps its finished tasks, and running it again only runs the
 rest. ``passed`` and ``failed`` trajectories are final; ``errored`` ones are run again
-(unless ``retry_errored=False``). A budget cap (:class:`t2s.llm.BudgetExceeded`) stops
+(unless ``retry_errored=False``). A budget cap (:class:`t2s.llm.client.BudgetExceeded`) stops
 new work cleanly: unfinished episodes are simply not recorded.
 
 The skill is read from git at S0 (never from the working tree); a resumed run keeps
@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
-from t2s._ledger import accumulate
+from t2s.agent.episode import AgentOptions, SkillBundle, artifact_files, run_agent
+from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.runs import RunManifest, RunRecord, StageProgress
-from t2s.trajectory import (
+from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
     artifacts_prefix,
@@ -192,8 +192,8 @@ async def _rollout(
     progress: StageProgress | None,
     workroot: Path | None,
 ) -> RolloutSummary:
-    from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import skill_dir_of
+    from t2s.llm.client import BudgetExceeded, CacheMiss
+    from t2s.skill.repo import skill_dir_of
 
     started = time.perf_counter()
     record = RunRecord(store, run)
@@ -339,7 +339,7 @@ def rollout(
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a
     :class:`~t2s.tasks.Suite`) and builds the model client from ``config`` unless given."""
-    from t2s.llm import LLM, default_cache_path
+    from t2s.llm.client import LLM, default_cache_path
 
     if suite is None or isinstance(suite, (str, Path)):
         suite = load_rollout_suite(config, store, str(suite) if suite is not None else None)

@@ -54,8 +54,8 @@ from typing import Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
-from t2s._ledger import Ledger, LedgerRow
-from t2s._llm_cache import CACHE_MODES, ResponseCache, request_key
+from t2s.llm.ledger import Ledger, LedgerRow
+from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
 from t2s.config import ROLES, BudgetSection, Config, RoleModel
 from t2s.prompts import load as load_prompt, render as render_prompt
 from t2s.errors import ConfigError, T2SError
@@ -77,7 +77,7 @@ __all__ = [
     "PLACEHOLDER_API_KEY",
 ]
 
-log = logging.getLogger("t2s.llm")
+log = logging.getLogger("t2s.llm.client")
 
 #: Sent when a role's key variable is unset (local servers need no key).
 PLACEHOLDER_API_KEY = "sk-t2s-no-key"
@@ -572,11 +572,11 @@ class LLM:
         key = (_endpoint_key(cfg.base_url), cfg.api_key_env)
         client = state.clients.get(key)
         if client is None:
-            from t2s._llm_http import LeanTransport, lean_transport_enabled
+            from t2s.llm.http import LeanTransport, lean_transport_enabled
 
             http_client = None
             if lean_transport_enabled(cfg.base_url):
-                from t2s._llm_http import httpx2
+                from t2s.llm.http import httpx2
 
                 http_client = httpx2.AsyncClient(transport=LeanTransport(), timeout=cfg.timeout)
             client = openai.AsyncOpenAI(
@@ -863,7 +863,7 @@ class LLM:
 
 
 def _raw_response_type() -> type:
-    from t2s._llm_http import httpx2
+    from t2s.llm.http import httpx2
 
     return httpx2.Response
 

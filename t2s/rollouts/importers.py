@@ -1,4 +1,4 @@
-"""``t2s import``: trajectories other agents produced, as :class:`~t2s.trajectory.Trajectory`.
+"""``t2s import``: trajectories other agents produced, as :class:`~t2s.agent.trajectory.Trajectory`.
 
 Formats (one file each; bad lines are reported as ``PATH:LINE: reason`` and skipped,
 the rest is imported):
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from t2s.errors import UsageError
-from t2s.trajectory import (
+from t2s.agent.trajectory import (
     Message,
     Step,
     TokenUsage,
@@ -164,7 +164,7 @@ def _script_of(tool: str, args: dict[str, Any]) -> str | None:
 
 def steps_from_messages(messages: list[Message]) -> tuple[list[Step], list[str]]:
     """Steps (action + observation) and scripts recovered from a chat transcript."""
-    from t2s.agent import parse_text_actions
+    from t2s.agent.episode import parse_text_actions
 
     steps: list[Step] = []
     scripts: list[str] = []
@@ -497,9 +497,9 @@ def import_trajectories(
     """Parse ``paths`` and append the trajectories to run ``run`` (created if needed,
     with S0 = ``rev`` or ``HEAD``). Ids already in the run are left alone unless
     ``replace``. All new trajectories land in one commit."""
-    from t2s.runs import RunManifest, RunRecord
-    from t2s.skillrepo import skill_dir_of
-    from t2s.trajectory import trajectory_path
+    from t2s.record.runs import RunManifest, RunRecord
+    from t2s.skill.repo import skill_dir_of
+    from t2s.agent.trajectory import trajectory_path
 
     record = RunRecord(store, run)
     summary = ImportSummary(run=run)

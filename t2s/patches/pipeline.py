@@ -1,6 +1,6 @@
 """From model-written edits to a validated unified diff, a tree and a patch branch.
 
-Analysts and the merger write *edits* (:mod:`t2s.edits`), never diffs. This module
+Analysts and the merger write *edits* (:mod:`t2s.patches.edits`), never diffs. This module
 
 1. applies a list of edits to S0's text in memory, in order (:func:`render_edits`),
    reporting every edit that does not apply as an :class:`EditFailure` whose reason
@@ -18,7 +18,7 @@ Analysts and the merger write *edits* (:mod:`t2s.edits`), never diffs. This modu
 5. commits a patch as one commit on S0 with a create-only branch ref
    (:func:`commit_patch`).
 
-Only :mod:`t2s.gitstore` runs git.
+Only :mod:`t2s.gitstore.store` runs git.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import unidiff
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 
-from t2s.edits import (
+from t2s.patches.edits import (
     Edit,
     EditError,
     EditList,
@@ -51,8 +51,8 @@ from t2s.edits import (
 )
 from t2s.prompts import load as load_prompt
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore, HeldObjects, Trailers
-from t2s.skill import (
+from t2s.gitstore.store import GitStore, HeldObjects, Trailers
+from t2s.skill.format import (
     REFERENCES_DIR,
     SKILL_FILE,
     Finding,
@@ -754,7 +754,7 @@ async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries:
 
     ``ask(None)`` is the first request; ``ask(message)`` a retry, where ``message``
     says which edits failed and why. ``ask`` returns edits (models, dicts, or an
-    :class:`~t2s.edits.EditList`); a :class:`pydantic.ValidationError` it raises
+    :class:`~t2s.patches.edits.EditList`); a :class:`pydantic.ValidationError` it raises
     counts as a failed attempt. ``render`` is usually :meth:`PatchContext.render`
     (sync renders run in a worker thread). After ``1 + max_retries`` failed
     attempts the result is a :class:`Rejected` with the last failures. Other

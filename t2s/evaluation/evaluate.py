@@ -2,7 +2,7 @@
 
 ``evaluate(ctx, REV)`` materialises the skill folder at REV (``git archive``, nothing
 is checked out), runs the agent on the split with it, scores every task, and writes an
-:class:`~t2s.notes.EvalRecord` into the note on REV in ``refs/notes/t2s/eval``.
+:class:`~t2s.record.notes.EvalRecord` into the note on REV in ``refs/notes/t2s/eval``.
 
 **Cache.** Two evaluations are interchangeable when they share the *cache key*:
 (skill subtree hash, suite content hash of the split, split name, agent fingerprint
@@ -23,10 +23,10 @@ pairs them per task (a task counts as passed when it passed in more than half of
 seeds): both pass, only baseline (a regression), only candidate, neither. It passes
 when ``candidate - baseline >= min_delta`` and regressions ``<= max_regressions``, and
 reports an exact two-sided sign test on the discordant pairs. The verdict is written
-into the candidate's note as a :class:`~t2s.notes.GateRecord`.
+into the candidate's note as a :class:`~t2s.record.notes.GateRecord`.
 
 The agent itself is one function, the *runner* (:data:`Runner`); the default one
-drives :mod:`t2s.agent`. Tests and benchmarks may pass their own.
+drives :mod:`t2s.agent.episode`. Tests and benchmarks may pass their own.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from typing import Any, Callable, Sequence
 
 from t2s.config import Config
 from t2s.errors import ConfigError, T2SError, UsageError
-from t2s.gitstore import GitStore
-from t2s.notes import (
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import (
     EVAL_NOTES,
     EvalRecord,
     GateRecord,
@@ -146,8 +146,8 @@ def make_context(
     rev_for_skill: str = "HEAD",
 ) -> EvalContext:
     """Load the suite and resolve the agent settings once for a series of evaluations."""
-    from t2s.llm import resolve_roles
-    from t2s.skillrepo import skill_dir_of
+    from t2s.llm.client import resolve_roles
+    from t2s.skill.repo import skill_dir_of
     from t2s.tasks import load_suite
 
     split = split or config.gate.split or config.rollout.heldout_split
@@ -204,14 +204,14 @@ Runner = Callable[[RunRequest], RunResult]
 
 
 def agent_runner(request: RunRequest) -> RunResult:
-    """The default runner: :mod:`t2s.agent` with the skill, on every task and seed."""
+    """The default runner: :mod:`t2s.agent.episode` with the skill, on every task and seed."""
     try:
-        from t2s import agent
+        from t2s.agent import episode as agent
     except ImportError as err:  # pragma: no cover - until the agent lands
-        raise T2SError(f"the agent harness (t2s.agent) is not available: {err}") from None
+        raise T2SError(f"the agent harness (t2s.agent.episode) is not available: {err}") from None
     run_tasks = getattr(agent, "evaluate_tasks", None)
     if run_tasks is None:  # pragma: no cover
-        raise T2SError("t2s.agent has no evaluate_tasks(); cannot evaluate")
+        raise T2SError("t2s.agent.episode has no evaluate_tasks(); cannot evaluate")
     return run_tasks(request)
 
 
@@ -268,8 +268,8 @@ def _record_on(store: GitStore, commit: str, record: EvalRecord) -> None:
 
 def check_evaluable(ctx: EvalContext, commit: str) -> str:
     """The skill's subtree hash at ``commit``; :class:`Unevaluable` if it cannot run."""
-    from t2s.skill import lint_rev
-    from t2s.skillrepo import limits_of
+    from t2s.skill.format import lint_rev
+    from t2s.skill.repo import limits_of
 
     tree = ctx.store.subtree(commit, ctx.skill_dir)
     if not tree:
@@ -418,7 +418,7 @@ def pair(baseline: EvalRecord, candidate: EvalRecord, task_ids: Sequence[str]) -
 def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     """The latest release tag; else the run's S0 (``T2S-Run`` trailer -> run record);
     else the merge base of the candidate with the release branch."""
-    from t2s.release import latest_release_tag
+    from t2s.releases.release import latest_release_tag
 
     tag = latest_release_tag(store)
     if tag:
@@ -443,7 +443,7 @@ def run_of(store: GitStore, rev: str) -> str | None:
 
 
 def run_s0(store: GitStore, rev: str) -> str | None:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     run = run_of(store, rev)
     if not run:

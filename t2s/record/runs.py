@@ -8,7 +8,7 @@ shareable with ``git push``.
 Layout of the tree::
 
     manifest.json                 RunManifest: S0, skill folder, suite, stages
-    trajectories/<id>.json        one agent trajectory each (t2s.agent)
+    trajectories/<id>.json        one agent trajectory each (t2s.agent.episode)
     artifacts/<id>/...            output workbooks and scripts of a trajectory
     analyses/<id>.json            analyst transcript and report per trajectory
     patches/<nnnn>.json           patch outcome (accepted -> branch, or rejected + why)
@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from t2s import __version__
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RUNS_PREFIX = "refs/t2s/runs/"

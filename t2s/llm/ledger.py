@@ -1,4 +1,4 @@
-"""The call ledger of :mod:`t2s.llm`: calls, tokens, latency and cost, with hard caps.
+"""The call ledger of :mod:`t2s.llm.client`: calls, tokens, latency and cost, with hard caps.
 
 One row per (role, phase). Cost is estimated from the ``[prices]`` table (USD per
 million tokens, keyed by model name); a model without a price costs 0 and is listed in
@@ -89,8 +89,8 @@ class Ledger:
     # ---------------------------------------------------------------- caps
 
     def admit(self) -> None:
-        """Reserve one network call, or raise :class:`t2s.llm.BudgetExceeded`."""
-        from t2s.llm import BudgetExceeded
+        """Reserve one network call, or raise :class:`t2s.llm.client.BudgetExceeded`."""
+        from t2s.llm.client import BudgetExceeded
 
         with self._lock:
             if self.stopped is None:

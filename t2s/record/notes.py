@@ -49,7 +49,7 @@ class EvalRecord(BaseModel):
     #: The skill folder evaluated (e.g. ``skills/xlsx``).
     skill_dir: str = ""
     #: The agent settings that change results (model, sampling, harness); see
-    #: :func:`t2s.evaluate.agent_fingerprint`. ``agent_hash`` is their sha256.
+    #: :func:`t2s.evaluation.evaluate.agent_fingerprint`. ``agent_hash`` is their sha256.
     agent: dict = Field(default_factory=dict)
     agent_hash: str = ""
     seeds: int = 1
@@ -71,7 +71,7 @@ class EvalRecord(BaseModel):
     cached_from: str | None = None
 
     def cache_key(self) -> tuple[str, str, str, str, int]:
-        """What makes two evaluations interchangeable (see :mod:`t2s.evaluate`)."""
+        """What makes two evaluations interchangeable (see :mod:`t2s.evaluation.evaluate`)."""
         return (self.skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
 
 

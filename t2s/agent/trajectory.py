@@ -6,7 +6,7 @@ model and the tool protocol actually used, every message and tool call with its 
 the scripts the agent ran, the checker report and the verdict, token usage and timings.
 
 In a run record a trajectory lives at ``trajectories/<id>.json`` and its files (the
-output workbook, the scripts) under ``artifacts/<id>/`` (see :mod:`t2s.runs`).
+output workbook, the scripts) under ``artifacts/<id>/`` (see :mod:`t2s.record.runs`).
 
 ``schema_version`` changes only when a field changes meaning or disappears; new
 optional fields keep the version. :func:`load_trajectory` refuses newer versions.
@@ -264,7 +264,7 @@ def load_trajectory(data: bytes | str | dict, *, where: str = "trajectory") -> T
 
 
 def read_trajectories(record) -> list[Trajectory]:
-    """Every trajectory stored in a :class:`t2s.runs.RunRecord`, sorted by id."""
+    """Every trajectory stored in a :class:`t2s.record.runs.RunRecord`, sorted by id."""
     out = []
     for path in record.list(TRAJECTORIES_DIR):
         if path.endswith(".json"):

@@ -5,15 +5,15 @@ number ``nnnn`` is assigned *before* the parallel work starts (max existing + 1,
 so numbering is deterministic and a resumed run continues where it stopped. Then, with
 at most ``concurrency`` analyses in flight:
 
-1. the analyst is chosen: passed -> :class:`~t2s.analysts.SuccessAnalyst`; failed ->
+1. the analyst is chosen: passed -> :class:`~t2s.analysis.analysts.SuccessAnalyst`; failed ->
    the agentic error analyst (or the single-call one with ``--analyst single-call``, or
    when the trajectory's task is not in the suite, e.g. an import without a task);
 2. the leak guard gets the task's distinctive gold values (the answer cells of the gold
    workbook minus values visible in the instruction and input) and the held-out
    split's task ids;
-3. the analyst's edits are rendered against S0 with retries (:mod:`t2s.patches`);
+3. the analyst's edits are rendered against S0 with retries (:mod:`t2s.patches.pipeline`);
 4. the outcome is recorded in the run record as ``patches/<nnnn>.json`` (a
-   :class:`~t2s.lessons.PatchRecord`) and ``analyses/<trajectory>.json`` (transcript and
+   :class:`~t2s.record.lessons.PatchRecord`) and ``analyses/<trajectory>.json`` (transcript and
    report) in one commit, and an accepted patch becomes branch
    ``refs/heads/t2s/<run>/patch/<nnnn>``: one commit on S0 with provenance trailers.
 
@@ -31,19 +31,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from t2s.analysts import (
+from t2s.analysis.analysts import (
     AnalysisInput,
     AnalystOutcome,
     lesson_leaks,
     lesson_topic,
     make_analyst,
 )
-from t2s._ledger import accumulate
+from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
-from t2s.patches import PatchContext, Rejected, commit_patch, distinctive_values
-from t2s.runs import RunRecord, StageProgress
-from t2s.trajectory import Trajectory, artifacts_prefix, load_trajectory
+from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
+from t2s.patches.pipeline import PatchContext, Rejected, commit_patch, distinctive_values
+from t2s.record.runs import RunRecord, StageProgress
+from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
 
 STAGE = "analyze"
 LEDGER_PATH = "ledger/analyze.json"
@@ -273,7 +273,7 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
 def _load_suite(store, config, manifest, suite) -> tuple[Any, str | None]:
     if suite is not None:
         return suite, None
-    from t2s.rollout import load_rollout_suite
+    from t2s.rollouts.rollout import load_rollout_suite
 
     ref = manifest.suite or config.rollout.suite or None
     if not ref and len(config.suites) != 1:
@@ -328,8 +328,8 @@ async def _analyze_run(
     suite: Any,
     progress: StageProgress | None,
 ) -> AnalyzeSummary:
-    from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import limits_of
+    from t2s.llm.client import BudgetExceeded, CacheMiss
+    from t2s.skill.repo import limits_of
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
@@ -504,7 +504,7 @@ def analyze_run(
     cache: bool = True,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""
-    from t2s.llm import LLM, default_cache_path
+    from t2s.llm.client import LLM, default_cache_path
 
     own_llm = llm is None
     if own_llm:

@@ -16,10 +16,10 @@ Three analysts, all against the same frozen skill S0 (they never see each other'
   the paper's ablation and a cheap mode.
 
 Every analyst ends with the same edit step: the report's edits are rendered against
-S0 by :class:`t2s.patches.PatchContext` (guardrails and leak guard in code) and, when
+S0 by :class:`t2s.patches.pipeline.PatchContext` (guardrails and leak guard in code) and, when
 they fail, the model is told exactly which edit failed and why and asked again
-(:func:`t2s.patches.edits_with_retries`). The orchestration (which trajectory gets
-which analyst, records, branches, concurrency) is :mod:`t2s.analyze`.
+(:func:`t2s.patches.pipeline.edits_with_retries`). The orchestration (which trajectory gets
+which analyst, records, branches, concurrency) is :mod:`t2s.analysis.analyze`.
 
 Also here: :func:`create_skill_files`, the parametric first draft of a skill for
 ``t2s init --create``.
@@ -44,10 +44,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError, UsageError
-from t2s.lessons import TOPIC_RE, slugify
-from t2s.llm import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
-from t2s.patches import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
-from t2s.skill import SKILL_FILE, lint_files
+from t2s.record.lessons import TOPIC_RE, slugify
+from t2s.llm.client import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
+from t2s.patches.pipeline import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
+from t2s.skill.format import SKILL_FILE, lint_files
 
 ROLE = "analyst"
 PHASE = "analyze"
@@ -108,7 +108,7 @@ class AnalysisInput:
     """Everything one analysis needs. ``task``/``suite`` are None for imported
     trajectories whose task the suite does not know (then only single-call works)."""
 
-    trajectory: Any  # t2s.trajectory.Trajectory
+    trajectory: Any  # t2s.agent.trajectory.Trajectory
     context: PatchContext
     task: Any = None
     suite: Any = None
@@ -307,7 +307,7 @@ class _OneCallAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm import LLMError
+        from t2s.llm.client import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind, protocol="json")
@@ -375,7 +375,7 @@ def _action_from_call(name: str, arguments: str) -> _Action:
 def parse_analyst_text(content: str | None) -> list[_Action]:
     """Actions of the plain-text protocol: python fences (via the agent's parser),
     ``EVALUATE_OUTPUT: path``, ``READ_SKILL_FILE: path`` and ``SUBMIT`` + a JSON report."""
-    from t2s.agent import parse_text_actions
+    from t2s.agent.episode import parse_text_actions
 
     text = content or ""
     submit = _SUBMIT_RE.search(text)
@@ -488,8 +488,8 @@ class AgenticErrorAnalyst:
                               "problems": report.problems}
 
     def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: str) -> str:
-        from t2s import sandbox
-        from t2s.agent import format_exec
+        from t2s.agent import sandbox
+        from t2s.agent.episode import format_exec
 
         result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout)
         text, _ = format_exec("run_python" if language == "python" else "run_shell", result, self.observation_limit)
@@ -498,7 +498,7 @@ class AgenticErrorAnalyst:
         return text
 
     def read_skill(self, inp: AnalysisInput, path: str) -> str:
-        from t2s.agent import SkillBundle, truncate
+        from t2s.agent.episode import SkillBundle, truncate
 
         bundle = SkillBundle(skill_dir=inp.context.skill_dir, files=inp.context.files)
         rel = bundle.resolve(path)
@@ -527,7 +527,7 @@ class AgenticErrorAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm import LLMError
+        from t2s.llm.client import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind)
@@ -628,7 +628,7 @@ class AgenticErrorAnalyst:
 
 
 def _secret_name(name: str) -> bool:
-    from t2s.sandbox import SECRET_NAME
+    from t2s.agent.sandbox import SECRET_NAME
 
     return bool(SECRET_NAME.search(name))
 
@@ -657,7 +657,7 @@ async def create_skill_files_async(llm, name: str, description: str, *, role: st
     A draft with lint findings goes back once with the findings; a second failure is a
     :class:`T2SError` listing them. Returns skill-relative paths -> bytes.
     """
-    from t2s.skill import Limits
+    from t2s.skill.format import Limits
 
     outcome = AnalystOutcome(analyst="skill-create")
     session = Session(llm, outcome, role=role, phase=phase)

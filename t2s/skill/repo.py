@@ -8,14 +8,14 @@ from pathlib import Path, PurePosixPath
 
 from t2s.config import CONFIG_FILE, Config, load_config, parse_config
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.skill import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
+from t2s.gitstore.store import GitStore
+from t2s.skill.format import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
 
 SKILLS_DIR = "skills"
 WORKFLOW_PATH = ".github/workflows/t2s.yml"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 #: Bundled data (links to the project's top-level hooks/ and skill-repos/; copied into wheels).
-BUNDLED = Path(__file__).resolve().parent / "_data"
+BUNDLED = Path(__file__).resolve().parents[1] / "_data"
 
 
 def limits_of(config: Config) -> Limits:
@@ -122,7 +122,7 @@ def init_skill_repo(
     """Create (or extend) a skill repository and make one commit with the skill.
 
     ``files`` (with ``name``): the skill's files instead of an empty skill, e.g. a draft
-    from :func:`t2s.analysts.create_skill_files`; they are linted like any other.
+    from :func:`t2s.analysis.analysts.create_skill_files`; they are linted like any other.
     """
     if files is not None and name and not seed:
         _skill_source(None, name, description or "-")  # validates the name

@@ -34,8 +34,8 @@ from typing import Any, Sequence
 
 from t2s.config import Config
 from t2s.errors import RefConflict, T2SError, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, clone
-from t2s.notes import NoteFormatError, read_eval_note, write_eval_note
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, clone
+from t2s.record.notes import NoteFormatError, read_eval_note, write_eval_note
 
 VERSION_TAG_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 BUMPS = ("major", "minor", "patch")
@@ -71,7 +71,7 @@ def bump_version(current: tuple[int, int, int] | None, bump: str) -> str:
 
 # ---------------------------------------------------------------------- changelog
 def _run_json(store: GitStore, run: str, path: str) -> Any:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     try:
         record = RunRecord(store, run)
@@ -111,7 +111,7 @@ def changelog(store: GitStore, previous: str | None, candidate: str) -> list[dic
     3. the subjects of the commits between the previous release and the candidate,
        with their ``T2S-Support`` / ``T2S-Task`` trailers.
     """
-    from t2s.evaluate import run_of
+    from t2s.evaluation.evaluate import run_of
 
     run = run_of(store, candidate)
     if run:
@@ -126,7 +126,7 @@ def changelog(store: GitStore, previous: str | None, candidate: str) -> list[dic
             if isinstance(lessons, list) and lessons:
                 return [_lesson_entry(lesson, "merge") for lesson in lessons if isinstance(lesson, dict)]
         entries = []
-        from t2s.runs import RunRecord
+        from t2s.record.runs import RunRecord
 
         record = RunRecord(store, run)
         for path in record.list("patches") if record.exists() else []:
@@ -225,8 +225,8 @@ def release(
     worktree it is not moved (t2s never touches a working tree) and the result says
     how to fast-forward it.
     """
-    from t2s.evaluate import eval_table_markdown, run_of
-    from t2s.skillrepo import skill_dir_of
+    from t2s.evaluation.evaluate import eval_table_markdown, run_of
+    from t2s.skill.repo import skill_dir_of
 
     branch = branch or config.release.branch
     branch_ref = f"refs/heads/{branch}"
@@ -353,7 +353,7 @@ def build_archives(name: str, files: list[tuple[str, bytes, bool]], mtime: int) 
 
 def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Path | None = None) -> PackResult:
     """Write the skill at ``rev`` (default: the latest release tag) as release assets."""
-    from t2s.skillrepo import skill_dir_of
+    from t2s.skill.repo import skill_dir_of
 
     rev = rev or latest_release_tag(store)
     if not rev:
@@ -411,7 +411,7 @@ def split_source(source: str) -> tuple[str, str | None]:
 def set_metadata(skill_md: str, values: dict[str, str]) -> str:
     """SKILL.md with ``metadata.<key>`` set for each of ``values``, editing the YAML
     text minimally: other lines (unknown keys, comments) survive byte for byte."""
-    from t2s.skill import split_frontmatter
+    from t2s.skill.format import split_frontmatter
 
     frontmatter, body, _ = split_frontmatter(skill_md)
     newline = "\r\n" if "\r\n" in skill_md.split("\n", 1)[0] + "\n" else "\n"
@@ -458,7 +458,7 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
 
 
 def _installed_source(skill_md: Path) -> str | None:
-    from t2s.skill import parse_skill_md
+    from t2s.skill.format import parse_skill_md
 
     try:
         meta = parse_skill_md(skill_md.read_text(encoding="utf-8")).meta.get("metadata")
@@ -468,7 +468,7 @@ def _installed_source(skill_md: Path) -> str | None:
 
 
 def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]:
-    from t2s.skillrepo import config_at, skill_dir_of
+    from t2s.skill.repo import config_at, skill_dir_of
 
     with tempfile.TemporaryDirectory(prefix="t2s-install-") as tmp:
         path = Path(source)
@@ -523,7 +523,7 @@ def install(
     relative to ``cwd``. SKILL.md gets ``metadata.source`` and ``metadata.version``.
     An installed skill from a different source is replaced only with ``force``.
     """
-    from t2s.skill import SKILL_FILE, NAME_RE
+    from t2s.skill.format import SKILL_FILE, NAME_RE
 
     cwd = Path(cwd or Path.cwd())
     src, tag = split_source(source)
@@ -578,7 +578,7 @@ class PushResult:
 
 def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: str | None = None) -> list[str]:
     """Explicit refspecs for what reviewers need, only for refs that exist locally."""
-    from t2s.runs import RUNS_PREFIX, check_run_name
+    from t2s.record.runs import RUNS_PREFIX, check_run_name
 
     specs = []
     if run:
@@ -651,7 +651,7 @@ class BisectResult:
 
 def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[tuple[str, str]], dict]:
     """(kind, subject, branches, trailers, details) of a commit bisect named."""
-    from t2s.evaluate import run_of
+    from t2s.evaluation.evaluate import run_of
 
     message = store.commit_message(commit)
     subject = message.splitlines()[0] if message else ""
@@ -715,7 +715,7 @@ def bisect(
     linked worktree; the notes (and so the eval cache) are shared with the repository.
     The worktree and its bisect state are removed whatever happens.
     """
-    from t2s.evaluate import evaluate, make_context
+    from t2s.evaluation.evaluate import evaluate, make_context
 
     ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=bad)
     good_sha, bad_sha = store.resolve(good), store.resolve(bad)
@@ -742,7 +742,7 @@ def bisect(
     if not use_cache:
         cmd_args.append("--no-cache")
     script = 'exec "$0" -m t2s eval "$(git rev-parse BISECT_HEAD)" "$@"'
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
     try:
         wt = store.worktree_add(wt_path, bad_sha)

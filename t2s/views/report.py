@@ -24,11 +24,11 @@ from string import Template
 from typing import Any
 
 from t2s import __version__
-from t2s.gitstore import GitStore
-from t2s.notes import EVAL_NOTES, EvalNote
-from t2s.review import PatchView, RunData, candidate_view, load_run, review_rows
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EVAL_NOTES, EvalNote
+from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
 
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
+TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
 _URL_RE = re.compile(r"(?i)\b(https?|ftp|wss?):(?=//)")
 

@@ -14,9 +14,9 @@ import re
 from pydantic import BaseModel, Field
 
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.lessons import MERGES_DIR, PatchRecord, candidate_branch, patch_branch
-from t2s.runs import RunRecord
+from t2s.gitstore.store import GitStore
+from t2s.record.lessons import MERGES_DIR, PatchRecord, candidate_branch, patch_branch
+from t2s.record.runs import RunRecord
 
 MATCH_THRESHOLD = 0.35
 

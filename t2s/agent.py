@@ -46,6 +46,7 @@ from typing import Any
 from t2s import sandbox
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
+from t2s.faults import ErrorCause, cause_of
 from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
 from t2s.trajectory import (
     Message,
@@ -668,26 +669,18 @@ async def run_agent(
         await episode.run()
     except (BudgetExceeded, CacheMiss):
         raise
-    except T2SError as err:
-        traj.verdict = "errored"
+    except Exception as err:  # the model endpoint, or a bug: an error, never a verdict
+        _record_error(traj, cause_of(err))
         traj.stop_reason = "error"
-        traj.error = err.message
-    except Exception as err:  # a bug must not take a whole rollout down: record it
-        traj.verdict = "errored"
-        traj.stop_reason = "error"
-        traj.error = f"{type(err).__name__}: {err}"
-        traj.meta["traceback"] = traceback.format_exc(limit=8)
+        if not isinstance(err, T2SError):  # a bug must not take a whole rollout down: keep its trace
+            traj.meta["traceback"] = traceback.format_exc(limit=8)
 
     if traj.verdict != "errored" and episode.workspace is not None:
         check_started = time.perf_counter()
         try:
             verdict = await asyncio.to_thread(suite.check, task, episode.workspace.output_path, case)
-        except T2SError as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {err.message}"
         except Exception as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {type(err).__name__}: {err}"
+            _record_error(traj, cause_of(err, prefix="checker: "))
         else:
             report = verdict.report.model_dump(mode="json")
             report["output_path"] = episode.output_rel
@@ -702,6 +695,12 @@ async def run_agent(
     traj.timings.exec_s = round(traj.timings.exec_s, 3)
     traj.timings.finished_at = now_iso()
     return traj
+
+
+def _record_error(traj: Trajectory, cause: ErrorCause) -> None:
+    traj.verdict = "errored"
+    traj.error = cause.message
+    traj.error_cause = cause
 
 
 def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
@@ -773,8 +772,10 @@ def evaluate_tasks(request) -> Any:
         llm.close()
     verdicts = [
         TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
-                    error=traj.error, turns=traj.turns, stop_reason=traj.stop_reason,
-                    tokens=traj.usage.total_tokens)
+                    error=traj.error if traj.verdict == "errored" else None,
+                    cause=(traj.error_cause or ErrorCause(kind="error", message=traj.error or ""))
+                    if traj.verdict == "errored" else None,
+                    turns=traj.turns, stop_reason=traj.stop_reason, tokens=traj.usage.total_tokens)
         for task_id, k, traj in results
     ]
     totals = llm.ledger.totals

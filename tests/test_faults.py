@@ -157,6 +157,20 @@ def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted
     assert [r.score for r in read_eval_note(store, head).evals] == [TRUE_SCORE]
 
 
+def test_a_model_that_answers_uselessly_is_a_genuine_failure(tmp_path, scripted_server, monkeypatch):
+    """The other side of the line: the endpoint works and the model answers, but with
+    prose instead of actions. That is a verdict (failed, score 0), recorded and cached."""
+    store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)
+    scripted_server.reset()
+    scripted_server.on("I would rather not touch spreadsheets today.", role="agent")
+    result = invoke("eval", "HEAD", "-C", str(store.root), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["score"], record["passed"]) == (0.0, 0)
+    assert {t["stop_reason"] for t in record["tasks"]} == {"max_turns"} and not any(t["error"] for t in record["tasks"])
+    assert read_eval_note(store, "HEAD").evals[0].complete
+
+
 # ---------------------------------------------------------------------- analyze
 def analyst_flags(base_url: str) -> list[str]:
     return ["--base-url", base_url, "--model", "analyst-model", "--api-key-env", "T2S_TEST_API_KEY",
@@ -201,6 +215,18 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
     summary = json.loads(again.stdout)
     assert (summary["analysed"], summary["accepted"], summary["errored"], summary["skipped"]) == (2, 2, 0, 0)
     assert record.list("patches") == ["patches/0001.json", "patches/0002.json"]
+
+
+def test_an_analyst_whose_answer_never_validates_is_rejected_not_errored(tmp_path, scripted_server):
+    scripted_server.on(analyst_responder, role="analyst")
+    store, record = _analysis_repo(tmp_path)
+    scripted_server.fault("non_json_content", times=None, role="analyst")
+    result = invoke("analyze", "-C", str(store.root), "--run", "r1", "--analyst", "single-call", "--json",
+                    *analyst_flags(scripted_server.base_url))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rejected"], summary["errored"]) == (2, 0)
+    assert summary["rejected_by_reason"] == {"unusable answer": 2}
 
 
 def test_the_agentic_analyst_errors_too_and_keep_errored_leaves_them(tmp_path, scripted_server):

@@ -27,6 +27,8 @@ An analysis that *errored* (the analyst's endpoint failed or t2s could not run i
 ``analyses/<trajectory>.json`` with status ``errored`` and the cause, and the next run
 analyses the trajectory again (unless ``retry_errored=False``). A patch record that an
 older t2s wrote as ``rejected`` because the analyst call failed counts as errored too.
+After ``max(3, concurrency)`` analyses in a row errored because the endpoint failed, no
+new analysis starts (the rest stay for the next run, as after a budget stop).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from t2s.analysts import (
 )
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.faults import ErrorCause, WorkErrored, cause_of, describe, tally
+from t2s.faults import Breaker, ErrorCause, WorkErrored, cause_of, describe, tally
 from t2s.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
 from t2s.patches import PatchContext, Rejected, commit_patch, distinctive_values
 from t2s.runs import RunRecord, StageProgress
@@ -441,6 +443,7 @@ async def _analyze_run(
     stop: dict[str, str] = {}
     finished: dict[str, PatchRecord] = {}
     errored: dict[str, AnalystOutcome] = {}
+    breaker = Breaker(max(3, settings.concurrency), "analyses")  # the endpoint is down: stop starting
     tokens_before = llm.ledger.totals.total_tokens
 
     async def one(number: str, traj: Trajectory) -> None:
@@ -483,6 +486,8 @@ async def _analyze_run(
                 errored[traj.id] = outcome
                 if progress:
                     progress.done(outcome)
+                if tripped := breaker.record(outcome.error_cause):
+                    stop.setdefault("reason", tripped)
                 return
             patch = build_record(number, traj, outcome, context, role_model)
             if patch.status == "accepted" or (patch.status == "unvalidated" and settings.include_unvalidated):
@@ -497,6 +502,7 @@ async def _analyze_run(
             finished[traj.id] = patch
             if progress:
                 progress.done(patch)
+            breaker.record(None)
 
     status = "failed"
     try:

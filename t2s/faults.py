@@ -9,7 +9,8 @@ a genuine failure, not an error.
 
 This module names the causes (:class:`ErrorCause`, one ``kind`` each), tallies them
 into one row per cause (:func:`tally`), says in one sentence what went wrong
-(:func:`describe`), and raises :class:`WorkErrored` (exit status 3) at the end of a
+(:func:`describe`), stops a stage from starting more work while an endpoint is down
+(:class:`Breaker`), and raises :class:`WorkErrored` (exit status 3) at the end of a
 command whose work errored.
 """
 
@@ -28,6 +29,7 @@ HARNESS_KINDS = {
     "cache-miss": "the replay-only cache had no answer",
     "harness": "t2s could not run the work (a task it could not prepare, a crash)",
     "checker": "the checker crashed on the output",
+    "not-run": "not run: the work had already errored",
     "error": "an error recorded without a cause (by an older t2s)",
 }
 
@@ -101,7 +103,7 @@ class CauseCount(BaseModel):
 
 
 def tally(causes: Iterable[ErrorCause | None]) -> list[CauseCount]:
-    """One row per (kind, role, endpoint), most frequent first."""
+    """One row per (kind, role, endpoint), most frequent first (work not run last)."""
     rows: dict[tuple[str, str, str], CauseCount] = {}
     for cause in causes:
         cause = cause or ErrorCause(kind="error", message="(no cause recorded)")
@@ -112,7 +114,7 @@ def tally(causes: Iterable[ErrorCause | None]) -> list[CauseCount]:
                                    message=cause.message, phrase=cause.phrase)
         else:
             row.count += 1
-    return sorted(rows.values(), key=lambda r: (-r.count, r.kind, r.role, r.endpoint))
+    return sorted(rows.values(), key=lambda r: (r.kind == "not-run", -r.count, r.kind, r.role, r.endpoint))
 
 
 def describe(rows: list[CauseCount], errored: int, total: int, noun: str) -> str:
@@ -126,6 +128,36 @@ def describe(rows: list[CauseCount], errored: int, total: int, noun: str) -> str
     return head
 
 
+def endpoint_failure(cause: ErrorCause | None) -> bool:
+    """Whether ``cause`` is a model endpoint failing (not a model answering badly)."""
+    from t2s.llm import FAILURE_KINDS
+
+    return cause is not None and cause.kind in FAILURE_KINDS and cause.kind != "unusable-answer"
+
+
+class Breaker:
+    """Stops a stage from starting new work once ``limit`` items in a row errored because
+    a model endpoint failed (a success in between starts the count again): with the
+    endpoint down, every further item would only wait out its retries, then error too."""
+
+    def __init__(self, limit: int, noun: str = "items"):
+        self.limit = max(1, limit)
+        self.noun = noun
+        self.in_a_row = 0
+
+    def record(self, cause: ErrorCause | None) -> str | None:
+        """Note one finished item (``cause`` None: it has a verdict); the reason to stop, if any."""
+        if cause is None:
+            self.in_a_row = 0
+            return None
+        if not endpoint_failure(cause):
+            return None
+        self.in_a_row += 1
+        if self.in_a_row < self.limit:
+            return None
+        return f"{self.in_a_row} {self.noun} in a row errored because {cause.phrase}"
+
+
 class WorkErrored(T2SError):
     """Some of a command's work errored (see the module docstring). Exit status 3, so
     scripts can tell "the endpoint was down" from "the skill failed" (exit 1)."""
@@ -137,4 +169,5 @@ class WorkErrored(T2SError):
         self.causes = causes or []
 
 
-__all__ = ["CauseCount", "EXIT_ERRORED", "ErrorCause", "HARNESS_KINDS", "WorkErrored", "cause_of", "describe", "tally"]
+__all__ = ["Breaker", "CauseCount", "EXIT_ERRORED", "ErrorCause", "HARNESS_KINDS", "WorkErrored", "cause_of",
+           "describe", "endpoint_failure", "tally"]

@@ -6,8 +6,10 @@ so an interrupted rollout keeps its finished tasks, and running it again only ru
 rest. ``passed`` and ``failed`` trajectories are final; ``errored`` ones (the model
 endpoint failed, t2s crashed: :mod:`t2s.faults`) are recorded with their cause, never
 analysed, tallied per cause in :attr:`RolloutSummary.errors`, and run again (unless
-``retry_errored=False``). A budget cap (:class:`t2s.llm.BudgetExceeded`) stops new work
-cleanly: unfinished episodes are simply not recorded.
+``retry_errored=False``); after ``max(3, concurrency)`` tasks in a row errored because
+the model endpoint failed, no new task starts (the rest are "not run", as after a budget
+stop). A budget cap (:class:`t2s.llm.BudgetExceeded`) stops new work cleanly:
+unfinished episodes are simply not recorded.
 
 The skill is read from git at S0 (never from the working tree); a resumed run keeps
 the S0, suite, split and seeds its manifest recorded.
@@ -25,7 +27,7 @@ from typing import Any
 from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.faults import ErrorCause, WorkErrored, describe, tally
+from t2s.faults import Breaker, ErrorCause, WorkErrored, describe, tally
 from t2s.runs import RunManifest, RunRecord, StageProgress
 from t2s.trajectory import (
     TRAJECTORIES_DIR,
@@ -247,6 +249,7 @@ async def _rollout(
     stop: dict[str, str] = {}
     finished: dict[str, Trajectory] = {}
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
+    breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:
@@ -278,6 +281,9 @@ async def _rollout(
             finished[traj_id] = traj
             if progress:
                 progress.done(traj)
+            tripped = breaker.record(traj.error_cause if traj.verdict == "errored" else None)
+            if tripped:
+                stop.setdefault("reason", tripped)
 
     status = "failed"
     try:

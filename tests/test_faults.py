@@ -135,6 +135,20 @@ def test_gate_refuses_to_judge_while_the_endpoint_is_down_and_judges_right_after
     assert (data["baseline"]["score"], data["candidate"]["score"]) == (TRUE_SCORE, 1.0)
 
 
+def test_an_evaluation_stops_starting_tasks_once_one_errored(tmp_path, scripted_server, monkeypatch):
+    """Nothing of an evaluation with an errored task is kept, so the rest would be wasted."""
+    store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)
+    toml = store.root / "t2s.toml"
+    toml.write_text(toml.read_text().replace("concurrency = 4", "concurrency = 1"))
+    scripted_server.fault("500", times=None, role="agent")
+    result = invoke("eval", "HEAD", "-C", str(store.root), "--json")
+    assert result.exit_code == EXIT_ERRORED, result.output
+    data = json.loads(result.stdout)
+    assert [(e["kind"], e["count"]) for e in data["errors"]] == [("server-error", 1), ("not-run", 3)]
+    assert agent_calls(scripted_server) == 2  # one task, two attempts; the other three never started
+    assert data["errored"] == 4 and store.list_notes("eval") == {}
+
+
 def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted_server, monkeypatch):
     """t2s before this fix wrote errored tasks as ``fail 0.00``: such a record carries the
     error on its tasks, and neither the cache nor the gate may trust it."""
@@ -293,6 +307,49 @@ def test_evolve_names_the_real_cause(tmp_path, scripted_server, monkeypatch):
     assert merged.exit_code == 1
     assert f"2 of 2 trajectories errored: the agent model at {url} was unreachable" in merged.output
     assert "t2s rollout --run e1` again" in merged.output
+
+
+def test_a_rollout_stops_starting_tasks_while_the_endpoint_is_down(tmp_path, scripted_server, monkeypatch):
+    from t2s.demo import _configure
+    from t2s.demo.simulation import agent_responder
+    from t2s.demo.tasks import write_suite
+    from t2s.skillrepo import init_skill_repo
+
+    write_suite(tmp_path / "tasks")
+    repo = tmp_path / "my-skills"
+    init_skill_repo(repo, seed="xlsx", install_git_hooks=False)
+    _configure(repo)
+    url = dead_url()
+    for name, value in (("T2S_BASE_URL", url), ("T2S_API_KEY_ENV", "T2S_TEST_API_KEY"), ("T2S_MAX_RETRIES", "1"),
+                        ("T2S_BACKOFF_BASE", "0.001")):
+        monkeypatch.setenv(name, value)
+    args = ["rollout", "-C", str(repo), "--run", "r1", "--limit", "6", "--concurrency", "1", "--json"]
+    down = invoke(*args)
+    assert down.exit_code == EXIT_ERRORED, down.output
+    summary = json.loads(down.stdout)
+    assert (summary["errored"], summary["remaining"], summary["total"]) == (3, 3, 6)
+    assert summary["stopped"].startswith(f"3 tasks in a row errored because the agent model at {url} was unreachable")
+    assert "3 task(s) not run" in " ".join(down.stderr.split())
+
+    scripted_server.on(agent_responder, role="agent")
+    monkeypatch.setenv("T2S_BASE_URL", scripted_server.base_url)
+    up = invoke(*args)
+    assert up.exit_code == 0, up.output
+    summary = json.loads(up.stdout)
+    assert (summary["ran"], summary["errored"], summary["remaining"]) == (6, 0, 0)
+
+
+def test_the_breaker_counts_endpoint_failures_in_a_row_only():
+    from t2s.faults import Breaker, ErrorCause
+
+    down = ErrorCause(kind="unreachable", message="refused", role="agent", endpoint="http://x/v1")
+    breaker = Breaker(2, "tasks")
+    assert breaker.record(down) is None
+    assert breaker.record(None) is None  # a verdict in between: the endpoint works
+    assert breaker.record(down) is None
+    assert breaker.record(ErrorCause(kind="unusable-answer", message="prose", role="agent")) is None  # the model, not the endpoint
+    assert breaker.record(ErrorCause(kind="harness", message="a crash")) is None
+    assert breaker.record(down) == "2 tasks in a row errored because the agent model at http://x/v1 was unreachable (refused)"
 
 
 # ---------------------------------------------------------------------- models check

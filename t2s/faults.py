@@ -50,25 +50,24 @@ class ErrorCause(BaseModel):
     model: str = ""
 
     @property
+    def detail(self) -> str:
+        """The message without what :attr:`phrase` says anyway (role, endpoint, attempts)."""
+        text = self.message
+        if " failed after " in text:  # "... failed after 2 attempts: connection failed: ..."
+            return text.split(" failed after ", 1)[1].split(": ", 1)[-1]
+        if ") failed: " in text:
+            return text.split(") failed: ", 1)[1]
+        return text
+
+    @property
     def phrase(self) -> str:
         """``the agent model at http://... was unreachable (connection refused ...)``."""
         from t2s.llm import FAILURE_KINDS
 
         if self.kind in FAILURE_KINDS and self.role:
             where = f" at {self.endpoint}" if self.endpoint else ""
-            return f"the {self.role} model{where} {FAILURE_KINDS[self.kind]} ({_detail(self)})"
+            return f"the {self.role} model{where} {FAILURE_KINDS[self.kind]} ({self.detail})"
         return f"{HARNESS_KINDS.get(self.kind, self.kind)} ({self.message})"
-
-
-def _detail(cause: ErrorCause) -> str:
-    """The last, most specific part of a model-call failure message."""
-    text = cause.message
-    marker = " failed after "
-    if marker in text:  # "... failed after 2 attempts: connection failed: ..." -> the cause
-        text = text.split(marker, 1)[1].split(": ", 1)[-1]
-    elif ") failed: " in text:
-        text = text.split(") failed: ", 1)[1]
-    return text
 
 
 def cause_of(err: BaseException, *, prefix: str = "") -> ErrorCause:
@@ -96,8 +95,9 @@ class CauseCount(BaseModel):
     count: int
     role: str = ""
     endpoint: str = ""
-    #: The first message seen for this cause.
+    #: The first message seen for this cause, and its specific part.
     message: str = ""
+    detail: str = ""
     #: The same, as a sentence (see :attr:`ErrorCause.phrase`).
     phrase: str = ""
 
@@ -111,7 +111,7 @@ def tally(causes: Iterable[ErrorCause | None]) -> list[CauseCount]:
         row = rows.get(key)
         if row is None:
             rows[key] = CauseCount(kind=cause.kind, count=1, role=cause.role, endpoint=cause.endpoint,
-                                   message=cause.message, phrase=cause.phrase)
+                                   message=cause.message, detail=cause.detail, phrase=cause.phrase)
         else:
             row.count += 1
     return sorted(rows.values(), key=lambda r: (r.kind == "not-run", -r.count, r.kind, r.role, r.endpoint))

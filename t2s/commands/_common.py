@@ -125,11 +125,11 @@ def print_causes(rows) -> None:
     from rich.table import Table
 
     table = Table(title="errored: causes")
-    for name in ("cause", "count", "where", "first message"):
+    for name in ("cause", "count", "where", "first seen"):
         table.add_column(name, overflow="fold")
     for row in rows:
         where = f"{row.role} model at {row.endpoint}" if row.role else "-"
-        table.add_row(row.kind, str(row.count), escape(where), escape(row.message))
+        table.add_row(row.kind, str(row.count), escape(where), escape(row.detail or row.message))
     console.print(table)
 
 

@@ -185,6 +185,26 @@ def test_a_model_that_answers_uselessly_is_a_genuine_failure(tmp_path, scripted_
     assert read_eval_note(store, "HEAD").evals[0].complete
 
 
+def test_bisect_stops_at_an_errored_step_instead_of_blaming_the_commit(tmp_path, scripted_server, monkeypatch):
+    """Before, the outage scored the middle commit 0.0 and bisect blamed it."""
+    store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch, heldout=("easy1", "easy2"))
+    repo = str(store.root)
+    good = store.resolve("HEAD")
+    middle = commit_skill(store, [good], ["Tip: keep the sums exact."], "a harmless tip")
+    bad = commit_skill(store, [middle], ["Tip: keep the sums exact.", "BREAKING easy1"], "a breaking tip")
+    store.create_ref("refs/heads/bad", bad)
+    for rev in (good, bad):  # the endpoints are evaluated while the endpoint works (cached)
+        assert invoke("eval", rev, "-C", repo, "-q").exit_code == 0
+    break_endpoint("500", scripted_server, monkeypatch, "agent")
+
+    result = invoke("bisect", "--good", good, "--bad", bad, "-C", repo, "--json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["first_bad"] is None
+    assert ["task runs errored" in s.get("error", "") for s in data["steps"]] == [True]
+    assert read_eval_note(store, middle) is None
+
+
 # ---------------------------------------------------------------------- analyze
 def analyst_flags(base_url: str) -> list[str]:
     return ["--base-url", base_url, "--model", "analyst-model", "--api-key-env", "T2S_TEST_API_KEY",

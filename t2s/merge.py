@@ -490,6 +490,9 @@ class Merger:
                 if recording is not None:
                     await recording
         candidate = items[0]
+        reachable = set(self.store.run("rev-list", candidate.commit, f"^{self.s0}").split())
+        check_every_patch_accounted(self.record.run, inputs, excluded,
+                                    [_patch_number(i) for i in inputs if i.commit in reachable])
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self._move_candidate(candidate.commit)
@@ -655,13 +658,15 @@ class Merger:
 
     async def sequential(self, batch: int) -> MergeSummary:
         """The paper's baseline: each batch of patches edits the current skill in turn."""
+        if batch < 1:
+            raise UsageError(f"--batch must be at least 1 (got {batch})")
         inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
         if not inputs:
             raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge")
         summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
         current = self.s0
         carried: list[Lesson] = []
-        for index, start in enumerate(range(0, len(inputs), max(1, batch)), start=1):
+        for index, start in enumerate(range(0, len(inputs), batch), start=1):
             chunk = inputs[start:start + batch]
             name = f"S{index:03d}"
             ref = f"refs/heads/t2s/{self.record.run}/seq/{index:03d}"
@@ -690,11 +695,53 @@ class Merger:
             summary.levels.append([name])
             current, carried = commit, report.lessons
             self.progress(f"{name}: merged {len(chunk)} patches")
+        check_every_patch_accounted(self.record.run, inputs, excluded, _chain_patches(self.store, current, self.s0))
         ref = f"refs/heads/t2s/{self.record.run}/seq/candidate"
         old = self.store.rev_parse(ref)
         self.store.update_refs([RefUpdate(ref, current, old or ZERO_SHA)])
         summary.candidate, summary.candidate_ref = current, ref
         return summary
+
+
+# ---------------------------------------------------------------------- accounting
+class PatchesLost(MergeFailed):
+    """A merge would have produced a candidate that does not hold every patch."""
+
+
+def _patch_number(item: MergeInput) -> str:
+    return item.label.split()[-1]
+
+
+def _chain_patches(store: GitStore, head: str, s0: str) -> list[str]:
+    """The patches the sequential chain from ``s0`` to ``head`` says it merged, from
+    the ``T2S-Patch`` trailers of its commits (what a reader of the history sees)."""
+    out = store.run("log", "--format=%(trailers:key=T2S-Patch,valueonly,separator=%x2C)", head, f"^{s0}")
+    return [number.strip() for line in out.splitlines() for number in line.split(",") if number.strip()]
+
+
+def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded: dict[str, str],
+                                merged: Sequence[str]) -> None:
+    """Every patch branch of the run is either in the candidate exactly once or left
+    out with a reason; otherwise :class:`PatchesLost` (and the candidate does not move).
+
+    ``merged`` lists the patch numbers the finished candidate holds, found from git
+    (ancestry or trailers), not from the plan that was meant to merge them.
+    """
+    numbers = [_patch_number(i) for i in inputs]
+    missing = [n for n in numbers if n not in merged]
+    twice = sorted({n for n in merged if merged.count(n) > 1})
+    unknown = sorted({n for n in merged if n not in numbers})
+    problems = []
+    if missing:
+        problems.append(f"patch(es) {', '.join(missing)} are not in the candidate")
+    if twice:
+        problems.append(f"patch(es) {', '.join(twice)} were merged more than once")
+    if unknown:
+        problems.append(f"the candidate holds patch(es) {', '.join(unknown)} that were not inputs")
+    if problems:
+        raise PatchesLost(f"merge of run {run!r} refused: {'; '.join(problems)} "
+                          f"({len(numbers)} patches in, {len(excluded)} left out by review)",
+                          hint="this is a bug in t2s; the candidate branch was not moved")
 
 
 SUPERSEDED_PREFIX = "refs/t2s/superseded/"
@@ -747,8 +794,10 @@ __all__ = [
     "MergeSettings",
     "MergeSummary",
     "Merger",
+    "PatchesLost",
     "MergerAnswer",
     "balanced_groups",
+    "check_every_patch_accounted",
     "merger_ask",
     "render_report",
     "set_aside_merges",

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from t2s.config import CONFIG_FILE, Config, load_config, parse_config
+from t2s.config import CONFIG_FILE, Config, decode_config, load_config, parse_config
 from t2s.errors import UsageError
 from t2s.gitstore import GitStore
 from t2s.skill import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
@@ -27,7 +27,8 @@ def config_at(store: GitStore, rev: str) -> Config:
     raw = store.read_blob(rev, CONFIG_FILE)
     if raw is None:
         return Config()
-    return parse_config(raw.decode("utf-8"), Path(f"{rev[:12]}:{CONFIG_FILE}"))
+    where = Path(f"{rev[:12]}:{CONFIG_FILE}")
+    return parse_config(decode_config(raw, where), where)
 
 
 def skill_dirs_at(store: GitStore, rev: str, config: Config | None = None) -> list[str]:

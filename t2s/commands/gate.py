@@ -7,17 +7,18 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option, setting_type
+from t2s.config import GateSection
 
 
 @click.command()
 @click.argument("candidate")
 @click.option("--baseline", default=None, help="Compare against this revision (default: the latest release tag, else the run's S0).")
 @click.option("--split", default=None, help="The split (default: [gate] split).")
-@click.option("--seeds", type=int, default=None, help="Runs per task (default: [gate] seeds).")
+@click.option("--seeds", type=setting_type(GateSection, "seeds"), default=None, help="Runs per task (default: [gate] seeds).")
 @click.option("--suite", default=None, help="The configured suite (default: [rollout] suite).")
-@click.option("--min-delta", type=float, default=None, help="Override [gate] min_delta.")
-@click.option("--max-regressions", type=int, default=None, help="Override [gate] max_regressions.")
+@click.option("--min-delta", type=setting_type(GateSection, "min_delta"), default=None, help="Override [gate] min_delta.")
+@click.option("--max-regressions", type=setting_type(GateSection, "max_regressions"), default=None, help="Override [gate] max_regressions.")
 @click.option("--no-cache", is_flag=True, help="Re-run both evaluations.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")

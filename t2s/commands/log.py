@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import open_store, repo_option
+from t2s.commands._common import number_type, open_store, repo_option
+from t2s.config import Count
 
 
 @click.command()
 @click.argument("revs", nargs=-1)
 @click.option("--run", "run_name", help="Only this run's patch, merge and candidate branches.")
-@click.option("-n", "--max-count", type=int, default=None, help="Show at most N commits.")
+@click.option("-n", "--max-count", type=number_type(Count), default=None, help="Show at most N commits.")
 @repo_option
 def log(revs, run_name, max_count, repo_dir):
     """Show the commit graph: releases on main, patch branches, octopus merges.

@@ -329,12 +329,13 @@ async def _analyze_run(
     progress: StageProgress | None,
 ) -> AnalyzeSummary:
     from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import limits_of
+    from t2s.skillrepo import limits_of, require_clean_skill
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
     record = RunRecord(store, run)
     manifest = record.manifest()
+    require_clean_skill(store, config, manifest.s0, manifest.skill_dir)  # what the analysts would edit
     summary = AnalyzeSummary(run=run, mode=settings.mode, analyst=settings.analyst, s0=manifest.s0)
     trajectories = [load_trajectory(record.read(p), where=f"{record.ref}:{p}")
                     for p in record.list("trajectories") if p.endswith(".json")]

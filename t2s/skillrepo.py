@@ -55,6 +55,30 @@ def lint_skills_at(store: GitStore, rev: str, *, strict: bool | None = None, lim
     ]
 
 
+class BrokenSkill(UsageError):
+    """The committed skill is missing or does not lint, so no agent may run with it."""
+
+
+def require_clean_skill(store: GitStore, config: Config, rev: str, skill_dir: str) -> str:
+    """The skill folder's tree at ``rev`` if the skill lints by ``config``'s rules,
+    else :class:`BrokenSkill`.
+
+    The one check every command that runs a skill makes first (``rollout``, ``eval``,
+    ``analyze``, and so ``evolve``), so they agree on what may run: a symlinked or
+    malformed SKILL.md never reaches a model.
+    """
+    commit = store.resolve(rev)
+    tree = store.subtree(commit, skill_dir)
+    if not tree:
+        raise BrokenSkill(f"{commit[:12]} has no skill folder {skill_dir}")
+    findings = lint_rev(store, commit, skill_dir, strict=config.lint.strict, limits=limits_of(config))
+    if findings:
+        listing = "; ".join(f.render(prefix=f"{skill_dir}/") for f in findings[:5])
+        raise BrokenSkill(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
+                          hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it")
+    return tree
+
+
 def skill_dir_of(store: GitStore, config: Config, rev: str = "HEAD") -> str:
     """The one skill folder t2s works on; a clear error when it is ambiguous."""
     dirs = skill_dirs_at(store, rev, config)

@@ -79,6 +79,37 @@ def _kind(annotation: Any) -> str:
     return "integer" if base is int else "float"
 
 
+@contextlib.contextmanager
+def appending(path: Path, flag: str) -> Iterator[Any]:
+    """``path`` opened for appending *before* any work, so a bad path fails first and
+    nothing is written anywhere; a file this created is removed again if the block
+    fails."""
+    existed = path.exists()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory")
+    try:
+        handle = open(path, "a", encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
+    ok = False
+    try:
+        with handle:
+            yield handle
+        ok = True
+    finally:
+        if not ok and not existed:
+            path.unlink(missing_ok=True)
+
+
+def write_output(path: Path, text: str, flag: str) -> None:
+    """Write a command's output file, or a :class:`UsageError` saying why it cannot be
+    written (a missing folder, a directory in the way, no permission)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
+
+
 def print_json(data: Any) -> None:
     """Write JSON to stdout, deterministic key order, one trailing newline."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option, setting_type
+from t2s.commands._common import appending, console, json_option, load_repo_config, open_store, print_json, repo_option, setting_type
 from t2s.config import GateSection
 
 
@@ -42,12 +43,13 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
 
     store = open_store(repo_dir)
     config = load_repo_config(store)
-    ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate)
-    result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=not no_cache)
-    markdown = gate_markdown(result)
-    if markdown_path is not None:
-        with open(markdown_path, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
+    with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
+        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate)
+        result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
+                          use_cache=not no_cache)
+        markdown = gate_markdown(result)
+        if summary is not None:
+            summary.write(markdown)
     if as_json:
         data = result.to_json()
         data["markdown"] = markdown

@@ -265,7 +265,7 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
     out: dict[str, PatchRecord] = {}
     for path in record.list(PATCHES_DIR):
         if path.endswith(".json"):
-            data = PatchRecord.model_validate(record.read_json(path))
+            data = record.read_model(path, PatchRecord)
             out[data.trajectory] = data
     return out
 

@@ -504,7 +504,7 @@ def parse_file(path: Path, fmt: str, *, verdict: str | None = None, task_id: str
         raise UsageError(f"--verdict {verdict!r} (verdicts: {', '.join(IMPORT_VERDICTS)})")
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: " + ("not a regular file" if path.exists() else "no such file"))
     if fmt == "openai-jsonl":
         parsed = parse_openai_jsonl(path, verdict=verdict)
     elif fmt == "claude-code":

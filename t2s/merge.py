@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from t2s.edits import Edit
 from t2s.errors import T2SError, UsageError
@@ -38,7 +38,7 @@ from t2s.lessons import (
 from t2s.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches import PatchContext, RenderResult, edit_format_prompt, find_overlaps
 from t2s.prompts import load, render
-from t2s.runs import RunRecord, branch_prefix
+from t2s.runs import RunRecord, branch_prefix, parse_record
 
 
 
@@ -153,12 +153,17 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
     for ref, commit in store.refs(prefix).items():
         number = ref[len(prefix):]
         if commit in reviewed:
-            verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit))
+            try:
+                verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit) or "")
+            except ValidationError:  # merging a patch whose verdict cannot be read could merge a rejected one
+                raise UsageError(f"the review note on patch {number} ({commit[:12]}) is not a t2s verdict",
+                                 hint=f"record the verdict again: `t2s approve {ref[len('refs/heads/'):]}` "
+                                      "or `t2s reject ... -m REASON`") from None
             if verdict.verdict == "reject":
                 excluded[number] = verdict.comment or "rejected in review"
                 continue
         raw = records.get(f"patches/{number}.json")
-        patch = PatchRecord.model_validate_json(raw) if raw is not None else None
+        patch = parse_record(PatchRecord, raw, f"{record.ref}:patches/{number}.json") if raw is not None else None
         lessons = _patch_lessons(store, patch, number, commit)
         # The recorded diff is the one that was validated and committed; recompute
         # only for branches without a record (or whose commit moved since).
@@ -436,7 +441,7 @@ class _Finished:
             raw = self.reports.get(f"{MERGES_DIR}/{name}.json")
             if raw is None:
                 return None
-            self._parsed[name] = MergeReport.model_validate_json(raw)
+            self._parsed[name] = parse_record(MergeReport, raw, f"{MERGES_DIR}/{name}.json of the run record")
         return self._parsed[name]
 
     def made_from_others(self, name: str, parents: list[str]) -> bool:
@@ -466,9 +471,17 @@ class Merger:
         self.progress = progress or (lambda message: None)
         self.s0 = context.s0
         self.skill_dir = context.skill_dir
+        self._loaded: tuple[list[MergeInput], dict[str, str]] | None = None
+
+    def load_inputs(self) -> tuple[list[MergeInput], dict[str, str]]:
+        """The run's patch branches to merge and the ones review left out; reading
+        them first lets bad records fail before anything is recorded."""
+        if self._loaded is None:
+            self._loaded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        return self._loaded
 
     async def parallel(self) -> MergeSummary:
-        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        inputs, excluded = self.load_inputs()
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
         if not inputs:
             raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint="run `t2s analyze` first")
@@ -660,7 +673,7 @@ class Merger:
         """The paper's baseline: each batch of patches edits the current skill in turn."""
         if batch < 1:
             raise UsageError(f"--batch must be at least 1 (got {batch})")
-        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        inputs, excluded = self.load_inputs()
         if not inputs:
             raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge")
         summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))

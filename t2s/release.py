@@ -586,7 +586,7 @@ def _read_zip(path: Path) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]
         files = {}
         for n in names:
             rel = PurePosixPath(*PurePosixPath(n).parts[1:])
-            if rel.is_absolute() or ".." in rel.parts:
+            if PurePosixPath(n).is_absolute() or ".." in PurePosixPath(n).parts:
                 raise UsageError(f"{path}: unsafe path {n!r}")
             mode = (zf.getinfo(n).external_attr >> 16) & 0o777
             files[rel.as_posix()] = (zf.read(n), bool(mode & 0o111))

@@ -19,7 +19,7 @@ from tests.test_release import fake_gate
 def snapshot(repo: Path, *others: Path) -> tuple:
     """Refs (notes included), the working tree, t2s's private folder and other places."""
     files = tuple(sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if ".git" not in p.relative_to(repo).parts))
-    private = tuple(sorted(p.name for p in (repo / ".git" / "t2s").iterdir())) if (repo / ".git" / "t2s").exists() else ()
+    private = tuple(sorted(p.name for p in (repo / ".git" / "t2s").iterdir() if p.suffix != ".lock")) if (repo / ".git" / "t2s").exists() else ()
     elsewhere = tuple(tuple(sorted(str(p) for p in o.rglob("*"))) if o.exists() else None for o in others)
     return git(repo, "for-each-ref"), files, private, elsewhere
 
@@ -193,3 +193,74 @@ def test_report_and_pr_body_into_a_missing_folder_are_clear_errors(repo, tmp_pat
     report = run_cli(["report", "--run", "r1", "-o", str(missing), "-C", str(repo)])
     assert report.exit_code == 2 and f"-o {missing}: cannot write: No such file or directory" in report.output
     assert not os.path.exists(missing.parent)
+
+
+# ---------------------------------------------------------------------- found by the sweep
+def _corrupt_run(store, run: str, files: dict[str, bytes]) -> None:
+    """A run record whose files were changed outside t2s (a hand edit, a bad merge)."""
+    from t2s.runs import RunManifest, RunRecord
+
+    record = RunRecord(store, run)
+    if not record.exists():
+        record.create(RunManifest(run=run, s0=store.resolve("HEAD"), skill_dir="skills/sheet-sums"))
+    record.write(files, "changed outside t2s")
+
+
+@pytest.mark.parametrize("manifest, problem", [
+    (b"garbage", "manifest.json is not valid JSON (Expecting value"),
+    (b'{"run": 5}', "manifest.json is not a t2s run manifest (run: Input should be a valid string"),
+])
+@pytest.mark.parametrize("args", [["review"], ["analyze"], ["merge"], ["rollout"], ["report"], ["blame", "1"]],
+                         ids=lambda a: a[0])
+def test_a_corrupt_run_manifest_is_a_clear_error(repo, tmp_path, manifest, problem, args):
+    from t2s.gitstore import GitStore
+
+    store = GitStore.discover(repo)
+    _corrupt_run(store, "bad", {"manifest.json": manifest})
+    before = snapshot(repo)
+    result = run_cli([*args[:1], "--run", "bad", *args[1:], "-C", str(repo)])
+    assert result.exit_code == 1, result.output
+    assert f"refs/t2s/runs/bad:{problem}" in result.output
+    assert snapshot(repo) == before
+
+
+def test_merge_names_a_corrupt_patch_record_or_review_note(tmp_path):
+    from tests._runfixtures import add_patch, make_skill_repo, start_run
+
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    add_patch(store, record, 1, "Recalculate formulas before saving.")
+    add_patch(store, record, 2, "Read the cells back before finishing.")
+    store.add_note("review", "refs/heads/t2s/r1/patch/0001", "not a verdict\n")
+    before = snapshot(store.root)
+    result = run_cli(["merge", "--run", "r1", "-C", str(store.root)])
+    assert result.exit_code == 2, result.output
+    assert "the review note on patch 0001" in result.output and "is not a t2s verdict" in result.output
+    assert snapshot(store.root) == before
+
+    git(store.root, "notes", "--ref", "t2s/review", "remove", "refs/heads/t2s/r1/patch/0001")
+    record.write({"patches/0002.json": b'{"patch": 7}'}, "changed outside t2s")
+    before = snapshot(store.root)
+    result = run_cli(["merge", "--run", "r1", "-C", str(store.root)])
+    assert result.exit_code == 1, result.output
+    assert "refs/t2s/runs/r1:patches/0002.json is not a valid PatchRecord (patch: Input should be a valid string" in result.output
+    assert snapshot(store.root) == before
+
+
+def test_import_of_something_that_is_not_a_regular_file(repo, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = run_cli(["import", "--format", "t2s", str(fifo), "--run", "ext", "-C", str(repo)])
+    assert result.exit_code == 2 and f"{fifo}: not a regular file" in result.output
+
+
+def test_install_refuses_a_zip_with_an_absolute_path(tmp_path, monkeypatch):
+    import zipfile
+
+    archive = tmp_path / "abs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("/etc/SKILL.md", "---\nname: etc\ndescription: d\n---\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["install", str(archive)])
+    assert result.exit_code == 2 and "unsafe path '/etc/SKILL.md'" in result.output
+    assert not (tmp_path / ".claude").exists()

@@ -39,6 +39,7 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
     try:
         with record.stage_lock("merge"):
+            merger.load_inputs()  # unreadable patch records or verdicts fail before anything is recorded
             if rebuild:
                 name = set_aside_merges(store, record)
                 if name and not quiet:

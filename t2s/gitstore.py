@@ -21,6 +21,7 @@ import zlib
 import io
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import tarfile
@@ -1056,18 +1057,34 @@ class GitStore:
         The command sees the commit to test as ``BISECT_HEAD``. Returns the first bad
         commit (None if bisect could not tell, e.g. only skipped commits were left)
         and bisect's own output.
+
+        ``git bisect run`` and everything it starts live in a process group of their
+        own, killed when this returns or raises. The read end of a pipe whose only
+        writer is this process is passed down as ``$T2S_BISECT_LIFELINE`` (a file
+        descriptor): it reaches end-of-file when this process dies, even by SIGKILL,
+        and :mod:`t2s.bisect_step` then kills the group.
         """
         args = ["bisect", "start", "--no-checkout"] + (["--first-parent"] if first_parent else [])
+        lifeline, keep_alive = os.pipe()  # both ends close-on-exec; the read end is passed on
         try:
             self.run(*args, self.resolve(bad), *(self.resolve(g) for g in good))
-            proc = subprocess.run(
-                ["git", "bisect", "run", *command],
-                cwd=self.root, capture_output=True, env=self._env(env),
+            proc = subprocess.Popen(
+                ["git", "bisect", "run", *command], cwd=self.root, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lifeline,),
+                env=self._env({**(env or {}), LIFELINE_ENV: str(lifeline)}),
             )
-            output = (proc.stdout + proc.stderr).decode(errors="replace")
+            os.close(lifeline)
+            lifeline = -1
+            try:
+                output = proc.communicate()[0].decode(errors="replace")
+            finally:
+                _kill_group(proc)
             first_bad = self.rev_parse("refs/bisect/bad") if "is the first bad commit" in output else None
             return first_bad, output
         finally:
+            for fd in (lifeline, keep_alive):
+                if fd >= 0:
+                    os.close(fd)
             self.run("bisect", "reset", check=False)
 
     def push(self, remote: str, refspecs: Sequence[str], *, dry_run: bool = False) -> str:
@@ -1108,6 +1125,20 @@ class GitStore:
                 if member.mode & 0o111:
                     target.chmod(0o755)
         return dest
+
+
+#: The environment variable naming the lifeline descriptor of a ``git bisect run`` step.
+LIFELINE_ENV = "T2S_BISECT_LIFELINE"
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """If ``proc`` still runs (an exception, Ctrl-C), kill the process group it leads
+    (its own session: everything it started) and reap it. A finished ``proc`` has been
+    reaped, so its number may name another process by now: it is left alone."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def clone(source: str, dest: Path, *, bare: bool = True) -> GitStore:

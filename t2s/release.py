@@ -21,8 +21,10 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import secrets
 import shutil
 import sys
 import tarfile
@@ -791,6 +793,29 @@ def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[t
     return "commit", subject, branches, trailers, details
 
 
+BISECT_PREFIX = "bisect-"
+
+
+def clean_stale_bisects(store: GitStore) -> list[str]:
+    """Remove what a ``t2s bisect`` that did not finish (killed, a crash) left behind:
+    its linked worktree under ``<git-dir>/t2s/bisect-*`` (with that worktree's bisect
+    state and refs/bisect/*) and its folder. A bisect that still runs holds its lock
+    and is left alone; nothing t2s did not create is touched. Returns what was removed."""
+    removed = []
+    for folder in sorted(store.t2s_dir.glob(f"{BISECT_PREFIX}*")):
+        if not folder.is_dir():
+            continue
+        try:
+            with store.exclusive(folder.name, "busy"):
+                store.worktree_remove(folder / "wt")
+                shutil.rmtree(folder, ignore_errors=True)
+                (store.t2s_dir / f"{folder.name}.lock").unlink(missing_ok=True)
+        except UsageError:
+            continue  # a t2s bisect at work
+        removed.append(folder.name)
+    return removed
+
+
 def bisect(
     store: GitStore,
     config: Config,
@@ -817,6 +842,9 @@ def bisect(
     """
     from t2s.evaluate import evaluate, make_context
 
+    if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise UsageError(f"--threshold must be a score from 0 to 1 (got {threshold!r})")
+    clean_stale_bisects(store)
     ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=bad)
     good_sha, bad_sha = store.resolve(good), store.resolve(bad)
     if not store.is_ancestor(good_sha, bad_sha):
@@ -834,23 +862,29 @@ def bisect(
     if outcomes["bad"].record.score >= threshold:
         raise UsageError(f"bad {bad} scores {outcomes['bad'].record.score:.3f}, not below the threshold {threshold:.3f}: nothing to bisect",
                          hint="lower --threshold, or pick another bad revision")
-    workroot = Path(tempfile.mkdtemp(prefix="bisect-", dir=store.t2s_dir))
-    wt_path = workroot / "wt"
-    report = workroot / "steps.jsonl"
-    cmd_args = ["-C", str(store.root), "--split", ctx.split, "--seeds", str(ctx.seeds), "--suite", ctx.suite_name,
-                "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
-    if not use_cache:
-        cmd_args.append("--no-cache")
-    script = 'exec "$0" -m t2s eval "$(git rev-parse BISECT_HEAD)" "$@"'
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
-    try:
-        wt = store.worktree_add(wt_path, bad_sha)
-        first_bad, log = wt.bisect_run([good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args], first_parent=first_parent, env=env)
-    finally:
-        store.worktree_remove(wt_path)
-        steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
-        shutil.rmtree(workroot, ignore_errors=True)
+    name = f"{BISECT_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    with store.exclusive(name, f"{name} is in use"):  # held while it runs: see clean_stale_bisects
+        workroot = store.t2s_dir / name
+        workroot.mkdir()
+        wt_path = workroot / "wt"
+        report = workroot / "steps.jsonl"
+        cmd_args = ["-C", str(store.root), "--split", ctx.split, "--seeds", str(ctx.seeds), "--suite", ctx.suite_name,
+                    "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
+        if not use_cache:
+            cmd_args.append("--no-cache")
+        # The step dies with this process: see t2s.bisect_step.
+        script = 'exec "$0" -m t2s.bisect_step "$(git rev-parse BISECT_HEAD)" "$@"'
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
+        try:
+            wt = store.worktree_add(wt_path, bad_sha)
+            first_bad, log = wt.bisect_run([good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args],
+                                           first_parent=first_parent, env=env)
+        finally:
+            store.worktree_remove(wt_path)
+            steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
+            shutil.rmtree(workroot, ignore_errors=True)
+            (store.t2s_dir / f"{name}.lock").unlink(missing_ok=True)
     result = BisectResult(good_sha, bad_sha, threshold, first_bad, "unknown", steps=steps, endpoints=ends, log=log)
     if first_bad is None:
         return result

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import COMMANDS, main
-from t2s.commands._common import Bounded
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 
@@ -32,6 +31,8 @@ def _all_commands():
 
 def test_every_number_flag_is_checked_by_a_config_rule():
     """No verb takes a bare int or float: each goes through t2s.config's bounds."""
+    from t2s.commands._common import Bounded
+
     bare = []
     for name, command in _all_commands():
         for param in command.params:

@@ -884,15 +884,19 @@ class GitStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def exclusive(self, name: str, busy: str, hint: str = "") -> Iterator[None]:
+    def exclusive(self, name: str, busy: str, hint: str = "", *,
+                  wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the inter-process lock ``name`` for the block, or fail at once with
-        ``busy``. The system drops the lock when its process ends, so a crash leaves
-        none behind."""
+        ``busy``; with ``wait``, call ``wait(busy)`` and wait for the holder instead.
+        The system drops the lock when its process ends, so a crash leaves none behind."""
         with open(self.t2s_dir / f"{name}.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UsageError(busy, hint=hint or None) from None
+                if wait is None:
+                    raise UsageError(busy, hint=hint or None) from None
+                wait(busy)
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:

@@ -142,6 +142,21 @@ class MergeFailed(T2SError):
     """The merge tree could not be reduced to one candidate."""
 
 
+def no_inputs_hint(record: RunRecord) -> str:
+    """Why a run has nothing to merge, from its stages: errored work names its cause."""
+    stages = record.manifest().stages
+    for stage, noun in (("analyze", "analyses"), ("rollout", "trajectories")):
+        summary = stages[stage].summary if stage in stages else {}
+        if summary.get("errored"):
+            total = summary.get("selected", summary.get("total", 0))
+            cause = (summary.get("errors") or [{}])[0].get("phrase", "")
+            return (f"{summary['errored']} of {total} {noun} errored{': ' + cause if cause else ''}; "
+                    f"run `t2s {stage} --run {record.run}` again once that is fixed")
+    if "analyze" not in stages:
+        return "run `t2s analyze` first"
+    return f"no analysis was accepted: see `t2s review --run {record.run}`"
+
+
 # ---------------------------------------------------------------------- inputs
 def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: str) -> tuple[list[MergeInput], dict[str, str]]:
     """The run's accepted patch branches as merge inputs, and the ones a reviewer rejected."""
@@ -484,7 +499,7 @@ class Merger:
         inputs, excluded = self.load_inputs()
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint="run `t2s analyze` first")
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
         items = inputs
         levels_done = 0
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
@@ -675,7 +690,7 @@ class Merger:
             raise UsageError(f"--batch must be at least 1 (got {batch})")
         inputs, excluded = self.load_inputs()
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge")
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
         summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
         current = self.s0
         carried: list[Lesson] = []

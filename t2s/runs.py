@@ -41,7 +41,7 @@ def _now() -> str:
 
 
 class StageState(BaseModel):
-    status: str = "pending"  # pending | running | done | failed
+    status: str = "pending"  # pending | running | done | errored (done, some work errored) | failed
     started_at: str | None = None
     finished_at: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)

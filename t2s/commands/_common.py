@@ -198,9 +198,37 @@ def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
+def print_causes(rows) -> None:
+    """The causes of errored work (:func:`t2s.faults.tally` rows): one table row each."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="errored: causes")
+    for name in ("cause", "count", "where", "first seen"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        where = f"{row.role} model at {row.endpoint}" if row.role else "-"
+        table.add_row(row.kind, str(row.count), escape(where), escape(row.detail or row.message))
+    console.print(table)
+
+
 def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
         err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
                           f"Run the same command again to finish the remaining {summary.remaining} {what}.")
         sys.exit(1)
+
+
+def end_stage(summary, what: str, as_json: bool) -> None:
+    """The end of ``rollout``/``analyze``: the causes of errored work (a table, unless
+    --json, whose output carries them as ``errors``) and exit 3
+    (:class:`t2s.faults.WorkErrored`); else exit 1 if a budget cap stopped the stage."""
+    errored = summary.errored_work()
+    if errored is not None:
+        if not as_json:
+            print_causes(errored.causes)
+        if summary.stopped:
+            err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}; {summary.remaining} {what} not run.")
+        raise errored
+    stopped_by_budget(summary, what)

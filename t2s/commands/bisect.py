@@ -55,6 +55,8 @@ def _print(result) -> None:
     for step in result.steps:
         if step.get("skipped"):
             console.print(f"step {step['rev'][:12]}: skipped ({step.get('reason', '')})")
+        elif step.get("error"):  # e.g. the model endpoint failed: git bisect stopped, nothing blamed
+            console.print(f"step {step['rev'][:12]}: error: {step['error']}")
         elif "score" in step:
             console.print(f"step {step['commit'][:12]} score {step['score']:.3f} -> {'bad' if step.get('bad') else 'good'}" + ("" if step.get("ran") else " (cached)"))
     console.print(f"{len(result.steps)} bisect step(s), {result.evaluations} agent evaluation(s); threshold {result.threshold:.3f}")

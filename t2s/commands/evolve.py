@@ -30,7 +30,9 @@ def evolve(ctx, run_name, split, rev, suite_ref, limit, concurrency, analyst, mo
     Each stage keeps its finished work in the run record, so running the same
     command again after an interruption (Ctrl-C, a budget cap, a crash) continues
     where it stopped. The result is the branch t2s/RUN/candidate; evaluate it with
-    `t2s gate`.
+    `t2s gate`. A stage whose work errored (the model endpoint failed) stops it with
+    exit status 3 and the cause, e.g. "12 of 12 trajectories errored: the agent model
+    at http://... was unreachable (...)"; run the same command again once it works.
 
     \b
     Examples:

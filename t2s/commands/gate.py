@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import appending, console, json_option, load_repo_config, open_store, print_json, repo_option, setting_type
+from t2s.commands._common import appending, console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, setting_type
 from t2s.config import GateSection
 
 
@@ -31,7 +31,8 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
     Passes only if the score delta is at least [gate] min_delta and at most [gate]
     max_regressions tasks went from pass to fail. Prints the paired table and an
     exact sign-test p-value, records the verdict in the candidate's eval note (what
-    `t2s release` and the pre-push hook check). Exit 0 on pass, 1 on fail.
+    `t2s release` and the pre-push hook check). Exit 0 on pass, 1 on fail, 3 when
+    an evaluation errored (the model endpoint failed: nothing is judged or recorded).
 
     \b
     Examples:
@@ -39,14 +40,23 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
     """
-    from t2s.evaluate import gate as run_gate, gate_markdown, make_context
+    from t2s.evaluate import EvalErrored, gate as run_gate, gate_markdown, make_context
 
     store = open_store(repo_dir)
     config = load_repo_config(store)
     with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
         ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate)
-        result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
-                          use_cache=not no_cache)
+        try:
+            result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
+                              use_cache=not no_cache, on_wait=lambda msg: err_console.print(msg + " ..."))
+        except EvalErrored as err:  # no verdict: say why, in the form asked for
+            rec = err.outcome.record
+            if as_json:
+                print_json({"passed": None, "commit": err.outcome.commit, "errored": len(rec.errored_tasks),
+                            "total": rec.total, "errors": [row.model_dump() for row in err.causes]})
+            else:
+                print_causes(err.causes)
+            raise
         markdown = gate_markdown(result)
         if summary is not None:
             summary.write(markdown)

@@ -325,7 +325,7 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
     out: dict[str, PatchRecord] = {}
     for path in record.list(PATCHES_DIR):
         if path.endswith(".json"):
-            data = PatchRecord.model_validate(record.read_json(path))
+            data = record.read_model(path, PatchRecord)
             out[data.trajectory] = data
     return out
 
@@ -393,12 +393,13 @@ async def _analyze_run(
     retry_errored: bool = True,
 ) -> AnalyzeSummary:
     from t2s.llm.client import BudgetExceeded, CacheMiss
-    from t2s.skill.repo import limits_of
+    from t2s.skill.repo import limits_of, require_clean_skill
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
     record = RunRecord(store, run)
     manifest = record.manifest()
+    require_clean_skill(store, config, manifest.s0, manifest.skill_dir)  # what the analysts would edit
     summary = AnalyzeSummary(run=run, mode=settings.mode, analyst=settings.analyst, s0=manifest.s0)
     trajectories = [load_trajectory(record.read(p), where=f"{record.ref}:{p}")
                     for p in record.list("trajectories") if p.endswith(".json")]

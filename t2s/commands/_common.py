@@ -1,4 +1,5 @@
-"""Small helpers shared by the CLI verbs: output, repository and config discovery."""
+"""Small helpers shared by the CLI verbs: output, repository and config discovery,
+and the parameter types that check numbers by the rules of :mod:`t2s.config`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,84 @@ repo_option = click.option(
     default=None,
     help="The skill repository (default: the one containing the current directory).",
 )
+
+
+class Bounded(click.ParamType):
+    """A number checked by a pydantic rule of :mod:`t2s.config`, so a flag and the
+    ``t2s.toml`` setting it overrides accept exactly the same values (NaN and
+    infinity never pass). Build one with :func:`setting_type` or :func:`number_type`."""
+
+    def __init__(self, annotation: Any, what: str):
+        from pydantic import TypeAdapter
+
+        self.adapter = TypeAdapter(annotation)
+        self.name = what
+
+    def convert(self, value: Any, param, ctx):
+        from pydantic import ValidationError
+
+        from t2s.config import rule_message
+
+        try:
+            return self.adapter.validate_python(value.strip() if isinstance(value, str) else value)
+        except ValidationError as err:
+            self.fail(f"{rule_message(err.errors()[0])} (got {value!r})", param, ctx)
+
+
+def setting_type(section: type, field: str) -> Bounded:
+    """The type of a flag that overrides ``field`` of a :mod:`t2s.config` section."""
+    from typing import Annotated
+
+    info = section.model_fields[field]
+    if not info.metadata:
+        return Bounded(info.annotation, _kind(info.annotation))
+    return Bounded(Annotated[(info.annotation, *info.metadata)], _kind(info.annotation))
+
+
+def number_type(annotation: Any) -> Bounded:
+    """The type of a flag with no setting behind it, e.g. ``number_type(Count)``."""
+    from typing import get_args
+
+    base = (get_args(annotation) or (annotation,))[0]
+    return Bounded(annotation, _kind(base))
+
+
+def _kind(annotation: Any) -> str:
+    from typing import get_args
+
+    base = (get_args(annotation) or (annotation,))[0]
+    return "integer" if base is int else "float"
+
+
+@contextlib.contextmanager
+def appending(path: Path, flag: str) -> Iterator[Any]:
+    """``path`` opened for appending *before* any work, so a bad path fails first and
+    nothing is written anywhere; a file this created is removed again if the block
+    fails."""
+    existed = path.exists()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory")
+    try:
+        handle = open(path, "a", encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
+    ok = False
+    try:
+        with handle:
+            yield handle
+        ok = True
+    finally:
+        if not ok and not existed:
+            path.unlink(missing_ok=True)
+
+
+def write_output(path: Path, text: str, flag: str) -> None:
+    """Write a command's output file, or a :class:`UsageError` saying why it cannot be
+    written (a missing folder, a directory in the way, no permission)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
 
 
 def print_json(data: Any) -> None:

@@ -7,6 +7,8 @@ import click
 
 from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 from t2s.commands.models import model_options, overrides_from_flags
+from t2s.commands._common import setting_type
+from t2s.config import AnalyzeSection
 
 
 @click.command()
@@ -16,8 +18,8 @@ from t2s.commands.models import model_options, overrides_from_flags
 @click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None,
               help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
                    "or single-call (reads the trajectory only). Default: [analyze] analyst.")
-@click.option("--concurrency", type=int, default=None, help="Analyses in parallel (default: [analyze] concurrency).")
-@click.option("--max-turns", type=int, default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
+@click.option("--concurrency", type=setting_type(AnalyzeSection, "concurrency"), default=None, help="Analyses in parallel (default: [analyze] concurrency).")
+@click.option("--max-turns", type=setting_type(AnalyzeSection, "max_turns"), default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
 @click.option("--include-unvalidated", is_flag=True, default=None,
               help="Also make branches (T2S-Validated: no) for agentic reports whose fix never passed.")
 @click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
@@ -52,15 +54,12 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
     from t2s.analysis.analyze import AnalyzeSettings, analyze_run, summary_rows
-    from t2s.errors import UsageError
     from t2s.llm.client import LLM, default_cache_path
     from t2s.record.runs import check_run_name
 
     store = open_store(repo_dir)
     config = load_repo_config(store)
     check_run_name(run_name)
-    if concurrency is not None and concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1 (got {concurrency})")
     settings = AnalyzeSettings.from_config(
         config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
         include_unvalidated=include_unvalidated, protocol=protocol,

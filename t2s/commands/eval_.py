@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option
+from t2s.commands._common import number_type, setting_type
+from t2s.config import GateSection, Score
 from t2s.errors import T2SError
 
 #: ``git bisect run`` aborts on exit codes >= 128; 125 means "skip this commit".
@@ -19,10 +21,10 @@ EXIT_ABORT = 128
 @click.command(name="eval")
 @click.argument("rev", default="HEAD")
 @click.option("--split", default=None, help="The split to run (default: [gate] split, usually 'heldout').")
-@click.option("--seeds", type=int, default=None, help="Runs per task (default: [gate] seeds).")
+@click.option("--seeds", type=setting_type(GateSection, "seeds"), default=None, help="Runs per task (default: [gate] seeds).")
 @click.option("--suite", default=None, help="The configured suite (default: [rollout] suite).")
 @click.option("--no-cache", is_flag=True, help="Run the agent even if a matching result is in the notes.")
-@click.option("--exit-code-below", "below", type=float, default=None, metavar="SCORE",
+@click.option("--exit-code-below", "below", type=number_type(Score), default=None, metavar="SCORE",
               help="Exit 1 if the score is below SCORE, 0 otherwise, 125 if the skill cannot be "
                    "evaluated (git bisect skips it), 128 on other errors (git bisect stops).")
 @click.option("--report-file", type=click.Path(path_type=Path), default=None, hidden=True,

@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from t2s.commands._common import console, json_option, print_json, repo_option
+from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
 from t2s.config import ROLES, BudgetSection, Config, RoleModel
 from t2s.errors import UsageError
 
@@ -228,12 +228,12 @@ async def _check_all(llm, roles: list[str], max_tokens: int, deadlines: dict[str
 @models.command()
 @click.option("--role", "only_roles", multiple=True, type=click.Choice(ROLES),
               help="Check only this role (repeatable). Default: every role.")
-@click.option("--timeout", type=float, default=None,
+@click.option("--timeout", type=setting_type(RoleModel, "timeout"), default=None,
               help="Seconds to wait for each role's answer, retries included (default: the role's timeout "
                    "from T2S_<ROLE>_TIMEOUT, T2S_TIMEOUT or [models.<role>] timeout; 60 if none is set).")
-@click.option("--retries", type=int, default=1, show_default=True,
+@click.option("--retries", type=setting_type(RoleModel, "max_retries"), default=1, show_default=True,
               help="Retries per role on 429/5xx/timeouts.")
-@click.option("--max-tokens", type=int, default=16, show_default=True,
+@click.option("--max-tokens", type=setting_type(RoleModel, "max_tokens"), default=16, show_default=True,
               help="Answer length asked for (thinking models may need more).")
 @model_options
 @json_option

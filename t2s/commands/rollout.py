@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 import click
 
 from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import number_type, setting_type
+from t2s.config import Count, RolloutSection
 
 
 @click.command()
@@ -14,11 +16,11 @@ from t2s.commands._common import CountingProgress, console, end_stage, print_row
 @click.option("--rev", default=None, help="The skill's commit (default: HEAD for a new run; a resumed run keeps its S0).")
 @click.option("--run", "run_name", default=None, help="Run name: the record is refs/t2s/runs/NAME (default: a timestamp).")
 @click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory (default: [rollout] suite).")
-@click.option("--limit", type=int, default=None, help="Only the first N tasks of the split.")
-@click.option("--concurrency", type=int, default=None, help="Tasks in parallel (default: [rollout] concurrency).")
-@click.option("--seeds", type=int, default=None, help="Run every task N times with different seeds (default 1).")
+@click.option("--limit", type=number_type(Count), default=None, help="Only the first N tasks of the split.")
+@click.option("--concurrency", type=setting_type(RolloutSection, "concurrency"), default=None, help="Tasks in parallel (default: [rollout] concurrency).")
+@click.option("--seeds", type=number_type(Count), default=None, help="Run every task N times with different seeds (default 1).")
 @click.option("--task", "task_ids", multiple=True, help="Only this task id (repeatable); recorded under --split.")
-@click.option("--max-turns", type=int, default=None, help="Model replies per task (default: [rollout] max_turns).")
+@click.option("--max-turns", type=setting_type(RolloutSection, "max_turns"), default=None, help="Model replies per task (default: [rollout] max_turns).")
 @click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
               help="Tool protocol (default: the agent model's 'protocol' setting).")
 @click.option("--model", default=None, help="Override the agent model name.")
@@ -50,7 +52,6 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
       t2s rollout --run smoke --task 45300 --protocol text --json
     """
     from t2s.agent.episode import AgentOptions
-    from t2s.errors import UsageError
     from t2s.llm.client import LLM, default_cache_path
     from t2s.rollouts.rollout import load_rollout_suite, rollout as run_rollout, summary_rows
     from t2s.record.runs import check_run_name
@@ -58,9 +59,6 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
     store = open_store(repo_dir)
     config = load_repo_config(store)
     run_name = check_run_name(run_name or datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S"))
-    for name, value in (("--concurrency", concurrency), ("--seeds", seeds), ("--max-turns", max_turns)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be at least 1 (got {value})")
     suite = load_rollout_suite(config, store, suite_ref)
     overrides = {"agent": {"model": model}} if model else None
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),

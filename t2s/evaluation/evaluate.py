@@ -318,17 +318,12 @@ def eval_lock(store: GitStore, ctx: EvalContext, tree: str, on_wait: Callable[[s
 
 def check_evaluable(ctx: EvalContext, commit: str) -> str:
     """The skill's subtree hash at ``commit``; :class:`Unevaluable` if it cannot run."""
-    from t2s.skill.format import lint_rev
-    from t2s.skill.repo import limits_of
+    from t2s.skill.repo import BrokenSkill, require_clean_skill
 
-    tree = ctx.store.subtree(commit, ctx.skill_dir)
-    if not tree:
-        raise Unevaluable(f"{commit[:12]} has no skill folder {ctx.skill_dir}")
-    findings = lint_rev(ctx.store, commit, ctx.skill_dir, strict=ctx.config.lint.strict, limits=limits_of(ctx.config))
-    if findings:
-        listing = "; ".join(f.render(prefix=f"{ctx.skill_dir}/") for f in findings[:5])
-        raise Unevaluable(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}")
-    return tree
+    try:
+        return require_clean_skill(ctx.store, ctx.config, commit, ctx.skill_dir)
+    except BrokenSkill as err:
+        raise Unevaluable(err.message, hint=err.hint) from None
 
 
 def evaluate(

@@ -57,7 +57,7 @@ from pydantic import BaseModel, ValidationError
 
 from t2s.llm.ledger import Ledger, LedgerRow
 from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
-from t2s.config import ROLES, BudgetSection, Config, RoleModel
+from t2s.config import ROLES, BudgetSection, Config, RoleModel, rule_message
 from t2s.prompts import load as load_prompt, render as render_prompt
 from t2s.errors import ConfigError, T2SError
 
@@ -295,7 +295,7 @@ def resolve_roles(
             resolved[role] = RoleModel.model_validate(data)
         except ValidationError as err:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))} ({sources.get(str(e['loc'][0]), 't2s.toml')}): {e['msg']}"
+                f"{'.'.join(map(str, e['loc']))} ({sources.get(str(e['loc'][0]), 't2s.toml')}): {rule_message(e)}"
                 for e in err.errors()
             )
             raise ConfigError(f"models.{role}: {problems}") from None

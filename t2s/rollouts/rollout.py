@@ -213,12 +213,13 @@ async def _rollout(
     workroot: Path | None,
 ) -> RolloutSummary:
     from t2s.llm.client import BudgetExceeded, CacheMiss
-    from t2s.skill.repo import skill_dir_of
+    from t2s.skill.repo import require_clean_skill, skill_dir_of
 
     started = time.perf_counter()
     record = RunRecord(store, run)
     commit_for_dir = store.resolve(rev) if rev else (record.manifest().s0 if record.exists() else store.resolve("HEAD"))
     skill_dir = skill_dir_of(store, config, commit_for_dir)
+    require_clean_skill(store, config, commit_for_dir, skill_dir)  # before the run record exists
     opts = options or AgentOptions(
         max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
     )

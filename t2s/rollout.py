@@ -14,7 +14,6 @@ the S0, suite, split and seeds its manifest recorded.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
+from t2s.leftovers import scratch_dir
 from t2s.runs import RunManifest, RunRecord, StageProgress
 from t2s.trajectory import (
     TRAJECTORIES_DIR,
@@ -263,7 +263,7 @@ async def _rollout(
 
     status = "failed"
     try:
-        with tempfile.TemporaryDirectory(prefix="t2s-rollout-", dir=workroot) as tmp:
+        with scratch_dir("t2s-rollout-", workroot) as tmp:
             try:
                 async with asyncio.TaskGroup() as group:
                     for p in pending:

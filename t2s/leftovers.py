@@ -102,12 +102,14 @@ def sweep_leftovers() -> list[Path]:
 
 def dies_with_parent(argv: list[str]) -> list[str]:
     """``argv`` prefixed so the process gets SIGKILL when the thread that started it
-    ends (``setpriv --pdeathsig``: an exec, so no Python runs between fork and exec;
-    t2s starts helpers from threads)."""
+    ends (``setpriv --pdeathsig``; an exec chain, so no Python runs between fork and
+    exec: t2s starts helpers from threads). A parent that died before the signal was
+    armed is caught too: the shell then finds itself adopted and exits."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         return list(argv)
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    check = 'if [ "$PPID" != "$0" ]; then exit 137; fi; exec "$@"'
+    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", check, str(os.getpid()), *argv]
 
 
 _swept: set[tuple[str, str]] = set()

@@ -166,7 +166,12 @@ def test_no_network_by_default(work):
 
 def test_isolation_report_names_every_axis():
     report = isolation_report()
-    assert set(report) >= {"network", "memory", "processes", "timeout", "environment"}
+    if not SANDBOX:
+        assert report["sandbox"].startswith("UNAVAILABLE") and "unsafe-no-sandbox" in report["consequence"]
+        return
+    assert set(report) >= {"sandbox", "user", "filesystem", "network", "memory", "processes", "disk",
+                           "timeout", "environment"}
+    assert report["sandbox"].startswith("bubblewrap") and "uid" in report["user"]
 
 
 def test_missing_workdir_is_an_error(tmp_path):

@@ -190,10 +190,11 @@ def plan(workdir: Path, *, disk_bytes: int, in_fd: int, out_fd: int, seconds: fl
         os.lseek(fd, 0, os.SEEK_SET)
         data_fds.append(fd)
         data_args += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
+    # /tmp first: an interpreter or venv below /tmp is then bound on top of it
     argv = ["bwrap", *_namespace_args(network), "--die-with-parent", "--new-session",
             "--hostname", HOSTNAME, "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
-            *_system_args(), "--proc", "/proc", "--dev", "/dev",
-            *_tmpfs("/dev/shm", disk_bytes, "1777"), *_tmpfs("/tmp", disk_bytes, "1777"), *data_args,
+            "--proc", "/proc", "--dev", "/dev", *_tmpfs("/dev/shm", disk_bytes, "1777"),
+            *_tmpfs("/tmp", disk_bytes, "1777"), *_system_args(), *data_args,
             *_parents_args(work), *_tmpfs(work, disk_bytes, "0777"), "--chdir", work, "--"]
     if runs_as_root():
         argv += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
@@ -260,39 +261,42 @@ def availability() -> Availability:
 
 
 def _probe_run() -> str | None:
+    """Why ``python -c pass`` does not run in a sandbox here, or None when it does."""
     import tempfile
-
-    from t2s import _workcopy
 
     with tempfile.TemporaryDirectory(prefix="t2s-sandbox-probe-") as tmp:
         work = Path(tmp) / "work"
         work.mkdir()
-        in_fd = _workcopy.pack(work)
-        read_end, write_end = os.pipe()
-        try:
-            p = plan(work, disk_bytes=16 << 20, in_fd=in_fd, out_fd=write_end, seconds=30,
-                     command=["env", "-i", sys.executable, "-s", "-c", "pass"])
-            try:
-                proc = subprocess.Popen(p.argv, env={}, pass_fds=p.pass_fds, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
-            finally:
-                for fd in p.close_after_start:
-                    os.close(fd)
-            os.close(write_end)
-            write_end = -1
-            with os.fdopen(read_end, "rb") as result:
-                read_end = -1
-                status = result.readline()
-                result.read()
-            stderr = proc.stderr.read().decode("utf-8", "replace")
-            proc.wait(timeout=60)
-        finally:
-            for fd in (in_fd, read_end, write_end):
-                if fd >= 0:
-                    os.close(fd)
-    if proc.returncode != 0 and not status:
+        status, stderr, returncode = _probe_once(work)
+    if returncode != 0 and not status:
         return explain_failure(stderr)
     if not status.startswith(b"t2s-status 0 "):
         return (f"the interpreter {sys.executable} does not run inside the sandbox as uid "
                 f"{sandbox_ids()[0]}: {stderr.strip()[-300:] or status.decode(errors='replace')}")
     return None
+
+
+def _probe_once(work: Path) -> tuple[bytes, str, int]:
+    """(status line, stderr, exit status) of one sandboxed ``python -c pass``."""
+    from t2s import _workcopy
+
+    in_fd = _workcopy.pack(work, dirs=("tmp",))
+    read_end, write_end = os.pipe()
+    p = plan(work, disk_bytes=16 << 20, in_fd=in_fd, out_fd=write_end, seconds=30,
+             command=["env", "-i", sys.executable, "-s", "-c", "pass"])
+    try:
+        proc = subprocess.Popen(p.argv, env={}, pass_fds=p.pass_fds, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    except OSError as err:
+        os.close(read_end)
+        return b"", str(err), 127
+    finally:
+        for fd in (in_fd, write_end, *p.close_after_start):
+            os.close(fd)
+    with os.fdopen(read_end, "rb") as result:
+        status = result.readline()
+        result.read()
+    stderr = proc.stderr.read().decode("utf-8", "replace")
+    proc.stderr.close()
+    proc.wait(timeout=60)
+    return status, stderr, proc.returncode

@@ -19,12 +19,12 @@ and :func:`report` says so.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,7 +194,7 @@ def _candidates() -> list[Controller]:
 
 def _probe(ctrl: Controller) -> bool:
     """Create a child cgroup, set its limit, move a process into it: does it work?"""
-    probe = ctrl.parent / f"t2s-probe-{owner_tag()}"
+    probe = ctrl.parent / f"t2s-probe-{owner_tag()}-{next(_counter)}"
     limit = "pids.max" if ctrl.name == "pids" else (
         "memory.limit_in_bytes" if ctrl.version == 1 else "memory.max")
     sleeper = None
@@ -213,13 +213,19 @@ def _probe(ctrl: Controller) -> bool:
         _rmdir(probe)
 
 
-@functools.cache
+_probed: list[tuple[Controller, ...]] = []
+_probe_lock = threading.Lock()
+
+
 def controllers() -> tuple[Controller, ...]:
-    """The controllers a run's cgroup can use here (probed once per process)."""
-    usable = tuple(c for c in _candidates() if _probe(c))
-    if usable:
-        sweep()
-    return usable
+    """The controllers a run's cgroup can use here (probed once per process, under a
+    lock: runs start from many threads, and a half-probed answer would mean no limits)."""
+    with _probe_lock:
+        if not _probed:
+            _probed.append(tuple(c for c in _candidates() if _probe(c)))
+            if _probed[0]:
+                sweep()
+        return _probed[0]
 
 
 def report() -> dict[str, str]:

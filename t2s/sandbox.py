@@ -53,7 +53,9 @@ UNSAFE_ENV = "T2S_UNSAFE_NO_SANDBOX"
 #: Seconds the host waits beyond the code's timeout (copying in and out) before it
 #: kills the whole sandbox itself.
 GRACE_S = 15.0
-#: Processes of the sandbox's own machinery (bwrap twice, the supervisor, its timer).
+#: Processes of a run besides those the code starts: the cgroup join (then the outer
+#: bubblewrap), bubblewrap's PID 1, the supervisor, the code's first process, the
+#: timer and its sleep. ``max_procs`` counts what the code may start on top.
 SANDBOX_PROCS = 6
 #: Where a Python program is put without the sandbox, relative to the work folder
 #: (removed afterwards); in the sandbox it is the read-only ``/tmp/t2s-exec.py``.
@@ -282,6 +284,23 @@ class _Limits:
         return (self.file_size_mb or DEFAULT_FILE_SIZE_MB) << 20
 
 
+@dataclass
+class _Run:
+    """One run being prepared and carried out: what both ways of running share."""
+
+    workdir: Path
+    env: dict[str, str]
+    limits: _Limits
+    stdin: str | None
+    notes: list[str]
+    group: _cgroups.RunCgroup | None = None
+    nproc: int | None = None
+    isolation: dict[str, str] = field(default_factory=dict)
+    out: _Capped | None = None
+    err: _Capped | None = None
+    limits_hit: list[str] = field(default_factory=list)
+
+
 def run_code(code: str, workdir: Path, *, language: Literal["python", "shell"] = "python",
              timeout: float = DEFAULT_TIMEOUT, memory_mb: int | None = DEFAULT_MEMORY_MB,
              max_procs: int | None = DEFAULT_MAX_PROCS, output_limit: int = DEFAULT_OUTPUT_LIMIT,
@@ -303,12 +322,13 @@ def run_code(code: str, workdir: Path, *, language: Literal["python", "shell"] =
     if language not in ("python", "shell"):
         raise ValueError(f"unknown language {language!r} (python or shell)")
     child_env, notes = sandbox_env(workdir, env)
-    limits = _Limits(timeout, memory_mb, max_procs, file_size_mb, output_limit, network)
+    run = _Run(workdir, child_env, _Limits(timeout, memory_mb, max_procs, file_size_mb, output_limit, network),
+               stdin, notes)
     if availability().ok:
-        return _run_sandboxed(code, language, workdir, child_env, limits, stdin, notes)
+        return _run_sandboxed(code, language, run)
     if not unsafe_allowed(unsafe_no_sandbox):
         raise unavailable_error()
-    return _run_unsandboxed(code, language, workdir, child_env, limits, stdin, notes)
+    return _run_unsandboxed(code, language, run)
 
 
 def _code_command(code: str, language: str, script_path: str) -> tuple[list[str], bytes | None]:
@@ -318,32 +338,46 @@ def _code_command(code: str, language: str, script_path: str) -> tuple[list[str]
     return [shutil.which("bash") or "/bin/sh", "-c", code], None
 
 
-def _rlimits(limits: _Limits, nproc: int | None) -> list[str]:
-    """``prlimit`` in front of the command (an exec, so no Python runs between fork
-    and exec: ``run_code`` is called from threads)."""
-    args = ["prlimit", "--core=0"]
+# -- limits
+def _set_up_limits(run: _Run, uid: int, *, machinery: int, own_namespace: bool) -> None:
+    """The run's cgroup (``max_procs`` + ``machinery`` processes, ``memory_mb``), or the
+    per-user ``RLIMIT_NPROC`` where there is no pids cgroup; noted in ``isolation``."""
+    limits = run.limits
+    run.group, cg_notes = _cgroups.create(
+        limits.max_procs + machinery if limits.max_procs is not None else None,
+        limits.memory_mb << 20 if limits.memory_mb else None)
+    run.notes += cg_notes
+    run.nproc = _nproc_fallback(run.group, limits, uid, machinery=machinery, own_namespace=own_namespace)
+    procs = "unlimited (max_procs=None)"
+    if limits.max_procs is not None:
+        if run.group is not None and "pids" in run.group.dirs:
+            procs = f"cgroup pids.max {limits.max_procs + machinery} for the whole run"
+        elif run.nproc is not None:
+            procs = f"RLIMIT_NPROC {run.nproc} (no pids cgroup)"
+        else:
+            procs = "none beyond the timeout (root, no pids cgroup)"
+    memory = "unlimited"
     if limits.memory_mb:
-        args.append(f"--as={limits.memory_mb << 20}")
-    if limits.file_size_mb:
-        args.append(f"--fsize={limits.file_size_mb << 20}")
-    if nproc is not None:
-        args.append(f"--nproc={nproc}")
-    return [*args, "--"]
+        memory = f"RLIMIT_AS {limits.memory_mb} MB per process"
+        if run.group is not None and "memory" in run.group.dirs:
+            memory += f"; cgroup {limits.memory_mb} MB for the whole run (files in tmpfs count)"
+    run.isolation.update(processes=procs, memory=memory)
 
 
-def _nproc_fallback(group: _cgroups.RunCgroup | None, limits: _Limits, uid: int, *,
+def _nproc_fallback(group: _cgroups.RunCgroup | None, limits: _Limits, uid: int, *, machinery: int,
                     own_namespace: bool) -> int | None:
     """``RLIMIT_NPROC`` when no pids cgroup limits the run. It counts per user: in the
-    sandbox's own user namespace only the sandbox's processes (``max_procs`` plus its
-    machinery: bubblewrap's PID 1, the supervisor, its timer and the timer's sleep);
-    otherwise every process of that user on the machine, so those are added."""
+    sandbox's own user namespace only the sandbox's processes (``max_procs`` plus
+    what runs there besides: bubblewrap's PID 1, the supervisor, the code's first
+    process, the timer and its sleep; the outer bubblewrap is outside); otherwise
+    every process of that user on the machine, so those are added."""
     if limits.max_procs is None or (group is not None and "pids" in group.dirs):
         return None
     if uid == 0:
         return None  # RLIMIT_NPROC does not bind root
     if own_namespace:
-        return limits.max_procs + SANDBOX_PROCS - 1
-    return _user_process_count(uid) + limits.max_procs + SANDBOX_PROCS
+        return limits.max_procs + machinery - 1
+    return _user_process_count(uid) + limits.max_procs + machinery
 
 
 def _user_process_count(uid: int) -> int:
@@ -360,7 +394,8 @@ def _user_process_count(uid: int) -> int:
 
 def _join_cgroup(group: _cgroups.RunCgroup | None) -> list[str]:
     """A shell that moves itself into the run's cgroup, then execs the rest, so the
-    whole tree is inside from its first instruction."""
+    whole tree is inside from its first instruction (an exec chain: no Python runs
+    between fork and exec, and ``run_code`` is called from threads)."""
     if group is None:
         return []
     files = [str(f) for f in group.procs_files]
@@ -368,76 +403,36 @@ def _join_cgroup(group: _cgroups.RunCgroup | None) -> list[str]:
     return ["/bin/sh", "-c", script, "t2s-join", *files, "--"]
 
 
-def _process_notes(group, cg_notes, limits: _Limits, nproc: int | None) -> dict[str, str]:
-    procs = "unlimited (max_procs=None)"
-    if limits.max_procs is not None:
-        if group is not None and "pids" in group.dirs:
-            procs = f"cgroup pids.max {limits.max_procs + SANDBOX_PROCS} for the whole run"
-        elif nproc is not None:
-            procs = f"RLIMIT_NPROC {nproc} (no pids cgroup)"
-        else:
-            procs = "none beyond the timeout (root, no pids cgroup)"
-    memory = "unlimited"
-    if limits.memory_mb:
-        memory = f"RLIMIT_AS {limits.memory_mb} MB per process"
-        if group is not None and "memory" in group.dirs:
-            memory += f"; cgroup {limits.memory_mb} MB for the whole run (files in tmpfs count)"
-    return {"processes": procs, "memory": memory}
-
-
 # -- sandboxed
-def _run_sandboxed(code: str, language: str, workdir: Path, child_env: dict[str, str],
-                   limits: _Limits, stdin: str | None, notes: list[str]) -> ExecResult:
+def _run_sandboxed(code: str, language: str, run: _Run) -> ExecResult:
     uid, _ = _bwrap.sandbox_ids()
+    limits = run.limits
+    _set_up_limits(run, uid, machinery=SANDBOX_PROCS, own_namespace=not _bwrap.runs_as_root())
+    run.isolation.update(sandbox=f"bubblewrap {availability().version}", user=f"uid {uid}",
+                         network="allowed (network=True)" if limits.network else "none (empty network namespace)",
+                         disk=f"tmpfs {limits.disk_bytes >> 20} MB")
     command, script = _code_command(code, language, _bwrap.SCRIPT_PATH)
-    group, cg_notes = _cgroups.create(
-        limits.max_procs + SANDBOX_PROCS if limits.max_procs is not None else None,
-        limits.memory_mb << 20 if limits.memory_mb else None)
-    notes += cg_notes
-    nproc = _nproc_fallback(group, limits, uid, own_namespace=not _bwrap.runs_as_root())
-    inner = ["env", "-i", *(f"{k}={v}" for k, v in child_env.items()), *command]
+    inner = ["env", "-i", *(f"{k}={v}" for k, v in run.env.items()), *command]
     rlimits = (str(limits.memory_mb << 10) if limits.memory_mb else "-",
                str(limits.file_size_mb << 10) if limits.file_size_mb else "-",
-               str(nproc) if nproc is not None else "-")
-    isolation = {"sandbox": f"bubblewrap {availability().version}", "user": f"uid {uid}",
-                 "network": "allowed (network=True)" if limits.network else "none (empty network namespace)",
-                 "disk": f"tmpfs {limits.disk_bytes >> 20} MB", **_process_notes(group, cg_notes, limits, nproc)}
-    in_fd = _workcopy.pack(workdir, dirs=("tmp",))
+               str(run.nproc) if run.nproc is not None else "-")
+    in_fd = _workcopy.pack(run.workdir, dirs=("tmp",))
     read_end, write_end = os.pipe()
     spool = _Spool(2 * limits.disk_bytes + (64 << 20))
-    start = time.monotonic()
     try:
-        plan = _bwrap.plan(workdir, disk_bytes=limits.disk_bytes, in_fd=in_fd, out_fd=write_end,
+        plan = _bwrap.plan(run.workdir, disk_bytes=limits.disk_bytes, in_fd=in_fd, out_fd=write_end,
                            seconds=limits.timeout, command=inner, rlimits=rlimits, script=script,
                            network=limits.network)
-        try:
-            proc = _start(_join_cgroup(group) + plan.argv, env={}, cwd="/", pass_fds=plan.pass_fds, stdin=stdin)
-        finally:
-            for fd in plan.close_after_start:
-                os.close(fd)
-    except OSError as exc:
-        for fd in (in_fd, read_end, write_end):
-            os.close(fd)
-        if group:
-            group.remove()
-        return _could_not_start(exc, isolation, notes)
-    os.close(in_fd)
-    os.close(write_end)
-    out, err = _Capped(limits.output_limit), _Capped(limits.output_limit)
-    kill = _killer(proc, group)
-    try:
-        host_timeout = _pump(proc, stdin, {proc.stdout: out, proc.stderr: err, read_end: spool},
-                             start + limits.timeout + GRACE_S, on_deadline=kill, on_exit=kill)
+        started = _execute(run, _join_cgroup(run.group) + plan.argv, env={}, cwd="/",
+                           pass_fds=plan.pass_fds, close_after_start=[in_fd, write_end, *plan.close_after_start],
+                           extra={read_end: spool}, deadline_s=limits.timeout + GRACE_S)
     finally:
         os.close(read_end)
-        kill()
-        _reap(proc, notes)
-        hit = group.limits_hit() if group else []
-        if group:
-            group.remove()
-    duration = time.monotonic() - start
-    status = _collect(spool, workdir, limits, notes)
-    return _result(status, proc.returncode, host_timeout, out, err, hit, duration, isolation, notes, sandboxed=True)
+    if isinstance(started, ExecResult):
+        return started
+    returncode, host_timeout, duration = started
+    status = _collect(spool, run.workdir, limits, run.notes)
+    return _result(run, status, returncode, host_timeout, duration, sandboxed=True)
 
 
 def _collect(spool: _Spool, workdir: Path, limits: _Limits, notes: list[str]) -> dict | None:
@@ -452,7 +447,7 @@ def _collect(spool: _Spool, workdir: Path, limits: _Limits, notes: list[str]) ->
         if spool.total:
             notes.append("the sandbox's result was unreadable: its files were not copied back")
         return None
-    status = {"code": int(m.group(1)), "timed_out": m.group(2) == b"1"}
+    status = {"code": _from_shell_status(int(m.group(1))), "timed_out": m.group(2) == b"1"}
     try:
         notes += _workcopy.copy_back(spool.file, workdir, max_bytes=2 * limits.disk_bytes)
     except _workcopy.CopyBackError as err:
@@ -460,6 +455,17 @@ def _collect(spool: _Spool, workdir: Path, limits: _Limits, notes: list[str]) ->
     finally:
         spool.file.close()
     return status
+
+
+def _from_shell_status(code: int) -> int:
+    """A shell's ``$?`` (128 + N for a signal) in Popen's convention (-N)."""
+    if code > 128:
+        try:
+            signal.Signals(code - 128)
+            return -(code - 128)
+        except ValueError:
+            pass
+    return code
 
 
 # -- unsandboxed (only where allowed)
@@ -486,69 +492,84 @@ def _run_quiet(cmd: list[str], timeout: float = 10) -> bool:
         return False
 
 
-def _run_unsandboxed(code: str, language: str, workdir: Path, child_env: dict[str, str],
-                     limits: _Limits, stdin: str | None, notes: list[str]) -> ExecResult:
-    notes.append(unsafe_warning())
-    script_path = workdir / SCRIPT
-    command, script = _code_command(code, language, str(script_path))
-    group, cg_notes = _cgroups.create(
-        limits.max_procs + 2 if limits.max_procs is not None else None,
-        limits.memory_mb << 20 if limits.memory_mb else None)
-    notes += cg_notes
-    nproc = _nproc_fallback(group, limits, os.geteuid(), own_namespace=False)
-    isolation = {"sandbox": "NONE (unsafe_no_sandbox): the code runs as t2s's user, in the real work folder",
-                 **_process_notes(group, cg_notes, limits, nproc)}
-    net = ()
-    if limits.network:
-        isolation["network"] = "allowed (network=True)"
+def _run_unsandboxed(code: str, language: str, run: _Run) -> ExecResult:
+    """The code as t2s's own user, in the real work folder: rlimits, a cgroup where
+    one is writable, ``unshare --net``. Only where the caller allowed it."""
+    run.notes.append(unsafe_warning())
+    _set_up_limits(run, os.geteuid(), machinery=2, own_namespace=False)
+    run.isolation["sandbox"] = "NONE (unsafe_no_sandbox): the code runs as t2s's user, in the real work folder"
+    net: tuple[str, ...] = ()
+    if run.limits.network:
+        run.isolation["network"] = "allowed (network=True)"
     else:
-        isolation["network"], net = _network_wrapper()
+        run.isolation["network"], net = _network_wrapper()
+    script_path = run.workdir / SCRIPT
+    command, script = _code_command(code, language, str(script_path))
+    (run.workdir / "tmp").mkdir(exist_ok=True)
     if script is not None:
-        script_path.parent.mkdir(exist_ok=True)
         script_path.write_bytes(script)
-    (workdir / "tmp").mkdir(exist_ok=True)
-    argv = _join_cgroup(group) + _rlimits(limits, nproc) + list(net) + command
-    start = time.monotonic()
+    argv = _join_cgroup(run.group) + _rlimits(run.limits, run.nproc) + list(net) + command
     try:
-        proc = _start(argv, env=child_env, cwd=str(workdir), pass_fds=[], stdin=stdin)
-    except OSError as exc:
-        if group:
-            group.remove()
-        return _could_not_start(exc, isolation, notes)
-    out, err = _Capped(limits.output_limit), _Capped(limits.output_limit)
-    kill = _killer(proc, group)
-    try:
-        timed_out = _pump(proc, stdin, {proc.stdout: out, proc.stderr: err}, start + limits.timeout,
-                          on_deadline=kill, on_exit=kill)
+        started = _execute(run, argv, env=run.env, cwd=str(run.workdir), pass_fds=[], close_after_start=[],
+                           extra={}, deadline_s=run.limits.timeout)
     finally:
-        kill()
-        _reap(proc, notes)
-        hit = group.limits_hit() if group else []
-        if group:
-            group.remove()
         if script is not None:
             script_path.unlink(missing_ok=True)
-    duration = time.monotonic() - start
-    if nproc is not None and "Resource temporarily unavailable" in err.last(4000):
-        hit.append("process limit")
-    status = {"code": proc.returncode, "timed_out": False}
-    return _result(status, proc.returncode, timed_out, out, err, hit, duration, isolation, notes, sandboxed=False)
+    if isinstance(started, ExecResult):
+        return started
+    returncode, host_timeout, duration = started
+    if run.nproc is not None and "Resource temporarily unavailable" in run.err.last(4000):
+        run.limits_hit.append("process limit")
+    status = {"code": returncode, "timed_out": False}
+    return _result(run, status, returncode, host_timeout, duration, sandboxed=False)
+
+
+def _rlimits(limits: _Limits, nproc: int | None) -> list[str]:
+    """``prlimit`` in front of the command (an exec: no Python between fork and exec)."""
+    args = ["prlimit", "--core=0"]
+    if limits.memory_mb:
+        args.append(f"--as={limits.memory_mb << 20}")
+    if limits.file_size_mb:
+        args.append(f"--fsize={limits.file_size_mb << 20}")
+    if nproc is not None:
+        args.append(f"--nproc={nproc}")
+    return [*args, "--"]
 
 
 # -- shared
-def _start(argv: list[str], *, env: dict[str, str], cwd: str, pass_fds: list[int],
-           stdin: str | None) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, cwd=cwd, env=env, pass_fds=pass_fds, close_fds=True, start_new_session=True,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-
-
-def _could_not_start(exc: Exception, isolation: dict[str, str], notes: list[str]) -> ExecResult:
-    return ExecResult(exit_code=None, stdout="", stderr=f"could not start: {exc}", timed_out=False,
-                      killed_reason="could not start", duration_s=0.0, truncated=False,
-                      isolation=isolation, notes=notes)
+def _execute(run: _Run, argv: list[str], *, env: dict[str, str], cwd: str, pass_fds: list[int],
+             close_after_start: list[int], extra: dict, deadline_s: float):
+    """Start ``argv``, stream its output (and ``extra`` descriptors into their sinks)
+    until it and everything in its cgroup are gone; then remove the cgroup.
+    Returns (exit status, whether the host's deadline hit, seconds), or an
+    :class:`ExecResult` when it could not start."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, pass_fds=pass_fds, close_fds=True, start_new_session=True,
+            stdin=subprocess.PIPE if run.stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        if run.group:
+            run.group.remove()
+        return ExecResult(exit_code=None, stdout="", stderr=f"could not start: {exc}", timed_out=False,
+                          killed_reason="could not start", duration_s=0.0, truncated=False,
+                          isolation=run.isolation, notes=run.notes)
+    finally:
+        for fd in close_after_start:
+            os.close(fd)
+    run.out, run.err = _Capped(run.limits.output_limit), _Capped(run.limits.output_limit)
+    kill = _killer(proc, run.group)
+    try:
+        sinks = {proc.stdout: run.out, proc.stderr: run.err, **extra}
+        host_timeout = _pump(proc, run.stdin, sinks, start + deadline_s, on_deadline=kill, on_exit=kill)
+    finally:
+        kill()
+        _reap(proc, run.notes)
+        if run.group:
+            run.limits_hit += run.group.limits_hit()
+            run.group.remove()
+    return proc.returncode, host_timeout, time.monotonic() - start
 
 
 def _killer(proc: subprocess.Popen, group: _cgroups.RunCgroup | None) -> Callable[[], None]:
@@ -571,21 +592,26 @@ def _reap(proc: subprocess.Popen, notes: list[str]) -> None:
         notes.append("the main process did not die after SIGKILL within 10 s")
 
 
+def _feed_stdin(proc: subprocess.Popen, stdin: str | None) -> None:
+    if stdin is None:
+        return
+    try:
+        proc.stdin.write(stdin.encode())
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
 def _pump(proc: subprocess.Popen, stdin: str | None, sinks: dict, deadline: float, *,
           on_deadline: Callable[[], None], on_exit: Callable[[], None]) -> bool:
     """Feed stdin, read every stream into its sink until all close. At ``deadline``
     (returns True) ``on_deadline`` runs; when the main process is gone, ``on_exit``
     runs, so what it left behind cannot hold the pipes open."""
-    if stdin is not None:
-        try:
-            proc.stdin.write(stdin.encode())
-        except (BrokenPipeError, OSError):
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+    _feed_stdin(proc, stdin)
     sel = selectors.DefaultSelector()
     for stream, sink in sinks.items():
         sel.register(stream, selectors.EVENT_READ, sink)
@@ -600,13 +626,7 @@ def _pump(proc: subprocess.Popen, stdin: str | None, sinks: dict, deadline: floa
                 drain_deadline = now + 5
             if drain_deadline is not None and now >= drain_deadline:
                 break
-            wait = min(max(deadline - now, 0.0), 0.2) if not killed else 0.2
-            for key, _ in sel.select(timeout=wait):
-                data = os.read(key.fd, 1 << 16)
-                if data:
-                    key.data.feed(data)
-                else:
-                    sel.unregister(key.fileobj)
+            _read_ready(sel, min(max(deadline - now, 0.0), 0.2) if not killed else 0.2)
             if not killed and proc.poll() is not None:
                 on_exit()
                 killed = True
@@ -621,48 +641,47 @@ def _pump(proc: subprocess.Popen, stdin: str | None, sinks: dict, deadline: floa
     return timed_out
 
 
-def _from_shell_status(code: int) -> int:
-    """A shell's ``$?`` (128 + N for a signal) in Popen's convention (-N)."""
-    if code > 128:
-        try:
-            signal.Signals(code - 128)
-            return -(code - 128)
-        except ValueError:
-            pass
-    return code
+def _read_ready(sel: selectors.BaseSelector, wait: float) -> None:
+    for key, _ in sel.select(timeout=wait):
+        data = os.read(key.fd, 1 << 16)
+        if data:
+            key.data.feed(data)
+        else:
+            sel.unregister(key.fileobj)
 
 
-def _result(status: dict | None, returncode: int | None, host_timeout: bool, out: _Capped, err: _Capped,
-            hit: list[str], duration: float, isolation: dict[str, str], notes: list[str], *,
+_MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory", "memory exhausted", "std::bad_alloc")
+
+
+def _result(run: _Run, status: dict | None, returncode: int | None, host_timeout: bool, duration: float, *,
             sandboxed: bool) -> ExecResult:
+    out, err, hit = run.out, run.err, run.limits_hit
     tail = err.last(4000)
-    if status is None:
-        code = None
-        if not host_timeout and not hit:
-            notes.append(f"the sandbox failed (exit status {returncode}); see stderr")
-    else:
-        code = _from_shell_status(status["code"]) if sandboxed else status["code"]
+    code = status["code"] if status else None
+    if status is None and not host_timeout and not hit:
+        run.notes.append(f"the sandbox failed (exit status {returncode}); see stderr")
     timed_out = host_timeout or bool(status and status["timed_out"])
-    if any(s in tail for s in ("MemoryError", "Cannot allocate memory", "memory exhausted", "std::bad_alloc")):
+    if any(s in tail for s in _MEMORY_ERRORS):
         hit.append("memory limit")
     if "No space left on device" in tail or "No space left on device" in out.last(4000):
         hit.append("disk limit")
     if code is not None and code < 0 and -code == signal.SIGXFSZ:
         hit.append("file size limit")
-    reason = None
-    if timed_out:
-        reason = "timeout"
-    elif hit:
-        reason = hit[0]
-    elif code is not None and code < 0:
-        try:
-            reason = f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            reason = f"signal {-code}"
-    elif status is None:
-        reason = "sandbox failure"
     return ExecResult(exit_code=code, stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-                      killed_reason=reason, duration_s=round(duration, 3),
+                      killed_reason=_killed_reason(timed_out, hit, code, status), duration_s=round(duration, 3),
                       truncated=out.truncated or err.truncated, stdout_bytes=out.total,
-                      stderr_bytes=err.total, limits_hit=sorted(set(hit)), isolation=isolation,
-                      notes=notes, sandboxed=sandboxed)
+                      stderr_bytes=err.total, limits_hit=sorted(set(hit)), isolation=run.isolation,
+                      notes=run.notes, sandboxed=sandboxed)
+
+
+def _killed_reason(timed_out: bool, hit: list[str], code: int | None, status: dict | None) -> str | None:
+    if timed_out:
+        return "timeout"
+    if hit:
+        return hit[0]
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return "sandbox failure" if status is None else None

@@ -46,6 +46,8 @@ SCRIPT_PATH = "/tmp/t2s-exec.py"
 #: /etc files the C library and Python read (when the host has them).
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts",
              "mime.types", "nsswitch.conf", "host.conf", "gai.conf")
+#: /etc files a run with the network on (``network=True``) also needs.
+NETWORK_ETC_FILES = ("resolv.conf", "ssl", "ca-certificates", "ca-certificates.conf", "services", "protocols")
 #: Top-level system folders: links on merged-/usr systems, folders elsewhere.
 SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
@@ -100,7 +102,7 @@ def _parents_args(path: str) -> list[str]:
     return args
 
 
-def _system_args() -> list[str]:
+def _system_args(network: bool = False) -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in SYSTEM_DIRS:
         host = Path("/") / name
@@ -109,7 +111,7 @@ def _system_args() -> list[str]:
         elif host.is_dir():
             args += ["--ro-bind", str(host), str(host)]
     args += ["--perms", "0755", "--dir", "/etc"]
-    for name in ETC_FILES:
+    for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for d in python_dirs():
         args += _parents_args(d) + ["--ro-bind", d, d]
@@ -194,7 +196,7 @@ def plan(workdir: Path, *, disk_bytes: int, in_fd: int, out_fd: int, seconds: fl
     argv = ["bwrap", *_namespace_args(network), "--die-with-parent", "--new-session",
             "--hostname", HOSTNAME, "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
             "--proc", "/proc", "--dev", "/dev", *_tmpfs("/dev/shm", disk_bytes, "1777"),
-            *_tmpfs("/tmp", disk_bytes, "1777"), *_system_args(), *data_args,
+            *_tmpfs("/tmp", disk_bytes, "1777"), *_system_args(network), *data_args,
             *_parents_args(work), *_tmpfs(work, disk_bytes, "0777"), "--chdir", work, "--"]
     if runs_as_root():
         argv += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",

@@ -434,6 +434,17 @@ ATTEMPTS: list[Attempt] = [
         _links_copied_back,
     ),
     Attempt(
+        "open-fds", "use a descriptor inherited from the host (a directory fd would lead out)",
+        lambda b: (
+            "import os\n"
+            "for fd in sorted(int(n) for n in os.listdir('/proc/self/fd')):\n"
+            "    try:\n        target = os.readlink(f'/proc/self/fd/{fd}')\n    except OSError:\n        continue\n"
+            "    if fd > 2 and not target.startswith('/proc/'):\n"
+            "        print('INHERITED', fd, target)\n"
+        ),
+        _said("INHERITED"),
+    ),
+    Attempt(
         "environment", "print the environment: nothing beyond the allow-list, no key",
         lambda b: "import os\nfor k, v in sorted(os.environ.items()):\n    print(f'{k}={v}')\n",
         _environment,

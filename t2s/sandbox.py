@@ -437,24 +437,21 @@ def _run_sandboxed(code: str, language: str, run: _Run) -> ExecResult:
 
 def _collect(spool: _Spool, workdir: Path, limits: _Limits, notes: list[str]) -> dict | None:
     """Read the supervisor's status line and copy the work folder back."""
-    if spool.overflowed:
-        notes.append(f"the sandbox sent more than {spool.limit} bytes back: its files were not copied back")
-        return None
-    spool.file.seek(0)
-    line = spool.file.readline()
-    m = re.fullmatch(rb"t2s-status (\d+) ([01])\n", line)
-    if not m:
-        if spool.total:
-            notes.append("the sandbox's result was unreadable: its files were not copied back")
-        return None
-    status = {"code": _from_shell_status(int(m.group(1))), "timed_out": m.group(2) == b"1"}
-    try:
-        notes += _workcopy.copy_back(spool.file, workdir, max_bytes=2 * limits.disk_bytes)
-    except _workcopy.CopyBackError as err:
-        notes.append(f"the work folder was not copied back: {err}")
-    finally:
-        spool.file.close()
-    return status
+    with spool.file:
+        if spool.overflowed:
+            notes.append(f"the sandbox sent more than {spool.limit} bytes back: its files were not copied back")
+            return None
+        spool.file.seek(0)
+        m = re.fullmatch(rb"t2s-status (\d+) ([01])\n", spool.file.readline())
+        if not m:
+            if spool.total:
+                notes.append("the sandbox's result was unreadable: its files were not copied back")
+            return None
+        try:
+            notes += _workcopy.copy_back(spool.file, workdir, max_bytes=2 * limits.disk_bytes)
+        except _workcopy.CopyBackError as err:
+            notes.append(f"the work folder was not copied back: {err}")
+    return {"code": _from_shell_status(int(m.group(1))), "timed_out": m.group(2) == b"1"}
 
 
 def _from_shell_status(code: int) -> int:

@@ -48,6 +48,7 @@ from typing import Any
 from t2s import sandbox
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
+from t2s.faults import ErrorCause, cause_of
 from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
 from t2s.trajectory import (
     Message,
@@ -674,26 +675,18 @@ async def run_agent(
         await episode.run()
     except (BudgetExceeded, CacheMiss):
         raise
-    except T2SError as err:
-        traj.verdict = "errored"
+    except Exception as err:  # the model endpoint, or a bug: an error, never a verdict
+        _record_error(traj, cause_of(err))
         traj.stop_reason = "error"
-        traj.error = err.message
-    except Exception as err:  # a bug must not take a whole rollout down: record it
-        traj.verdict = "errored"
-        traj.stop_reason = "error"
-        traj.error = f"{type(err).__name__}: {err}"
-        traj.meta["traceback"] = traceback.format_exc(limit=8)
+        if not isinstance(err, T2SError):  # a bug must not take a whole rollout down: keep its trace
+            traj.meta["traceback"] = traceback.format_exc(limit=8)
 
     if traj.verdict != "errored" and episode.workspace is not None:
         check_started = time.perf_counter()
         try:
             verdict = await asyncio.to_thread(suite.check, task, episode.workspace.output_path, case)
-        except T2SError as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {err.message}"
         except Exception as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {type(err).__name__}: {err}"
+            _record_error(traj, cause_of(err, prefix="checker: "))
         else:
             report = verdict.report.model_dump(mode="json")
             report["output_path"] = episode.output_rel
@@ -708,6 +701,12 @@ async def run_agent(
     traj.timings.exec_s = round(traj.timings.exec_s, 3)
     traj.timings.finished_at = now_iso()
     return traj
+
+
+def _record_error(traj: Trajectory, cause: ErrorCause) -> None:
+    traj.verdict = "errored"
+    traj.error = cause.message
+    traj.error_cause = cause
 
 
 def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
@@ -739,16 +738,33 @@ def _read_no_follow(path: Path) -> bytes | None:
 
 
 # ---------------------------------------------------------------------------- evaluation runner
+def _task_verdict(task_id: str, k: int, traj: Trajectory | None, doomed: list[str]):
+    """A task's line of an evaluation: its verdict, or why it has none (errored, not run)."""
+    from t2s.notes import TaskVerdict
+
+    if traj is None:
+        reason = f"not run: {doomed[0]}"
+        return TaskVerdict(task=task_id, seed=k, passed=False, score=0.0, error=reason,
+                           cause=ErrorCause(kind="not-run", message=reason), stop_reason="not run")
+    cause = None
+    if traj.verdict == "errored":
+        cause = traj.error_cause or ErrorCause(kind="error", message=traj.error or "")
+    return TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
+                       error=traj.error if cause else None, cause=cause, turns=traj.turns,
+                       stop_reason=traj.stop_reason, tokens=traj.usage.total_tokens)
+
+
 def evaluate_tasks(request) -> Any:
     """The runner :func:`t2s.evaluate.evaluate` uses: the agent with the materialised
     skill (``request.skill_path``) on every task and seed of ``request``.
 
     Returns a :class:`t2s.evaluate.RunResult`. A budget cap or a replay-cache miss stops
     the evaluation with its :class:`~t2s.errors.T2SError` (no partial record is noted).
+    Once a task errors, no result can be recorded, so no further task starts (tasks
+    already running finish); the ones left out are errored as ``not-run``.
     """
     from t2s.evaluate import RunResult
     from t2s.llm import LLM, default_cache_path
-    from t2s.notes import TaskVerdict
 
     ctx = request.ctx
     config = ctx.config
@@ -764,11 +780,15 @@ def evaluate_tasks(request) -> Any:
     role = llm.role("agent")
     seeds = max(1, int(request.seeds or 1))
 
-    async def main() -> list[tuple[str, int, Trajectory]]:
+    doomed: list[str] = []  # why the evaluation can no longer give a result
+
+    async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))
 
-        async def one(task_id: str, k: int) -> tuple[str, int, Trajectory]:
+        async def one(task_id: str, k: int) -> tuple[str, int, Trajectory | None]:
             async with sem:
+                if doomed:  # one task errored, so nothing will be recorded: start no more
+                    return task_id, k, None
                 opts = AgentOptions(
                     max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
                     phase="eval", seed=((role.seed or 0) + k) if seeds > 1 else None,
@@ -779,6 +799,8 @@ def evaluate_tasks(request) -> Any:
                 traj = await run_agent(llm, ctx.suite, task, skill, workdir, options=opts,
                                        traj_id=trajectory_id(task_id, k, seeds), split=ctx.split,
                                        seed_index=k)
+                if traj.verdict == "errored":
+                    doomed.append(f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})")
                 return task_id, k, traj
 
         try:
@@ -794,12 +816,7 @@ def evaluate_tasks(request) -> Any:
         results = asyncio.run(main())
     finally:
         llm.close()
-    verdicts = [
-        TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
-                    error=traj.error, turns=traj.turns, stop_reason=traj.stop_reason,
-                    tokens=traj.usage.total_tokens)
-        for task_id, k, traj in results
-    ]
+    verdicts = [_task_verdict(task_id, k, traj, doomed) for task_id, k, traj in results]
     totals = llm.ledger.totals
     return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd,
                      model_calls=totals.calls)

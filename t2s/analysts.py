@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError, UsageError
 from t2s.leftovers import dies_with_parent, scratch_dir
+from t2s.faults import ErrorCause, cause_of
 from t2s.lessons import TOPIC_RE, slugify
 from t2s.llm import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
 from t2s.patches import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
@@ -137,6 +138,9 @@ class AnalystOutcome:
     result: Patch | Rejected | None = None
     #: Why there is no usable report (analyst call failed...); "" otherwise.
     error: str = ""
+    #: Set when the analysis *errored* (the analyst's endpoint failed, t2s could not run
+    #: it): no verdict on the trajectory, retried on the next run (:mod:`t2s.faults`).
+    error_cause: ErrorCause | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
@@ -151,6 +155,18 @@ class AnalystOutcome:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def fail(self, err: Exception) -> None:
+        """Record why the analysis stopped. A model that answered but never gave a usable
+        report is a genuine (final) rejection; anything else is an error, retried later."""
+        from t2s.llm import StructuredOutputError
+
+        if isinstance(err, StructuredOutputError):
+            self.error = f"analyst answer unusable: {err.message}"
+            return
+        message = err.message if isinstance(err, T2SError) else f"{type(err).__name__}: {err}"
+        self.error = f"analyst call failed: {message}"
+        self.error_cause = cause_of(err)
 
 
 # ---------------------------------------------------------------------- a conversation
@@ -321,7 +337,7 @@ class _OneCallAnalyst:
             outcome.turns = 1
             outcome.result = await edit_step(session, inp, outcome.report, retries=inp.edit_retries)
         except LLMError as err:
-            outcome.error = f"analyst call failed: {err.message}"
+            outcome.fail(err)
         outcome.wall_s = round(time.perf_counter() - started, 3)
         return outcome
 
@@ -546,7 +562,7 @@ class AgenticErrorAnalyst:
                 held = await asyncio.to_thread(self.build_workspace, inp, workdir)
                 await self._loop(inp, outcome, workdir, held)
         except LLMError as err:
-            outcome.error = f"analyst call failed: {err.message}"
+            outcome.fail(err)
         if self.unsandboxed:
             outcome.notes.append("the analyst's code ran WITHOUT the sandbox (--unsafe-no-sandbox)")
         outcome.wall_s = round(time.perf_counter() - started, 3)

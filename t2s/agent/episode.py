@@ -23,7 +23,7 @@ line in text replies; the suite records it into the output (``record_final_answe
 The episode ends when the agent finishes (if it tries to finish before the output file
 exists it gets a reminder, at most ``max_reminders`` times), or after ``max_turns``
 model replies. Then the suite checks the output and the :class:`~t2s.agent.trajectory.Trajectory`
-records everything. Code runs through :func:`t2s.agent.sandbox.run_code` in the task's work
+records everything. Code runs through :func:`t2s.sandbox.run.run_code` in the task's work
 directory, in a thread; observations are cut to head + tail.
 
 :class:`t2s.llm.client.BudgetExceeded` and :class:`t2s.llm.client.CacheMiss` propagate (the episode is
@@ -36,6 +36,8 @@ import asyncio
 import json
 import os
 import re
+import stat
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from t2s.agent import sandbox
+from t2s import sandbox
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
 from t2s.faults import ErrorCause, cause_of
@@ -101,6 +103,9 @@ class AgentOptions:
     phase: str = "rollout"
     #: The sampling seed sent to the model (None: the role's seed).
     seed: int | None = None
+    #: Run the code without the sandbox where none can be had (``--unsafe-no-sandbox``;
+    #: None: ``$T2S_UNSAFE_NO_SANDBOX``). A working sandbox is always used.
+    unsafe_no_sandbox: bool | None = None
 
 
 # ---------------------------------------------------------------------------- the skill
@@ -455,8 +460,9 @@ class _Episode:
             self.traj.scripts.append(code if language == "python" else f"# shell\n{code}")
             result = await asyncio.to_thread(
                 sandbox.run_code, code, self.workdir, language=language, timeout=opt.exec_timeout,
-                memory_mb=opt.memory_mb, network=opt.network,
+                memory_mb=opt.memory_mb, network=opt.network, unsafe_no_sandbox=opt.unsafe_no_sandbox,
             )
+            self.traj.meta.setdefault("sandbox", result.isolation.get("sandbox", ""))
             self.traj.timings.exec_s += result.duration_s
             obs, cut = format_exec(action.tool, result, opt.observation_limit)
             obs = _relativise(obs, self.workdir)
@@ -708,15 +714,28 @@ def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
     file(s) and the scripts the agent ran (``scripts/001.py``, ``scripts/002.sh``...)."""
     files: dict[str, bytes] = {}
     for name in traj.outputs:
-        path = Path(workdir) / name
-        if path.is_file():
-            files[name] = path.read_bytes()
+        data = _read_no_follow(Path(workdir) / name)
+        if data is not None:
+            files[name] = data
     for n, code in enumerate(traj.scripts, start=1):
         shell = code.startswith("# shell\n")
         files[f"scripts/{n:03d}.{'sh' if shell else 'py'}"] = (
             code[len("# shell\n"):] if shell else code
         ).encode()
     return files
+
+def _read_no_follow(path: Path) -> bytes | None:
+    """A regular file's bytes, never through a symlink (t2s may run as root, and
+    unsandboxed code could have left ``output.xlsx -> /etc/shadow``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read()
+
 
 # ---------------------------------------------------------------------------- evaluation runner
 def _task_verdict(task_id: str, k: int, traj: Trajectory | None, doomed: list[str]):
@@ -750,6 +769,9 @@ def evaluate_tasks(request) -> Any:
     ctx = request.ctx
     config = ctx.config
     store = ctx.store
+    warning = sandbox.preflight(ctx.unsafe_no_sandbox)  # refuses here, not for a cached result
+    if warning:
+        print(warning, file=sys.stderr)
     skill = SkillBundle.from_dir(Path(request.skill_path))
     skill.skill_dir = ctx.skill_dir
     skill.tree = store.subtree(request.commit, ctx.skill_dir)
@@ -770,6 +792,7 @@ def evaluate_tasks(request) -> Any:
                 opts = AgentOptions(
                     max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
                     phase="eval", seed=((role.seed or 0) + k) if seeds > 1 else None,
+                    unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)
                 workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)

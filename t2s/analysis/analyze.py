@@ -73,6 +73,9 @@ class AnalyzeSettings:
     concurrency: int = 4
     exec_timeout: float = 60.0
     protocol: str | None = None
+    #: Run the analysts' code without the sandbox where none can be had
+    #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
+    unsafe_no_sandbox: bool | None = None
 
     @classmethod
     def from_config(cls, config, **overrides: Any) -> "AnalyzeSettings":
@@ -468,7 +471,7 @@ async def _analyze_run(
                 trajectory=traj, context=context, task=task, suite=suite, artifacts=artifacts,
                 max_turns=settings.max_turns, edit_retries=settings.edit_retries,
                 exec_timeout=settings.exec_timeout, retry_unvalidated=settings.include_unvalidated,
-                protocol=settings.protocol,
+                protocol=settings.protocol, unsafe_no_sandbox=settings.unsafe_no_sandbox,
             )
             try:
                 outcome = await make_analyst(kind, llm).analyse(inp)

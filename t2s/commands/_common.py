@@ -32,6 +32,25 @@ repo_option = click.option(
 )
 
 
+unsafe_sandbox_option = click.option(
+    "--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True, default=None, envvar="T2S_UNSAFE_NO_SANDBOX",
+    help="Where no sandbox can be had (see `t2s doctor`), run model-written code anyway, as your "
+         "user with your files and network: dangerous. Ignored where the sandbox works.",
+)
+
+
+def sandbox_preflight(unsafe_no_sandbox: bool | None) -> str | None:
+    """Before a command runs model code: clean what killed runs left, check the sandbox
+    (a clear error when there is none and the flag is not given), and warn loudly on
+    stderr when the code will run unsandboxed. Returns that warning (to record) or None."""
+    from t2s.sandbox.run import preflight
+
+    warning = preflight(unsafe_no_sandbox)
+    if warning:
+        err_console.print(f"[bold red]{warning}[/bold red]")
+    return warning
+
+
 class Bounded(click.ParamType):
     """A number checked by a pydantic rule of :mod:`t2s.config`, so a flag and the
     ``t2s.toml`` setting it overrides accept exactly the same values (NaN and

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands._common import setting_type
 from t2s.config import AnalyzeSection
@@ -27,11 +27,12 @@ from t2s.config import AnalyzeSection
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @click.option("--retry-errored/--keep-errored", "retry_errored", default=True, show_default=True,
               help="Analyse trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.")
+@unsafe_sandbox_option
 @model_options
 @json_option
 @repo_option
 def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated, protocol, no_cache,
-            retry_errored, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
+            retry_errored, unsafe_no_sandbox, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
     """Analyse the trajectories of run RUN: one patch branch per accepted analysis.
 
     Every analyst works against the run's frozen skill S0 and never sees another's
@@ -62,8 +63,10 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
     check_run_name(run_name)
     settings = AnalyzeSettings.from_config(
         config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-        include_unvalidated=include_unvalidated, protocol=protocol,
+        include_unvalidated=include_unvalidated, protocol=protocol, unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    if settings.analyst == "agentic" and settings.mode != "success":  # only that analyst runs code
+        sandbox_preflight(unsafe_no_sandbox)
     overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
               phase="analyze", overrides=overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option
+from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, unsafe_sandbox_option
 from t2s.commands._common import number_type, setting_type
 from t2s.config import GateSection, Score
 from t2s.errors import T2SError
@@ -30,9 +30,10 @@ EXIT_ABORT = 128
 @click.option("--report-file", type=click.Path(path_type=Path), default=None, hidden=True,
               help="Append one JSON line per evaluation (used by t2s bisect).")
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
+@unsafe_sandbox_option
 @repo_option
 @json_option
-def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, repo_dir, as_json):
+def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_no_sandbox, repo_dir, as_json):
     """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
 
     The skill folder at REV is materialised with `git archive` (nothing is checked
@@ -57,7 +58,8 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, repo_di
     try:
         store = open_store(repo_dir)
         config = load_repo_config(store)
-        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev)
+        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev,
+                           unsafe_no_sandbox=unsafe_no_sandbox)
         outcome = evaluate(ctx, rev, use_cache=not no_cache, on_wait=lambda msg: err_console.print(msg + " ..."))
     except EvalErrored as err:
         _print_errored(err, as_json, quiet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import err_console, number_type, repo_option, setting_type
+from t2s.commands._common import err_console, number_type, repo_option, setting_type, unsafe_sandbox_option
 from t2s.config import Count, MergeSection, RolloutSection
 
 
@@ -22,9 +22,11 @@ from t2s.config import Count, MergeSection, RolloutSection
 @click.option("--batch", type=number_type(Count), default=5, show_default=True, help="Patches per step with --strategy sequential.")
 @click.option("--model", default=None, help="Model name for every role (or use T2S_MODEL / T2S_BASE_URL).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@unsafe_sandbox_option
 @repo_option
 @click.pass_context
-def evolve(ctx, run_name, split, rev, suite_ref, limit, concurrency, analyst, mode, fan_in, strategy, batch, model, no_cache, repo_dir):
+def evolve(ctx, run_name, split, rev, suite_ref, limit, concurrency, analyst, mode, fan_in, strategy, batch, model, no_cache,
+           unsafe_no_sandbox, repo_dir):
     """Evolve the skill end to end: rollout -> analyze -> merge.
 
     Each stage keeps its finished work in the run record, so running the same
@@ -46,10 +48,11 @@ def evolve(ctx, run_name, split, rev, suite_ref, limit, concurrency, analyst, mo
 
     err_console.print(f"[bold]1/3 rollout[/bold] (run {run_name})")
     ctx.invoke(rollout, split=split, rev=rev, run_name=run_name, suite_ref=suite_ref, limit=limit,
-               concurrency=concurrency, model=model, no_cache=no_cache, repo_dir=repo_dir)
+               concurrency=concurrency, model=model, no_cache=no_cache, unsafe_no_sandbox=unsafe_no_sandbox,
+               repo_dir=repo_dir)
     err_console.print("[bold]2/3 analyze[/bold]")
     ctx.invoke(analyze, run_name=run_name, mode=mode, analyst=analyst, concurrency=concurrency,
-               no_cache=no_cache, flag_model=model, repo_dir=repo_dir)
+               no_cache=no_cache, unsafe_no_sandbox=unsafe_no_sandbox, flag_model=model, repo_dir=repo_dir)
     err_console.print("[bold]3/3 merge[/bold]")
     ctx.invoke(merge, run_name=run_name, fan_in=fan_in, strategy=strategy, batch=batch,
                no_cache=no_cache, flag_model=model, repo_dir=repo_dir)

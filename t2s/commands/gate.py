@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import appending, console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, setting_type
+from t2s.commands._common import appending, console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, setting_type, unsafe_sandbox_option
 from t2s.config import GateSection
 
 
@@ -23,9 +23,11 @@ from t2s.config import GateSection
 @click.option("--no-cache", is_flag=True, help="Re-run both evaluations.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the Markdown summary to this file (e.g. \"$GITHUB_STEP_SUMMARY\").")
+@unsafe_sandbox_option
 @repo_option
 @json_option
-def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, no_cache, markdown_path, repo_dir, as_json):
+def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, no_cache, markdown_path,
+         unsafe_no_sandbox, repo_dir, as_json):
     """Evaluate CANDIDATE and a baseline on the same split and agent; pass or fail.
 
     Passes only if the score delta is at least [gate] min_delta and at most [gate]
@@ -45,7 +47,8 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
     store = open_store(repo_dir)
     config = load_repo_config(store)
     with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
-        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate)
+        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate,
+                           unsafe_no_sandbox=unsafe_no_sandbox)
         try:
             result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
                               use_cache=not no_cache, on_wait=lambda msg: err_console.print(msg + " ..."))

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
 from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, RolloutSection
 
@@ -27,10 +27,11 @@ from t2s.config import Count, RolloutSection
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @click.option("--retry-errored/--keep-errored", "retry_errored", default=True, show_default=True,
               help="Run errored tasks (the model endpoint failed, t2s crashed) again when resuming, or leave them.")
+@unsafe_sandbox_option
 @json_option
 @repo_option
 def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids, max_turns, protocol, model,
-            no_cache, retry_errored, as_json, repo_dir):
+            no_cache, retry_errored, unsafe_no_sandbox, as_json, repo_dir):
     """Run the agent with the skill at S0 on the tasks of a split.
 
     The skill is read from git at S0 (never from the working tree). Each finished task
@@ -60,6 +61,7 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
     config = load_repo_config(store)
     run_name = check_run_name(run_name or datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S"))
     suite = load_rollout_suite(config, store, suite_ref)
+    sandbox_preflight(unsafe_no_sandbox)
     overrides = {"agent": {"model": model}} if model else None
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
               phase="rollout", overrides=overrides)
@@ -67,6 +69,7 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
         max_turns=max_turns or config.rollout.max_turns,
         exec_timeout=config.rollout.exec_timeout,
         protocol=protocol,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
     progress = None if as_json else CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict)
     if not as_json:

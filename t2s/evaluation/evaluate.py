@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -54,6 +53,7 @@ from typing import Any, Callable, Sequence
 from t2s.config import Config
 from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.faults import ErrorCause, WorkErrored, describe, tally
+from t2s.sandbox.leftovers import scratch_dir
 from t2s.gitstore.store import GitStore
 from t2s.record.notes import (
     EVAL_NOTES,
@@ -96,6 +96,9 @@ class EvalContext:
     agent_hash: str
     #: The effective agent role settings (t2s.config.RoleModel), transport included.
     agent_role: Any = None
+    #: Run the agent's code without the sandbox where none can be had
+    #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
+    unsafe_no_sandbox: bool | None = None
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
@@ -155,6 +158,7 @@ def make_context(
     suite: str | None = None,
     skill_dir: str | None = None,
     rev_for_skill: str = "HEAD",
+    unsafe_no_sandbox: bool | None = None,
 ) -> EvalContext:
     """Load the suite and resolve the agent settings once for a series of evaluations."""
     from t2s.llm.client import resolve_roles
@@ -187,6 +191,7 @@ def make_context(
         agent=agent,
         agent_hash=fingerprint_hash(agent),
         agent_role=role,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
 
 
@@ -356,7 +361,7 @@ def evaluate(
             return hit  # the evaluation we waited for wrote it
         runner = runner or agent_runner
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="t2s-eval-", dir=workdir) as tmp:
+        with scratch_dir("t2s-eval-", workdir) as tmp:
             skill_name = PurePosixPath(ctx.skill_dir).name
             skill_path = store.archive(commit, ctx.skill_dir, Path(tmp) / "skill" / skill_name)
             work = Path(tmp) / "work"

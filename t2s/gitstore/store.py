@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
+from t2s import redaction
 from t2s.errors import GitError, RefConflict, UsageError
 
 ZERO_SHA = "0" * 40
@@ -530,8 +531,10 @@ class GitStore:
 
     # ----------------------------------------------------------------- writing
     def write_blob(self, data: bytes | str, *, hold: HeldObjects | None = None) -> str:
-        """Store ``data`` as a blob and return its id (see :meth:`write_held` for ``hold``)."""
-        return self._store_object(b"blob", data.encode() if isinstance(data, str) else data, hold)
+        """Store ``data`` as a blob and return its id (see :meth:`write_held` for ``hold``).
+        The values of API-key variables are redacted (:mod:`t2s.redaction`)."""
+        raw = data.encode() if isinstance(data, str) else data
+        return self._store_object(b"blob", redaction.redact_bytes(raw), hold)
 
     def _store_object(self, kind: bytes, raw: bytes, hold: HeldObjects | None = None) -> str:
         """Write one loose object in-process, as git does, and return its id.
@@ -716,7 +719,7 @@ class GitStore:
         Otherwise, and to learn the identity, ``git commit-tree`` / ``git var`` decide
         (and git must see the tree first, so ``hold`` is written out then).
         """
-        message = format_message(subject, body, trailers)
+        message = redaction.redact_text(format_message(subject, body, trailers))
         idents = self._commit_idents()
         if idents is None:
             if hold:
@@ -798,6 +801,7 @@ class GitStore:
         One ``git apply --cached`` both checks and applies (it changes nothing when any
         hunk fails), so this is ``apply --check`` and ``apply_to_tree`` in one step.
         """
+        diff_text = redaction.redact_text(diff_text)  # git writes the blobs of what it applies
         with self.private_index(base) as env:
             proc = subprocess.run(
                 ["git", "apply", "--cached", "--whitespace=nowarn", "-"],
@@ -909,14 +913,15 @@ class GitStore:
         """
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
-            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit,
+                     input=redaction.redact_text(text))
 
     def update_note(self, namespace: str, rev: str, change: Callable[[str | None], str]) -> str:
         """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
         new text, under the namespace's lock, so concurrent updaters lose nothing."""
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
-            text = change(self.read_note(namespace, commit))
+            text = redaction.redact_text(change(self.read_note(namespace, commit)))
             self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
         return text
 
@@ -940,7 +945,7 @@ class GitStore:
         commit = self.resolve(rev)
         if self.rev_parse(f"refs/tags/{name}"):
             raise RefConflict(f"tag {name} already exists")
-        self.run("tag", "-a", name, "-F", "-", commit, input=message)
+        self.run("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
         return self.rev_parse(f"refs/tags/{name}")
 
     def drop_tag_reflogs(self, message_prefix: str = "t2s") -> list[str]:
@@ -1020,7 +1025,7 @@ class GitStore:
         _check_ref_name(f"refs/tags/{name}")
         commit = self.resolve(rev)
         ident = self.run("var", "GIT_COMMITTER_IDENT").strip()
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{message.rstrip()}\n"
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
         return self.run("mktag", input=body).strip()
 
     def checked_out(self) -> dict[str, Path]:

@@ -59,6 +59,7 @@ from t2s.llm.ledger import Ledger, LedgerRow
 from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
 from t2s.config import ROLES, BudgetSection, Config, RoleModel, rule_message
 from t2s.prompts import load as load_prompt, render as render_prompt
+from t2s import redaction
 from t2s.errors import ConfigError, T2SError
 
 __all__ = [
@@ -299,6 +300,7 @@ def resolve_roles(
                 for e in err.errors()
             )
             raise ConfigError(f"models.{role}: {problems}") from None
+    redaction.watch(r.api_key_env for r in resolved.values())
     return resolved
 
 
@@ -689,6 +691,8 @@ class LLM:
         body.update(cfg.extra_body)
         if extra_body:
             body.update(extra_body)
+        # what reaches a model never holds a key's value (t2s.redaction)
+        body["messages"] = redaction.redact_json(body["messages"], self._env)
         return body
 
     async def chat(

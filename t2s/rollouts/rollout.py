@@ -18,7 +18,6 @@ the S0, suite, split and seeds its manifest recorded.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from t2s.agent.episode import AgentOptions, SkillBundle, artifact_files, run_age
 from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.faults import Breaker, ErrorCause, WorkErrored, describe, tally
+from t2s.sandbox.leftovers import scratch_dir
 from t2s.record.runs import RunManifest, RunRecord, StageProgress
 from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
@@ -288,7 +288,7 @@ async def _rollout(
 
     status = "failed"
     try:
-        with tempfile.TemporaryDirectory(prefix="t2s-rollout-", dir=workroot) as tmp:
+        with scratch_dir("t2s-rollout-", workroot) as tmp:
             try:
                 async with asyncio.TaskGroup() as group:
                     for p in pending:

@@ -29,8 +29,8 @@ from t2s.tasks.xlsx_compare import compare_workbooks, reader_stats, workbook_cac
 from t2s.tasks.xlsx_fast import FullLoadNeeded
 from tests.conftest import SPREADSHEETBENCH, needs_shared
 
-POSITIONS = ["A1:H12", "'Data'!B2:D4,'Data'!F1:F12", "'Other'!A1:C3", "G5", "F5:F6", "'Data'!A:H",
-             "A1:H12,'Other'!A1:C3"]
+POSITIONS = ["A1:H12", "'Data'!B2:D4,'Data'!F1:F12", "'Other'!A1:C3", "G5", "F5:F6", "A12:H12",
+             "'Data'!A:H", "A1:H12,'Other'!A1:C3"]
 
 
 def _report(**kwargs) -> dict:
@@ -174,7 +174,7 @@ STYLES = f"""<styleSheet xmlns="{MAIN}">
 <numFmt numFmtId="165" formatCode="[h]:mm:ss"/><numFmt numFmtId="166" formatCode="0.00%"/></numFmts>
 <fonts count="1"><font><sz val="11"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills>
 <borders count="1"><border/></borders><cellStyleXfs count="1"><xf/></cellStyleXfs>
-<cellXfs count="8"><xf numFmtId="0"/><xf numFmtId="14"/><xf numFmtId="20"/><xf numFmtId="22"/>
+<cellXfs count="8"><extLst/><xf numFmtId="0"/><xf numFmtId="14"/><xf numFmtId="20"/><xf numFmtId="22"/>
 <xf numFmtId="164"/><xf numFmtId="165"/><xf numFmtId="166"/><xf numFmtId="49"/></cellXfs>
 </styleSheet>"""
 
@@ -191,7 +191,8 @@ DATA_SHEET = f"""<worksheet xmlns="{MAIN}" xmlns:r="{REL}"><sheetData>
  <c r="H1"><v>1E3</v></c></row>
 <row r="2"><c r="A2"><f>F1*2</f><v>84</v></c><c r="B2" t="str"><f>"a"&amp;"b"</f><v>ab</v></c>
  <c r="C2" t="e"><f>1/0</f><v>#DIV/0!</v></c><c r="D2" t="e"><v>#N/A</v></c><c r="E2" t="b"><v>1</v></c>
- <c r="F2" t="b"><v>0</v></c><c r="G2"><f>NOW()</f></c><c r="H2" t="str"><f>""</f><v></v></c></row>
+ <c r="F2" t="b"><v>0</v></c><c r="G2"><f>NOW()</f></c><c r="H2" t="str"><f>""</f><v></v></c>
+ <c r="E12"><v>-12</v></c></row>
 <row r="3"><c r="A3" s="1"><v>45344</v></c><c r="B3" s="2"><v>0.5</v></c><c r="C3" s="3"><v>45344.75</v></c>
  <c r="D3" s="4"><v>1</v></c><c r="E3" s="5"><v>1.25</v></c><c r="F3" s="6"><v>0.125</v></c>
  <c r="G3" s="7"><v>3</v></c><c r="H3" s="1"><v>99999999</v></c></row>
@@ -274,7 +275,9 @@ def test_hand_written_cells_read_the_same(tmp_path, date1904):
     assert full["D8"].value == "Other!A1" and full["H12"].value is not None
     assert full["B10"].value is None and full["A10"].value == 100  # merged: only the top-left keeps its value
     assert full["A9"].value == -90 and full["A8"].value == 81      # a later cell wins
-    assert full["C2"].value == -2                                  # even from another row
+    assert full["C2"].value == -2 and full["E12"].value == -12     # even from another row
+    assert full["C3"].value == (datetime.datetime(2028, 2, 23, 18, 0) if date1904
+                                else datetime.datetime(2024, 2, 22, 18, 0))  # the 1904 date system
     assert full["B5"].value == 2 and full["B6"].value == 61        # cells and rows without r
     assert isinstance(full["A3"].value, datetime.datetime) and isinstance(full["E3"].value, datetime.timedelta)
     assert full["E1"].value == "rich " and full["B1"].value == "x000D_escaped"

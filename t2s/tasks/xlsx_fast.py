@@ -8,8 +8,10 @@ ranges. This reader runs **openpyxl's own code** wherever a value is decided, on
 - the package manifest, the workbook part (sheet list and order, 1904 date system) and
   the shared strings: ``ExcelReader``'s own methods (each shared string is converted by
   openpyxl's ``Text`` when a cell first refers to it);
-- of the stylesheet, the number and cell formats, built into openpyxl's ``Stylesheet``,
-  whose own code decides which cell styles are dates and durations;
+- of the stylesheet, the number formats (openpyxl's ``NumberFormatList``) and each cell
+  format's number format id, from which openpyxl's ``is_date_format`` and
+  ``is_timedelta_format`` decide which cell styles are dates and durations, as
+  ``Stylesheet._normalise_numbers`` does;
 - of each sheet a check reads, the cells inside the box around the compared cells:
   ``WorkSheetParser.parse_cell`` converts them, then openpyxl's ``WorksheetReader``
   binds merged ranges (a cell of a merged range other than its top-left one reads as
@@ -38,7 +40,7 @@ from openpyxl.cell import Cell
 from openpyxl.cell.text import Text
 from openpyxl.packaging.relationship import RelationshipList, get_dependents, get_rels_path
 from openpyxl.reader.excel import ExcelReader
-from openpyxl.styles.stylesheet import Stylesheet
+from openpyxl.styles.numbers import NumberFormatList, builtin_format_code, is_date_format, is_timedelta_format
 from openpyxl.workbook.child import INVALID_TITLE_REGEX
 from openpyxl.utils.cell import coordinate_to_tuple
 from openpyxl.worksheet._reader import WorkSheetParser, WorksheetReader
@@ -49,36 +51,38 @@ _STRING_TAG = "{%s}si" % SHEET_MAIN_NS
 _INLINE_STRING = "{%s}is" % SHEET_MAIN_NS
 _TEXT_TAG = "{%s}t" % SHEET_MAIN_NS
 
-#: The stylesheet parts that decide a value: number formats and cell formats (which
-#: cell styles are dates or durations, and how many styles a cell may refer to).
-_VALUE_STYLE_PARTS = ("numFmts", "cellXfs")
-
-
 class FullLoadNeeded(Exception):
     """The fast reader cannot vouch for this workbook; use the full openpyxl load."""
 
 
 def _apply_value_styles(archive, wb) -> None:
-    """openpyxl's ``apply_stylesheet`` reduced to the parts that decide values.
+    """What openpyxl's ``apply_stylesheet`` decides about values: which cell styles are
+    dates and durations (``Stylesheet._normalise_numbers``), and how many cell styles
+    there are (a cell referring to a missing one fails the load).
 
-    The rest (fonts, fills, borders, named styles) is what makes style-heavy workbooks
-    slow: one Verified workbook has 49,303 named styles and takes 19 s to expand.
+    The rest of the stylesheet (fonts, fills, borders, named styles, every attribute of
+    every cell format) is what makes style-heavy workbooks slow: one Verified workbook
+    has 49,303 named styles and takes 10-20 s to expand.
     """
     try:
         src = archive.read(ARC_STYLE)
     except KeyError:
         return  # no stylesheet: openpyxl keeps its defaults too
     parts: dict[str, Any] = {}
-    for el in fromstring(src):  # as Serialisable.from_tree dispatches them (the last one wins)
-        tag = localname(el)
-        if tag in _VALUE_STYLE_PARTS:
-            desc = getattr(Stylesheet, tag)
-            parts[tag] = desc.from_tree(el) if hasattr(desc, "from_tree") else desc.expected_type.from_tree(el)
-    stylesheet = Stylesheet(**parts)  # openpyxl's own date/duration format index
-    if stylesheet.cell_styles:  # the same condition as apply_stylesheet
-        wb._cell_styles = stylesheet.cell_styles
-        wb._date_formats = stylesheet.date_formats
-        wb._timedelta_formats = stylesheet.timedelta_formats
+    for el in fromstring(src):  # as Serialisable.from_tree dispatches them: by local name, the last wins
+        if localname(el) in ("numFmts", "cellXfs"):
+            parts[localname(el)] = el
+    # CellStyleList keeps the children named xf; CellStyle reads numFmtId with int(), 0 when absent
+    ids = [int(xf.get("numFmtId", 0)) for xf in parts.get("cellXfs", ()) if localname(xf) == "xf"]
+    if not ids:
+        return  # no cell formats: apply_stylesheet keeps openpyxl's defaults
+    custom = {}
+    if "numFmts" in parts:
+        custom = {f.numFmtId: f.formatCode for f in NumberFormatList.from_tree(parts["numFmts"]).numFmt}
+    formats = [custom[i] if i in custom else builtin_format_code(i) for i in ids]
+    wb._cell_styles = ids  # only looked up by index, as openpyxl looks up a cell's style
+    wb._date_formats = {n for n, fmt in enumerate(formats) if is_date_format(fmt)}
+    wb._timedelta_formats = {n for n, fmt in enumerate(formats) if is_timedelta_format(fmt)}
 
 
 #: A rectangle of cells: (min_row, min_col, max_row, max_col), 1-based, inclusive.
@@ -116,12 +120,6 @@ def _plain_inline_text(element) -> str | None:
     return child[0].text or ""
 
 
-def _on_row(coordinate: str | None, number: str) -> bool:
-    """Whether openpyxl reads ``coordinate`` (letters, then digits) as being on row ``number``."""
-    return (coordinate is not None and len(coordinate) > len(number) and coordinate.endswith(number)
-            and coordinate[:-len(number)].isalpha())
-
-
 class _BoxParser(WorkSheetParser):
     """openpyxl's sheet parser, converting only the cells inside ``box``.
 
@@ -138,10 +136,17 @@ class _BoxParser(WorkSheetParser):
         number = row.get("r")
         if number and number.isascii() and number.isdigit():
             min_row, _, max_row, _ = self.box
-            if not min_row <= int(number) <= max_row and all(_on_row(el.get("r"), number) for el in row):
-                # a row outside the box whose cells all say they are on it: nothing to read
-                self.row_counter, self.col_counter = int(number), 0
-                return self.row_counter, []
+            if not min_row <= int(number) <= max_row:
+                size = len(number)
+                for el in row:
+                    # openpyxl reads "letters, then digits" as (digits, letters)
+                    coordinate = el.get("r")
+                    if not (coordinate and len(coordinate) > size and coordinate.endswith(number)
+                            and coordinate[:-size].isalpha()):
+                        break  # a cell that may be on another row: read the row cell by cell
+                else:  # a row outside the box whose cells all say they are on it: nothing to read
+                    self.row_counter, self.col_counter = int(number), 0
+                    return self.row_counter, []
         return super().parse_row(row)
 
     def parse_cell(self, element):

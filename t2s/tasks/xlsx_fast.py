@@ -2,7 +2,7 @@
 
 ``openpyxl.load_workbook(path, data_only=True)`` (the official semantics) parses every
 sheet, makes a ``Cell`` per cell and expands the whole stylesheet: on one style-heavy
-Verified workbook the stylesheet alone takes 19 s. A check needs the values of a few
+Verified workbook the stylesheet alone takes 10-20 s. A check needs the values of a few
 ranges. This reader runs **openpyxl's own code** wherever a value is decided, on less:
 
 - the package manifest, the workbook part (sheet list and order, 1904 date system) and
@@ -41,8 +41,8 @@ from openpyxl.cell.text import Text
 from openpyxl.packaging.relationship import RelationshipList, get_dependents, get_rels_path
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.styles.numbers import NumberFormatList, builtin_format_code, is_date_format, is_timedelta_format
-from openpyxl.workbook.child import INVALID_TITLE_REGEX
 from openpyxl.utils.cell import coordinate_to_tuple
+from openpyxl.workbook.child import INVALID_TITLE_REGEX
 from openpyxl.worksheet._reader import WorkSheetParser, WorksheetReader
 from openpyxl.xml.constants import ARC_STYLE, SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import fromstring, iterparse, localname
@@ -50,6 +50,7 @@ from openpyxl.xml.functions import fromstring, iterparse, localname
 _STRING_TAG = "{%s}si" % SHEET_MAIN_NS
 _INLINE_STRING = "{%s}is" % SHEET_MAIN_NS
 _TEXT_TAG = "{%s}t" % SHEET_MAIN_NS
+
 
 class FullLoadNeeded(Exception):
     """The fast reader cannot vouch for this workbook; use the full openpyxl load."""

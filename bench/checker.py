@@ -252,11 +252,11 @@ def bench_sandbox(runs: int) -> None:
     from t2s.sandbox import isolation_report, run_code
 
     iso = isolation_report()
-    print(f"sandbox isolation: network={iso['network']}; processes={iso['processes']}")
+    print(f"sandbox: {iso['sandbox']}; processes: {iso.get('processes', '-')}")
     with tempfile.TemporaryDirectory() as tmp:
         for language, code in (("python", "pass"), ("shell", "true")):
-            for label, kwargs in (("isolated", {}), ("no netns, no proc limit",
-                                                    {"network": True, "max_procs": None})):
+            for label, kwargs in (("sandboxed", {}), ("network on, no proc limit",
+                                                     {"network": True, "max_procs": None})):
                 samples = []
                 for _ in range(runs):
                     t0 = time.perf_counter()

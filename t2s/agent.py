@@ -36,6 +36,8 @@ import asyncio
 import json
 import os
 import re
+import stat
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from typing import Any
 from t2s import sandbox
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError
+from t2s.faults import ErrorCause, cause_of
 from t2s.skill import SKILL_FILE, parse_skill_md, skill_body
 from t2s.trajectory import (
     Message,
@@ -100,6 +103,9 @@ class AgentOptions:
     phase: str = "rollout"
     #: The sampling seed sent to the model (None: the role's seed).
     seed: int | None = None
+    #: Run the code without the sandbox where none can be had (``--unsafe-no-sandbox``;
+    #: None: ``$T2S_UNSAFE_NO_SANDBOX``). A working sandbox is always used.
+    unsafe_no_sandbox: bool | None = None
 
 
 # ---------------------------------------------------------------------------- the skill
@@ -454,8 +460,9 @@ class _Episode:
             self.traj.scripts.append(code if language == "python" else f"# shell\n{code}")
             result = await asyncio.to_thread(
                 sandbox.run_code, code, self.workdir, language=language, timeout=opt.exec_timeout,
-                memory_mb=opt.memory_mb, network=opt.network,
+                memory_mb=opt.memory_mb, network=opt.network, unsafe_no_sandbox=opt.unsafe_no_sandbox,
             )
+            self.traj.meta.setdefault("sandbox", result.isolation.get("sandbox", ""))
             self.traj.timings.exec_s += result.duration_s
             obs, cut = format_exec(action.tool, result, opt.observation_limit)
             obs = _relativise(obs, self.workdir)
@@ -668,26 +675,18 @@ async def run_agent(
         await episode.run()
     except (BudgetExceeded, CacheMiss):
         raise
-    except T2SError as err:
-        traj.verdict = "errored"
+    except Exception as err:  # the model endpoint, or a bug: an error, never a verdict
+        _record_error(traj, cause_of(err))
         traj.stop_reason = "error"
-        traj.error = err.message
-    except Exception as err:  # a bug must not take a whole rollout down: record it
-        traj.verdict = "errored"
-        traj.stop_reason = "error"
-        traj.error = f"{type(err).__name__}: {err}"
-        traj.meta["traceback"] = traceback.format_exc(limit=8)
+        if not isinstance(err, T2SError):  # a bug must not take a whole rollout down: keep its trace
+            traj.meta["traceback"] = traceback.format_exc(limit=8)
 
     if traj.verdict != "errored" and episode.workspace is not None:
         check_started = time.perf_counter()
         try:
             verdict = await asyncio.to_thread(suite.check, task, episode.workspace.output_path, case)
-        except T2SError as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {err.message}"
         except Exception as err:
-            traj.verdict = "errored"
-            traj.error = f"checker: {type(err).__name__}: {err}"
+            _record_error(traj, cause_of(err, prefix="checker: "))
         else:
             report = verdict.report.model_dump(mode="json")
             report["output_path"] = episode.output_rel
@@ -704,14 +703,20 @@ async def run_agent(
     return traj
 
 
+def _record_error(traj: Trajectory, cause: ErrorCause) -> None:
+    traj.verdict = "errored"
+    traj.error = cause.message
+    traj.error_cause = cause
+
+
 def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
     """The files to keep with a trajectory, relative to ``artifacts/<id>/``: the output
     file(s) and the scripts the agent ran (``scripts/001.py``, ``scripts/002.sh``...)."""
     files: dict[str, bytes] = {}
     for name in traj.outputs:
-        path = Path(workdir) / name
-        if path.is_file():
-            files[name] = path.read_bytes()
+        data = _read_no_follow(Path(workdir) / name)
+        if data is not None:
+            files[name] = data
     for n, code in enumerate(traj.scripts, start=1):
         shell = code.startswith("# shell\n")
         files[f"scripts/{n:03d}.{'sh' if shell else 'py'}"] = (
@@ -719,21 +724,54 @@ def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
         ).encode()
     return files
 
+def _read_no_follow(path: Path) -> bytes | None:
+    """A regular file's bytes, never through a symlink (t2s may run as root, and
+    unsandboxed code could have left ``output.xlsx -> /etc/shadow``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read()
+
+
 # ---------------------------------------------------------------------------- evaluation runner
+def _task_verdict(task_id: str, k: int, traj: Trajectory | None, doomed: list[str]):
+    """A task's line of an evaluation: its verdict, or why it has none (errored, not run)."""
+    from t2s.notes import TaskVerdict
+
+    if traj is None:
+        reason = f"not run: {doomed[0]}"
+        return TaskVerdict(task=task_id, seed=k, passed=False, score=0.0, error=reason,
+                           cause=ErrorCause(kind="not-run", message=reason), stop_reason="not run")
+    cause = None
+    if traj.verdict == "errored":
+        cause = traj.error_cause or ErrorCause(kind="error", message=traj.error or "")
+    return TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
+                       error=traj.error if cause else None, cause=cause, turns=traj.turns,
+                       stop_reason=traj.stop_reason, tokens=traj.usage.total_tokens)
+
+
 def evaluate_tasks(request) -> Any:
     """The runner :func:`t2s.evaluate.evaluate` uses: the agent with the materialised
     skill (``request.skill_path``) on every task and seed of ``request``.
 
     Returns a :class:`t2s.evaluate.RunResult`. A budget cap or a replay-cache miss stops
     the evaluation with its :class:`~t2s.errors.T2SError` (no partial record is noted).
+    Once a task errors, no result can be recorded, so no further task starts (tasks
+    already running finish); the ones left out are errored as ``not-run``.
     """
     from t2s.evaluate import RunResult
     from t2s.llm import LLM, default_cache_path
-    from t2s.notes import TaskVerdict
 
     ctx = request.ctx
     config = ctx.config
     store = ctx.store
+    warning = sandbox.preflight(ctx.unsafe_no_sandbox)  # refuses here, not for a cached result
+    if warning:
+        print(warning, file=sys.stderr)
     skill = SkillBundle.from_dir(Path(request.skill_path))
     skill.skill_dir = ctx.skill_dir
     skill.tree = store.subtree(request.commit, ctx.skill_dir)
@@ -742,20 +780,27 @@ def evaluate_tasks(request) -> Any:
     role = llm.role("agent")
     seeds = max(1, int(request.seeds or 1))
 
-    async def main() -> list[tuple[str, int, Trajectory]]:
+    doomed: list[str] = []  # why the evaluation can no longer give a result
+
+    async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))
 
-        async def one(task_id: str, k: int) -> tuple[str, int, Trajectory]:
+        async def one(task_id: str, k: int) -> tuple[str, int, Trajectory | None]:
             async with sem:
+                if doomed:  # one task errored, so nothing will be recorded: start no more
+                    return task_id, k, None
                 opts = AgentOptions(
                     max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
                     phase="eval", seed=((role.seed or 0) + k) if seeds > 1 else None,
+                    unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)
                 workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
                 traj = await run_agent(llm, ctx.suite, task, skill, workdir, options=opts,
                                        traj_id=trajectory_id(task_id, k, seeds), split=ctx.split,
                                        seed_index=k)
+                if traj.verdict == "errored":
+                    doomed.append(f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})")
                 return task_id, k, traj
 
         try:
@@ -771,12 +816,7 @@ def evaluate_tasks(request) -> Any:
         results = asyncio.run(main())
     finally:
         llm.close()
-    verdicts = [
-        TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
-                    error=traj.error, turns=traj.turns, stop_reason=traj.stop_reason,
-                    tokens=traj.usage.total_tokens)
-        for task_id, k, traj in results
-    ]
+    verdicts = [_task_verdict(task_id, k, traj, doomed) for task_id, k, traj in results]
     totals = llm.ledger.totals
     return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd,
                      model_calls=totals.calls)

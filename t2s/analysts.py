@@ -34,7 +34,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -44,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from t2s.prompts import load as prompt, render
 from t2s.errors import T2SError, UsageError
+from t2s.leftovers import dies_with_parent, scratch_dir
+from t2s.faults import ErrorCause, cause_of
 from t2s.lessons import TOPIC_RE, slugify
 from t2s.llm import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
 from t2s.patches import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
@@ -121,6 +122,9 @@ class AnalysisInput:
     retry_unvalidated: bool = False
     #: Tool protocol of the agentic analyst (None: the role's ``protocol`` setting).
     protocol: str | None = None
+    #: Run the analyst's code without the sandbox where none can be had
+    #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
+    unsafe_no_sandbox: bool | None = None
     role: str = ROLE
     phase: str = PHASE
 
@@ -134,6 +138,9 @@ class AnalystOutcome:
     result: Patch | Rejected | None = None
     #: Why there is no usable report (analyst call failed...); "" otherwise.
     error: str = ""
+    #: Set when the analysis *errored* (the analyst's endpoint failed, t2s could not run
+    #: it): no verdict on the trajectory, retried on the next run (:mod:`t2s.faults`).
+    error_cause: ErrorCause | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
@@ -148,6 +155,18 @@ class AnalystOutcome:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def fail(self, err: Exception) -> None:
+        """Record why the analysis stopped. A model that answered but never gave a usable
+        report is a genuine (final) rejection; anything else is an error, retried later."""
+        from t2s.llm import StructuredOutputError
+
+        if isinstance(err, StructuredOutputError):
+            self.error = f"analyst answer unusable: {err.message}"
+            return
+        message = err.message if isinstance(err, T2SError) else f"{type(err).__name__}: {err}"
+        self.error = f"analyst call failed: {message}"
+        self.error_cause = cause_of(err)
 
 
 # ---------------------------------------------------------------------- a conversation
@@ -318,7 +337,7 @@ class _OneCallAnalyst:
             outcome.turns = 1
             outcome.result = await edit_step(session, inp, outcome.report, retries=inp.edit_retries)
         except LLMError as err:
-            outcome.error = f"analyst call failed: {err.message}"
+            outcome.fail(err)
         outcome.wall_s = round(time.perf_counter() - started, 3)
         return outcome
 
@@ -405,6 +424,8 @@ class AgenticErrorAnalyst:
         self.llm = llm
         self.observation_limit = observation_limit
         self.checker_timeout = checker_timeout
+        #: Set when a run_python/run_shell ran without the sandbox (noted in the outcome).
+        self.unsandboxed = False
 
     # -- workspace
     @staticmethod
@@ -458,7 +479,8 @@ class AgenticErrorAnalyst:
         ]
         env = {k: v for k, v in os.environ.items() if not _secret_name(k)}
         try:
-            proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=self.checker_timeout)
+            proc = subprocess.run(dies_with_parent(cmd), cwd=root, env=env, capture_output=True, text=True,
+                                  timeout=self.checker_timeout)
         except subprocess.TimeoutExpired:
             return False, "[evaluate_output] error: the checker timed out", {"path": path, "error": "timeout"}
         rel = str(target.relative_to(root))
@@ -491,7 +513,10 @@ class AgenticErrorAnalyst:
         from t2s import sandbox
         from t2s.agent import format_exec
 
-        result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout)
+        result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout,
+                                  unsafe_no_sandbox=inp.unsafe_no_sandbox)
+        if not result.sandboxed:
+            self.unsandboxed = True
         text, _ = format_exec("run_python" if language == "python" else "run_shell", result, self.observation_limit)
         for form in {str(workdir), str(workdir.resolve())}:
             text = text.replace(form.rstrip("/") + "/", "")
@@ -532,12 +557,14 @@ class AgenticErrorAnalyst:
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind)
         try:
-            with tempfile.TemporaryDirectory(prefix="t2s-analyst-") as tmp:
+            with scratch_dir("t2s-analyst-") as tmp:
                 workdir = Path(tmp) / "workspace"
                 held = await asyncio.to_thread(self.build_workspace, inp, workdir)
                 await self._loop(inp, outcome, workdir, held)
         except LLMError as err:
-            outcome.error = f"analyst call failed: {err.message}"
+            outcome.fail(err)
+        if self.unsandboxed:
+            outcome.notes.append("the analyst's code ran WITHOUT the sandbox (--unsafe-no-sandbox)")
         outcome.wall_s = round(time.perf_counter() - started, 3)
         return outcome
 

@@ -21,6 +21,14 @@ Statuses: ``accepted`` (a branch), ``unvalidated`` (an agentic report whose fix 
 passed: no branch unless ``include_unvalidated``, then one with ``T2S-Validated: no``),
 ``rejected`` (no branch; the reason is recorded). A budget cap stops new work cleanly:
 finished analyses stay recorded and running the command again continues.
+
+An analysis that *errored* (the analyst's endpoint failed or t2s could not run it, see
+:mod:`t2s.faults`) is no verdict: it gets no patch record, only
+``analyses/<trajectory>.json`` with status ``errored`` and the cause, and the next run
+analyses the trajectory again (unless ``retry_errored=False``). A patch record that an
+older t2s wrote as ``rejected`` because the analyst call failed counts as errored too.
+After ``max(3, concurrency)`` analyses in a row errored because the endpoint failed, no
+new analysis starts (the rest stay for the next run, as after a budget stop).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from t2s.analysts import (
 )
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
+from t2s.faults import Breaker, ErrorCause, WorkErrored, cause_of, describe, tally
 from t2s.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
 from t2s.patches import PatchContext, Rejected, commit_patch, distinctive_values
 from t2s.runs import RunRecord, StageProgress
@@ -64,6 +73,9 @@ class AnalyzeSettings:
     concurrency: int = 4
     exec_timeout: float = 60.0
     protocol: str | None = None
+    #: Run the analysts' code without the sandbox where none can be had
+    #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
+    unsafe_no_sandbox: bool | None = None
 
     @classmethod
     def from_config(cls, config, **overrides: Any) -> "AnalyzeSettings":
@@ -110,6 +122,10 @@ class AnalyzeSummary:
     branches: int = 0
     #: Trajectories the mode leaves out, by verdict (errored, unlabelled, ...).
     not_selected: dict[str, int] = field(default_factory=dict)
+    #: Selected trajectories whose analysis errored (no verdict; retried on the next run).
+    errored: int = 0
+    #: Their causes, one row per cause (:class:`t2s.faults.CauseCount` as a dict).
+    errors: list[dict[str, Any]] = field(default_factory=list)
     #: Selected but not analysed because the budget stopped new work.
     remaining: int = 0
     stopped: str | None = None
@@ -121,6 +137,18 @@ class AnalyzeSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def errored_work(self) -> WorkErrored | None:
+        """The error to end the command with when analyses errored, else None."""
+        if not self.errored:
+            return None
+        from t2s.faults import CauseCount
+
+        causes = [CauseCount.model_validate(row) for row in self.errors]
+        return WorkErrored(
+            describe(causes, self.errored, self.selected, "analyses"), causes=causes,
+            hint="fix the cause and run the same command again: errored analyses are run again",
+        )
 
 
 # ---------------------------------------------------------------------- leak guard inputs
@@ -151,6 +179,8 @@ def _reject_kind(reason: str, result: Any) -> str:
         return "leak"
     if "refusing path" in joined:
         return "unsafe path"
+    if reason.startswith("analyst answer unusable"):
+        return "unusable answer"
     if reason.startswith(("analyst call failed", "analysis failed")):
         return "analyst error"
     if reason.startswith("branch"):
@@ -259,13 +289,46 @@ def analysis_json(record: PatchRecord, traj: Trajectory, outcome: AnalystOutcome
     }
 
 
+def errored_analysis_json(traj: Trajectory, outcome: AnalystOutcome, *, notes: list[str] | None = None) -> dict[str, Any]:
+    """``analyses/<id>.json`` of an analysis that errored: why, and what it cost."""
+    return {
+        "schema_version": 1,
+        "trajectory": traj.id,
+        "task": traj.task_id,
+        "outcome": traj.verdict,
+        "patch": None,
+        "analyst": outcome.analyst,
+        "model": outcome.model,
+        "protocol": outcome.protocol,
+        "status": "errored",
+        "reason": outcome.error,
+        "error_cause": outcome.error_cause.model_dump() if outcome.error_cause else None,
+        "turns": outcome.turns,
+        "calls": outcome.calls,
+        "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens,
+                   "total": outcome.tokens},
+        "wall_s": outcome.wall_s,
+        "notes": list(outcome.notes) + list(notes or []),
+        "transcript": outcome.transcript,
+    }
+
+
+def legacy_errored(patch: PatchRecord) -> bool:
+    """A record an older t2s wrote as ``rejected`` although the analyst call failed (an
+    error, not a verdict). A model whose answer never validated stays rejected."""
+    reason = patch.reason
+    return patch.status == "rejected" and (
+        (reason.startswith("analyst call failed:") and "never matched" not in reason)
+        or reason.startswith("analysis failed:"))
+
+
 # ---------------------------------------------------------------------- the run
 def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
     """trajectory id -> its patch record."""
     out: dict[str, PatchRecord] = {}
     for path in record.list(PATCHES_DIR):
         if path.endswith(".json"):
-            data = PatchRecord.model_validate(record.read_json(path))
+            data = record.read_model(path, PatchRecord)
             out[data.trajectory] = data
     return out
 
@@ -312,10 +375,13 @@ async def analyze_run_async(
     settings: AnalyzeSettings | None = None,
     suite: Any = None,
     progress: StageProgress | None = None,
+    retry_errored: bool = True,
 ) -> AnalyzeSummary:
-    """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module doc)."""
+    """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module
+    doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone."""
     with RunRecord(store, run).stage_lock(STAGE):
-        return await _analyze_run(store, config, llm, run=run, settings=settings, suite=suite, progress=progress)
+        return await _analyze_run(store, config, llm, run=run, settings=settings, suite=suite, progress=progress,
+                                  retry_errored=retry_errored)
 
 
 async def _analyze_run(
@@ -327,14 +393,16 @@ async def _analyze_run(
     settings: AnalyzeSettings | None,
     suite: Any,
     progress: StageProgress | None,
+    retry_errored: bool = True,
 ) -> AnalyzeSummary:
     from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import limits_of
+    from t2s.skillrepo import limits_of, require_clean_skill
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
     record = RunRecord(store, run)
     manifest = record.manifest()
+    require_clean_skill(store, config, manifest.s0, manifest.skill_dir)  # what the analysts would edit
     summary = AnalyzeSummary(run=run, mode=settings.mode, analyst=settings.analyst, s0=manifest.s0)
     trajectories = [load_trajectory(record.read(p), where=f"{record.ref}:{p}")
                     for p in record.list("trajectories") if p.endswith(".json")]
@@ -351,7 +419,13 @@ async def _analyze_run(
     next_number = max(numbers, default=0) + 1
     pending: list[tuple[str, Trajectory]] = []
     for traj in selected:
-        if traj.id in existing:
+        patch = existing.get(traj.id)
+        if patch is not None and not legacy_errored(patch):
+            continue  # a verdict: final
+        if not retry_errored and (patch is not None or _analysis_status(record, traj.id) == "errored"):
+            continue
+        if patch is not None:  # an error recorded by an older t2s: analysed again under its number
+            pending.append((patch.patch, traj))
             continue
         pending.append((f"{next_number:04d}", traj))
         next_number += 1
@@ -372,6 +446,8 @@ async def _analyze_run(
     semaphore = asyncio.Semaphore(settings.concurrency)
     stop: dict[str, str] = {}
     finished: dict[str, PatchRecord] = {}
+    errored: dict[str, AnalystOutcome] = {}
+    breaker = Breaker(max(3, settings.concurrency), "analyses")  # the endpoint is down: stop starting
     tokens_before = llm.ledger.totals.total_tokens
 
     async def one(number: str, traj: Trajectory) -> None:
@@ -395,15 +471,28 @@ async def _analyze_run(
                 trajectory=traj, context=context, task=task, suite=suite, artifacts=artifacts,
                 max_turns=settings.max_turns, edit_retries=settings.edit_retries,
                 exec_timeout=settings.exec_timeout, retry_unvalidated=settings.include_unvalidated,
-                protocol=settings.protocol,
+                protocol=settings.protocol, unsafe_no_sandbox=settings.unsafe_no_sandbox,
             )
             try:
                 outcome = await make_analyst(kind, llm).analyse(inp)
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
-            except T2SError as err:  # e.g. the task's files vanished: record it, go on with the rest
-                outcome = AnalystOutcome(analyst=kind, error=f"analysis failed: {err.message}")
+            except T2SError as err:  # e.g. the task's files vanished: an error, go on with the rest
+                outcome = AnalystOutcome(analyst=kind, error=f"analysis failed: {err.message}",
+                                         error_cause=cause_of(err))
+            if outcome.error_cause is not None:  # no verdict: no patch record, retried next time
+                files: dict[str, Any] = {f"{ANALYSES_DIR}/{traj.id}.json": errored_analysis_json(traj, outcome, notes=notes)}
+                if traj.id in existing:
+                    files[existing[traj.id].path] = None  # an older t2s's "rejected" was an error too
+                await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} errored",
+                                        outcome.error)
+                errored[traj.id] = outcome
+                if progress:
+                    progress.done(outcome)
+                if tripped := breaker.record(outcome.error_cause):
+                    stop.setdefault("reason", tripped)
+                return
             patch = build_record(number, traj, outcome, context, role_model)
             if patch.status == "accepted" or (patch.status == "unvalidated" and settings.include_unvalidated):
                 await asyncio.to_thread(_make_branch, store, run, manifest.s0, patch, traj, outcome)
@@ -417,6 +506,7 @@ async def _analyze_run(
             finished[traj.id] = patch
             if progress:
                 progress.done(patch)
+            breaker.record(None)
 
     status = "failed"
     try:
@@ -433,7 +523,9 @@ async def _analyze_run(
     finally:
         summary.stopped = stop.get("reason")
         summary.new_tokens = llm.ledger.totals.total_tokens - tokens_before
-        _tally(record, summary, selected, finished)
+        _tally(record, summary, selected, finished, len(errored))
+        if status == "done" and summary.errored:
+            status = "errored"  # finished, but not every trajectory has a verdict
         summary.wall_s = round(time.perf_counter() - started, 3)
         stage = {k: v for k, v in summary.to_dict().items() if k not in ("patches", "notes")}
         try:
@@ -441,7 +533,7 @@ async def _analyze_run(
                          f"t2s run {run}: analyze ledger")
             record.set_stage(STAGE, status, stage)
         except Exception:  # pragma: no cover - never hide the original error
-            if status == "done":
+            if status in ("done", "errored"):
                 raise
     return summary
 
@@ -465,15 +557,28 @@ def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory,
     patch.branch, patch.commit = ref, commit
 
 
+def _analysis_status(record: RunRecord, traj_id: str) -> str | None:
+    return (record.read_json(f"{ANALYSES_DIR}/{traj_id}.json") or {}).get("status")
+
+
 def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory],
-           finished: dict[str, PatchRecord]) -> None:
+           finished: dict[str, PatchRecord], errored_now: int) -> None:
     current = _existing_records(record)
     current.update(finished)
-    summary.new = len(finished)
+    summary.new = len(finished) + errored_now
+    causes: list[ErrorCause] = []
     for traj in selected:
         patch = current.get(traj.id)
-        if patch is None:
-            summary.remaining += 1
+        data = record.read_json(f"{ANALYSES_DIR}/{traj.id}.json") or {}
+        if patch is None or legacy_errored(patch):
+            if patch is not None or data.get("status") == "errored":
+                summary.errored += 1
+                summary.tokens += int((data.get("tokens") or {}).get("total", 0))
+                cause = data.get("error_cause") if patch is None else None
+                causes.append(ErrorCause.model_validate(cause) if cause else
+                              ErrorCause(kind="error", message=patch.reason if patch is not None else data.get("reason", "")))
+            else:
+                summary.remaining += 1
             continue
         summary.analysed += 1
         summary.validated += int(patch.validated)
@@ -483,13 +588,13 @@ def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory
             summary.unvalidated += 1
         else:
             summary.rejected += 1
-            data = record.read_json(f"{ANALYSES_DIR}/{traj.id}.json") or {}
             kind = data.get("reject_kind") or _reject_kind(patch.reason, None)
             summary.rejected_by_reason[kind] = summary.rejected_by_reason.get(kind, 0) + 1
         summary.branches += int(patch.branch is not None)
-        summary.tokens += int(((record.read_json(f"{ANALYSES_DIR}/{traj.id}.json") or {}).get("tokens") or {}).get("total", 0))
+        summary.tokens += int((data.get("tokens") or {}).get("total", 0))
         summary.patches.append({"patch": patch.patch, "trajectory": patch.trajectory, "status": patch.status,
                                 "analyst": patch.analyst, "branch": patch.branch, "reason": patch.reason})
+    summary.errors = [row.model_dump() for row in tally(causes)]
 
 
 def analyze_run(
@@ -502,6 +607,7 @@ def analyze_run(
     suite: Any = None,
     progress: StageProgress | None = None,
     cache: bool = True,
+    retry_errored: bool = True,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""
     from t2s.llm import LLM, default_cache_path
@@ -512,7 +618,7 @@ def analyze_run(
 
     try:  # LLM.run closes the HTTP clients with the event loop
         return llm.run(analyze_run_async(store, config, llm, run=run, settings=settings, suite=suite,
-                                         progress=progress))
+                                         progress=progress, retry_errored=retry_errored))
     finally:
         if own_llm:
             llm.close()
@@ -520,12 +626,14 @@ def analyze_run(
 
 def summary_rows(summary: AnalyzeSummary) -> list[tuple[str, str]]:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected_by_reason.items()))
+    errored = [("errored", str(summary.errored))] if summary.errored else []  # a column only when it matters
     return [
         ("analysed", f"{summary.analysed}/{summary.selected}"),
         ("validated", str(summary.validated)),
         ("accepted", str(summary.accepted)),
         ("unvalidated", str(summary.unvalidated)),
         ("rejected", str(summary.rejected) + (f" ({reasons})" if reasons else "")),
+        *errored,
         ("tokens", f"{summary.tokens:,}" + (f" ({summary.new_tokens:,} new)" if summary.skipped else "")),
         ("time", f"{summary.wall_s:.1f} s"),
     ]

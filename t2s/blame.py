@@ -68,8 +68,7 @@ class _Tracer:
 
     def patch(self, number: str) -> PatchRecord | None:
         if number not in self._patches:
-            data = self.record.read_json(f"patches/{number}.json")
-            self._patches[number] = PatchRecord.model_validate(data) if data else None
+            self._patches[number] = self.record.read_model(f"patches/{number}.json", PatchRecord)
         return self._patches[number]
 
     def trace(self, lesson_id: str) -> Origin | None:

@@ -25,6 +25,16 @@ when ``candidate - baseline >= min_delta`` and regressions ``<= max_regressions`
 reports an exact two-sided sign test on the discordant pairs. The verdict is written
 into the candidate's note as a :class:`~t2s.notes.GateRecord`.
 
+**Errors are not results.** When any task *errors* (the model endpoint failed, a
+crash: :mod:`t2s.faults`), :func:`evaluate` writes nothing and raises
+:class:`EvalErrored` (exit 3) with the per-task outcomes and their causes; records of
+older t2s versions that hold errored tasks are never reused (:meth:`EvalNote.find`).
+So an endpoint outage cannot poison the cache, and the gate never judges one.
+
+**One evaluation at a time per cache key.** The run holds an inter-process lock named
+after the key; a second ``evaluate`` of the same skill, suite, split, agent and seeds
+waits for it, then reuses the note it wrote (or runs itself if the first one errored).
+
 The agent itself is one function, the *runner* (:data:`Runner`); the default one
 drives :mod:`t2s.agent`. Tests and benchmarks may pass their own.
 """
@@ -34,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -43,6 +52,8 @@ from typing import Any, Callable, Sequence
 
 from t2s.config import Config
 from t2s.errors import ConfigError, T2SError, UsageError
+from t2s.faults import ErrorCause, WorkErrored, describe, tally
+from t2s.leftovers import scratch_dir
 from t2s.gitstore import GitStore
 from t2s.notes import (
     EVAL_NOTES,
@@ -85,6 +96,9 @@ class EvalContext:
     agent_hash: str
     #: The effective agent role settings (t2s.config.RoleModel), transport included.
     agent_role: Any = None
+    #: Run the agent's code without the sandbox where none can be had
+    #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
+    unsafe_no_sandbox: bool | None = None
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
@@ -144,6 +158,7 @@ def make_context(
     suite: str | None = None,
     skill_dir: str | None = None,
     rev_for_skill: str = "HEAD",
+    unsafe_no_sandbox: bool | None = None,
 ) -> EvalContext:
     """Load the suite and resolve the agent settings once for a series of evaluations."""
     from t2s.llm import resolve_roles
@@ -176,6 +191,7 @@ def make_context(
         agent=agent,
         agent_hash=fingerprint_hash(agent),
         agent_role=role,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
 
 
@@ -266,19 +282,53 @@ def _record_on(store: GitStore, commit: str, record: EvalRecord) -> None:
     update_eval_note(store, commit, lambda note: note.upsert(record))
 
 
+class EvalErrored(WorkErrored):
+    """Some tasks of an evaluation errored: nothing was written (see the module doc).
+    ``outcome`` holds the per-task results of the attempt, for display only."""
+
+    def __init__(self, outcome: EvalOutcome):
+        record = outcome.record
+        errored = record.errored_tasks
+        causes = tally(v.cause or ErrorCause(kind="error", message=v.error or "") for v in errored)
+        super().__init__(
+            describe(causes, len(errored), record.total, "task runs"),
+            causes=causes,
+            hint="no result was recorded; fix the cause and run the same command again",
+        )
+        self.outcome = outcome
+
+
+def _reuse(store: GitStore, commit: str, key: tuple) -> EvalOutcome | None:
+    """The cached result for ``key`` as ``commit``'s outcome (copied onto its note)."""
+    hit = find_cached(store, key, prefer=commit)
+    if hit is None:
+        return None
+    source, record = hit
+    if source != commit:
+        copy = record.model_copy(update={"cached_from": source})
+        _record_on(store, commit, copy)
+        record = copy
+    return EvalOutcome(commit, record, cached=True, source=source)
+
+
+def eval_lock(store: GitStore, ctx: EvalContext, tree: str, on_wait: Callable[[str], None] | None = None):
+    """The inter-process lock of one cache key (a context manager): a second
+    evaluation of the same skill, suite, split, agent and seeds waits for the first."""
+    key = ctx.key(tree)
+    name = "eval-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    busy = (f"waiting for another `t2s eval` of this skill (tree {tree[:12]}) on "
+            f"{ctx.suite_name}/{ctx.split} with the same agent to finish")
+    return store.exclusive(name, busy, wait=on_wait or (lambda _message: None))
+
+
 def check_evaluable(ctx: EvalContext, commit: str) -> str:
     """The skill's subtree hash at ``commit``; :class:`Unevaluable` if it cannot run."""
-    from t2s.skill import lint_rev
-    from t2s.skillrepo import limits_of
+    from t2s.skillrepo import BrokenSkill, require_clean_skill
 
-    tree = ctx.store.subtree(commit, ctx.skill_dir)
-    if not tree:
-        raise Unevaluable(f"{commit[:12]} has no skill folder {ctx.skill_dir}")
-    findings = lint_rev(ctx.store, commit, ctx.skill_dir, strict=ctx.config.lint.strict, limits=limits_of(ctx.config))
-    if findings:
-        listing = "; ".join(f.render(prefix=f"{ctx.skill_dir}/") for f in findings[:5])
-        raise Unevaluable(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}")
-    return tree
+    try:
+        return require_clean_skill(ctx.store, ctx.config, commit, ctx.skill_dir)
+    except BrokenSkill as err:
+        raise Unevaluable(err.message, hint=err.hint) from None
 
 
 def evaluate(
@@ -288,35 +338,40 @@ def evaluate(
     use_cache: bool = True,
     runner: Runner | None = None,
     workdir: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> EvalOutcome:
-    """Evaluate the skill at ``rev`` (or reuse a cached result) and note it on ``rev``."""
+    """Evaluate the skill at ``rev`` (or reuse a cached result) and note it on ``rev``.
+
+    Raises :class:`EvalErrored` (and writes nothing) when any task errored.
+    ``on_wait(message)`` is called when another evaluation of the same cache key holds
+    the lock (this one then waits for it, and reuses its result unless ``use_cache``
+    is False).
+    """
     store = ctx.store
     commit = store.resolve(rev)
     tree = store.subtree(commit, ctx.skill_dir)
     if not tree:
         raise Unevaluable(f"{rev} ({commit[:12]}) has no skill folder {ctx.skill_dir}")
     key = ctx.key(tree)
-    if use_cache:
-        hit = find_cached(store, key, prefer=commit)
-        if hit is not None:
-            source, record = hit
-            if source != commit:
-                copy = record.model_copy(update={"cached_from": source})
-                _record_on(store, commit, copy)
-                record = copy
-            return EvalOutcome(commit, record, cached=True, source=source)
+    if use_cache and (hit := _reuse(store, commit, key)) is not None:
+        return hit
     check_evaluable(ctx, commit)
-    runner = runner or agent_runner
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="t2s-eval-", dir=workdir) as tmp:
-        skill_name = PurePosixPath(ctx.skill_dir).name
-        skill_path = store.archive(commit, ctx.skill_dir, Path(tmp) / "skill" / skill_name)
-        work = Path(tmp) / "work"
-        work.mkdir()
-        result = runner(RunRequest(ctx, commit, skill_path, work, list(ctx.task_ids), ctx.seeds))
-    duration = time.monotonic() - started
-    record = make_record(ctx, commit, tree, result, duration)
-    _record_on(store, commit, record)
+    with eval_lock(store, ctx, tree, on_wait):
+        if use_cache and (hit := _reuse(store, commit, key)) is not None:
+            return hit  # the evaluation we waited for wrote it
+        runner = runner or agent_runner
+        started = time.monotonic()
+        with scratch_dir("t2s-eval-", workdir) as tmp:
+            skill_name = PurePosixPath(ctx.skill_dir).name
+            skill_path = store.archive(commit, ctx.skill_dir, Path(tmp) / "skill" / skill_name)
+            work = Path(tmp) / "work"
+            work.mkdir()
+            result = runner(RunRequest(ctx, commit, skill_path, work, list(ctx.task_ids), ctx.seeds))
+        duration = time.monotonic() - started
+        record = make_record(ctx, commit, tree, result, duration)
+        if not record.complete:
+            raise EvalErrored(EvalOutcome(commit, record, cached=False))
+        _record_on(store, commit, record)
     return EvalOutcome(commit, record, cached=False)
 
 
@@ -325,7 +380,8 @@ def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, dur
     expected = {(t, s) for t in ctx.task_ids for s in range(ctx.seeds)}
     got = {(v.task, v.seed) for v in verdicts}
     for task, seed in sorted(expected - got, key=lambda p: (ctx.task_ids.index(p[0]), p[1])):
-        verdicts.append(TaskVerdict(task=task, seed=seed, passed=False, score=0.0, error="no result from the runner"))
+        verdicts.append(TaskVerdict(task=task, seed=seed, passed=False, score=0.0, error="no result from the runner",
+                                    cause=ErrorCause(kind="harness", message="no result from the runner")))
     total = len(verdicts)
     return EvalRecord(
         suite=ctx.suite_name,
@@ -465,14 +521,20 @@ def gate(
     use_cache: bool = True,
     runner: Runner | None = None,
     write_note: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> GateResult:
-    """Evaluate ``candidate`` and ``baseline`` in the same context and judge the delta."""
+    """Evaluate ``candidate`` and ``baseline`` in the same context and judge the delta.
+
+    Raises :class:`EvalErrored` (and records nothing) when either evaluation errored."""
     store, config = ctx.store, ctx.config
     min_delta = config.gate.min_delta if min_delta is None else min_delta
     max_regressions = config.gate.max_regressions if max_regressions is None else max_regressions
     baseline = baseline or default_baseline(store, candidate, config)
-    base = evaluate(ctx, baseline, use_cache=use_cache, runner=runner)
-    cand = evaluate(ctx, candidate, use_cache=use_cache, runner=runner)
+    base = evaluate(ctx, baseline, use_cache=use_cache, runner=runner, on_wait=on_wait)
+    cand = evaluate(ctx, candidate, use_cache=use_cache, runner=runner, on_wait=on_wait)
+    for outcome in (base, cand):  # evaluate() returns complete records only; never judge anything else
+        if not outcome.record.complete:
+            raise EvalErrored(outcome)
     rows = pair(base.record, cand.record, ctx.task_ids)
     counts = {k: 0 for k in PAIR_KEYS}
     for row in rows:

@@ -21,6 +21,7 @@ import zlib
 import io
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import tarfile
@@ -30,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
+from t2s import redaction
 from t2s.errors import GitError, RefConflict, UsageError
 
 ZERO_SHA = "0" * 40
@@ -58,6 +60,22 @@ class TreeEntry:
     type: str
     sha: str
     path: str
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A tag ref as git stores it (see :meth:`GitStore.tag_refs`)."""
+
+    name: str  # without refs/tags/
+    object: str  # what the ref points at: a tag object, or the tagged object itself
+    annotated: bool
+    #: The annotated tag object's own name (its ``tag`` header); "" for a lightweight tag.
+    tagged_name: str
+    #: What the tag finally names, and its type ("commit", "tree", ...).
+    target: str
+    target_type: str
+    #: The parents of ``target`` when it is a commit.
+    parents: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -513,8 +531,10 @@ class GitStore:
 
     # ----------------------------------------------------------------- writing
     def write_blob(self, data: bytes | str, *, hold: HeldObjects | None = None) -> str:
-        """Store ``data`` as a blob and return its id (see :meth:`write_held` for ``hold``)."""
-        return self._store_object(b"blob", data.encode() if isinstance(data, str) else data, hold)
+        """Store ``data`` as a blob and return its id (see :meth:`write_held` for ``hold``).
+        The values of API-key variables are redacted (:mod:`t2s.redaction`)."""
+        raw = data.encode() if isinstance(data, str) else data
+        return self._store_object(b"blob", redaction.redact_bytes(raw), hold)
 
     def _store_object(self, kind: bytes, raw: bytes, hold: HeldObjects | None = None) -> str:
         """Write one loose object in-process, as git does, and return its id.
@@ -699,7 +719,7 @@ class GitStore:
         Otherwise, and to learn the identity, ``git commit-tree`` / ``git var`` decide
         (and git must see the tree first, so ``hold`` is written out then).
         """
-        message = format_message(subject, body, trailers)
+        message = redaction.redact_text(format_message(subject, body, trailers))
         idents = self._commit_idents()
         if idents is None:
             if hold:
@@ -781,6 +801,7 @@ class GitStore:
         One ``git apply --cached`` both checks and applies (it changes nothing when any
         hunk fails), so this is ``apply --check`` and ``apply_to_tree`` in one step.
         """
+        diff_text = redaction.redact_text(diff_text)  # git writes the blobs of what it applies
         with self.private_index(base) as env:
             proc = subprocess.run(
                 ["git", "apply", "--cached", "--whitespace=nowarn", "-"],
@@ -817,8 +838,13 @@ class GitStore:
             else:
                 lines.append(f"update {u.ref} {u.new}" + (f" {u.old}" if u.old else ""))
         lines += ["prepare", "commit"]
+        # Tags get no reflog: `git reflog expire` (run by `git gc`) reads a reflog's
+        # entries as commits and complains about a tag object. Branches and notes keep
+        # theirs through core.logAllRefUpdates; t2s's own refs get one explicitly.
+        tags = any(u.ref.startswith("refs/tags/") for u in updates)
+        reflog = ["-c", "core.logAllRefUpdates=true"] if tags else []
         proc = subprocess.run(
-            ["git", "update-ref", "--create-reflog", "-m", reason, "--stdin"],
+            ["git", *reflog, "update-ref", *([] if tags else ["--create-reflog"]), "-m", reason, "--stdin"],
             cwd=self.root,
             input=("\n".join(lines) + "\n").encode(),
             capture_output=True,
@@ -862,15 +888,19 @@ class GitStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def exclusive(self, name: str, busy: str, hint: str = "") -> Iterator[None]:
+    def exclusive(self, name: str, busy: str, hint: str = "", *,
+                  wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the inter-process lock ``name`` for the block, or fail at once with
-        ``busy``. The system drops the lock when its process ends, so a crash leaves
-        none behind."""
+        ``busy``; with ``wait``, call ``wait(busy)`` and wait for the holder instead.
+        The system drops the lock when its process ends, so a crash leaves none behind."""
         with open(self.t2s_dir / f"{name}.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UsageError(busy, hint=hint or None) from None
+                if wait is None:
+                    raise UsageError(busy, hint=hint or None) from None
+                wait(busy)
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -883,14 +913,15 @@ class GitStore:
         """
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
-            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit,
+                     input=redaction.redact_text(text))
 
     def update_note(self, namespace: str, rev: str, change: Callable[[str | None], str]) -> str:
         """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
         new text, under the namespace's lock, so concurrent updaters lose nothing."""
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
-            text = change(self.read_note(namespace, commit))
+            text = redaction.redact_text(change(self.read_note(namespace, commit)))
             self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
         return text
 
@@ -914,14 +945,43 @@ class GitStore:
         commit = self.resolve(rev)
         if self.rev_parse(f"refs/tags/{name}"):
             raise RefConflict(f"tag {name} already exists")
-        self.run("tag", "-a", name, "-F", "-", commit, input=message)
+        self.run("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
         return self.rev_parse(f"refs/tags/{name}")
+
+    def drop_tag_reflogs(self, message_prefix: str = "t2s") -> list[str]:
+        """Remove the reflogs of tags whose every entry was written by t2s, or that are
+        empty (earlier versions made one for each release tag, and `git gc` then printed
+        errors). Returns the tags repaired. Reflogs of other tags are left alone."""
+        logs = self.common_dir / "logs" / "refs" / "tags"
+        repaired = []
+        for path in sorted(p for p in logs.rglob("*") if p.is_file()) if logs.is_dir() else []:
+            entries = [line.split("\t", 1) for line in path.read_text(errors="replace").splitlines()]
+            if all(len(e) == 2 and e[1].startswith(message_prefix) for e in entries):  # or empty
+                path.unlink()
+                repaired.append(path.relative_to(logs).as_posix())
+        return repaired
 
     def tag_message(self, name: str) -> str:
         return self.run("tag", "-l", "--format=%(contents)", name)
 
     def tags(self, pattern: str = "v*") -> list[str]:
         return [t for t in self.run("tag", "-l", pattern).splitlines() if t]
+
+    def tag_refs(self, pattern: str = "v*") -> list[TagRef]:
+        """Every tag matching ``pattern`` with what it points at, in one ``for-each-ref``."""
+        fields = ["%(refname:strip=2)", "%(objectname)", "%(objecttype)", "%(tag)", "%(*objectname)",
+                  "%(*objecttype)", "%(parent)", "%(*parent)"]
+        out = self.run("for-each-ref", "--format=" + "%00".join(fields), f"refs/tags/{pattern}")
+        found = []
+        for line in out.splitlines():
+            name, oid, kind, tagged, peeled, peeled_kind, parents, peeled_parents = line.split("\0")
+            annotated = kind == "tag"
+            found.append(TagRef(
+                name=name, object=oid, annotated=annotated, tagged_name=tagged if annotated else "",
+                target=peeled if annotated else oid, target_type=peeled_kind if annotated else kind,
+                parents=tuple((peeled_parents if annotated else parents).split()),
+            ))
+        return found
 
     # ----------------------------------------------------------------- batch reads
     def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]:
@@ -965,7 +1025,7 @@ class GitStore:
         _check_ref_name(f"refs/tags/{name}")
         commit = self.resolve(rev)
         ident = self.run("var", "GIT_COMMITTER_IDENT").strip()
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{message.rstrip()}\n"
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
         return self.run("mktag", input=body).strip()
 
     def checked_out(self) -> dict[str, Path]:
@@ -1006,18 +1066,34 @@ class GitStore:
         The command sees the commit to test as ``BISECT_HEAD``. Returns the first bad
         commit (None if bisect could not tell, e.g. only skipped commits were left)
         and bisect's own output.
+
+        ``git bisect run`` and everything it starts live in a process group of their
+        own, killed when this returns or raises. The read end of a pipe whose only
+        writer is this process is passed down as ``$T2S_BISECT_LIFELINE`` (a file
+        descriptor): it reaches end-of-file when this process dies, even by SIGKILL,
+        and :mod:`t2s.bisect_step` then kills the group.
         """
         args = ["bisect", "start", "--no-checkout"] + (["--first-parent"] if first_parent else [])
+        lifeline, keep_alive = os.pipe()  # both ends close-on-exec; the read end is passed on
         try:
             self.run(*args, self.resolve(bad), *(self.resolve(g) for g in good))
-            proc = subprocess.run(
-                ["git", "bisect", "run", *command],
-                cwd=self.root, capture_output=True, env=self._env(env),
+            proc = subprocess.Popen(
+                ["git", "bisect", "run", *command], cwd=self.root, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lifeline,),
+                env=self._env({**(env or {}), LIFELINE_ENV: str(lifeline)}),
             )
-            output = (proc.stdout + proc.stderr).decode(errors="replace")
+            os.close(lifeline)
+            lifeline = -1
+            try:
+                output = proc.communicate()[0].decode(errors="replace")
+            finally:
+                _kill_group(proc)
             first_bad = self.rev_parse("refs/bisect/bad") if "is the first bad commit" in output else None
             return first_bad, output
         finally:
+            for fd in (lifeline, keep_alive):
+                if fd >= 0:
+                    os.close(fd)
             self.run("bisect", "reset", check=False)
 
     def push(self, remote: str, refspecs: Sequence[str], *, dry_run: bool = False) -> str:
@@ -1058,6 +1134,20 @@ class GitStore:
                 if member.mode & 0o111:
                     target.chmod(0o755)
         return dest
+
+
+#: The environment variable naming the lifeline descriptor of a ``git bisect run`` step.
+LIFELINE_ENV = "T2S_BISECT_LIFELINE"
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """If ``proc`` still runs (an exception, Ctrl-C), kill the process group it leads
+    (its own session: everything it started) and reap it. A finished ``proc`` has been
+    reaped, so its number may name another process by now: it is left alone."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def clone(source: str, dest: Path, *, bare: bool = True) -> GitStore:

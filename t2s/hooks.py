@@ -2,8 +2,9 @@
 
 ``python -m t2s.hooks pre-commit`` lints every skill as staged (the index is written
 to a tree object, which leaves the index itself unchanged). ``python -m t2s.hooks
-pre-push REMOTE URL`` reads git's ref lines on stdin and refuses release tags whose
-commit lacks a passing evaluation note.
+pre-push REMOTE URL`` reads git's ref lines on stdin and refuses ``v*`` tags that are
+not t2s release tags (:func:`t2s.release.release_tag_problem`) or whose commit lacks a
+passing evaluation note.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from t2s.errors import T2SError
 from t2s.gitstore import ZERO_SHA, GitStore
 from t2s.notes import read_eval_note
+from t2s.release import release_tag_problem
 from t2s.skillrepo import lint_skills_at
 
 HOOK_NAMES = ("pre-commit", "pre-push")
@@ -66,7 +68,13 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
         local_ref, local_sha, _remote_ref, _remote_sha = parts
         if local_sha == ZERO_SHA or not local_ref.startswith("refs/tags/v"):
             continue
-        commit = store.resolve(f"{local_sha}^{{commit}}")
+        name = local_ref[len("refs/tags/"):]
+        tag = next((t for t in store.tag_refs(name) if t.name == name and t.object == local_sha), None)
+        problem = release_tag_problem(store, tag) if tag else "it is not a tag here"
+        if problem:
+            refused.append(f"{name} ({local_sha[:12]}): not a t2s release tag: {problem}")
+            continue
+        commit = tag.target
         note = read_eval_note(store, commit)
         if note is None or not note.has_passing_gate():
             why = "no evaluation note" if note is None else "its evaluation note has no passing gate"
@@ -74,7 +82,8 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
     for item in refused:
         print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
     if refused:
-        print("t2s: run `t2s gate` on the candidate and release it with `t2s release`", file=sys.stderr)
+        print("t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
+              "push other tags under another name than v*", file=sys.stderr)
         return 1
     return 0
 

@@ -86,11 +86,53 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         yield n, line
 
 
+#: Deeper JSON than this is refused: no transcript needs it, and Python's JSON
+#: decoder and encoder (and pydantic) fail on a few thousand levels.
+MAX_JSON_DEPTH = 64
+
+
+class _Unwritable(_BadLine):
+    """Well-formed text t2s refuses to store: NaN/Infinity, or nesting too deep."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Unwritable(f"{name} is not a number JSON allows")
+
+
 def _json_line(line: str) -> Any:
+    """A JSON value; NaN/Infinity (which JSON does not have) and very deep nesting are
+    bad lines, so nothing that cannot be written back as JSON gets into a run."""
     try:
-        return json.loads(line)
+        data = json.loads(line, parse_constant=_reject_constant)
     except ValueError as err:
         raise _BadLine(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise _Unwritable(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise _Unwritable(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return data
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests lists and objects more than ``limit`` levels (no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+def _token_count(value: Any, where: str) -> int:
+    """A token count from an imported file: a whole number >= 0 (null/absent = 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
+            or (isinstance(value, float) and not value.is_integer()):
+        raise _BadLine(f"{where} must be a whole number of tokens, not {value!r}")
+    return int(value)
 
 
 def _check_verdict(value: Any, where: str = "verdict") -> str:
@@ -246,8 +288,9 @@ def parse_openai_jsonl(path: Path, *, verdict: str | None = None) -> ParsedFile:
                 protocol_used="tools" if any(m.tool_calls for m in messages) else "text",
                 messages=messages, steps=steps, scripts=scripts,
                 verdict=label, stop_reason="imported",
-                usage=TokenUsage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                                 completion_tokens=int(usage.get("completion_tokens") or 0)),
+                usage=TokenUsage(prompt_tokens=_token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
+                                 completion_tokens=_token_count(usage.get("completion_tokens"),
+                                                                "usage.completion_tokens")),
                 source="import:openai-jsonl", meta=meta,
             ))
         except _BadLine as err:
@@ -368,16 +411,20 @@ def _cc_assistant(sess: _Session, message: dict[str, Any], blocks: list[dict[str
                 raise _BadLine("a tool_use block needs a 'name'")
             calls.append(ToolCallRecord(id=str(block.get("id") or f"toolu_{len(sess.messages)}"),
                                         name=block["name"], arguments=json.dumps(block.get("input") or {})))
+    usage = message.get("usage")
+    counted = isinstance(usage, dict) and (mid is None or mid not in sess.counted_usage)
+    if counted:  # checked before the session changes: a bad line leaves no trace
+        prompt = sum(_token_count(usage.get(k), f"message.usage.{k}") for k in (
+            "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        completion = _token_count(usage.get("output_tokens"), "message.usage.output_tokens")
     if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
         sess.model = message["model"]
-    usage = message.get("usage")
-    if isinstance(usage, dict) and (mid is None or mid not in sess.counted_usage):
+    if counted:
         if mid is not None:
             sess.counted_usage.add(mid)
         sess.usage.calls += 1
-        sess.usage.prompt_tokens += sum(int(usage.get(k) or 0) for k in (
-            "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-        sess.usage.completion_tokens += int(usage.get("output_tokens") or 0)
+        sess.usage.prompt_tokens += prompt
+        sess.usage.completion_tokens += completion
     last = sess.messages[-1] if sess.messages else None
     if mid is not None and mid == sess.last_assistant_id and last is not None and last.role == "assistant":
         if text_parts:
@@ -416,8 +463,11 @@ def parse_t2s(path: Path, *, verdict: str | None = None) -> ParsedFile:
     whole = "\n".join(line for _, line in lines).strip()
     items: list[tuple[int, Any]] = []
     try:
-        data = json.loads(whole) if whole else None
-    except ValueError:
+        data = _json_line(whole) if whole else None
+    except _Unwritable as err:  # one JSON document, refused as a whole
+        data = None
+        out.problems.append(ImportProblem(str(path), 1, str(err)))
+    except _BadLine:  # not one JSON document: JSON lines
         data = None
         for n, line in lines:
             if not line.strip():
@@ -454,7 +504,7 @@ def parse_file(path: Path, fmt: str, *, verdict: str | None = None, task_id: str
         raise UsageError(f"--verdict {verdict!r} (verdicts: {', '.join(IMPORT_VERDICTS)})")
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: " + ("not a regular file" if path.exists() else "no such file"))
     if fmt == "openai-jsonl":
         parsed = parse_openai_jsonl(path, verdict=verdict)
     elif fmt == "claude-code":

@@ -31,9 +31,10 @@ What this layer guarantees:
 Each request carries ``X-T2S-Role`` and ``X-T2S-Phase`` headers (the scripted test
 server routes on them; real servers ignore them).
 
-Errors: :class:`LLMError` (this call failed: record it and move on),
-:class:`StructuredOutputError` (an LLMError: the answer never validated),
-:class:`BudgetExceeded` and :class:`CacheMiss` (stop the run: not LLMErrors).
+Errors: :class:`LLMError` (this call failed: record it and move on; ``kind`` says why
+in one word, see :data:`FAILURE_KINDS`), :class:`StructuredOutputError` (an LLMError:
+the model answered, but its answer never validated), :class:`BudgetExceeded` and
+:class:`CacheMiss` (stop the run: not LLMErrors).
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ from pydantic import BaseModel, ValidationError
 
 from t2s._ledger import Ledger, LedgerRow
 from t2s._llm_cache import CACHE_MODES, ResponseCache, request_key
-from t2s.config import ROLES, BudgetSection, Config, RoleModel
+from t2s.config import ROLES, BudgetSection, Config, RoleModel, rule_message
 from t2s.prompts import load as load_prompt, render as render_prompt
+from t2s import redaction
 from t2s.errors import ConfigError, T2SError
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "StructuredOutputError",
     "ToolCall",
     "Usage",
+    "FAILURE_KINDS",
     "extract_json",
     "resolve_roles",
     "default_cache_path",
@@ -88,6 +91,20 @@ M = TypeVar("M", bound=BaseModel)
 # --------------------------------------------------------------------------- errors
 
 
+#: Why a model call failed for good, in one word (``LLMError.kind``). All but
+#: ``unusable-answer`` are failures of the endpoint or the network, never of the model.
+FAILURE_KINDS = {
+    "unreachable": "was unreachable",  # connection refused, no such host
+    "connection-lost": "dropped the connection",  # closed without (or in the middle of) an answer
+    "timeout": "did not answer in time",
+    "rate-limited": "kept answering 429 (rate limited)",
+    "server-error": "kept failing with server errors",  # 5xx, 408
+    "http-error": "refused the request",  # other 4xx: a key, a URL or a request problem
+    "bad-response": "sent answers that are not chat completions",  # not JSON, wrong shape
+    "unusable-answer": "never gave a usable answer",  # StructuredOutputError
+}
+
+
 class LLMError(T2SError):
     """One model call failed for good (after retries, or on a non-retryable error)."""
 
@@ -102,6 +119,7 @@ class LLMError(T2SError):
         attempts: int = 0,
         status: int | None = None,
         hint: str | None = None,
+        kind: str = "",
     ):
         super().__init__(message, hint=hint)
         self.role = role
@@ -110,12 +128,15 @@ class LLMError(T2SError):
         self.cause = cause
         self.attempts = attempts
         self.status = status
+        #: One of :data:`FAILURE_KINDS`.
+        self.kind = kind
 
 
 class StructuredOutputError(LLMError):
     """The model's answer never parsed and validated, even after the repair rounds."""
 
     def __init__(self, message: str, *, raw: str, errors: list[str], **kw: Any):
+        kw.setdefault("kind", "unusable-answer")
         super().__init__(message, **kw)
         #: The last answer, verbatim.
         self.raw = raw
@@ -275,10 +296,11 @@ def resolve_roles(
             resolved[role] = RoleModel.model_validate(data)
         except ValidationError as err:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))} ({sources.get(str(e['loc'][0]), 't2s.toml')}): {e['msg']}"
+                f"{'.'.join(map(str, e['loc']))} ({sources.get(str(e['loc'][0]), 't2s.toml')}): {rule_message(e)}"
                 for e in err.errors()
             )
             raise ConfigError(f"models.{role}: {problems}") from None
+    redaction.watch(r.api_key_env for r in resolved.values())
     return resolved
 
 
@@ -398,11 +420,27 @@ REPAIR_PROMPT = "structured_repair.md"
 
 
 class _Retryable(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, cause: str, retry_after: float | None = None, status: int | None = None,
+                 kind: str = "bad-response"):
         super().__init__(cause)
         self.cause = cause
         self.retry_after = retry_after
         self.status = status
+        self.kind = kind
+
+
+def _status_kind(status: int) -> str:
+    if status == 429:
+        return "rate-limited"
+    return "server-error" if status >= 500 or status == 408 else "http-error"
+
+
+def _connection_kind(detail: BaseException) -> str:
+    """``unreachable`` when no connection could be made; ``connection-lost`` when one
+    was made and broke (dropped, reset, or an answer cut off half way)."""
+    from t2s._llm_http import httpx2
+
+    return "unreachable" if isinstance(detail, (httpx2.ConnectError, ConnectionRefusedError)) else "connection-lost"
 
 
 @dataclass
@@ -653,6 +691,8 @@ class LLM:
         body.update(cfg.extra_body)
         if extra_body:
             body.update(extra_body)
+        # what reaches a model never holds a key's value (t2s.redaction)
+        body["messages"] = redaction.redact_json(body["messages"], self._env)
         return body
 
     async def chat(
@@ -740,19 +780,20 @@ class LLM:
                 status = err.status_code
                 cause = f"HTTP {status}: {self._redact(_error_text(err))}"
                 if status == 429 or status >= 500 or status == 408:
-                    problem = _Retryable(cause, _retry_after(err.response.headers), status)
+                    problem = _Retryable(cause, _retry_after(err.response.headers), status, _status_kind(status))
                 else:
                     raise LLMError(
                         f"{role} model call to {endpoint} ({cfg.model}) failed: {cause}",
                         role=role, endpoint=endpoint, model=cfg.model, cause=cause,
                         attempts=attempt, status=status,
-                        hint=_status_hint(status, cfg),
+                        hint=_status_hint(status, cfg), kind="http-error",
                     ) from None
             except openai.APITimeoutError:
-                problem = _Retryable(f"no answer within {timeout:g}s (timeout)")
+                problem = _Retryable(f"no answer within {timeout:g}s (timeout)", kind="timeout")
             except openai.APIConnectionError as err:
                 detail = err.__cause__ or err
-                problem = _Retryable(f"connection failed: {self._redact(str(detail)) or type(detail).__name__}")
+                problem = _Retryable(f"connection failed: {self._redact(str(detail)) or type(detail).__name__}",
+                                     kind=_connection_kind(detail))
             if attempt < max_attempts:
                 delay = self._backoff(cfg, attempt, problem.retry_after)
                 log.debug("%s: attempt %d/%d failed (%s); retrying in %.2fs",
@@ -763,7 +804,7 @@ class LLM:
             f"{role} model call to {endpoint} ({cfg.model}) failed after {max_attempts} "
             f"attempt{'s' if max_attempts != 1 else ''}: {problem.cause}",
             role=role, endpoint=endpoint, model=cfg.model, cause=problem.cause,
-            attempts=max_attempts, status=problem.status,
+            attempts=max_attempts, status=problem.status, kind=problem.kind,
         )
 
     @staticmethod

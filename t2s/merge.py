@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from t2s.edits import Edit
 from t2s.errors import T2SError, UsageError
@@ -38,7 +38,7 @@ from t2s.lessons import (
 from t2s.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches import PatchContext, RenderResult, edit_format_prompt, find_overlaps
 from t2s.prompts import load, render
-from t2s.runs import RunRecord, branch_prefix
+from t2s.runs import RunRecord, branch_prefix, parse_record
 
 
 
@@ -142,6 +142,21 @@ class MergeFailed(T2SError):
     """The merge tree could not be reduced to one candidate."""
 
 
+def no_inputs_hint(record: RunRecord) -> str:
+    """Why a run has nothing to merge, from its stages: errored work names its cause."""
+    stages = record.manifest().stages
+    for stage, noun in (("analyze", "analyses"), ("rollout", "trajectories")):
+        summary = stages[stage].summary if stage in stages else {}
+        if summary.get("errored"):
+            total = summary.get("selected", summary.get("total", 0))
+            cause = (summary.get("errors") or [{}])[0].get("phrase", "")
+            return (f"{summary['errored']} of {total} {noun} errored{': ' + cause if cause else ''}; "
+                    f"run `t2s {stage} --run {record.run}` again once that is fixed")
+    if "analyze" not in stages:
+        return "run `t2s analyze` first"
+    return f"no analysis was accepted: see `t2s review --run {record.run}`"
+
+
 # ---------------------------------------------------------------------- inputs
 def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: str) -> tuple[list[MergeInput], dict[str, str]]:
     """The run's accepted patch branches as merge inputs, and the ones a reviewer rejected."""
@@ -153,12 +168,17 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
     for ref, commit in store.refs(prefix).items():
         number = ref[len(prefix):]
         if commit in reviewed:
-            verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit))
+            try:
+                verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit) or "")
+            except ValidationError:  # merging a patch whose verdict cannot be read could merge a rejected one
+                raise UsageError(f"the review note on patch {number} ({commit[:12]}) is not a t2s verdict",
+                                 hint=f"record the verdict again: `t2s approve {ref[len('refs/heads/'):]}` "
+                                      "or `t2s reject ... -m REASON`") from None
             if verdict.verdict == "reject":
                 excluded[number] = verdict.comment or "rejected in review"
                 continue
         raw = records.get(f"patches/{number}.json")
-        patch = PatchRecord.model_validate_json(raw) if raw is not None else None
+        patch = parse_record(PatchRecord, raw, f"{record.ref}:patches/{number}.json") if raw is not None else None
         lessons = _patch_lessons(store, patch, number, commit)
         # The recorded diff is the one that was validated and committed; recompute
         # only for branches without a record (or whose commit moved since).
@@ -436,7 +456,7 @@ class _Finished:
             raw = self.reports.get(f"{MERGES_DIR}/{name}.json")
             if raw is None:
                 return None
-            self._parsed[name] = MergeReport.model_validate_json(raw)
+            self._parsed[name] = parse_record(MergeReport, raw, f"{MERGES_DIR}/{name}.json of the run record")
         return self._parsed[name]
 
     def made_from_others(self, name: str, parents: list[str]) -> bool:
@@ -466,12 +486,20 @@ class Merger:
         self.progress = progress or (lambda message: None)
         self.s0 = context.s0
         self.skill_dir = context.skill_dir
+        self._loaded: tuple[list[MergeInput], dict[str, str]] | None = None
+
+    def load_inputs(self) -> tuple[list[MergeInput], dict[str, str]]:
+        """The run's patch branches to merge and the ones review left out; reading
+        them first lets bad records fail before anything is recorded."""
+        if self._loaded is None:
+            self._loaded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        return self._loaded
 
     async def parallel(self) -> MergeSummary:
-        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        inputs, excluded = self.load_inputs()
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint="run `t2s analyze` first")
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
         items = inputs
         levels_done = 0
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
@@ -490,6 +518,9 @@ class Merger:
                 if recording is not None:
                     await recording
         candidate = items[0]
+        reachable = set(self.store.run("rev-list", candidate.commit, f"^{self.s0}").split())
+        check_every_patch_accounted(self.record.run, inputs, excluded,
+                                    [_patch_number(i) for i in inputs if i.commit in reachable])
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self._move_candidate(candidate.commit)
@@ -655,13 +686,15 @@ class Merger:
 
     async def sequential(self, batch: int) -> MergeSummary:
         """The paper's baseline: each batch of patches edits the current skill in turn."""
-        inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        if batch < 1:
+            raise UsageError(f"--batch must be at least 1 (got {batch})")
+        inputs, excluded = self.load_inputs()
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge")
+            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
         summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
         current = self.s0
         carried: list[Lesson] = []
-        for index, start in enumerate(range(0, len(inputs), max(1, batch)), start=1):
+        for index, start in enumerate(range(0, len(inputs), batch), start=1):
             chunk = inputs[start:start + batch]
             name = f"S{index:03d}"
             ref = f"refs/heads/t2s/{self.record.run}/seq/{index:03d}"
@@ -690,11 +723,53 @@ class Merger:
             summary.levels.append([name])
             current, carried = commit, report.lessons
             self.progress(f"{name}: merged {len(chunk)} patches")
+        check_every_patch_accounted(self.record.run, inputs, excluded, _chain_patches(self.store, current, self.s0))
         ref = f"refs/heads/t2s/{self.record.run}/seq/candidate"
         old = self.store.rev_parse(ref)
         self.store.update_refs([RefUpdate(ref, current, old or ZERO_SHA)])
         summary.candidate, summary.candidate_ref = current, ref
         return summary
+
+
+# ---------------------------------------------------------------------- accounting
+class PatchesLost(MergeFailed):
+    """A merge would have produced a candidate that does not hold every patch."""
+
+
+def _patch_number(item: MergeInput) -> str:
+    return item.label.split()[-1]
+
+
+def _chain_patches(store: GitStore, head: str, s0: str) -> list[str]:
+    """The patches the sequential chain from ``s0`` to ``head`` says it merged, from
+    the ``T2S-Patch`` trailers of its commits (what a reader of the history sees)."""
+    out = store.run("log", "--format=%(trailers:key=T2S-Patch,valueonly,separator=%x2C)", head, f"^{s0}")
+    return [number.strip() for line in out.splitlines() for number in line.split(",") if number.strip()]
+
+
+def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded: dict[str, str],
+                                merged: Sequence[str]) -> None:
+    """Every patch branch of the run is either in the candidate exactly once or left
+    out with a reason; otherwise :class:`PatchesLost` (and the candidate does not move).
+
+    ``merged`` lists the patch numbers the finished candidate holds, found from git
+    (ancestry or trailers), not from the plan that was meant to merge them.
+    """
+    numbers = [_patch_number(i) for i in inputs]
+    missing = [n for n in numbers if n not in merged]
+    twice = sorted({n for n in merged if merged.count(n) > 1})
+    unknown = sorted({n for n in merged if n not in numbers})
+    problems = []
+    if missing:
+        problems.append(f"patch(es) {', '.join(missing)} are not in the candidate")
+    if twice:
+        problems.append(f"patch(es) {', '.join(twice)} were merged more than once")
+    if unknown:
+        problems.append(f"the candidate holds patch(es) {', '.join(unknown)} that were not inputs")
+    if problems:
+        raise PatchesLost(f"merge of run {run!r} refused: {'; '.join(problems)} "
+                          f"({len(numbers)} patches in, {len(excluded)} left out by review)",
+                          hint="this is a bug in t2s; the candidate branch was not moved")
 
 
 SUPERSEDED_PREFIX = "refs/t2s/superseded/"
@@ -747,8 +822,10 @@ __all__ = [
     "MergeSettings",
     "MergeSummary",
     "Merger",
+    "PatchesLost",
     "MergerAnswer",
     "balanced_groups",
+    "check_every_patch_accounted",
     "merger_ask",
     "render_report",
     "set_aside_merges",

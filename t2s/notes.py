@@ -4,6 +4,11 @@
 that commit's skill and, once gated, the gate verdict. The pre-push hook, ``t2s gate``,
 ``t2s release`` and CI all read this one format. ``refs/notes/t2s/review`` holds a
 :class:`ReviewNote` per patch commit.
+
+An evaluation in which any task *errored* (the model endpoint failed, t2s crashed: see
+:mod:`t2s.faults`) is never written. Older t2s versions wrote such tasks as failures
+with their ``error`` set; :meth:`EvalNote.find` does not return those records, so
+neither the cache nor the gate trusts them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from t2s import __version__
 from t2s.errors import T2SError
+from t2s.faults import ErrorCause
 
 EVAL_NOTES = "eval"
 REVIEW_NOTES = "review"
@@ -31,11 +37,19 @@ class TaskVerdict(BaseModel):
     seed: int = 0
     passed: bool
     score: float
+    #: Set only when the task errored (no verdict): such records are never written now,
+    #: and ones older t2s versions wrote are not reused (see the module docstring).
     error: str | None = None
+    #: Why the task errored; kept in memory only (``exclude``): the note format is unchanged.
+    cause: ErrorCause | None = Field(default=None, exclude=True)
     #: Agent-side facts worth keeping next to the verdict (turns, stop reason, tokens).
     turns: int = 0
     stop_reason: str = ""
     tokens: int = 0
+
+    @property
+    def errored(self) -> bool:
+        return self.cause is not None or self.error is not None
 
 
 class EvalRecord(BaseModel):
@@ -74,6 +88,15 @@ class EvalRecord(BaseModel):
         """What makes two evaluations interchangeable (see :mod:`t2s.evaluate`)."""
         return (self.skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
 
+    @property
+    def errored_tasks(self) -> list[TaskVerdict]:
+        return [v for v in self.tasks if v.errored]
+
+    @property
+    def complete(self) -> bool:
+        """Every task has a verdict: the only kind of record that may be reused or gated."""
+        return not self.errored_tasks
+
 
 class GateRecord(BaseModel):
     """The gate's verdict on a candidate against a baseline."""
@@ -111,9 +134,9 @@ class EvalNote(BaseModel):
         return self.gate is not None and self.gate.passed
 
     def find(self, key: tuple) -> EvalRecord | None:
-        """The record with this :meth:`EvalRecord.cache_key`, if any."""
+        """The complete record with this :meth:`EvalRecord.cache_key`, if any."""
         for record in self.evals:
-            if record.cache_key() == tuple(key):
+            if record.cache_key() == tuple(key) and record.complete:
                 return record
         return None
 

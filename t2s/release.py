@@ -16,12 +16,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import secrets
 import shutil
 import sys
 import tarfile
@@ -34,27 +37,77 @@ from typing import Any, Sequence
 
 from t2s.config import Config
 from t2s.errors import RefConflict, T2SError, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, clone
+from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, TagRef, clone
 from t2s.notes import NoteFormatError, read_eval_note, write_eval_note
 
-VERSION_TAG_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+#: vX.Y.Z, strict semantic versioning: decimal numbers without leading zeros, nothing after.
+VERSION_TAG_RE = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 BUMPS = ("major", "minor", "patch")
+RELEASE_TAG_RULE = ("an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
+                    "(two parents, trailers T2S-Release: vX.Y.Z and T2S-Candidate: its second parent)")
 
 
 # ---------------------------------------------------------------------- versions
+def parse_version(name: str) -> tuple[int, int, int] | None:
+    m = VERSION_TAG_RE.match(name)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def release_tag_problem(store: GitStore, tag: TagRef) -> str | None:
+    """Why ``tag`` is not a t2s release tag, or None when it is one.
+
+    A t2s release tag, and nothing else, counts as a release (for the next version,
+    the default baseline, ``pack``, ``install``, ``push`` and the pre-push hook):
+
+    1. its name is ``vX.Y.Z`` with X, Y, Z decimal numbers without leading zeros;
+    2. it is annotated: the ref points at a tag object that carries the same name;
+    3. it tags a commit that ``t2s release`` made: a merge of two parents whose
+       message has the trailers ``T2S-Release: <the tag's name>`` and
+       ``T2S-Candidate: <the second parent>``.
+    """
+    if parse_version(tag.name) is None:
+        return "its name is not vX.Y.Z (numbers without leading zeros)"
+    if not tag.annotated:
+        return "it is a lightweight tag, not an annotated one"
+    if tag.tagged_name != tag.name:
+        return f"its tag object is named {tag.tagged_name!r}"
+    if tag.target_type != "commit":
+        return f"it tags a {tag.target_type}, not a commit"
+    trailers = store.trailers(tag.target)
+    if len(tag.parents) != 2 or _trailer(trailers, "T2S-Release") != tag.name:
+        return f"{tag.target[:12]} is not a release merge made by `t2s release` for {tag.name}"
+    if _trailer(trailers, "T2S-Candidate") != tag.parents[1]:
+        return f"{tag.target[:12]} does not merge the candidate its T2S-Candidate trailer names"
+    return None
+
+
 def release_tags(store: GitStore) -> list[tuple[tuple[int, int, int], str]]:
-    """``vX.Y.Z`` tags, oldest version first."""
+    """The t2s release tags (see :func:`release_tag_problem`), oldest version first.
+    Other ``v*`` tags, e.g. a lightweight one on a patch commit, are ignored."""
     found = []
-    for name in store.tags("v*"):
-        m = VERSION_TAG_RE.match(name)
-        if m:
-            found.append(((int(m[1]), int(m[2]), int(m[3])), name))
+    for tag in store.tag_refs("v*"):
+        if release_tag_problem(store, tag) is None:
+            found.append((parse_version(tag.name), tag.name))
     return sorted(found)
 
 
 def latest_release_tag(store: GitStore) -> str | None:
     tags = release_tags(store)
     return tags[-1][1] if tags else None
+
+
+def require_release_tag(store: GitStore, name: str, where: str = "") -> str:
+    """The commit of release tag ``name``; a :class:`UsageError` saying why when
+    ``name`` is not a t2s release tag."""
+    found = [t for t in store.tag_refs(name) if t.name == name] if parse_version(name) else []
+    problem = release_tag_problem(store, found[0]) if found else None
+    if found and problem is None:
+        return found[0].target
+    if problem is None:
+        problem = ("there is no such tag" if parse_version(name) else
+                   "its name is not vX.Y.Z (numbers without leading zeros)")
+    raise UsageError(f"{name!r}{where} is not a t2s release: {problem}",
+                     hint=f"a release is {RELEASE_TAG_RULE}; list them with `git tag -l 'v*'`")
 
 
 def bump_version(current: tuple[int, int, int] | None, bump: str) -> str:
@@ -279,6 +332,7 @@ def release(
     updates = [RefUpdate(f"refs/tags/{version}", tag_obj, ZERO_SHA)]
     if checked is None:
         updates.append(RefUpdate(branch_ref, commit, old))
+    store.drop_tag_reflogs()  # earlier t2s versions made them, and `git gc` printed errors
     try:
         store.update_refs(updates, reason=f"t2s release {version}")
     except RefConflict as err:
@@ -357,9 +411,9 @@ def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Pa
 
     rev = rev or latest_release_tag(store)
     if not rev:
-        raise UsageError("there is no release tag vX.Y.Z to pack", hint="run `t2s release CANDIDATE`, or name a revision")
-    commit = store.resolve(rev)
-    version = rev[1:] if VERSION_TAG_RE.match(rev) else commit[:12]
+        raise UsageError("there is no t2s release tag vX.Y.Z to pack", hint="run `t2s release CANDIDATE` first")
+    commit = require_release_tag(store, rev)
+    version = rev[1:]
     skill_dir = skill_dir_of(store, config, commit)
     name = PurePosixPath(skill_dir).name
     prefix = skill_dir.rstrip("/") + "/"
@@ -368,7 +422,6 @@ def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Pa
     files = [(e.path[len(prefix):], blobs[e.sha], e.mode == "100755") for e in entries]
     zip_bytes, tgz_bytes = build_archives(name, files, store.commit_time(commit))
     out = Path(out_dir) if out_dir else store.root / "dist"
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-{version}"
     outputs: dict[str, bytes] = {f"{stem}.zip": zip_bytes, f"{stem}.tar.gz": tgz_bytes}
     note = read_eval_note(store, commit)
@@ -376,14 +429,38 @@ def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Pa
         outputs[f"{stem}.eval.json"] = (json.dumps(note.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {fname}\n" for fname, data in sorted(outputs.items()))
     outputs["SHA256SUMS"] = sums.encode()
-    for fname, data in outputs.items():
-        (out / fname).write_bytes(data)
+    write_files(out, outputs)
     return PackResult(
         name, version, commit,
         [out / f"{stem}.zip", out / f"{stem}.tar.gz"],
         out / f"{stem}.eval.json" if note is not None else None,
         out / "SHA256SUMS",
     )
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``folder`` (created if needed) all or nothing: each goes to
+    a temporary name first and is renamed into place only when every one is written.
+    A folder that cannot be made or written is a :class:`UsageError`."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    temps: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for fname, data in files.items():
+            temp = folder / f".{fname}.{os.getpid()}.tmp"
+            temp.unlink(missing_ok=True)  # left by a crashed pack of this pid number
+            temps.append(temp)
+            temp.write_bytes(data)  # the usual mode (umask), unlike a mkstemp file
+        for temp, fname in zip(temps, files):
+            os.replace(temp, folder / fname)
+    except OSError as err:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        for path in made:  # only the folders made here, deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise UsageError(f"cannot write into {folder}: {err.strerror or err}") from None
 
 
 # ---------------------------------------------------------------------- install
@@ -474,10 +551,14 @@ def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[b
         path = Path(source)
         url = str(path.resolve()) if path.exists() else source
         repo = clone(url, Path(tmp) / "repo.git")
-        rev = tag or latest_release_tag(repo) or "HEAD"
-        if not repo.rev_parse(f"{rev}^{{commit}}"):
-            raise UsageError(f"{source} has no tag or revision {rev!r}")
-        commit = repo.resolve(rev)
+        if tag:
+            commit = require_release_tag(repo, tag, where=f" in {source}")
+            rev = tag
+        else:
+            rev = latest_release_tag(repo) or "HEAD"
+            if not repo.rev_parse(f"{rev}^{{commit}}"):
+                raise UsageError(f"{source} has no release tag and no commit to install")
+            commit = repo.resolve(rev)
         skill_dir = skill_dir_of(repo, config_at(repo, commit), commit)
         prefix = skill_dir.rstrip("/") + "/"
         entries = [e for e in repo.list_tree(commit, skill_dir) if e.type == "blob" and e.mode != "120000"]
@@ -488,6 +569,16 @@ def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[b
 
 
 def _from_zip(path: Path) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]:
+    try:
+        return _read_zip(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as err:
+        raise UsageError(f"{path}: not a readable zip archive ({err})",
+                         hint="install a zip made by `t2s pack`, or a git repository") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def _read_zip(path: Path) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]:
     with zipfile.ZipFile(path) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
         tops = {PurePosixPath(n).parts[0] for n in names}
@@ -497,7 +588,7 @@ def _from_zip(path: Path) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]
         files = {}
         for n in names:
             rel = PurePosixPath(*PurePosixPath(n).parts[1:])
-            if rel.is_absolute() or ".." in rel.parts:
+            if PurePosixPath(n).is_absolute() or ".." in PurePosixPath(n).parts:
                 raise UsageError(f"{path}: unsafe path {n!r}")
             mode = (zf.getinfo(n).external_attr >> 16) & 0o777
             files[rel.as_posix()] = (zf.read(n), bool(mode & 0o111))
@@ -547,8 +638,20 @@ def install(
             what = f"from {existing}" if existing else "not installed by t2s"
             raise UsageError(f"{target} already holds a different skill ({what})", hint="pass --force to replace it")
         replaced = True
-    text = files[SKILL_FILE][0].decode("utf-8")
+    try:
+        text = files[SKILL_FILE][0].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{source}: {name}/{SKILL_FILE} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     files[SKILL_FILE] = (set_metadata(text, {"source": origin, "version": version}).encode(), files[SKILL_FILE][1])
+    try:
+        _place(base, name, target, files)
+    except OSError as err:
+        raise UsageError(f"cannot install into {base}: {err.strerror or err}") from None
+    return InstallResult(name, version, origin, target, replaced)
+
+
+def _place(base: Path, name: str, target: Path, files: dict[str, tuple[bytes, bool]]) -> None:
+    """Write the skill into a staging folder next to ``target``, then swap it in."""
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
     try:
@@ -562,7 +665,6 @@ def install(
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return InstallResult(name, version, origin, target, replaced)
 
 
 # ---------------------------------------------------------------------- push
@@ -596,8 +698,8 @@ def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: st
             specs.append(f"{RUNS_PREFIX}*:{RUNS_PREFIX}*")
     if store.refs("refs/notes/t2s/"):
         specs.append("refs/notes/t2s/*:refs/notes/t2s/*")
-    if release_tags(store):
-        specs.append("refs/tags/v*:refs/tags/v*")
+    # Each release tag by name: a stray v* tag that is not a release stays local.
+    specs += [f"refs/tags/{name}:refs/tags/{name}" for _, name in release_tags(store)]
     if release_branch:
         specs.append(f"refs/heads/{release_branch}:refs/heads/{release_branch}")
     return specs
@@ -691,6 +793,29 @@ def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[t
     return "commit", subject, branches, trailers, details
 
 
+BISECT_PREFIX = "bisect-"
+
+
+def clean_stale_bisects(store: GitStore) -> list[str]:
+    """Remove what a ``t2s bisect`` that did not finish (killed, a crash) left behind:
+    its linked worktree under ``<git-dir>/t2s/bisect-*`` (with that worktree's bisect
+    state and refs/bisect/*) and its folder. A bisect that still runs holds its lock
+    and is left alone; nothing t2s did not create is touched. Returns what was removed."""
+    removed = []
+    for folder in sorted(store.t2s_dir.glob(f"{BISECT_PREFIX}*")):
+        if not folder.is_dir():
+            continue
+        try:
+            with store.exclusive(folder.name, "busy"):
+                store.worktree_remove(folder / "wt")
+                shutil.rmtree(folder, ignore_errors=True)
+                (store.t2s_dir / f"{folder.name}.lock").unlink(missing_ok=True)
+        except UsageError:
+            continue  # a t2s bisect at work
+        removed.append(folder.name)
+    return removed
+
+
 def bisect(
     store: GitStore,
     config: Config,
@@ -717,6 +842,9 @@ def bisect(
     """
     from t2s.evaluate import evaluate, make_context
 
+    if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise UsageError(f"--threshold must be a score from 0 to 1 (got {threshold!r})")
+    clean_stale_bisects(store)
     ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=bad)
     good_sha, bad_sha = store.resolve(good), store.resolve(bad)
     if not store.is_ancestor(good_sha, bad_sha):
@@ -734,23 +862,29 @@ def bisect(
     if outcomes["bad"].record.score >= threshold:
         raise UsageError(f"bad {bad} scores {outcomes['bad'].record.score:.3f}, not below the threshold {threshold:.3f}: nothing to bisect",
                          hint="lower --threshold, or pick another bad revision")
-    workroot = Path(tempfile.mkdtemp(prefix="bisect-", dir=store.t2s_dir))
-    wt_path = workroot / "wt"
-    report = workroot / "steps.jsonl"
-    cmd_args = ["-C", str(store.root), "--split", ctx.split, "--seeds", str(ctx.seeds), "--suite", ctx.suite_name,
-                "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
-    if not use_cache:
-        cmd_args.append("--no-cache")
-    script = 'exec "$0" -m t2s eval "$(git rev-parse BISECT_HEAD)" "$@"'
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
-    try:
-        wt = store.worktree_add(wt_path, bad_sha)
-        first_bad, log = wt.bisect_run([good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args], first_parent=first_parent, env=env)
-    finally:
-        store.worktree_remove(wt_path)
-        steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
-        shutil.rmtree(workroot, ignore_errors=True)
+    name = f"{BISECT_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    with store.exclusive(name, f"{name} is in use"):  # held while it runs: see clean_stale_bisects
+        workroot = store.t2s_dir / name
+        workroot.mkdir()
+        wt_path = workroot / "wt"
+        report = workroot / "steps.jsonl"
+        cmd_args = ["-C", str(store.root), "--split", ctx.split, "--seeds", str(ctx.seeds), "--suite", ctx.suite_name,
+                    "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
+        if not use_cache:
+            cmd_args.append("--no-cache")
+        # The step dies with this process: see t2s.bisect_step.
+        script = 'exec "$0" -m t2s.bisect_step "$(git rev-parse BISECT_HEAD)" "$@"'
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
+        try:
+            wt = store.worktree_add(wt_path, bad_sha)
+            first_bad, log = wt.bisect_run([good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args],
+                                           first_parent=first_parent, env=env)
+        finally:
+            store.worktree_remove(wt_path)
+            steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
+            shutil.rmtree(workroot, ignore_errors=True)
+            (store.t2s_dir / f"{name}.lock").unlink(missing_ok=True)
     result = BisectResult(good_sha, bad_sha, threshold, first_bad, "unknown", steps=steps, endpoints=ends, log=log)
     if first_bad is None:
         return result

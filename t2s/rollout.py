@@ -3,9 +3,13 @@
 Every finished task is appended to ``refs/t2s/runs/<run>`` at once (the trajectory at
 ``trajectories/<id>.json``, the output workbook and scripts under ``artifacts/<id>/``),
 so an interrupted rollout keeps its finished tasks, and running it again only runs the
-rest. ``passed`` and ``failed`` trajectories are final; ``errored`` ones are run again
-(unless ``retry_errored=False``). A budget cap (:class:`t2s.llm.BudgetExceeded`) stops
-new work cleanly: unfinished episodes are simply not recorded.
+rest. ``passed`` and ``failed`` trajectories are final; ``errored`` ones (the model
+endpoint failed, t2s crashed: :mod:`t2s.faults`) are recorded with their cause, never
+analysed, tallied per cause in :attr:`RolloutSummary.errors`, and run again (unless
+``retry_errored=False``); after ``max(3, concurrency)`` tasks in a row errored because
+the model endpoint failed, no new task starts (the rest are "not run", as after a budget
+stop). A budget cap (:class:`t2s.llm.BudgetExceeded`) stops new work cleanly:
+unfinished episodes are simply not recorded.
 
 The skill is read from git at S0 (never from the working tree); a resumed run keeps
 the S0, suite, split and seeds its manifest recorded.
@@ -14,7 +18,6 @@ the S0, suite, split and seeds its manifest recorded.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +26,8 @@ from typing import Any
 from t2s.agent import AgentOptions, SkillBundle, artifact_files, run_agent
 from t2s._ledger import accumulate
 from t2s.errors import T2SError, UsageError
+from t2s.faults import Breaker, ErrorCause, WorkErrored, describe, tally
+from t2s.leftovers import scratch_dir
 from t2s.runs import RunManifest, RunRecord, StageProgress
 from t2s.trajectory import (
     TRAJECTORIES_DIR,
@@ -62,9 +67,24 @@ class RolloutSummary:
     new_tokens: int = 0
     wall_s: float = 0.0
     trajectories: list[str] = field(default_factory=list)
+    #: The causes of the errored trajectories of the split: one row per cause
+    #: (:class:`t2s.faults.CauseCount` as a dict), most frequent first.
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def errored_work(self) -> WorkErrored | None:
+        """The error to end the command with when trajectories errored, else None."""
+        if not self.errored:
+            return None
+        from t2s.faults import CauseCount
+
+        causes = [CauseCount.model_validate(row) for row in self.errors]
+        return WorkErrored(
+            describe(causes, self.errored, self.total, "trajectories"), causes=causes,
+            hint="errored tasks are not analysed; fix the cause and run the same command again to run them again",
+        )
 
 
 def _done_trajectories(record: RunRecord) -> dict[str, Trajectory]:
@@ -193,12 +213,13 @@ async def _rollout(
     workroot: Path | None,
 ) -> RolloutSummary:
     from t2s.llm import BudgetExceeded, CacheMiss
-    from t2s.skillrepo import skill_dir_of
+    from t2s.skillrepo import require_clean_skill, skill_dir_of
 
     started = time.perf_counter()
     record = RunRecord(store, run)
     commit_for_dir = store.resolve(rev) if rev else (record.manifest().s0 if record.exists() else store.resolve("HEAD"))
     skill_dir = skill_dir_of(store, config, commit_for_dir)
+    require_clean_skill(store, config, commit_for_dir, skill_dir)  # before the run record exists
     opts = options or AgentOptions(
         max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
     )
@@ -229,6 +250,7 @@ async def _rollout(
     stop: dict[str, str] = {}
     finished: dict[str, Trajectory] = {}
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
+    breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:
@@ -260,10 +282,13 @@ async def _rollout(
             finished[traj_id] = traj
             if progress:
                 progress.done(traj)
+            tripped = breaker.record(traj.error_cause if traj.verdict == "errored" else None)
+            if tripped:
+                stop.setdefault("reason", tripped)
 
     status = "failed"
     try:
-        with tempfile.TemporaryDirectory(prefix="t2s-rollout-", dir=workroot) as tmp:
+        with scratch_dir("t2s-rollout-", workroot) as tmp:
             try:
                 async with asyncio.TaskGroup() as group:
                     for p in pending:
@@ -295,6 +320,11 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
         summary.tokens += traj.usage.total_tokens
         if traj.verdict in ("passed", "failed", "errored"):
             setattr(summary, traj.verdict, getattr(summary, traj.verdict) + 1)
+    errored = [current[i] for i in summary.trajectories if current[i].verdict == "errored"]
+    summary.errors = [row.model_dump() for row in tally(
+        t.error_cause or ErrorCause(kind="error", message=t.error or "(no cause recorded)") for t in errored)]
+    if status == "done" and errored:
+        status = "errored"  # finished, but not every task has a verdict
     summary.wall_s = round(time.perf_counter() - started, 3)
     stage_summary = {k: v for k, v in summary.to_dict().items() if k != "trajectories"}
     try:
@@ -302,7 +332,7 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
                      f"t2s run {record.run}: rollout ledger")
         record.set_stage(STAGE, status, stage_summary)
     except Exception:  # pragma: no cover - never hide the original error behind this one
-        if status == "done":
+        if status in ("done", "errored"):
             raise
 
 

@@ -22,12 +22,12 @@ import json
 import re
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from t2s import __version__
-from t2s.errors import RefConflict, UsageError
+from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -41,7 +41,7 @@ def _now() -> str:
 
 
 class StageState(BaseModel):
-    status: str = "pending"  # pending | running | done | failed
+    status: str = "pending"  # pending | running | done | errored (done, some work errored) | failed
     started_at: str | None = None
     finished_at: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
@@ -103,7 +103,19 @@ class RunRecord:
 
     def read_json(self, path: str) -> Any:
         raw = self.read(path)
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+            raise T2SError(f"{self.ref}:{path} is not valid JSON ({err})",
+                           hint="the run record was changed outside t2s; start a new run") from None
+
+    def read_model(self, path: str, model: type[M]) -> M | None:
+        """The record's file ``path`` as a ``model`` (None when absent); a clear error
+        when it is not valid JSON or not that model."""
+        raw = self.read(path)
+        return None if raw is None else parse_record(model, raw, f"{self.ref}:{path}")
 
     def read_folder(self, folder: str) -> dict[str, bytes]:
         """Every file under ``folder`` (keyed by path from the record root), all read at
@@ -124,7 +136,12 @@ class RunRecord:
         data = self.read_json(MANIFEST)
         if data is None:
             raise UsageError(f"run {self.run!r} does not exist", hint="start it with `t2s rollout --run NAME`")
-        return RunManifest.model_validate(data)
+        try:
+            return RunManifest.model_validate(data)
+        except ValidationError as err:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()[:3])
+            raise T2SError(f"{self.ref}:{MANIFEST} is not a t2s run manifest ({problem})",
+                           hint="the run record was changed outside t2s; start a new run") from None
 
     def stage_lock(self, stage: str):
         """One process at a time per stage of a run (a context manager): a second
@@ -196,6 +213,19 @@ class RunRecord:
                 state.summary = summary
 
         return self.update_manifest(change, f"t2s run {self.run}: {stage} {status}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_record(model: type[M], raw: bytes | str, where: str) -> M:
+    """``raw`` JSON as a ``model``: a :class:`T2SError` naming ``where`` when it is not."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()[:3])
+        raise T2SError(f"{where} is not a valid {model.__name__} ({problem})",
+                       hint="the run record was changed outside t2s") from None
 
 
 def list_runs(store: GitStore) -> list[str]:

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from t2s.config import CONFIG_FILE, Config, load_config, parse_config
+from t2s.config import CONFIG_FILE, Config, decode_config, load_config, parse_config
 from t2s.errors import UsageError
 from t2s.gitstore import GitStore
 from t2s.skill import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
@@ -27,7 +27,8 @@ def config_at(store: GitStore, rev: str) -> Config:
     raw = store.read_blob(rev, CONFIG_FILE)
     if raw is None:
         return Config()
-    return parse_config(raw.decode("utf-8"), Path(f"{rev[:12]}:{CONFIG_FILE}"))
+    where = Path(f"{rev[:12]}:{CONFIG_FILE}")
+    return parse_config(decode_config(raw, where), where)
 
 
 def skill_dirs_at(store: GitStore, rev: str, config: Config | None = None) -> list[str]:
@@ -52,6 +53,30 @@ def lint_skills_at(store: GitStore, rev: str, *, strict: bool | None = None, lim
         (skill_dir, lint_rev(store, rev, skill_dir, strict=strict, limits=limits))
         for skill_dir in skill_dirs_at(store, rev, config)
     ]
+
+
+class BrokenSkill(UsageError):
+    """The committed skill is missing or does not lint, so no agent may run with it."""
+
+
+def require_clean_skill(store: GitStore, config: Config, rev: str, skill_dir: str) -> str:
+    """The skill folder's tree at ``rev`` if the skill lints by ``config``'s rules,
+    else :class:`BrokenSkill`.
+
+    The one check every command that runs a skill makes first (``rollout``, ``eval``,
+    ``analyze``, and so ``evolve``), so they agree on what may run: a symlinked or
+    malformed SKILL.md never reaches a model.
+    """
+    commit = store.resolve(rev)
+    tree = store.subtree(commit, skill_dir)
+    if not tree:
+        raise BrokenSkill(f"{commit[:12]} has no skill folder {skill_dir}")
+    findings = lint_rev(store, commit, skill_dir, strict=config.lint.strict, limits=limits_of(config))
+    if findings:
+        listing = "; ".join(f.render(prefix=f"{skill_dir}/") for f in findings[:5])
+        raise BrokenSkill(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
+                          hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it")
+    return tree
 
 
 def skill_dir_of(store: GitStore, config: Config, rev: str = "HEAD") -> str:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from t2s.errors import UsageError
+from t2s.faults import ErrorCause
 
 SCHEMA_VERSION = 1
 
@@ -188,6 +189,9 @@ class Trajectory(_Model):
     #: ``imported``.
     stop_reason: str = ""
     error: str | None = None
+    #: Why an ``errored`` episode ended (the model endpoint, a budget cap, a crash...):
+    #: see :mod:`t2s.faults`. None for verdicts and for records of older t2s versions.
+    error_cause: ErrorCause | None = None
     #: Reminders sent because the agent tried to finish without writing the output.
     reminders: int = 0
     turns: int = 0

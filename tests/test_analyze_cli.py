@@ -73,7 +73,7 @@ def test_analyze_cli_errors_are_clear(tmp_path, scripted_server):
     result = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "empty", *model_flags(scripted_server)])
     assert result.exit_code == 2 and "has no trajectories" in result.output
     result = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "empty", "--concurrency", "0"])
-    assert result.exit_code == 2 and "--concurrency must be at least 1" in result.output
+    assert result.exit_code == 2 and "'--concurrency': must be at least 1 (got '0')" in result.output
 
 
 def test_imported_trajectories_are_analysed_too(tmp_path, scripted_server):

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.notes import read_eval_note
+from tests.conftest import git
 from tests.test_eval_support import agent_calls, commit_skill, make_repo
 
 
@@ -67,5 +68,12 @@ def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, script
     assert default_baseline(store, cand, config) == s0
     plain = commit_skill(store, [s0], ["x"], "plain")
     assert default_baseline(store, plain, config) == s0  # merge base with main
-    store.create_tag("v0.1.0", s0, "release")
+    git(store.root, "tag", "v0.9.0", plain)  # a stray lightweight tag is not a release
+    store.create_tag("v0.8.0", s0, "hand-made")  # nor an annotated tag on a commit t2s did not release
+    assert default_baseline(store, cand, config) == s0
+    from t2s.release import release
+    from tests.test_release import fake_gate
+
+    fake_gate(store, cand, s0)
+    release(store, config, cand)
     assert default_baseline(store, cand, config) == "v0.1.0"

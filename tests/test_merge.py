@@ -271,3 +271,90 @@ def test_a_failure_regroups_the_levels_above_and_resume_finds_the_regrouped_tree
     again = asyncio.run(make_merger(store, record, scripted_server, fan_in=3, concurrency=16).parallel())
     assert len(scripted_server.requests) == calls
     assert again.candidate == root and again.levels == summary.levels and again.reused == 15
+
+
+# ---------------------------------------------------------------------- counts and accounting
+@pytest.mark.parametrize("flags, message", [
+    (["--strategy", "sequential", "--batch", "-1"], "--batch': must be at least 1 (got '-1')"),
+    (["--strategy", "sequential", "--batch", "0"], "--batch': must be at least 1 (got '0')"),
+    (["--fan-in", "0"], "--fan-in': must be at least 2 (got '0')"),
+    (["--fan-in", "1"], "--fan-in': must be at least 2 (got '1')"),
+])
+def test_merge_refuses_counts_that_would_lose_or_ignore_patches(tmp_path, scripted_server, flags, message):
+    """--batch -1 once left patch 0010 out (inputs[0:-1]); --fan-in 0 meant the
+    default; --batch 0 merged nothing ten times. Each is refused before any work."""
+    from click.testing import CliRunner
+
+    from t2s.cli import main
+
+    scripted_server.on(merger_responder, role="merger")
+    store, record, _ = build_run(tmp_path, 10)
+    before = store.run("for-each-ref")
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    result = CliRunner().invoke(main, ["merge", "--run", "r1", *flags, *args], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert store.run("for-each-ref") == before  # no merge branch, no record change
+    assert scripted_server.requests_for("merger") == []
+
+
+def test_merge_settings_in_t2s_toml_follow_the_same_rules(tmp_path, scripted_server):
+    from click.testing import CliRunner
+
+    from t2s.cli import main
+
+    store, record, _ = build_run(tmp_path, 4)
+    toml = store.root / "t2s.toml"
+    toml.write_text(toml.read_text().replace("fan_in = 5", "fan_in = 0"))
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    result = CliRunner().invoke(main, ["merge", "--run", "r1", *args], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "merge.fan_in: must be at least 2 (got 0)" in result.output
+
+
+def test_every_patch_is_accounted_for_by_the_check():
+    from t2s.merge import MergeInput, PatchesLost, check_every_patch_accounted
+
+    inputs = [MergeInput(ref=f"refs/heads/t2s/r1/patch/{n:04d}", commit=f"{n:040x}", label=f"patch {n:04d}", lessons=[])
+              for n in range(1, 11)]
+    everything = [f"{n:04d}" for n in range(1, 11)]
+    check_every_patch_accounted("r1", inputs, {"0011": "rejected"}, everything)
+    with pytest.raises(PatchesLost, match=r"patch\(es\) 0010 are not in the candidate \(10 patches in, 1 left out"):
+        check_every_patch_accounted("r1", inputs, {"0011": "rejected"}, everything[:-1])
+    with pytest.raises(PatchesLost, match=r"0003 were merged more than once"):
+        check_every_patch_accounted("r1", inputs, {}, everything + ["0003"])
+    with pytest.raises(PatchesLost, match=r"holds patch\(es\) 0011 that were not inputs"):
+        check_every_patch_accounted("r1", inputs, {"0011": "rejected"}, everything + ["0011"])
+
+
+def test_a_merge_tree_that_drops_a_patch_never_becomes_the_candidate(tmp_path, scripted_server, monkeypatch):
+    """The check reads the finished candidate from git, so a planning bug that leaves
+    a head out is caught before the candidate branch moves."""
+    import t2s.merge as merge_module
+    from t2s.merge import PatchesLost
+
+    real = merge_module.balanced_groups
+
+    def lossy(items, fan_in):
+        groups = real(items, fan_in)
+        return [groups[0][:-1], *groups[1:]] if len(groups) > 1 else groups
+
+    monkeypatch.setattr(merge_module, "balanced_groups", lossy)
+    scripted_server.on(merger_responder, role="merger")
+    store, record, _ = build_run(tmp_path, 6)
+    with pytest.raises(PatchesLost, match=r"patch\(es\) 0003 are not in the candidate"):
+        asyncio.run(make_merger(store, record, scripted_server, fan_in=3).parallel())
+    assert store.rev_parse(candidate_branch("r1")) is None
+
+
+def test_the_sequential_chain_names_every_patch_once(tmp_path, scripted_server):
+    from t2s.merge import _chain_patches
+
+    scripted_server.on(merger_responder, role="merger")
+    store, record, _ = build_run(tmp_path, 10)
+    summary = asyncio.run(make_merger(store, record, scripted_server).sequential(batch=4))
+    assert summary.levels == [["S001"], ["S002"], ["S003"]]
+    chain = _chain_patches(store, summary.candidate, record.manifest().s0)
+    assert sorted(chain) == [f"{n:04d}" for n in range(1, 11)]  # each once (newest step first)
+    with pytest.raises(Exception, match="--batch must be at least 1"):
+        asyncio.run(make_merger(store, record, scripted_server).sequential(batch=-1))

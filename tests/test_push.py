@@ -40,7 +40,7 @@ def test_push_carries_branches_run_record_notes_and_tags(tmp_path, scripted_serv
         "refs/heads/t2s/r1/*:refs/heads/t2s/r1/*",
         "refs/t2s/runs/r1:refs/t2s/runs/r1",
         "refs/notes/t2s/*:refs/notes/t2s/*",
-        "refs/tags/v*:refs/tags/v*",
+        "refs/tags/v0.1.0:refs/tags/v0.1.0",
     ]
     remote_refs = dict(reversed(line.split()) for line in git(remote, "for-each-ref", "--format=%(objectname) %(refname)").splitlines())
     for ref in ("refs/heads/t2s/r1/patch/0001", "refs/heads/t2s/r1/patch/0002", "refs/heads/t2s/r1/merge/L1-01",

@@ -134,3 +134,67 @@ def test_changelog_uses_the_runs_lessons_and_their_support(tmp_path, scripted_se
     assert "- Sum with a generator, not a formula. (support 3)" in message
     assert "- Rare: check merged cells. (support 1, in references/)" in message
     assert dict(store.trailers(result.commit))["T2S-Run"] == "r7"
+
+
+def test_only_t2s_release_tags_count_when_choosing_the_next_version(tmp_path, scripted_server):
+    """A stray lightweight v0.9.0 on a patch commit once made `release` choose v0.10.0."""
+    from t2s.config import load_config
+    from t2s.release import release, release_tags
+
+    store = make_repo(tmp_path, scripted_server)
+    git(store.root, "checkout", "-q", "--detach")
+    s0 = store.resolve("main")
+    config = load_config(store.root / "t2s.toml")
+    c1 = commit_skill(store, [s0], ["LESSON hard1"], "one")
+    fake_gate(store, c1, s0)
+    assert release(store, config, c1).version == "v0.1.0"
+    patch = commit_skill(store, [store.resolve("main")], ["LESSON hard2"], "a patch", [("T2S-Patch", "0001")])
+    git(store.root, "tag", "v0.9.0", patch)  # lightweight, on a patch commit
+    git(store.root, "tag", "-a", "v0.8.0", "-m", "annotated, but not a release merge", patch)
+    git(store.root, "tag", "-a", "v01.02.03", "-m", "leading zeros", "v0.1.0^{commit}")
+    git(store.root, "tag", "-a", "vbanana", "-m", "not a version", "v0.1.0^{commit}")
+    assert release_tags(store) == [((0, 1, 0), "v0.1.0")]
+    fake_gate(store, patch, store.resolve("main"))
+    out = CliRunner().invoke(main, ["release", patch, "-C", str(store.root), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["version"] == "v0.2.0"
+
+
+def _gc(repo) -> tuple[str, str]:
+    import subprocess
+
+    gc = subprocess.run(["git", "gc", "--quiet"], cwd=repo, capture_output=True, text=True)
+    fsck = subprocess.run(["git", "fsck", "--strict", "--no-progress"], cwd=repo, capture_output=True, text=True)
+    assert gc.returncode == 0 and fsck.returncode == 0, (gc.stderr, fsck.stderr)
+    return gc.stderr, fsck.stdout + fsck.stderr
+
+
+def test_git_gc_is_silent_after_a_release_and_repairs_older_tag_reflogs(tmp_path, scripted_server):
+    """t2s once wrote a reflog for each release tag; `git gc` then printed "not a
+    commit" and "is a commit, not a tag" after every release."""
+    import subprocess
+
+    store = make_repo(tmp_path, scripted_server)
+    repo = store.root
+    git(repo, "checkout", "-q", "--detach")
+    s0 = store.resolve("main")
+    c1 = commit_skill(store, [s0], ["LESSON hard1"], "one")
+    fake_gate(store, c1, s0)
+    out = CliRunner().invoke(main, ["release", c1, "-C", str(repo)], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert not (repo / ".git" / "logs" / "refs" / "tags" / "v0.1.0").exists()
+    assert (repo / ".git" / "logs" / "refs" / "heads" / "main").exists()  # the branch keeps its reflog
+    assert _gc(repo) == ("", "")
+
+    # A repository where an earlier t2s left a tag reflog: the next release repairs it.
+    log = repo / ".git" / "logs" / "refs" / "tags" / "v0.1.0"  # what `update-ref --create-reflog` wrote
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"{'0' * 40} {store.rev_parse('refs/tags/v0.1.0')} T2S <t2s@example.test> 1700000000 +0000\t"
+                   "t2s release v0.1.0\n")
+    assert "not a commit" in subprocess.run(["git", "gc"], cwd=repo, capture_output=True, text=True).stderr
+    c2 = commit_skill(store, [store.resolve("main")], ["LESSON hard1", "LESSON hard2"], "two")
+    fake_gate(store, c2, store.resolve("main"))
+    out = CliRunner().invoke(main, ["release", c2, "-C", str(repo)], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert _gc(repo) == ("", "")
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/tags").split() == ["refs/tags/v0.1.0", "refs/tags/v0.2.0"]

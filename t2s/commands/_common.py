@@ -1,4 +1,5 @@
-"""Small helpers shared by the CLI verbs: output, repository and config discovery."""
+"""Small helpers shared by the CLI verbs: output, repository and config discovery,
+and the parameter types that check numbers by the rules of :mod:`t2s.config`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,103 @@ repo_option = click.option(
     default=None,
     help="The skill repository (default: the one containing the current directory).",
 )
+
+
+unsafe_sandbox_option = click.option(
+    "--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True, default=None, envvar="T2S_UNSAFE_NO_SANDBOX",
+    help="Where no sandbox can be had (see `t2s doctor`), run model-written code anyway, as your "
+         "user with your files and network: dangerous. Ignored where the sandbox works.",
+)
+
+
+def sandbox_preflight(unsafe_no_sandbox: bool | None) -> str | None:
+    """Before a command runs model code: clean what killed runs left, check the sandbox
+    (a clear error when there is none and the flag is not given), and warn loudly on
+    stderr when the code will run unsandboxed. Returns that warning (to record) or None."""
+    from t2s.sandbox import preflight
+
+    warning = preflight(unsafe_no_sandbox)
+    if warning:
+        err_console.print(f"[bold red]{warning}[/bold red]")
+    return warning
+
+
+class Bounded(click.ParamType):
+    """A number checked by a pydantic rule of :mod:`t2s.config`, so a flag and the
+    ``t2s.toml`` setting it overrides accept exactly the same values (NaN and
+    infinity never pass). Build one with :func:`setting_type` or :func:`number_type`."""
+
+    def __init__(self, annotation: Any, what: str):
+        from pydantic import TypeAdapter
+
+        self.adapter = TypeAdapter(annotation)
+        self.name = what
+
+    def convert(self, value: Any, param, ctx):
+        from pydantic import ValidationError
+
+        from t2s.config import rule_message
+
+        try:
+            return self.adapter.validate_python(value.strip() if isinstance(value, str) else value)
+        except ValidationError as err:
+            self.fail(f"{rule_message(err.errors()[0])} (got {value!r})", param, ctx)
+
+
+def setting_type(section: type, field: str) -> Bounded:
+    """The type of a flag that overrides ``field`` of a :mod:`t2s.config` section."""
+    from typing import Annotated
+
+    info = section.model_fields[field]
+    if not info.metadata:
+        return Bounded(info.annotation, _kind(info.annotation))
+    return Bounded(Annotated[(info.annotation, *info.metadata)], _kind(info.annotation))
+
+
+def number_type(annotation: Any) -> Bounded:
+    """The type of a flag with no setting behind it, e.g. ``number_type(Count)``."""
+    from typing import get_args
+
+    base = (get_args(annotation) or (annotation,))[0]
+    return Bounded(annotation, _kind(base))
+
+
+def _kind(annotation: Any) -> str:
+    from typing import get_args
+
+    base = (get_args(annotation) or (annotation,))[0]
+    return "integer" if base is int else "float"
+
+
+@contextlib.contextmanager
+def appending(path: Path, flag: str) -> Iterator[Any]:
+    """``path`` opened for appending *before* any work, so a bad path fails first and
+    nothing is written anywhere; a file this created is removed again if the block
+    fails."""
+    existed = path.exists()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory")
+    try:
+        handle = open(path, "a", encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
+    ok = False
+    try:
+        with handle:
+            yield handle
+        ok = True
+    finally:
+        if not ok and not existed:
+            path.unlink(missing_ok=True)
+
+
+def write_output(path: Path, text: str, flag: str) -> None:
+    """Write a command's output file, or a :class:`UsageError` saying why it cannot be
+    written (a missing folder, a directory in the way, no permission)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
 
 
 def print_json(data: Any) -> None:
@@ -119,9 +217,37 @@ def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
+def print_causes(rows) -> None:
+    """The causes of errored work (:func:`t2s.faults.tally` rows): one table row each."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="errored: causes")
+    for name in ("cause", "count", "where", "first seen"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        where = f"{row.role} model at {row.endpoint}" if row.role else "-"
+        table.add_row(row.kind, str(row.count), escape(where), escape(row.detail or row.message))
+    console.print(table)
+
+
 def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
         err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
                           f"Run the same command again to finish the remaining {summary.remaining} {what}.")
         sys.exit(1)
+
+
+def end_stage(summary, what: str, as_json: bool) -> None:
+    """The end of ``rollout``/``analyze``: the causes of errored work (a table, unless
+    --json, whose output carries them as ``errors``) and exit 3
+    (:class:`t2s.faults.WorkErrored`); else exit 1 if a budget cap stopped the stage."""
+    errored = summary.errored_work()
+    if errored is not None:
+        if not as_json:
+            print_causes(errored.causes)
+        if summary.stopped:
+            err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}; {summary.remaining} {what} not run.")
+        raise errored
+    stopped_by_budget(summary, what)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import console, json_option, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, number_type, open_store, print_json, repo_option
+from t2s.config import Count
 
 
 @click.command()
-@click.argument("line", type=int, required=False)
+@click.argument("line", type=number_type(Count), required=False)
 @click.option("--run", "run_name", required=True, help="The run whose candidate to blame.")
 @click.option("--text", help="Blame the first line containing TEXT (case-insensitive) instead of a number.")
 @json_option

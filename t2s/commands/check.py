@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import json_option, print_json
+from t2s.commands._common import json_option, number_type, print_json
+from t2s.config import Count
 from t2s.errors import UsageError
 
 
@@ -16,7 +17,7 @@ from t2s.errors import UsageError
 @click.option("--task", "task_id", required=True, help="Task id (as in the suite's dataset).")
 @click.option("--suite", "suite_ref", required=True,
               help="A suite configured in t2s.toml ([suites.NAME]) or a suite directory.")
-@click.option("--case", "case", type=int, default=1, show_default=True,
+@click.option("--case", "case", type=number_type(Count), default=1, show_default=True,
               help="Test case number (SpreadsheetBench Verified has only case 1).")
 @click.option("--recalculate/--no-recalculate", default=None,
               help="Recalculate formulas with LibreOffice before checking "

@@ -45,10 +45,15 @@ def init(directory, seed, name, description, force, no_hooks, suite_type, suite_
       t2s init my-skills --seed table-qa --suite wikitablequestions \\
           --suite-path ../shared/benchmarks/wikitablequestions
     """
-    if (suite_type is None) != (suite_path is None):
-        from t2s.errors import UsageError
+    from t2s.commands.models import overrides_from_flags
+    from t2s.errors import UsageError
 
+    if (suite_type is None) != (suite_path is None):
         raise UsageError("--suite and --suite-path go together")
+    overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)  # a malformed --set fails here
+    if not create and (flag_model or flag_base_url or flag_api_key_env or model_sets):
+        raise UsageError("--model, --base-url, --api-key-env and --set only apply with --create",
+                         hint="set the models of the new repository in its t2s.toml ([models.*])")
     files = None
     if create:
         files = _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env,

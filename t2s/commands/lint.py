@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, json_option, print_json, repo_option
-from t2s.config import CONFIG_FILE, load_config
+from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
+from t2s.config import CONFIG_FILE, LintSection, load_config
 from t2s.errors import UsageError
 from t2s.gitstore import GitStore
 from t2s.skill import SKILL_FILE, Finding, Limits, lint_dir
@@ -19,8 +19,8 @@ from t2s.skillrepo import SKILLS_DIR, lint_skills_at, limits_of
 @click.option("--lenient", is_flag=True, help="Accept unknown frontmatter keys (kept byte for byte).")
 @click.option("--strict", "force_strict", is_flag=True, help="Follow the public spec exactly (default unless t2s.toml says otherwise).")
 @click.option("--staged", is_flag=True, help="Lint the skills as staged in the index (what the pre-commit hook runs).")
-@click.option("--max-skill-lines", type=int, default=None, help="Line limit for SKILL.md (default 500).")
-@click.option("--max-reference-lines", type=int, default=None, help="Line limit for each reference (default 300).")
+@click.option("--max-skill-lines", type=setting_type(LintSection, "max_skill_lines"), default=None, help="Line limit for SKILL.md (default 500).")
+@click.option("--max-reference-lines", type=setting_type(LintSection, "max_reference_lines"), default=None, help="Line limit for each reference (default 300).")
 @repo_option
 @json_option
 def lint(target, lenient, force_strict, staged, max_skill_lines, max_reference_lines, repo_dir, as_json):

@@ -7,6 +7,8 @@ from rich.table import Table
 
 from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
 from t2s.commands.models import model_options, overrides_from_flags
+from t2s.commands._common import number_type, setting_type
+from t2s.config import Count, MergeSection
 
 
 def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet,
@@ -22,11 +24,13 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     record = RunRecord(store, run)
     manifest = record.manifest()
     settings = MergeSettings(
-        fan_in=fan_in or config.merge.fan_in, min_support=config.merge.min_support,
+        fan_in=config.merge.fan_in if fan_in is None else fan_in, min_support=config.merge.min_support,
         retries=config.merge.retries, concurrency=config.merge.concurrency, retry_failed=retry_failed,
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1 (got {batch})")
     if rebuild and strategy == "sequential":
         raise UsageError("--rebuild sets the merge tree aside; the sequential baseline starts over on every run anyway")
     llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config), phase="merge", overrides=overrides)
@@ -35,6 +39,7 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
     try:
         with record.stage_lock("merge"):
+            merger.load_inputs()  # unreadable patch records or verdicts fail before anything is recorded
             if rebuild:
                 name = set_aside_merges(store, record)
                 if name and not quiet:
@@ -63,10 +68,10 @@ def _save_ledger(record, llm) -> None:
 
 @click.command()
 @click.option("--run", "run_name", required=True, help="The run whose patch branches to merge.")
-@click.option("--fan-in", type=int, default=None, help="Patches per octopus merge (default: [merge] fan_in, 5).")
+@click.option("--fan-in", type=setting_type(MergeSection, "fan_in"), default=None, help="Patches per octopus merge (default: [merge] fan_in, 5).")
 @click.option("--strategy", type=click.Choice(["parallel", "sequential"]), default="parallel", show_default=True,
               help="parallel: the merge tree; sequential: the paper's baseline, a linear chain of batch edits.")
-@click.option("--batch", type=int, default=5, show_default=True, help="Patches per step with --strategy sequential.")
+@click.option("--batch", type=number_type(Count), default=5, show_default=True, help="Patches per step with --strategy sequential.")
 @click.option("--retry-failed", is_flag=True, help="Ask the merger again for merges recorded as failed.")
 @click.option("--rebuild", is_flag=True,
               help="Set the run's merge tree aside (kept under refs/t2s/superseded/) and merge again, "

@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from t2s.commands._common import console, json_option, print_json, repo_option
+from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
 from t2s.config import ROLES, BudgetSection, Config, RoleModel
 from t2s.errors import UsageError
 
@@ -174,7 +174,24 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
 # --------------------------------------------------------------------------- t2s models check
 
 
-async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, Any]]:
+#: How long the probe waits for a role whose timeout nobody set (RoleModel's 120 s
+#: default is meant for long agent turns, not for a one-word answer).
+PROBE_TIMEOUT = 60.0
+
+
+def _timeout_was_set(config: Config, role: str, overrides: dict[str, dict[str, Any]]) -> bool:
+    """Whether the role's timeout comes from t2s.toml, the environment or a flag."""
+    import os
+
+    section = config.models.get(role)
+    return (
+        (section is not None and "timeout" in section.model_fields_set)
+        or any(name in os.environ for name in ("T2S_TIMEOUT", f"T2S_{role.upper()}_TIMEOUT"))
+        or any("timeout" in (overrides.get(key) or {}) for key in ("*", role))
+    )
+
+
+async def _check_all(llm, roles: list[str], max_tokens: int, deadlines: dict[str, float]) -> list[dict[str, Any]]:
     from t2s.llm import LLMError
 
     async def one(role: str) -> dict[str, Any]:
@@ -184,11 +201,15 @@ async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, A
             "role": role, "endpoint": cfg.base_url, "model": cfg.model,
             "ok": False, "latency_s": None, "reply": None, "error": None,
         }
+        deadline = deadlines[role]
         try:
-            res = await llm.chat(
-                role, [{"role": "user", "content": CHECK_PROMPT}],
-                phase="check", cache=False, max_tokens=max_tokens,
-            )
+            async with asyncio.timeout(deadline):  # the whole probe, retries included
+                res = await llm.chat(
+                    role, [{"role": "user", "content": CHECK_PROMPT}],
+                    phase="check", cache=False, max_tokens=max_tokens, timeout=deadline,
+                )
+        except TimeoutError:
+            row["error"] = f"no answer within {deadline:g}s (timeout)"
         except LLMError as err:
             row["error"] = err.cause or err.message
         else:
@@ -207,11 +228,12 @@ async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, A
 @models.command()
 @click.option("--role", "only_roles", multiple=True, type=click.Choice(ROLES),
               help="Check only this role (repeatable). Default: every role.")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for each answer.")
-@click.option("--retries", type=int, default=1, show_default=True,
+@click.option("--timeout", type=setting_type(RoleModel, "timeout"), default=None,
+              help="Seconds to wait for each role's answer, retries included (default: the role's timeout "
+                   "from T2S_<ROLE>_TIMEOUT, T2S_TIMEOUT or [models.<role>] timeout; 60 if none is set).")
+@click.option("--retries", type=setting_type(RoleModel, "max_retries"), default=1, show_default=True,
               help="Retries per role on 429/5xx/timeouts.")
-@click.option("--max-tokens", type=int, default=16, show_default=True,
+@click.option("--max-tokens", type=setting_type(RoleModel, "max_tokens"), default=16, show_default=True,
               help="Answer length asked for (thinking models may need more).")
 @model_options
 @json_option
@@ -220,12 +242,15 @@ def check(ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_u
           flag_api_key_env, model_sets, as_json):
     """Send one tiny request per role and report endpoint, model, ok/error, latency.
 
-    Exits 1 if any role fails. The cache and the budget caps are not used.
+    Exits 1 if any role fails. The cache and the budget caps are not used. Each role
+    is given its configured timeout (or --timeout) for the whole probe, so a hanging
+    endpoint is reported after that long.
 
     \b
     Examples:
       t2s models check
       t2s models check --role agent --timeout 10
+      T2S_TIMEOUT=5 t2s models check
       T2S_BASE_URL=http://127.0.0.1:8765/v1 t2s models check --json
     """
     from t2s.llm import LLM
@@ -235,12 +260,14 @@ def check(ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_u
         flag_api_key_env=flag_api_key_env, model_sets=model_sets,
     )
     # The probe's own limits go below every explicit flag of the user.
-    probe = {"timeout": timeout, "max_retries": retries}
+    probe = {"max_retries": retries, **({"timeout": timeout} if timeout is not None else {})}
     overrides["*"] = {**probe, **overrides.get("*", {})}
     config = load_config_for((ctx.parent.obj or {}).get("repo_dir") if ctx.parent else None)
     llm = LLM(config, overrides=overrides, cache_mode="off", budget=BudgetSection(), phase="check")
     roles = list(only_roles) or list(ROLES)
-    rows = llm.run(_check_all(llm, roles, max_tokens))
+    deadlines = {role: llm.role(role).timeout if _timeout_was_set(config, role, overrides) else
+                 min(llm.role(role).timeout, PROBE_TIMEOUT) for role in roles}
+    rows = llm.run(_check_all(llm, roles, max_tokens, deadlines))
     if as_json:
         print_json(rows)
     else:

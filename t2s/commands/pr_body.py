@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import open_store, repo_option
+from t2s.commands._common import open_store, repo_option, write_output
 
 
 @click.command("pr-body")
@@ -33,7 +33,7 @@ def pr_body(target, run_name, output, repo_dir):
 
     text = make_body(open_store(repo_dir), target, run_name)
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "-o")
         click.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import open_store, repo_option
+from t2s.commands._common import open_store, repo_option, write_output
 
 
 @click.command()
@@ -28,5 +28,5 @@ def report(run_name, output, repo_dir):
 
     html = render_report(open_store(repo_dir), run_name)
     output = output or Path(f"t2s-report-{run_name}.html")
-    output.write_text(html, encoding="utf-8")
+    write_output(output, html, "-o")
     click.echo(f"wrote {output} ({len(html.encode()) // 1024 + 1} KiB)")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import console, json_option, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, number_type, open_store, print_json, repo_option
+from t2s.config import NonNegative
 
 
 @click.command()
 @click.argument("patch")
 @click.option("--run", "run_name", default=None, help="The run, when the number alone is ambiguous.")
 @click.option("--no-diff", is_flag=True, help="Leave the diff out.")
-@click.option("--steps", type=int, default=2, show_default=True, help="Trajectory steps to show before the failing one.")
+@click.option("--steps", type=number_type(NonNegative), default=2, show_default=True, help="Trajectory steps to show before the failing one.")
 @json_option
 @repo_option
 def show(patch, run_name, no_diff, steps, as_json, repo_dir):

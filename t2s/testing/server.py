@@ -52,6 +52,7 @@ FAULT_KINDS = (
     "hang",  # never answer; the client must time out
     "drop",  # close the connection without a response
     "malformed",  # 200 with a body that is not JSON
+    "wrong_shape",  # 200 with valid JSON that is not a chat completion (no choices)
     "truncated",  # 200 whose body stops half way (Content-Length promises more)
     "truncated_content",  # the responder's text cut in half, finish_reason "length"
     "non_json_content",  # the responder's text replaced by prose
@@ -346,8 +347,9 @@ class ScriptedServer:
         """Inject a failure into the next ``times`` matching chat requests.
 
         Kinds: ``429`` (with ``Retry-After: retry_after``), ``500`` (or any ``status``),
-        ``hang``, ``drop``, ``malformed``, ``truncated``, ``truncated_content``,
-        ``non_json_content``, ``latency`` (``delay`` seconds, then a normal answer).
+        ``hang``, ``drop``, ``malformed``, ``wrong_shape``, ``truncated``,
+        ``truncated_content``, ``non_json_content``, ``latency`` (``delay`` seconds, then
+        a normal answer). ``times=None`` keeps failing until :meth:`clear_faults`.
         Faults are checked in the order they were added.
         """
         kind = str(kind)
@@ -357,6 +359,11 @@ class ScriptedServer:
         with self._lock:
             self._faults.append(f)
         return f
+
+    def clear_faults(self) -> None:
+        """Stop injecting failures (the endpoint "recovers"); rules stay as they are."""
+        with self._lock:
+            self._faults.clear()
 
     def reset(self) -> None:
         """Forget rules, faults and recorded requests."""
@@ -590,6 +597,9 @@ class ScriptedServer:
                     return False
                 if kind == "malformed":
                     await self._write(writer, 200, {}, b'{"id": "chatcmpl-x", "choices": [ {"mess')
+                    return True
+                if kind == "wrong_shape":  # JSON, but not a completion (a proxy's status page...)
+                    await self._write(writer, 200, {}, json.dumps({"object": "status", "status": "ok"}).encode())
                     return True
 
             if reply is None:

@@ -9,7 +9,9 @@ import pytest
 
 from t2s.config import parse_config
 from t2s.errors import T2SError
-from t2s.llm.client import LLM, BudgetExceeded, ChatResult, Ledger, LLMError
+from t2s.llm.client import LLM, Ledger
+from t2s.llm.errors import BudgetExceeded, LLMError
+from t2s.llm.results import ChatResult
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from t2s.llm.cache import ResponseCache, request_key
-from t2s.llm.client import LLM, CacheMiss, LLMError
+from t2s.llm.client import LLM
+from t2s.llm.errors import CacheMiss, LLMError
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 

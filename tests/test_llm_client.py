@@ -9,7 +9,10 @@ import pytest
 
 from t2s.config import Config, RoleModel, parse_config
 from t2s.errors import ConfigError, T2SError
-from t2s.llm.client import LLM, ChatResult, LLMError, ToolCall, resolve_roles
+from t2s.llm.client import LLM
+from t2s.llm.results import ChatResult, ToolCall
+from t2s.llm.errors import LLMError
+from t2s.llm.roles import resolve_roles
 from t2s.testing import Reply, ScriptedServer, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -111,14 +114,6 @@ def test_retries_recover_from_transient_faults(scripted_server, kind):
     assert len(scripted_server.requests) == 3
     row = llm.ledger.summary()[0]
     assert (row["calls"], row["attempts"], row["errors"]) == (1, 3, 0)
-
-
-def test_retries_work_on_the_standard_httpx_transport_too(scripted_server, monkeypatch):
-    monkeypatch.setenv("T2S_HTTP_TRANSPORT", "httpx")
-    scripted_server.fault("500", times=1)
-    scripted_server.fault("drop", times=1)
-    res = make_llm(scripted_server).chat_sync("agent", USER)
-    assert (res.content, res.attempts) == ("ok", 3)
 
 
 def test_gives_up_with_a_clear_error_naming_role_endpoint_and_cause(scripted_server):

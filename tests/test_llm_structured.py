@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from t2s.llm.client import LLM, LLMError, StructuredOutputError, extract_json
+from t2s.llm.client import LLM
+from t2s.llm.errors import LLMError, StructuredOutputError
+from t2s.llm.structured import extract_json
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 

@@ -14,7 +14,8 @@ import pytest
 
 from t2s import redaction
 from t2s.gitstore.store import GitStore
-from t2s.llm.client import LLM, resolve_roles
+from t2s.llm.client import LLM
+from t2s.llm.roles import resolve_roles
 from t2s.record.runs import RunManifest, RunRecord
 from t2s.testing.pytest_plugin import scripted_role
 

@@ -640,7 +640,7 @@ async def run_agent(
     :class:`t2s.llm.client.CacheMiss` when the run must stop (the episode is then unfinished).
     The output file stays in ``workdir``; see :func:`artifact_files`.
     """
-    from t2s.llm.client import BudgetExceeded, CacheMiss
+    from t2s.llm.errors import BudgetExceeded, CacheMiss
 
     options = options or AgentOptions()
     role = llm.role(options.role)

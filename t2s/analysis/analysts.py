@@ -46,7 +46,9 @@ from t2s.errors import T2SError, UsageError
 from t2s.sandbox.leftovers import dies_with_parent, scratch_dir
 from t2s.faults import ErrorCause, cause_of
 from t2s.record.lessons import TOPIC_RE, slugify
-from t2s.llm.client import REPAIR_PROMPT, ChatResult, StructuredOutputError, _format_validation_error, extract_json
+from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json
+from t2s.llm.results import ChatResult
+from t2s.llm.errors import StructuredOutputError
 from t2s.patches.pipeline import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
 from t2s.skill.format import SKILL_FILE, lint_files
 
@@ -159,7 +161,7 @@ class AnalystOutcome:
     def fail(self, err: Exception) -> None:
         """Record why the analysis stopped. A model that answered but never gave a usable
         report is a genuine (final) rejection; anything else is an error, retried later."""
-        from t2s.llm.client import StructuredOutputError
+        from t2s.llm.errors import StructuredOutputError
 
         if isinstance(err, StructuredOutputError):
             self.error = f"analyst answer unusable: {err.message}"
@@ -326,7 +328,7 @@ class _OneCallAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm.client import LLMError
+        from t2s.llm.errors import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind, protocol="json")
@@ -552,7 +554,7 @@ class AgenticErrorAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm.client import LLMError
+        from t2s.llm.errors import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind)

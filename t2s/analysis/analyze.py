@@ -395,7 +395,7 @@ async def _analyze_run(
     progress: StageProgress | None,
     retry_errored: bool = True,
 ) -> AnalyzeSummary:
-    from t2s.llm.client import BudgetExceeded, CacheMiss
+    from t2s.llm.errors import BudgetExceeded, CacheMiss
     from t2s.skill.repo import limits_of, require_clean_skill
 
     started = time.perf_counter()

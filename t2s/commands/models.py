@@ -129,7 +129,7 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
     }
     if ctx.invoked_subcommand is not None:
         return
-    from t2s.llm.client import resolve_roles
+    from t2s.llm.roles import resolve_roles
     import os
 
     config = load_config_for(repo_dir)
@@ -192,7 +192,7 @@ def _timeout_was_set(config: Config, role: str, overrides: dict[str, dict[str, A
 
 
 async def _check_all(llm, roles: list[str], max_tokens: int, deadlines: dict[str, float]) -> list[dict[str, Any]]:
-    from t2s.llm.client import LLMError
+    from t2s.llm.errors import LLMError
 
     async def one(role: str) -> dict[str, Any]:
         cfg = llm.role(role)

@@ -161,7 +161,7 @@ def make_context(
     unsafe_no_sandbox: bool | None = None,
 ) -> EvalContext:
     """Load the suite and resolve the agent settings once for a series of evaluations."""
-    from t2s.llm.client import resolve_roles
+    from t2s.llm.roles import resolve_roles
     from t2s.skill.repo import skill_dir_of
     from t2s.tasks import load_suite
 

@@ -45,45 +45,45 @@ import json
 import logging
 import os
 import random
-import re
 import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Mapping, Sequence, TypeVar
 
 import openai
+
+try:  # openai >= 3 is built on httpx2; older releases on httpx (the same API)
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the installed openai
+    import httpx  # type: ignore[no-redef]
 from pydantic import BaseModel, ValidationError
 
-from t2s.llm.ledger import Ledger, LedgerRow
-from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
-from t2s.config import ROLES, BudgetSection, Config, RoleModel, rule_message
-from t2s.prompts import load as load_prompt, render as render_prompt
 from t2s import redaction
-from t2s.errors import ConfigError, T2SError
-
-__all__ = [
-    "LLM",
-    "BudgetExceeded",
-    "CacheMiss",
-    "ChatResult",
-    "Ledger",
-    "LedgerRow",
-    "LLMError",
-    "StructuredOutputError",
-    "ToolCall",
-    "Usage",
-    "FAILURE_KINDS",
-    "extract_json",
-    "resolve_roles",
-    "default_cache_path",
-    "PLACEHOLDER_API_KEY",
-]
+from t2s.config import ROLES, BudgetSection, Config, RoleModel
+from t2s.errors import ConfigError
+from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
+from t2s.llm.errors import (
+    FAILURE_KINDS,
+    BudgetExceeded,
+    CacheMiss,
+    LLMError,
+    StructuredOutputError,
+)
+from t2s.llm.ledger import Ledger, LedgerRow
+from t2s.llm.results import ChatResult, ToolCall, Usage
+from t2s.llm.roles import PLACEHOLDER_API_KEY, _endpoint_key, resolve_roles
+from t2s.llm.structured import (
+    REPAIR_PROMPT,
+    STRUCTURED_PROMPT,
+    _format_validation_error,
+    extract_json,
+)
+from t2s.prompts import load as load_prompt
+from t2s.prompts import render as render_prompt
 
 log = logging.getLogger("t2s.llm.client")
 
-#: Sent when a role's key variable is unset (local servers need no key).
-PLACEHOLDER_API_KEY = "sk-t2s-no-key"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -91,329 +91,13 @@ M = TypeVar("M", bound=BaseModel)
 # --------------------------------------------------------------------------- errors
 
 
-#: Why a model call failed for good, in one word (``LLMError.kind``). All but
-#: ``unusable-answer`` are failures of the endpoint or the network, never of the model.
-FAILURE_KINDS = {
-    "unreachable": "was unreachable",  # connection refused, no such host
-    "connection-lost": "dropped the connection",  # closed without (or in the middle of) an answer
-    "timeout": "did not answer in time",
-    "rate-limited": "kept answering 429 (rate limited)",
-    "server-error": "kept failing with server errors",  # 5xx, 408
-    "http-error": "refused the request",  # other 4xx: a key, a URL or a request problem
-    "bad-response": "sent answers that are not chat completions",  # not JSON, wrong shape
-    "unusable-answer": "never gave a usable answer",  # StructuredOutputError
-}
-
-
-class LLMError(T2SError):
-    """One model call failed for good (after retries, or on a non-retryable error)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        role: str = "",
-        endpoint: str = "",
-        model: str = "",
-        cause: str = "",
-        attempts: int = 0,
-        status: int | None = None,
-        hint: str | None = None,
-        kind: str = "",
-    ):
-        super().__init__(message, hint=hint)
-        self.role = role
-        self.endpoint = endpoint
-        self.model = model
-        self.cause = cause
-        self.attempts = attempts
-        self.status = status
-        #: One of :data:`FAILURE_KINDS`.
-        self.kind = kind
-
-
-class StructuredOutputError(LLMError):
-    """The model's answer never parsed and validated, even after the repair rounds."""
-
-    def __init__(self, message: str, *, raw: str, errors: list[str], **kw: Any):
-        kw.setdefault("kind", "unusable-answer")
-        super().__init__(message, **kw)
-        #: The last answer, verbatim.
-        self.raw = raw
-        #: One message per failed round, oldest first.
-        self.errors = errors
-
-
-class BudgetExceeded(T2SError):
-    """A ``[budget]`` cap forbids new model calls. Finished work stays intact."""
-
-
-class CacheMiss(T2SError):
-    """Replay-only cache mode and this request was never recorded."""
-
-
 # --------------------------------------------------------------------------- results
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class ToolCall(BaseModel):
-    id: str
-    name: str
-    #: The arguments exactly as the model wrote them (a JSON string, maybe invalid).
-    arguments: str = ""
-
-    def parsed_arguments(self) -> Any:
-        """The arguments decoded as JSON (``ValueError`` if the model wrote garbage)."""
-        return json.loads(self.arguments or "{}")
-
-    def to_openai(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-
-class ChatResult(BaseModel):
-    content: str | None = None
-    tool_calls: list[ToolCall] = []
-    usage: Usage = Usage()
-    finish_reason: str | None = None
-    #: The model name the server reported (falls back to the requested one).
-    model: str = ""
-    role: str = ""
-    phase: str = ""
-    cached: bool = False
-    #: Wall time of the call, retries and backoff included (0 for cache hits).
-    latency_s: float = 0.0
-    attempts: int = 0
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message to append to the conversation."""
-        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
-        return msg
-
-    def _cache_value(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"content", "tool_calls", "usage", "finish_reason", "model"}
-        )
 
 
 # --------------------------------------------------------------------------- roles
 
-#: Settings an environment variable may override: ``T2S_<ROLE>_<NAME>`` for one role,
-#: ``T2S_<NAME>`` for every role.
-ENV_FIELDS = {
-    "MODEL": "model",
-    "BASE_URL": "base_url",
-    "API_KEY_ENV": "api_key_env",
-    "TEMPERATURE": "temperature",
-    "MAX_TOKENS": "max_tokens",
-    "SEED": "seed",
-    "EXTRA_BODY": "extra_body",
-    "TIMEOUT": "timeout",
-    "MAX_RETRIES": "max_retries",
-    "CONCURRENCY": "concurrency",
-    "PROTOCOL": "protocol",
-    "BACKOFF_BASE": "backoff_base",
-    "BACKOFF_MAX": "backoff_max",
-}
-
-
-def _coerce(field_name: str, value: Any, source: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    if field_name == "extra_body":
-        try:
-            data = json.loads(value) if value.strip() else {}
-        except ValueError as err:
-            raise ConfigError(f"{source}: extra_body must be a JSON object: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: extra_body must be a JSON object")
-        return data
-    if field_name == "seed" and value.strip().lower() in ("", "none", "null"):
-        return None
-    return value
-
-
-def resolve_roles(
-    config: Config | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    roles: Iterable[str] = ROLES,
-) -> dict[str, RoleModel]:
-    """The effective settings of each role.
-
-    Precedence, highest first: CLI flags (``overrides[role]``, then ``overrides["*"]``),
-    role environment (``T2S_AGENT_MODEL``...), global environment (``T2S_MODEL``...),
-    ``[models.<role>]`` of ``t2s.toml``, defaults.
-    """
-    config = config or Config()
-    env = os.environ if env is None else env
-    overrides = overrides or {}
-    unknown = set(overrides) - set(roles) - {"*"}
-    if unknown:
-        raise ConfigError(f"unknown model role(s) {', '.join(sorted(unknown))} (roles: {', '.join(ROLES)})")
-    resolved: dict[str, RoleModel] = {}
-    for role in roles:
-        base = config.models.get(role) or RoleModel()
-        data = base.model_dump()
-        layers: list[tuple[str, dict[str, Any]]] = []
-        for prefix in ("T2S_", f"T2S_{role.upper()}_"):
-            layer = {
-                name: (f"${prefix}{suffix}", env[prefix + suffix])
-                for suffix, name in ENV_FIELDS.items()
-                if prefix + suffix in env
-            }
-            layers.append((prefix, layer))
-        for key in ("*", role):
-            layer = {}
-            for name, value in (overrides.get(key) or {}).items():
-                if name not in RoleModel.model_fields:
-                    raise ConfigError(
-                        f"unknown model setting {name!r} (settings: {', '.join(RoleModel.model_fields)})"
-                    )
-                layer[name] = (f"--set {key}.{name}" if key != "*" else f"flag {name}", value)
-            layers.append((key, layer))
-        sources: dict[str, str] = {}
-        for _, layer in layers:
-            for name, (source, value) in layer.items():
-                data[name] = _coerce(name, value, source)
-                sources[name] = source
-        try:
-            resolved[role] = RoleModel.model_validate(data)
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))} ({sources.get(str(e['loc'][0]), 't2s.toml')}): {rule_message(e)}"
-                for e in err.errors()
-            )
-            raise ConfigError(f"models.{role}: {problems}") from None
-    redaction.watch(r.api_key_env for r in resolved.values())
-    return resolved
-
-
-def _endpoint_key(base_url: str) -> str:
-    return base_url.rstrip("/")
-
 
 # --------------------------------------------------------------------------- JSON extraction
-
-_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-
-
-def _strip_trailing_commas(text: str) -> str:
-    """Remove commas directly before ``}`` or ``]``, outside strings."""
-    out: list[str] = []
-    in_string = escaped = False
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch == ",":
-            j = i + 1
-            while j < len(text) and text[j] in " \t\r\n":
-                j += 1
-            if j < len(text) and text[j] in "}]":
-                i += 1
-                continue
-            out.append(ch)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _loads_lenient(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads(_strip_trailing_commas(text))
-
-
-def _embedded_json(text: str) -> Any:
-    """The first JSON object or array inside prose."""
-    decoder = json.JSONDecoder()
-    for n, match in enumerate(re.finditer(r"[\[{]", text)):
-        if n >= 64:  # prose full of brackets: give up rather than go quadratic
-            break
-        start = match.start()
-        try:
-            return decoder.raw_decode(text, start)[0]
-        except ValueError:
-            pass
-        closer = "}" if text[start] == "{" else "]"
-        end = text.rfind(closer)
-        if end > start:
-            try:
-                return _loads_lenient(text[start : end + 1])
-            except ValueError:
-                pass
-    raise ValueError("no JSON object found in the answer")
-
-
-def extract_json(text: str | None) -> Any:
-    """The JSON value in a model's answer: fenced (```json), bare, or inside prose.
-
-    Reasoning blocks (``<think>...</think>``) are ignored; trailing commas are
-    forgiven. Raises ``ValueError`` with a short reason when nothing parses.
-    """
-    if text is None or not text.strip():
-        raise ValueError("the answer is empty")
-    text = _THINK_RE.sub("", text).strip()
-    first_error: ValueError | None = None
-    for match in _FENCE_RE.finditer(text):
-        try:
-            return _loads_lenient(match.group(2).strip())
-        except ValueError as err:
-            first_error = first_error or err
-    try:
-        return _loads_lenient(text)
-    except ValueError as err:
-        first_error = first_error or err
-    try:
-        return _embedded_json(text)
-    except ValueError:
-        pass
-    raise ValueError(f"the answer is not valid JSON ({first_error})")
-
-
-def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        value = repr(item.get("input"))
-        if len(value) > 80:
-            value = value[:77] + "..."
-        parts.append(f"{loc}: {item['msg']} (got {value})")
-    return "; ".join(parts)
-
-
-#: The structured-output instruction and the repair message (t2s/prompts/).
-STRUCTURED_PROMPT = "structured_output.md"
-REPAIR_PROMPT = "structured_repair.md"
 
 
 # --------------------------------------------------------------------------- the client
@@ -610,19 +294,11 @@ class LLM:
         key = (_endpoint_key(cfg.base_url), cfg.api_key_env)
         client = state.clients.get(key)
         if client is None:
-            from t2s.llm.http import LeanTransport, lean_transport_enabled
-
-            http_client = None
-            if lean_transport_enabled(cfg.base_url):
-                from t2s.llm.http import httpx2
-
-                http_client = httpx2.AsyncClient(transport=LeanTransport(), timeout=cfg.timeout)
             client = openai.AsyncOpenAI(
                 base_url=cfg.base_url,
                 api_key=self._api_key(cfg),
                 max_retries=0,  # retries are ours: backoff, Retry-After, clear errors
                 timeout=cfg.timeout,
-                http_client=http_client,
             )
             state.clients[key] = client
         return client
@@ -771,7 +447,7 @@ class LLM:
             try:
                 async with sem:
                     response = await client.post(
-                        "/chat/completions", cast_to=_raw_response_type(), body=body, options=options
+                        "/chat/completions", cast_to=httpx.Response, body=body, options=options
                     )
                     return _parse_completion(response.content), attempt
             except _Retryable as err:
@@ -901,12 +577,6 @@ class LLM:
         self, role: str, messages: Sequence[Mapping[str, Any]], schema: type[M], **kw: Any
     ) -> M:
         return self.run(self.structured(role, messages, schema, **kw))
-
-
-def _raw_response_type() -> type:
-    from t2s.llm.http import httpx2
-
-    return httpx2.Response
 
 
 def _status_hint(status: int, cfg: RoleModel) -> str | None:

@@ -90,7 +90,7 @@ class Ledger:
 
     def admit(self) -> None:
         """Reserve one network call, or raise :class:`t2s.llm.client.BudgetExceeded`."""
-        from t2s.llm.client import BudgetExceeded
+        from t2s.llm.errors import BudgetExceeded
 
         with self._lock:
             if self.stopped is None:

@@ -212,7 +212,7 @@ async def _rollout(
     progress: StageProgress | None,
     workroot: Path | None,
 ) -> RolloutSummary:
-    from t2s.llm.client import BudgetExceeded, CacheMiss
+    from t2s.llm.errors import BudgetExceeded, CacheMiss
     from t2s.skill.repo import require_clean_skill, skill_dir_of
 
     started = time.perf_counter()

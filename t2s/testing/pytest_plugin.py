@@ -22,7 +22,7 @@ from t2s.testing.server import ScriptedServer
 
 def _model_env_names() -> list[str]:
     from t2s.config import ROLES
-    from t2s.llm.client import ENV_FIELDS
+    from t2s.llm.roles import ENV_FIELDS
 
     prefixes = ["T2S_"] + [f"T2S_{r.upper()}_" for r in ROLES]
     names = [p + suffix for p in prefixes for suffix in ENV_FIELDS]

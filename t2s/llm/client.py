@@ -122,9 +122,7 @@ def _status_kind(status: int) -> str:
 def _connection_kind(detail: BaseException) -> str:
     """``unreachable`` when no connection could be made; ``connection-lost`` when one
     was made and broke (dropped, reset, or an answer cut off half way)."""
-    from t2s.llm.http import httpx2
-
-    return "unreachable" if isinstance(detail, (httpx2.ConnectError, ConnectionRefusedError)) else "connection-lost"
+    return "unreachable" if isinstance(detail, (httpx.ConnectError, ConnectionRefusedError)) else "connection-lost"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from t2s.errors import T2SError
 from t2s.gitstore.store import ZERO_SHA, GitStore
 from t2s.record.notes import read_eval_note
-from t2s.releases.release import release_tag_problem
+from t2s.record.tags import release_tag_problem
 from t2s.skill.repo import lint_skills_at
 
 HOOK_NAMES = ("pre-commit", "pre-push")

@@ -202,7 +202,7 @@ def test_a_killed_bisect_takes_its_steps_with_it_and_the_next_one_cleans_up(tmp_
 
 
 def test_clean_stale_bisects_leaves_a_running_one_alone(tmp_path, scripted_server):
-    from t2s.releases.release import clean_stale_bisects
+    from t2s.views.bisect import clean_stale_bisects
 
     store = make_repo(tmp_path, scripted_server)
     stale = store.t2s_dir / "bisect-1-dead"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.releases.release import set_metadata, split_source
+from t2s.releases.install import set_metadata, split_source
 from t2s.skill.format import lint_dir, parse_skill_md
 from tests.conftest import git
 from tests.test_eval_support import make_repo

@@ -36,7 +36,7 @@ def bisect(good, bad, split, threshold, seeds, suite, no_cache, first_parent, re
       t2s bisect --good main --bad t2s/r1/candidate
       t2s bisect --good v0.1.0 --bad v0.3.0 --first-parent --threshold 0.7
     """
-    from t2s.releases.release import bisect as do_bisect
+    from t2s.views.bisect import bisect as do_bisect
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

@@ -31,7 +31,7 @@ def install(source, dest, agents, force, as_json):
       t2s install ../my-skills --agents
       t2s install dist/xlsx-0.2.0.zip --dest ~/.claude/skills
     """
-    from t2s.releases.release import install as do_install
+    from t2s.releases.install import install as do_install
 
     result = do_install(source, dest=dest, agents=agents, force=force)
     if as_json:

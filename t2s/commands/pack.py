@@ -28,7 +28,7 @@ def pack(tag, out_dir, repo_dir, as_json):
       t2s pack v0.1.0 -o /tmp/assets
       cd dist && sha256sum -c SHA256SUMS
     """
-    from t2s.releases.release import pack as do_pack
+    from t2s.releases.pack import pack as do_pack
 
     store = open_store(repo_dir)
     result = do_pack(store, load_repo_config(store), tag, out_dir=out_dir)

@@ -28,7 +28,7 @@ def push(remote, run_name, release_branch, dry_run, repo_dir, as_json):
       t2s push origin --release-branch main
       t2s push origin --dry-run --json
     """
-    from t2s.releases.release import push as do_push
+    from t2s.releases.push import push as do_push
 
     store = open_store(repo_dir)
     result = do_push(store, remote, run=run_name, release_branch=release_branch, dry_run=dry_run)

@@ -64,14 +64,12 @@ from t2s.config import ROLES, BudgetSection, Config, RoleModel
 from t2s.errors import ConfigError
 from t2s.llm.cache import CACHE_MODES, ResponseCache, request_key
 from t2s.llm.errors import (
-    FAILURE_KINDS,
-    BudgetExceeded,
     CacheMiss,
     LLMError,
     StructuredOutputError,
 )
-from t2s.llm.ledger import Ledger, LedgerRow
-from t2s.llm.results import ChatResult, ToolCall, Usage
+from t2s.llm.ledger import Ledger
+from t2s.llm.results import ChatResult
 from t2s.llm.roles import PLACEHOLDER_API_KEY, _endpoint_key, resolve_roles
 from t2s.llm.structured import (
     REPAIR_PROMPT,

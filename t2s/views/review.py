@@ -28,9 +28,23 @@ from pydantic import BaseModel, Field, ValidationError
 
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore, parse_trailers
-from t2s.record.lessons import MERGES_DIR, PATCHES_DIR, Lesson, PatchRecord, candidate_branch, patch_branch, support_of
+from t2s.record.lessons import (
+    MERGES_DIR,
+    PATCHES_DIR,
+    Lesson,
+    PatchRecord,
+    candidate_branch,
+    patch_branch,
+    support_of,
+)
 from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
-from t2s.record.runs import RUNS_PREFIX, RunManifest, RunRecord, branch_prefix, list_runs
+from t2s.record.runs import (
+    RUNS_PREFIX,
+    RunManifest,
+    RunRecord,
+    branch_prefix,
+    list_runs,
+)
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 

@@ -1,0 +1,78 @@
+"""t2s.record.tags."""
+
+from __future__ import annotations
+
+import re
+
+from t2s.errors import UsageError
+from t2s.gitstore.store import GitStore, TagRef
+from t2s.record.describe import _trailer
+
+#: vX.Y.Z, strict semantic versioning: decimal numbers without leading zeros, nothing after.
+VERSION_TAG_RE = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+
+
+RELEASE_TAG_RULE = ("an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
+                    "(two parents, trailers T2S-Release: vX.Y.Z and T2S-Candidate: its second parent)")
+
+
+def parse_version(name: str) -> tuple[int, int, int] | None:
+    m = VERSION_TAG_RE.match(name)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def release_tag_problem(store: GitStore, tag: TagRef) -> str | None:
+    """Why ``tag`` is not a t2s release tag, or None when it is one.
+
+    A t2s release tag, and nothing else, counts as a release (for the next version,
+    the default baseline, ``pack``, ``install``, ``push`` and the pre-push hook):
+
+    1. its name is ``vX.Y.Z`` with X, Y, Z decimal numbers without leading zeros;
+    2. it is annotated: the ref points at a tag object that carries the same name;
+    3. it tags a commit that ``t2s release`` made: a merge of two parents whose
+       message has the trailers ``T2S-Release: <the tag's name>`` and
+       ``T2S-Candidate: <the second parent>``.
+    """
+    if parse_version(tag.name) is None:
+        return "its name is not vX.Y.Z (numbers without leading zeros)"
+    if not tag.annotated:
+        return "it is a lightweight tag, not an annotated one"
+    if tag.tagged_name != tag.name:
+        return f"its tag object is named {tag.tagged_name!r}"
+    if tag.target_type != "commit":
+        return f"it tags a {tag.target_type}, not a commit"
+    trailers = store.trailers(tag.target)
+    if len(tag.parents) != 2 or _trailer(trailers, "T2S-Release") != tag.name:
+        return f"{tag.target[:12]} is not a release merge made by `t2s release` for {tag.name}"
+    if _trailer(trailers, "T2S-Candidate") != tag.parents[1]:
+        return f"{tag.target[:12]} does not merge the candidate its T2S-Candidate trailer names"
+    return None
+
+
+def release_tags(store: GitStore) -> list[tuple[tuple[int, int, int], str]]:
+    """The t2s release tags (see :func:`release_tag_problem`), oldest version first.
+    Other ``v*`` tags, e.g. a lightweight one on a patch commit, are ignored."""
+    found = []
+    for tag in store.tag_refs("v*"):
+        if release_tag_problem(store, tag) is None:
+            found.append((parse_version(tag.name), tag.name))
+    return sorted(found)
+
+
+def latest_release_tag(store: GitStore) -> str | None:
+    tags = release_tags(store)
+    return tags[-1][1] if tags else None
+
+
+def require_release_tag(store: GitStore, name: str, where: str = "") -> str:
+    """The commit of release tag ``name``; a :class:`UsageError` saying why when
+    ``name`` is not a t2s release tag."""
+    found = [t for t in store.tag_refs(name) if t.name == name] if parse_version(name) else []
+    problem = release_tag_problem(store, found[0]) if found else None
+    if found and problem is None:
+        return found[0].target
+    if problem is None:
+        problem = ("there is no such tag" if parse_version(name) else
+                   "its name is not vX.Y.Z (numbers without leading zeros)")
+    raise UsageError(f"{name!r}{where} is not a t2s release: {problem}",
+                     hint=f"a release is {RELEASE_TAG_RULE}; list them with `git tag -l 'v*'`")

@@ -56,7 +56,7 @@ def measure(n: int, fan_in: int) -> dict:
         store = make_repo(Path(tmp), srv, heldout=HELDOUT)
         breaking = (2 * n) // 3 + 1
         s0, cand, patches = build_run(store, n=n, breaking=breaking, fan_in=fan_in)
-        commits = len(store.run("rev-list", cand, f"^{s0}").split())
+        commits = len(store.rev_list(cand, [s0]))
         repo = str(store.root)
         row = {"N": n, "commits": commits}
 

@@ -48,7 +48,7 @@ def install_hooks(store: GitStore, python: str = sys.executable) -> list[str]:
 
 
 def pre_commit(store: GitStore) -> int:
-    tree = store.run("write-tree").strip()
+    tree = store.index_tree()
     results = lint_skills_at(store, tree)
     bad = [(skill, f) for skill, findings in results for f in findings]
     for skill, finding in bad:

@@ -57,7 +57,7 @@ def test_every_command_that_runs_a_skill_refuses_one_that_does_not_lint(tmp_path
     store = make_repo(tmp_path, scripted_server)
     broken = _commit_broken(store, variant)
     _import_a_run(store, tmp_path)
-    refs_before = store.run("for-each-ref")
+    refs_before = store.refs("refs/")
     model = ["--base-url", scripted_server.base_url]
     runner = CliRunner()
     commands = {
@@ -72,5 +72,5 @@ def test_every_command_that_runs_a_skill_refuses_one_that_does_not_lint(tmp_path
         assert f"the skill at {broken[:12]} does not lint" in out.output, (name, out.output)
         assert "Traceback" not in out.output
     # Nothing ran and nothing was written: no run records, no notes, no model calls.
-    assert store.run("for-each-ref") == refs_before
+    assert store.refs("refs/") == refs_before
     assert scripted_server.requests == []

@@ -228,7 +228,7 @@ def test_in_process_trees_equal_the_trees_git_writes(git_repo):
         theirs = store._build_tree_with_index(base, changes)
         assert mine == theirs, changes
         base = store.commit(mine, [base], "step")
-    assert "missing" not in store.run("fsck", "--strict", check=False)
+    assert "missing" not in store.fsck()
 
 
 def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):

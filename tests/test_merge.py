@@ -162,8 +162,8 @@ def test_sequential_baseline_is_a_linear_chain(tmp_path, scripted_server):
     store, record, _ = build_run(tmp_path, 7)
     summary = asyncio.run(make_merger(store, record, scripted_server).sequential(batch=3))
     assert summary.levels == [["S001"], ["S002"], ["S003"]]
-    chain = store.run("rev-list", "--parents", summary.candidate, "^" + record.manifest().s0).splitlines()
-    assert len(chain) == 3 and all(len(line.split()) == 2 for line in chain)
+    chain = store.rev_list(summary.candidate, [record.manifest().s0])
+    assert len(chain) == 3 and all(len(store.parents(commit)) == 1 for commit in chain)
     final = record.read_json("merges/S003.json")
     assert sum(len(l["support"]) for l in final["lessons"]) == 7
 
@@ -289,12 +289,12 @@ def test_merge_refuses_counts_that_would_lose_or_ignore_patches(tmp_path, script
 
     scripted_server.on(merger_responder, role="merger")
     store, record, _ = build_run(tmp_path, 10)
-    before = store.run("for-each-ref")
+    before = store.refs("refs/")
     args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
     result = CliRunner().invoke(main, ["merge", "--run", "r1", *flags, *args], catch_exceptions=False)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert store.run("for-each-ref") == before  # no merge branch, no record change
+    assert store.refs("refs/") == before  # no merge branch, no record change
     assert scripted_server.requests_for("merger") == []
 
 

@@ -108,8 +108,7 @@ def test_resume_refuses_a_different_s0_or_split(scripted_server, repo):
     config = load_config(repo / "t2s.toml")
     rollout(store, config, run="r4", llm=llm_for(scripted_server), limit=1)
     (repo / "notes.txt").write_text("x")
-    store.run("add", "notes.txt")
-    store.run("commit", "-q", "--no-verify", "-m", "another commit")
+    store.commit_paths(["notes.txt"], "another commit")
     from t2s.errors import UsageError
 
     with pytest.raises(UsageError, match="was started at S0"):

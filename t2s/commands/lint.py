@@ -70,7 +70,7 @@ def _lint_target(target, repo_dir, staged, lenient, force_strict, max_skill, max
     path = base / target  # like `git -C`: a relative TARGET is relative to --repo
     if staged:
         store = GitStore.discover(repo_dir or Path.cwd())
-        return _lint_rev(store, store.run("write-tree").strip(), lenient, force_strict, max_skill, max_ref)
+        return _lint_rev(store, store.index_tree(), lenient, force_strict, max_skill, max_ref)
     if path.is_file() and path.name == SKILL_FILE:
         path = path.parent
     if path.is_dir():

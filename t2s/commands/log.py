@@ -6,6 +6,7 @@ import click
 
 from t2s.commands._common import number_type, open_store, repo_option
 from t2s.config import Count
+from t2s.record import refs
 
 
 @click.command()
@@ -25,25 +26,17 @@ def log(revs, run_name, max_count, repo_dir):
     store = open_store(repo_dir)
     if run_name is not None:
         _require_run(store, run_name)
-    args = ["log", "--graph", "--decorate", "--format=%h%d %s"]
-    if max_count:
-        args.append(f"-n{max_count}")
-    if revs:
-        args += list(revs)
-    elif run_name:
-        args.append(f"--glob=refs/heads/t2s/{run_name}/*")
-    else:
-        args += ["HEAD", "--branches", "--tags"]
-    click.echo(store.run(*args), nl=False)
+    glob = refs.run_branches(run_name) + "*" if run_name and not revs else None
+    click.echo(store.graph(list(revs), glob=glob, max_count=max_count), nl=False)
 
 
 def _require_run(store, run_name: str) -> None:
     """A run with neither a record nor branches is a typo, not an empty history."""
     from t2s.errors import UsageError
-    from t2s.record.runs import RUNS_PREFIX, check_run_name, list_runs
+    from t2s.record.runs import check_run_name, list_runs
 
     check_run_name(run_name)
-    if not store.rev_parse(RUNS_PREFIX + run_name) and not store.refs(f"refs/heads/t2s/{run_name}/"):
+    if not store.rev_parse(refs.run_record(run_name)) and not store.refs(refs.run_branches(run_name)):
         known = list_runs(store)
         raise UsageError(f"run {run_name!r} does not exist",
                          hint=f"runs here: {', '.join(known)}" if known else "there are no runs here yet")

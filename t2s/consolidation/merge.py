@@ -39,6 +39,7 @@ from t2s.record.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches.pipeline import PatchContext, RenderResult, edit_format_prompt, find_overlaps
 from t2s.prompts import load, render
 from t2s.record.runs import RunRecord, branch_prefix, parse_record
+from t2s.record.provenance import KEYS
 
 
 
@@ -518,7 +519,7 @@ class Merger:
                 if recording is not None:
                     await recording
         candidate = items[0]
-        reachable = set(self.store.run("rev-list", candidate.commit, f"^{self.s0}").split())
+        reachable = set(self.store.rev_list(candidate.commit, [self.s0]))
         check_every_patch_accounted(self.record.run, inputs, excluded,
                                     [_patch_number(i) for i in inputs if i.commit in reachable])
         summary.candidate = candidate.commit
@@ -743,8 +744,7 @@ def _patch_number(item: MergeInput) -> str:
 def _chain_patches(store: GitStore, head: str, s0: str) -> list[str]:
     """The patches the sequential chain from ``s0`` to ``head`` says it merged, from
     the ``T2S-Patch`` trailers of its commits (what a reader of the history sees)."""
-    out = store.run("log", "--format=%(trailers:key=T2S-Patch,valueonly,separator=%x2C)", head, f"^{s0}")
-    return [number.strip() for line in out.splitlines() for number in line.split(",") if number.strip()]
+    return store.trailer_values(head, [s0], KEYS["patch"])
 
 
 def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded: dict[str, str],

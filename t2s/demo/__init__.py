@@ -135,7 +135,7 @@ class Demo:
         from t2s.gitstore.store import GitStore
 
         store = GitStore.discover(self.repo)
-        store.run("commit", "-q", "--no-verify", "-m", "Configure the demo task suite", "--", "t2s.toml")
+        store.commit_paths(["t2s.toml"], "Configure the demo task suite")
         self.console.print("[dim](t2s.toml now names the demo suite; committed as S0)[/dim]")
         self.t2s("rollout", "-C", repo, "--split", "evolve", "--run", RUN)
         self.t2s("analyze", "-C", repo, "--run", RUN)
@@ -147,7 +147,7 @@ class Demo:
         if self.result.tag and store.resolve("main") != store.resolve(self.result.tag):
             # release leaves a checked-out main alone; fast-forward it as its message says
             self.console.print(f"\n[bold cyan]$ git merge --ff-only {self.result.tag}[/bold cyan]")
-            store.run("merge", "--ff-only", "-q", self.result.tag)
+            store.fast_forward(self.result.tag)
         self.t2s("pack", "-C", repo)
         self.t2s("report", "-C", repo, "--run", RUN, "-o", str(self.result.report))
 

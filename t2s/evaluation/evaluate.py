@@ -55,6 +55,8 @@ from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.faults import ErrorCause, WorkErrored, describe, tally
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.gitstore.store import GitStore
+from t2s.record import refs
+from t2s.record.describe import run_s0
 from t2s.record.notes import (
     EVAL_NOTES,
     EvalRecord,
@@ -482,33 +484,13 @@ def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     s0 = run_s0(store, candidate)
     if s0:
         return s0
-    branch = store.rev_parse(f"refs/heads/{config.release.branch}") or store.rev_parse(f"refs/remotes/origin/{config.release.branch}")
+    branch = (store.rev_parse(refs.head(config.release.branch))
+              or store.rev_parse(refs.remote_head("origin", config.release.branch)))
     if branch:
-        base = store.run("merge-base", store.resolve(candidate), branch, check=False).strip()
+        base = store.merge_base(candidate, branch)
         if base:
             return base
     raise UsageError(f"no baseline for {candidate}: no release tag, no run S0, no merge base with {config.release.branch}", hint="pass --baseline REV")
-
-
-def run_of(store: GitStore, rev: str) -> str | None:
-    """The run a commit belongs to (its ``T2S-Run`` trailer), if any."""
-    for key, value in store.trailers(rev):
-        if key == "T2S-Run":
-            return value
-    return None
-
-
-def run_s0(store: GitStore, rev: str) -> str | None:
-    from t2s.record.runs import RunRecord
-
-    run = run_of(store, rev)
-    if not run:
-        return None
-    try:
-        record = RunRecord(store, run)
-        return record.manifest().s0 if record.exists() else None
-    except T2SError:
-        return None
 
 
 def gate(

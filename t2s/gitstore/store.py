@@ -348,7 +348,7 @@ class GitStore:
         """The git directory every worktree of this repository shares (``.git`` of the
         main worktree): refs live there, so t2s's caches and locks do too."""
         if self._common_dir is None:
-            out = self.run("rev-parse", "--git-common-dir", env_ok=False).strip()
+            out = self._git("rev-parse", "--git-common-dir", env_ok=False).strip()
             self._common_dir = (self.root / out).resolve() if out else self.git_dir
         return self._common_dir
 
@@ -376,14 +376,14 @@ class GitStore:
         if self._identity_env is None:
             self._identity_env = {}
             for kind, var in (("name", "NAME"), ("email", "EMAIL")):
-                configured = self.run("config", f"user.{kind}", check=False, env_ok=False).strip()
+                configured = self._git("config", f"user.{kind}", check=False, env_ok=False).strip()
                 for who in ("AUTHOR", "COMMITTER"):
                     key = f"GIT_{who}_{var}"
                     if not configured and not os.environ.get(key):
                         self._identity_env[key] = _FALLBACK_IDENTITY[key]
         return self._identity_env
 
-    def run(
+    def _git(
         self,
         *args: str,
         input: bytes | str | None = None,
@@ -414,7 +414,7 @@ class GitStore:
         if _BATCH_COMMAND and not rev.startswith("-"):
             found = self._object("info", rev)
             return found[0] if found else None
-        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", rev, check=False)
+        out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", rev, check=False)
         return out.strip() or None
 
     def resolve(self, rev: str) -> str:
@@ -447,14 +447,14 @@ class GitStore:
         sha = self.rev_parse(f"{rev}:{path}")
         if not sha:
             return None
-        return self.run("cat-file", "blob", sha, binary=True)
+        return self._git("cat-file", "blob", sha, binary=True)
 
     def list_tree(self, rev: str, path: str = "") -> list[TreeEntry]:
         """Files (recursively) under ``path`` at ``rev``; paths relative to the repo root."""
         args = ["ls-tree", "-r", "-z", "--full-tree", rev]
         if path:
             args += ["--", path.rstrip("/") + "/"]
-        out = self.run(*args)
+        out = self._git(*args)
         entries = []
         for record in filter(None, out.split("\0")):
             meta, name = record.split("\t", 1)
@@ -472,7 +472,7 @@ class GitStore:
         """The contents of many blobs, in one pipelined exchange with git."""
         reader = self._object_reader()
         if reader is None:
-            return [self.run("cat-file", "blob", sha, binary=True) for sha in shas]
+            return [self._git("cat-file", "blob", sha, binary=True) for sha in shas]
         found = reader.contents(list(shas))
         missing = [sha for sha, data in zip(shas, found) if data is None]
         if missing:
@@ -482,38 +482,96 @@ class GitStore:
     def identity(self) -> str:
         """``Name <email>`` of whoever uses this repository: git config ``user.name`` and
         ``user.email``, else git's author identity (environment or fallback)."""
-        name = self.run("config", "user.name", check=False, env_ok=False).strip()
-        email = self.run("config", "user.email", check=False, env_ok=False).strip()
+        name = self._git("config", "user.name", check=False, env_ok=False).strip()
+        email = self._git("config", "user.email", check=False, env_ok=False).strip()
         if name and email:
             return f"{name} <{email}>"
-        ident = self.run("var", "GIT_AUTHOR_IDENT", check=False).strip()
+        ident = self._git("var", "GIT_AUTHOR_IDENT", check=False).strip()
         who = ident.rsplit(" ", 2)[0] if ident.count(" ") >= 2 else ident
         return who or name or email or "unknown"
 
     def commit_message(self, rev: str) -> str:
-        return self.run("log", "-1", "--format=%B", self.resolve(rev))
+        return self._git("log", "-1", "--format=%B", self.resolve(rev))
 
     def trailers(self, rev: str) -> list[tuple[str, str]]:
         return parse_trailers(self.commit_message(rev))
 
     def parents(self, rev: str) -> list[str]:
-        return self.run("rev-list", "--parents", "-n", "1", self.resolve(rev)).split()[1:]
+        return self._git("rev-list", "--parents", "-n", "1", self.resolve(rev)).split()[1:]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return self.succeeds("merge-base", "--is-ancestor", ancestor, descendant)
+        return self._succeeds("merge-base", "--is-ancestor", ancestor, descendant)
 
-    def succeeds(self, *args: str) -> bool:
+    def _succeeds(self, *args: str) -> bool:
         """True when ``git args...`` exits 0 (for git's yes/no questions)."""
         proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, env=self._env())
         return proc.returncode == 0
 
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of ``a`` and ``b``, or None when they share none."""
+        return self._git("merge-base", self.resolve(a), self.resolve(b), check=False).strip() or None
+
+    def rev_list(self, include: str, exclude: Sequence[str] = (), *, no_merges: bool = False,
+                 reverse: bool = False) -> list[str]:
+        """Commits reachable from ``include`` but from none of ``exclude``, newest first
+        (oldest first with ``reverse``)."""
+        args = ["rev-list", *(["--no-merges"] if no_merges else []), *(["--reverse"] if reverse else []),
+                include, *(f"^{rev}" for rev in exclude)]
+        return self._git(*args).split()
+
+    def trailer_values(self, include: str, exclude: Sequence[str], key: str) -> list[str]:
+        """The values of trailer ``key`` on the commits of ``include`` not in ``exclude``
+        (comma-separated values split), newest commit first."""
+        out = self._git("log", f"--format=%(trailers:key={key},valueonly,separator=%x2C)", include,
+                        *(f"^{rev}" for rev in exclude))
+        return [value.strip() for line in out.splitlines() for value in line.split(",") if value.strip()]
+
+    def graph(self, revs: Sequence[str] = (), *, glob: str | None = None, max_count: int | None = None) -> str:
+        """``git log --graph --decorate`` of ``revs`` (or of the refs matching ``glob``;
+        by default HEAD, every branch and tag), one line a commit."""
+        args = ["log", "--graph", "--decorate", "--format=%h%d %s"]
+        if max_count:
+            args.append(f"-n{max_count}")
+        if revs:
+            args += list(revs)
+        elif glob:
+            args.append(f"--glob={glob}")
+        else:
+            args += ["HEAD", "--branches", "--tags"]
+        return self._git(*args)
+
+    def fsck(self) -> str:
+        """``git fsck --strict``'s report (empty when the object store is sound)."""
+        return self._git("fsck", "--strict", check=False)
+
+    # ----------------------------------------------------------------- the user's index and branch
+    # t2s writes only objects and refs; ``t2s init`` and the demo, acting for the user,
+    # are the two places that commit files of the working tree, through these.
+    def index_tree(self) -> str:
+        """The index as a tree object (what the next commit would hold); the index
+        itself is unchanged."""
+        return self._git("write-tree").strip()
+
+    def commit_paths(self, paths: Sequence[str], message: str) -> str:
+        """Commit exactly ``paths`` of the working tree on the current branch (other
+        staged work stays staged) and return HEAD; nothing new to commit is no error."""
+        self._git("add", "--", *paths)
+        if self.rev_parse("HEAD") and self._succeeds("diff", "--cached", "--quiet", "HEAD", "--", *paths):
+            return self.resolve("HEAD")
+        self._git("commit", "--no-verify", "--only", "-q", "-m", message, "--", *paths)
+        return self.resolve("HEAD")
+
+    def fast_forward(self, rev: str) -> None:
+        """``git merge --ff-only rev`` in the working tree (what t2s tells users to run)."""
+        self._git("merge", "--ff-only", "-q", rev)
+
     def diff(self, a: str, b: str, *paths: str) -> str:
         """``git diff a b -- paths`` as text (trees or commits)."""
-        return self.run("diff", "--no-color", "--no-ext-diff", a, b, "--", *paths)
+        return self._git("diff", "--no-color", "--no-ext-diff", a, b, "--", *paths)
 
     def blame(self, rev: str, path: str) -> list[tuple[str, str]]:
         """``(commit, line)`` for every line of ``path`` at ``rev`` (``git blame``)."""
-        out = self.run("blame", "--line-porcelain", self.resolve(rev), "--", path)
+        out = self._git("blame", "--line-porcelain", self.resolve(rev), "--", path)
         lines: list[tuple[str, str]] = []
         commit = ""
         for row in out.splitlines():
@@ -525,7 +583,7 @@ class GitStore:
 
     def refs(self, prefix: str) -> dict[str, str]:
         """Refs under ``prefix`` (e.g. ``refs/heads/t2s/r1/``) -> object id, sorted by name."""
-        out = self.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        out = self._git("for-each-ref", "--format=%(refname) %(objectname)", prefix)
         pairs = (line.split(" ", 1) for line in out.splitlines() if line)
         return {name: sha for name, sha in sorted(pairs)}
 
@@ -560,7 +618,7 @@ class GitStore:
         them: before a ref points at them or git is asked about them.
         """
         if len(held) >= _PACK_AT:
-            self.run("index-pack", "--stdin", input=_pack(held))
+            self._git("index-pack", "--stdin", input=_pack(held))
             return
         for sha, data in held:
             self._write_if_absent(sha, data)
@@ -572,7 +630,7 @@ class GitStore:
 
     def _objects(self) -> Path:
         if self._objects_dir is None:
-            objects = self.run("rev-parse", "--git-path", "objects").strip()
+            objects = self._git("rev-parse", "--git-path", "objects").strip()
             self._objects_dir = (self.root / objects).resolve()
         return self._objects_dir
 
@@ -591,12 +649,12 @@ class GitStore:
         try:
             if base and not cache:
                 os.unlink(name)  # git wants to create it itself
-                self.run("read-tree", self.tree_of(base), env=env)
+                self._git("read-tree", self.tree_of(base), env=env)
             elif base:
                 shutil.copyfile(self._cached_index(self.tree_of(base)), name)
             else:
                 os.unlink(name)  # git wants to create it itself
-                self.run("read-tree", "--empty", env=env)
+                self._git("read-tree", "--empty", env=env)
             yield env
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -610,7 +668,7 @@ class GitStore:
             fd, tmp = tempfile.mkstemp(prefix=f"{tree}-", dir=cache)
             os.close(fd)
             os.unlink(tmp)
-            self.run("read-tree", tree, env={"GIT_INDEX_FILE": tmp})
+            self._git("read-tree", tree, env={"GIT_INDEX_FILE": tmp})
             os.replace(tmp, path)  # atomic: concurrent builders agree on the content
         return path
 
@@ -637,8 +695,8 @@ class GitStore:
                 lines.append(f"100644 {self.write_blob(content)}\t{path}")
         with self.private_index(base) as env:
             if lines:
-                self.run("update-index", "--index-info", input="\n".join(lines) + "\n", env=env)
-            return self.run("write-tree", env=env).strip()
+                self._git("update-index", "--index-info", input="\n".join(lines) + "\n", env=env)
+            return self._git("write-tree", env=env).strip()
 
     def _edit_tree(self, tree: str | None, changes: Mapping[str, bytes | str | None], hold: HeldObjects | None = None) -> str | None:
         """``tree`` with ``changes`` (paths relative to it); None if the result is empty."""
@@ -727,7 +785,7 @@ class GitStore:
             args = ["commit-tree", tree]
             for parent in parents:
                 args += ["-p", parent]
-            return self.run(*args, input=message).strip()
+            return self._git(*args, input=message).strip()
         stamp = f"{int(time.time())} {time.strftime('%z')}"
         lines = [f"tree {tree}"] + [f"parent {p}" for p in parents]
         lines += [f"author {idents[0]} {stamp}", f"committer {idents[1]} {stamp}"]
@@ -745,12 +803,12 @@ class GitStore:
         if any(os.environ.get(k) for k in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")):
             return None
         if self._idents is _UNSET:
-            signing = self.run("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
+            signing = self._git("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
             if signing:
                 self._idents = None
             else:
-                author = self.run("var", "GIT_AUTHOR_IDENT").strip().rsplit(" ", 2)[0]
-                committer = self.run("var", "GIT_COMMITTER_IDENT").strip().rsplit(" ", 2)[0]
+                author = self._git("var", "GIT_AUTHOR_IDENT").strip().rsplit(" ", 2)[0]
+                committer = self._git("var", "GIT_COMMITTER_IDENT").strip().rsplit(" ", 2)[0]
                 self._idents = (author, committer)
         return self._idents
 
@@ -812,7 +870,7 @@ class GitStore:
             )
             if proc.returncode != 0:
                 return None, proc.stderr.decode(errors="replace").strip()
-            return self.run("write-tree", env=env).strip(), None
+            return self._git("write-tree", env=env).strip(), None
 
     # ----------------------------------------------------------------- refs
     def update_ref(self, ref: str, new: str, old: str | None = None, *, reason: str = "t2s") -> None:
@@ -913,7 +971,7 @@ class GitStore:
         """
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
-            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit,
+            self._git("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit,
                      input=redaction.redact_text(text))
 
     def update_note(self, namespace: str, rev: str, change: Callable[[str | None], str]) -> str:
@@ -922,19 +980,19 @@ class GitStore:
         commit = self.resolve(rev)
         with self._lock(f"notes-{namespace}"):
             text = redaction.redact_text(change(self.read_note(namespace, commit)))
-            self.run("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+            self._git("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
         return text
 
     def read_note(self, namespace: str, rev: str) -> str | None:
         commit = self.rev_parse(f"{rev}^{{commit}}")
         if not commit:
             return None
-        out = self.run("notes", "--ref", NOTES_PREFIX + namespace, "show", commit, check=False)
+        out = self._git("notes", "--ref", NOTES_PREFIX + namespace, "show", commit, check=False)
         return out or None
 
     def list_notes(self, namespace: str) -> dict[str, str]:
         """Annotated commit -> note blob id, for every note in the namespace."""
-        out = self.run("notes", "--ref", NOTES_PREFIX + namespace, "list", check=False)
+        out = self._git("notes", "--ref", NOTES_PREFIX + namespace, "list", check=False)
         pairs = (line.split() for line in out.splitlines() if line)
         return {commit: blob for blob, commit in pairs}
 
@@ -945,7 +1003,7 @@ class GitStore:
         commit = self.resolve(rev)
         if self.rev_parse(f"refs/tags/{name}"):
             raise RefConflict(f"tag {name} already exists")
-        self.run("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
+        self._git("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
         return self.rev_parse(f"refs/tags/{name}")
 
     def drop_tag_reflogs(self, message_prefix: str = "t2s") -> list[str]:
@@ -962,16 +1020,16 @@ class GitStore:
         return repaired
 
     def tag_message(self, name: str) -> str:
-        return self.run("tag", "-l", "--format=%(contents)", name)
+        return self._git("tag", "-l", "--format=%(contents)", name)
 
     def tags(self, pattern: str = "v*") -> list[str]:
-        return [t for t in self.run("tag", "-l", pattern).splitlines() if t]
+        return [t for t in self._git("tag", "-l", pattern).splitlines() if t]
 
     def tag_refs(self, pattern: str = "v*") -> list[TagRef]:
         """Every tag matching ``pattern`` with what it points at, in one ``for-each-ref``."""
         fields = ["%(refname:strip=2)", "%(objectname)", "%(objecttype)", "%(tag)", "%(*objectname)",
                   "%(*objecttype)", "%(parent)", "%(*parent)"]
-        out = self.run("for-each-ref", "--format=" + "%00".join(fields), f"refs/tags/{pattern}")
+        out = self._git("for-each-ref", "--format=" + "%00".join(fields), f"refs/tags/{pattern}")
         found = []
         for line in out.splitlines():
             name, oid, kind, tagged, peeled, peeled_kind, parents, peeled_parents = line.split("\0")
@@ -989,7 +1047,7 @@ class GitStore:
         shas = list(dict.fromkeys(shas))
         if not shas:
             return {}
-        out = self.run("cat-file", "--batch", input="\n".join(shas) + "\n", binary=True)
+        out = self._git("cat-file", "--batch", input="\n".join(shas) + "\n", binary=True)
         result: dict[str, bytes] = {}
         pos = 0
         for sha in shas:
@@ -1005,7 +1063,7 @@ class GitStore:
 
     def commit_time(self, rev: str) -> int:
         """The committer timestamp (seconds since the epoch) of ``rev``."""
-        return int(self.run("log", "-1", "--format=%ct", self.resolve(rev)).strip())
+        return int(self._git("log", "-1", "--format=%ct", self.resolve(rev)).strip())
 
     def replace_subtree(self, base: str, path: str, source: str | None) -> str:
         """A tree: ``base``'s tree with folder ``path`` replaced by tree ``source``
@@ -1014,23 +1072,23 @@ class GitStore:
         gone = [f"0 {ZERO_SHA}\t{e.path}" for e in self.list_tree(self.tree_of(base), path)]
         with self.private_index(base) as env:
             if gone:
-                self.run("update-index", "--index-info", input="\n".join(gone) + "\n", env=env)
+                self._git("update-index", "--index-info", input="\n".join(gone) + "\n", env=env)
             if source:
-                self.run("read-tree", f"--prefix={path}/", source, env=env)
-            return self.run("write-tree", env=env).strip()
+                self._git("read-tree", f"--prefix={path}/", source, env=env)
+            return self._git("write-tree", env=env).strip()
 
     def tag_object(self, name: str, rev: str, message: str) -> str:
         """An annotated tag *object* for ``rev`` with no ref yet (``git mktag``), so the
         tag ref can move in the same transaction as a branch."""
         _check_ref_name(f"refs/tags/{name}")
         commit = self.resolve(rev)
-        ident = self.run("var", "GIT_COMMITTER_IDENT").strip()
+        ident = self._git("var", "GIT_COMMITTER_IDENT").strip()
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
-        return self.run("mktag", input=body).strip()
+        return self._git("mktag", input=body).strip()
 
     def checked_out(self) -> dict[str, Path]:
         """Branch ref -> the worktree that has it checked out (main and linked worktrees)."""
-        out = self.run("worktree", "list", "--porcelain")
+        out = self._git("worktree", "list", "--porcelain")
         found: dict[str, Path] = {}
         current: Path | None = None
         for line in out.splitlines():
@@ -1043,13 +1101,13 @@ class GitStore:
     def worktree_add(self, path: Path, rev: str) -> "GitStore":
         """A detached, *unpopulated* linked worktree at ``path`` (no files written);
         its HEAD, index and bisect state are its own."""
-        self.run("worktree", "add", "--detach", "--no-checkout", str(path), self.resolve(rev))
-        return GitStore(Path(path), Path(self.run("-C", str(path), "rev-parse", "--absolute-git-dir").strip()))
+        self._git("worktree", "add", "--detach", "--no-checkout", str(path), self.resolve(rev))
+        return GitStore(Path(path), Path(self._git("-C", str(path), "rev-parse", "--absolute-git-dir").strip()))
 
     def worktree_remove(self, path: Path) -> None:
         """Remove a linked worktree made by :meth:`worktree_add` (and prune its record)."""
-        self.run("worktree", "remove", "--force", str(path), check=False)
-        self.run("worktree", "prune", check=False)
+        self._git("worktree", "remove", "--force", str(path), check=False)
+        self._git("worktree", "prune", check=False)
 
     def bisect_run(
         self,
@@ -1076,7 +1134,7 @@ class GitStore:
         args = ["bisect", "start", "--no-checkout"] + (["--first-parent"] if first_parent else [])
         lifeline, keep_alive = os.pipe()  # both ends close-on-exec; the read end is passed on
         try:
-            self.run(*args, self.resolve(bad), *(self.resolve(g) for g in good))
+            self._git(*args, self.resolve(bad), *(self.resolve(g) for g in good))
             proc = subprocess.Popen(
                 ["git", "bisect", "run", *command], cwd=self.root, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lifeline,),
@@ -1094,7 +1152,7 @@ class GitStore:
             for fd in (lifeline, keep_alive):
                 if fd >= 0:
                     os.close(fd)
-            self.run("bisect", "reset", check=False)
+            self._git("bisect", "reset", check=False)
 
     def push(self, remote: str, refspecs: Sequence[str], *, dry_run: bool = False) -> str:
         """``git push --porcelain REMOTE REFSPECS...``; returns git's porcelain report."""
@@ -1116,7 +1174,7 @@ class GitStore:
         commit = self.resolve(rev)
         if path and not self.subtree(commit, path):
             raise UsageError(f"{path} does not exist at {rev}")
-        data = self.run("archive", "--format=tar", commit, *([path] if path else []), binary=True)
+        data = self._git("archive", "--format=tar", commit, *([path] if path else []), binary=True)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         depth = len(PurePosixPath(path).parts) if (path and strip) else 0

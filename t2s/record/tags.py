@@ -1,24 +1,15 @@
-"""t2s.record.tags."""
+"""Which tags are t2s releases: one definition for release, the default baseline,
+``pack``, ``install``, ``push`` and the pre-push hook."""
 
 from __future__ import annotations
 
-import re
-
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore, TagRef
-from t2s.record.describe import _trailer
+from t2s.record.provenance import KEYS, Provenance
+from t2s.record.refs import parse_version
 
-#: vX.Y.Z, strict semantic versioning: decimal numbers without leading zeros, nothing after.
-VERSION_TAG_RE = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
-
-
-RELEASE_TAG_RULE = ("an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
-                    "(two parents, trailers T2S-Release: vX.Y.Z and T2S-Candidate: its second parent)")
-
-
-def parse_version(name: str) -> tuple[int, int, int] | None:
-    m = VERSION_TAG_RE.match(name)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+RELEASE_TAG_RULE = (f"an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
+                    f"(two parents, trailers {KEYS['release']}: vX.Y.Z and {KEYS['candidate']}: its second parent)")
 
 
 def release_tag_problem(store: GitStore, tag: TagRef) -> str | None:
@@ -41,11 +32,11 @@ def release_tag_problem(store: GitStore, tag: TagRef) -> str | None:
         return f"its tag object is named {tag.tagged_name!r}"
     if tag.target_type != "commit":
         return f"it tags a {tag.target_type}, not a commit"
-    trailers = store.trailers(tag.target)
-    if len(tag.parents) != 2 or _trailer(trailers, "T2S-Release") != tag.name:
+    prov = Provenance.of(store.commit_message(tag.target))
+    if len(tag.parents) != 2 or prov.release != tag.name:
         return f"{tag.target[:12]} is not a release merge made by `t2s release` for {tag.name}"
-    if _trailer(trailers, "T2S-Candidate") != tag.parents[1]:
-        return f"{tag.target[:12]} does not merge the candidate its T2S-Candidate trailer names"
+    if prov.candidate != tag.parents[1]:
+        return f"{tag.target[:12]} does not merge the candidate its {KEYS['candidate']} trailer names"
     return None
 
 

@@ -1,12 +1,15 @@
-"""t2s.releases.changelog."""
+"""The changelog of a release: the lessons it adds, with their support."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from t2s.gitstore.store import GitStore
-from t2s.record.describe import _run_json, _trailer, branches_at
+from t2s.record.describe import describe_commit
+from t2s.record import refs
+from t2s.record.lessons import MERGES_DIR, PATCHES_DIR
+from t2s.record.provenance import Provenance
+from t2s.record.runs import RunRecord
 
 
 def _support_count(value: Any) -> int | None:
@@ -28,44 +31,50 @@ def changelog(store: GitStore, previous: str | None, candidate: str) -> list[dic
     3. the subjects of the commits between the previous release and the candidate,
        with their ``T2S-Support`` / ``T2S-Task`` trailers.
     """
-    from t2s.evaluation.evaluate import run_of
-
-    run = run_of(store, candidate)
+    desc = describe_commit(store, store.resolve(candidate))
+    run = desc.run
     if run:
-        groups = [g for g in [_trailer(store.trailers(candidate), "T2S-Merge-Group")] if g]
-        for branch in branches_at(store, candidate):
-            m = re.match(rf"^t2s/{re.escape(run)}/merge/(.+)$", branch)
-            if m:
-                groups.append(m[1])
-        for group in dict.fromkeys(groups):
-            report = _run_json(store, run, f"merges/{group}.json")
-            lessons = report.get("lessons") if isinstance(report, dict) else None
+        for report in _merge_reports(desc):
+            lessons = report.get("lessons")
             if isinstance(lessons, list) and lessons:
                 return [_lesson_entry(lesson, "merge") for lesson in lessons if isinstance(lesson, dict)]
-        entries = []
-        from t2s.record.runs import RunRecord
-
         record = RunRecord(store, run)
-        for path in record.list("patches") if record.exists() else []:
-            data = _run_json(store, run, path)
+        entries = []
+        for path in record.list(PATCHES_DIR) if record.exists() else []:
+            data = desc.run_json(path)
             if isinstance(data, dict) and data.get("status") == "accepted":
                 for lesson in data.get("lessons") or []:
                     if isinstance(lesson, dict):
                         entries.append(_lesson_entry(lesson, f"patch {data.get('patch', '')}".strip()))
         if entries:
             return entries
-    revs = store.run("rev-list", "--no-merges", "--reverse", candidate, *([f"^{previous}"] if previous else [])).split()
     entries = []
-    for rev in revs[-200:]:
+    for rev in store.rev_list(candidate, [previous] if previous else [], no_merges=True, reverse=True)[-200:]:
         message = store.commit_message(rev)
-        trailers = store.trailers(rev)
+        prov = Provenance.of(message)
         entries.append({
             "text": message.splitlines()[0] if message else rev[:12],
-            "support": _support_count(_trailer(trailers, "T2S-Support")),
-            "task": _trailer(trailers, "T2S-Task"),
+            "support": prov.support,
+            "task": prov.task,
             "source": rev[:12],
         })
     return entries
+
+
+def _merge_reports(desc) -> list[dict]:
+    """The merge reports that can describe the candidate: its own trailer's group,
+    then the merge branches of its run that point at it."""
+    names = [desc.merge] if desc.merge else []
+    for branch in desc.branches:
+        parsed = refs.parse_merge_branch(branch)
+        if parsed and parsed[0] == desc.run:
+            names.append(parsed[1])
+    reports = []
+    for name in dict.fromkeys(names):
+        report = desc.run_json(f"{MERGES_DIR}/{name}.json")
+        if isinstance(report, dict):
+            reports.append(report)
+    return reports
 
 
 def _lesson_entry(lesson: dict, source: str) -> dict:

@@ -12,7 +12,8 @@ from pathlib import Path, PurePosixPath
 
 from t2s.errors import T2SError, UsageError
 from t2s.gitstore.store import clone
-from t2s.record.tags import VERSION_TAG_RE, latest_release_tag, require_release_tag
+from t2s.record.refs import parse_version
+from t2s.record.tags import latest_release_tag, require_release_tag
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[b
         entries = [e for e in repo.list_tree(commit, skill_dir) if e.type == "blob" and e.mode != "120000"]
         blobs = repo.read_objects(e.sha for e in entries)
         files = {e.path[len(prefix):]: (blobs[e.sha], e.mode == "100755") for e in entries}
-        version = rev[1:] if VERSION_TAG_RE.match(rev) else commit[:12]
+        version = rev[1:] if parse_version(rev) else commit[:12]
         return PurePosixPath(skill_dir).name, version, files, url
 
 

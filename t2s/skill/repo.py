@@ -194,7 +194,7 @@ def init_skill_repo(
         target = store.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    commit = _commit_paths(store, sorted(files), f"t2s init: add skill {skill_name}")
+    commit = store.commit_paths(sorted(files), f"t2s init: add skill {skill_name}")
     return InitResult(store.root, skill_dir, commit, created, hooks, sorted(files))
 
 
@@ -232,10 +232,3 @@ def _refuse_overwrite(store: GitStore, skill_dir: str, force: bool) -> None:
         raise UsageError(f"{skill_dir} already exists in {store.root}", hint="use --force to replace it")
 
 
-def _commit_paths(store: GitStore, paths: list[str], message: str) -> str:
-    """Commit exactly ``paths`` on the current branch; other staged work stays staged."""
-    store.run("add", "--", *paths)
-    if store.rev_parse("HEAD") and store.succeeds("diff", "--cached", "--quiet", "HEAD", "--", *paths):
-        return store.resolve("HEAD")  # --force with identical files: nothing to commit
-    store.run("commit", "--no-verify", "--only", "-q", "-m", message, "--", *paths)
-    return store.resolve("HEAD")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 from t2s.config import Config
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
-from t2s.record.describe import _run_json, _trailer, branches_at
+from t2s.record.describe import describe_commit
 
 
 @dataclass
@@ -49,45 +48,30 @@ class BisectResult:
 
 
 def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[tuple[str, str]], dict]:
-    """(kind, subject, branches, trailers, details) of a commit bisect named."""
-    from t2s.evaluation.evaluate import run_of
-
-    message = store.commit_message(commit)
-    subject = message.splitlines()[0] if message else ""
-    trailers = store.trailers(commit)
-    keys = {k for k, _ in trailers}
-    branches = branches_at(store, commit)
-    run = run_of(store, commit)
+    """(kind, subject, branches, trailers, details) of the commit bisect named."""
+    desc = describe_commit(store, commit)
+    prov = desc.provenance
     details: dict = {}
-    if "T2S-Release" in keys:
-        return "release", subject, branches, trailers, details
-    if "T2S-Patch" in keys or any("/patch/" in b for b in branches):
-        kind = "patch"
-        for key in ("T2S-Patch", "T2S-Task", "T2S-Trajectory", "T2S-Outcome", "T2S-Analyst"):
-            if (v := _trailer(trailers, key)) is not None:
-                details[key[4:].lower()] = v
-        number = details.get("patch") or next((b.rsplit("/", 1)[1] for b in branches if "/patch/" in b), None)
-        record = _run_json(store, run, f"patches/{number}.json") if run and number else None
-        if isinstance(record, dict):
+    if desc.kind == "patch":
+        fields = {"patch": desc.patch, "task": prov.task, "trajectory": prov.trajectory,
+                  "outcome": prov.outcome, "analyst": prov.analyst}
+        details.update({k: v for k, v in fields.items() if v is not None})
+        record = desc.patch_record
+        if record is not None:
             details["lessons"] = [str(l.get("text", "")) for l in record.get("lessons") or [] if isinstance(l, dict)]
             details.setdefault("task", record.get("task"))
             details.setdefault("trajectory", record.get("trajectory"))
-        if details.get("trajectory") and run:
-            details["trajectory_path"] = f"refs/t2s/runs/{run}:trajectories/{details['trajectory']}.json"
+        if details.get("trajectory") and desc.run:
+            details["trajectory_path"] = desc.trajectory_path(details["trajectory"])
         if not details.get("lessons"):
-            body = message.split("\n\n", 1)[1] if "\n\n" in message else ""
-            body_lines = [l for l in body.splitlines() if l.strip() and not re.match(r"^[A-Za-z0-9-]+: ", l)]
-            details["lessons"] = [subject] + body_lines[:10]
-        return kind, subject, branches, trailers, details
-    if len(store.parents(commit)) > 1 or "T2S-Merge-Level" in keys:
-        group = _trailer(trailers, "T2S-Merge-Group") or next((b.rsplit("/", 1)[1] for b in branches if "/merge/" in b), None)
-        report = _run_json(store, run, f"merges/{group}.json") if run and group else None
-        if report is not None:
-            details["merge_report"] = report
-        details["level"] = _trailer(trailers, "T2S-Merge-Level")
+            details["lessons"] = [desc.subject] + desc.body_lines[:10]
+    elif desc.kind == "merge":
+        if desc.merge_report is not None:
+            details["merge_report"] = desc.merge_report
+        details["level"] = None if prov.merge_level is None else str(prov.merge_level)
         details["parents"] = store.parents(commit)
-        return "merge", subject, branches, trailers, details
-    return "commit", subject, branches, trailers, details
+    kind = desc.kind if desc.kind in ("patch", "merge", "release") else "commit"
+    return kind, desc.subject, desc.branches, prov.trailers(), details
 
 
 BISECT_PREFIX = "bisect-"

@@ -17,6 +17,7 @@ from t2s.gitstore.store import ZERO_SHA, GitStore
 from t2s.record.notes import read_eval_note
 from t2s.record.tags import release_tag_problem
 from t2s.skill.repo import lint_skills_at
+from t2s.record import refs
 
 HOOK_NAMES = ("pre-commit", "pre-push")
 
@@ -66,9 +67,9 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
         if len(parts) != 4:
             continue
         local_ref, local_sha, _remote_ref, _remote_sha = parts
-        if local_sha == ZERO_SHA or not local_ref.startswith("refs/tags/v"):
+        name = refs.tag_name(local_ref)
+        if local_sha == ZERO_SHA or not name or not name.startswith("v"):
             continue
-        name = local_ref[len("refs/tags/"):]
         tag = next((t for t in store.tag_refs(name) if t.name == name and t.object == local_sha), None)
         problem = release_tag_problem(store, tag) if tag else "it is not a tag here"
         if problem:
@@ -78,7 +79,7 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
         note = read_eval_note(store, commit)
         if note is None or not note.has_passing_gate():
             why = "no evaluation note" if note is None else "its evaluation note has no passing gate"
-            refused.append(f"{local_ref[len('refs/tags/'):]} ({commit[:12]}): {why}")
+            refused.append(f"{name} ({commit[:12]}): {why}")
     for item in refused:
         print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
     if refused:

@@ -9,7 +9,8 @@ import pytest
 
 from t2s.analysis.analyze import AnalyzeSettings, analyze_run
 from t2s.gitstore.store import parse_trailers
-from t2s.record.lessons import PatchRecord, patch_branch
+from t2s.record.lessons import PatchRecord
+from t2s.record.refs import patch_branch
 from t2s.llm.client import LLM
 from t2s.patches.pipeline import added_text
 from t2s.testing import Reply, tool_call

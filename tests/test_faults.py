@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.record.lessons import PatchRecord
-from t2s.record.notes import read_eval_note
+from t2s.record.notes import EVAL_NOTES, read_eval_note
 from t2s.record.runs import RunRecord
 from t2s.testing.simulated import analyst_responder
 from t2s.agent.trajectory import read_trajectories
@@ -85,7 +85,7 @@ def test_a_failing_agent_endpoint_is_an_error_never_a_verdict(mode, tmp_path, sc
     assert "score" not in data and "record" not in data
     assert [(e["kind"], e["count"], e["role"]) for e in data["errors"]] == [(MODES[mode], 4, "agent")]
     assert all(t["verdict"] == "errored" for t in data["tasks"])
-    assert store.list_notes("eval") == {}
+    assert store.list_notes(EVAL_NOTES) == {}
     assert "errored" in failed.stderr and "no result was recorded" in failed.stderr
 
     # rollout: the errored trajectory is recorded as errored (with its cause), exit 3
@@ -125,7 +125,7 @@ def test_gate_refuses_to_judge_while_the_endpoint_is_down_and_judges_right_after
     assert down.exit_code == EXIT_ERRORED, down.output
     data = json.loads(down.stdout)
     assert data["passed"] is None and [e["kind"] for e in data["errors"]] == ["server-error"]
-    assert store.list_notes("eval") == {}
+    assert store.list_notes(EVAL_NOTES) == {}
 
     mend_endpoint(scripted_server, monkeypatch, "agent")
     up = invoke("gate", better, "--baseline", head, "-C", repo, "--json")
@@ -146,7 +146,7 @@ def test_an_evaluation_stops_starting_tasks_once_one_errored(tmp_path, scripted_
     data = json.loads(result.stdout)
     assert [(e["kind"], e["count"]) for e in data["errors"]] == [("server-error", 1), ("not-run", 3)]
     assert agent_calls(scripted_server) == 2  # one task, two attempts; the other three never started
-    assert data["errored"] == 4 and store.list_notes("eval") == {}
+    assert data["errored"] == 4 and store.list_notes(EVAL_NOTES) == {}
 
 
 def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted_server, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 
 from t2s.errors import RefConflict, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, format_message, parse_trailers
+from t2s.record.notes import EVAL_NOTES
 from tests.conftest import git
 
 
@@ -40,7 +41,7 @@ def test_build_tree_and_commit_leave_user_tree_and_index_alone(dirty_repo):
     tree = store.build_tree("HEAD", {"skills/x/SKILL.md": "hi\n", "README.md": None})
     commit = store.commit(tree, [store.resolve("HEAD")], "add skill", trailers={"T2S-Run": "r1"})
     store.create_ref("refs/heads/t2s/r1/patch/0001", commit)
-    store.add_note("eval", commit, '{"score": 1}')
+    store.add_note(EVAL_NOTES, commit, '{"score": 1}')
     assert _fingerprint(dirty_repo) == before
     assert store.read_blob(commit, "skills/x/SKILL.md") == b"hi\n"
     assert store.read_blob(commit, "README.md") is None
@@ -113,9 +114,10 @@ def test_append_commit_grows_a_record_chain(git_repo):
 _NOTE_WRITER = """
 import sys
 from t2s.gitstore.store import GitStore
+from t2s.record.notes import EVAL_NOTES
 store = GitStore.discover(sys.argv[1])
 for sha in sys.argv[2:]:
-    store.add_note("eval", sha, "note for " + sha)
+    store.add_note(EVAL_NOTES, sha, "note for " + sha)
 """
 
 
@@ -128,9 +130,9 @@ def test_eight_processes_writing_notes_lose_nothing(git_repo):
         for i in range(8)
     ]
     assert [p.wait() for p in procs] == [0] * 8
-    notes = store.list_notes("eval")
+    notes = store.list_notes(EVAL_NOTES)
     assert set(notes) == set(commits)
-    assert store.read_note("eval", commits[5]) == f"note for {commits[5]}\n"
+    assert store.read_note(EVAL_NOTES, commits[5]) == f"note for {commits[5]}\n"
 
 
 _EVAL_RECORDER = """

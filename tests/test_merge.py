@@ -8,7 +8,7 @@ import json
 import pytest
 
 from t2s.views.blame import blame
-from t2s.record.lessons import candidate_branch
+from t2s.record.refs import candidate_branch
 from t2s.llm.client import LLM
 from t2s.consolidation.merge import MergeSettings, Merger, balanced_groups, merger_ask
 from t2s.patches.pipeline import PatchContext

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from t2s.patches.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
 from t2s.gitstore.store import GitStore
-from t2s.record.lessons import patch_branch
+from t2s.record.refs import patch_branch
 from t2s.patches.pipeline import (
     EditFailure,
     Patch,

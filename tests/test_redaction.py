@@ -18,6 +18,7 @@ from t2s.llm.client import LLM
 from t2s.llm.roles import resolve_roles
 from t2s.record.runs import RunManifest, RunRecord
 from t2s.testing.pytest_plugin import scripted_role
+from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES
 
 LEAK = "sk-proj-LEAKED-4f9a8b7c6d5e4f3a2b1c"
 OTHER = "hf_LEAKEDtoken0123456789abcdef"
@@ -57,8 +58,8 @@ def test_run_record_blobs_and_commit_messages(git_repo, leaked):
 def test_notes_tags_and_applied_diffs(git_repo, leaked):
     store = GitStore.discover(git_repo)
     head = store.resolve("HEAD")
-    store.add_note("eval", head, f'{{"error": "{LEAK}"}}')
-    store.update_note("review", head, lambda old: f"approved; token {OTHER}")
+    store.add_note(EVAL_NOTES, head, f'{{"error": "{LEAK}"}}')
+    store.update_note(REVIEW_NOTES, head, lambda old: f"approved; token {OTHER}")
     store.create_tag("v0.1.0", head, f"release {LEAK}")
     diff = ("diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n"
             f"@@ -1 +1,2 @@\n hello\n+key {LEAK}\n")
@@ -66,7 +67,7 @@ def test_notes_tags_and_applied_diffs(git_repo, leaked):
     assert store.read_blob(tree, "README.md") == b"hello\nkey [redacted $OPENAI_API_KEY]\n"
     objects = all_objects(git_repo)
     assert LEAK.encode() not in objects and OTHER.encode() not in objects
-    assert store.read_note("eval", head) == '{"error": "[redacted $OPENAI_API_KEY]"}\n'
+    assert store.read_note(EVAL_NOTES, head) == '{"error": "[redacted $OPENAI_API_KEY]"}\n'
     assert store.tag_message("v0.1.0").strip() == "release [redacted $OPENAI_API_KEY]"
 
 

@@ -14,6 +14,7 @@ from t2s.cli import main
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 from tests.test_release import fake_gate
+from t2s.record.notes import REVIEW_NOTES
 
 
 def snapshot(repo: Path, *others: Path) -> tuple:
@@ -231,7 +232,7 @@ def test_merge_names_a_corrupt_patch_record_or_review_note(tmp_path):
     record = start_run(store)
     add_patch(store, record, 1, "Recalculate formulas before saving.")
     add_patch(store, record, 2, "Read the cells back before finishing.")
-    store.add_note("review", "refs/heads/t2s/r1/patch/0001", "not a verdict\n")
+    store.add_note(REVIEW_NOTES, "refs/heads/t2s/r1/patch/0001", "not a verdict\n")
     before = snapshot(store.root)
     result = run_cli(["merge", "--run", "r1", "-C", str(store.root)])
     assert result.exit_code == 2, result.output

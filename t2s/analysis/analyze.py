@@ -49,10 +49,12 @@ from t2s.analysis.analysts import (
 from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.faults import Breaker, ErrorCause, WorkErrored, cause_of, describe, tally
-from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord, patch_branch
+from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
+from t2s.record.refs import patch_branch
 from t2s.patches.pipeline import PatchContext, Rejected, commit_patch, distinctive_values
 from t2s.record.runs import RunRecord, StageProgress
 from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
+from t2s.record.provenance import Provenance
 
 STAGE = "analyze"
 LEDGER_PATH = "ledger/analyze.json"
@@ -206,18 +208,10 @@ def _commit_text(record: PatchRecord, traj: Trajectory) -> tuple[str, str]:
 
 def _trailers(record: PatchRecord, run: str) -> list[tuple[str, str]]:
     validated = ("yes" if record.validated else "no") if record.analyst == "agentic" else "n/a"
-    trailers = [
-        ("T2S-Run", run),
-        ("T2S-Patch", record.patch),
-        ("T2S-Task", record.task or "-"),
-        ("T2S-Trajectory", record.trajectory),
-        ("T2S-Outcome", record.outcome),
-        ("T2S-Analyst", record.analyst),
-        ("T2S-Validated", validated),
-    ]
-    if record.model:
-        trailers.append(("T2S-Model", record.model))
-    return [(k, " ".join(str(v).split())) for k, v in trailers]
+    return Provenance.for_patch(
+        run=run, patch=record.patch, task=record.task, trajectory=record.trajectory, outcome=record.outcome,
+        analyst=record.analyst, validated=validated, model=record.model,
+    ).trailers()
 
 
 def build_record(number: str, traj: Trajectory, outcome: AnalystOutcome, context: PatchContext,
@@ -545,8 +539,7 @@ def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory,
     existing = store.rev_parse(ref)
     if existing is not None:
         # A crash between the branch and its record: the same analysis made it, reuse it.
-        trailers = dict(store.trailers(existing))
-        if trailers.get("T2S-Trajectory") == traj.id and store.tree_of(existing) == tree:
+        if Provenance.of(store.commit_message(existing)).trajectory == traj.id and store.tree_of(existing) == tree:
             patch.branch, patch.commit = ref, existing
             return
         patch.status = "rejected"

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from t2s.errors import UsageError
+from t2s.record import refs
 
 #: Human output goes to stdout through rich; errors go to stderr.
 console = Console(highlight=False, soft_wrap=False)
@@ -197,7 +198,7 @@ def resumable_stage(progress: "CountingProgress | None", run: str, what: str, ll
     except KeyboardInterrupt:
         if progress:
             progress.stop()
-        err_console.print(f"Interrupted. Finished {what} are kept in refs/t2s/runs/{run}; "
+        err_console.print(f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; "
                           "run the same command again to resume.")
         sys.exit(130)
     finally:

@@ -9,10 +9,12 @@ from t2s.commands._common import CountingProgress, console, end_stage, print_row
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands._common import setting_type
 from t2s.config import AnalyzeSection
+from t2s.record import refs
+from t2s.record.provenance import KEYS
 
 
 @click.command()
-@click.option("--run", "run_name", required=True, help="The run whose trajectories to analyse (refs/t2s/runs/NAME).")
+@click.option("--run", "run_name", required=True, help=f"The run whose trajectories to analyze ({refs.run_record('NAME')}).")
 @click.option("--mode", type=click.Choice(["error", "success", "combined"]), default=None,
               help="Failed trajectories, passed ones, or both (default: [analyze] mode).")
 @click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None,
@@ -21,7 +23,7 @@ from t2s.config import AnalyzeSection
 @click.option("--concurrency", type=setting_type(AnalyzeSection, "concurrency"), default=None, help="Analyses in parallel (default: [analyze] concurrency).")
 @click.option("--max-turns", type=setting_type(AnalyzeSection, "max_turns"), default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
 @click.option("--include-unvalidated", is_flag=True, default=None,
-              help="Also make branches (T2S-Validated: no) for agentic reports whose fix never passed.")
+              help=f"Also make branches ({KEYS['validated']}: no) for agentic reports whose fix never passed.")
 @click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
               help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
@@ -89,6 +91,6 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
         if summary.skipped:
             console.print(f"{summary.skipped} trajectory(ies) were already analysed and were not analysed again.")
         if summary.branches:
-            console.print(f"Patch branches: refs/heads/t2s/{run_name}/patch/* "
-                          f"(see one with `git log -1 t2s/{run_name}/patch/NNNN`).")
+            console.print(f"Patch branches: {refs.run_branches(run_name)}patch/* "
+                          f"(see one with `git log -1 {refs.short(refs.patch_branch(run_name, 'NNNN'))}`).")
     end_stage(summary, "trajectory(ies)", as_json)

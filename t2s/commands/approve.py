@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from t2s.commands._common import console, json_option, open_store, print_json, repo_option
+from t2s.record.notes import REVIEW_NOTES
 
 
 def print_verdict(view, note, as_json: bool) -> None:
@@ -18,7 +19,7 @@ def print_verdict(view, note, as_json: bool) -> None:
         + (f": {note.comment}" if note.comment else ""),
         markup=False, soft_wrap=True,
     )
-    console.print(f"recorded in refs/notes/t2s/review; status: {view.status}", markup=False, soft_wrap=True)
+    console.print(f"recorded in {REVIEW_NOTES}; status: {view.status}", markup=False, soft_wrap=True)
     if note.verdict == "reject" and view.state == "merged":
         console.print(f"to merge without it: t2s merge --run {view.run} --rebuild", markup=False, soft_wrap=True)
 

@@ -6,10 +6,11 @@ import click
 
 from t2s.commands._common import err_console, number_type, repo_option, setting_type, unsafe_sandbox_option
 from t2s.config import Count, MergeSection, RolloutSection
+from t2s.record import refs
 
 
 @click.command()
-@click.option("--run", "run_name", required=True, help="Run name (refs/t2s/runs/NAME); rerun the same command to resume.")
+@click.option("--run", "run_name", required=True, help=f"Run name ({refs.run_record('NAME')}); rerun the same command to resume.")
 @click.option("--split", default=None, help="The split to learn from (default: [rollout] evolve_split).")
 @click.option("--rev", default=None, help="S0, the skill commit to evolve (default: HEAD).")
 @click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory.")

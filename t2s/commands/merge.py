@@ -9,6 +9,7 @@ from t2s.commands._common import console, err_console, json_option, load_repo_co
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, MergeSection
+from t2s.record import refs
 
 
 def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet,
@@ -44,7 +45,7 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
                 name = set_aside_merges(store, record)
                 if name and not quiet:
                     err_console.print(f"  the earlier merge tree is set aside as superseded/{name} "
-                                      f"(refs/t2s/superseded/{run}/{name})", markup=False)
+                                      f"({refs.superseded(run, name)})", markup=False)
             record.set_stage("merge", "running")
             try:  # LLM.run closes the HTTP clients with the event loop
                 summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
@@ -74,7 +75,7 @@ def _save_ledger(record, llm) -> None:
 @click.option("--batch", type=number_type(Count), default=5, show_default=True, help="Patches per step with --strategy sequential.")
 @click.option("--retry-failed", is_flag=True, help="Ask the merger again for merges recorded as failed.")
 @click.option("--rebuild", is_flag=True,
-              help="Set the run's merge tree aside (kept under refs/t2s/superseded/) and merge again, "
+              help=f"Set the run's merge tree aside (kept under {refs.SUPERSEDED}) and merge again, "
                    "e.g. after rejecting a merged patch. Unchanged groups come from the response cache.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @model_options
@@ -114,7 +115,7 @@ def merge(run_name, fan_in, strategy, batch, retry_failed, rebuild, no_cache, fl
         table.add_row(str(index), str(len(names)), ", ".join(names))
     console.print(table)
     console.print(
-        f"{summary.inputs} patches -> candidate [bold]{summary.candidate_ref.removeprefix('refs/heads/')}[/bold] "
+        f"{summary.inputs} patches -> candidate [bold]{refs.short(summary.candidate_ref)}[/bold] "
         f"({summary.candidate[:12]}); {summary.merged} merged, {summary.failed} failed, {summary.reused} reused"
     )
     for number, reason in sorted(summary.excluded.items()):

@@ -9,12 +9,13 @@ import click
 from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
 from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, RolloutSection
+from t2s.record import refs
 
 
 @click.command()
 @click.option("--split", default=None, help="The split to run (default: [rollout] evolve_split, usually 'evolve').")
 @click.option("--rev", default=None, help="The skill's commit (default: HEAD for a new run; a resumed run keeps its S0).")
-@click.option("--run", "run_name", default=None, help="Run name: the record is refs/t2s/runs/NAME (default: a timestamp).")
+@click.option("--run", "run_name", default=None, help=f"Run name: the record is {refs.run_record('NAME')} (default: a timestamp).")
 @click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory (default: [rollout] suite).")
 @click.option("--limit", type=number_type(Count), default=None, help="Only the first N tasks of the split.")
 @click.option("--concurrency", type=setting_type(RolloutSection, "concurrency"), default=None, help="Tasks in parallel (default: [rollout] concurrency).")

@@ -26,20 +26,14 @@ from pydantic import BaseModel, Field, ValidationError
 from t2s.patches.edits import Edit
 from t2s.errors import T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, HeldObjects, RefUpdate
-from t2s.record.lessons import (
-    MERGES_DIR,
-    TOPIC_RE,
-    Lesson,
-    PatchRecord,
-    candidate_branch,
-    merge_branch,
-    support_of,
-)
+from t2s.record.lessons import MERGES_DIR, TOPIC_RE, Lesson, PatchRecord, support_of
+from t2s.record import refs
+from t2s.record.refs import candidate_branch, merge_branch
 from t2s.record.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches.pipeline import PatchContext, RenderResult, edit_format_prompt, find_overlaps
 from t2s.prompts import load, render
-from t2s.record.runs import RunRecord, branch_prefix, parse_record
-from t2s.record.provenance import KEYS
+from t2s.record.runs import RunRecord, parse_record
+from t2s.record.provenance import KEYS, Provenance
 
 
 
@@ -161,7 +155,7 @@ def no_inputs_hint(record: RunRecord) -> str:
 # ---------------------------------------------------------------------- inputs
 def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: str) -> tuple[list[MergeInput], dict[str, str]]:
     """The run's accepted patch branches as merge inputs, and the ones a reviewer rejected."""
-    prefix = branch_prefix(record.run) + "patch/"
+    prefix = refs.run_branches(record.run) + "patch/"
     inputs: list[MergeInput] = []
     excluded: dict[str, str] = {}
     reviewed = store.list_notes(REVIEW_NOTES)
@@ -173,7 +167,7 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
                 verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit) or "")
             except ValidationError:  # merging a patch whose verdict cannot be read could merge a rejected one
                 raise UsageError(f"the review note on patch {number} ({commit[:12]}) is not a t2s verdict",
-                                 hint=f"record the verdict again: `t2s approve {ref[len('refs/heads/'):]}` "
+                                 hint=f"record the verdict again: `t2s approve {refs.short(ref)}` "
                                       "or `t2s reject ... -m REASON`") from None
             if verdict.verdict == "reject":
                 excluded[number] = verdict.comment or "rejected in review"
@@ -199,9 +193,9 @@ def _patch_lessons(store: GitStore, patch: PatchRecord | None, number: str, comm
             for index, lesson in enumerate(patch.lessons, start=1)
         ]
     # A branch without a record (made by hand or imported): its subject is the lesson.
-    trailers = dict(store.trailers(commit))
-    subject = store.commit_message(commit).splitlines()[0]
-    trajectory = trailers.get("T2S-Trajectory", f"patch-{number}")
+    message = store.commit_message(commit)
+    subject = message.splitlines()[0]
+    trajectory = Provenance.of(message).trajectory or f"patch-{number}"
     return [Lesson(id=f"p{number}.1", text=subject, support=[trajectory])]
 
 
@@ -402,18 +396,11 @@ def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -
     return subject, "\n".join(lines)
 
 
-def _trailers(report: MergeReport) -> list[tuple[str, str]]:
-    trailers = [
-        ("T2S-Run", report.run),
-        ("T2S-Merge-Level", str(report.level)),
-        ("T2S-Merge-Group", report.name),
-        ("T2S-Support", str(report.support)),
-    ]
-    if report.strategy == "sequential":
-        trailers.append(("T2S-Strategy", "sequential"))
-    if report.model:
-        trailers.append(("T2S-Model", report.model))
-    return trailers
+def _trailers(report: MergeReport, patches: Sequence[str] = ()) -> list[tuple[str, str]]:
+    return Provenance.for_merge(
+        run=report.run, level=report.level, group=report.name, support=report.support, model=report.model,
+        strategy="sequential" if report.strategy == "sequential" else None, patches=patches,
+    ).trailers()
 
 
 # ---------------------------------------------------------------------- the tree
@@ -509,7 +496,7 @@ class Merger:
         # before the candidate moves (or an error propagates).
         recording: asyncio.Future | None = None
         # What an earlier run finished, for resume (this run's own merges are not looked up).
-        finished = _Finished(self.record.read_folder(MERGES_DIR), self.store.refs(branch_prefix(self.record.run) + "merge/"))
+        finished = _Finished(self.record.read_folder(MERGES_DIR), self.store.refs(refs.run_branches(self.record.run) + "merge/"))
         with _startup_heap_frozen():
             try:
                 while len(items) > 1:
@@ -657,9 +644,10 @@ class Merger:
         if not reports:
             return
         files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
-        refs = [RefUpdate(r.branch, r.commit, ZERO_SHA) for r in reports if r.status == "merged"]
+        updates = [RefUpdate(r.branch, r.commit, ZERO_SHA) for r in reports if r.status == "merged"]
         merged = sum(1 for r in reports if r.status == "merged")
-        self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=refs)
+        self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed",
+                          refs=updates)
 
     def _existing(self, name: str, ref: str, parents: list[str], finished: _Finished) -> MergeReport | None:
         """A merge an earlier run finished from exactly these parents, reused on resume."""
@@ -698,7 +686,7 @@ class Merger:
         for index, start in enumerate(range(0, len(inputs), batch), start=1):
             chunk = inputs[start:start + batch]
             name = f"S{index:03d}"
-            ref = f"refs/heads/t2s/{self.record.run}/seq/{index:03d}"
+            ref = refs.sequential_branch(self.record.run, index)
             group_inputs = list(chunk)
             if carried:
                 group_inputs.insert(0, MergeInput(ref="", commit=current, label="current skill", lessons=carried, diff=self.store.diff(self.s0, current, self.skill_dir)))
@@ -714,8 +702,8 @@ class Merger:
                 self.record.write({f"{MERGES_DIR}/{name}.json": report}, f"t2s sequential {name}: failed")
                 raise MergeFailed(f"sequential step {name} failed: {report.reason}")
             subject, body = render_report(report)
-            patches = ", ".join(i.label.split()[-1] for i in chunk)
-            commit = self.store.commit(tree, [current], subject, body, _trailers(report) + [("T2S-Patch", patches)])
+            patches = [_patch_number(i) for i in chunk]
+            commit = self.store.commit(tree, [current], subject, body, _trailers(report, patches))
             report = report.model_copy(update={"commit": commit, "branch": ref})
             old = self.store.rev_parse(ref)
             self.store.update_refs([RefUpdate(ref, commit, old or ZERO_SHA)])
@@ -725,7 +713,7 @@ class Merger:
             current, carried = commit, report.lessons
             self.progress(f"{name}: merged {len(chunk)} patches")
         check_every_patch_accounted(self.record.run, inputs, excluded, _chain_patches(self.store, current, self.s0))
-        ref = f"refs/heads/t2s/{self.record.run}/seq/candidate"
+        ref = refs.sequential_candidate(self.record.run)
         old = self.store.rev_parse(ref)
         self.store.update_refs([RefUpdate(ref, current, old or ZERO_SHA)])
         summary.candidate, summary.candidate_ref = current, ref
@@ -772,9 +760,6 @@ def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded
                           hint="this is a bug in t2s; the candidate branch was not moved")
 
 
-SUPERSEDED_PREFIX = "refs/t2s/superseded/"
-
-
 def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
     """Set a run's merge tree aside so the run can be merged again (``--rebuild``).
 
@@ -784,24 +769,23 @@ def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
     the run record. Returns ``<nnn>``, or None when there was nothing to set aside.
     Only what t2s wrote is touched; the response cache makes unchanged groups free.
     """
-    prefix = branch_prefix(record.run) + "merge/"
-    branches = store.refs(prefix)
+    branches = store.refs(refs.run_branches(record.run) + "merge/")
     reports = {path: data for path, data in record.read_folder(MERGES_DIR).items()
                if path.rsplit("/", 1)[-1].startswith("L")}  # S*.json belong to the sequential baseline
     candidate_ref = candidate_branch(record.run)
     candidate = store.rev_parse(candidate_ref)
     if not branches and not reports and not candidate:
         return None
-    keep_prefix = f"{SUPERSEDED_PREFIX}{record.run}/"
+    keep_prefix = refs.superseded(record.run)
     taken = {ref[len(keep_prefix):] for ref in store.refs(keep_prefix)}
     taken |= {path.split("/")[1] for path in record.list("superseded")}
     name = f"{max((int(n) for n in taken if n.isdigit()), default=0) + 1:03d}"
-    refs = [RefUpdate(ref, ZERO_SHA, sha) for ref, sha in branches.items()]
+    updates = [RefUpdate(ref, ZERO_SHA, sha) for ref, sha in branches.items()]
     if candidate:
-        refs += [RefUpdate(candidate_ref, ZERO_SHA, candidate), RefUpdate(keep_prefix + name, candidate, ZERO_SHA)]
+        updates += [RefUpdate(candidate_ref, ZERO_SHA, candidate), RefUpdate(keep_prefix + name, candidate, ZERO_SHA)]
     files: dict[str, bytes | None] = {path: None for path in reports}
     files.update({f"superseded/{name}/{path}": data for path, data in reports.items()})
-    record.write(files, f"t2s merge {record.run}: merge tree set aside as superseded/{name}", refs=refs)
+    record.write(files, f"t2s merge {record.run}: merge tree set aside as superseded/{name}", refs=updates)
     return name
 
 
@@ -815,7 +799,6 @@ def merger_ask(llm, *, phase: str = "merge"):
 
 
 __all__ = [
-    "SUPERSEDED_PREFIX",
     "MergeFailed",
     "MergeInput",
     "MergeReport",

@@ -24,6 +24,7 @@ from t2s.demo.tasks import write_suite
 from t2s.errors import T2SError
 from t2s.testing.server import ScriptedServer
 from t2s.testing.simulated import merger_responder
+from t2s.record import refs
 
 RUN = "demo"
 DEMO_CONFIG = """
@@ -141,8 +142,9 @@ class Demo:
         self.t2s("analyze", "-C", repo, "--run", RUN)
         self.t2s("merge", "-C", repo, "--run", RUN)
         self.t2s("log", "-C", repo, "--run", RUN)
-        self.t2s("gate", "-C", repo, f"t2s/{RUN}/candidate", allow=(0, 1))
-        self.t2s("release", "-C", repo, f"t2s/{RUN}/candidate")
+        candidate = refs.short(refs.candidate_branch(RUN))
+        self.t2s("gate", "-C", repo, candidate, allow=(0, 1))
+        self.t2s("release", "-C", repo, candidate)
         self.result.tag = (store.tags("v*") or [""])[-1]
         if self.result.tag and store.resolve("main") != store.resolve(self.result.tag):
             # release leaves a checked-out main alone; fast-forward it as its message says

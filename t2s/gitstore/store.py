@@ -35,7 +35,6 @@ from t2s import redaction
 from t2s.errors import GitError, RefConflict, UsageError
 
 ZERO_SHA = "0" * 40
-NOTES_PREFIX = "refs/notes/t2s/"
 
 #: Fallback identity for machines where git has none configured (CI runners, containers).
 _FALLBACK_IDENTITY = {
@@ -964,37 +963,41 @@ class GitStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def add_note(self, namespace: str, rev: str, text: str) -> None:
-        """Set the note on ``rev`` in ``refs/notes/t2s/<namespace>`` (replacing any).
+    def add_note(self, notes_ref: str, rev: str, text: str) -> None:
+        """Set the note on ``rev`` in the notes ref ``notes_ref`` (replacing any).
 
         Serialised with a lock: parallel unguarded ``git notes add`` silently loses notes.
         """
         commit = self.resolve(rev)
-        with self._lock(f"notes-{namespace}"):
-            self._git("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit,
+        with self._notes_lock(notes_ref):
+            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit,
                      input=redaction.redact_text(text))
 
-    def update_note(self, namespace: str, rev: str, change: Callable[[str | None], str]) -> str:
+    def update_note(self, notes_ref: str, rev: str, change: Callable[[str | None], str]) -> str:
         """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
         new text, under the namespace's lock, so concurrent updaters lose nothing."""
         commit = self.resolve(rev)
-        with self._lock(f"notes-{namespace}"):
-            text = redaction.redact_text(change(self.read_note(namespace, commit)))
-            self._git("notes", "--ref", NOTES_PREFIX + namespace, "add", "-f", "-F", "-", commit, input=text)
+        with self._notes_lock(notes_ref):
+            text = redaction.redact_text(change(self.read_note(notes_ref, commit)))
+            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit, input=text)
         return text
 
-    def read_note(self, namespace: str, rev: str) -> str | None:
+    def read_note(self, notes_ref: str, rev: str) -> str | None:
         commit = self.rev_parse(f"{rev}^{{commit}}")
         if not commit:
             return None
-        out = self._git("notes", "--ref", NOTES_PREFIX + namespace, "show", commit, check=False)
+        out = self._git("notes", "--ref", notes_ref, "show", commit, check=False)
         return out or None
 
-    def list_notes(self, namespace: str) -> dict[str, str]:
-        """Annotated commit -> note blob id, for every note in the namespace."""
-        out = self._git("notes", "--ref", NOTES_PREFIX + namespace, "list", check=False)
+    def list_notes(self, notes_ref: str) -> dict[str, str]:
+        """Annotated commit -> note blob id, for every note in ``notes_ref``."""
+        out = self._git("notes", "--ref", notes_ref, "list", check=False)
         pairs = (line.split() for line in out.splitlines() if line)
         return {commit: blob for blob, commit in pairs}
+
+    def _notes_lock(self, notes_ref: str):
+        # named by the ref's last part, as the lock always was (``notes-eval``)
+        return self._lock(f"notes-{notes_ref.rsplit('/', 1)[-1]}")
 
     # ----------------------------------------------------------------- tags
     def create_tag(self, name: str, rev: str, message: str) -> str:

@@ -63,18 +63,6 @@ class PatchRecord(BaseModel):
         return f"{PATCHES_DIR}/{self.patch}.json"
 
 
-def patch_branch(run: str, number: str) -> str:
-    return f"refs/heads/t2s/{run}/patch/{number}"
-
-
-def merge_branch(run: str, level: int, group: int) -> str:
-    return f"refs/heads/t2s/{run}/merge/L{level}-{group:02d}"
-
-
-def candidate_branch(run: str) -> str:
-    return f"refs/heads/t2s/{run}/candidate"
-
-
 def support_of(lessons: list[Lesson]) -> list[str]:
     """Distinct trajectory ids across ``lessons``, sorted."""
     return sorted({tid for lesson in lessons for tid in lesson.support})

@@ -22,9 +22,11 @@ from pydantic import BaseModel, Field, ValidationError
 from t2s import __version__
 from t2s.errors import T2SError
 from t2s.faults import ErrorCause
+from t2s.record import refs
 
-EVAL_NOTES = "eval"
-REVIEW_NOTES = "review"
+#: The notes refs t2s writes (``refs/notes/t2s/eval``, ``refs/notes/t2s/review``).
+EVAL_NOTES = refs.notes_ref(refs.EVAL_NOTES)
+REVIEW_NOTES = refs.notes_ref(refs.REVIEW_NOTES)
 SCHEMA_VERSION = 1
 
 

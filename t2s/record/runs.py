@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field, ValidationError
 from t2s import __version__
 from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.record import refs
+from t2s.record.provenance import Provenance
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-RUNS_PREFIX = "refs/t2s/runs/"
 MANIFEST = "manifest.json"
 _CAS_ATTEMPTS = 20
 
@@ -76,18 +77,13 @@ def check_run_name(name: str) -> str:
     return name
 
 
-def branch_prefix(run: str) -> str:
-    """``refs/heads/t2s/<run>/``: where a run's patch, merge and candidate branches live."""
-    return f"refs/heads/t2s/{run}/"
-
-
 class RunRecord:
     """Read and append to one run's record. Thread-safe within a process; CAS across processes."""
 
     def __init__(self, store: GitStore, run: str):
         self.store = store
         self.run = check_run_name(run)
-        self.ref = RUNS_PREFIX + run
+        self.ref = refs.run_record(run)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- reading
@@ -179,7 +175,7 @@ class RunRecord:
             for _ in range(_CAS_ATTEMPTS):
                 old = self.store.rev_parse(self.ref)
                 tree = self.store.build_tree(old, encoded)
-                commit = self.store.commit(tree, [old] if old else [], subject, body, [("T2S-Run", self.run)])
+                commit = self.store.commit(tree, [old] if old else [], subject, body, Provenance.for_record(self.run).trailers())
                 try:
                     self.store.update_refs([RefUpdate(self.ref, commit, old or ZERO_SHA), *refs])
                     return commit
@@ -195,7 +191,7 @@ class RunRecord:
                 manifest = self.manifest()
                 change(manifest)
                 try:
-                    self.store.append_commit(self.ref, {MANIFEST: _dump(manifest)}, subject, "", [("T2S-Run", self.run)])
+                    self.store.append_commit(self.ref, {MANIFEST: _dump(manifest)}, subject, "", Provenance.for_record(self.run).trailers())
                     return manifest
                 except RefConflict:
                     continue
@@ -229,7 +225,7 @@ def parse_record(model: type[M], raw: bytes | str, where: str) -> M:
 
 
 def list_runs(store: GitStore) -> list[str]:
-    return [ref[len(RUNS_PREFIX):] for ref in store.refs(RUNS_PREFIX)]
+    return [ref[len(refs.RUNS):] for ref in store.refs(refs.RUNS)]
 
 
 def _dump(model: BaseModel) -> bytes:

@@ -1,4 +1,4 @@
-"""t2s.releases.push."""
+"""``t2s push``: share runs, notes and releases with explicit refspecs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
+from t2s.record import refs
+from t2s.record.runs import check_run_name
 from t2s.record.tags import release_tags
 
 
@@ -20,29 +22,29 @@ class PushResult:
 
 
 def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: str | None = None) -> list[str]:
-    """Explicit refspecs for what reviewers need, only for refs that exist locally."""
-    from t2s.record.runs import RUNS_PREFIX, check_run_name
-
+    """Explicit refspecs for what reviewers need, only for refs that exist locally: a
+    run's (or every run's) branches, record and set-aside merge trees, the notes, the
+    release tags and the release branch."""
     specs = []
     if run:
         check_run_name(run)
-        if not store.rev_parse(RUNS_PREFIX + run):
+        if not store.rev_parse(refs.run_record(run)):
             raise UsageError(f"run {run!r} does not exist")
-        branches, runs = f"refs/heads/t2s/{run}/", RUNS_PREFIX + run
-        if store.refs(branches):
-            specs.append(f"{branches}*:{branches}*")
-        specs.append(f"{runs}:{runs}")
+        if store.refs(refs.run_branches(run)):
+            specs.append(refs.mirror_all(refs.run_branches(run)))
+        specs.append(refs.mirror(refs.run_record(run)))
+        if store.refs(refs.superseded(run)):
+            specs.append(refs.mirror_all(refs.superseded(run)))
     else:
-        if store.refs("refs/heads/t2s/"):
-            specs.append("refs/heads/t2s/*:refs/heads/t2s/*")
-        if store.refs(RUNS_PREFIX):
-            specs.append(f"{RUNS_PREFIX}*:{RUNS_PREFIX}*")
-    if store.refs("refs/notes/t2s/"):
-        specs.append("refs/notes/t2s/*:refs/notes/t2s/*")
+        for prefix in (refs.BRANCHES, refs.RUNS, refs.SUPERSEDED):
+            if store.refs(prefix):
+                specs.append(refs.mirror_all(prefix))
+    if store.refs(refs.NOTES):
+        specs.append(refs.mirror_all(refs.NOTES))
     # Each release tag by name: a stray v* tag that is not a release stays local.
-    specs += [f"refs/tags/{name}:refs/tags/{name}" for _, name in release_tags(store)]
+    specs += [refs.mirror(refs.tag(name)) for _, name in release_tags(store)]
     if release_branch:
-        specs.append(f"refs/heads/{release_branch}:refs/heads/{release_branch}")
+        specs.append(refs.mirror(refs.head(release_branch)))
     return specs
 
 
@@ -55,7 +57,7 @@ def push(store: GitStore, remote: str, *, run: str | None = None, release_branch
     for line in report.splitlines():
         parts = line.split("\t")
         if len(parts) >= 3 and ":" in parts[1]:
-            flag, refs, summary = parts[0], parts[1], parts[2]
-            local, remote_ref = refs.split(":", 1)
+            flag, pair, summary = parts[0], parts[1], parts[2]
+            local, remote_ref = pair.split(":", 1)
             updated.append({"flag": flag.strip() or " ", "ref": remote_ref, "summary": summary.strip(), "up_to_date": flag.strip() == "="})
     return PushResult(remote, specs, updated)

@@ -22,9 +22,11 @@ from pathlib import Path, PurePosixPath
 from t2s.config import Config
 from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
-from t2s.record.notes import NoteFormatError, read_eval_note, write_eval_note
+from t2s.record.notes import EVAL_NOTES, NoteFormatError, read_eval_note, write_eval_note
 from t2s.record.tags import release_tags
 from t2s.releases.changelog import changelog, changelog_markdown
+from t2s.record import refs
+from t2s.record.provenance import Provenance
 
 BUMPS = ("major", "minor", "patch")
 
@@ -100,14 +102,14 @@ def release(
     from t2s.skill.repo import skill_dir_of
 
     branch = branch or config.release.branch
-    branch_ref = f"refs/heads/{branch}"
+    branch_ref = refs.head(branch)
     cand = store.resolve(candidate)
     try:
         note = read_eval_note(store, cand)
     except NoteFormatError as err:
         raise T2SError(f"refusing to release {candidate}: {err.message}") from None
     if note is None or note.gate is None:
-        raise T2SError(f"refusing to release {candidate} ({cand[:12]}): it has no gate verdict in refs/notes/t2s/eval",
+        raise T2SError(f"refusing to release {candidate} ({cand[:12]}): it has no gate verdict in {EVAL_NOTES}",
                        hint=f"run `t2s gate {candidate}` first")
     if not note.gate.passed:
         raise T2SError(f"refusing to release {candidate} ({cand[:12]}): its gate failed "
@@ -126,7 +128,7 @@ def release(
             raise UsageError(f"{branch} does not contain the latest release {tags[-1][1]}",
                              hint=f"fast-forward it first: `git merge --ff-only {tags[-1][1]}` on {branch}")
     version = bump_version(tags[-1][0] if tags else None, bump)
-    if store.rev_parse(f"refs/tags/{version}"):
+    if store.rev_parse(refs.tag(version)):
         raise RefConflict(f"tag {version} already exists")
 
     skill_dir = skill_dir_of(store, config, cand)
@@ -136,10 +138,8 @@ def release(
     name = PurePosixPath(skill_dir).name
     table = eval_table_markdown(note.gate, candidate_label=f"{version}", baseline_label="baseline")
     body = f"{table}\n\nChangelog:\n{changelog_markdown(entries)}"
-    trailers = [("T2S-Release", version), ("T2S-Candidate", cand), ("T2S-Baseline", note.gate.baseline)]
     run = run_of(store, cand)
-    if run:
-        trailers.insert(0, ("T2S-Run", run))
+    trailers = Provenance.for_release(version=version, candidate=cand, baseline=note.gate.baseline, run=run).trailers()
     subject = f"Release {version}: {name}" + (f" from run {run}" if run else "")
     commit = store.commit(tree, [old, cand], subject, body, trailers)
     write_eval_note(store, commit, note)
@@ -147,7 +147,7 @@ def release(
     tag_obj = store.tag_object(version, commit, tag_message)
 
     checked = store.checked_out().get(branch_ref)
-    updates = [RefUpdate(f"refs/tags/{version}", tag_obj, ZERO_SHA)]
+    updates = [RefUpdate(refs.tag(version), tag_obj, ZERO_SHA)]
     if checked is None:
         updates.append(RefUpdate(branch_ref, commit, old))
     store.drop_tag_reflogs()  # earlier t2s versions made them, and `git gc` printed errors

@@ -15,8 +15,11 @@ from pydantic import BaseModel, Field
 
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
-from t2s.record.lessons import MERGES_DIR, PatchRecord, candidate_branch, patch_branch
+from t2s.record.lessons import MERGES_DIR, PatchRecord
+from t2s.record.refs import candidate_branch, patch_branch
 from t2s.record.runs import RunRecord
+from t2s.record import refs
+from t2s.record.provenance import Provenance
 
 MATCH_THRESHOLD = 0.35
 
@@ -126,18 +129,18 @@ def blame(store: GitStore, run: str, *, line: int | None = None, text: str | Non
     # Start from the candidate's own report: git blame stops at whichever merge first
     # had the line, but the candidate's lessons carry the full, cross-group support.
     root = store.resolve(candidate)
-    trailers = dict(store.trailers(root))
+    prov = Provenance.of(store.commit_message(root))
     tracer = _Tracer(store, record)
-    if "T2S-Merge-Group" in trailers:
-        name = trailers["T2S-Merge-Group"]
+    if prov.kind == "merge" and prov.merge_group:
+        name = prov.merge_group
         result.introduced_by = f"merge {name}"
         report = tracer.report(name)
         for lesson in tracer.best_lessons(report.get("lessons", []), content):
             origin = tracer.trace(lesson["id"])
             if origin:
                 result.origins.append(origin)
-    elif "T2S-Patch" in trailers:
-        number_ = trailers["T2S-Patch"]
+    elif prov.kind == "patch" and prov.patch:
+        number_ = prov.patch
         result.introduced_by = f"patch {number_}"
         record_ = tracer.patch(number_)
         ids = [l.id for l in record_.lessons] if record_ else [f"p{number_}.1"]
@@ -187,7 +190,7 @@ def render_tree(result: BlameResult) -> list[str]:
         if origin.kind == "merge":
             out.append(f"{pad}{origin.lesson} [support {len(origin.support)}] in merge {origin.where} ({origin.commit[:12]}): {origin.text}")
         else:
-            out.append(f"{pad}{origin.lesson} patch {origin.where} ({origin.branch.removeprefix('refs/heads/')}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}")
+            out.append(f"{pad}{origin.lesson} patch {origin.where} ({refs.short(origin.branch)}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}")
         for child in origin.children:
             walk(child, depth + 1)
 

@@ -27,6 +27,7 @@ from t2s import __version__
 from t2s.gitstore.store import GitStore
 from t2s.record.notes import EVAL_NOTES, EvalNote
 from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
+from t2s.record import refs
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
@@ -257,7 +258,7 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
     cards = [
         ("patches", str(len(rows)), ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
         ("merges", str(len(merges)), f"{levels} level(s)" + (f", {len(failed)} failed" if failed else "")),
-        ("candidate", data.candidate[:12] if data.candidate else "none", (data.candidate_ref or "").removeprefix("refs/heads/") or "not merged yet"),
+        ("candidate", data.candidate[:12] if data.candidate else "none", refs.short(data.candidate_ref or "") or "not merged yet"),
         ("evaluation", gate_text, "vs baseline"),
     ]
     card_html = "".join(
@@ -346,7 +347,7 @@ def candidate_section(store: GitStore, data: RunData) -> tuple[str, Any]:
     ]
     lessons = _table(["lesson", "support", "where", "text", "trajectories"], lesson_rows, "lessons") if lesson_rows else ""
     head = _kv([
-        ("branch", _code(view.ref.removeprefix("refs/heads/"))),
+        ("branch", _code(refs.short(view.ref))),
         ("commit", _code(view.commit)),
         ("root merge", esc(view.root or "-")),
         ("patches in it", esc(len(view.patches))),
@@ -366,7 +367,7 @@ def evaluation_section(store: GitStore, data: RunData) -> tuple[str, str]:
         except ValueError:
             note = None
     if note is None or (note.gate is None and not note.evals):
-        return ('<p class="muted" id="not-evaluated">Not evaluated: no note in <code>refs/notes/t2s/eval</code> '
+        return (f'<p class="muted" id="not-evaluated">Not evaluated: no note in <code>{esc(EVAL_NOTES)}</code> '
                 "on the candidate. Run <code>t2s gate</code>.</p>"), "not evaluated"
     parts = []
     short = "evaluated, not gated"

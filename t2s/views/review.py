@@ -33,24 +33,16 @@ from t2s.record.lessons import (
     PATCHES_DIR,
     Lesson,
     PatchRecord,
-    candidate_branch,
-    patch_branch,
     support_of,
 )
 from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
-from t2s.record.runs import (
-    RUNS_PREFIX,
-    RunManifest,
-    RunRecord,
-    branch_prefix,
-    list_runs,
-)
+from t2s.record.runs import RunManifest, RunRecord, list_runs
+from t2s.record import refs
+from t2s.record.provenance import Provenance
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 
 _NUMBER_RE = re.compile(r"^\d{1,6}$")
-_PATCH_REF_RE = re.compile(r"^(?:refs/heads/)?t2s/([^/]+)/patch/([^/]+)$")
-_CANDIDATE_REF_RE = re.compile(r"^(?:refs/heads/)?t2s/([^/]+)/(?:seq/)?candidate$")
 
 
 # ---------------------------------------------------------------------- views
@@ -87,7 +79,7 @@ class PatchView(BaseModel):
 
     @property
     def short_branch(self) -> str:
-        return (self.branch or "").removeprefix("refs/heads/")
+        return refs.short(self.branch or "")
 
     @property
     def verdict_text(self) -> str:
@@ -245,12 +237,12 @@ def load_run(store: GitStore, run: str) -> RunData:
         data.reports[report.name] = report
     data.ledgers = {path.rsplit("/", 1)[-1].removesuffix(".json"): value
                     for path, value in _read_json_dir(store, head, "ledger").items() if isinstance(value, dict)}
-    prefix = branch_prefix(run) + "patch/"
-    refs = store.refs(branch_prefix(run))
-    data.branches = {ref[len(prefix):]: sha for ref, sha in refs.items() if ref.startswith(prefix)}
-    for ref in (candidate_branch(run), branch_prefix(run) + "seq/candidate"):
-        if ref in refs:
-            data.candidate_ref, data.candidate = ref, refs[ref]
+    branches = store.refs(refs.run_branches(run))
+    data.branches = {parsed.number: sha for ref, sha in branches.items()
+                     if (parsed := refs.parse_patch_branch(ref)) is not None}
+    for ref in (refs.candidate_branch(run), refs.sequential_candidate(run)):
+        if ref in branches:
+            data.candidate_ref, data.candidate = ref, branches[ref]
             break
     commits = set(data.branches.values()) | {p.commit for p in data.patches.values() if p.commit}
     raw = store.read_objects(commits)
@@ -320,8 +312,10 @@ def _merge_index(data: RunData) -> tuple[dict[str, str], set[str]]:
 def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate: set[str]) -> PatchView:
     patch = data.patches.get(number)
     commit = data.branches.get(number)
-    branch = patch_branch(data.run, number) if commit else None
-    trailers = dict(parse_trailers(data.messages.get(commit, ""))) if commit else {}
+    branch = refs.patch_branch(data.run, number) if commit else None
+    message = data.messages.get(commit, "") if commit else ""
+    trailers = dict(parse_trailers(message))
+    prov = Provenance.of(message)
     view = PatchView(run=data.run, patch=number, branch=branch, commit=commit, trailers=trailers)
     if patch is not None:
         view.task, view.trajectory, view.outcome = patch.task, patch.trajectory, patch.outcome
@@ -333,18 +327,18 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
         else:
             view.validated = "n/a"
     else:
-        view.task = trailers.get("T2S-Task", "")
-        view.trajectory = trailers.get("T2S-Trajectory", "")
-        view.outcome = trailers.get("T2S-Outcome", "")
-        view.analyst = trailers.get("T2S-Analyst", "")
-        view.model = trailers.get("T2S-Model", "")
+        view.task = prov.task or ""
+        view.trajectory = prov.trajectory or ""
+        view.outcome = prov.outcome or ""
+        view.analyst = prov.analyst or ""
+        view.model = prov.model or ""
         subject = data.messages.get(commit, "").strip().splitlines()[:1]
         if subject:
             view.lessons = [Lesson(id=f"p{number}.1", text=subject[0], support=[view.trajectory] if view.trajectory else [])]
         if commit:
             view.lines_added, view.lines_removed = count_lines(data.store.diff(data.manifest.s0, commit))
-    if "T2S-Validated" in trailers:
-        view.validated = trailers["T2S-Validated"]
+    if prov.validated is not None:
+        view.validated = prov.validated
     view.verdict = data.verdicts.get(commit) if commit else None
     view.merged_into = merged_into.get(commit) if commit else None
     view.in_candidate = bool(commit and commit in in_candidate)
@@ -370,7 +364,7 @@ def _status(view: PatchView) -> tuple[State, str]:
         return "rejected", f"rejected: {view.reason or 'no reason recorded'}"
     if view.record_status == "unvalidated":
         return "unvalidated", "unvalidated" + (f": {view.reason}" if view.reason else "")
-    return "missing", f"missing: the record says {view.record_status or 'accepted'} but branch t2s/{view.run}/patch/{view.patch} is gone"
+    return "missing", f"missing: the record says {view.record_status or 'accepted'} but branch {refs.short(refs.patch_branch(view.run, view.patch))} is gone"
 
 
 def count_lines(diff: str) -> tuple[int, int]:
@@ -393,9 +387,9 @@ def resolve_patch(store: GitStore, spec: str, run: str | None = None) -> tuple[s
     spec = (spec or "").strip()
     if not spec:
         raise UsageError("name a patch: 0007, t2s/RUN/patch/0007, or a commit")
-    match = _PATCH_REF_RE.match(spec)
-    if match:
-        found_run, number = match.groups()
+    parsed = refs.parse_patch_branch(spec)
+    if parsed:
+        found_run, number = parsed.run, parsed.number
         if run and run != found_run:
             raise UsageError(f"{spec} belongs to run {found_run!r}, not {run!r}")
         _require_patch(store, found_run, number)
@@ -414,14 +408,14 @@ def resolve_patch(store: GitStore, spec: str, run: str | None = None) -> tuple[s
     commit = store.rev_parse(f"{spec}^{{commit}}")
     if not commit:
         raise UsageError(f"{spec!r} names no patch: give a number (0007), a branch (t2s/r1/patch/0007) or a commit")
-    trailers = dict(store.trailers(commit))
-    found_run, number = trailers.get("T2S-Run"), trailers.get("T2S-Patch")
+    prov = Provenance.of(store.commit_message(commit))
+    found_run, number = prov.run, prov.patch
     if not (found_run and number and _has_patch(store, found_run, number)):
         found_run = number = None
-        for ref, sha in store.refs("refs/heads/t2s/").items():
-            match = _PATCH_REF_RE.match(ref)
-            if sha == commit and match and (run is None or match.group(1) == run):
-                found_run, number = match.groups()
+        for ref, sha in store.refs(refs.BRANCHES).items():
+            parsed = refs.parse_patch_branch(ref)
+            if sha == commit and parsed and (run is None or parsed.run == run):
+                found_run, number = parsed.run, parsed.number
                 break
     if not (found_run and number):
         raise UsageError(f"{spec} ({commit[:12]}) is not a t2s patch commit", hint="list a run's patches with `t2s review --run NAME`")
@@ -435,7 +429,8 @@ def _has_patch(store: GitStore, run: str, number: str) -> bool:
         RunRecord(store, run)
     except UsageError:
         return False
-    return bool(store.rev_parse(patch_branch(run, number)) or store.rev_parse(f"{RUNS_PREFIX}{run}:{PATCHES_DIR}/{number}.json"))
+    return bool(store.rev_parse(refs.patch_branch(run, number))
+                or store.rev_parse(refs.record_path(run, f"{PATCHES_DIR}/{number}.json")))
 
 
 def _require_patch(store: GitStore, run: str, number: str) -> None:
@@ -448,14 +443,15 @@ def _require_patch(store: GitStore, run: str, number: str) -> None:
 def resolve_candidate(store: GitStore, spec: str = "candidate", run: str | None = None) -> str:
     """The run a ``candidate`` (or ``t2s/r1/candidate``) names; the only run with one if
     ``run`` is not given."""
-    match = _CANDIDATE_REF_RE.match(spec)
-    if match:
-        if run and run != match.group(1):
-            raise UsageError(f"{spec} belongs to run {match.group(1)!r}, not {run!r}")
-        return match.group(1)
+    named = refs.parse_candidate_branch(spec)
+    if named:
+        if run and run != named:
+            raise UsageError(f"{spec} belongs to run {named!r}, not {run!r}")
+        return named
     if run:
         return run
-    runs = [r for r in list_runs(store) if store.rev_parse(candidate_branch(r)) or store.rev_parse(branch_prefix(r) + "seq/candidate")]
+    runs = [r for r in list_runs(store)
+            if store.rev_parse(refs.candidate_branch(r)) or store.rev_parse(refs.sequential_candidate(r))]
     if len(runs) == 1:
         return runs[0]
     if not runs:
@@ -634,7 +630,7 @@ def _lesson_lines(lessons: list[Lesson]) -> list[str]:
 
 def _eval_markdown(gate: GateRecord | None) -> list[str]:
     if gate is None:
-        return ["Not evaluated yet (no gate in `refs/notes/t2s/eval`; run `t2s gate`)."]
+        return [f"Not evaluated yet (no gate in `{EVAL_NOTES}`; run `t2s gate`)."]
     from t2s.evaluation.evaluate import eval_table_markdown
 
     verdict = "passed" if gate.passed else "failed"
@@ -669,7 +665,7 @@ def patch_markdown(detail: PatchDetail) -> str:
         lines += ["", "### Failure causes", ""] + [f"- {' '.join(c.split())}" for c in v.failure_causes]
     lines += ["", "### Diff", "", _fence(detail.diff) if detail.diff else "(no diff recorded)"]
     lines += ["", "### Evaluation", ""] + _eval_markdown(detail.gate)
-    lines += ["", f"<sub>Generated by `t2s pr-body t2s/{v.run}/patch/{v.patch}`.</sub>"]
+    lines += ["", f"<sub>Generated by `t2s pr-body {refs.short(refs.patch_branch(v.run, v.patch))}`.</sub>"]
     return "\n".join(lines) + "\n"
 
 
@@ -678,7 +674,7 @@ def candidate_markdown(view: CandidateView) -> str:
     shape = " -> ".join(f"{len(names)} at L{i}" for i, names in enumerate(view.levels, start=1)) or "no merges"
     rows = [
         ("run", f"`{view.run}`"),
-        ("candidate", f"`{view.ref.removeprefix('refs/heads/')}` (`{view.commit[:12]}`)"),
+        ("candidate", f"`{refs.short(view.ref)}` (`{view.commit[:12]}`)"),
         ("base (S0)", f"`{view.s0[:12]}`"),
         ("skill", f"`{view.skill_dir}`"),
         ("merge tree", f"{len(view.patches)} patches -> {shape} ({view.strategy})"),
@@ -707,7 +703,7 @@ def candidate_markdown(view: CandidateView) -> str:
 
 def pr_body(store: GitStore, spec: str, run: str | None = None) -> str:
     """Markdown for ``t2s pr-body PATCH|candidate``."""
-    if spec == "candidate" or _CANDIDATE_REF_RE.match(spec):
+    if spec == "candidate" or refs.parse_candidate_branch(spec):
         name = resolve_candidate(store, spec, run)
         return candidate_markdown(candidate_view(store, name))
     return patch_markdown(patch_detail(store, spec, run))

@@ -5,7 +5,8 @@ request), so a refactor of the analyst or of the suite seam must not change them
 The expected bodies in tests/data/ were recorded from the code before the suite hook
 ``Suite.analyst_workspace`` existed (the analyst hard-coded its workspace). The test's
 temporary directory, which the recorded checker report names, is written ``$TMP``,
-and the sandbox's elapsed time in a ``run_python`` observation ``N``.
+the sandbox's elapsed time in a ``run_python`` observation ``N``, and the tool-call ids
+(which the scripted server numbers per process) ``call_1``, ``call_2``... in order.
 Re-record (only for an intended change, which invalidates users' cached answers):
 ``T2S_RECORD_PINS=1 pytest tests/test_analyst_request_pins.py``."""
 
@@ -29,9 +30,14 @@ ELAPSED = re.compile(r"^(\[run_python\] .*? in )\d+(?:\.\d+)? s$", re.M)
 def normalised(body: dict, tmp_path: Path) -> dict:
     """The body with what differs between two runs of this test written as constants."""
     body = json.loads(json.dumps(body).replace(str(tmp_path), "$TMP"))
+    call_ids: dict[str, str] = {}  # the scripted server numbers tool calls per process
     for message in body["messages"]:
         if isinstance(message.get("content"), str):
             message["content"] = ELAPSED.sub(r"\1N s", message["content"])
+        for call in message.get("tool_calls") or []:
+            call["id"] = call_ids.setdefault(call["id"], f"call_{len(call_ids) + 1}")
+        if "tool_call_id" in message:
+            message["tool_call_id"] = call_ids[message["tool_call_id"]]
     return body
 
 

@@ -3,8 +3,9 @@
 Three analysts, all against the same frozen skill S0 (they never see each other's work):
 
 - :class:`AgenticErrorAnalyst` (failed trajectories): a tool loop in a workspace with
-  the task input, the agent's output and scripts, the gold workbook and the trajectory.
-  Tools: ``run_python`` (the sandbox), ``evaluate_output`` (the checker, run as a
+  the task's inputs and gold (laid out by the suite: :meth:`t2s.tasks.Suite.analyst_workspace`),
+  the agent's output and scripts, and the trajectory.
+  Tools: ``run_python`` (the sandbox), ``evaluate_output`` (the suite's checker, run as a
   separate ``t2s check`` process so the analyst cannot alter it), ``read_skill_file``
   and ``submit``. ``submit`` is refused until an ``evaluate_output`` call has passed;
   that passing fix is the evidence that the diagnosis is causal. At the turn budget
@@ -31,7 +32,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +51,7 @@ from t2s.llm.results import ChatResult
 from t2s.llm.errors import StructuredOutputError
 from t2s.patches.pipeline import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
 from t2s.skill.format import SKILL_FILE, lint_files
+from t2s.tasks.base import AnalystWorkspace
 
 ROLE = "analyst"
 PHASE = "analyze"
@@ -417,6 +418,17 @@ def parse_analyst_text(content: str | None) -> list[_Action]:
     return actions
 
 
+@dataclass
+class _Held:
+    """What the agentic analyst's workspace holds."""
+
+    space: AnalystWorkspace
+    #: Every file placed, in listing order (the prompt's "Workspace" and the facts).
+    files: list[str]
+    #: The agent's output among them (None: it wrote none).
+    output: str | None
+
+
 class AgenticErrorAnalyst:
     """The error analyst with tools; see the module docstring."""
 
@@ -431,53 +443,49 @@ class AgenticErrorAnalyst:
 
     # -- workspace
     @staticmethod
-    def build_workspace(inp: AnalysisInput, workdir: Path) -> dict[str, Any]:
-        """Lay out the workspace; returns what it holds (for the prompt and the record)."""
+    def build_workspace(inp: AnalysisInput, workdir: Path) -> _Held:
+        """Lay out the workspace: the suite places the task's inputs and its gold
+        (:meth:`t2s.tasks.Suite.analyst_workspace`), then come the agent's artifacts and
+        ``trajectory.json``. Returns what it holds (for the prompt and the record)."""
         traj, task, suite = inp.trajectory, inp.task, inp.suite
         case = task.case(traj.case if traj.case else task.cases[0].index)
-        workdir.mkdir(parents=True, exist_ok=True)
-        held: list[str] = []
-        if case.input_path is not None and Path(case.input_path).is_file():
-            shutil.copyfile(case.input_path, workdir / "input.xlsx")
-            held.append("input.xlsx")
-            original = suite.input_name(task, case)
-            if original != "input.xlsx" and "/" not in original:
-                shutil.copyfile(case.input_path, workdir / original)
-                held.append(original)
+        space = suite.analyst_workspace(task, case.index, workdir)
+        held: list[str] = list(space.inputs)
         for rel, data in sorted(inp.artifacts.items()):
             parts = PurePosixPath(rel).parts
-            if not parts or ".." in parts or rel.startswith("/"):
-                continue
+            if not parts or ".." in parts or rel.startswith("/") or rel in space.gold:
+                continue  # (an artifact never stands in for the gold)
             target = workdir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             held.append(rel)
-        shutil.copyfile(case.answer_path, workdir / "golden.xlsx")
-        held.append("golden.xlsx")
+        held += space.gold
         (workdir / "trajectory.json").write_text(traj.to_json(), encoding="utf-8")
         held.append("trajectory.json")
         for path in list(workdir.rglob("*")):
             if path.is_file():
                 path.chmod(0o644)
         output = next((o for o in traj.outputs if o in inp.artifacts), None)
-        return {"files": held, "output": output, "case": case.index}
+        return _Held(space=space, files=held, output=output)
 
     # -- tools
-    def evaluate(self, inp: AnalysisInput, workdir: Path, path: str, case: int) -> tuple[bool, str, dict[str, Any]]:
-        """Run ``t2s check`` in a separate process on a workbook of the workspace."""
+    def evaluate(self, workdir: Path, path: str, space: AnalystWorkspace) -> tuple[bool, str, dict[str, Any]]:
+        """Run the suite's checker (``t2s check``, a separate process) on a file of the
+        workspace, as ``space.check`` says."""
         target = (workdir / str(path).strip().strip("`'\"")).resolve()
         root = workdir.resolve()
         if root not in target.parents:
             return False, f"[evaluate_output] error: {path!r} is not a file inside the workspace", {"path": path, "error": "outside"}
         if not target.is_file():
-            have = ", ".join(sorted(p.name for p in root.iterdir() if p.suffix == ".xlsx")) or "none"
+            suffix = PurePosixPath(space.output_name).suffix
+            have = ", ".join(sorted(p.name for p in root.iterdir() if p.suffix == suffix)) or "none"
             return False, f"[evaluate_output] error: no file {path!r} in the workspace (workbooks: {have})", {"path": path, "error": "missing"}
-        suite = inp.suite
+        check = space.check
         cmd = [
-            sys.executable, "-m", "t2s", "check", str(target), "--task", str(inp.task.id),
-            "--suite", str(Path(suite.root).resolve()), "--case", str(case), "--json",
-            "--lenient" if suite.lenient else "--literal",
-            "--recalculate" if suite.recalculate else "--no-recalculate",
+            sys.executable, "-m", "t2s", "check", str(target), "--task", check.task_id,
+            "--suite", check.suite, "--case", str(check.case), "--json",
+            "--lenient" if check.lenient else "--literal",
+            "--recalculate" if check.recalculate else "--no-recalculate",
         ]
         env = {k: v for k, v in os.environ.items() if not _secret_name(k)}
         try:
@@ -506,6 +514,9 @@ class AgenticErrorAnalyst:
             "mismatches": [{"sheet": m.sheet, "cell": m.cell, "expected": m.expected, "actual": m.actual}
                            for m in report.mismatches[:30]],
         }
+        if report.answers is not None:  # value-list suites (WikiTableQuestions): the values
+            a = report.answers
+            compact["answers"] = {"gold": a.gold, "predicted": a.predicted, "missing": a.missing, "extra": a.extra}
         text = (f"[evaluate_output] {'PASS' if passed else 'FAIL'} {rel}\n{report.render()}\n"
                 f"```json\n{json.dumps(compact, default=str)}\n```")
         return passed, text, {"path": rel, "passed": passed, "mismatch_count": report.mismatch_count,
@@ -536,18 +547,20 @@ class AgenticErrorAnalyst:
         return f"[read_skill_file] {rel}\n{text}"
 
     # -- the loop
-    def messages(self, inp: AnalysisInput, protocol: str, held: dict[str, Any]) -> list[dict[str, Any]]:
+    def messages(self, inp: AnalysisInput, protocol: str, held: _Held) -> list[dict[str, Any]]:
         traj = inp.trajectory
         tools_text = prompt("analyst_error_text_protocol.md" if protocol == "text" else "analyst_error_tools.md")
+        guide = held.space.guide
         system = render(prompt("analyst_error_system.md"), tools=tools_text.strip(), max_turns=inp.max_turns,
-                        **report_prompt_parts())
-        listing = "\n".join(f"- `{name}`" for name in held["files"])
+                        workspace_inputs=guide.inputs, workspace_output=guide.output, workspace_gold=guide.gold,
+                        compare_with=guide.compare_with, fix=guide.fix, **report_prompt_parts())
+        listing = "\n".join(f"- `{name}`" for name in held.files)
         user = render(
             prompt("analyst_error_task.md"),
             **_task_values(traj, inp.task),
             workspace=listing,
             check=check_block(traj.check),
-            facts=facts(traj, {"output_file": held["output"], "workspace": held["files"]}),
+            facts=facts(traj, {"output_file": held.output, "workspace": held.files}),
             transcript=traj.render(max_chars=3000),
             skill_files=skill_files_block(inp.context.texts()),
         )
@@ -570,7 +583,7 @@ class AgenticErrorAnalyst:
         outcome.wall_s = round(time.perf_counter() - started, 3)
         return outcome
 
-    async def _loop(self, inp: AnalysisInput, outcome: AnalystOutcome, workdir: Path, held: dict[str, Any]) -> None:
+    async def _loop(self, inp: AnalysisInput, outcome: AnalystOutcome, workdir: Path, held: _Held) -> None:
         requested = inp.protocol or self.llm.role(inp.role).protocol
         protocol = "text" if requested == "text" else "tools"
         tool_specs = json.loads(prompt("analyst_tools.json"))
@@ -590,7 +603,7 @@ class AgenticErrorAnalyst:
                 return await asyncio.to_thread(self.run_code, inp, workdir, code, language)
             if action.tool == "evaluate_output":
                 passed, text, entry = await asyncio.to_thread(
-                    self.evaluate, inp, workdir, action.arguments.get("path", ""), held["case"])
+                    self.evaluate, workdir, action.arguments.get("path", ""), held.space)
                 entry["turn"] = turn
                 outcome.evaluations.append(entry)
                 if passed:

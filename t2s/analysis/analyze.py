@@ -7,7 +7,8 @@ at most ``concurrency`` analyses in flight:
 
 1. the analyst is chosen: passed -> :class:`~t2s.analysis.analysts.SuccessAnalyst`; failed ->
    the agentic error analyst (or the single-call one with ``--analyst single-call``, or
-   when the trajectory's task is not in the suite, e.g. an import without a task);
+   when the trajectory's task is not in the suite, e.g. an import without a task, or the
+   suite can lay out no analyst workspace for it: ``Suite.has_analyst_workspace``);
 2. the leak guard gets the task's distinctive gold values (the answer cells of the gold
    workbook minus values visible in the instruction and input) and the held-out
    split's task ids;
@@ -451,9 +452,10 @@ async def _analyze_run(
             task = _task_of(suite, traj)
             notes: list[str] = []
             kind = "success" if traj.verdict == "passed" else settings.analyst
-            if kind == "agentic" and (task is None or not task.cases or task.cases[0].answer_path is None):
+            if kind == "agentic" and (task is None or not suite.has_analyst_workspace(task)):
                 kind = "single-call"
-                notes.append("no task with a gold file in the suite for this trajectory: single-call analyst used")
+                notes.append("the suite has no analyst workspace (inputs and a gold to check a fix against) "
+                             "for this trajectory's task: single-call analyst used")
             context = copy.copy(base_context)
             context.forbidden_values = await asyncio.to_thread(forbidden_values_for, traj, task, suite)
             artifacts: dict[str, bytes] = {}

@@ -5,6 +5,10 @@ and named splits, prepares a task's work directory, renders the task prompt and 
 an output, returning a :class:`Verdict` whose :class:`CheckReport` is both
 machine-readable (JSON) and human-readable (:meth:`CheckReport.render`).
 
+The agentic error analyst works in a folder the suite lays out too
+(:meth:`Suite.analyst_workspace`: the task's inputs, the gold material, how a fix is
+checked), so it works for every suite that can supply one.
+
 A new suite type subclasses :class:`Suite` and registers itself with
 :func:`t2s.tasks.registry.register_suite_type` (built in) or through the entry point
 group ``t2s.suites`` (third party).
@@ -15,13 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tomllib
 from abc import ABC, abstractmethod
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from t2s.errors import UsageError
+from t2s.errors import T2SError, UsageError
 
 
 class SplitOverlapError(UsageError):
@@ -79,6 +86,72 @@ class Workspace(BaseModel):
     output_path: Path
     case: int = 1
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class FixCheck(BaseModel):
+    """How the agentic error analyst's ``evaluate_output`` checks a fix: the suite's own
+    :meth:`Suite.check`, run as ``t2s check PATH --task TASK --suite SUITE --case CASE``
+    in a separate process (so the analyst cannot alter the checker or the gold it reads)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: What ``t2s check --suite`` loads: the suite's directory (its type is detected).
+    suite: str
+    task_id: str
+    case: int = 1
+    lenient: bool = False
+    recalculate: bool = False
+
+
+class AnalystGuide(BaseModel):
+    """What the agentic error analyst's prompt says about a suite's analyst workspace.
+
+    The texts are data (a TOML file next to the suite, see :meth:`load`); they go into
+    ``t2s/prompts/analyst_error_system.md`` verbatim, so a changed byte changes the
+    analyst's request bodies (and the response-cache keys)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: Markdown bullets on the task's input files (listed before the agent's output).
+    inputs: str
+    #: Markdown bullets on the gold material (listed after the agent's scripts).
+    gold: str
+    #: Markdown bullet on the agent's output.
+    output: str
+    #: What the agent's output is compared with (step 1 of "How to work").
+    compare_with: str
+    #: The fix to write and check (step 2 of "How to work").
+    fix: str
+
+    @classmethod
+    def load(cls, name: str, package: str = "t2s.tasks") -> AnalystGuide:
+        """The guide in the TOML file ``name`` of ``package`` (cached)."""
+        return _load_guide(package, name)
+
+
+@lru_cache(maxsize=None)
+def _load_guide(package: str, name: str) -> AnalystGuide:
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    return AnalystGuide.model_validate(tomllib.loads(text))
+
+
+class AnalystWorkspace(BaseModel):
+    """The agentic error analyst's work folder for one case of a task, as the suite laid
+    it out (:meth:`Suite.analyst_workspace`). The analyst adds the agent's output and
+    scripts (from the run record) and ``trajectory.json``."""
+
+    dir: Path
+    case: int = 1
+    #: The task's input files placed in ``dir`` (paths relative to it), in listing order.
+    inputs: list[str] = Field(default_factory=list)
+    #: The gold material placed in ``dir`` that the analyst may read.
+    gold: list[str] = Field(default_factory=list)
+    #: The output file a fix must produce (as the agent's output is named).
+    output_name: str
+    #: How a fix is checked.
+    check: FixCheck
+    #: What the analyst's prompt says about these files and the fix.
+    guide: AnalystGuide
 
 
 class Mismatch(BaseModel):
@@ -340,6 +413,49 @@ class Suite(ABC):
         """Texts the agent is shown besides the instruction (its input data), so gold
         values that appear there are not counted as leaks. Default: none."""
         return []
+
+    # -- the agentic error analyst's workspace ----------------------------------------
+    def has_analyst_workspace(self, task: Task) -> bool:
+        """Can :meth:`analyst_workspace` lay out a workspace for ``task`` (inputs and a gold
+        to check a fix against)? Without one, a failed trajectory of the task gets the
+        single-call error analyst. Default: the task's first case has a gold file."""
+        return bool(task.cases) and task.cases[0].answer_path is not None
+
+    def analyst_workspace(self, task: Task, case: int, dest_dir: Path) -> AnalystWorkspace:
+        """Lay out the agentic error analyst's work folder for case ``case`` of ``task`` in
+        ``dest_dir``: the inputs, the gold material the analyst may see, the output a fix
+        must produce and how it is checked.
+
+        Default (workbook suites such as SpreadsheetBench): the case's input file as
+        ``input.xlsx`` and under its :meth:`input_name` when that differs (the agent's
+        scripts open it by that name), its answer file as ``golden.xlsx``; the output is
+        ``output.xlsx``; a fix is checked by :meth:`check` with the suite's ``lenient`` and
+        ``recalculate`` settings; the prompt texts are ``t2s/tasks/analyst_workspace.toml``."""
+        c = task.case(case)
+        if c.answer_path is None:
+            raise T2SError(f"task {task.id!r} case {case} has no answer file: no gold for the analyst")
+        if not Path(c.answer_path).is_file():
+            raise T2SError(f"task {task.id!r} case {case}: the answer file {c.answer_path} is missing")
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        inputs: list[str] = []
+        if c.input_path is not None and Path(c.input_path).is_file():
+            shutil.copyfile(c.input_path, dest_dir / "input.xlsx")
+            inputs.append("input.xlsx")
+            original = self.input_name(task, c)
+            if original != "input.xlsx" and "/" not in original:
+                shutil.copyfile(c.input_path, dest_dir / original)
+                inputs.append(original)
+        shutil.copyfile(c.answer_path, dest_dir / "golden.xlsx")
+        return AnalystWorkspace(dir=dest_dir, case=c.index, inputs=inputs, gold=["golden.xlsx"],
+                                output_name="output.xlsx", check=self.fix_check(task, c.index),
+                                guide=AnalystGuide.load("analyst_workspace.toml"))
+
+    def fix_check(self, task: Task, case: int) -> FixCheck:
+        """How the analyst's fix for ``task`` case ``case`` is checked: :meth:`check` in a
+        separate ``t2s check`` process, with the suite's settings."""
+        return FixCheck(suite=str(self.root.resolve()), task_id=task.id, case=case,
+                        lenient=self.lenient, recalculate=self.recalculate)
 
     def score(self, task: Task, outputs: dict[int, Path], *,
               recalculate: bool | None = None, lenient: bool | None = None) -> Score:

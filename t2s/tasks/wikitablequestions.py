@@ -15,7 +15,11 @@ question is one task (id ``nt-123``, one case):
   (:func:`to_value`, :func:`check_denotation`) plus the documented parsing of thousands
   separators and common date spellings, and reports missing and extra values;
 - splits must be *table*-disjoint: :meth:`~WikiTableQuestionsSuite.check_disjoint`
-  refuses splits that share a table.
+  refuses splits that share a table;
+- the agentic error analyst's workspace
+  (:meth:`~WikiTableQuestionsSuite.analyst_workspace`) holds the table and the question
+  as the agent had them and the gold answer as ``gold_answer.json``; a fix is an answer
+  workbook, judged by this suite's checker.
 
 Data: WikiTableQuestions (Pasupat & Liang, 2015), CC BY-SA 4.0. Nothing is bundled.
 """
@@ -38,6 +42,8 @@ from typing import Any
 
 from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.tasks.base import (
+    AnalystGuide,
+    AnalystWorkspace,
     AnswerCheck,
     Case,
     CheckReport,
@@ -52,6 +58,8 @@ QUESTIONS_FILE = "questions.tsv"
 TABLE_NAME = "table.xlsx"
 TABLE_SHEET = "table"
 QUESTION_NAME = "question.txt"
+#: The gold answer in the agentic error analyst's workspace (a JSON list of the values).
+GOLD_NAME = "gold_answer.json"
 OUTPUT_NAME = "output.xlsx"
 ANSWER_SHEET = "answer"
 ANSWER_POSITION = "'answer'!A:A"
@@ -713,6 +721,24 @@ class WikiTableQuestionsSuite(Suite):
                                            f"the gold answer {len(answers.gold)}")
         passed = report.passed
         return Verdict(passed=passed, score=1.0 if passed else 0.0, report=report)
+
+    # -- the agentic error analyst's workspace ----------------------------------------
+    def has_analyst_workspace(self, task: Task) -> bool:
+        """Always: every question has its gold answer."""
+        return True
+
+    def analyst_workspace(self, task: Task, case: int, dest_dir: Path) -> AnalystWorkspace:
+        """``table.xlsx`` and ``question.txt`` as :meth:`prepare` writes them for the agent,
+        and the gold answer as ``gold_answer.json`` (a JSON list of the values, as the
+        benchmark writes them). A fix is an answer workbook (sheet ``answer``, column A)
+        judged by :meth:`check`."""
+        workspace = self.prepare(task, dest_dir, case)
+        gold = list(task.meta.get("target") or self.question(task.id).target)
+        (workspace.dir / GOLD_NAME).write_text(json.dumps(gold, ensure_ascii=False, indent=1) + "\n",
+                                               encoding="utf-8")
+        return AnalystWorkspace(dir=workspace.dir, case=case, inputs=[TABLE_NAME, QUESTION_NAME],
+                                gold=[GOLD_NAME], output_name=OUTPUT_NAME, check=self.fix_check(task, case),
+                                guide=AnalystGuide.load("wikitablequestions_analyst.toml"))
 
     # -- leak guard inputs ---------------------------------------------------------
     def gold_values(self, task: Task, case: int = 1) -> list[Any]:

@@ -99,7 +99,9 @@ def merger_responder(request: ChatRequest) -> Reply:
 # Simulated analysts (t2s.analysis.analysts): they read the "Facts (machine-readable)" block and
 # the tool observations of the analyst prompts, and answer in the same formats a real
 # model must use. The agentic one really works: it runs the checker on the agent's
-# output, writes a fixed workbook with code in the sandbox, checks it, and submits.
+# output, writes a fixed workbook with code in the sandbox, checks it, and submits (for
+# a value-list suite such as WikiTableQuestions, whose checker report carries
+# ``answers``, the fixed workbook is an answer sheet).
 
 _FACTS_BLOCK = re.compile(r"## Facts \(machine-readable\)\s*```json\n(.*?)```", re.S)
 _EVAL_JSON = re.compile(r"\[evaluate_output\] (PASS|FAIL) (\S+).*?```json\n(.*?)\n```", re.S)
@@ -196,6 +198,37 @@ print("wrote fixed.xlsx")
 '''
 
 
+# A value-list suite (WikiTableQuestions): the fix is an answer workbook written with code
+# from the gold answer the workspace holds (the simulation shows the workflow only).
+_ANSWER_FIX_CODE = '''import json
+import openpyxl
+values = json.load(open({gold!r}, encoding="utf-8"))
+wb = openpyxl.Workbook()
+ws = wb.active
+ws.title = "answer"
+for row, value in enumerate(values, start=1):
+    ws.cell(row, 1, value)
+wb.save("fixed.xlsx")
+print("wrote fixed.xlsx")
+'''
+
+
+def _answer_lesson(answers: dict[str, Any]) -> tuple[str, str, str]:
+    """(lesson, topic, cause) from how a value-list answer differed: general advice, no values."""
+    missing, extra = answers.get("missing") or [], answers.get("extra") or []
+    if not answers.get("predicted"):
+        return ("Write every answer value into column A of the answer sheet, one per row, and read the "
+                "sheet back before finishing.", "answer-format", "the answer sheet held no values")
+    if extra and not missing:
+        return ("Answer with exactly the values the question asks for: drop rows that fail any condition "
+                "of the question.", "filtering", "the answer held values the question does not ask for")
+    if missing and not extra:
+        return ("Collect every row that meets the question's condition: a question can have several "
+                "answers.", "filtering", "the answer missed some of the values")
+    return ("Apply the question's condition to every row of the table in code, and print the matching "
+            "rows before answering.", "filtering", "the answer gave other values than the question asks for")
+
+
 def _observations(request: ChatRequest) -> list[str]:
     """Tool results (native) or observation messages (text protocol), oldest first."""
     out = []
@@ -216,12 +249,32 @@ def agentic_analyst_action(request: ChatRequest) -> tuple[str, dict[str, Any]]:
         return "evaluate_output", {"path": base}
     first_status, first_path, first_json = evaluations[0]
     first = json.loads(first_json)
+    answers = first.get("answers")
     if not any(path == "fixed.xlsx" for _, path, _ in evaluations):
         if "wrote fixed.xlsx" not in obs:
+            if answers is not None:
+                return "run_python", {"code": _ANSWER_FIX_CODE.format(gold=_gold_file(data))}
             cells = [[m["sheet"], m["cell"]] for m in first.get("mismatches") or []]
             return "run_python", {"code": _FIX_CODE.format(base=base, cells=cells)}
         return "evaluate_output", {"path": "fixed.xlsx"}
+    if answers is not None:
+        return "submit", _answer_report(request, answers)
     return "submit", _report(request, first.get("mismatches") or [], first.get("problems") or [])
+
+
+def _gold_file(facts: dict[str, Any]) -> str:
+    """The gold answer file of a value-list workspace (WikiTableQuestions' name)."""
+    from t2s.tasks.wikitablequestions import GOLD_NAME
+
+    if GOLD_NAME not in (facts.get("workspace") or []):
+        raise ValueError(f"the workspace holds no {GOLD_NAME}")
+    return GOLD_NAME
+
+
+def _answer_report(request: ChatRequest, answers: dict[str, Any]) -> dict[str, Any]:
+    lesson, topic, cause = _answer_lesson(answers)
+    return {"failure_causes": [cause], "lessons": [{"text": lesson, "topic": topic}],
+            "edits": _lesson_edits(request, [lesson])}
 
 
 def agentic_analyst_responder(request: ChatRequest) -> Reply:

@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from t2s.evaluation.evaluate import sign_test
+from t2s.evaluation.gate import sign_test
 from t2s.gitstore.store import GitStore
 from t2s.testing import Reply, tool_call
 

@@ -153,7 +153,9 @@ def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted
     """t2s before this fix wrote errored tasks as ``fail 0.00``: such a record carries the
     error on its tasks, and neither the cache nor the gate may trust it."""
     from t2s.config import load_config
-    from t2s.evaluation.evaluate import RunResult, make_context, make_record
+    from t2s.evaluation.runner import RunResult
+    from t2s.evaluation.context import make_context
+    from t2s.evaluation.evaluate import make_record
     from t2s.record.notes import TaskVerdict, update_eval_note
 
     store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)

@@ -153,8 +153,9 @@ def test_cli_unknown_split_is_a_clear_error(repo):
 
 
 def test_eval_runner_drives_the_agent(scripted_server, repo, monkeypatch):
-    """t2s.evaluation.evaluate's default runner is t2s.agent.episode.evaluate_tasks."""
-    from t2s.evaluation.evaluate import evaluate, make_context
+    """The default runner of an evaluation (t2s.evaluation.runner.evaluate_tasks) drives the agent."""
+    from t2s.evaluation.evaluate import evaluate
+    from t2s.evaluation.context import make_context
 
     scripted_server.on(tools_agent(inspect=False, wrong=False), role="agent")
     monkeypatch.setenv("T2S_AGENT_BASE_URL", scripted_server.base_url)

@@ -53,7 +53,8 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
-    from t2s.evaluation.evaluate import EvalErrored, Unevaluable, evaluate, make_context
+    from t2s.evaluation.evaluate import EvalErrored, Unevaluable, evaluate
+    from t2s.evaluation.context import make_context
 
     try:
         store = open_store(repo_dir)

@@ -42,7 +42,10 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
     """
-    from t2s.evaluation.evaluate import EvalErrored, gate as run_gate, gate_markdown, make_context
+    from t2s.evaluation.evaluate import EvalErrored
+    from t2s.evaluation.gate import gate as run_gate
+    from t2s.evaluation.summary import gate_markdown
+    from t2s.evaluation.context import make_context
 
     store = open_store(repo_dir)
     config = load_repo_config(store)

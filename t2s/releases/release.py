@@ -97,7 +97,7 @@ def release(
     worktree it is not moved (t2s never touches a working tree) and the result says
     how to fast-forward it.
     """
-    from t2s.evaluation.evaluate import eval_table_markdown
+    from t2s.evaluation.summary import eval_table_markdown
     from t2s.record.describe import run_of
     from t2s.skill.repo import skill_dir_of
 

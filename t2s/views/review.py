@@ -631,7 +631,7 @@ def _lesson_lines(lessons: list[Lesson]) -> list[str]:
 def _eval_markdown(gate: GateRecord | None) -> list[str]:
     if gate is None:
         return [f"Not evaluated yet (no gate in `{EVAL_NOTES}`; run `t2s gate`)."]
-    from t2s.evaluation.evaluate import eval_table_markdown
+    from t2s.evaluation.summary import eval_table_markdown
 
     verdict = "passed" if gate.passed else "failed"
     lines = [f"Gate **{verdict}** on suite `{gate.suite or '?'}` split `{gate.split}`.", "", eval_table_markdown(gate)]

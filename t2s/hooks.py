@@ -14,38 +14,11 @@ from pathlib import Path
 
 from t2s.errors import T2SError
 from t2s.gitstore.store import ZERO_SHA, GitStore
+from t2s.record import refs
 from t2s.record.notes import read_eval_note
 from t2s.record.tags import release_tag_problem
+from t2s.skill.hooks import HOOK_NAMES
 from t2s.skill.repo import lint_skills_at
-from t2s.record import refs
-
-HOOK_NAMES = ("pre-commit", "pre-push")
-
-
-def hooks_source_dir() -> Path:
-    """The project's ``hooks/`` folder (bundled as ``t2s/_data/hooks``)."""
-    return Path(__file__).resolve().parent / "_data" / "hooks"
-
-
-def install_hooks(store: GitStore, python: str = sys.executable) -> list[str]:
-    """Copy the hooks into ``.git/hooks``; returns what was installed.
-
-    A hook that exists and was not written by t2s is left alone (reported as skipped).
-    """
-    source = hooks_source_dir()
-    target = store.git_dir / "hooks"
-    target.mkdir(exist_ok=True)
-    done = []
-    for name in HOOK_NAMES:
-        text = (source / name).read_text().replace("@PYTHON@", python)
-        path = target / name
-        if path.exists() and "t2s" not in path.read_text(errors="replace"):
-            done.append(f"{name} (skipped: an existing hook was kept)")
-            continue
-        path.write_text(text)
-        path.chmod(0o755)
-        done.append(name)
-    return done
 
 
 def pre_commit(store: GitStore) -> int:

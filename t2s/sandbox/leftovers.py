@@ -87,19 +87,6 @@ def sweep(prefix: str, directory: Path | str | None = None) -> list[Path]:
     return removed
 
 
-def sweep_leftovers() -> list[Path]:
-    """What killed t2s processes left behind: scratch folders in the system's
-    temporary directory and the sandbox's cgroups. Runs at the start of every
-    command that runs model code (so a resumed run cleans up after the killed one)."""
-    from t2s.sandbox import cgroups as _cgroups
-
-    removed = []
-    for prefix in KNOWN_PREFIXES:
-        removed += sweep(prefix)
-    removed += _cgroups.sweep()
-    return removed
-
-
 def dies_with_parent(argv: list[str]) -> list[str]:
     """``argv`` prefixed so the process gets SIGKILL when the thread that started it
     ends (``setpriv --pdeathsig``; an exec chain, so no Python runs between fork and

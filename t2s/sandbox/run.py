@@ -39,8 +39,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from t2s.sandbox import bwrap as _bwrap, cgroups as _cgroups, workcopy as _workcopy
 from t2s.errors import T2SError
+from t2s.sandbox import bwrap as _bwrap
+from t2s.sandbox import cgroups as _cgroups
+from t2s.sandbox import workcopy as _workcopy
+from t2s.sandbox.leftovers import KNOWN_PREFIXES, sweep
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
@@ -207,7 +210,7 @@ def preflight(unsafe_no_sandbox: bool | None = None) -> str | None:
     behind, then check the sandbox. Raises :class:`SandboxUnavailable` if there is
     none and unsandboxed runs were not allowed; returns the warning to print (and
     record) when they were; None when the code will be sandboxed."""
-    from t2s.sandbox.leftovers import sweep_leftovers
+    from t2s.sandbox.run import sweep_leftovers
 
     sweep_leftovers()
     if availability().ok:
@@ -682,3 +685,14 @@ def _killed_reason(timed_out: bool, hit: list[str], code: int | None, status: di
         except ValueError:
             return f"signal {-code}"
     return "sandbox failure" if status is None else None
+
+
+def sweep_leftovers() -> list[Path]:
+    """What killed t2s processes left behind: scratch folders in the system's
+    temporary directory and the sandbox's cgroups. Runs at the start of every
+    command that runs model code (so a resumed run cleans up after the killed one)."""
+    removed = []
+    for prefix in KNOWN_PREFIXES:
+        removed += sweep(prefix)
+    removed += _cgroups.sweep()
+    return removed

@@ -9,7 +9,16 @@ from pathlib import Path, PurePosixPath
 from t2s.config import CONFIG_FILE, Config, decode_config, load_config, parse_config
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
-from t2s.skill.format import NAME_RE, SKILL_FILE, Finding, Limits, lint_files, lint_rev, parse_skill_md, read_skill_dir
+from t2s.skill.format import (
+    NAME_RE,
+    SKILL_FILE,
+    Finding,
+    Limits,
+    lint_files,
+    lint_rev,
+    parse_skill_md,
+    read_skill_dir,
+)
 
 SKILLS_DIR = "skills"
 WORKFLOW_PATH = ".github/workflows/t2s.yml"
@@ -199,7 +208,7 @@ def init_skill_repo(
 
 
 def install_hooks_into(store: GitStore) -> list[str]:
-    from t2s.hooks import install_hooks
+    from t2s.skill.hooks import install_hooks
 
     return install_hooks(store, sys.executable)
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from t2s.llm.client import LLM  # noqa: E402
 from t2s.consolidation.merge import MergeSettings, Merger, merger_ask  # noqa: E402
-from t2s.patches.pipeline import PatchContext  # noqa: E402
+from t2s.patches.context import PatchContext
 from t2s.testing import ScriptedServer  # noqa: E402
 from t2s.testing.simulated import merger_responder  # noqa: E402
 from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run  # noqa: E402

@@ -12,7 +12,7 @@ from t2s.gitstore.store import parse_trailers
 from t2s.record.lessons import PatchRecord
 from t2s.record.refs import patch_branch
 from t2s.llm.client import LLM
-from t2s.patches.pipeline import added_text
+from t2s.patches.diff import added_text
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import (

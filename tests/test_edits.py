@@ -9,16 +9,12 @@ import unidiff
 from pydantic import ValidationError
 
 from t2s.patches.edits import EditList, edit_list_schema, headings, parse_edits
-from t2s.patches.pipeline import (
-    check_edit_path,
-    edit_format_prompt,
-    distinctive_values,
-    find_leaks,
-    find_overlaps,
-    is_distinctive,
-    render_edits,
-    unified_diff,
-)
+from t2s.patches.guardrails import check_edit_path
+from t2s.patches.retries import edit_format_prompt
+from t2s.patches.leaks import distinctive_values, find_leaks, is_distinctive
+from t2s.patches.overlaps import find_overlaps
+from t2s.patches.render import render_edits
+from t2s.patches.diff import unified_diff
 from t2s.patches.edits import EditError
 from t2s.skill.format import Limits
 

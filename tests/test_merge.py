@@ -11,7 +11,7 @@ from t2s.views.blame import blame
 from t2s.record.refs import candidate_branch
 from t2s.llm.client import LLM
 from t2s.consolidation.merge import MergeSettings, Merger, balanced_groups, merger_ask
-from t2s.patches.pipeline import PatchContext
+from t2s.patches.context import PatchContext
 from t2s.skill.format import lint_rev
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role

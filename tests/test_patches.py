@@ -14,16 +14,9 @@ from t2s.patches.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
 from t2s.gitstore.store import GitStore
 from t2s.record.refs import patch_branch
-from t2s.patches.pipeline import (
-    EditFailure,
-    Patch,
-    PatchContext,
-    PatchResult,
-    Rejected,
-    RenderResult,
-    commit_patch,
-    edits_with_retries,
-)
+from t2s.patches.results import EditFailure, Patch, PatchResult, Rejected, RenderResult
+from t2s.patches.context import PatchContext, commit_patch
+from t2s.patches.retries import edits_with_retries
 from t2s.skill.format import Limits, lint_rev
 from tests.conftest import git
 

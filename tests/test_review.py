@@ -14,7 +14,7 @@ from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
 from t2s.consolidation.merge import MergeSettings, Merger, merger_ask
 from t2s.record.notes import REVIEW_NOTES, ReviewNote
-from t2s.patches.pipeline import PatchContext
+from t2s.patches.context import PatchContext
 from t2s.views.review import (
     candidate_view,
     patch_detail,
@@ -222,7 +222,7 @@ def test_approve_and_reject_write_notes_and_merge_leaves_rejected_patches_out(tm
 
 
 def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):
-    from t2s.patches.pipeline import commit_patch
+    from t2s.patches.context import commit_patch
 
     store, record, patches = build(tmp_path, 1)
     s0 = record.manifest().s0

@@ -16,7 +16,8 @@ from t2s.analysis.analyze import AnalyzeSettings, analyze_run
 from t2s.cli import main
 from t2s.gitstore.store import GitStore, parse_trailers
 from t2s.llm.client import LLM
-from t2s.record.lessons import PatchRecord, patch_branch
+from t2s.record.lessons import PatchRecord
+from t2s.record.refs import patch_branch
 from t2s.record.runs import RunManifest, RunRecord
 from t2s.tasks import AnalystWorkspace, FixCheck, Suite, Task, load_suite
 from t2s.tasks.wikitablequestions import GOLD_NAME, WikiTableQuestionsSuite

@@ -17,9 +17,9 @@ Three analysts, all against the same frozen skill S0 (they never see each other'
   the paper's ablation and a cheap mode.
 
 Every analyst ends with the same edit step: the report's edits are rendered against
-S0 by :class:`t2s.patches.pipeline.PatchContext` (guardrails and leak guard in code) and, when
+S0 by :class:`t2s.patches.context.PatchContext` (guardrails and leak guard in code) and, when
 they fail, the model is told exactly which edit failed and why and asked again
-(:func:`t2s.patches.pipeline.edits_with_retries`). The orchestration (which trajectory gets
+(:func:`t2s.patches.retries.edits_with_retries`). The orchestration (which trajectory gets
 which analyst, records, branches, concurrency) is :mod:`t2s.analysis.analyze`.
 
 Also here: :func:`create_skill_files`, the parametric first draft of a skill for
@@ -49,7 +49,10 @@ from t2s.record.lessons import TOPIC_RE, slugify
 from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json
 from t2s.llm.results import ChatResult
 from t2s.llm.errors import StructuredOutputError
-from t2s.patches.pipeline import Patch, PatchContext, Rejected, edit_format_prompt, edits_with_retries, find_leaks
+from t2s.patches.results import Patch, Rejected
+from t2s.patches.context import PatchContext
+from t2s.patches.retries import edit_format_prompt, edits_with_retries
+from t2s.patches.leaks import find_leaks
 from t2s.skill.format import SKILL_FILE, lint_files
 from t2s.tasks.base import AnalystWorkspace
 

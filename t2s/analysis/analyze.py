@@ -12,7 +12,7 @@ at most ``concurrency`` analyses in flight:
 2. the leak guard gets the task's distinctive gold values (the answer cells of the gold
    workbook minus values visible in the instruction and input) and the held-out
    split's task ids;
-3. the analyst's edits are rendered against S0 with retries (:mod:`t2s.patches.pipeline`);
+3. the analyst's edits are rendered against S0 with retries (:mod:`t2s.patches`);
 4. the outcome is recorded in the run record as ``patches/<nnnn>.json`` (a
    :class:`~t2s.record.lessons.PatchRecord`) and ``analyses/<trajectory>.json`` (transcript and
    report) in one commit, and an accepted patch becomes branch
@@ -52,7 +52,9 @@ from t2s.errors import T2SError, UsageError
 from t2s.faults import Breaker, ErrorCause, WorkErrored, cause_of, describe, tally
 from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.refs import patch_branch
-from t2s.patches.pipeline import PatchContext, Rejected, commit_patch, distinctive_values
+from t2s.patches.context import PatchContext, commit_patch
+from t2s.patches.results import Rejected
+from t2s.patches.leaks import distinctive_values
 from t2s.record.runs import RunRecord, StageProgress
 from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
 from t2s.record.provenance import Provenance

@@ -18,7 +18,7 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     from t2s.errors import UsageError
     from t2s.llm.client import LLM, default_cache_path
     from t2s.consolidation.merge import MergeSettings, Merger, merger_ask, set_aside_merges
-    from t2s.patches.pipeline import PatchContext
+    from t2s.patches.context import PatchContext
     from t2s.record.runs import RunRecord
     from t2s.skill.repo import limits_of
 

@@ -30,7 +30,10 @@ from t2s.record.lessons import MERGES_DIR, TOPIC_RE, Lesson, PatchRecord, suppor
 from t2s.record import refs
 from t2s.record.refs import candidate_branch, merge_branch
 from t2s.record.notes import REVIEW_NOTES, ReviewNote
-from t2s.patches.pipeline import PatchContext, RenderResult, edit_format_prompt, find_overlaps
+from t2s.patches.context import PatchContext
+from t2s.patches.results import RenderResult
+from t2s.patches.retries import edit_format_prompt
+from t2s.patches.overlaps import find_overlaps
 from t2s.prompts import load, render
 from t2s.record.runs import RunRecord, parse_record
 from t2s.record.provenance import KEYS, Provenance

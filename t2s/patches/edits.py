@@ -3,7 +3,7 @@
 Models are bad at line numbers, so analysts and the merger never write diffs: they
 write a list of *edits* located by text they can copy from the skill (an anchor, the
 text to replace, a section heading). :func:`apply_edit` applies one edit to the text
-of one file in memory; :mod:`t2s.patches.pipeline` turns a whole list into a unified diff,
+of one file in memory; :mod:`t2s.patches` turns a whole list into a unified diff,
 runs the guardrails and commits it.
 
 The pydantic models below are shown to models as a JSON schema, so their docstrings
@@ -367,7 +367,7 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
     """Apply one edit to ``files`` (relative path -> text, LF) and return the new mapping.
 
     Raises :class:`EditError` with the reason when the edit cannot be applied.
-    The file path is assumed to be validated already (see :mod:`t2s.patches.pipeline`).
+    The file path is assumed to be validated already (see :mod:`t2s.patches.guardrails`).
     """
     op = edit.op
     file = edit.file

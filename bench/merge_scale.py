@@ -35,7 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from t2s.llm.client import LLM  # noqa: E402
-from t2s.consolidation.merge import MergeSettings, Merger, merger_ask  # noqa: E402
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.consolidation.group import merger_ask
 from t2s.patches.context import PatchContext
 from t2s.testing import ScriptedServer  # noqa: E402
 from t2s.testing.simulated import merger_responder  # noqa: E402

@@ -10,7 +10,10 @@ import pytest
 from t2s.views.blame import blame
 from t2s.record.refs import candidate_branch
 from t2s.llm.client import LLM
-from t2s.consolidation.merge import MergeSettings, Merger, balanced_groups, merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.consolidation.plan import balanced_groups
+from t2s.consolidation.group import merger_ask
 from t2s.patches.context import PatchContext
 from t2s.skill.format import lint_rev
 from t2s.testing import Reply
@@ -313,7 +316,8 @@ def test_merge_settings_in_t2s_toml_follow_the_same_rules(tmp_path, scripted_ser
 
 
 def test_every_patch_is_accounted_for_by_the_check():
-    from t2s.consolidation.merge import MergeInput, PatchesLost, check_every_patch_accounted
+    from t2s.consolidation.models import MergeInput, PatchesLost
+    from t2s.consolidation.accounting import check_every_patch_accounted
 
     inputs = [MergeInput(ref=f"refs/heads/t2s/r1/patch/{n:04d}", commit=f"{n:040x}", label=f"patch {n:04d}", lessons=[])
               for n in range(1, 11)]
@@ -330,8 +334,8 @@ def test_every_patch_is_accounted_for_by_the_check():
 def test_a_merge_tree_that_drops_a_patch_never_becomes_the_candidate(tmp_path, scripted_server, monkeypatch):
     """The check reads the finished candidate from git, so a planning bug that leaves
     a head out is caught before the candidate branch moves."""
-    import t2s.consolidation.merge as merge_module
-    from t2s.consolidation.merge import PatchesLost
+    import t2s.consolidation.plan as merge_module
+    from t2s.consolidation.models import PatchesLost
 
     real = merge_module.balanced_groups
 
@@ -348,7 +352,7 @@ def test_a_merge_tree_that_drops_a_patch_never_becomes_the_candidate(tmp_path, s
 
 
 def test_the_sequential_chain_names_every_patch_once(tmp_path, scripted_server):
-    from t2s.consolidation.merge import _chain_patches
+    from t2s.consolidation.accounting import _chain_patches
 
     scripted_server.on(merger_responder, role="merger")
     store, record, _ = build_run(tmp_path, 10)

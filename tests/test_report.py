@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.llm.client import LLM
-from t2s.consolidation.merge import MergeSettings, Merger, merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.consolidation.group import merger_ask
 from t2s.patches.context import PatchContext
 from t2s.views.report import ROW, build_tree, render_report
 from t2s.views.review import load_run, record_verdict, review_rows

@@ -12,7 +12,9 @@ from t2s.cli import main
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
-from t2s.consolidation.merge import MergeSettings, Merger, merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.consolidation.group import merger_ask
 from t2s.record.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches.context import PatchContext
 from t2s.views.review import (

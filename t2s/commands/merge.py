@@ -17,7 +17,10 @@ def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry
     """Merge a run (library entry used by ``t2s merge`` and ``t2s evolve``)."""
     from t2s.errors import UsageError
     from t2s.llm.client import LLM, default_cache_path
-    from t2s.consolidation.merge import MergeSettings, Merger, merger_ask, set_aside_merges
+    from t2s.consolidation.models import MergeSettings
+    from t2s.consolidation.scheduler import Merger
+    from t2s.consolidation.group import merger_ask
+    from t2s.consolidation.persistence import set_aside_merges
     from t2s.patches.context import PatchContext
     from t2s.record.runs import RunRecord
     from t2s.skill.repo import limits_of

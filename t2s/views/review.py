@@ -189,7 +189,7 @@ class RunData:
     record: RunRecord
     manifest: RunManifest
     patches: dict[str, PatchRecord] = field(default_factory=dict)
-    #: Merge reports by name (``L1-02``, ``S003``), as plain :class:`t2s.consolidation.merge.MergeReport`.
+    #: Merge reports by name (``L1-02``, ``S003``), as plain :class:`t2s.consolidation.models.MergeReport`.
     reports: dict[str, Any] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
@@ -217,7 +217,7 @@ class RunData:
 
 def load_run(store: GitStore, run: str) -> RunData:
     """Read a run's record, patch branches, merge reports and review notes."""
-    from t2s.consolidation.merge import MergeReport
+    from t2s.consolidation.models import MergeReport
 
     record = RunRecord(store, run)
     manifest = record.manifest()

@@ -73,7 +73,7 @@ def test_agentic_analyst_with_a_passing_fix_yields_an_accepted_branch(env, scrip
     s0 = record.manifest().s0
 
     summary = run(store, config, scripted_server, mode="error", analyst="agentic", protocol=protocol)
-    assert (summary.analysed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
+    assert (summary.analyzed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
 
     patch = patch_record(store, "r1", "0001")
     assert patch.status == "accepted" and patch.validated and patch.analyst == "agentic"
@@ -257,7 +257,7 @@ def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, sc
     scripted_server.latency = 0.02  # so that analyses overlap and the bound is really tested
 
     summary = run(store, config, scripted_server, mode="combined", concurrency=4)
-    assert (summary.analysed, summary.accepted, summary.branches, summary.rejected) == (50, 50, 50, 0)
+    assert (summary.analyzed, summary.accepted, summary.branches, summary.rejected) == (50, 50, 50, 0)
     assert 2 <= scripted_server.peak_in_flight <= 4
     refs = store.refs("refs/heads/t2s/r1/patch/")
     assert sorted(refs) == [patch_branch("r1", f"{n:04d}") for n in range(1, 51)]
@@ -292,7 +292,7 @@ def test_a_budget_cap_stops_new_work_and_the_next_run_resumes(env, scripted_serv
                  budget={"max_calls": 2})
     first = run(store, config, scripted_server, llm=capped, concurrency=1)
     assert first.stopped and "max_calls=2" in first.stopped
-    assert (first.analysed, first.remaining) == (2, 3)
+    assert (first.analyzed, first.remaining) == (2, 3)
     from t2s.record.runs import RunRecord
 
     assert RunRecord(store, "r1").manifest().stages["analyze"].status == "failed"

@@ -34,7 +34,7 @@ def test_analyze_cli_makes_branches_git_can_show(tmp_path, scripted_server):
                                        "--json", *model_flags(scripted_server)])
     assert result.exit_code == 0, result.output + str(scripted_server.errors)
     data = json.loads(result.stdout)
-    assert (data["analysed"], data["accepted"], data["validated"], data["rejected"]) == (3, 3, 2, 0)
+    assert (data["analyzed"], data["accepted"], data["validated"], data["rejected"]) == (3, 3, 2, 0)
     assert [p["trajectory"] for p in data["patches"]] == ["a-fail", "b-pass", "c-fail"]
     assert [p["analyst"] for p in data["patches"]] == ["agentic", "success", "agentic"]
     assert data["tokens"] > 0 and scripted_server.peak_in_flight <= 2
@@ -60,9 +60,9 @@ def test_analyze_cli_makes_branches_git_can_show(tmp_path, scripted_server):
     again = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "r1", "--mode", "error",
                                       *model_flags(scripted_server)])
     assert again.exit_code == 0, again.output
-    for word in ("analysed", "validated", "accepted", "rejected", "tokens", "time", "2/2"):
+    for word in ("analyzed", "validated", "accepted", "rejected", "tokens", "time", "2/2"):
         assert word in again.stdout
-    assert "already analysed" in again.stdout
+    assert "already analyzed" in again.stdout
 
 
 def test_analyze_cli_errors_are_clear(tmp_path, scripted_server):

@@ -238,7 +238,7 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
                     *analyst_flags(url), *extra)
     assert failed.exit_code == EXIT_ERRORED, failed.output
     summary = json.loads(failed.stdout)
-    assert (summary["errored"], summary["analysed"], summary["rejected"]) == (2, 0, 0)
+    assert (summary["errored"], summary["analyzed"], summary["rejected"]) == (2, 0, 0)
     assert [(e["kind"], e["count"], e["role"]) for e in summary["errors"]] == [(MODES[mode], 2, "analyst")]
     assert record.list("patches") == []  # no verdict on any trajectory
     analysis = record.read_json("analyses/a-fail.json")
@@ -249,7 +249,7 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
                    *analyst_flags(scripted_server.base_url))
     assert again.exit_code == 0, again.output + str(scripted_server.errors)
     summary = json.loads(again.stdout)
-    assert (summary["analysed"], summary["accepted"], summary["errored"], summary["skipped"]) == (2, 2, 0, 0)
+    assert (summary["analyzed"], summary["accepted"], summary["errored"], summary["skipped"]) == (2, 2, 0, 0)
     assert record.list("patches") == ["patches/0001.json", "patches/0002.json"]
 
 

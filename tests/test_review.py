@@ -85,7 +85,7 @@ def test_review_status_merged_rejected_unvalidated_open_and_verdicts(tmp_path, s
     store.add_note(REVIEW_NOTES, patches[2].commit, ReviewNote(verdict="approve", reviewer="A <a@x>").model_dump_json())
     summary = merge_run(store, record, scripted_server, fan_in=2)
     assert summary.excluded == {"0002": "too specific"}
-    late = add_patch(store, record, 8, LESSONS[0][0], topic="formulas")  # analysed after the merge
+    late = add_patch(store, record, 8, LESSONS[0][0], topic="formulas")  # analyzed after the merge
 
     rows = by_number(review_rows(store, "r1"))
     assert sorted(rows) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]

@@ -96,7 +96,7 @@ def setup_run(tmp_path: Path, run: str = "w1", traj_id: str = "nt-2-a"):
     return store, config, record
 
 
-def analyse(store, config, srv, run="w1", **settings):
+def analyze(store, config, srv, run="w1", **settings):
     llm = LLM(roles={"analyst": scripted_role(srv, model="analyst-model")}, env={})
     return analyze_run(store, config, run=run, settings=AnalyzeSettings.from_config(config, **settings), llm=llm)
 
@@ -176,8 +176,8 @@ def test_a_wtq_fix_that_passes_the_checker_is_validated_and_branched(tmp_path, s
     store, config, record = setup_run(tmp_path)
     s0 = record.manifest().s0
     scripted_server.on(agentic_analyst_responder, role="analyst")
-    summary = analyse(store, config, scripted_server, mode="error", analyst="agentic", protocol=protocol)
-    assert (summary.analysed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
+    summary = analyze(store, config, scripted_server, mode="error", analyst="agentic", protocol=protocol)
+    assert (summary.analyzed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
 
     patch = PatchRecord.model_validate(record.read_json("patches/0001.json"))
     assert patch.status == "accepted" and patch.validated and patch.analyst == "agentic"
@@ -223,7 +223,7 @@ def test_a_wrong_wtq_fix_is_refused_at_submit(tmp_path, scripted_server):
         return Reply(tool_calls=[tool_call(name, args)])
 
     scripted_server.on(sloppy, role="analyst")
-    summary = analyse(store, config, scripted_server, mode="error", analyst="agentic", max_turns=5)
+    summary = analyze(store, config, scripted_server, mode="error", analyst="agentic", max_turns=5)
     assert (summary.unvalidated, summary.accepted, summary.validated, summary.branches) == (1, 0, 0, 0)
     patch = PatchRecord.model_validate(record.read_json("patches/0001.json"))
     assert patch.status == "unvalidated" and not patch.validated and patch.branch is None
@@ -245,7 +245,7 @@ def test_t2s_analyze_agentic_on_a_wtq_run_no_longer_falls_back(tmp_path, scripte
                                        "--json", *model_flags(scripted_server)])
     assert result.exit_code == 0, result.output + str(scripted_server.errors)
     data = json.loads(result.stdout)
-    assert (data["analysed"], data["accepted"], data["validated"]) == (1, 1, 1)
+    assert (data["analyzed"], data["accepted"], data["validated"]) == (1, 1, 1)
     assert [p["analyst"] for p in data["patches"]] == ["agentic"]
     assert not any("single-call" in n for n in record.read_json("analyses/nt-2-a.json")["notes"])
     log = store.commit_message(store.rev_parse("t2s/w1/patch/0001"))

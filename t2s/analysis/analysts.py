@@ -331,7 +331,7 @@ class _OneCallAnalyst:
         )
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
-    async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
+    async def analyze(self, inp: AnalysisInput) -> AnalystOutcome:
         from t2s.llm.errors import LLMError
 
         started = time.perf_counter()
@@ -569,7 +569,7 @@ class AgenticErrorAnalyst:
         )
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
-    async def analyse(self, inp: AnalysisInput) -> AnalystOutcome:
+    async def analyze(self, inp: AnalysisInput) -> AnalystOutcome:
         from t2s.llm.errors import LLMError
 
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """``t2s analyze``: every trajectory of a run becomes a validated patch on its own branch.
 
-For each trajectory of run ``<run>`` not analysed yet (in sorted id order) a patch
+For each trajectory of run ``<run>`` not analyzed yet (in sorted id order) a patch
 number ``nnnn`` is assigned *before* the parallel work starts (max existing + 1, ...),
 so numbering is deterministic and a resumed run continues where it stopped. Then, with
 at most ``concurrency`` analyses in flight:
@@ -113,10 +113,10 @@ class AnalyzeSummary:
     #: Trajectories this mode selects.
     selected: int = 0
     #: Selected trajectories with a record (from any invocation).
-    analysed: int = 0
-    #: Analysed by this invocation.
+    analyzed: int = 0
+    #: Analyzed by this invocation.
     new: int = 0
-    #: Already recorded before this invocation (not analysed again).
+    #: Already recorded before this invocation (not analyzed again).
     skipped: int = 0
     validated: int = 0
     accepted: int = 0
@@ -131,7 +131,7 @@ class AnalyzeSummary:
     errored: int = 0
     #: Their causes, one row per cause (:class:`t2s.faults.CauseCount` as a dict).
     errors: list[dict[str, Any]] = field(default_factory=list)
-    #: Selected but not analysed because the budget stopped new work.
+    #: Selected but not analyzed because the budget stopped new work.
     remaining: int = 0
     stopped: str | None = None
     tokens: int = 0
@@ -203,7 +203,7 @@ def _commit_text(record: PatchRecord, traj: Trajectory) -> tuple[str, str]:
         lines += ["", "Failure causes:"]
         lines += [f"- {' '.join(c.split())}" for c in record.failure_causes]
     validated = {True: "yes, a fixed output passed the checker", False: "no"}[record.validated]
-    lines += ["", f"Analysed trajectory {traj.id} of task {traj.task_id or '?'} ({traj.verdict}) "
+    lines += ["", f"Analyzed trajectory {traj.id} of task {traj.task_id or '?'} ({traj.verdict}) "
                   f"with the {record.analyst} analyst; validated: "
                   f"{validated if record.analyst == 'agentic' else 'n/a'}."]
     return subject, "\n".join(lines)
@@ -374,7 +374,7 @@ async def analyze_run_async(
     progress: StageProgress | None = None,
     retry_errored: bool = True,
 ) -> AnalyzeSummary:
-    """Analyse every selected, not yet analysed trajectory of run ``run`` (see the module
+    """Analyze every selected, not yet analyzed trajectory of run ``run`` (see the module
     doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone."""
     with RunRecord(store, run).stage_lock(STAGE):
         return await _analyze_run(store, config, llm, run=run, settings=settings, suite=suite, progress=progress,
@@ -421,7 +421,7 @@ async def _analyze_run(
             continue  # a verdict: final
         if not retry_errored and (patch is not None or _analysis_status(record, traj.id) == "errored"):
             continue
-        if patch is not None:  # an error recorded by an older t2s: analysed again under its number
+        if patch is not None:  # an error recorded by an older t2s: analyzed again under its number
             pending.append((patch.patch, traj))
             continue
         pending.append((f"{next_number:04d}", traj))
@@ -472,7 +472,7 @@ async def _analyze_run(
                 protocol=settings.protocol, unsafe_no_sandbox=settings.unsafe_no_sandbox,
             )
             try:
-                outcome = await make_analyst(kind, llm).analyse(inp)
+                outcome = await make_analyst(kind, llm).analyze(inp)
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
@@ -577,7 +577,7 @@ def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory
             else:
                 summary.remaining += 1
             continue
-        summary.analysed += 1
+        summary.analyzed += 1
         summary.validated += int(patch.validated)
         if patch.status == "accepted":
             summary.accepted += 1
@@ -625,7 +625,7 @@ def summary_rows(summary: AnalyzeSummary) -> list[tuple[str, str]]:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected_by_reason.items()))
     errored = [("errored", str(summary.errored))] if summary.errored else []  # a column only when it matters
     return [
-        ("analysed", f"{summary.analysed}/{summary.selected}"),
+        ("analyzed", f"{summary.analyzed}/{summary.selected}"),
         ("validated", str(summary.validated)),
         ("accepted", str(summary.accepted)),
         ("unvalidated", str(summary.unvalidated)),

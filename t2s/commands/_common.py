@@ -145,6 +145,14 @@ def open_store(repo_dir: Path | None):
     return GitStore.discover(start)
 
 
+def open_repo(repo_dir: Path | None):
+    """The skill repository of ``repo_dir`` or around the current directory, as the
+    library opens it (:func:`t2s.api.open_repo`)."""
+    from t2s.api import open_repo as library_open  # lazy: the CLI imports a command's needs only
+
+    return library_open(repo_dir or Path.cwd())
+
+
 def load_repo_config(store):
     """The ``t2s.toml`` of a skill repository (defaults where the file is silent)."""
     from t2s.config import load_config
@@ -190,9 +198,9 @@ class CountingProgress:
 
 
 @contextlib.contextmanager
-def resumable_stage(progress: "CountingProgress | None", run: str, what: str, llm) -> Iterator[None]:
+def resumable_stage(progress: "CountingProgress | None", run: str, what: str) -> Iterator[None]:
     """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
-    resume; the progress bar and the model client are always closed."""
+    resume; the progress bar is always closed."""
     try:
         yield
     except KeyboardInterrupt:
@@ -201,8 +209,6 @@ def resumable_stage(progress: "CountingProgress | None", run: str, what: str, ll
         err_console.print(f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; "
                           "run the same command again to resume.")
         sys.exit(130)
-    finally:
-        llm.close()
     if progress:
         progress.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
+from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, json_option, open_repo, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands._common import setting_type
 from t2s.config import AnalyzeSection
@@ -28,14 +28,14 @@ from t2s.record.provenance import KEYS
               help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @click.option("--retry-errored/--keep-errored", "retry_errored", default=True, show_default=True,
-              help="Analyse trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.")
+              help="Analyze trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.")
 @unsafe_sandbox_option
 @model_options
 @json_option
 @repo_option
 def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated, protocol, no_cache,
             retry_errored, unsafe_no_sandbox, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
-    """Analyse the trajectories of run RUN: one patch branch per accepted analysis.
+    """Analyze the trajectories of run RUN: one patch branch per accepted analysis.
 
     Every analyst works against the run's frozen skill S0 and never sees another's
     patch. Failed trajectories get the error analyst, passed ones the success analyst.
@@ -56,41 +56,44 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
       t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
-    from t2s.analysis.analyze import AnalyzeSettings, analyze_run, summary_rows
-    from t2s.llm.client import LLM, default_cache_path
-    from t2s.record.runs import check_run_name
+    import t2s
 
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
-    check_run_name(run_name)
-    settings = AnalyzeSettings.from_config(
-        config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-        include_unvalidated=include_unvalidated, protocol=protocol, unsafe_no_sandbox=unsafe_no_sandbox,
-    )
-    if settings.analyst == "agentic" and settings.mode != "success":  # only that analyst runs code
-        sandbox_preflight(unsafe_no_sandbox)
-    overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
-              phase="analyze", overrides=overrides)
-    styles = {"accepted": "green", "unvalidated": "yellow", "rejected": "red", "errored": "yellow"}
-    # a finished item is a PatchRecord (a verdict) or an AnalystOutcome (an analysis that errored)
-    progress = None if as_json else CountingProgress(
-        "analyze", styles, lambda item: "errored" if getattr(item, "error_cause", None) else item.status)
-    if not as_json:
-        err_console.print(f"run [bold]{run_name}[/bold]: mode {settings.mode}, analyst {settings.analyst}, "
-                          f"concurrency {settings.concurrency}")
-    with resumable_stage(progress, run_name, "analyses", llm):
-        summary = analyze_run(store, config, run=run_name, settings=settings, llm=llm, progress=progress,
-                              retry_errored=retry_errored)
+    repo = open_repo(repo_dir)
+    if (analyst or repo.config.analyze.analyst) == "agentic" and (mode or repo.config.analyze.mode) != "success":
+        sandbox_preflight(unsafe_no_sandbox)  # only the agentic error analyst runs code
+    progress = None if as_json else analyze_progress()
+    with resumable_stage(progress, run_name, "analyses"):
+        summary = t2s.analyze(
+            repo, run_name, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
+            include_unvalidated=include_unvalidated, protocol=protocol,
+            models=overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets),
+            cache=not no_cache, retry_errored=retry_errored, unsafe_no_sandbox=unsafe_no_sandbox, progress=progress,
+        )
     if as_json:
         print_json(summary.to_dict())
     else:
-        print_row_table(f"analyze {run_name} ({summary.mode}, S0 {summary.s0[:12]})", summary_rows(summary))
-        for note in summary.notes:
-            console.print(f"note: {note}")
-        if summary.skipped:
-            console.print(f"{summary.skipped} trajectory(ies) were already analysed and were not analysed again.")
-        if summary.branches:
-            console.print(f"Patch branches: {refs.run_branches(run_name)}patch/* "
-                          f"(see one with `git log -1 {refs.short(refs.patch_branch(run_name, 'NNNN'))}`).")
+        print_summary(summary)
     end_stage(summary, "trajectory(ies)", as_json)
+
+
+def analyze_progress() -> CountingProgress:
+    """The analysis' progress bar: trajectories done, by outcome."""
+    styles = {"accepted": "green", "unvalidated": "yellow", "rejected": "red", "errored": "yellow"}
+    # a finished item is a PatchRecord (a verdict) or an AnalystOutcome (an analysis that errored)
+    return CountingProgress("analyze", styles,
+                            lambda item: "errored" if getattr(item, "error_cause", None) else item.status)
+
+
+def print_summary(summary) -> None:
+    """The closing table of an analysis, with its notes and where the branches are."""
+    from t2s.analysis.analyze import summary_rows
+
+    print_row_table(f"analyze {summary.run} ({summary.mode}, {summary.analyst} analyst, S0 {summary.s0[:12]})",
+                    summary_rows(summary))
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False)
+    if summary.skipped:
+        console.print(f"{summary.skipped} trajectory(ies) were already analyzed and were not analyzed again.")
+    if summary.branches:
+        console.print(f"Patch branches: {refs.run_branches(summary.run)}patch/* "
+                      f"(see one with `git log -1 {refs.short(refs.patch_branch(summary.run, 'NNNN'))}`).")

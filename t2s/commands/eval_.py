@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, unsafe_sandbox_option
+from t2s.commands._common import console, err_console, json_option, open_repo, print_causes, print_json, repo_option, unsafe_sandbox_option
 from t2s.commands._common import number_type, setting_type
 from t2s.config import GateSection, Score
 from t2s.errors import T2SError
@@ -53,15 +53,13 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
-    from t2s.evaluation.evaluate import EvalErrored, Unevaluable, evaluate
-    from t2s.evaluation.context import make_context
+    import t2s
+    from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
     try:
-        store = open_store(repo_dir)
-        config = load_repo_config(store)
-        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev,
-                           unsafe_no_sandbox=unsafe_no_sandbox)
-        outcome = evaluate(ctx, rev, use_cache=not no_cache, on_wait=lambda msg: err_console.print(msg + " ..."))
+        outcome = t2s.evaluate(open_repo(repo_dir), rev, split=split, seeds=seeds, suite=suite, cache=not no_cache,
+                               unsafe_no_sandbox=unsafe_no_sandbox,
+                               on_wait=lambda msg: err_console.print(msg + " ...", markup=False))
     except EvalErrored as err:
         _print_errored(err, as_json, quiet)
         if below is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import appending, console, err_console, json_option, load_repo_config, open_store, print_causes, print_json, repo_option, setting_type, unsafe_sandbox_option
+from t2s.commands._common import appending, console, err_console, json_option, open_repo, print_causes, print_json, repo_option, setting_type, unsafe_sandbox_option
 from t2s.config import GateSection
 
 
@@ -42,19 +42,17 @@ def gate(candidate, baseline, split, seeds, suite, min_delta, max_regressions, n
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
     """
+    import t2s
     from t2s.evaluation.evaluate import EvalErrored
-    from t2s.evaluation.gate import gate as run_gate
     from t2s.evaluation.summary import gate_markdown
-    from t2s.evaluation.context import make_context
 
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
+    repo = open_repo(repo_dir)
     with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
-        ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate,
-                           unsafe_no_sandbox=unsafe_no_sandbox)
         try:
-            result = run_gate(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
-                              use_cache=not no_cache, on_wait=lambda msg: err_console.print(msg + " ..."))
+            result = t2s.gate(repo, candidate, baseline, split=split, seeds=seeds, suite=suite, min_delta=min_delta,
+                              max_regressions=max_regressions, cache=not no_cache,
+                              unsafe_no_sandbox=unsafe_no_sandbox,
+                              on_wait=lambda msg: err_console.print(msg + " ...", markup=False))
         except EvalErrored as err:  # no verdict: say why, in the form asked for
             rec = err.outcome.record
             if as_json:

@@ -5,69 +5,11 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from t2s.commands._common import console, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import console, err_console, json_option, open_repo, print_json, repo_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, MergeSection
 from t2s.record import refs
-
-
-def run_merge_command(store, config, run: str, *, fan_in, strategy, batch, retry_failed, overrides, no_cache, quiet,
-                      rebuild: bool = False):
-    """Merge a run (library entry used by ``t2s merge`` and ``t2s evolve``)."""
-    from t2s.errors import UsageError
-    from t2s.llm.client import LLM, default_cache_path
-    from t2s.consolidation.models import MergeSettings
-    from t2s.consolidation.scheduler import Merger
-    from t2s.consolidation.group import merger_ask
-    from t2s.consolidation.persistence import set_aside_merges
-    from t2s.patches.context import PatchContext
-    from t2s.record.runs import RunRecord
-    from t2s.skill.repo import limits_of
-
-    record = RunRecord(store, run)
-    manifest = record.manifest()
-    settings = MergeSettings(
-        fan_in=config.merge.fan_in if fan_in is None else fan_in, min_support=config.merge.min_support,
-        retries=config.merge.retries, concurrency=config.merge.concurrency, retry_failed=retry_failed,
-    )
-    if settings.fan_in < 2:
-        raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
-    if batch < 1:
-        raise UsageError(f"--batch must be at least 1 (got {batch})")
-    if rebuild and strategy == "sequential":
-        raise UsageError("--rebuild sets the merge tree aside; the sequential baseline starts over on every run anyway")
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config), phase="merge", overrides=overrides)
-    context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
-    progress = (lambda message: None) if quiet else (lambda message: err_console.print(f"  {message}"))
-    merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=progress)
-    try:
-        with record.stage_lock("merge"):
-            merger.load_inputs()  # unreadable patch records or verdicts fail before anything is recorded
-            if rebuild:
-                name = set_aside_merges(store, record)
-                if name and not quiet:
-                    err_console.print(f"  the earlier merge tree is set aside as superseded/{name} "
-                                      f"({refs.superseded(run, name)})", markup=False)
-            record.set_stage("merge", "running")
-            try:  # LLM.run closes the HTTP clients with the event loop
-                summary = llm.run(merger.sequential(batch) if strategy == "sequential" else merger.parallel())
-            except Exception:
-                record.set_stage("merge", "failed")
-                raise
-            finally:
-                _save_ledger(record, llm)
-            record.set_stage("merge", "done", summary.model_dump())
-    finally:
-        llm.close()
-    return summary
-
-
-def _save_ledger(record, llm) -> None:
-    from t2s.llm.ledger import accumulate
-
-    path = "ledger/merge.json"
-    record.write({path: accumulate(record.read_json(path), llm.ledger)}, f"t2s merge {record.run}: ledger")
 
 
 @click.command()
@@ -101,17 +43,23 @@ def merge(run_name, fan_in, strategy, batch, retry_failed, rebuild, no_cache, fl
       t2s merge --run r1 --rebuild                          # after rejecting a merged patch
       t2s log --run r1                                      # see the merge tree
     """
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
-    overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
-    summary = run_merge_command(
-        store, config, run_name, fan_in=fan_in, strategy=strategy, batch=batch,
-        retry_failed=retry_failed, overrides=overrides, no_cache=no_cache, quiet=as_json, rebuild=rebuild,
+    import t2s
+
+    models = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
+    summary = t2s.merge(
+        open_repo(repo_dir), run_name, fan_in=fan_in, strategy=strategy, batch=batch, retry_failed=retry_failed,
+        rebuild=rebuild, models=models, cache=not no_cache,
+        progress=None if as_json else (lambda message: err_console.print(f"  {message}", markup=False)),
     )
     if as_json:
         print_json(summary.model_dump())
         return
-    table = Table(title=f"merge {run_name} ({summary.strategy})")
+    print_summary(summary)
+
+
+def print_summary(summary) -> None:
+    """The merge tree by level, and where the candidate is."""
+    table = Table(title=f"merge {summary.run} ({summary.strategy})")
     for column in ("level", "merges", "names"):
         table.add_column(column)
     for index, names in enumerate(summary.levels, start=1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, open_repo, print_json, repo_option
 
 
 @click.command()
@@ -30,11 +30,9 @@ def release(candidate, bump, branch, repo_dir, as_json):
       t2s release t2s/r1/candidate --bump patch --json
       git push origin main v0.2.0 refs/notes/t2s/*   # or: t2s push origin --release-branch
     """
-    from t2s.releases.release import release as do_release
+    import t2s
 
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
-    result = do_release(store, config, candidate, bump=bump, branch=branch)
+    result = t2s.release(open_repo(repo_dir), candidate, bump=bump, branch=branch)
     if as_json:
         print_json(result.to_json())
         return

@@ -17,7 +17,7 @@ from t2s.commands._common import console, json_option, open_store, print_json, r
 def review(run_name, states, as_json, repo_dir):
     """List a run's patches like pull requests: provenance, size and status.
 
-    Every analysed trajectory is listed, including patches the analyst stage rejected
+    Every analyzed trajectory is listed, including patches the analyst stage rejected
     (they have no branch). STATUS says where a patch went: merged into which merge,
     rejected and why, unvalidated, or open; VERDICT is the human review note
     (`t2s approve` / `t2s reject`).

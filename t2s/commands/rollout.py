@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, load_repo_config, open_store, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
+from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, open_repo, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
 from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
@@ -53,38 +52,40 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
       t2s rollout --run r1                       # resume; errored tasks run again
       t2s rollout --run smoke --task 45300 --protocol text --json
     """
-    from t2s.agent.episode import AgentOptions
-    from t2s.llm.client import LLM, default_cache_path
-    from t2s.rollouts.rollout import load_rollout_suite, rollout as run_rollout, summary_rows
-    from t2s.record.runs import check_run_name
+    import t2s
+    from t2s.api import default_run_name
 
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
-    run_name = check_run_name(run_name or datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S"))
-    suite = load_rollout_suite(config, store, suite_ref)
-    sandbox_preflight(unsafe_no_sandbox)
-    overrides = {"agent": {"model": model}} if model else None
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
-              phase="rollout", overrides=overrides)
-    options = AgentOptions(
-        max_turns=max_turns or config.rollout.max_turns,
-        exec_timeout=config.rollout.exec_timeout,
-        protocol=protocol,
-        unsafe_no_sandbox=unsafe_no_sandbox,
-    )
-    progress = None if as_json else CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict)
+    repo = open_repo(repo_dir)
+    run_name = run_name or default_run_name()
+    sandbox_preflight(unsafe_no_sandbox)  # loudly, before the progress bar
+    progress = None if as_json else rollout_progress()
     if not as_json:
-        err_console.print(f"run [bold]{run_name}[/bold]: suite {suite.name}, split {split or config.rollout.evolve_split}")
-    with resumable_stage(progress, run_name, "tasks", llm):
-        summary = run_rollout(
-            store, config, run=run_name, split=split, suite=suite, rev=rev, limit=limit,
-            concurrency=concurrency, seeds=seeds, task_ids=list(task_ids) or None, options=options,
-            llm=llm, retry_errored=retry_errored, progress=progress,
+        err_console.print(f"run [bold]{run_name}[/bold]: split {split or repo.config.rollout.evolve_split}")
+    with resumable_stage(progress, run_name, "tasks"):
+        summary = t2s.rollout(
+            repo, run_name, split=split, suite=suite_ref, rev=rev, limit=limit, concurrency=concurrency,
+            seeds=seeds, tasks=list(task_ids) or None, max_turns=max_turns, protocol=protocol,
+            models={"agent": {"model": model}} if model else None, cache=not no_cache,
+            retry_errored=retry_errored, unsafe_no_sandbox=unsafe_no_sandbox, progress=progress,
         )
     if as_json:
         print_json(summary.to_dict())
     else:
-        print_row_table(f"rollout {run_name} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})", summary_rows(summary))
-        if summary.skipped:
-            console.print(f"{summary.skipped} task(s) were already in the record and were not run again.")
+        print_summary(summary)
     end_stage(summary, "task(s)", as_json)
+
+
+def rollout_progress() -> CountingProgress:
+    """The rollout's progress bar: tasks done, by verdict."""
+    return CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"},
+                            lambda item: item.verdict)
+
+
+def print_summary(summary) -> None:
+    """The closing table of a rollout."""
+    from t2s.rollouts.rollout import summary_rows
+
+    print_row_table(f"rollout {summary.run} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})",
+                    summary_rows(summary))
+    if summary.skipped:
+        console.print(f"{summary.skipped} task(s) were already in the record and were not run again.")

@@ -5,7 +5,7 @@ distinct trajectories behind it. Support is the inductive signal of the method: 
 merger keeps recurring lessons in SKILL.md and routes rare ones to ``references/``.
 Support is always computed by t2s from the inputs, never taken from a model.
 
-Patch records live in the run record as ``patches/<nnnn>.json``; every analysed
+Patch records live in the run record as ``patches/<nnnn>.json``; every analyzed
 trajectory gets one, accepted or not, so nothing disappears silently.
 """
 
@@ -36,7 +36,7 @@ class Lesson(BaseModel):
 
 
 class PatchRecord(BaseModel):
-    """One analysed trajectory and what became of its patch."""
+    """One analyzed trajectory and what became of its patch."""
 
     schema_version: int = 1
     patch: str

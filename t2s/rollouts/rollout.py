@@ -5,7 +5,7 @@ Every finished task is appended to ``refs/t2s/runs/<run>`` at once (the trajecto
 so an interrupted rollout keeps its finished tasks, and running it again only runs the
 rest. ``passed`` and ``failed`` trajectories are final; ``errored`` ones (the model
 endpoint failed, t2s crashed: :mod:`t2s.faults`) are recorded with their cause, never
-analysed, tallied per cause in :attr:`RolloutSummary.errors`, and run again (unless
+analyzed, tallied per cause in :attr:`RolloutSummary.errors`, and run again (unless
 ``retry_errored=False``); after ``max(3, concurrency)`` tasks in a row errored because
 the model endpoint failed, no new task starts (the rest are "not run", as after a budget
 stop). A budget cap (:class:`t2s.llm.client.BudgetExceeded`) stops new work cleanly:
@@ -83,7 +83,7 @@ class RolloutSummary:
         causes = [CauseCount.model_validate(row) for row in self.errors]
         return WorkErrored(
             describe(causes, self.errored, self.total, "trajectories"), causes=causes,
-            hint="errored tasks are not analysed; fix the cause and run the same command again to run them again",
+            hint="errored tasks are not analyzed; fix the cause and run the same command again to run them again",
         )
 
 

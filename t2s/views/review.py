@@ -1,6 +1,6 @@
 """Review: a run's patches as a pull-request list, one patch's evidence, verdicts, PR bodies.
 
-Everything here is read from git: the run record (``patches/*.json`` for every analysed
+Everything here is read from git: the run record (``patches/*.json`` for every analyzed
 trajectory, accepted or not; ``merges/*.json``; ``trajectories/*.json``), the patch
 branches and their trailers, and the notes in ``refs/notes/t2s/review`` (human
 verdicts, which ``t2s merge`` honours) and ``refs/notes/t2s/eval``. The only write is a

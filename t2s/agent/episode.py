@@ -33,18 +33,26 @@ unfinished and must not be recorded); any other failure gives an ``errored`` tra
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import stat
 import time
 import traceback
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from t2s import sandbox
+from t2s.agent.actions import (
+    PROTOCOLS,
+    Action,
+    _action_from_call,
+    _finish_with_answer,
+    parse_final_answer,
+    parse_text_actions,
+    tool_specs,
+)
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.prompting import _relativise, format_exec, system_prompt, truncate
 from t2s.agent.trajectory import (
     Message,
     Step,
@@ -57,23 +65,7 @@ from t2s.errors import T2SError
 from t2s.faults import ErrorCause, cause_of
 from t2s.prompts import load as prompt
 from t2s.prompts import render
-from t2s.skill.format import SKILL_FILE, parse_skill_md, skill_body
-
-PROTOCOLS = ("auto", "tools", "text")
-TOOL_NAMES = ("run_python", "run_shell", "read_skill_file", "finish")
-
-
-@lru_cache(maxsize=None)
-def _tools_json() -> str:
-    return prompt("agent_tools.json")
-
-
-def tool_specs(allow_shell: bool = True) -> list[dict[str, Any]]:
-    """The native tool definitions sent with each request."""
-    specs = json.loads(_tools_json())
-    if not allow_shell:
-        specs = [s for s in specs if s["function"]["name"] != "run_shell"]
-    return specs
+from t2s.skill.format import SKILL_FILE, skill_body
 
 
 # ---------------------------------------------------------------------------- options
@@ -106,293 +98,12 @@ class AgentOptions:
 
 
 # ---------------------------------------------------------------------------- the skill
-@dataclass
-class SkillBundle:
-    """A skill as the agent sees it: its files (read from git, never the working tree)."""
-
-    skill_dir: str
-    files: dict[str, bytes]
-    tree: str | None = None
-    s0: str | None = None
-
-    @classmethod
-    def from_git(cls, store, rev: str, skill_dir: str) -> "SkillBundle":
-        """The skill in folder ``skill_dir`` of commit ``rev``."""
-        commit = store.resolve(rev)
-        tree = store.subtree(commit, skill_dir)
-        if not tree:
-            raise T2SError(f"{skill_dir} does not exist at {rev} ({commit[:12]})")
-        files = store.read_files(commit, skill_dir)
-        if SKILL_FILE not in files:
-            raise T2SError(f"{skill_dir}/{SKILL_FILE} does not exist at {rev} ({commit[:12]})")
-        return cls(skill_dir=skill_dir, files=files, tree=tree, s0=commit)
-
-    @classmethod
-    def from_dir(cls, path: Path) -> "SkillBundle":
-        from t2s.skill.format import read_skill_dir
-
-        files, _ = read_skill_dir(Path(path))
-        if SKILL_FILE not in files:
-            raise T2SError(f"{path}: no {SKILL_FILE}")
-        return cls(skill_dir=Path(path).name, files=files)
-
-    @property
-    def name(self) -> str:
-        try:
-            return parse_skill_md(self.text(SKILL_FILE)).name or PurePosixPath(self.skill_dir).name
-        except T2SError:
-            return PurePosixPath(self.skill_dir).name
-
-    def text(self, rel: str) -> str:
-        return self.files[rel].decode("utf-8", errors="replace")
-
-    @property
-    def body(self) -> str:
-        return skill_body(self.text(SKILL_FILE)).strip()
-
-    @property
-    def other_files(self) -> list[str]:
-        return sorted(p for p in self.files if p != SKILL_FILE)
-
-    @property
-    def has_scripts(self) -> bool:
-        return any(not p.endswith(".md") for p in self.other_files)
-
-    def resolve(self, path: str) -> str | None:
-        """The skill file a model meant by ``path`` (lenient: prefixes, ``./``, quotes)."""
-        text = str(path or "").strip().strip("`'\"").strip()
-        text = text.replace("\\", "/")
-        name = PurePosixPath(self.skill_dir).name
-        for prefix in (self.skill_dir.rstrip("/") + "/", f"skills/{name}/", f"{name}/", "skill/", "./", "/"):
-            if text.startswith(prefix):
-                text = text[len(prefix):]
-        parts: list[str] = []
-        for part in PurePosixPath(text).parts:
-            if part in ("", "."):
-                continue
-            if part == "..":
-                return None
-            parts.append(part)
-        rel = "/".join(parts)
-        if rel in self.files:
-            return rel
-        for candidate in (f"references/{rel}", f"{rel}.md", f"references/{rel}.md"):
-            if candidate in self.files:
-                return candidate
-        lowered = {p.lower(): p for p in self.files}
-        return lowered.get(rel.lower())
 
 
 # ---------------------------------------------------------------------------- text protocol
-@dataclass
-class Action:
-    """One action parsed from a reply: ``run_python``, ``run_shell``, ``read_skill_file``,
-    ``finish`` or ``invalid``."""
-
-    tool: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-    call_id: str | None = None
-    error: str | None = None
-
-
-_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_PY_LANGS = {"", "python", "py", "python3", "ipython", "pycon"}
-_SH_LANGS = {"bash", "sh", "shell", "console", "zsh", "terminal"}
-_READ_RE = re.compile(
-    r"^[ \t>*_-]*READ[_ ]SKILL[_ ]FILE\**[ \t]*[:=]?[ \t]*\(?[ \t]*[`'\"]?([^`'\"\s)]+)",
-    re.IGNORECASE | re.MULTILINE,
-)
-_FINISH_RE = re.compile(r"^[ \t>*_#-]*(?:FINISH|FINISHED|DONE)\b[ \t*_.!]*(?:\(.*\))?[ \t]*$", re.MULTILINE)
-_FINAL_RE = re.compile(r"<final>(.*?)(?:</final>|\Z)", re.DOTALL | re.IGNORECASE)
-_TOOLCALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL | re.IGNORECASE)
-_THINK_RE = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
-
-
-def _action_from_call(name: str, args: Any, call_id: str | None = None) -> Action:
-    name = (name or "").strip()
-    aliases = {"python": "run_python", "run_code": "run_python", "execute_python": "run_python",
-               "shell": "run_shell", "bash": "run_shell", "run_bash": "run_shell",
-               "read_file": "read_skill_file", "read_skill": "read_skill_file",
-               "final": "finish", "done": "finish"}
-    name = aliases.get(name, name)
-    if not isinstance(args, dict):
-        return Action("invalid", {"name": name, "arguments": args}, call_id,
-                      f"arguments of {name} must be a JSON object")
-    if name not in TOOL_NAMES:
-        return Action("invalid", {"name": name, **args}, call_id,
-                      f"unknown tool {name!r} (tools: {', '.join(TOOL_NAMES)})")
-    key = {"run_python": "code", "run_shell": "command", "read_skill_file": "path"}.get(name)
-    if key and not isinstance(args.get(key), str):
-        # lenient: a single string argument under another name
-        strings = [v for v in args.values() if isinstance(v, str)]
-        if len(strings) == 1:
-            args = {key: strings[0]}
-        else:
-            return Action("invalid", {"name": name, **args}, call_id,
-                          f"{name} needs a string argument {key!r}")
-    return Action(name, dict(args), call_id)
-
-
-def parse_text_actions(content: str | None) -> list[Action]:
-    """The actions in a plain-text reply, in the order they appear (lenient)."""
-    text = _THINK_RE.sub("", content or "")
-    found: list[tuple[int, Action]] = []
-    masked = list(text)
-
-    def mask(start: int, end: int) -> None:
-        for i in range(start, end):
-            if masked[i] != "\n":
-                masked[i] = " "
-
-    for m in _TOOLCALL_RE.finditer(text):
-        try:
-            data = json.loads(m.group(1))
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and "name" in data:
-            args = data.get("arguments", data.get("parameters", {}))
-            if isinstance(args, str):
-                try:
-                    args = json.loads(args)
-                except ValueError:
-                    pass
-            found.append((m.start(), _action_from_call(str(data["name"]), args)))
-        mask(m.start(), m.end())
-    masked_text = "".join(masked)
-    for m in _FENCE_RE.finditer(masked_text):
-        lang = m.group(1).lower()
-        body = text[m.start(2):m.end(2)]
-        mask(m.start(), m.end())
-        if not body.strip():
-            continue
-        if lang in _PY_LANGS:
-            if lang == "" and _looks_like_json_call(body):
-                data = json.loads(body)
-                found.append((m.start(), _action_from_call(str(data["name"]), data.get("arguments", {}))))
-                continue
-            found.append((m.start(), Action("run_python", {"code": body.rstrip() + "\n"})))
-        elif lang in _SH_LANGS:
-            found.append((m.start(), Action("run_shell", {"command": body.strip()})))
-        elif lang == "json" and _looks_like_json_call(body):
-            data = json.loads(body)
-            found.append((m.start(), _action_from_call(str(data["name"]), data.get("arguments", {}))))
-    masked_text = "".join(masked)
-    for m in _READ_RE.finditer(masked_text):
-        found.append((m.start(), Action("read_skill_file", {"path": m.group(1).strip().rstrip(".,;:")})))
-    finish_at = None
-    for m in _FINAL_RE.finditer(masked_text):
-        finish_at = (m.start(), Action("finish", {"summary": text[m.start(1):m.end(1)].strip()}))
-        break
-    if finish_at is None:
-        m = _FINISH_RE.search(masked_text)
-        if m:
-            finish_at = (m.start(), Action("finish", {"summary": ""}))
-    actions = [a for _, a in sorted(found, key=lambda item: item[0])]
-    if finish_at is not None:
-        actions.append(finish_at[1])  # finishing comes after everything else in the reply
-    return actions
-
-
-def _looks_like_json_call(body: str) -> bool:
-    body = body.strip()
-    if not (body.startswith("{") and body.endswith("}")):
-        return False
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"] in (
-        *TOOL_NAMES, "python", "bash", "shell")
-
-
-_FINAL_ANSWER_RE = re.compile(r"^[ \t>*_#-]*FINAL[ _]ANSWER\**[ \t]*[:=]\**[ \t]*(.*)$",
-                              re.IGNORECASE | re.MULTILINE)
-
-
-def parse_final_answer(content: str | None) -> str | None:
-    """The answer of a ``FINAL ANSWER: ...`` line (outside code fences; the last one
-    wins; an empty line after the colon takes the following lines up to a blank one).
-    Only offered for suites that accept a final answer."""
-    text = _FENCE_RE.sub("", _THINK_RE.sub("", content or ""))
-    found = list(_FINAL_ANSWER_RE.finditer(text))
-    if not found:
-        return None
-    m = found[-1]
-    answer = m.group(1).strip().strip("*").strip()
-    if not answer:
-        lines = []
-        for line in text[m.end():].lstrip("\n").splitlines():
-            if not line.strip():
-                break
-            lines.append(line.strip())
-        answer = "\n".join(lines)
-    return answer
-
-
-def _finish_with_answer(specs: list[dict[str, Any]], parameter: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool specs with an ``answer`` argument on ``finish`` (the suite's schema)."""
-    out = json.loads(json.dumps(specs))
-    for spec in out:
-        if spec["function"]["name"] == "finish":
-            spec["function"]["parameters"].setdefault("properties", {})["answer"] = dict(parameter)
-    return out
 
 
 # ---------------------------------------------------------------------------- helpers
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """``text`` cut to ``limit`` characters, keeping head and tail, with a marker."""
-    if limit <= 0 or len(text) <= limit:
-        return text, False
-    head = limit * 2 // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return f"{text[:head]}\n[... {cut} characters cut ...]\n{text[-tail:]}", True
-
-
-def format_exec(tool: str, result: "sandbox.ExecResult", limit: int) -> tuple[str, bool]:
-    parts = [f"[{tool}] {result.verdict} in {result.duration_s:.1f} s"]
-    out = result.stdout or ""
-    err = result.stderr or ""
-    if out.strip():
-        parts.append("stdout:\n" + out.rstrip())
-    if err.strip():
-        parts.append("stderr:\n" + err.rstrip())
-    if not out.strip() and not err.strip():
-        parts.append("(no output)")
-    text, cut = truncate("\n".join(parts), limit)
-    return text, cut or result.truncated
-
-
-def _relativise(text: str, workdir: Path) -> str:
-    """Show paths inside the work directory as relative paths (stable prompts, so the
-    response cache keys do not depend on a temporary directory's name)."""
-    for form in {str(workdir), str(Path(workdir).resolve())}:
-        text = text.replace(form.rstrip("/") + "/", "")
-    return text
-
-
-def skill_files_section(skill: SkillBundle, protocol: str, on_disk: bool) -> str:
-    files = skill.other_files
-    if not files:
-        return "This skill has no other files."
-    how = ("Read one with `READ_SKILL_FILE: <path>` when it is relevant."
-           if protocol == "text" else "Read one with the read_skill_file tool when it is relevant.")
-    lines = [how, ""] + [f"- {p}" for p in files]
-    if on_disk:
-        lines += ["", "The whole skill folder is also on disk at `skill/` in the working directory "
-                      "(run its scripts from there)."]
-    return "\n".join(lines)
-
-
-def system_prompt(skill: SkillBundle, protocol: str, *, on_disk: bool = False) -> str:
-    proto = prompt("agent_text_protocol.md" if protocol == "text" else "agent_tools_protocol.md")
-    return render(
-        prompt("agent_system.md"),
-        protocol=proto.strip(),
-        skill_name=skill.name,
-        skill_body=skill.body,
-        skill_files=skill_files_section(skill, protocol, on_disk),
-    ).strip() + "\n"
 
 
 # ---------------------------------------------------------------------------- the episode

@@ -400,7 +400,7 @@ def _action_from_call(name: str, arguments: str) -> _Action:
 def parse_analyst_text(content: str | None) -> list[_Action]:
     """Actions of the plain-text protocol: python fences (via the agent's parser),
     ``EVALUATE_OUTPUT: path``, ``READ_SKILL_FILE: path`` and ``SUBMIT`` + a JSON report."""
-    from t2s.agent.episode import parse_text_actions
+    from t2s.agent.actions import parse_text_actions
 
     text = content or ""
     submit = _SUBMIT_RE.search(text)
@@ -527,7 +527,7 @@ class AgenticErrorAnalyst:
 
     def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: str) -> str:
         from t2s import sandbox
-        from t2s.agent.episode import format_exec
+        from t2s.agent.prompting import format_exec
 
         result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout,
                                   unsafe_no_sandbox=inp.unsafe_no_sandbox)
@@ -539,7 +539,8 @@ class AgenticErrorAnalyst:
         return text
 
     def read_skill(self, inp: AnalysisInput, path: str) -> str:
-        from t2s.agent.episode import SkillBundle, truncate
+        from t2s.agent.bundle import SkillBundle
+        from t2s.agent.prompting import truncate
 
         bundle = SkillBundle(skill_dir=inp.context.skill_dir, files=inp.context.files)
         rel = bundle.resolve(path)

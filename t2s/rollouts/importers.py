@@ -206,7 +206,7 @@ def _script_of(tool: str, args: dict[str, Any]) -> str | None:
 
 def steps_from_messages(messages: list[Message]) -> tuple[list[Step], list[str]]:
     """Steps (action + observation) and scripts recovered from a chat transcript."""
-    from t2s.agent.episode import parse_text_actions
+    from t2s.agent.actions import parse_text_actions
 
     steps: list[Step] = []
     scripts: list[str] = []

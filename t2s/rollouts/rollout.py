@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2s.agent.episode import AgentOptions, SkillBundle, artifact_files, run_agent
+from t2s.agent.episode import AgentOptions, artifact_files, run_agent
+from t2s.agent.bundle import SkillBundle
 from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
 from t2s.faults import Breaker, ErrorCause, WorkErrored, describe, tally

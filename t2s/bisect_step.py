@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 
+from t2s.cli import main as cli
 from t2s.gitstore.store import LIFELINE_ENV
 
 
@@ -60,7 +61,6 @@ def follow_lifeline(value: str | None) -> None:
 
 def main(argv: list[str]) -> None:
     follow_lifeline(os.environ.get(LIFELINE_ENV))
-    from t2s.cli import main as cli
 
     cli(["eval", *argv], prog_name="t2s eval")
 

@@ -21,6 +21,7 @@ from typing import Iterable
 from pydantic import BaseModel, ConfigDict
 
 from t2s.errors import T2SError
+from t2s.llm.errors import FAILURE_KINDS, BudgetExceeded, CacheMiss, LLMError
 
 #: What each kind of cause means, for the tables and docs. Model-call kinds come
 #: from :data:`t2s.llm.client.FAILURE_KINDS`.
@@ -62,7 +63,6 @@ class ErrorCause(BaseModel):
     @property
     def phrase(self) -> str:
         """``the agent model at http://... was unreachable (connection refused ...)``."""
-        from t2s.llm.errors import FAILURE_KINDS
 
         if self.kind in FAILURE_KINDS and self.role:
             where = f" at {self.endpoint}" if self.endpoint else ""
@@ -73,7 +73,6 @@ class ErrorCause(BaseModel):
 def cause_of(err: BaseException, *, prefix: str = "") -> ErrorCause:
     """The cause of an error that ended a piece of work (``prefix`` is put before the
     message, e.g. ``checker: ``)."""
-    from t2s.llm.errors import BudgetExceeded, CacheMiss, LLMError
 
     if isinstance(err, LLMError):
         return ErrorCause(kind=err.kind or "error", message=prefix + err.message, role=err.role,
@@ -130,7 +129,6 @@ def describe(rows: list[CauseCount], errored: int, total: int, noun: str) -> str
 
 def endpoint_failure(cause: ErrorCause | None) -> bool:
     """Whether ``cause`` is a model endpoint failing (not a model answering badly)."""
-    from t2s.llm.errors import FAILURE_KINDS
 
     return cause is not None and cause.kind in FAILURE_KINDS and cause.kind != "unusable-answer"
 

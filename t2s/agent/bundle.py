@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from t2s.errors import T2SError
-from t2s.skill.format import SKILL_FILE, parse_skill_md, skill_body
+from t2s.skill.format import SKILL_FILE, parse_skill_md, read_skill_dir, skill_body
 
 
 @dataclass
@@ -32,7 +32,6 @@ class SkillBundle:
 
     @classmethod
     def from_dir(cls, path: Path) -> "SkillBundle":
-        from t2s.skill.format import read_skill_dir
 
         files, _ = read_skill_dir(Path(path))
         if SKILL_FILE not in files:

@@ -63,6 +63,7 @@ from t2s.agent.trajectory import (
 )
 from t2s.errors import T2SError
 from t2s.faults import ErrorCause, cause_of
+from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.prompts import load as prompt
 from t2s.prompts import render
 from t2s.skill.format import SKILL_FILE, skill_body
@@ -348,7 +349,6 @@ async def run_agent(
     :class:`t2s.llm.client.CacheMiss` when the run must stop (the episode is then unfinished).
     The output file stays in ``workdir``; see :func:`artifact_files`.
     """
-    from t2s.llm.errors import BudgetExceeded, CacheMiss
 
     options = options or AgentOptions()
     role = llm.role(options.role)

@@ -41,20 +41,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from t2s.prompts import load as prompt, render
+from t2s import sandbox
+from t2s.agent.actions import parse_text_actions
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.prompting import format_exec, truncate
 from t2s.errors import T2SError, UsageError
-from t2s.sandbox.leftovers import dies_with_parent, scratch_dir
 from t2s.faults import ErrorCause, cause_of
-from t2s.record.lessons import TOPIC_RE, slugify
-from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json
+from t2s.llm.errors import LLMError, StructuredOutputError
 from t2s.llm.results import ChatResult
-from t2s.llm.errors import StructuredOutputError
-from t2s.patches.results import Patch, Rejected
+from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json
 from t2s.patches.context import PatchContext
-from t2s.patches.retries import edit_format_prompt, edits_with_retries
 from t2s.patches.leaks import find_leaks
-from t2s.skill.format import SKILL_FILE, lint_files
-from t2s.tasks.base import AnalystWorkspace
+from t2s.patches.results import Patch, Rejected
+from t2s.patches.retries import edit_format_prompt, edits_with_retries
+from t2s.prompts import load as prompt
+from t2s.prompts import render
+from t2s.record.lessons import TOPIC_RE, slugify
+from t2s.sandbox.leftovers import dies_with_parent, scratch_dir
+from t2s.sandbox.run import SECRET_NAME
+from t2s.skill.format import SKILL_FILE, Limits, lint_files
+from t2s.tasks.base import AnalystWorkspace, CheckReport
 
 ROLE = "analyst"
 PHASE = "analyze"
@@ -165,7 +171,6 @@ class AnalystOutcome:
     def fail(self, err: Exception) -> None:
         """Record why the analysis stopped. A model that answered but never gave a usable
         report is a genuine (final) rejection; anything else is an error, retried later."""
-        from t2s.llm.errors import StructuredOutputError
 
         if isinstance(err, StructuredOutputError):
             self.error = f"analyst answer unusable: {err.message}"
@@ -246,7 +251,6 @@ def check_block(check: dict[str, Any] | None) -> str:
     if not check:
         return "(the trajectory carries no checker report)"
     try:
-        from t2s.tasks.base import CheckReport
 
         return "```\n" + CheckReport.model_validate(check).render() + "\n```"
     except (ValidationError, TypeError):
@@ -332,7 +336,6 @@ class _OneCallAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyze(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm.errors import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind, protocol="json")
@@ -400,7 +403,6 @@ def _action_from_call(name: str, arguments: str) -> _Action:
 def parse_analyst_text(content: str | None) -> list[_Action]:
     """Actions of the plain-text protocol: python fences (via the agent's parser),
     ``EVALUATE_OUTPUT: path``, ``READ_SKILL_FILE: path`` and ``SUBMIT`` + a JSON report."""
-    from t2s.agent.actions import parse_text_actions
 
     text = content or ""
     submit = _SUBMIT_RE.search(text)
@@ -504,7 +506,6 @@ class AgenticErrorAnalyst:
             data = json.loads(proc.stdout)
         except ValueError:
             return False, f"[evaluate_output] error: unreadable checker output: {proc.stdout[-500:]}", {"path": rel, "error": "unreadable"}
-        from t2s.tasks.base import CheckReport
 
         report = CheckReport.model_validate(data["report"])
         passed = bool(data.get("passed"))
@@ -526,8 +527,6 @@ class AgenticErrorAnalyst:
                               "problems": report.problems}
 
     def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: str) -> str:
-        from t2s import sandbox
-        from t2s.agent.prompting import format_exec
 
         result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout,
                                   unsafe_no_sandbox=inp.unsafe_no_sandbox)
@@ -539,8 +538,6 @@ class AgenticErrorAnalyst:
         return text
 
     def read_skill(self, inp: AnalysisInput, path: str) -> str:
-        from t2s.agent.bundle import SkillBundle
-        from t2s.agent.prompting import truncate
 
         bundle = SkillBundle(skill_dir=inp.context.skill_dir, files=inp.context.files)
         rel = bundle.resolve(path)
@@ -571,7 +568,6 @@ class AgenticErrorAnalyst:
         return [{"role": "system", "content": system.strip() + "\n"}, {"role": "user", "content": user.strip() + "\n"}]
 
     async def analyze(self, inp: AnalysisInput) -> AnalystOutcome:
-        from t2s.llm.errors import LLMError
 
         started = time.perf_counter()
         outcome = AnalystOutcome(analyst=self.kind)
@@ -674,7 +670,6 @@ class AgenticErrorAnalyst:
 
 
 def _secret_name(name: str) -> bool:
-    from t2s.sandbox.run import SECRET_NAME
 
     return bool(SECRET_NAME.search(name))
 
@@ -703,7 +698,6 @@ async def create_skill_files_async(llm, name: str, description: str, *, role: st
     A draft with lint findings goes back once with the findings; a second failure is a
     :class:`T2SError` listing them. Returns skill-relative paths -> bytes.
     """
-    from t2s.skill.format import Limits
 
     outcome = AnalystOutcome(analyst="skill-create")
     session = Session(llm, outcome, role=role, phase=phase)

@@ -40,6 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
 from t2s.analysis.analysts import (
     AnalysisInput,
     AnalystOutcome,
@@ -47,17 +48,28 @@ from t2s.analysis.analysts import (
     lesson_topic,
     make_analyst,
 )
-from t2s.llm.ledger import accumulate
 from t2s.errors import T2SError, UsageError
-from t2s.faults import Breaker, ErrorCause, WorkErrored, cause_of, describe, tally
-from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
-from t2s.record.refs import patch_branch
+from t2s.faults import (
+    Breaker,
+    CauseCount,
+    ErrorCause,
+    WorkErrored,
+    cause_of,
+    describe,
+    tally,
+)
+from t2s.llm.client import LLM, default_cache_path
+from t2s.llm.errors import BudgetExceeded, CacheMiss
+from t2s.llm.ledger import accumulate
 from t2s.patches.context import PatchContext, commit_patch
-from t2s.patches.results import Rejected
 from t2s.patches.leaks import distinctive_values
-from t2s.record.runs import RunRecord, StageProgress
-from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
+from t2s.patches.results import Rejected
+from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.provenance import Provenance
+from t2s.record.refs import patch_branch
+from t2s.record.runs import RunRecord, StageProgress
+from t2s.rollouts.rollout import load_rollout_suite
+from t2s.skill.repo import limits_of, require_clean_skill
 
 STAGE = "analyze"
 LEDGER_PATH = "ledger/analyze.json"
@@ -147,7 +159,6 @@ class AnalyzeSummary:
         """The error to end the command with when analyses errored, else None."""
         if not self.errored:
             return None
-        from t2s.faults import CauseCount
 
         causes = [CauseCount.model_validate(row) for row in self.errors]
         return WorkErrored(
@@ -333,7 +344,6 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
 def _load_suite(store, config, manifest, suite) -> tuple[Any, str | None]:
     if suite is not None:
         return suite, None
-    from t2s.rollouts.rollout import load_rollout_suite
 
     ref = manifest.suite or config.rollout.suite or None
     if not ref and len(config.suites) != 1:
@@ -392,8 +402,6 @@ async def _analyze_run(
     progress: StageProgress | None,
     retry_errored: bool = True,
 ) -> AnalyzeSummary:
-    from t2s.llm.errors import BudgetExceeded, CacheMiss
-    from t2s.skill.repo import limits_of, require_clean_skill
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
@@ -607,7 +615,6 @@ def analyze_run(
     retry_errored: bool = True,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""
-    from t2s.llm.client import LLM, default_cache_path
 
     own_llm = llm is None
     if own_llm:

@@ -19,12 +19,14 @@ from typing import Iterator
 
 from rich.console import Console
 
+from t2s.cli import main
 from t2s.demo.simulation import agent_responder, analyst_responder
 from t2s.demo.tasks import write_suite
 from t2s.errors import T2SError
+from t2s.gitstore.store import GitStore
+from t2s.record import refs
 from t2s.testing.server import ScriptedServer
 from t2s.testing.simulated import merger_responder
-from t2s.record import refs
 
 RUN = "demo"
 DEMO_CONFIG = """
@@ -88,7 +90,6 @@ class Demo:
 
     def t2s(self, *args: str, allow: tuple[int, ...] = (0,)) -> int:
         """Run one t2s command in-process, printed as the user would type it."""
-        from t2s.cli import main
 
         shown = " ".join(shlex.quote(a) for a in args)
         self.console.print(f"\n[bold cyan]$ t2s {shown}[/bold cyan]")
@@ -133,7 +134,6 @@ class Demo:
         repo = str(self.repo)
         self.t2s("init", repo, "--seed", "xlsx")
         _configure(self.repo)
-        from t2s.gitstore.store import GitStore
 
         store = GitStore.discover(self.repo)
         store.commit_paths(["t2s.toml"], "Configure the demo task suite")

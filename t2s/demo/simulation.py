@@ -19,6 +19,12 @@ import re
 from dataclasses import dataclass
 
 from t2s.testing.server import ChatRequest, Reply, tool_call
+from t2s.testing.simulated import (
+    _EVAL_JSON,
+    _lesson_edits,
+    _observations,
+    analyst_facts,
+)
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,6 @@ def _family_of_task(task_id: str) -> str | None:
 
 
 def _lesson_report(request: ChatRequest, lesson: DemoLesson, causes: list[str]) -> dict:
-    from t2s.testing.simulated import _lesson_edits
 
     return {
         "failure_causes": causes,
@@ -187,7 +192,6 @@ def analyst_responder(request: ChatRequest) -> Reply:
     """Plays the analysts: the agentic error analyst reproduces a passing fix with the
     family's correct code before it submits the family's lesson; the success analyst
     names the habit that made the run work."""
-    from t2s.testing.simulated import _EVAL_JSON, _observations, analyst_facts
 
     system = str(request.messages[0].get("content") or "")
     facts = analyst_facts(request)

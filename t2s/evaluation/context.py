@@ -19,6 +19,9 @@ from typing import Any
 from t2s.config import Config
 from t2s.errors import ConfigError, UsageError
 from t2s.gitstore.store import GitStore
+from t2s.llm.roles import resolve_roles
+from t2s.skill.repo import skill_dir_of
+from t2s.tasks import load_suite
 
 #: RoleModel settings that change what the agent does (everything else is transport).
 AGENT_RESULT_FIELDS = ("model", "temperature", "max_tokens", "seed", "extra_body", "protocol")
@@ -106,9 +109,6 @@ def make_context(
     unsafe_no_sandbox: bool | None = None,
 ) -> EvalContext:
     """Load the suite and resolve the agent settings once for a series of evaluations."""
-    from t2s.llm.roles import resolve_roles
-    from t2s.skill.repo import skill_dir_of
-    from t2s.tasks import load_suite
 
     split = split or config.gate.split or config.rollout.heldout_split
     seeds = seeds if seeds is not None else config.gate.seeds

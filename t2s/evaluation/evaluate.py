@@ -50,6 +50,7 @@ from t2s.record.notes import (
     update_eval_note,
 )
 from t2s.sandbox.leftovers import scratch_dir
+from t2s.skill.repo import BrokenSkill, require_clean_skill
 
 
 class Unevaluable(UsageError):
@@ -158,7 +159,6 @@ def eval_lock(store: GitStore, ctx: EvalContext, tree: str, on_wait: Callable[[s
 
 def check_evaluable(ctx: EvalContext, commit: str) -> str:
     """The skill's subtree hash at ``commit``; :class:`Unevaluable` if it cannot run."""
-    from t2s.skill.repo import BrokenSkill, require_clean_skill
 
     try:
         return require_clean_skill(ctx.store, ctx.config, commit, ctx.skill_dir)

@@ -25,6 +25,7 @@ from t2s.record.notes import (
     GateRecord,
     update_eval_note,
 )
+from t2s.record.tags import latest_release_tag
 
 PAIR_KEYS = ("both", "only_baseline", "only_candidate", "neither")
 
@@ -95,7 +96,6 @@ def pair(baseline: EvalRecord, candidate: EvalRecord, task_ids: Sequence[str]) -
 def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     """The latest release tag; else the run's S0 (``T2S-Run`` trailer -> run record);
     else the merge base of the candidate with the release branch."""
-    from t2s.record.tags import latest_release_tag
 
     tag = latest_release_tag(store)
     if tag:

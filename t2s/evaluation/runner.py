@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from t2s import sandbox
-from t2s.agent.episode import AgentOptions, run_agent
 from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, run_agent
 from t2s.agent.trajectory import Trajectory, trajectory_id
 from t2s.errors import T2SError
 from t2s.evaluation.context import EvalContext

@@ -13,24 +13,25 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import re
-import threading
-import time
-import weakref
-import zlib
 import io
 import os
+import re
 import shutil
 import signal
 import struct
 import subprocess
 import tarfile
 import tempfile
+import threading
+import time
+import weakref
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
+
 from t2s import redaction
 from t2s.errors import GitError, RefConflict, UsageError
 

@@ -18,6 +18,8 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from t2s.llm.errors import BudgetExceeded
+
 _SUM_FIELDS = (
     "calls",
     "cached",
@@ -90,7 +92,6 @@ class Ledger:
 
     def admit(self) -> None:
         """Reserve one network call, or raise :class:`t2s.llm.client.BudgetExceeded`."""
-        from t2s.llm.errors import BudgetExceeded
 
         with self._lock:
             if self.stopped is None:

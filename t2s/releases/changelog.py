@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from t2s.gitstore.store import GitStore
-from t2s.record.describe import describe_commit
 from t2s.record import refs
+from t2s.record.describe import describe_commit
 from t2s.record.lessons import MERGES_DIR, PATCHES_DIR
 from t2s.record.provenance import Provenance
 from t2s.record.runs import RunRecord

@@ -14,6 +14,8 @@ from t2s.errors import T2SError, UsageError
 from t2s.gitstore.store import clone
 from t2s.record.refs import parse_version
 from t2s.record.tags import latest_release_tag, require_release_tag
+from t2s.skill.format import NAME_RE, SKILL_FILE, parse_skill_md, split_frontmatter
+from t2s.skill.repo import config_at, skill_dir_of
 
 
 @dataclass
@@ -40,7 +42,6 @@ def split_source(source: str) -> tuple[str, str | None]:
 def set_metadata(skill_md: str, values: dict[str, str]) -> str:
     """SKILL.md with ``metadata.<key>`` set for each of ``values``, editing the YAML
     text minimally: other lines (unknown keys, comments) survive byte for byte."""
-    from t2s.skill.format import split_frontmatter
 
     frontmatter, body, _ = split_frontmatter(skill_md)
     newline = "\r\n" if "\r\n" in skill_md.split("\n", 1)[0] + "\n" else "\n"
@@ -87,7 +88,6 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
 
 
 def _installed_source(skill_md: Path) -> str | None:
-    from t2s.skill.format import parse_skill_md
 
     try:
         meta = parse_skill_md(skill_md.read_text(encoding="utf-8")).meta.get("metadata")
@@ -97,7 +97,6 @@ def _installed_source(skill_md: Path) -> str | None:
 
 
 def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]:
-    from t2s.skill.repo import config_at, skill_dir_of
 
     with tempfile.TemporaryDirectory(prefix="t2s-install-") as tmp:
         path = Path(source)
@@ -166,7 +165,6 @@ def install(
     relative to ``cwd``. SKILL.md gets ``metadata.source`` and ``metadata.version``.
     An installed skill from a different source is replaced only with ``force``.
     """
-    from t2s.skill.format import NAME_RE, SKILL_FILE
 
     cwd = Path(cwd or Path.cwd())
     src, tag = split_source(source)

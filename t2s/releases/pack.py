@@ -19,6 +19,7 @@ from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
 from t2s.record.notes import read_eval_note
 from t2s.record.tags import latest_release_tag, require_release_tag
+from t2s.skill.repo import skill_dir_of
 
 
 @dataclass
@@ -83,7 +84,6 @@ def build_archives(name: str, files: list[tuple[str, bytes, bool]], mtime: int) 
 
 def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Path | None = None) -> PackResult:
     """Write the skill at ``rev`` (default: the latest release tag) as release assets."""
-    from t2s.skill.repo import skill_dir_of
 
     rev = rev or latest_release_tag(store)
     if not rev:

@@ -21,12 +21,20 @@ from pathlib import Path, PurePosixPath
 
 from t2s.config import Config
 from t2s.errors import RefConflict, T2SError, UsageError
+from t2s.evaluation.summary import eval_table_markdown
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
-from t2s.record.notes import EVAL_NOTES, NoteFormatError, read_eval_note, write_eval_note
+from t2s.record import refs
+from t2s.record.describe import run_of
+from t2s.record.notes import (
+    EVAL_NOTES,
+    NoteFormatError,
+    read_eval_note,
+    write_eval_note,
+)
+from t2s.record.provenance import Provenance
 from t2s.record.tags import release_tags
 from t2s.releases.changelog import changelog, changelog_markdown
-from t2s.record import refs
-from t2s.record.provenance import Provenance
+from t2s.skill.repo import skill_dir_of
 
 BUMPS = ("major", "minor", "patch")
 
@@ -97,9 +105,6 @@ def release(
     worktree it is not moved (t2s never touches a working tree) and the result says
     how to fast-forward it.
     """
-    from t2s.evaluation.summary import eval_table_markdown
-    from t2s.record.describe import run_of
-    from t2s.skill.repo import skill_dir_of
 
     branch = branch or config.release.branch
     branch_ref = refs.head(branch)

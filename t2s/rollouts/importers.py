@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from t2s.errors import UsageError
+from t2s.agent.actions import parse_text_actions
 from t2s.agent.trajectory import (
     Message,
     Step,
@@ -46,7 +46,11 @@ from t2s.agent.trajectory import (
     load_trajectory,
     now_iso,
     safe_id,
+    trajectory_path,
 )
+from t2s.errors import UsageError
+from t2s.record.runs import RunManifest, RunRecord
+from t2s.skill.repo import skill_dir_of
 
 FORMATS = ("openai-jsonl", "claude-code", "t2s")
 IMPORT_VERDICTS = ("passed", "failed", "unlabelled")
@@ -206,7 +210,6 @@ def _script_of(tool: str, args: dict[str, Any]) -> str | None:
 
 def steps_from_messages(messages: list[Message]) -> tuple[list[Step], list[str]]:
     """Steps (action + observation) and scripts recovered from a chat transcript."""
-    from t2s.agent.actions import parse_text_actions
 
     steps: list[Step] = []
     scripts: list[str] = []
@@ -547,9 +550,6 @@ def import_trajectories(
     """Parse ``paths`` and append the trajectories to run ``run`` (created if needed,
     with S0 = ``rev`` or ``HEAD``). Ids already in the run are left alone unless
     ``replace``. All new trajectories land in one commit."""
-    from t2s.record.runs import RunManifest, RunRecord
-    from t2s.skill.repo import skill_dir_of
-    from t2s.agent.trajectory import trajectory_path
 
     record = RunRecord(store, run)
     summary = ImportSummary(run=run)

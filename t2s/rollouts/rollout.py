@@ -23,13 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2s.agent.episode import AgentOptions, artifact_files, run_agent
 from t2s.agent.bundle import SkillBundle
-from t2s.llm.ledger import accumulate
-from t2s.errors import T2SError, UsageError
-from t2s.faults import Breaker, ErrorCause, WorkErrored, describe, tally
-from t2s.sandbox.leftovers import scratch_dir
-from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.agent.episode import AgentOptions, artifact_files, run_agent
 from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
@@ -38,6 +33,15 @@ from t2s.agent.trajectory import (
     trajectory_id,
     trajectory_path,
 )
+from t2s.errors import T2SError, UsageError
+from t2s.faults import Breaker, CauseCount, ErrorCause, WorkErrored, describe, tally
+from t2s.llm.client import LLM, default_cache_path
+from t2s.llm.errors import BudgetExceeded, CacheMiss
+from t2s.llm.ledger import accumulate
+from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.sandbox.leftovers import scratch_dir
+from t2s.skill.repo import require_clean_skill, skill_dir_of
+from t2s.tasks import load_suite
 
 STAGE = "rollout"
 LEDGER_PATH = "ledger/rollout.json"
@@ -79,7 +83,6 @@ class RolloutSummary:
         """The error to end the command with when trajectories errored, else None."""
         if not self.errored:
             return None
-        from t2s.faults import CauseCount
 
         causes = [CauseCount.model_validate(row) for row in self.errors]
         return WorkErrored(
@@ -213,8 +216,6 @@ async def _rollout(
     progress: StageProgress | None,
     workroot: Path | None,
 ) -> RolloutSummary:
-    from t2s.llm.errors import BudgetExceeded, CacheMiss
-    from t2s.skill.repo import require_clean_skill, skill_dir_of
 
     started = time.perf_counter()
     record = RunRecord(store, run)
@@ -339,7 +340,6 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
 
 def load_rollout_suite(config, store, suite_ref: str | None):
     """The suite named by ``--suite`` (a configured name or a directory) or ``[rollout] suite``."""
-    from t2s.tasks import load_suite
 
     ref = suite_ref or config.rollout.suite
     if not ref:
@@ -370,7 +370,6 @@ def rollout(
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a
     :class:`~t2s.tasks.Suite`) and builds the model client from ``config`` unless given."""
-    from t2s.llm.client import LLM, default_cache_path
 
     if suite is None or isinstance(suite, (str, Path)):
         suite = load_rollout_suite(config, store, str(suite) if suite is not None else None)

@@ -35,6 +35,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2s.sandbox import workcopy as _workcopy
+
 #: The uid (and gid) sandboxed code runs as when t2s runs as root: nobody.
 SANDBOX_UID = 65534
 HOSTNAME = "t2s-sandbox"
@@ -280,7 +282,6 @@ def _probe_run() -> str | None:
 
 def _probe_once(work: Path) -> tuple[bytes, str, int]:
     """(status line, stderr, exit status) of one sandboxed ``python -c pass``."""
-    from t2s.sandbox import workcopy as _workcopy
 
     in_fd = _workcopy.pack(work, dirs=("tmp",))
     read_end, write_end = os.pipe()

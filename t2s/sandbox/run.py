@@ -210,7 +210,6 @@ def preflight(unsafe_no_sandbox: bool | None = None) -> str | None:
     behind, then check the sandbox. Raises :class:`SandboxUnavailable` if there is
     none and unsandboxed runs were not allowed; returns the warning to print (and
     record) when they were; None when the code will be sandboxed."""
-    from t2s.sandbox.run import sweep_leftovers
 
     sweep_leftovers()
     if availability().ok:

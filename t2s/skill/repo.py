@@ -19,6 +19,8 @@ from t2s.skill.format import (
     parse_skill_md,
     read_skill_dir,
 )
+from t2s.skill.hooks import install_hooks
+from t2s.tasks.registry import configure_suite
 
 SKILLS_DIR = "skills"
 WORKFLOW_PATH = ".github/workflows/t2s.yml"
@@ -166,7 +168,6 @@ def init_skill_repo(
     directory = Path(directory)
     config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
     if suite is not None:  # ``suite = (type, path)``: [suites.<name>] + [rollout] suite (t2s.tasks)
-        from t2s.tasks.registry import configure_suite
 
         if (directory / CONFIG_FILE).exists() and not force:
             raise UsageError(f"{CONFIG_FILE} already exists; add the [suites] section yourself",
@@ -208,7 +209,6 @@ def init_skill_repo(
 
 
 def install_hooks_into(store: GitStore) -> list[str]:
-    from t2s.skill.hooks import install_hooks
 
     return install_hooks(store, sys.executable)
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from t2s.errors import T2SError, UsageError
+from t2s.tasks.splits import default_splits_file, resolve_split
 
 
 class SplitOverlapError(UsageError):
@@ -311,7 +312,6 @@ class Suite(ABC):
     def configure_splits(self, specs: dict | None = None, search_dirs: list[Path] | None = None) -> None:
         """Resolve the splits declared in ``t2s.toml`` (a dict of ``SplitSpec``); with
         none declared, use the suite's own ``splits.json`` if it has one."""
-        from t2s.tasks.splits import default_splits_file, resolve_split
 
         all_ids = self.all_task_ids()
         if specs:

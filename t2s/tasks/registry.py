@@ -10,7 +10,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from t2s.config import CONFIG_FILE, Config, SuiteSection, load_config
+from t2s.config import CONFIG_FILE, Config, SuiteSection, load_config, parse_config
 from t2s.errors import ConfigError, UsageError
 from t2s.tasks.base import Suite
 
@@ -53,6 +53,8 @@ def _load_entry_points() -> None:
 
 
 def _builtins() -> None:
+    # Lazy: the built-in suites load openpyxl; commands that never open a suite
+    # (`t2s --help`, `t2s lint`, the git hooks) start without it.
     if "spreadsheetbench" not in _TYPES:
         from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 
@@ -217,7 +219,6 @@ def configure_suite(config_text: str, *, suite_type: str, path: Path | str, repo
     if not placed:
         out.append("\n" + section + f"\n[rollout]\nsuite = {_toml_str(name)}\n")
     text = "".join(out)
-    from t2s.config import parse_config
 
     config = parse_config(text)
     if config.rollout.suite != name:

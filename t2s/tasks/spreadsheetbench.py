@@ -22,6 +22,13 @@ from typing import Any
 
 from t2s.errors import T2SError, UsageError
 from t2s.tasks.base import Case, CheckReport, Suite, Task, Verdict, Workspace
+from t2s.tasks.recalc import recalculate_workbook
+from t2s.tasks.xlsx_compare import (
+    compare_workbooks,
+    enumerate_cells,
+    load_values_workbook,
+    parse_answer_position,
+)
 
 _INPUT_RE = re.compile(r"^(?:(\d+)_(.+)_)?(init|initial|input)\.xlsx$")
 _ANSWER_RE = re.compile(r"^(?:(\d+)_(.+)_)?(golden|answer)\.xlsx$")
@@ -157,7 +164,6 @@ class SpreadsheetBenchSuite(Suite):
 
     def check(self, task: Task, output_path: Path, case: int = 1, *,
               recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
-        from t2s.tasks.xlsx_compare import compare_workbooks
 
         recalculate = self.recalculate if recalculate is None else recalculate
         lenient = self.lenient if lenient is None else lenient
@@ -173,7 +179,6 @@ class SpreadsheetBenchSuite(Suite):
         if not isinstance(default_sheet, str) or "," in default_sheet:
             default_sheet = None
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.tasks.recalc import recalculate_workbook
 
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
                 recalculated = recalculate_workbook(output_path, Path(tmp))
@@ -203,7 +208,6 @@ class SpreadsheetBenchSuite(Suite):
 
 def workbook_values(path: Path, position: str | None) -> list[Any]:
     """Values of a workbook: the cells of ``position`` (answer cells), or all cells."""
-    from t2s.tasks.xlsx_compare import enumerate_cells, load_values_workbook, parse_answer_position
 
     wb = load_values_workbook(Path(path), role="answer")
     values: list[Any] = []

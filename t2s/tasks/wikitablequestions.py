@@ -52,7 +52,9 @@ from t2s.tasks.base import (
     Task,
     Verdict,
     Workspace,
+    _sha256_file,
 )
+from t2s.tasks.recalc import recalculate_workbook
 
 QUESTIONS_FILE = "questions.tsv"
 TABLE_NAME = "table.xlsx"
@@ -696,7 +698,6 @@ class WikiTableQuestionsSuite(Suite):
                              answer_path=f"{self.root / QUESTIONS_FILE}", answer_position=ANSWER_POSITION,
                              recalculated=recalculate)
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.tasks.recalc import recalculate_workbook
 
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
                 predicted, source = read_answer_values(recalculate_workbook(output_path, Path(tmp)), report,
@@ -750,7 +751,6 @@ class WikiTableQuestionsSuite(Suite):
     # -- caching -------------------------------------------------------------------
     def content_hash(self, split: str | None = None) -> str:
         """sha256 over the split's ids, questions, tables (by content) and gold answers."""
-        from t2s.tasks.base import _sha256_file
 
         h = hashlib.sha256()
         h.update(f"t2s-suite-v1\0{self.type}\0".encode())

@@ -38,9 +38,18 @@ from typing import Any
 
 from openpyxl.cell import Cell
 from openpyxl.cell.text import Text
-from openpyxl.packaging.relationship import RelationshipList, get_dependents, get_rels_path
+from openpyxl.packaging.relationship import (
+    RelationshipList,
+    get_dependents,
+    get_rels_path,
+)
 from openpyxl.reader.excel import ExcelReader
-from openpyxl.styles.numbers import NumberFormatList, builtin_format_code, is_date_format, is_timedelta_format
+from openpyxl.styles.numbers import (
+    NumberFormatList,
+    builtin_format_code,
+    is_date_format,
+    is_timedelta_format,
+)
 from openpyxl.utils.cell import coordinate_to_tuple
 from openpyxl.workbook.child import INVALID_TITLE_REGEX
 from openpyxl.worksheet._reader import WorkSheetParser, WorksheetReader

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from t2s.sandbox.run import ExecResult, run_code
+from t2s.sandbox import cgroups as _cgroups
+from t2s.sandbox.run import ExecResult, run_code, sandbox_env
 
 #: The key variable the bait puts into the host's environment.
 KEY_NAME = "OPENAI_API_KEY"
@@ -219,7 +220,6 @@ def _connected(bait: Bait, result: ExecResult) -> str | None:
 
 
 def _environment(bait: Bait, result: ExecResult) -> str | None:
-    from t2s.sandbox.run import sandbox_env
 
     allowed = set(sandbox_env(bait.workdir)[0])
     names = {line.split("=", 1)[0] for line in result.stdout.splitlines() if "=" in line}
@@ -237,7 +237,6 @@ def _ran_as_root(bait: Bait, result: ExecResult) -> str | None:
 
 
 def _needs_cgroup(name: str) -> str | None:
-    from t2s.sandbox import cgroups as _cgroups
 
     if any(c.name == name for c in _cgroups.controllers()):
         return None

@@ -729,6 +729,6 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     # Run the importable module's main, not this __main__ copy: responders loaded with
     # --responder return t2s.testing.server.Reply, which must be the class we check.
-    from t2s.testing.server import main as _main
+    from t2s.testing.server import main as _main  # the importable module, not this __main__ copy
 
     _main()

@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-from t2s.testing.server import ChatRequest, Reply
+from t2s.tasks.wikitablequestions import GOLD_NAME
+from t2s.testing.server import ChatRequest, Reply, tool_call
 
 _LESSONS_BLOCK = re.compile(r"## Lessons to account for \(machine-readable\)\s*```json\n(.*?)```", re.S)
 _MIN_SUPPORT = re.compile(r"Minimum support for SKILL\.md: (\d+)")
@@ -264,7 +265,6 @@ def agentic_analyst_action(request: ChatRequest) -> tuple[str, dict[str, Any]]:
 
 def _gold_file(facts: dict[str, Any]) -> str:
     """The gold answer file of a value-list workspace (WikiTableQuestions' name)."""
-    from t2s.tasks.wikitablequestions import GOLD_NAME
 
     if GOLD_NAME not in (facts.get("workspace") or []):
         raise ValueError(f"the workspace holds no {GOLD_NAME}")
@@ -280,7 +280,6 @@ def _answer_report(request: ChatRequest, answers: dict[str, Any]) -> dict[str, A
 def agentic_analyst_responder(request: ChatRequest) -> Reply:
     """Plays the agentic error analyst over native tool calls, or over the text protocol
     when the request offers no tools."""
-    from t2s.testing.server import tool_call
 
     if "Your edits were not applied" in request.last_user_text:
         raise ValueError("the simulated analyst's edits always apply")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from t2s.config import Config
 from t2s.errors import UsageError
+from t2s.evaluation.context import make_context
+from t2s.evaluation.evaluate import evaluate
 from t2s.gitstore.store import GitStore
 from t2s.record.describe import describe_commit
 
@@ -121,8 +123,6 @@ def bisect(
     linked worktree; the notes (and so the eval cache) are shared with the repository.
     The worktree and its bisect state are removed whatever happens.
     """
-    from t2s.evaluation.evaluate import evaluate
-    from t2s.evaluation.context import make_context
 
     if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
         raise UsageError(f"--threshold must be a score from 0 to 1 (got {threshold!r})")

@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
+from t2s.record import refs
 from t2s.record.lessons import MERGES_DIR, PatchRecord
+from t2s.record.provenance import Provenance
 from t2s.record.refs import candidate_branch, patch_branch
 from t2s.record.runs import RunRecord
-from t2s.record import refs
-from t2s.record.provenance import Provenance
 
 MATCH_THRESHOLD = 0.35
 

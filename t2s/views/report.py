@@ -25,9 +25,9 @@ from typing import Any
 
 from t2s import __version__
 from t2s.gitstore.store import GitStore
+from t2s.record import refs
 from t2s.record.notes import EVAL_NOTES, EvalNote
 from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
-from t2s.record import refs
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 

@@ -26,8 +26,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from t2s.agent.trajectory import load_trajectory
+from t2s.consolidation.models import MergeReport
 from t2s.errors import UsageError
+from t2s.evaluation.summary import eval_table_markdown
 from t2s.gitstore.store import GitStore, parse_trailers
+from t2s.record import refs
 from t2s.record.lessons import (
     MERGES_DIR,
     PATCHES_DIR,
@@ -36,9 +40,8 @@ from t2s.record.lessons import (
     support_of,
 )
 from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
-from t2s.record.runs import RunManifest, RunRecord, list_runs
-from t2s.record import refs
 from t2s.record.provenance import Provenance
+from t2s.record.runs import RunManifest, RunRecord, list_runs
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 
@@ -217,7 +220,6 @@ class RunData:
 
 def load_run(store: GitStore, run: str) -> RunData:
     """Read a run's record, patch branches, merge reports and review notes."""
-    from t2s.consolidation.models import MergeReport
 
     record = RunRecord(store, run)
     manifest = record.manifest()
@@ -491,7 +493,6 @@ def patch_detail(store: GitStore, spec: str, run: str | None = None, *, context_
         detail.excerpt_missing = f"trajectory {trajectory_id} is not in the run record (an imported patch?)"
         return detail
     try:
-        from t2s.agent.trajectory import load_trajectory
 
         detail.excerpt = trajectory_excerpt(load_trajectory(raw, where=f"trajectories/{trajectory_id}.json"), context_steps=context_steps)
     except Exception as err:  # a malformed or newer trajectory must not stop a review
@@ -631,7 +632,6 @@ def _lesson_lines(lessons: list[Lesson]) -> list[str]:
 def _eval_markdown(gate: GateRecord | None) -> list[str]:
     if gate is None:
         return [f"Not evaluated yet (no gate in `{EVAL_NOTES}`; run `t2s gate`)."]
-    from t2s.evaluation.summary import eval_table_markdown
 
     verdict = "passed" if gate.passed else "failed"
     lines = [f"Gate **{verdict}** on suite `{gate.suite or '?'}` split `{gate.split}`.", "", eval_table_markdown(gate)]

@@ -1,4 +1,8 @@
-"""t2s.consolidation.accounting."""
+"""Nothing is lost in a merge: every input lesson is kept, folded or dropped with a
+reason (:func:`account`), support is computed from the inputs, never taken from the
+model, and the finished candidate holds every patch exactly once, or review left it out
+(:func:`check_every_patch_accounted`).
+"""
 
 from __future__ import annotations
 

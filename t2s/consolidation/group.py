@@ -1,4 +1,7 @@
-"""t2s.consolidation.group."""
+"""One merge: the merger is shown the group's lessons and diffs against S0, answers with
+consolidated lessons and edits; its answer is accounted, rendered and checked, and
+sent back with the exact problems a bounded number of times.
+"""
 
 from __future__ import annotations
 

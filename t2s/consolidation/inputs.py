@@ -1,4 +1,6 @@
-"""t2s.consolidation.inputs."""
+"""What a merge starts from: the run's accepted patch branches, with their lessons, minus
+the ones a reviewer rejected; and a finished merge as an input of the next level.
+"""
 
 from __future__ import annotations
 

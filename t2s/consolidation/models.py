@@ -1,4 +1,6 @@
-"""t2s.consolidation.models."""
+"""The merge stage's records and the merger's answer: inputs, reports (what each merge
+kept, folded and dropped, its support), the stage summary, settings and errors.
+"""
 
 from __future__ import annotations
 

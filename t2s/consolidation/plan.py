@@ -1,4 +1,6 @@
-"""t2s.consolidation.plan."""
+"""The merge tree's shape, planned without touching anything: balanced groups of at most
+``fan_in`` heads per level, levels until one remains.
+"""
 
 from __future__ import annotations
 

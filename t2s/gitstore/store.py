@@ -1133,7 +1133,7 @@ class GitStore:
         own, killed when this returns or raises. The read end of a pipe whose only
         writer is this process is passed down as ``$T2S_BISECT_LIFELINE`` (a file
         descriptor): it reaches end-of-file when this process dies, even by SIGKILL,
-        and :mod:`t2s.bisect_step` then kills the group.
+        and :mod:`t2s.commands.bisect_step` then kills the group.
         """
         args = ["bisect", "start", "--no-checkout"] + (["--first-parent"] if first_parent else [])
         lifeline, keep_alive = os.pipe()  # both ends close-on-exec; the read end is passed on

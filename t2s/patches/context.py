@@ -1,4 +1,7 @@
-"""t2s.patches.context."""
+"""A patch against one S0: rendering checked by ``git apply --check`` on a private index
+(batched when many renders wait at once), its tree, and its commit on a create-only
+branch.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""t2s.patches.diff."""
+"""Unified diffs of one file, git style, and a check that a diff's hunks replay onto the
+text they were made from (what ``unidiff`` parses is what was meant).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""t2s.patches.guardrails."""
+"""Guardrails in code, not in prompts: only ``SKILL.md`` and ``references/*.md`` inside
+the skill, safe file names, no symlinks, new references linked from SKILL.md, the
+frontmatter ``name`` unchanged, no new lint findings, size limits.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""t2s.patches.leaks."""
+"""The leak guard: a patch must not carry a task's own answers (distinctive values of
+the gold output, task ids) into the skill, where they would make the held-out score a
+lie.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""t2s.patches.overlaps."""
+"""Which edits of one answer touch the same region of a file (two edits that fight over
+one paragraph are sent back rather than applied in an order nobody chose).
+"""
 
 from __future__ import annotations
 

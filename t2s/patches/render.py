@@ -1,4 +1,7 @@
-"""t2s.patches.render."""
+"""Edits to text: a list of model-written edits applied to S0's files in memory, in
+order, each failure explained so the model can act on it; the guardrails and the leak
+guard judge the result, and a unified diff is rendered and replayed.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""t2s.patches.results."""
+"""What rendering and the retry loop give: each failed edit with its reason, a render's
+result, and a patch that is either accepted (:class:`Patch`) or :class:`Rejected` with
+why, never silently dropped.
+"""
 
 from __future__ import annotations
 

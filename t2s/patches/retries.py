@@ -1,4 +1,7 @@
-"""t2s.patches.retries."""
+"""The bounded retry loop: ask for edits, render them, and on failure send the exact
+problems back, until a :class:`~t2s.patches.results.Patch` or a
+:class:`~t2s.patches.results.Rejected` with its reason.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""t2s.releases.install."""
+"""``t2s install``: a released skill copied into ``.claude/skills/<name>`` (or
+``.agents/skills/``, or any folder), from a git repository, a path or a packed zip,
+with where it came from recorded in its frontmatter.
+"""
 
 from __future__ import annotations
 

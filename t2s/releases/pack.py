@@ -1,4 +1,7 @@
-"""t2s.releases.pack."""
+"""``t2s pack``: a release as ``dist/<name>-<version>.zip`` and ``.tar.gz`` (one top-level
+``<name>/`` folder), its eval JSON and ``SHA256SUMS``; the bytes depend only on the
+packed commit and its note.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""t2s.views.bisect."""
+"""``t2s bisect``: the first commit whose held-out score falls below a threshold.
+
+``git bisect run`` drives ``t2s eval`` in a private linked worktree without files, so
+the user's working tree, index, HEAD and bisect state stay untouched; evaluations come
+from the eval cache where the skill did not change. A killed ``t2s bisect`` takes its
+``git bisect run`` with it, and the next one removes what it left.
+"""
 
 from __future__ import annotations
 
@@ -154,8 +160,8 @@ def bisect(
                     "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
         if not use_cache:
             cmd_args.append("--no-cache")
-        # The step dies with this process: see t2s.bisect_step.
-        script = 'exec "$0" -m t2s.bisect_step "$(git rev-parse BISECT_HEAD)" "$@"'
+        # The step dies with this process: see t2s.commands.bisect_step.
+        script = 'exec "$0" -m t2s.commands.bisect_step "$(git rev-parse BISECT_HEAD)" "$@"'
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
         try:

@@ -1,7 +1,7 @@
 """The command ``t2s bisect`` gives ``git bisect run``: ``t2s eval`` tied to the life of
 the ``t2s bisect`` that started it.
 
-``python -m t2s.bisect_step REV [eval options]`` runs ``t2s eval REV ...``. When
+``python -m t2s.commands.bisect_step REV [eval options]`` runs ``t2s eval REV ...``. When
 ``$T2S_BISECT_LIFELINE`` names the read end of a pipe whose only writer is
 ``t2s bisect`` (see :meth:`t2s.gitstore.store.GitStore.bisect_run`), end-of-file on it means
 ``t2s bisect`` is gone (killed with SIGKILL, say): the step then kills its process

@@ -135,9 +135,20 @@ def rollout(
     llm = _llm(repo, "rollout", models, cache)
     try:
         return rollout_in(
-            repo.store, repo.config, run=run, split=split, suite=loaded, rev=rev, limit=limit,
-            concurrency=concurrency, seeds=seeds, task_ids=tasks or None, options=options,
-            llm=llm, retry_errored=retry_errored, progress=progress,
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=loaded,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            seeds=seeds,
+            task_ids=tasks or None,
+            options=options,
+            llm=llm,
+            retry_errored=retry_errored,
+            progress=progress,
         )
     finally:
         llm.close()
@@ -164,13 +175,20 @@ def analyze(
     Called again, it analyzes only what is missing (and what errored)."""
     check_run_name(run)
     settings = AnalyzeSettings.from_config(
-        repo.config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-        include_unvalidated=include_unvalidated, protocol=protocol, unsafe_no_sandbox=unsafe_no_sandbox,
+        repo.config,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        max_turns=max_turns,
+        include_unvalidated=include_unvalidated,
+        protocol=protocol,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
     llm = _llm(repo, "analyze", models, cache)
     try:
-        return analyze_run(repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress,
-                           retry_errored=retry_errored)
+        return analyze_run(
+            repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
+        )
     finally:
         llm.close()
 
@@ -191,9 +209,19 @@ def merge(
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
     ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
-    return merge_run(repo.store, repo.config, run=check_run_name(run), fan_in=fan_in, strategy=strategy,
-                     batch=batch, retry_failed=retry_failed, rebuild=rebuild, overrides=_overrides(models),
-                     cache=cache, progress=progress)
+    return merge_run(
+        repo.store,
+        repo.config,
+        run=check_run_name(run),
+        fan_in=fan_in,
+        strategy=strategy,
+        batch=batch,
+        retry_failed=retry_failed,
+        rebuild=rebuild,
+        overrides=_overrides(models),
+        cache=cache,
+        progress=progress,
+    )
 
 
 def evaluate(
@@ -211,8 +239,15 @@ def evaluate(
     result on ``rev``; an identical skill, suite and agent evaluated before costs
     nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
     when a task errored."""
-    ctx = make_context(repo.store, repo.config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev,
-                       unsafe_no_sandbox=unsafe_no_sandbox)
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=rev,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
     return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
 
 
@@ -233,10 +268,18 @@ def gate(
     """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
     S0) on the same split and agent, pair them per task and judge: the verdict goes
     into the candidate's eval note, where ``release`` looks for it."""
-    ctx = make_context(repo.store, repo.config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate,
-                       unsafe_no_sandbox=unsafe_no_sandbox)
-    return gate_in(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
-                   use_cache=cache, on_wait=on_wait)
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=candidate,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return gate_in(
+        ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=cache, on_wait=on_wait
+    )
 
 
 def release(
@@ -307,19 +350,39 @@ def evolve(
     tell = on_stage or (lambda name: None)
     reporter = progress or (lambda name: None)
     tell("rollout")
-    out.rollout = rollout(repo, run, split=split, rev=rev, suite=suite, limit=limit, concurrency=concurrency,
-                          models=models, cache=cache, unsafe_no_sandbox=unsafe_no_sandbox,
-                          progress=reporter("rollout"))
+    out.rollout = rollout(
+        repo,
+        run,
+        split=split,
+        rev=rev,
+        suite=suite,
+        limit=limit,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("rollout"),
+    )
     if out.rollout.errored_work() is not None or out.rollout.stopped:
         out.stopped_at = "rollout"
         return out
     tell("analyze")
-    out.analyze = analyze(repo, run, mode=mode, analyst=analyst, concurrency=concurrency, models=models,
-                          cache=cache, unsafe_no_sandbox=unsafe_no_sandbox, progress=reporter("analyze"))
+    out.analyze = analyze(
+        repo,
+        run,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("analyze"),
+    )
     if out.analyze.errored_work() is not None or out.analyze.stopped:
         out.stopped_at = "analyze"
         return out
     tell("merge")
-    out.merge = merge(repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache,
-                      progress=merge_progress)
+    out.merge = merge(
+        repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache, progress=merge_progress
+    )
     return out

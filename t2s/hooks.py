@@ -56,8 +56,11 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
     for item in refused:
         print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
     if refused:
-        print("t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
-              "push other tags under another name than v*", file=sys.stderr)
+        print(
+            "t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
+            "push other tags under another name than v*",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

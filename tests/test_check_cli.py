@@ -20,7 +20,7 @@ def env(tmp_path, monkeypatch):
     (repo / "t2s.toml").write_text('[suites.mini]\npath = "data/sb"\n')
     sub = repo / "deep" / "er"
     sub.mkdir(parents=True)
-    monkeypatch.chdir(sub)                      # t2s.toml is found walking up
+    monkeypatch.chdir(sub)  # t2s.toml is found walking up
     return suite, tmp_path
 
 
@@ -33,7 +33,7 @@ def test_pass_fail_and_json(env):
     good = shutil.copy(suite / "spreadsheet" / "a-1" / "2_a-1_answer.xlsx", tmp / "good.xlsx")
     r = run("check", str(good), "--task", "a-1", "--suite", "mini", "--case", "2")
     assert r.exit_code == 0 and r.output.startswith("PASS  task a-1 case 2")
-    r = run("check", str(good), "--task", "a-1", "--suite", "mini")          # case 1 differs
+    r = run("check", str(good), "--task", "a-1", "--suite", "mini")  # case 1 differs
     assert r.exit_code == 1 and "FAIL" in r.output and "Sheet1!C2" in r.output
     r = run("check", str(good), "--task", "a-1", "--suite", str(suite), "--json")
     data = json.loads(r.output)
@@ -43,11 +43,14 @@ def test_pass_fail_and_json(env):
     assert (m["expected_type"], m["actual_type"]) == ("int", "int")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--task", "zzz", "--suite", "mini"], "has no task 'zzz'"),
-    (["--task", "a-1", "--suite", "nosuch"], "neither a configured suite"),
-    (["--task", "a-1", "--suite", "mini", "--case", "9"], "has no test case 9"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "zzz", "--suite", "mini"], "has no task 'zzz'"),
+        (["--task", "a-1", "--suite", "nosuch"], "neither a configured suite"),
+        (["--task", "a-1", "--suite", "mini", "--case", "9"], "has no test case 9"),
+    ],
+)
 def test_usage_errors_exit_2(env, args, message):
     suite, tmp = env
     out = write_book(tmp / "o.xlsx", {"Sheet1": {}})
@@ -69,7 +72,8 @@ def test_overlapping_splits_refuse_to_run(env):
     suite, tmp = env
     (tmp / "repo" / "t2s.toml").write_text(
         '[suites.mini]\npath = "data/sb"\n[suites.mini.splits.evolve]\nrows = "0:2"\n'
-        '[suites.mini.splits.heldout]\nids = ["a-1"]\n')
+        '[suites.mini.splits.heldout]\nids = ["a-1"]\n'
+    )
     out = write_book(tmp / "o.xlsx", {"Sheet1": {}})
     r = CliRunner().invoke(main, ["check", str(out), "--task", "a-1", "--suite", "mini"])
     assert r.exit_code == 2 and "overlap" in r.output and "a-1" in r.output

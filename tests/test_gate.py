@@ -17,7 +17,9 @@ def test_gate_passes_a_better_candidate_and_writes_the_summary(tmp_path, scripte
     s0 = store.resolve("HEAD")
     cand = commit_skill(store, [s0], ["LESSON hard1", "LESSON hard2"], "two lessons")
     summary = tmp_path / "summary.md"
-    out = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"])
+    out = CliRunner().invoke(
+        main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     gate = data["gate"]
@@ -49,8 +51,28 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
     assert note.gate is not None and not note.gate.passed and note.gate.regressions == 1
     assert note.gate.delta == 0.25
     # Allowing one regression lets it through; a stricter min_delta does not.
-    assert CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"]).exit_code == 0
-    strict = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1", "--min-delta", "0.3", "--json"])
+    assert (
+        CliRunner()
+        .invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"])
+        .exit_code
+        == 0
+    )
+    strict = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            cand,
+            "--baseline",
+            s0,
+            "-C",
+            str(store.root),
+            "--max-regressions",
+            "1",
+            "--min-delta",
+            "0.3",
+            "--json",
+        ],
+    )
     assert strict.exit_code == 1
     assert "below the minimum" in json.loads(strict.output)["markdown"]
 

@@ -39,7 +39,7 @@ def test_formula_reads_none_before_and_value_after(tmp_path):
     out = recalculate_workbook(src, tmp_path / "out")
     assert out.parent == tmp_path / "out" and out.name == "f.xlsx"
     assert _cached(out, "C2") == 42 and _cached(out, "C3") == 5
-    assert _cached(src, "C2") is None                       # input untouched
+    assert _cached(src, "C2") is None  # input untouched
     # formulas survive the round trip
     assert openpyxl.load_workbook(out)["Sheet1"]["C2"].value == "=A2+B2"
 
@@ -56,7 +56,7 @@ def test_parallel_recalculations_do_not_collide(tmp_path):
 def test_check_with_recalculation(tmp_path):
     suite = load_suite(make_suite(tmp_path / "s", cases=1))
     task = suite.task("a-1")
-    out = _formula_book(tmp_path / "out.xlsx", 10, 1)       # C2 = 11, C3 = 5 as formulas
+    out = _formula_book(tmp_path / "out.xlsx", 10, 1)  # C2 = 11, C3 = 5 as formulas
     plain = suite.check(task, out)
     assert not plain.passed and plain.report.mismatches[0].actual is None
     recalculated = suite.check(task, out, recalculate=True)

@@ -53,7 +53,9 @@ def build(tmp_path, server, count: int = 7, *, fail_first: bool = False, fan_in:
     server.on(responder, role="merger")
     llm = LLM(roles={"merger": scripted_role(server, model="sim-merger")})
     context = PatchContext(store, record.manifest().s0, SKILL_DIR)
-    merger = Merger(store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, retries=0), model="sim-merger")
+    merger = Merger(
+        store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, retries=0), model="sim-merger"
+    )
     summary = asyncio.run(merger.parallel())
     return store, record, patches, summary
 
@@ -72,7 +74,9 @@ class Checker(HTMLParser):
         for name, value in attrs:
             if name == "id":
                 self.ids.append(value)
-            if name in ("src", "srcset", "href", "xlink:href", "action", "data", "poster") and not (value or "").startswith("#"):
+            if name in ("src", "srcset", "href", "xlink:href", "action", "data", "poster") and not (
+                value or ""
+            ).startswith("#"):
                 self.fetching.append(f"{tag} {name}={value}")
         if tag not in VOID:
             self.stack.append(tag)
@@ -114,7 +118,9 @@ def test_report_is_valid_self_contained_html_with_every_section(tmp_path, script
     # the patch list: every record, with its status and verdict
     for row in review_rows(store, "r1"):
         assert f"<b>{row.patch}</b>" in page
-    assert "rejected in review: too specific" in page and "rejected by Rev &lt;rev@example.test&gt;: too specific" in page
+    assert (
+        "rejected in review: too specific" in page and "rejected by Rev &lt;rev@example.test&gt;: too specific" in page
+    )
     assert "rejected: edits do not apply: anchor not found" in page and "merged into L1-02" in page
     # the merge tree: one node per patch branch and per merge; octopus edges; support
     svg = re.search(r'<svg class="merge-tree".*?</svg>', page, re.S).group(0)
@@ -188,11 +194,26 @@ def _chromium() -> str | None:
 
 def _browser(binary: str, profile: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TZ": "UTC"},
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TZ": "UTC"},
     )
 
 
@@ -202,11 +223,11 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", data[pos + 8:pos + 8 + length])
+            header = struct.unpack(">IIBBBBB", data[pos + 8 : pos + 8 + length])
         elif kind == b"IDAT":
-            idat.append(data[pos + 8:pos + 8 + length])
+            idat.append(data[pos + 8 : pos + 8 + length])
         pos += 12 + length
     width, height, depth, colour, _, _, interlace = header
     assert depth == 8 and colour in (2, 6) and interlace == 0, header
@@ -218,7 +239,7 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
     for y in range(height):
         start = y * (stride + 1)
         kind = raw[start]
-        line = list(raw[start + 1:start + 1 + stride])
+        line = list(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
@@ -245,7 +266,8 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
 def _pixels_near(row: bytes, bpp: int, rgb: tuple[int, int, int], tol: int = 4) -> int:
     r, g, b = rgb
     return sum(
-        1 for x in range(0, len(row), bpp)
+        1
+        for x in range(0, len(row), bpp)
         if abs(row[x] - r) <= tol and abs(row[x + 1] - g) <= tol and abs(row[x + 2] - b) <= tol
     )
 

@@ -93,7 +93,10 @@ def test_size_limits_apply_to_skill_and_references(tmp_path):
 
 
 def test_reference_integrity(tmp_path):
-    text = GOOD + "\n[missing](references/nope.md)\n[out](../other/SKILL.md)\n[abs](/etc/passwd)\n[web](https://example.com) [anchor](#demo)\n"
+    text = (
+        GOOD
+        + "\n[missing](references/nope.md)\n[out](../other/SKILL.md)\n[abs](/etc/passwd)\n[web](https://example.com) [anchor](#demo)\n"
+    )
     folder = make_skill(tmp_path, text, refs={"guide.md": "# G\n", "orphan.md": "# O\n"})
     findings = lint_dir(folder)
     assert sorted((f.file, f.line, f.rule) for f in findings) == [

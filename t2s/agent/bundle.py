@@ -67,7 +67,7 @@ class SkillBundle:
         name = PurePosixPath(self.skill_dir).name
         for prefix in (self.skill_dir.rstrip("/") + "/", f"skills/{name}/", f"{name}/", "skill/", "./", "/"):
             if text.startswith(prefix):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
         parts: list[str] = []
         for part in PurePosixPath(text).parts:
             if part in ("", "."):

@@ -47,21 +47,29 @@ def skill_files_section(skill: SkillBundle, protocol: str, on_disk: bool) -> str
     files = skill.other_files
     if not files:
         return "This skill has no other files."
-    how = ("Read one with `READ_SKILL_FILE: <path>` when it is relevant."
-           if protocol == "text" else "Read one with the read_skill_file tool when it is relevant.")
+    how = (
+        "Read one with `READ_SKILL_FILE: <path>` when it is relevant."
+        if protocol == "text"
+        else "Read one with the read_skill_file tool when it is relevant."
+    )
     lines = [how, ""] + [f"- {p}" for p in files]
     if on_disk:
-        lines += ["", "The whole skill folder is also on disk at `skill/` in the working directory "
-                      "(run its scripts from there)."]
+        lines += [
+            "",
+            "The whole skill folder is also on disk at `skill/` in the working directory (run its scripts from there).",
+        ]
     return "\n".join(lines)
 
 
 def system_prompt(skill: SkillBundle, protocol: str, *, on_disk: bool = False) -> str:
     proto = prompt("agent_text_protocol.md" if protocol == "text" else "agent_tools_protocol.md")
-    return render(
-        prompt("agent_system.md"),
-        protocol=proto.strip(),
-        skill_name=skill.name,
-        skill_body=skill.body,
-        skill_files=skill_files_section(skill, protocol, on_disk),
-    ).strip() + "\n"
+    return (
+        render(
+            prompt("agent_system.md"),
+            protocol=proto.strip(),
+            skill_name=skill.name,
+            skill_body=skill.body,
+            skill_files=skill_files_section(skill, protocol, on_disk),
+        ).strip()
+        + "\n"
+    )

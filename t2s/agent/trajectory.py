@@ -227,7 +227,9 @@ class Trajectory(_Model):
             lines.append(f"\n## Step {step.index} (turn {step.turn}): {step.tool}")
             for key, value in step.arguments.items():
                 text = str(value)
-                lines.append(f"{key}:\n{_clip(text, max_chars)}" if "\n" in text else f"{key}: {_clip(text, max_chars)}")
+                lines.append(
+                    f"{key}:\n{_clip(text, max_chars)}" if "\n" in text else f"{key}: {_clip(text, max_chars)}"
+                )
             if step.exit_code is not None:
                 lines.append(f"exit code: {step.exit_code}" + (" (timed out)" if step.timed_out else ""))
             if step.observation:
@@ -254,8 +256,7 @@ def load_trajectory(data: bytes | str | dict, *, where: str = "trajectory") -> T
     version = data.get("schema_version", SCHEMA_VERSION)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise UsageError(
-            f"{where}: trajectory schema_version {version!r} is newer than this t2s "
-            f"understands ({SCHEMA_VERSION})",
+            f"{where}: trajectory schema_version {version!r} is newer than this t2s understands ({SCHEMA_VERSION})",
             hint="upgrade t2s",
         )
     try:

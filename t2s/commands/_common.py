@@ -19,9 +19,7 @@ from t2s.record import refs
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False)
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables."
-)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
 
 repo_option = click.option(
     "-C",
@@ -34,9 +32,13 @@ repo_option = click.option(
 
 
 unsafe_sandbox_option = click.option(
-    "--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True, default=None, envvar="T2S_UNSAFE_NO_SANDBOX",
+    "--unsafe-no-sandbox",
+    "unsafe_no_sandbox",
+    is_flag=True,
+    default=None,
+    envvar="T2S_UNSAFE_NO_SANDBOX",
     help="Where no sandbox can be had (see `t2s doctor`), run model-written code anyway, as your "
-         "user with your files and network: dangerous. Ignored where the sandbox works.",
+    "user with your files and network: dangerous. Ignored where the sandbox works.",
 )
 
 
@@ -172,9 +174,14 @@ class CountingProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(
-            TextColumn(f"[bold]{label}[/bold]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err_console, transient=False, disable=not err_console.is_terminal,
+            TextColumn(f"[bold]{label}[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+            disable=not err_console.is_terminal,
         )
         self.styles = styles
         self.outcome = outcome
@@ -206,8 +213,9 @@ def resumable_stage(progress: "CountingProgress | None", run: str, what: str) ->
     except KeyboardInterrupt:
         if progress:
             progress.stop()
-        err_console.print(f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; "
-                          "run the same command again to resume.")
+        err_console.print(
+            f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; run the same command again to resume."
+        )
         sys.exit(130)
     if progress:
         progress.stop()
@@ -241,8 +249,10 @@ def print_causes(rows) -> None:
 def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
-        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
-                          f"Run the same command again to finish the remaining {summary.remaining} {what}.")
+        err_console.print(
+            f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+            f"Run the same command again to finish the remaining {summary.remaining} {what}."
+        )
         sys.exit(1)
 
 

@@ -17,7 +17,9 @@ from t2s.record.lessons import Lesson, support_of
 class MergedLessonOut(BaseModel):
     text: str = Field(description="The consolidated lesson, general and procedural.")
     sources: list[str] = Field(description="Ids of the input lessons this lesson covers.")
-    placement: Literal["skill", "reference"] = Field("skill", description="SKILL.md, or a reference file for rare lessons.")
+    placement: Literal["skill", "reference"] = Field(
+        "skill", description="SKILL.md, or a reference file for rare lessons."
+    )
     topic: str = Field("", description="Short slug (a-z, 0-9, hyphens); names references/<topic>.md for rare lessons.")
 
 

@@ -40,30 +40,39 @@ class DemoLesson:
 
 LESSONS = {
     "line-totals": DemoLesson(
-        "line-totals", "formulas",
+        "line-totals",
+        "formulas",
         "Formulas written by openpyxl have no cached value until a spreadsheet program recalculates them: "
         "write the computed numbers into the answer cells, or recalculate before saving.",
-        "computed numbers into the answer cells", ("formula",),
+        "computed numbers into the answer cells",
+        ("formula",),
     ),
     "percent-share": DemoLesson(
-        "percent-share", "percentages",
+        "percent-share",
+        "percentages",
         "Percentages are fractions: store 0.25 for 25% and set a percent number format; never multiply by 100.",
-        "never multiply by 100", ("percent",),
+        "never multiply by 100",
+        ("percent",),
     ),
     "padded-lookup": DemoLesson(
-        "padded-lookup", "lookups",
+        "padded-lookup",
+        "lookups",
         "Normalise lookup keys on both sides (strip surrounding spaces) before matching; exported tables often pad text.",
-        "lookup keys on both sides", ("lookup",),
+        "lookup keys on both sides",
+        ("lookup",),
     ),
     "due-dates": DemoLesson(
-        "due-dates", "dates",
+        "due-dates",
+        "dates",
         "Write dates as datetime values, never as formatted strings; keep the column's date number format.",
-        "never as formatted strings", ("date",),
+        "never as formatted strings",
+        ("date",),
     ),
 }
 
 SUCCESS_LESSON = DemoLesson(
-    "upper-names", "verification",
+    "upper-names",
+    "verification",
     "Before finishing, reopen the saved output with data_only=True and print every answer cell.",
     "print every answer cell",
 )
@@ -77,13 +86,13 @@ _FAMILY_PATTERNS = {
     "merged-header": "Reorder column",
 }
 
-INSPECT = '''import openpyxl
+INSPECT = """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 for ws in wb.worksheets:
     print(ws.title, ws.max_row, ws.max_column)
     for row in ws.iter_rows(min_row=1, max_row=4, values_only=True):
         print(row)
-'''
+"""
 
 _HEAD = 'import datetime, openpyxl\nwb = openpyxl.load_workbook("{inp}")\n'
 _TAIL = 'wb.save("{out}")\nprint("saved")\n'
@@ -98,13 +107,13 @@ SOLUTIONS = {
         'ws = wb["Regions"]\ntotal = sum(ws.cell(r, 2).value for r in range(2, ws.max_row + 1))\n'
         'for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total, 4)\n    ws.cell(r, 3).number_format = "0.0%"\n',
         'ws = wb["Regions"]\ntotal = sum(ws.cell(r, 2).value for r in range(2, ws.max_row + 1))\n'
-        'for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total * 100, 2)\n',
+        "for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total * 100, 2)\n",
     ),
     "padded-lookup": (
         'ws = wb["Lookup"]\nprices = {{str(ws.cell(r, 1).value).strip(): ws.cell(r, 2).value for r in range(2, 7)}}\n'
-        'for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(str(ws.cell(r, 5).value).strip())\n',
+        "for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(str(ws.cell(r, 5).value).strip())\n",
         'ws = wb["Lookup"]\nprices = {{ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(2, 7)}}\n'
-        'for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(ws.cell(r, 5).value)\n',
+        "for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(ws.cell(r, 5).value)\n",
     ),
     "due-dates": (
         'ws = wb["Invoices"]\nfor r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = ws.cell(r, 2).value + datetime.timedelta(days=30)\n    ws.cell(r, 3).number_format = "yyyy-mm-dd"\n',
@@ -201,7 +210,11 @@ def analyst_responder(request: ChatRequest) -> Reply:
     lesson = LESSONS.get(family)
     cause = f"the agent made the typical {family} mistake" if lesson else "the agent misread the sheet layout"
     if lesson is None or "## Your workspace" not in system:
-        report = _lesson_report(request, lesson, [cause]) if lesson else {"failure_causes": [cause], "lessons": [], "edits": []}
+        report = (
+            _lesson_report(request, lesson, [cause])
+            if lesson
+            else {"failure_causes": [cause], "lessons": [], "edits": []}
+        )
         return Reply(content=_json(report))
     observations = "\n".join(_observations(request))
     evaluations = _EVAL_JSON.findall(observations)

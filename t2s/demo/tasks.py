@@ -161,7 +161,14 @@ FAMILIES = {
 #: (family, how many tasks) per split. Recurring failures in evolve become lessons with
 #: support >= 2; due-dates appears once, so its lesson is routed to a reference file.
 EVOLVE = [("line-totals", 3), ("percent-share", 3), ("padded-lookup", 2), ("due-dates", 1), ("upper-names", 1)]
-HELDOUT = [("line-totals", 2), ("percent-share", 2), ("padded-lookup", 1), ("due-dates", 1), ("upper-names", 1), ("merged-header", 1)]
+HELDOUT = [
+    ("line-totals", 2),
+    ("percent-share", 2),
+    ("padded-lookup", 1),
+    ("due-dates", 1),
+    ("upper-names", 1),
+    ("merged-header", 1),
+]
 
 
 def write_suite(root: Path, seed: int = 7) -> Path:
@@ -180,10 +187,16 @@ def write_suite(root: Path, seed: int = 7) -> Path:
                 init.save(folder / f"1_{task_id}_init.xlsx")
                 gold.save(folder / f"1_{task_id}_golden.xlsx")
                 (folder / "prompt.txt").write_text(instruction + "\n")
-                rows.append({
-                    "id": task_id, "instruction": instruction, "spreadsheet_path": f"spreadsheet/{task_id}",
-                    "instruction_type": "Cell-Level Manipulation", "answer_position": position, "family": family,
-                })
+                rows.append(
+                    {
+                        "id": task_id,
+                        "instruction": instruction,
+                        "spreadsheet_path": f"spreadsheet/{task_id}",
+                        "instruction_type": "Cell-Level Manipulation",
+                        "answer_position": position,
+                        "family": family,
+                    }
+                )
                 splits[split].append(task_id)
     (root / "dataset.json").write_text(json.dumps(rows, indent=1) + "\n")
     (root / "splits.json").write_text(json.dumps(splits, indent=1) + "\n")

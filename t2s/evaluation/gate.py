@@ -81,10 +81,22 @@ class GateResult:
     def to_json(self) -> dict:
         return {
             "passed": self.passed,
-            "candidate": {"rev": self.candidate_rev, "commit": self.candidate.commit, "score": self.candidate.record.score, "cached": self.candidate.cached},
-            "baseline": {"rev": self.baseline_rev, "commit": self.baseline.commit, "score": self.baseline.record.score, "cached": self.baseline.cached},
+            "candidate": {
+                "rev": self.candidate_rev,
+                "commit": self.candidate.commit,
+                "score": self.candidate.record.score,
+                "cached": self.candidate.cached,
+            },
+            "baseline": {
+                "rev": self.baseline_rev,
+                "commit": self.baseline.commit,
+                "score": self.baseline.record.score,
+                "cached": self.baseline.cached,
+            },
             "gate": self.record.model_dump(),
-            "tasks": [{"task": r.task, "baseline": r.baseline, "candidate": r.candidate, "kind": r.kind} for r in self.rows],
+            "tasks": [
+                {"task": r.task, "baseline": r.baseline, "candidate": r.candidate, "kind": r.kind} for r in self.rows
+            ],
         }
 
 
@@ -103,13 +115,17 @@ def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     s0 = run_s0(store, candidate)
     if s0:
         return s0
-    branch = (store.rev_parse(refs.head(config.release.branch))
-              or store.rev_parse(refs.remote_head("origin", config.release.branch)))
+    branch = store.rev_parse(refs.head(config.release.branch)) or store.rev_parse(
+        refs.remote_head("origin", config.release.branch)
+    )
     if branch:
         base = store.merge_base(candidate, branch)
         if base:
             return base
-    raise UsageError(f"no baseline for {candidate}: no release tag, no run S0, no merge base with {config.release.branch}", hint="pass --baseline REV")
+    raise UsageError(
+        f"no baseline for {candidate}: no release tag, no run S0, no merge base with {config.release.branch}",
+        hint="pass --baseline REV",
+    )
 
 
 def gate(

@@ -135,7 +135,11 @@ class _ObjectReader:
     def __init__(self, root: Path, env: Mapping[str, str]):
         self._proc = subprocess.Popen(
             ["git", "cat-file", "--batch-command"],
-            cwd=root, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=root,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         self._lock = threading.Lock()
         weakref.finalize(self, _ObjectReader._close, self._proc)
@@ -160,7 +164,7 @@ class _ObjectReader:
         out: list[bytes | None] = []
         with self._lock:
             for start in range(0, len(names), 128):
-                chunk = names[start:start + 128]
+                chunk = names[start : start + 128]
                 self._send([f"contents {name}" for name in chunk])
                 for _ in chunk:
                     found = self._answer(with_content=True)
@@ -270,7 +274,9 @@ def _prefix_diff(diff: str, prefix: str) -> tuple[str, list[str]] | None:
         elif line.startswith(("--- a/", "+++ b/")):
             paths.append(line[6:].rstrip("\n").split("\t", 1)[0])
             out.append(line[:6] + prefix + line[6:])
-        elif line.startswith(("--- /dev/null", "+++ /dev/null", "new file mode", "deleted file mode", "index ", "old mode", "new mode")):
+        elif line.startswith(
+            ("--- /dev/null", "+++ /dev/null", "new file mode", "deleted file mode", "index ", "old mode", "new mode")
+        ):
             out.append(line)
         else:
             return None
@@ -466,7 +472,7 @@ class GitStore:
         """Every file under ``path`` at ``rev``, keyed by path relative to ``path``."""
         prefix = path.rstrip("/") + "/" if path else ""
         blobs = [entry for entry in self.list_tree(rev, path) if entry.type == "blob"]
-        return {entry.path[len(prefix):]: data for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]))}
+        return {entry.path[len(prefix) :]: data for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]))}
 
     def read_blobs(self, shas: Sequence[str]) -> list[bytes]:
         """The contents of many blobs, in one pipelined exchange with git."""
@@ -511,19 +517,26 @@ class GitStore:
         """The best common ancestor of ``a`` and ``b``, or None when they share none."""
         return self._git("merge-base", self.resolve(a), self.resolve(b), check=False).strip() or None
 
-    def rev_list(self, include: str, exclude: Sequence[str] = (), *, no_merges: bool = False,
-                 reverse: bool = False) -> list[str]:
+    def rev_list(
+        self, include: str, exclude: Sequence[str] = (), *, no_merges: bool = False, reverse: bool = False
+    ) -> list[str]:
         """Commits reachable from ``include`` but from none of ``exclude``, newest first
         (oldest first with ``reverse``)."""
-        args = ["rev-list", *(["--no-merges"] if no_merges else []), *(["--reverse"] if reverse else []),
-                include, *(f"^{rev}" for rev in exclude)]
+        args = [
+            "rev-list",
+            *(["--no-merges"] if no_merges else []),
+            *(["--reverse"] if reverse else []),
+            include,
+            *(f"^{rev}" for rev in exclude),
+        ]
         return self._git(*args).split()
 
     def trailer_values(self, include: str, exclude: Sequence[str], key: str) -> list[str]:
         """The values of trailer ``key`` on the commits of ``include`` not in ``exclude``
         (comma-separated values split), newest commit first."""
-        out = self._git("log", f"--format=%(trailers:key={key},valueonly,separator=%x2C)", include,
-                        *(f"^{rev}" for rev in exclude))
+        out = self._git(
+            "log", f"--format=%(trailers:key={key},valueonly,separator=%x2C)", include, *(f"^{rev}" for rev in exclude)
+        )
         return [value.strip() for line in out.splitlines() for value in line.split(",") if value.strip()]
 
     def graph(self, revs: Sequence[str] = (), *, glob: str | None = None, max_count: int | None = None) -> str:
@@ -672,7 +685,9 @@ class GitStore:
             os.replace(tmp, path)  # atomic: concurrent builders agree on the content
         return path
 
-    def build_tree(self, base: str | None, changes: Mapping[str, bytes | str | None], *, hold: HeldObjects | None = None) -> str:
+    def build_tree(
+        self, base: str | None, changes: Mapping[str, bytes | str | None], *, hold: HeldObjects | None = None
+    ) -> str:
         """A tree: ``base`` (commit or tree, or None for empty) with files set or removed.
 
         ``changes`` maps repo-relative POSIX paths to new contents, or None to remove.
@@ -698,7 +713,9 @@ class GitStore:
                 self._git("update-index", "--index-info", input="\n".join(lines) + "\n", env=env)
             return self._git("write-tree", env=env).strip()
 
-    def _edit_tree(self, tree: str | None, changes: Mapping[str, bytes | str | None], hold: HeldObjects | None = None) -> str | None:
+    def _edit_tree(
+        self, tree: str | None, changes: Mapping[str, bytes | str | None], hold: HeldObjects | None = None
+    ) -> str | None:
         """``tree`` with ``changes`` (paths relative to it); None if the result is empty."""
         entries = self._tree_entries(tree) if tree else {}
         files: dict[str, bytes | str | None] = {}
@@ -744,14 +761,16 @@ class GitStore:
             space = raw.index(b" ", pos)
             nul = raw.index(b"\0", space)
             mode = raw[pos:space].decode()
-            name = raw[space + 1:nul].decode("utf-8", "surrogateescape")
-            entries[name] = (mode, raw[nul + 1:nul + 21].hex())
+            name = raw[space + 1 : nul].decode("utf-8", "surrogateescape")
+            entries[name] = (mode, raw[nul + 1 : nul + 21].hex())
             pos = nul + 21
         return entries
 
     def _write_tree(self, entries: Mapping[str, tuple[str, str]], hold: HeldObjects | None = None) -> str:
         """Store a tree object; entries sorted as git sorts them (folders as ``name/``)."""
-        order = sorted(entries, key=lambda n: (n + "/" if entries[n][0] == "40000" else n).encode("utf-8", "surrogateescape"))
+        order = sorted(
+            entries, key=lambda n: (n + "/" if entries[n][0] == "40000" else n).encode("utf-8", "surrogateescape")
+        )
         raw = b"".join(
             f"{entries[n][0]} ".encode() + n.encode("utf-8", "surrogateescape") + b"\0" + bytes.fromhex(entries[n][1])
             for n in order
@@ -911,7 +930,12 @@ class GitStore:
         if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace").strip()
             names = ", ".join(u.ref for u in updates)
-            if "but expected" in stderr or "already exists" in stderr or "unable to resolve" in stderr or "cannot lock ref" in stderr:
+            if (
+                "but expected" in stderr
+                or "already exists" in stderr
+                or "unable to resolve" in stderr
+                or "cannot lock ref" in stderr
+            ):
                 raise RefConflict(f"refs not updated ({names}): {stderr}")
             raise GitError(f"refs not updated ({names}): {stderr}")
 
@@ -946,8 +970,9 @@ class GitStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def exclusive(self, name: str, busy: str, hint: str = "", *,
-                  wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def exclusive(
+        self, name: str, busy: str, hint: str = "", *, wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
         """Hold the inter-process lock ``name`` for the block, or fail at once with
         ``busy``; with ``wait``, call ``wait(busy)`` and wait for the holder instead.
         The system drops the lock when its process ends, so a crash leaves none behind."""
@@ -971,8 +996,7 @@ class GitStore:
         """
         commit = self.resolve(rev)
         with self._notes_lock(notes_ref):
-            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit,
-                     input=redaction.redact_text(text))
+            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit, input=redaction.redact_text(text))
 
     def update_note(self, notes_ref: str, rev: str, change: Callable[[str | None], str]) -> str:
         """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
@@ -1031,18 +1055,32 @@ class GitStore:
 
     def tag_refs(self, pattern: str = "v*") -> list[TagRef]:
         """Every tag matching ``pattern`` with what it points at, in one ``for-each-ref``."""
-        fields = ["%(refname:strip=2)", "%(objectname)", "%(objecttype)", "%(tag)", "%(*objectname)",
-                  "%(*objecttype)", "%(parent)", "%(*parent)"]
+        fields = [
+            "%(refname:strip=2)",
+            "%(objectname)",
+            "%(objecttype)",
+            "%(tag)",
+            "%(*objectname)",
+            "%(*objecttype)",
+            "%(parent)",
+            "%(*parent)",
+        ]
         out = self._git("for-each-ref", "--format=" + "%00".join(fields), f"refs/tags/{pattern}")
         found = []
         for line in out.splitlines():
             name, oid, kind, tagged, peeled, peeled_kind, parents, peeled_parents = line.split("\0")
             annotated = kind == "tag"
-            found.append(TagRef(
-                name=name, object=oid, annotated=annotated, tagged_name=tagged if annotated else "",
-                target=peeled if annotated else oid, target_type=peeled_kind if annotated else kind,
-                parents=tuple((peeled_parents if annotated else parents).split()),
-            ))
+            found.append(
+                TagRef(
+                    name=name,
+                    object=oid,
+                    annotated=annotated,
+                    tagged_name=tagged if annotated else "",
+                    target=peeled if annotated else oid,
+                    target_type=peeled_kind if annotated else kind,
+                    parents=tuple((peeled_parents if annotated else parents).split()),
+                )
+            )
         return found
 
     # ----------------------------------------------------------------- batch reads
@@ -1061,7 +1099,7 @@ class GitStore:
             if header.endswith(" missing"):
                 continue
             _oid, _kind, size = header.split()
-            result[sha] = out[pos:pos + int(size)]
+            result[sha] = out[pos : pos + int(size)]
             pos += int(size) + 1
         return result
 
@@ -1087,7 +1125,9 @@ class GitStore:
         _check_ref_name(f"refs/tags/{name}")
         commit = self.resolve(rev)
         ident = self._git("var", "GIT_COMMITTER_IDENT").strip()
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
+        body = (
+            f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
+        )
         return self._git("mktag", input=body).strip()
 
     def checked_out(self) -> dict[str, Path]:
@@ -1097,9 +1137,9 @@ class GitStore:
         current: Path | None = None
         for line in out.splitlines():
             if line.startswith("worktree "):
-                current = Path(line[len("worktree "):])
+                current = Path(line[len("worktree ") :])
             elif line.startswith("branch ") and current is not None:
-                found[line[len("branch "):]] = current
+                found[line[len("branch ") :]] = current
         return found
 
     def worktree_add(self, path: Path, rev: str) -> "GitStore":
@@ -1140,8 +1180,12 @@ class GitStore:
         try:
             self._git(*args, self.resolve(bad), *(self.resolve(g) for g in good))
             proc = subprocess.Popen(
-                ["git", "bisect", "run", *command], cwd=self.root, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lifeline,),
+                ["git", "bisect", "run", *command],
+                cwd=self.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(lifeline,),
                 env=self._env({**(env or {}), LIFELINE_ENV: str(lifeline)}),
             )
             os.close(lifeline)

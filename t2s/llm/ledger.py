@@ -99,9 +99,7 @@ class Ledger:
                 if self.max_calls is not None and total.calls + self._in_flight >= self.max_calls:
                     self.stopped = f"max_calls={self.max_calls} reached ({total.calls} calls made)"
                 elif self.max_tokens is not None and total.total_tokens >= self.max_tokens:
-                    self.stopped = (
-                        f"max_tokens={self.max_tokens} reached ({total.total_tokens} tokens used)"
-                    )
+                    self.stopped = f"max_tokens={self.max_tokens} reached ({total.total_tokens} tokens used)"
                 elif self.max_usd is not None and total.cost_usd >= self.max_usd:
                     self.stopped = f"max_usd={self.max_usd:g} reached (${total.cost_usd:.4f} spent)"
             if self.stopped is not None:
@@ -244,4 +242,3 @@ def accumulate(previous: Any, ledger: "Ledger") -> str:
     combined.stopped = ledger.stopped
     combined.unpriced_models |= set(ledger.unpriced_models)
     return combined.to_json()
-

@@ -59,6 +59,4 @@ class ChatResult(BaseModel):
         return msg
 
     def _cache_value(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"content", "tool_calls", "usage", "finish_reason", "model"}
-        )
+        return self.model_dump(include={"content", "tool_calls", "usage", "finish_reason", "model"})

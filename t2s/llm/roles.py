@@ -88,9 +88,7 @@ def resolve_roles(
             layer = {}
             for name, value in (overrides.get(key) or {}).items():
                 if name not in RoleModel.model_fields:
-                    raise ConfigError(
-                        f"unknown model setting {name!r} (settings: {', '.join(RoleModel.model_fields)})"
-                    )
+                    raise ConfigError(f"unknown model setting {name!r} (settings: {', '.join(RoleModel.model_fields)})")
                 layer[name] = (f"--set {key}.{name}" if key != "*" else f"flag {name}", value)
             layers.append((key, layer))
         sources: dict[str, str] = {}

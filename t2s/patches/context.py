@@ -54,7 +54,7 @@ class PatchContext:
             raise UsageError(f"{self.skill_dir} does not exist at {s0}")
         prefix = self.skill_dir + "/"
         entries = store.list_tree(self.s0, self.skill_dir)
-        self.symlinks = {e.path[len(prefix):] for e in entries if e.mode == "120000"}
+        self.symlinks = {e.path[len(prefix) :] for e in entries if e.mode == "120000"}
         self.files: dict[str, bytes] = {
             rel: data for rel, data in store.read_files(self.s0, self.skill_dir).items() if rel not in self.symlinks
         }
@@ -106,11 +106,13 @@ class PatchContext:
         # private index); render_edits already replayed its hunks onto S0's text, so
         # the tree is written from the edited files themselves.
         if reason is not None:
-            return result.model_copy(update={
-                "ok": False,
-                "diff": "",
-                "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
-            })
+            return result.model_copy(
+                update={
+                    "ok": False,
+                    "diff": "",
+                    "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
+                }
+            )
         changes = {f"{self.skill_dir}/{rel}": text.encode("utf-8") for rel, text in result.files.items()}
         tree = self.store.build_tree(self.s0, changes, hold=hold)
         return result.model_copy(update={"tree": tree})

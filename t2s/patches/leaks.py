@@ -162,12 +162,14 @@ def find_leaks(
             seen.add((kind, needle.label))
             match = needle.pattern.search(text)
             if match:
-                line = text[text.rfind("\n", 0, match.start()) + 1:]
+                line = text[text.rfind("\n", 0, match.start()) + 1 :]
                 line = line.split("\n", 1)[0].strip()
                 if len(line) > 160:
                     line = line[:157] + "..."
-                what = "a skill must not name held-out tasks" if kind.startswith("held") else (
-                    "skills carry general lessons, not the answers of particular tasks"
+                what = (
+                    "a skill must not name held-out tasks"
+                    if kind.startswith("held")
+                    else ("skills carry general lessons, not the answers of particular tasks")
                 )
                 reasons.append(f"the patch contains the {kind} {needle.label!r} ({what}): {line!r}")
     return reasons

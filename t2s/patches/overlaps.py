@@ -110,7 +110,7 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
         return f"{r.index} ({r.op})"
 
     for i, a in enumerate(regions):
-        for b in regions[i + 1:]:
+        for b in regions[i + 1 :]:
             if a is None or b is None or a.file != b.file:
                 continue
             ea, eb = parsed[a.index - 1], parsed[b.index - 1]
@@ -121,8 +121,13 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
             if a.op == b.op == "create_reference":
                 out.append(f"edits {name(a)} and {name(b)} both create {a.file}; merge them into one file")
                 continue
-            if a.op == b.op == "add_section" and parse_heading_ref(ea.heading)[1].casefold() == parse_heading_ref(eb.heading)[1].casefold():
-                out.append(f"edits {name(a)} and {name(b)} both add a section '{parse_heading_ref(ea.heading)[1]}' to {a.file}; merge them")
+            if (
+                a.op == b.op == "add_section"
+                and parse_heading_ref(ea.heading)[1].casefold() == parse_heading_ref(eb.heading)[1].casefold()
+            ):
+                out.append(
+                    f"edits {name(a)} and {name(b)} both add a section '{parse_heading_ref(ea.heading)[1]}' to {a.file}; merge them"
+                )
                 continue
             if not (a.replaces or b.replaces):
                 continue
@@ -136,7 +141,8 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
                     hit = True
                 if hit:
                     what = (
-                        "the texts they replace overlap" if other.replaces
+                        "the texts they replace overlap"
+                        if other.replaces
                         else f"{name(other)} is located in text that {name(rep)} rewrites"
                     )
                     out.append(

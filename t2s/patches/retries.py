@@ -67,7 +67,10 @@ async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries:
             edits = await ask(feedback)
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
-            last = RenderResult(ok=False, failures=[EditFailure(op="parse", reason=f"the reply is not a valid list of edits ({problems})")])
+            last = RenderResult(
+                ok=False,
+                failures=[EditFailure(op="parse", reason=f"the reply is not a valid list of edits ({problems})")],
+            )
         else:
             if inspect.iscoroutinefunction(render):
                 last = await render(edits)

@@ -121,5 +121,14 @@ def describe_commit(store: GitStore, commit: str) -> CommitDescription:
         run = run or (parsed_merge[0] if parsed_merge else None)
     elif prov.kind == "record":
         kind = "record"
-    return CommitDescription(store=store, commit=commit, kind=kind, message=message, provenance=prov,
-                             branches=branches, run=run, patch=patch, merge=merge)
+    return CommitDescription(
+        store=store,
+        commit=commit,
+        kind=kind,
+        message=message,
+        provenance=prov,
+        branches=branches,
+        run=run,
+        patch=patch,
+        merge=merge,
+    )

@@ -162,7 +162,9 @@ def parse_eval_note(text: str, where: str = "note") -> EvalNote:
     try:
         return EvalNote.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError) as err:
-        raise NoteFormatError(f"{where}: not a t2s evaluation note ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+        raise NoteFormatError(
+            f"{where}: not a t2s evaluation note ({err.__class__.__name__}: {str(err).splitlines()[0]})"
+        ) from None
 
 
 def read_eval_note(store, rev: str) -> EvalNote | None:

@@ -103,26 +103,64 @@ class Provenance(BaseModel):
     # ------------------------------------------------------------------ writing
     def trailers(self) -> list[tuple[str, str]]:
         """``(key, value)`` pairs in this kind's order, absent fields left out."""
-        return [(KEYS[name], " ".join(str(getattr(self, name)).split())) for name in _ORDER[self.kind]
-                if getattr(self, name) is not None]
+        return [
+            (KEYS[name], " ".join(str(getattr(self, name)).split()))
+            for name in _ORDER[self.kind]
+            if getattr(self, name) is not None
+        ]
 
     @classmethod
     def for_record(cls, run: str) -> "Provenance":
         return cls(run=run)
 
     @classmethod
-    def for_patch(cls, *, run: str, patch: str, task: str, trajectory: str, outcome: str, analyst: str,
-                  validated: str, model: str | None = None) -> "Provenance":
-        return cls(run=run, patch=patch, task=task or "-", trajectory=trajectory, outcome=outcome,
-                   analyst=analyst, validated=validated, model=model or None)
+    def for_patch(
+        cls,
+        *,
+        run: str,
+        patch: str,
+        task: str,
+        trajectory: str,
+        outcome: str,
+        analyst: str,
+        validated: str,
+        model: str | None = None,
+    ) -> "Provenance":
+        return cls(
+            run=run,
+            patch=patch,
+            task=task or "-",
+            trajectory=trajectory,
+            outcome=outcome,
+            analyst=analyst,
+            validated=validated,
+            model=model or None,
+        )
 
     @classmethod
-    def for_merge(cls, *, run: str, level: int, group: str, support: int, model: str | None = None,
-                  strategy: str | None = None, fallback: str | None = None,
-                  patches: Iterable[str] = ()) -> "Provenance":
+    def for_merge(
+        cls,
+        *,
+        run: str,
+        level: int,
+        group: str,
+        support: int,
+        model: str | None = None,
+        strategy: str | None = None,
+        fallback: str | None = None,
+        patches: Iterable[str] = (),
+    ) -> "Provenance":
         numbers = ", ".join(patches)
-        return cls(run=run, merge_level=level, merge_group=group, support=support, strategy=strategy,
-                   model=model or None, merge_fallback=fallback, patch=numbers or None)
+        return cls(
+            run=run,
+            merge_level=level,
+            merge_group=group,
+            support=support,
+            strategy=strategy,
+            model=model or None,
+            merge_fallback=fallback,
+            patch=numbers or None,
+        )
 
     @classmethod
     def for_release(cls, *, version: str, candidate: str, baseline: str, run: str | None = None) -> "Provenance":

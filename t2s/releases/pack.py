@@ -39,7 +39,7 @@ class PackResult:
             "name": self.name,
             "version": self.version,
             "commit": self.commit,
-            "files": [str(p) for p in [*self.archives, *( [self.eval_json] if self.eval_json else []), self.sums]],
+            "files": [str(p) for p in [*self.archives, *([self.eval_json] if self.eval_json else []), self.sums]],
         }
 
 
@@ -55,7 +55,13 @@ def build_archives(name: str, files: list[tuple[str, bytes, bool]], mtime: int) 
     permissions and times fixed, the gzip header carries no name and time 0.
     """
     files = sorted(files)
-    dirs = sorted({str(PurePosixPath(name, *PurePosixPath(p).parts[:i])) for p, _, _ in files for i in range(len(PurePosixPath(p).parts))})
+    dirs = sorted(
+        {
+            str(PurePosixPath(name, *PurePosixPath(p).parts[:i]))
+            for p, _, _ in files
+            for i in range(len(PurePosixPath(p).parts))
+        }
+    )
     zbuf = io.BytesIO()
     with zipfile.ZipFile(zbuf, "w") as zf:
         for d in dirs:
@@ -98,19 +104,23 @@ def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Pa
     prefix = skill_dir.rstrip("/") + "/"
     entries = [e for e in store.list_tree(commit, skill_dir) if e.type == "blob" and e.mode != "120000"]
     blobs = store.read_objects(e.sha for e in entries)
-    files = [(e.path[len(prefix):], blobs[e.sha], e.mode == "100755") for e in entries]
+    files = [(e.path[len(prefix) :], blobs[e.sha], e.mode == "100755") for e in entries]
     zip_bytes, tgz_bytes = build_archives(name, files, store.commit_time(commit))
     out = Path(out_dir) if out_dir else store.root / "dist"
     stem = f"{name}-{version}"
     outputs: dict[str, bytes] = {f"{stem}.zip": zip_bytes, f"{stem}.tar.gz": tgz_bytes}
     note = read_eval_note(store, commit)
     if note is not None:
-        outputs[f"{stem}.eval.json"] = (json.dumps(note.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+        outputs[f"{stem}.eval.json"] = (
+            json.dumps(note.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        ).encode()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {fname}\n" for fname, data in sorted(outputs.items()))
     outputs["SHA256SUMS"] = sums.encode()
     write_files(out, outputs)
     return PackResult(
-        name, version, commit,
+        name,
+        version,
+        commit,
         [out / f"{stem}.zip", out / f"{stem}.tar.gz"],
         out / f"{stem}.eval.json" if note is not None else None,
         out / "SHA256SUMS",

@@ -77,7 +77,7 @@ def sweep(prefix: str, directory: Path | str | None = None) -> list[Path]:
     for entry in entries:
         if not entry.name.startswith(prefix):
             continue
-        m = _TAGGED.match(entry.name[len(prefix):])
+        m = _TAGGED.match(entry.name[len(prefix) :])
         if not m or owner_alive(m.group("tag")) is not False:
             continue
         if entry.is_dir() and not entry.is_symlink():

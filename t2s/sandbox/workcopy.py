@@ -136,8 +136,15 @@ def _extract(stream: BinaryIO, staging: Path, *, max_bytes: int, max_entries: in
                     raise CopyBackError(f"more than {max_bytes} bytes")
                 _write_file(tar, member, staging, name, notes)
             else:
-                kind = ("symlink" if member.issym() else "hard link" if member.islnk()
-                        else "device" if member.isdev() else "special file")
+                kind = (
+                    "symlink"
+                    if member.issym()
+                    else "hard link"
+                    if member.islnk()
+                    else "device"
+                    if member.isdev()
+                    else "special file"
+                )
                 target = f" -> {member.linkname}" if member.issym() or member.islnk() else ""
                 notes.append(f"{name}: a {kind}{target} is not copied out of the sandbox")
     except (tarfile.TarError, EOFError, OSError) as err:

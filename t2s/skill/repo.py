@@ -55,7 +55,9 @@ def skill_dirs_at(store: GitStore, rev: str, config: Config | None = None) -> li
     return sorted(dirs)
 
 
-def lint_skills_at(store: GitStore, rev: str, *, strict: bool | None = None, limits: Limits | None = None) -> list[tuple[str, list[Finding]]]:
+def lint_skills_at(
+    store: GitStore, rev: str, *, strict: bool | None = None, limits: Limits | None = None
+) -> list[tuple[str, list[Finding]]]:
     """Lint every skill of the repository at ``rev`` (a commit or a tree)."""
     config = config_at(store, rev)
     strict = config.lint.strict if strict is None else strict
@@ -85,8 +87,10 @@ def require_clean_skill(store: GitStore, config: Config, rev: str, skill_dir: st
     findings = lint_rev(store, commit, skill_dir, strict=config.lint.strict, limits=limits_of(config))
     if findings:
         listing = "; ".join(f.render(prefix=f"{skill_dir}/") for f in findings[:5])
-        raise BrokenSkill(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
-                          hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it")
+        raise BrokenSkill(
+            f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
+            hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it",
+        )
     return tree
 
 
@@ -168,10 +172,11 @@ def init_skill_repo(
     directory = Path(directory)
     config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
     if suite is not None:  # ``suite = (type, path)``: [suites.<name>] + [rollout] suite (t2s.tasks)
-
         if (directory / CONFIG_FILE).exists() and not force:
-            raise UsageError(f"{CONFIG_FILE} already exists; add the [suites] section yourself",
-                             hint="or use --force to rewrite t2s.toml")
+            raise UsageError(
+                f"{CONFIG_FILE} already exists; add the [suites] section yourself",
+                hint="or use --force to rewrite t2s.toml",
+            )
         config_text = configure_suite(config_text, suite_type=suite[0], path=suite[1], repo_root=directory)
     created = not (directory / ".git").exists()
     if not created:
@@ -239,5 +244,3 @@ def _refuse_overwrite(store: GitStore, skill_dir: str, force: bool) -> None:
     committed = store.rev_parse("HEAD") and store.subtree("HEAD", skill_dir)
     if on_disk or committed:
         raise UsageError(f"{skill_dir} already exists in {store.root}", hint="use --force to replace it")
-
-

@@ -307,9 +307,7 @@ class ScriptedServer:
         matches the text of any message. ``times`` limits how often the rule fires.
         """
         with self._lock:
-            self._rules.append(
-                _Rule(responder, role, model, contains, phase, match, times)
-            )
+            self._rules.append(_Rule(responder, role, model, contains, phase, match, times))
         return self
 
     def script(
@@ -328,7 +326,10 @@ class ScriptedServer:
         """
         label = f"(role={role}, model={model}, contains={contains!r})"
         return self.on(
-            _script_responder(replies, label), role=role, model=model, contains=contains,
+            _script_responder(replies, label),
+            role=role,
+            model=model,
+            contains=contains,
             phase=phase,
         )
 
@@ -396,8 +397,7 @@ class ScriptedServer:
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle_connection, self.host, self.port,
-                                         backlog=1024)
+                    asyncio.start_server(self._handle_connection, self.host, self.port, backlog=1024)
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as err:  # pragma: no cover - port in use etc.
@@ -447,9 +447,7 @@ class ScriptedServer:
 
     # ---------------------------------------------------------------- HTTP
 
-    async def _handle_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._conn_tasks.add(task)
@@ -519,7 +517,11 @@ class ScriptedServer:
         await writer.drain()
 
     async def _route(
-        self, method: str, target: str, headers: dict[str, str], body: bytes,
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
         writer: asyncio.StreamWriter,
     ) -> bool:
         """Answer one request; False closes the connection."""
@@ -530,10 +532,7 @@ class ScriptedServer:
             names = list(dict.fromkeys(self.models + [r.model for r in self._rules if r.model]))
             data = {
                 "object": "list",
-                "data": [
-                    {"id": n, "object": "model", "created": 0, "owned_by": "t2s-scripted"}
-                    for n in names
-                ],
+                "data": [{"id": n, "object": "model", "created": 0, "owned_by": "t2s-scripted"} for n in names],
             }
             await self._write(writer, 200, {}, json.dumps(data).encode())
             return True
@@ -545,9 +544,7 @@ class ScriptedServer:
         await self._write(writer, 404, {}, _error_body(f"no route {path}", "not_found"))
         return True
 
-    async def _chat(
-        self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter, path: str
-    ) -> bool:
+    async def _chat(self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter, path: str) -> bool:
         arrived = time.monotonic()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -566,7 +563,9 @@ class ScriptedServer:
                 if fault is not None:
                     fault.fired += 1
             if body.get("stream"):
-                await self._write(writer, 400, {}, _error_body("the scripted server does not stream", "invalid_request_error"))
+                await self._write(
+                    writer, 400, {}, _error_body("the scripted server does not stream", "invalid_request_error")
+                )
                 return True
 
             # Latency counts from arrival and includes the responder's own work, as a
@@ -589,7 +588,9 @@ class ScriptedServer:
                     await self._write(writer, 429, hdrs, _error_body("rate limited (scripted)", "rate_limit_exceeded"))
                     return True
                 if kind == "500":
-                    await self._write(writer, fault.status or 500, {}, _error_body("internal error (scripted)", "server_error"))
+                    await self._write(
+                        writer, fault.status or 500, {}, _error_body("internal error (scripted)", "server_error")
+                    )
                     return True
                 if kind == "hang":
                     await asyncio.Event().wait()  # until the server stops
@@ -613,8 +614,9 @@ class ScriptedServer:
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if reply.status != 200:
-                await self._write(writer, reply.status, reply.headers,
-                                  _error_body(reply.content or "scripted error", "scripted"))
+                await self._write(
+                    writer, reply.status, reply.headers, _error_body(reply.content or "scripted error", "scripted")
+                )
                 return True
             if fault is not None and fault.kind == "truncated_content" and reply.content:
                 reply.content = reply.content[: len(reply.content) // 2]
@@ -705,8 +707,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request's arrival to its answer")
     parser.add_argument("--reply", default=None, help="fixed reply text (default: echo the last user message)")
-    parser.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
-                        help="answer with this responder, e.g. t2s.testing.simulated:merger_responder")
+    parser.add_argument(
+        "--responder",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="answer with this responder, e.g. t2s.testing.simulated:merger_responder",
+    )
     args = parser.parse_args(argv)
     default: Any = args.reply if args.reply is not None else _echo
     if args.responder:

@@ -85,22 +85,36 @@ class _Tracer:
             return None
         children = [c for c in (self.trace(source) for source in lesson.get("sources", [])) if c]
         return Origin(
-            lesson=lesson_id, text=lesson["text"], support=lesson.get("support", []), kind="merge",
-            where=owner, branch=report.get("branch") or "", commit=report.get("commit") or "", children=children,
+            lesson=lesson_id,
+            text=lesson["text"],
+            support=lesson.get("support", []),
+            kind="merge",
+            where=owner,
+            branch=report.get("branch") or "",
+            commit=report.get("commit") or "",
+            children=children,
         )
 
     def _patch_origin(self, number: str, lesson_id: str) -> Origin | None:
         record = self.patch(number)
         if record is None:
-            return Origin(lesson=lesson_id, text="", kind="patch", where=number, branch=patch_branch(self.record.run, number))
+            return Origin(
+                lesson=lesson_id, text="", kind="patch", where=number, branch=patch_branch(self.record.run, number)
+            )
         lesson = next((l for l in record.lessons if l.id == lesson_id), None)
         if lesson is None and record.lessons:
             index = int(lesson_id.rpartition(".")[2] or 1) - 1
             lesson = record.lessons[min(index, len(record.lessons) - 1)]
         return Origin(
-            lesson=lesson_id, text=lesson.text if lesson else "", support=[record.trajectory], kind="patch",
-            where=number, branch=record.branch or patch_branch(self.record.run, number),
-            commit=record.commit or "", trajectory=record.trajectory, task=record.task,
+            lesson=lesson_id,
+            text=lesson.text if lesson else "",
+            support=[record.trajectory],
+            kind="patch",
+            where=number,
+            branch=record.branch or patch_branch(self.record.run, number),
+            commit=record.commit or "",
+            trajectory=record.trajectory,
+            task=record.task,
         )
 
     def best_lessons(self, lessons: list[dict], line: str) -> list[dict]:
@@ -188,9 +202,13 @@ def render_tree(result: BlameResult) -> list[str]:
     def walk(origin: Origin, depth: int) -> None:
         pad = "  " * depth
         if origin.kind == "merge":
-            out.append(f"{pad}{origin.lesson} [support {len(origin.support)}] in merge {origin.where} ({origin.commit[:12]}): {origin.text}")
+            out.append(
+                f"{pad}{origin.lesson} [support {len(origin.support)}] in merge {origin.where} ({origin.commit[:12]}): {origin.text}"
+            )
         else:
-            out.append(f"{pad}{origin.lesson} patch {origin.where} ({refs.short(origin.branch)}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}")
+            out.append(
+                f"{pad}{origin.lesson} patch {origin.where} ({refs.short(origin.branch)}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}"
+            )
         for child in origin.children:
             walk(child, depth + 1)
 

@@ -109,8 +109,8 @@ def bench_checker(suite_path: Path, jobs: int) -> None:
     ways = Counter(row[4] for row in fast["rows"])
     others = "; ".join(f"{n} x {way}" for way, n in ways.items() if way != "fast")
     print(f"  fast reader: {ways.get('fast', 0)} of {len(ids)} check(s) read fast" + (f"; {others}" if others else ""))
-    same_verdict = sum(1 for a, b in zip(fast["rows"], full["rows"]) if _passed(a[3]) == _passed(b[3]))
-    same_report = sum(1 for a, b in zip(fast["rows"], full["rows"]) if a[3] == b[3])
+    same_verdict = sum(1 for a, b in zip(fast["rows"], full["rows"], strict=True) if _passed(a[3]) == _passed(b[3]))
+    same_report = sum(1 for a, b in zip(fast["rows"], full["rows"], strict=True) if a[3] == b[3])
     print(f"  same verdict: {same_verdict}/{len(ids)}; same report: {same_report}/{len(ids)}")
     failed = [row[0] for row in fast["rows"] if not _passed(row[3])]
     print(f"  literal semantics fail {len(failed)} golden file(s): {', '.join(failed)}")

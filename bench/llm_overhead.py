@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2s.llm.client import LLM  # noqa: E402
-from t2s.testing import ScriptedServer  # noqa: E402
+from t2s.llm.client import LLM
+from t2s.testing import ScriptedServer
 
 
 async def one_run(llm: LLM, calls: int) -> tuple[float, float]:
@@ -84,7 +84,7 @@ def main() -> None:
             wall, cpu = llm.run(one_run(llm, args.calls))
             assert llm.ledger.totals.calls == args.calls + args.concurrency
             runs.append((wall, cpu))
-        best_wall, best_cpu = min(runs)
+        best_wall, _best_cpu = min(runs)
         print(
             f"calls={args.calls} concurrency={args.concurrency} latency={args.latency * 1000:g}ms "
             f"server={'in-process' if args.in_process else 'subprocess'}"

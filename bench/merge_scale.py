@@ -34,14 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2s.llm.client import LLM  # noqa: E402
+from t2s.consolidation.group import merger_ask
 from t2s.consolidation.models import MergeSettings
 from t2s.consolidation.scheduler import Merger
-from t2s.consolidation.group import merger_ask
+from t2s.llm.client import LLM
 from t2s.patches.context import PatchContext
-from t2s.testing import ScriptedServer  # noqa: E402
-from t2s.testing.simulated import merger_responder  # noqa: E402
-from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run  # noqa: E402
+from t2s.testing import ScriptedServer
+from t2s.testing.simulated import merger_responder
+from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run
 
 LESSONS = [
     ("Recalculate formulas before saving, or write computed values instead.", "formulas"),

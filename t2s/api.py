@@ -25,10 +25,11 @@ The command line is a thin layer over these functions (``t2s/commands/``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.episode import AgentOptions
@@ -38,17 +39,13 @@ from t2s.consolidation.models import MergeSummary
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
 from t2s.evaluation.context import make_context
-from t2s.evaluation.evaluate import EvalOutcome
-from t2s.evaluation.evaluate import evaluate as evaluate_in
-from t2s.evaluation.gate import GateResult
-from t2s.evaluation.gate import gate as gate_in
+from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
+from t2s.evaluation.gate import GateResult, gate as gate_in
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.runs import StageProgress, check_run_name
-from t2s.releases.release import ReleaseResult
-from t2s.releases.release import release as release_in
-from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite
-from t2s.rollouts.rollout import rollout as rollout_in
+from t2s.releases.release import ReleaseResult, release as release_in
+from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
 
 #: Per-role model settings: ``{"agent": {"model": ...}, "*": {"base_url": ...}}``.
 Models = Mapping[str, Mapping[str, Any]]
@@ -94,7 +91,7 @@ def _llm(repo: Repo, phase: str, models: Models | None, cache: bool) -> LLM:
 
 def default_run_name() -> str:
     """A run name from the clock, ``rYYYYMMDD-HHMMSS`` (UTC)."""
-    return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S")
+    return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S")
 
 
 # ---------------------------------------------------------------------- the stages

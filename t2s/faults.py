@@ -16,7 +16,7 @@ command whose work errored.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -181,11 +181,11 @@ class WorkErrored(T2SError):
 
 
 __all__ = [
+    "EXIT_ERRORED",
+    "HARNESS_KINDS",
     "Breaker",
     "CauseCount",
-    "EXIT_ERRORED",
     "ErrorCause",
-    "HARNESS_KINDS",
     "WorkErrored",
     "cause_of",
     "describe",

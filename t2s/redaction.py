@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: Key variables watched even before any role is resolved.
 USUAL_KEY_VARIABLES = (

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from t2s.testing import Reply, tool_call
-
 from tests.conftest import SPREADSHEETBENCH
 
 needs_benchmark = pytest.mark.skipif(
@@ -87,7 +86,7 @@ def tools_agent(wrong: bool = False, *, inspect: bool = True):
     """A responder: native tool calls (inspect, solve, finish)."""
 
     def respond(req):
-        task, inp, _ = task_of(req)
+        _task, inp, _ = task_of(req)
         plan = ([("run_python", {"code": INSPECT.format(inp=inp)})] if inspect else []) + [
             ("run_python", {"code": solution(req, wrong)}),
             ("finish", {"summary": "wrote the answer"}),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2s.gitstore.store import GitStore
+from t2s.patches.context import PatchContext, commit_patch
 from t2s.record.lessons import Lesson, PatchRecord
 from t2s.record.refs import patch_branch
-from t2s.patches.context import PatchContext, commit_patch
 from t2s.record.runs import RunManifest, RunRecord
 from t2s.skill.repo import init_skill_repo
 

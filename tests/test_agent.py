@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent.episode import AgentOptions, run_agent
-from t2s.agent.bundle import SkillBundle
 from t2s.agent.actions import parse_text_actions
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, run_agent
 from t2s.agent.prompting import truncate
+from t2s.agent.trajectory import load_trajectory
 from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
-from t2s.agent.trajectory import load_trajectory
 from tests._agent_support import (
     SPREADSHEETBENCH,
     needs_benchmark,

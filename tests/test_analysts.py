@@ -7,12 +7,13 @@ import json
 
 import pytest
 
+from t2s.agent.trajectory import Trajectory
 from t2s.analysis.analyze import AnalyzeSettings, analyze_run
 from t2s.gitstore.store import parse_trailers
-from t2s.record.lessons import PatchRecord
-from t2s.record.refs import patch_branch
 from t2s.llm.client import LLM
 from t2s.patches.diff import added_text
+from t2s.record.lessons import PatchRecord
+from t2s.record.refs import patch_branch
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import (
@@ -21,7 +22,6 @@ from t2s.testing.simulated import (
     analyst_responder,
     success_analyst_responder,
 )
-from t2s.agent.trajectory import Trajectory
 from tests.test_analysts_support import (
     SKILL_DIR,
     add_trajectories,
@@ -291,7 +291,7 @@ def test_leaking_patches_are_rejected_with_the_reason(env, scripted_server, tmp_
 
 # ---------------------------------------------------------------------- many trajectories
 def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, scripted_server):
-    store, config, suite = env
+    store, config, _suite = env
     record = start_run(store)
     s0 = record.manifest().s0
     trajs = [
@@ -336,7 +336,7 @@ def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, sc
 
 
 def test_a_budget_cap_stops_new_work_and_the_next_run_resumes(env, scripted_server):
-    store, config, suite = env
+    store, config, _suite = env
     record = start_run(store)
     s0 = record.manifest().s0
     add_trajectories(

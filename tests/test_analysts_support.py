@@ -18,9 +18,9 @@ from pathlib import Path
 
 import openpyxl
 
+from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 from t2s.gitstore.store import GitStore
 from t2s.record.runs import RunManifest, RunRecord
-from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 
 SKILL_DIR = "skills/xlsx"
 NAMES = ["Kestrel Ridge ", "Otter Bay ", "Pine Hollow "]
@@ -135,7 +135,7 @@ def output_workbook(suite, task_id: str, wrong: bool) -> bytes:
     """What the agent's script writes (computed here, in-process)."""
     task = suite.task(task_id)
     wb = openpyxl.load_workbook(task.cases[0].input_path)
-    ws = wb.worksheets[0]  # noqa: F841 - used by the exec'd body
+    ws = wb.worksheets[0]
     exec(TASKS[task_id]["wrong" if wrong else "right"], {"ws": ws})
     buf = io.BytesIO()
     wb.save(buf)

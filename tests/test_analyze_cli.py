@@ -66,8 +66,8 @@ def test_analyze_cli_makes_branches_git_can_show(tmp_path, scripted_server):
     # git diff S0 t2s/r1/patch/0001 shows exactly the patch; git log shows its provenance
     diff = git(store.root, "diff", s0, "t2s/r1/patch/0001")
     patch = PatchRecord.model_validate(record.read_json("patches/0001.json"))
-    assert [l for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")] == [
-        l for l in patch.diff.splitlines() if l.startswith("+") and not l.startswith("+++")
+    assert [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")] == [
+        line for line in patch.diff.splitlines() if line.startswith("+") and not line.startswith("+++")
     ]
     log = git(store.root, "log", "-1", "--format=%B", "t2s/r1/patch/0001")
     trailers = dict(parse_trailers(log))

@@ -10,9 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
 from t2s.cli import main
@@ -76,7 +76,7 @@ def test_bisect_names_the_breaking_patch_in_at_most_six_evaluations(tmp_path, sc
     # Fixed commit ids (a fixed bisect path); two held-out tasks keep each evaluation cheap.
     store = make_repo(tmp_path, scripted_server, monkeypatch=monkeypatch, heldout=("easy1", "easy2"))
     repo = store.root
-    s0, cand, patches = build_run(store)
+    s0, _cand, patches = build_run(store)
     (repo / "wip.txt").write_text("uncommitted\n")
     before = (
         git(repo, "status", "--porcelain"),
@@ -138,7 +138,7 @@ def _descendants(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            stat = open(f"/proc/{entry}/stat").read()
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
@@ -171,7 +171,7 @@ def test_a_killed_bisect_takes_its_steps_with_it_and_the_next_one_cleans_up(tmp_
     repo = store.root
     toml = repo / "t2s.toml"  # a step waits for its answer as long as the test holds it
     toml.write_text(toml.read_text().replace("timeout = 20", "timeout = 300"))
-    s0, cand, patches = build_run(store)
+    s0, _cand, patches = build_run(store)
     runner = CliRunner()
     assert runner.invoke(main, ["gate", "t2s/r1/candidate", "--baseline", s0, "-C", str(repo)]).exit_code == 1
     notes_before = git(repo, "notes", "--ref", "t2s/eval", "list")

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from tests.test_tasks_helpers import make_suite, write_book
 from tests.conftest import SPREADSHEETBENCH, needs_shared
+from tests.test_tasks_helpers import make_suite, write_book
 
 
 @pytest.fixture
@@ -52,14 +52,14 @@ def test_pass_fail_and_json(env):
     ],
 )
 def test_usage_errors_exit_2(env, args, message):
-    suite, tmp = env
+    _suite, tmp = env
     out = write_book(tmp / "o.xlsx", {"Sheet1": {}})
     r = CliRunner().invoke(main, ["check", str(out), *args])
     assert r.exit_code == 2 and message in r.output
 
 
 def test_missing_output_exits_2_and_corrupt_output_fails(env):
-    suite, tmp = env
+    _suite, tmp = env
     r = CliRunner().invoke(main, ["check", str(tmp / "none.xlsx"), "--task", "a-1", "--suite", "mini"])
     assert r.exit_code == 2 and "no such file" in r.output
     bad = tmp / "bad.xlsx"
@@ -69,7 +69,7 @@ def test_missing_output_exits_2_and_corrupt_output_fails(env):
 
 
 def test_overlapping_splits_refuse_to_run(env):
-    suite, tmp = env
+    _suite, tmp = env
     (tmp / "repo" / "t2s.toml").write_text(
         '[suites.mini]\npath = "data/sb"\n[suites.mini.splits.evolve]\nrows = "0:2"\n'
         '[suites.mini.splits.heldout]\nids = ["a-1"]\n'

@@ -130,7 +130,7 @@ def test_missing_sheet_missing_file_and_corrupt_output_fail_with_a_reason(tmp_pa
     bad.write_bytes(b"this is not a zip file")
     r = compare_workbooks(answer, bad, "A1", report=_report())
     assert not r.passed and "not a readable .xlsx" in r.problems[0]
-    with pytest.raises(T2SError, match="answer file .* not a readable"):
+    with pytest.raises(T2SError, match=r"answer file .* not a readable"):
         compare_workbooks(bad, output, "A1", report=_report())
 
 

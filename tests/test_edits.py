@@ -8,14 +8,13 @@ import pytest
 import unidiff
 from pydantic import ValidationError
 
-from t2s.patches.edits import EditList, edit_list_schema, headings, parse_edits
+from t2s.patches.diff import unified_diff
+from t2s.patches.edits import EditError, EditList, edit_list_schema, headings, parse_edits
 from t2s.patches.guardrails import check_edit_path
-from t2s.patches.retries import edit_format_prompt
 from t2s.patches.leaks import distinctive_values, find_leaks, is_distinctive
 from t2s.patches.overlaps import find_overlaps
 from t2s.patches.render import render_edits
-from t2s.patches.diff import unified_diff
-from t2s.patches.edits import EditError
+from t2s.patches.retries import edit_format_prompt
 from t2s.skill.format import Limits
 
 SKILL = """\
@@ -436,9 +435,9 @@ def test_leaks_found():
     )
     leaks = find_leaks(text, forbidden_values=["12345.67", "north-west  europe", 4711], forbidden_ids=["13284"])
     assert len(leaks) == 3
-    assert any("held-out task id '13284'" in l for l in leaks)
-    assert any("task-specific value '12345.67'" in l and "12,345.67" in l for l in leaks)
-    assert any("'north-west europe'" in l for l in leaks)
+    assert any("held-out task id '13284'" in leak for leak in leaks)
+    assert any("task-specific value '12345.67'" in leak and "12,345.67" in leak for leak in leaks)
+    assert any("'north-west europe'" in leak for leak in leaks)
 
 
 def test_leaks_in_a_diff_only_count_added_lines():

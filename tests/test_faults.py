@@ -16,12 +16,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.cli import main
 from t2s.record.lessons import PatchRecord
 from t2s.record.notes import EVAL_NOTES, read_eval_note
 from t2s.record.runs import RunRecord
 from t2s.testing.simulated import analyst_responder
-from t2s.agent.trajectory import read_trajectories
 from tests.test_eval_support import agent_calls, commit_skill, make_repo as make_eval_repo
 
 #: The eight ways an endpoint fails, and the cause t2s must report for each.
@@ -155,9 +155,9 @@ def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted
     """t2s before this fix wrote errored tasks as ``fail 0.00``: such a record carries the
     error on its tasks, and neither the cache nor the gate may trust it."""
     from t2s.config import load_config
-    from t2s.evaluation.runner import RunResult
     from t2s.evaluation.context import make_context
     from t2s.evaluation.evaluate import make_record
+    from t2s.evaluation.runner import RunResult
     from t2s.record.notes import TaskVerdict, update_eval_note
 
     store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)
@@ -288,7 +288,7 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
 
 def test_an_analyst_whose_answer_never_validates_is_rejected_not_errored(tmp_path, scripted_server):
     scripted_server.on(analyst_responder, role="analyst")
-    store, record = _analysis_repo(tmp_path)
+    store, _record = _analysis_repo(tmp_path)
     scripted_server.fault("non_json_content", times=None, role="analyst")
     result = invoke(
         "analyze",
@@ -309,7 +309,7 @@ def test_an_analyst_whose_answer_never_validates_is_rejected_not_errored(tmp_pat
 
 def test_the_agentic_analyst_errors_too_and_keep_errored_leaves_them(tmp_path, scripted_server):
     scripted_server.on(analyst_responder, role="analyst")
-    store, record = _analysis_repo(tmp_path)
+    store, _record = _analysis_repo(tmp_path)
     repo = str(store.root)
     scripted_server.fault("500", times=None, role="analyst")
     failed = invoke("analyze", "-C", repo, "--run", "r1", "--mode", "error", *analyst_flags(scripted_server.base_url))

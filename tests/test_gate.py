@@ -78,8 +78,8 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
 
 
 def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, scripted_server):
-    from t2s.evaluation.gate import default_baseline
     from t2s.config import load_config
+    from t2s.evaluation.gate import default_baseline
     from t2s.record.runs import RunManifest, RunRecord
 
     store = make_repo(tmp_path, scripted_server)

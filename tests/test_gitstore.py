@@ -236,7 +236,5 @@ def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):
     other = GitStore.discover(tmp_path / "wt")
     assert other.git_dir != main.git_dir
     assert other.t2s_dir == main.t2s_dir == (git_repo / ".git" / "t2s").resolve()
-    with main.exclusive("stage", "busy"):
-        with pytest.raises(UsageError, match="busy"):
-            with other.exclusive("stage", "busy"):
-                pass
+    with main.exclusive("stage", "busy"), pytest.raises(UsageError, match="busy"), other.exclusive("stage", "busy"):
+        pass

@@ -54,9 +54,7 @@ def violations() -> list[str]:
             continue
         for line, text in string_literals(path):
             where = f"{path.relative_to(PACKAGE.parent)}:{line}: {text!r}"
-            if T2S_LITERAL.search(text):
-                found.append(where)
-            elif ANY_REF.search(text) and GITSTORE not in path.parents:
+            if T2S_LITERAL.search(text) or (ANY_REF.search(text) and GITSTORE not in path.parents):
                 found.append(where)
     return found
 

@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import Trajectory, read_trajectories
 from t2s.cli import main
 from t2s.gitstore.store import GitStore
-from t2s.rollouts.importers import parse_claude_code, parse_openai_jsonl, parse_t2s
 from t2s.record.runs import RunRecord
+from t2s.rollouts.importers import parse_claude_code, parse_openai_jsonl, parse_t2s
 from t2s.skill.repo import init_skill_repo
-from t2s.agent.trajectory import Trajectory, read_trajectories
 
 TOOL_CONVERSATION = {
     "id": "conv-1",

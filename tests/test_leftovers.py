@@ -92,9 +92,8 @@ def test_a_killed_owners_scratch_folder_is_swept_and_a_live_ones_is_kept(tmp_pat
 
 
 def test_scratch_folder_is_removed_on_an_exception(tmp_path):
-    with pytest.raises(RuntimeError):
-        with scratch_dir("t2s-eval-", tmp_path) as folder:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), scratch_dir("t2s-eval-", tmp_path) as folder:
+        raise RuntimeError("boom")
     assert not folder.exists()
 
 

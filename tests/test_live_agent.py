@@ -13,12 +13,12 @@ import os
 
 import pytest
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.config import load_config
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
-from t2s.rollouts.rollout import rollout
 from t2s.record.runs import RunRecord
-from t2s.agent.trajectory import read_trajectories
+from t2s.rollouts.rollout import rollout
 from tests._agent_support import make_skill_repo, needs_benchmark
 
 pytestmark = [

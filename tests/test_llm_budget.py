@@ -78,7 +78,7 @@ def test_usd_cap_uses_prices_by_model(scripted_server):
     llm = make_llm(scripted_server, budget={"max_usd": 1.5}, prices=prices)
     llm.chat_sync("analyst", task(1), phase="analyze")  # $0.50 + $0.50
     llm.chat_sync("analyst", task(2), phase="analyze")  # $2.00 total
-    with pytest.raises(BudgetExceeded, match="max_usd=1.5"):
+    with pytest.raises(BudgetExceeded, match=r"max_usd=1\.5"):
         llm.chat_sync("analyst", task(3), phase="analyze")
     assert llm.ledger.totals.cost_usd == pytest.approx(2.0)
 

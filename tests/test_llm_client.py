@@ -10,8 +10,8 @@ import pytest
 from t2s.config import Config, RoleModel, parse_config
 from t2s.errors import ConfigError, T2SError
 from t2s.llm.client import LLM
-from t2s.llm.results import ChatResult, ToolCall
 from t2s.llm.errors import LLMError
+from t2s.llm.results import ChatResult, ToolCall
 from t2s.llm.roles import resolve_roles
 from t2s.testing import Reply, ScriptedServer, tool_call
 from t2s.testing.pytest_plugin import scripted_role

@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from t2s.llm.client import LLM
-from t2s.llm.roles import PLACEHOLDER_API_KEY
 from t2s.llm.errors import LLMError
+from t2s.llm.roles import PLACEHOLDER_API_KEY
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 

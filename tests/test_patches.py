@@ -10,13 +10,13 @@ import pytest
 import unidiff
 from pydantic import TypeAdapter
 
-from t2s.patches.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
 from t2s.gitstore.store import GitStore
-from t2s.record.refs import patch_branch
-from t2s.patches.results import EditFailure, Patch, PatchResult, Rejected, RenderResult
 from t2s.patches.context import PatchContext, commit_patch
+from t2s.patches.edits import EditList, ReplaceEdit
+from t2s.patches.results import EditFailure, Patch, PatchResult, Rejected, RenderResult
 from t2s.patches.retries import edits_with_retries
+from t2s.record.refs import patch_branch
 from t2s.skill.format import Limits, lint_rev
 from tests.conftest import git
 
@@ -76,8 +76,8 @@ def _check_against_git(store: GitStore, s0: str, commit: str, result: RenderResu
     for mine in ours:
         other = by_path[mine.path]
         assert (mine.added, mine.removed, mine.is_added_file) == (other.added, other.removed, other.is_added_file)
-        assert [(l.line_type, l.value) for h in mine for l in h if not l.is_context] == [
-            (l.line_type, l.value) for h in other for l in h if not l.is_context
+        assert [(line.line_type, line.value) for h in mine for line in h if not line.is_context] == [
+            (line.line_type, line.value) for h in other for line in h if not line.is_context
         ]
     for rel, text in result.files.items():
         assert store.read_blob(commit, f"{DIR}/{rel}") == text.encode("utf-8")
@@ -328,7 +328,7 @@ def test_concurrent_async_renders_share_one_git_check(skill_repo):
     results = asyncio.run(go())
     assert batches == [12]
     store.write_held(held)
-    for edits, result in zip(edit_lists, results):
+    for edits, result in zip(edit_lists, results, strict=True):
         alone = ctx.render(edits)
         assert result.ok and (result.diff, result.tree) == (alone.diff, alone.tree)
 

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from t2s.errors import T2SError
-from t2s.tasks.recalc import recalculate_workbook
 from t2s.tasks import load_suite
+from t2s.tasks.recalc import recalculate_workbook
 from tests.test_tasks_helpers import make_suite
 
 needs_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="soffice not installed")
@@ -66,7 +66,7 @@ def test_check_with_recalculation(tmp_path):
 def test_unreadable_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(b"\x00\x01 not a spreadsheet at all")
-    with pytest.raises(T2SError, match="not an .xlsx workbook"):
+    with pytest.raises(T2SError, match=r"not an \.xlsx workbook"):
         recalculate_workbook(bad, tmp_path / "o")
     # through the checker, a corrupt output is a failed verdict, not a crash
     suite = load_suite(make_suite(tmp_path / "s", cases=1))
@@ -76,7 +76,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
 
 def test_missing_soffice_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("T2S_SOFFICE", str(tmp_path / "no-soffice"))
-    with pytest.raises(T2SError, match="LibreOffice .* not installed"):
+    with pytest.raises(T2SError, match=r"LibreOffice .* not installed"):
         recalculate_workbook(_formula_book(tmp_path / "f.xlsx", 1, 2))
     with pytest.raises(T2SError, match="no such file"):
         recalculate_workbook(tmp_path / "missing.xlsx")

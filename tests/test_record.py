@@ -55,7 +55,7 @@ def test_release_trailers_put_the_run_first():
 
 def test_reading_a_message_round_trips_and_ignores_what_it_does_not_know():
     prov = Provenance.for_merge(run="r1", level=1, group="L1-03", support=2)
-    message = format_message("subject", "body", prov.trailers() + [("Signed-off-by", "A <a@x>")])
+    message = format_message("subject", "body", [*prov.trailers(), ("Signed-off-by", "A <a@x>")])
     assert Provenance.of(message) == prov
     assert Provenance.of("just a subject\n").kind == "other"
     assert Provenance.of("s\n\nT2S-Run: r1\nT2S-Support: many\n").support is None

@@ -16,9 +16,9 @@ from t2s import redaction
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
 from t2s.llm.roles import resolve_roles
+from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES
 from t2s.record.runs import RunManifest, RunRecord
 from t2s.testing.pytest_plugin import scripted_role
-from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES
 
 LEAK = "sk-proj-LEAKED-4f9a8b7c6d5e4f3a2b1c"
 OTHER = "hf_LEAKEDtoken0123456789abcdef"

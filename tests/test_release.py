@@ -174,8 +174,8 @@ def test_changelog_uses_the_runs_lessons_and_their_support(tmp_path, scripted_se
 def test_only_t2s_release_tags_count_when_choosing_the_next_version(tmp_path, scripted_server):
     """A stray lightweight v0.9.0 on a patch commit once made `release` choose v0.10.0."""
     from t2s.config import load_config
-    from t2s.releases.release import release
     from t2s.record.tags import release_tags
+    from t2s.releases.release import release
 
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -16,16 +17,16 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.llm.client import LLM
+from t2s.consolidation.group import merger_ask
 from t2s.consolidation.models import MergeSettings
 from t2s.consolidation.scheduler import Merger
-from t2s.consolidation.group import merger_ask
+from t2s.llm.client import LLM
 from t2s.patches.context import PatchContext
-from t2s.views.report import ROW, build_tree, render_report
-from t2s.views.review import load_run, record_verdict, review_rows
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import merger_responder
+from t2s.views.report import ROW, build_tree, render_report
+from t2s.views.review import load_run, record_verdict, review_rows
 from tests._runfixtures import SKILL_DIR, add_patch, add_rejected_patch, make_skill_repo, start_run, write_gate
 
 LESSONS = [
@@ -96,7 +97,7 @@ class Checker(HTMLParser):
 
 
 def test_report_is_valid_self_contained_html_with_every_section(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server)
+    store, record, _patches, summary = build(tmp_path, scripted_server)
     assert summary.levels == [["L1-01", "L1-02"], ["L2-01"]]
     page = render_report(store, "r1")
 
@@ -144,7 +145,7 @@ def test_report_is_valid_self_contained_html_with_every_section(tmp_path, script
 
 
 def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=7, fail_first=True, fan_in=4)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=7, fail_first=True, fan_in=4)
     data = load_run(store, "r1")
     tree = build_tree(data, review_rows(store, "r1", data))
     nodes = {n.label: n for n in tree.nodes.values()}
@@ -153,7 +154,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
     assert root.candidate and root.label == "L2-01" and tree.levels == 3
     # the failed merge's inputs were carried up: they are direct parents of the root
     carried = [nodes[n].id for n in ("0001", "0002", "0004")]
-    assert root.children == carried + [nodes["L1-02"].id]
+    assert root.children == [*carried, nodes["L1-02"].id]
     assert all(c in root.children for c in carried)
     for node in tree.nodes.values():
         kids = [tree.nodes[c] for c in node.children]
@@ -165,7 +166,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
         columns.setdefault(node.x, []).append(node)
     for column in columns.values():
         column.sort(key=lambda n: n.y)
-        for a, b in zip(column, column[1:]):
+        for a, b in itertools.pairwise(column):
             assert a.y + a.height / 2 <= b.y - b.height / 2, (a.label, b.label)
     assert all(0 < n.y < tree.height and n.x + 1 < tree.width for n in tree.nodes.values())
     page = render_report(store, "r1")
@@ -173,7 +174,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
 
 
 def test_report_command_writes_the_file(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=3)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=3)
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
     result = CliRunner().invoke(main, ["report", "--run", "r1", "-o", str(out), "-C", str(store.root)])
@@ -244,7 +245,7 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
         elif kind == 2:
-            line = [(a + b) & 255 for a, b in zip(line, prev)]
+            line = [(a + b) & 255 for a, b in zip(line, prev, strict=True)]
         elif kind == 3:
             for i in range(stride):
                 line[i] = (line[i] + (((line[i - bpp] if i >= bpp else 0) + prev[i]) >> 1)) & 255
@@ -274,7 +275,7 @@ def _pixels_near(row: bytes, bpp: int, rgb: tuple[int, int, int], tol: int = 4) 
 
 @pytest.mark.skipif(_chromium() is None, reason="no chromium binary (apt-get install chromium)")
 def test_report_renders_in_headless_chromium_with_the_merge_tree(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=7)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=7)
     report = tmp_path / "report.html"
     report.write_text(render_report(store, "r1"), encoding="utf-8")
     shot = tmp_path / "shot.png"

@@ -9,14 +9,16 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
+from t2s.consolidation.group import merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
-from t2s.consolidation.models import MergeSettings
-from t2s.consolidation.scheduler import Merger
-from t2s.consolidation.group import merger_ask
-from t2s.record.notes import REVIEW_NOTES, ReviewNote
 from t2s.patches.context import PatchContext
+from t2s.record.notes import REVIEW_NOTES, ReviewNote
+from t2s.testing.pytest_plugin import scripted_role
+from t2s.testing.simulated import merger_responder
 from t2s.views.review import (
     candidate_view,
     patch_detail,
@@ -27,8 +29,6 @@ from t2s.views.review import (
     review_rows,
     trajectory_excerpt,
 )
-from t2s.testing.pytest_plugin import scripted_role
-from t2s.testing.simulated import merger_responder
 from tests._runfixtures import (
     SKILL_DIR,
     add_patch,
@@ -130,7 +130,7 @@ def test_review_status_merged_rejected_unvalidated_open_and_verdicts(tmp_path, s
 
 
 def test_a_patch_is_named_by_number_branch_ref_or_commit(tmp_path):
-    store, record, patches = build(tmp_path, 2)
+    store, _record, patches = build(tmp_path, 2)
     assert resolve_patch(store, "0002") == ("r1", "0002")
     assert resolve_patch(store, "2") == ("r1", "0002")
     assert resolve_patch(store, "t2s/r1/patch/0002") == ("r1", "0002")
@@ -244,7 +244,7 @@ def test_approve_and_reject_write_notes_and_merge_leaves_rejected_patches_out(tm
 def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):
     from t2s.patches.context import commit_patch
 
-    store, record, patches = build(tmp_path, 1)
+    store, record, _patches = build(tmp_path, 1)
     s0 = record.manifest().s0
     tree = store.build_tree(s0, {f"{SKILL_DIR}/references/imported.md": "# Imported\n\n- A lesson from elsewhere.\n"})
     trailers = [
@@ -275,7 +275,7 @@ def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):
 
 def test_pr_body_for_a_patch_and_for_the_candidate(tmp_path, scripted_server):
     scripted_server.on(merger_responder, role="merger")
-    store, record, patches = build(tmp_path, 3)
+    store, record, _patches = build(tmp_path, 3)
     add_rejected_patch(record, 4, "Use pandas for everything.", "edits do not apply")
     record_verdict(store, "0003", "reject", "duplicate of 0002")
 

@@ -207,6 +207,8 @@ def test_concurrent_calls_from_threads(work, tmp_path):
         dirs.append(d)
     codes = ["print('a')", "while True: pass", "x = bytearray(4 * 1024**3)", "print('d')"]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda a: run_code(a[0], a[1], timeout=3, memory_mb=512), zip(codes, dirs)))
+        results = list(
+            pool.map(lambda a: run_code(a[0], a[1], timeout=3, memory_mb=512), zip(codes, dirs, strict=True))
+        )
     assert [r.stdout for r in (results[0], results[3])] == ["a\n", "d\n"]
     assert results[1].timed_out and results[2].killed_reason == "memory limit"

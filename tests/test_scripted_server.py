@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 

@@ -67,7 +67,7 @@ def test_frontmatter_findings_name_the_rule_and_line(tmp_path, frontmatter, rule
     folder = make_skill(tmp_path, f"---\n{frontmatter}---\n\n[g](references/guide.md)\n")
     findings = lint_dir(folder, strict=True)
     assert rule in rules(findings), findings
-    assert [f.line for f in findings if f.rule == rule][0] == line
+    assert next(f.line for f in findings if f.rule == rule) == line
 
 
 def test_missing_frontmatter_is_a_finding(tmp_path):

@@ -90,7 +90,7 @@ def test_suites_lists_third_party_types(repo, monkeypatch):
     monkeypatch.setattr(registry, "_TYPES", dict(registry._TYPES))
     monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))
     data = json.loads(run("suites", "--json").output)
-    toy = [t for t in data["types"] if t["type"] == "toy"][0]
+    toy = next(t for t in data["types"] if t["type"] == "toy")
     assert toy["class"] == "tests.test_tasks_suite:ToySuite" and toy["source"].startswith("entry point")
 
 

@@ -20,8 +20,8 @@ from t2s.tasks import (
     get_suite_type,
     load_suite,
     register_suite_type,
+    registry,
 )
-from t2s.tasks import registry
 from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 from tests.test_tasks_helpers import make_suite, write_book
 
@@ -186,7 +186,7 @@ rows = "0:2"
 [suites.sb.splits.heldout]
 rows = "1:3"
 """)
-    with pytest.raises(SplitOverlapError, match="overlap on 1 task.*'?7'?") as info:
+    with pytest.raises(SplitOverlapError, match=r"overlap on 1 task.*'?7'?") as info:
         load_suite("sb", cfg, base_dir=tmp_path)
     assert info.value.overlap == ["7"] and isinstance(info.value, UsageError)
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
+from t2s.record.notes import REVIEW_NOTES
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 from tests.test_release import fake_gate
-from t2s.record.notes import REVIEW_NOTES
 
 
 def snapshot(repo: Path, *others: Path) -> tuple:
@@ -212,8 +212,8 @@ def test_install_of_a_file_that_is_not_a_zip_is_a_clear_error(tmp_path, monkeypa
 
 
 def test_report_and_pr_body_into_a_missing_folder_are_clear_errors(repo, tmp_path):
-    from t2s.record.runs import RunManifest, RunRecord
     from t2s.gitstore.store import GitStore
+    from t2s.record.runs import RunManifest, RunRecord
 
     store = GitStore.discover(repo)
     RunRecord(store, "r1").create(RunManifest(run="r1", s0=store.resolve("HEAD"), skill_dir="skills/sheet-sums"))

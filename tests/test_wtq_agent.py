@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent.episode import AgentOptions, run_agent
-from t2s.agent.bundle import SkillBundle
 from t2s.agent.actions import parse_final_answer, tool_specs
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, run_agent
 from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
@@ -97,7 +97,7 @@ def test_right_answer_written_by_code_passes(scripted_server, suite, skill, tmp_
     assert "The table: table.xlsx" in task_prompt and str(tmp_path) not in task_prompt
     assert "Bangkok" in task_prompt  # the table preview shows the data
     assert "# Answering questions about a table" in traj.messages[0].content
-    finish = [t for t in scripted_server.requests_for("agent")[0].tools if t["function"]["name"] == "finish"][0]
+    finish = next(t for t in scripted_server.requests_for("agent")[0].tools if t["function"]["name"] == "finish")
     assert "answer" in finish["function"]["parameters"]["properties"]
 
 
@@ -174,18 +174,18 @@ def test_spreadsheet_suites_keep_the_plain_finish_tool():
     from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 
     assert SpreadsheetBenchSuite.final_answer_parameter is None
-    finish = [t for t in tool_specs() if t["function"]["name"] == "finish"][0]
+    finish = next(t for t in tool_specs() if t["function"]["name"] == "finish")
     assert "answer" not in finish["function"]["parameters"]["properties"]
 
 
 def test_rollout_records_wtq_trajectories(scripted_server, tmp_path):
+    from t2s.agent.trajectory import read_trajectories
     from t2s.config import load_config
     from t2s.gitstore.store import GitStore
-    from t2s.rollouts.rollout import rollout
     from t2s.record.runs import RunRecord
+    from t2s.rollouts.rollout import rollout
     from t2s.skill.repo import init_skill_repo
     from t2s.tasks import load_suite
-    from t2s.agent.trajectory import read_trajectories
 
     repo = tmp_path / "skills"
     init_skill_repo(

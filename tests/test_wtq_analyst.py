@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 from t2s.analysis.analyze import AnalyzeSettings, analyze_run
 from t2s.cli import main
 from t2s.gitstore.store import GitStore, parse_trailers
@@ -24,7 +25,6 @@ from t2s.tasks.wikitablequestions import GOLD_NAME, WikiTableQuestionsSuite
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import agentic_analyst_responder, analyst_responder
-from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 from tests._wtq_support import make_wtq, write_answer
 
 # nt-2 "which cities hosted before 2004?" -> Sydney | Atlanta; the agent also took 2004.
@@ -201,7 +201,7 @@ def test_the_default_hook_lays_out_the_spreadsheetbench_workspace(tmp_path):
     task.cases[0].answer_path.unlink()  # the suite's files vanished: a clear error, not a traceback
     from t2s.errors import T2SError
 
-    with pytest.raises(T2SError, match="answer file .* is missing"):
+    with pytest.raises(T2SError, match=r"answer file .* is missing"):
         suite.analyst_workspace(task, 1, tmp_path / "ws2")
 
 
@@ -291,7 +291,7 @@ def test_a_wrong_wtq_fix_is_refused_at_submit(tmp_path, scripted_server):
 def test_t2s_analyze_agentic_on_a_wtq_run_no_longer_falls_back(tmp_path, scripted_server):
     from tests.test_analyze_cli import model_flags
 
-    store, config, record = setup_run(tmp_path)
+    store, _config, record = setup_run(tmp_path)
     scripted_server.on(analyst_responder, role="analyst")
     result = CliRunner().invoke(
         main,

@@ -14,13 +14,13 @@ import os
 
 import pytest
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.config import load_config
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM
-from t2s.rollouts.rollout import rollout
 from t2s.record.runs import RunRecord
+from t2s.rollouts.rollout import rollout
 from t2s.skill.repo import init_skill_repo
-from t2s.agent.trajectory import read_trajectories
 from tests._wtq_support import needs_wtq
 from tests.conftest import WIKITABLEQUESTIONS
 

@@ -189,7 +189,7 @@ def test_rollout_refuses_overlapping_tables(root, tmp_path):
 
     suite = WikiTableQuestionsSuite("w", root)
     suite._splits = {"evolve": ["nt-0"], "heldout": ["nt-2"]}
-    with pytest.raises(SplitOverlapError, match="csv/200-csv/0.csv"):
+    with pytest.raises(SplitOverlapError, match=r"csv/200-csv/0\.csv"):
         import asyncio
 
         asyncio.run(rollout_async(None, parse_config(""), None, suite, run="r"))
@@ -230,8 +230,8 @@ def test_record_final_answer(suite, tmp_path):
 
 
 def test_leak_guard_inputs(suite):
-    from t2s.analysis.analyze import forbidden_values_for
     from t2s.agent.trajectory import Trajectory
+    from t2s.analysis.analyze import forbidden_values_for
 
     task = suite.task("nt-1")
     assert suite.gold_values(task) == ["12,467"]

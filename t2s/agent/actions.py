@@ -4,10 +4,11 @@ calls) and the plain-text action protocol (fenced code, ``READ_SKILL_FILE:``, ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from t2s.prompts import load as prompt
@@ -18,7 +19,7 @@ PROTOCOLS = ("auto", "tools", "text")
 TOOL_NAMES = ("run_python", "run_shell", "read_skill_file", "finish")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tools_json() -> str:
     return prompt("agent_tools.json")
 
@@ -122,10 +123,8 @@ def parse_text_actions(content: str | None) -> list[Action]:
         if isinstance(data, dict) and "name" in data:
             args = data.get("arguments", data.get("parameters", {}))
             if isinstance(args, str):
-                try:
+                with contextlib.suppress(ValueError):
                     args = json.loads(args)
-                except ValueError:
-                    pass
             found.append((m.start(), _action_from_call(str(data["name"]), args)))
         mask(m.start(), m.end())
     masked_text = "".join(masked)

@@ -64,8 +64,7 @@ from t2s.agent.trajectory import (
 from t2s.errors import T2SError
 from t2s.faults import ErrorCause, cause_of
 from t2s.llm.errors import BudgetExceeded, CacheMiss
-from t2s.prompts import load as prompt
-from t2s.prompts import render
+from t2s.prompts import load as prompt, render
 from t2s.skill.format import SKILL_FILE, skill_body
 
 

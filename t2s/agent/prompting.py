@@ -7,8 +7,7 @@ from pathlib import Path
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
-from t2s.prompts import load as prompt
-from t2s.prompts import render
+from t2s.prompts import load as prompt, render
 
 
 def truncate(text: str, limit: int) -> tuple[str, bool]:
@@ -21,7 +20,7 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
     return f"{text[:head]}\n[... {cut} characters cut ...]\n{text[-tail:]}", True
 
 
-def format_exec(tool: str, result: "sandbox.ExecResult", limit: int) -> tuple[str, bool]:
+def format_exec(tool: str, result: sandbox.ExecResult, limit: int) -> tuple[str, bool]:
     parts = [f"[{tool}] {result.verdict} in {result.duration_s:.1f} s"]
     out = result.stdout or ""
     err = result.stderr or ""

@@ -54,8 +54,7 @@ from t2s.patches.context import PatchContext
 from t2s.patches.leaks import find_leaks
 from t2s.patches.results import Patch, Rejected
 from t2s.patches.retries import edit_format_prompt, edits_with_retries
-from t2s.prompts import load as prompt
-from t2s.prompts import render
+from t2s.prompts import load as prompt, render
 from t2s.record.lessons import TOPIC_RE, slugify
 from t2s.sandbox.leftovers import dies_with_parent, scratch_dir
 from t2s.sandbox.run import SECRET_NAME

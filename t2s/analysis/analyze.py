@@ -95,7 +95,7 @@ class AnalyzeSettings:
     unsafe_no_sandbox: bool | None = None
 
     @classmethod
-    def from_config(cls, config, **overrides: Any) -> "AnalyzeSettings":
+    def from_config(cls, config, **overrides: Any) -> AnalyzeSettings:
         section = config.analyze
         values = dict(
             mode=section.mode,
@@ -214,7 +214,7 @@ def _commit_text(record: PatchRecord, traj: Trajectory) -> tuple[str, str]:
     if len(subject) > 200:
         subject = subject[:197].rstrip() + "..."
     lines = ["Lessons:"]
-    lines += [f"- {l.id} [{l.topic}] {' '.join(l.text.split())}" for l in record.lessons]
+    lines += [f"- {lesson.id} [{lesson.topic}] {' '.join(lesson.text.split())}" for lesson in record.lessons]
     if record.failure_causes:
         lines += ["", "Failure causes:"]
         lines += [f"- {' '.join(c.split())}" for c in record.failure_causes]

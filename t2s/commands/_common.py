@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 from rich.console import Console
@@ -110,7 +111,7 @@ def appending(path: Path, flag: str) -> Iterator[Any]:
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a directory")
     try:
-        handle = open(path, "a", encoding="utf-8")
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the `with` below; only open() fails as UsageError
     except OSError as err:
         raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
     ok = False
@@ -205,7 +206,7 @@ class CountingProgress:
 
 
 @contextlib.contextmanager
-def resumable_stage(progress: "CountingProgress | None", run: str, what: str) -> Iterator[None]:
+def resumable_stage(progress: CountingProgress | None, run: str, what: str) -> Iterator[None]:
     """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
     resume; the progress bar is always closed."""
     try:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-
 import click
 
 from t2s.commands._common import (
     CountingProgress,
     console,
     end_stage,
-    print_row_table,
-    resumable_stage,
     json_option,
     open_repo,
     print_json,
+    print_row_table,
     repo_option,
+    resumable_stage,
     sandbox_preflight,
+    setting_type,
     unsafe_sandbox_option,
 )
 from t2s.commands.models import model_options, overrides_from_flags
-from t2s.commands._common import setting_type
 from t2s.config import AnalyzeSection
 from t2s.record import refs
 from t2s.record.provenance import KEYS

@@ -27,8 +27,8 @@ def _git_version() -> str | None:
 
 
 def gather(smoke: bool = True) -> dict:
-    from t2s.tasks.recalc import find_soffice, soffice_version
     from t2s.sandbox.run import availability, isolation_report
+    from t2s.tasks.recalc import find_soffice, soffice_version
 
     try:
         import openpyxl

@@ -12,13 +12,14 @@ from t2s.commands._common import (
     console,
     err_console,
     json_option,
+    number_type,
     open_repo,
     print_causes,
     print_json,
     repo_option,
+    setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._common import number_type, setting_type
 from t2s.config import GateSection, Score
 from t2s.errors import T2SError
 

@@ -11,7 +11,7 @@ from t2s.config import CONFIG_FILE, LintSection, load_config
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
 from t2s.skill.format import SKILL_FILE, Finding, Limits, lint_dir
-from t2s.skill.repo import SKILLS_DIR, lint_skills_at, limits_of
+from t2s.skill.repo import SKILLS_DIR, limits_of, lint_skills_at
 
 
 @click.command()

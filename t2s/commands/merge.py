@@ -5,9 +5,17 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from t2s.commands._common import console, err_console, json_option, open_repo, print_json, repo_option
+from t2s.commands._common import (
+    console,
+    err_console,
+    json_option,
+    number_type,
+    open_repo,
+    print_json,
+    repo_option,
+    setting_type,
+)
 from t2s.commands.models import model_options, overrides_from_flags
-from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, MergeSection
 from t2s.record import refs
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -142,8 +143,9 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
     }
     if ctx.invoked_subcommand is not None:
         return
-    from t2s.llm.roles import resolve_roles
     import os
+
+    from t2s.llm.roles import resolve_roles
 
     config = load_config_for(repo_dir)
     roles = resolve_roles(config, overrides=overrides_from_flags(**ctx.obj["flags"]))

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-
 import click
 
 from t2s.commands._common import (
     CountingProgress,
     console,
     end_stage,
-    print_row_table,
-    resumable_stage,
     err_console,
     json_option,
+    number_type,
     open_repo,
     print_json,
+    print_row_table,
     repo_option,
+    resumable_stage,
     sandbox_preflight,
+    setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._common import number_type, setting_type
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 

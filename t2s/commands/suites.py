@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from t2s.commands._common import json_option, print_json, repo_option
 from t2s.errors import T2SError
 

@@ -6,7 +6,7 @@ model, and the finished candidate holds every patch exactly once, or review left
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from t2s.consolidation.models import MergeInput, MergerAnswer, PatchesLost
 from t2s.gitstore.store import GitStore

@@ -6,8 +6,9 @@ sent back with the exact problems a bounded number of times.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 from t2s.consolidation.accounting import _reference_problems, account
 from t2s.consolidation.models import MergeInput, MergerAnswer, MergeReport
@@ -34,7 +35,11 @@ def render_messages(
         )
         blocks.append(f"### {item.label}\n\nLessons:\n{lessons}\n\nDiff against S0:\n\n```diff\n{item.diff}```")
     lessons_json = json.dumps(
-        [{"id": l.id, "support": l.support, "topic": l.topic, "text": l.text} for i in inputs for l in i.lessons],
+        [
+            {"id": lesson.id, "support": lesson.support, "topic": lesson.topic, "text": lesson.text}
+            for i in inputs
+            for lesson in i.lessons
+        ],
         indent=1,
     )
     user = render(
@@ -136,7 +141,8 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
                 }
             )
             return report, result.tree
-        messages = messages + [
+        messages = [
+            *messages,
             {"role": "assistant", "content": answer.model_dump_json()},
             {"role": "user", "content": _feedback(problems, attempt, job.retries + 1)},
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from typing import Callable
+from collections.abc import Callable
 
 from t2s.consolidation.accounting import (
     _chain_patches,
@@ -129,7 +129,7 @@ class Merger:
         summary: MergeSummary,
         semaphore: asyncio.Semaphore,
         recording: asyncio.Future | None,
-        finished: "_Finished",
+        finished: _Finished,
     ) -> tuple[list[MergeInput], int, asyncio.Future | None]:
         """Merge ``items`` up the tree planned for them; returns ``(heads, levels done, recording)``.
 
@@ -219,7 +219,7 @@ class Merger:
         fresh = [report for report, reused in results if not reused]
         recording = asyncio.ensure_future(self.recorder.record_after(recording, level, fresh, held))
         next_items: list[MergeInput] = []
-        for group, (report, reused) in zip(groups, results):
+        for group, (report, reused) in zip(groups, results, strict=True):
             summary.reused += reused
             if report.status == "merged":
                 summary.merged += 1
@@ -236,7 +236,7 @@ class Merger:
         group: int,
         inputs: list[MergeInput],
         excluded: dict[str, str],
-        finished: "_Finished",
+        finished: _Finished,
         held: HeldObjects,
     ) -> tuple[MergeReport, bool]:
         name = f"L{level}-{group:02d}"

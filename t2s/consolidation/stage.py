@@ -8,7 +8,8 @@ model ledger to ``ledger/merge.json`` whatever happens.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from t2s.config import Config
 from t2s.consolidation.group import merger_ask

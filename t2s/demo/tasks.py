@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from openpyxl import Workbook
 
@@ -47,7 +47,7 @@ def line_totals(rng: random.Random):
     ws.title = "Orders"
     ws.append(["Product", "Quantity", "Unit price", "Line total"])
     n = rng.randint(4, 7)
-    for i in range(n):
+    for _ in range(n):
         ws.append([rng.choice(PRODUCTS), rng.randint(1, 40), round(rng.uniform(2, 90), 2), None])
     gold = _copy(wb)
     for r in range(2, n + 2):

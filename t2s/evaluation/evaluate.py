@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext

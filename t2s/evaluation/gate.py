@@ -9,8 +9,8 @@ into the candidate's note as a :class:`~t2s.record.notes.GateRecord`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from t2s.config import Config
 from t2s.errors import UsageError

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle

@@ -26,9 +26,9 @@ import threading
 import time
 import weakref
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import git as gitpython
 
@@ -308,7 +308,7 @@ class GitStore:
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}
         self._t2s_dir_made = False
         #: (author, committer) idents for in-process commits; None: let git write them.
-        self._idents: tuple[str, str] | None | object = _UNSET
+        self._idents: tuple[str, str] | object | None = _UNSET
 
     def _object(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
         """Look ``name`` up through the persistent reader (None where git lacks it)."""
@@ -326,7 +326,7 @@ class GitStore:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def discover(cls, start: Path | str = ".") -> "GitStore":
+    def discover(cls, start: Path | str = ".") -> GitStore:
         """The repository containing ``start``."""
         try:
             repo = gitpython.Repo(Path(start), search_parent_directories=True)
@@ -340,7 +340,7 @@ class GitStore:
         return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
 
     @classmethod
-    def init(cls, path: Path | str, *, branch: str = "main") -> "GitStore":
+    def init(cls, path: Path | str, *, branch: str = "main") -> GitStore:
         """Create a repository at ``path`` (or open it if it already is one)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -472,7 +472,10 @@ class GitStore:
         """Every file under ``path`` at ``rev``, keyed by path relative to ``path``."""
         prefix = path.rstrip("/") + "/" if path else ""
         blobs = [entry for entry in self.list_tree(rev, path) if entry.type == "blob"]
-        return {entry.path[len(prefix) :]: data for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]))}
+        return {
+            entry.path[len(prefix) :]: data
+            for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]), strict=True)
+        }
 
     def read_blobs(self, shas: Sequence[str]) -> list[bytes]:
         """The contents of many blobs, in one pipelined exchange with git."""
@@ -480,7 +483,7 @@ class GitStore:
         if reader is None:
             return [self._git("cat-file", "blob", sha, binary=True) for sha in shas]
         found = reader.contents(list(shas))
-        missing = [sha for sha, data in zip(shas, found) if data is None]
+        missing = [sha for sha, data in zip(shas, found, strict=True) if data is None]
         if missing:
             raise GitError(f"objects missing from the repository: {', '.join(missing[:3])}")
         return found  # type: ignore[return-value]
@@ -1142,7 +1145,7 @@ class GitStore:
                 found[line[len("branch ") :]] = current
         return found
 
-    def worktree_add(self, path: Path, rev: str) -> "GitStore":
+    def worktree_add(self, path: Path, rev: str) -> GitStore:
         """A detached, *unpopulated* linked worktree at ``path`` (no files written);
         its HEAD, index and bisect state are its own."""
         self._git("worktree", "add", "--detach", "--no-checkout", str(path), self.resolve(rev))

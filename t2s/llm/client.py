@@ -47,9 +47,10 @@ import os
 import random
 import time
 import weakref
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import openai
 
@@ -77,8 +78,7 @@ from t2s.llm.structured import (
     _format_validation_error,
     extract_json,
 )
-from t2s.prompts import load as load_prompt
-from t2s.prompts import render as render_prompt
+from t2s.prompts import load as load_prompt, render as render_prompt
 
 log = logging.getLogger("t2s.llm.client")
 
@@ -240,7 +240,7 @@ class LLM:
         self.cache: ResponseCache | None = (
             ResponseCache(Path(cache_path), mode) if cache_path is not None and mode != "off" else None
         )
-        self._loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._limits: dict[str, int] = {}
         for cfg in self.roles.values():
             key = _endpoint_key(cfg.base_url)
@@ -311,7 +311,7 @@ class LLM:
         if self.cache is not None:
             self.cache.close()
 
-    async def __aenter__(self) -> "LLM":
+    async def __aenter__(self) -> LLM:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -554,7 +554,8 @@ class LLM:
                     problem += " (the answer was cut off at max_tokens)"
                 errors.append(problem)
             if round_ < repairs:
-                convo = convo + [
+                convo = [
+                    *convo,
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": render_prompt(load_prompt(REPAIR_PROMPT).strip(), error=errors[-1])},
                 ]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from t2s.llm.errors import BudgetExceeded
 
@@ -49,7 +50,7 @@ class LedgerRow:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def add(self, other: "LedgerRow") -> None:
+    def add(self, other: LedgerRow) -> None:
         for name in _SUM_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -210,7 +211,7 @@ class Ledger:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Ledger":
+    def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
         caps = data.get("caps") or {}
         ledger = cls(
             max_calls=caps.get("max_calls"),
@@ -226,11 +227,11 @@ class Ledger:
         return ledger
 
     @classmethod
-    def from_json(cls, text: str) -> "Ledger":
+    def from_json(cls, text: str) -> Ledger:
         return cls.from_dict(json.loads(text))
 
 
-def accumulate(previous: Any, ledger: "Ledger") -> str:
+def accumulate(previous: Any, ledger: Ledger) -> str:
     """``ledger`` added to a previously stored ledger (its JSON dict, or None), as JSON.
 
     A resumed stage appends to what earlier invocations of the same stage spent.

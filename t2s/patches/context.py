@@ -6,9 +6,9 @@ branch.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import (
     Any,
-    Iterable,
 )
 
 from t2s.errors import UsageError
@@ -160,7 +160,7 @@ class _BatchedApplyCheck:
                     if not isinstance(err, Exception):
                         raise
                     continue
-                for (_, future), reason in zip(batch, reasons):
+                for (_, future), reason in zip(batch, reasons, strict=True):
                     if not future.done():
                         future.set_result(reason)
         finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -128,7 +128,7 @@ class AppendToReferenceEdit(_Edit):
 
 
 Edit = Annotated[
-    Union[InsertEdit, ReplaceEdit, AppendToSectionEdit, AddSectionEdit, CreateReferenceEdit, AppendToReferenceEdit],
+    InsertEdit | ReplaceEdit | AppendToSectionEdit | AddSectionEdit | CreateReferenceEdit | AppendToReferenceEdit,
     Field(discriminator="op"),
 ]
 
@@ -368,7 +368,7 @@ def _append_block(lines: list[str], at: int, last: int | None, block: str) -> li
     tail = lines[at:]
     if tail and tail[0].strip():
         pieces.append("\n")
-    return head + ["".join(pieces)] + tail
+    return [*head, "".join(pieces), *tail]
 
 
 def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:

@@ -8,11 +8,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import (
-    Iterable,
-    Mapping,
-)
 
 from t2s.patches.edits import (
     EditError,
@@ -83,12 +80,11 @@ def check_edit_path(
         raise EditError(f"refusing path {file!r}: scripts/ is never edited; {allowed}")
     if len(parts) != 2 or parts[0] != REFERENCES_DIR or not parts[1].endswith(".md"):
         raise EditError(f"refusing path {file!r}: {allowed}")
-    if path not in set(existing) or creating:
-        if not REFERENCE_NAME_RE.match(parts[1]):
-            raise EditError(
-                f"refusing path {file!r}: a reference file name must match [a-z0-9][a-z0-9-_]*.md "
-                "(lower case, digits, '-' and '_')"
-            )
+    if (path not in set(existing) or creating) and not REFERENCE_NAME_RE.match(parts[1]):
+        raise EditError(
+            f"refusing path {file!r}: a reference file name must match [a-z0-9][a-z0-9-_]*.md "
+            "(lower case, digits, '-' and '_')"
+        )
     return path
 
 

@@ -6,11 +6,11 @@ lie.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import (
     Any,
-    Iterable,
 )
 
 from t2s.patches.diff import _looks_like_diff, added_text
@@ -21,7 +21,7 @@ COMMON_WORDS = frozenset(
     value values data table sheet sheet1 sheet2 column columns row rows cell cells result results
     answer answers error errors output input number numbers text item items other unknown blank
     empty left right first last high low yes. january february march april may june july august
-    september october november december monday tuesday wednesday thursday friday saturday sunday""".split()
+    september october november december monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905 - a long word list reads best as text
 )
 
 

@@ -4,10 +4,10 @@ one paragraph are sent back rather than applied in an order nobody chose).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import (
     Any,
-    Mapping,
 )
 
 from t2s.patches.edits import (
@@ -60,10 +60,10 @@ def _region(index: int, edit: Any, files: Mapping[str, str]) -> _Region:
                 if text is not None:
                     lines = text.splitlines(keepends=True)
                     heading = find_heading(lines, ref, file)
-                    start = sum(len(l) for l in lines[: heading.line])
+                    start = sum(len(line) for line in lines[: heading.line])
                     span = (start, start + len(lines[heading.line]))
                     end = section_end(lines, heading)
-                    point = sum(len(l) for l in lines[:end])
+                    point = sum(len(line) for line in lines[:end])
             elif text is not None:
                 point = len(text)
     except EditError:
@@ -81,10 +81,7 @@ def _text_overlap(a: str, b: str, minimum: int = 8) -> bool:
         return False
     if a in b or b in a:
         return True
-    for size in range(min(len(a), len(b)) - 1, minimum - 1, -1):
-        if a.endswith(b[:size]) or b.endswith(a[:size]):
-            return True
-    return False
+    return any(a.endswith(b[:size]) or b.endswith(a[:size]) for size in range(min(len(a), len(b)) - 1, minimum - 1, -1))
 
 
 def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) -> list[str]:

@@ -5,11 +5,10 @@ guard judge the result, and a unified diff is rendered and replayed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import (
     Any,
-    Iterable,
-    Mapping,
 )
 
 import unidiff

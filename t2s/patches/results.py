@@ -5,11 +5,10 @@ why, never silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import (
     Annotated,
     Literal,
-    Sequence,
-    Union,
 )
 
 from pydantic import BaseModel, Field
@@ -74,7 +73,7 @@ class Patch(BaseModel):
         return True
 
     @classmethod
-    def from_render(cls, result: RenderResult, attempts: int = 1) -> "Patch":
+    def from_render(cls, result: RenderResult, attempts: int = 1) -> Patch:
         if not result.ok:
             raise ValueError("a failed render is not a patch")
         return cls(
@@ -103,7 +102,7 @@ class Rejected(BaseModel):
         return False
 
 
-PatchResult = Annotated[Union[Patch, Rejected], Field(discriminator="status")]
+PatchResult = Annotated[Patch | Rejected, Field(discriminator="status")]
 
 
 def feedback_message(

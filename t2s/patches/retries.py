@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import (
     Any,
-    Awaitable,
-    Callable,
-    Union,
 )
 
 from pydantic import ValidationError
@@ -42,10 +40,10 @@ def _rejected(result: RenderResult, attempts: int) -> Rejected:
     )
 
 
-AskEdits = Callable[[Union[str, None]], Awaitable[Any]]
+AskEdits = Callable[[str | None], Awaitable[Any]]
 
 
-RenderEdits = Callable[[Any], Union[RenderResult, Awaitable[RenderResult]]]
+RenderEdits = Callable[[Any], RenderResult | Awaitable[RenderResult]]
 
 
 async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries: int = 2) -> Patch | Rejected:

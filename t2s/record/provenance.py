@@ -22,7 +22,8 @@ are written exactly as earlier versions wrote them.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -110,7 +111,7 @@ class Provenance(BaseModel):
         ]
 
     @classmethod
-    def for_record(cls, run: str) -> "Provenance":
+    def for_record(cls, run: str) -> Provenance:
         return cls(run=run)
 
     @classmethod
@@ -125,7 +126,7 @@ class Provenance(BaseModel):
         analyst: str,
         validated: str,
         model: str | None = None,
-    ) -> "Provenance":
+    ) -> Provenance:
         return cls(
             run=run,
             patch=patch,
@@ -149,7 +150,7 @@ class Provenance(BaseModel):
         strategy: str | None = None,
         fallback: str | None = None,
         patches: Iterable[str] = (),
-    ) -> "Provenance":
+    ) -> Provenance:
         numbers = ", ".join(patches)
         return cls(
             run=run,
@@ -163,12 +164,12 @@ class Provenance(BaseModel):
         )
 
     @classmethod
-    def for_release(cls, *, version: str, candidate: str, baseline: str, run: str | None = None) -> "Provenance":
+    def for_release(cls, *, version: str, candidate: str, baseline: str, run: str | None = None) -> Provenance:
         return cls(run=run, release=version, candidate=candidate, baseline=baseline)
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def of(cls, source: str | Iterable[tuple[str, str]]) -> "Provenance":
+    def of(cls, source: str | Iterable[tuple[str, str]]) -> Provenance:
         """Parse a commit message, or its ``(key, value)`` trailers. Unknown keys are
         ignored; a number that does not parse is left out rather than guessed."""
         pairs = parse_trailers(source) if isinstance(source, str) else list(source)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -38,7 +39,7 @@ _CAS_ATTEMPTS = 20
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class StageState(BaseModel):

@@ -56,7 +56,7 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
     newline = "\r\n" if "\r\n" in skill_md.split("\n", 1)[0] + "\n" else "\n"
     lines = frontmatter.splitlines(keepends=True)
     quoted = {k: json.dumps(str(v), ensure_ascii=False) for k, v in values.items()}
-    start = next((i for i, l in enumerate(lines) if re.match(r"^metadata\s*:", l)), None)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^metadata\s*:", line)), None)
     if start is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += newline
@@ -79,13 +79,19 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
             while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t")):
                 end += 1
             block = lines[start + 1 : end]
-            indents = [len(l) - len(l.lstrip(" ")) for l in block if l.strip() and not l.lstrip().startswith("#")]
+            indents = [
+                len(line) - len(line.lstrip(" "))
+                for line in block
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
             indent = " " * (min(indents) if indents else 2)
             for key, value in quoted.items():
-                pos = next((i for i, l in enumerate(block) if re.match(rf"^{indent}{re.escape(key)}\s*:", l)), None)
+                pos = next(
+                    (i for i, line in enumerate(block) if re.match(rf"^{indent}{re.escape(key)}\s*:", line)), None
+                )
                 line = f"{indent}{key}: {value}{newline}"
                 if pos is None:
-                    last = max((i for i, l in enumerate(block) if l.strip()), default=-1)
+                    last = max((i for i, line in enumerate(block) if line.strip()), default=-1)
                     block.insert(last + 1, line)
                 else:
                     stop = pos + 1  # drop a multi-line value's continuation lines

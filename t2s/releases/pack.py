@@ -141,7 +141,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
             temp.unlink(missing_ok=True)  # left by a crashed pack of this pid number
             temps.append(temp)
             temp.write_bytes(data)  # the usual mode (umask), unlike a mkstemp file
-        for temp, fname in zip(temps, files):
+        for temp, fname in zip(temps, files, strict=True):
             os.replace(temp, folder / fname)
     except OSError as err:
         for temp in temps:

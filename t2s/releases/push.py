@@ -60,7 +60,7 @@ def push(
         parts = line.split("\t")
         if len(parts) >= 3 and ":" in parts[1]:
             flag, pair, summary = parts[0], parts[1], parts[2]
-            local, remote_ref = pair.split(":", 1)
+            _local, remote_ref = pair.split(":", 1)
             updated.append(
                 {
                     "flag": flag.strip() or " ",

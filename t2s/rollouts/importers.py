@@ -32,9 +32,10 @@ Verdicts: ``--verdict`` labels every imported trajectory; without it a line's ow
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from t2s.agent.actions import parse_text_actions
 from t2s.agent.trajectory import (
@@ -86,8 +87,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     except OSError as err:
         raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
     text = raw.decode("utf-8", errors="replace")
-    for n, line in enumerate(text.splitlines(), start=1):
-        yield n, line
+    yield from enumerate(text.splitlines(), start=1)
 
 
 #: Deeper JSON than this is refused: no transcript needs it, and Python's JSON

@@ -131,7 +131,7 @@ def _system_args(network: bool = False) -> list[str]:
     for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for d in python_dirs():
-        args += _parents_args(d) + ["--ro-bind", d, d]
+        args += [*_parents_args(d), "--ro-bind", d, d]
     return args
 
 
@@ -323,8 +323,7 @@ def explain_failure(stderr: str) -> str:
     if (
         "uid map" in stderr
         or "No permissions to create new namespace" in stderr
-        or "Operation not permitted" in stderr
-        and "namespace" in stderr
+        or ("Operation not permitted" in stderr and "namespace" in stderr)
     ):
         return (
             f"bubblewrap cannot create a user namespace here ({text}): enable unprivileged "

@@ -19,6 +19,7 @@ and :func:`report` says so.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -58,10 +59,8 @@ class RunCgroup:
     def pids(self) -> list[int]:
         found: set[int] = set()
         for procs in self.procs_files:
-            try:
+            with contextlib.suppress(OSError):
                 found.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                pass
         return sorted(found)
 
     def kill(self) -> None:
@@ -70,19 +69,15 @@ class RunCgroup:
         for d in self.dirs.values():
             kill_file = d / "cgroup.kill"
             if kill_file.exists():
-                try:
+                with contextlib.suppress(OSError):
                     kill_file.write_text("1\n")
-                except OSError:
-                    pass
         for _ in range(400):
             pids = self.pids()
             if not pids:
                 return
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.005)
 
     def limits_hit(self) -> list[str]:

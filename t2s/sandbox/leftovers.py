@@ -20,8 +20,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: Prefixes of t2s's scratch folders in the system's temporary directory.
 KNOWN_PREFIXES = ("t2s-analyst-", "t2s-eval-", "t2s-rollout-")

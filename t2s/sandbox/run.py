@@ -25,6 +25,7 @@ folder with only rlimits, a cgroup and ``unshare --net`` around it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -35,14 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from t2s.errors import T2SError
-from t2s.sandbox import bwrap as _bwrap
-from t2s.sandbox import cgroups as _cgroups
-from t2s.sandbox import workcopy as _workcopy
+from t2s.sandbox import bwrap as _bwrap, cgroups as _cgroups, workcopy as _workcopy
 from t2s.sandbox.leftovers import KNOWN_PREFIXES, sweep
 
 DEFAULT_TIMEOUT = 60.0
@@ -163,7 +163,7 @@ class _Spool:
     """The sandbox's result stream (status line + tar), up to ``limit`` bytes."""
 
     def __init__(self, limit: int):
-        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - outlives __init__; _collect closes it
         self.limit = limit
         self.total = 0
 
@@ -650,10 +650,8 @@ def _killer(proc: subprocess.Popen, group: _cgroups.RunCgroup | None) -> Callabl
     def kill() -> None:
         if group is not None:
             group.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     return kill
 
@@ -675,10 +673,8 @@ def _feed_stdin(proc: subprocess.Popen, stdin: str | None) -> None:
     except (BrokenPipeError, OSError):
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.close()
-        except OSError:
-            pass
 
 
 def _pump(

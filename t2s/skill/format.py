@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -160,14 +161,14 @@ def lint_files(
         findings.append(Finding(path, 1, "symlink", "symlinks are not allowed inside a skill"))
     raw = files.get(SKILL_FILE)
     if raw is None:
-        return findings + [Finding(SKILL_FILE, 1, "missing-skill-md", "the skill folder has no SKILL.md")]
+        return [*findings, Finding(SKILL_FILE, 1, "missing-skill-md", "the skill folder has no SKILL.md")]
     text = _decode(raw, SKILL_FILE, findings)
     if text is None:
         return findings
     try:
         doc = parse_skill_md(text)
     except SkillFormatError as err:
-        return findings + [Finding(SKILL_FILE, err.line, "frontmatter", err.message)]
+        return [*findings, Finding(SKILL_FILE, err.line, "frontmatter", err.message)]
     findings += _lint_frontmatter(folder_name, doc, strict)
     findings += _lint_sizes(files, text, limits)
     findings += _lint_links(files, text)

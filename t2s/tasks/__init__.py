@@ -40,12 +40,12 @@ from t2s.tasks.registry import (
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "AnalystGuide",
     "AnalystWorkspace",
     "AnswerCheck",
     "Case",
     "CheckReport",
-    "ENTRY_POINT_GROUP",
     "FixCheck",
     "Mismatch",
     "Score",
@@ -54,12 +54,12 @@ __all__ = [
     "Task",
     "Verdict",
     "Workspace",
+    "configure_suite",
     "detect_suite_type",
     "find_config",
     "get_suite_type",
     "load_suite",
     "register_suite_type",
-    "suite_types",
-    "configure_suite",
     "suite_type_info",
+    "suite_types",
 ]

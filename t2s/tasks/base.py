@@ -21,7 +21,7 @@ import json
 import shutil
 import tomllib
 from abc import ABC, abstractmethod
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -127,7 +127,7 @@ class AnalystGuide(BaseModel):
         return _load_guide(package, name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_guide(package: str, name: str) -> AnalystGuide:
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     return AnalystGuide.model_validate(tomllib.loads(text))
@@ -236,9 +236,10 @@ class CheckReport(BaseModel):
                 lines.append(f"  answer read from: {a.source}")
             lines.append(f"  gold ({len(a.gold)}): {listing(a.gold)}")
             lines.append(f"  predicted ({len(a.predicted)}): {listing(a.predicted)}")
-            for value, read in list(zip(a.gold, a.gold_read))[:max_rows]:
+            # a suite that does not read values leaves the *_read lists empty: nothing to show
+            for value, read in list(zip(a.gold, a.gold_read, strict=False))[:max_rows]:
                 lines.append(f"    gold {value!r} read as {read}")
-            for value, read in list(zip(a.predicted, a.predicted_read))[:max_rows]:
+            for value, read in list(zip(a.predicted, a.predicted_read, strict=False))[:max_rows]:
                 lines.append(f"    predicted {value!r} read as {read}")
             if a.missing:
                 lines.append(f"  missing gold value(s): {listing(a.missing)}")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.tasks.base import (
@@ -340,7 +340,7 @@ class Value:
     normalized: str
     original: str
 
-    def match(self, other: "Value") -> bool:
+    def match(self, other: Value) -> bool:
         """``self`` (a gold value) matches ``other`` (a predicted value)."""
         if self.normalized == other.normalized:
             return True
@@ -360,10 +360,7 @@ class Value:
 
 
 def _number(amount: int | float, original: str) -> Value:
-    if abs(amount - round(amount)) < 1e-6:
-        amount = int(round(amount))
-    else:
-        amount = float(amount)
+    amount = round(amount) if abs(amount - round(amount)) < 1e-6 else float(amount)
     return Value("number", amount, normalize(original), original)
 
 
@@ -540,7 +537,7 @@ class WikiTableQuestionsSuite(Suite):
     #: Name of the ``[suites.<name>]`` section ``t2s init --suite`` writes.
     default_name = "wtq"
 
-    final_answer_parameter = {
+    final_answer_parameter: ClassVar[dict[str, Any] | None] = {
         "type": "string",
         "description": "Your final answer. Several values: separate them with ' | '. "
         "Written to the 'answer' sheet of output.xlsx unless you wrote that sheet yourself.",

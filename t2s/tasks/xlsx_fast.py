@@ -56,9 +56,10 @@ from openpyxl.worksheet._reader import WorkSheetParser, WorksheetReader
 from openpyxl.xml.constants import ARC_STYLE, SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import fromstring, iterparse, localname
 
-_STRING_TAG = "{%s}si" % SHEET_MAIN_NS
-_INLINE_STRING = "{%s}is" % SHEET_MAIN_NS
-_TEXT_TAG = "{%s}t" % SHEET_MAIN_NS
+_NS = "{" + SHEET_MAIN_NS + "}"  # ElementTree's {namespace}tag names
+_STRING_TAG = _NS + "si"
+_INLINE_STRING = _NS + "is"
+_TEXT_TAG = _NS + "t"
 
 
 class FullLoadNeeded(Exception):

@@ -32,9 +32,9 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from t2s.sandbox import cgroups as _cgroups
 from t2s.sandbox.run import ExecResult, run_code, sandbox_env

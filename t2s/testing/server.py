@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -33,13 +34,14 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Union
+from typing import Any
 
 __all__ = [
+    "FAULT_KINDS",
     "ChatRequest",
     "Fault",
-    "FAULT_KINDS",
     "Reply",
     "ScriptedServer",
     "tool_call",
@@ -144,8 +146,8 @@ def tool_call(name: str, arguments: dict | str, id: str | None = None) -> dict[s
 
 _call_ids = itertools.count(1)
 
-Answer = Union[str, Reply, dict, None]
-Responder = Callable[[ChatRequest], Union[Answer, Awaitable[Answer]]]
+Answer = str | Reply | dict | None
+Responder = Callable[[ChatRequest], Answer | Awaitable[Answer]]
 
 
 @dataclass
@@ -169,9 +171,7 @@ class _Rule:
             return False
         if self.contains is not None and self.contains not in req.text:
             return False
-        if self.match is not None and not self.match(req):
-            return False
-        return True
+        return self.match is None or bool(self.match(req))
 
 
 @dataclass
@@ -195,9 +195,7 @@ class Fault:
             return False
         if self.model is not None and req.model != self.model:
             return False
-        if self.contains is not None and self.contains not in req.text:
-            return False
-        return True
+        return self.contains is None or self.contains in req.text
 
 
 class _ScriptExhausted(Exception):
@@ -299,7 +297,7 @@ class ScriptedServer:
         phase: str | None = None,
         match: Callable[[ChatRequest], bool] | None = None,
         times: int | None = None,
-    ) -> "ScriptedServer":
+    ) -> ScriptedServer:
         """Answer matching requests with ``responder``; the first matching rule wins.
 
         ``responder`` is a function of :class:`ChatRequest` (sync or async) returning
@@ -318,7 +316,7 @@ class ScriptedServer:
         model: str | None = None,
         contains: str | None = None,
         phase: str | None = None,
-    ) -> "ScriptedServer":
+    ) -> ScriptedServer:
         """A sequential conversation: each matching request gets the next reply.
 
         Once the replies run out, matching requests get HTTP 400 "script exhausted"
@@ -385,7 +383,7 @@ class ScriptedServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         if self._thread is not None:
             return self
         ready = threading.Event()
@@ -427,10 +425,8 @@ class ScriptedServer:
         if self._conn_tasks:
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
         if self._server is not None:
-            try:
+            with contextlib.suppress(Exception):  # a slow or failed close does not fail a test
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, Exception):
-                pass
 
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
@@ -439,7 +435,7 @@ class ScriptedServer:
         self._thread.join(timeout=5)
         self._thread = None
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -478,10 +474,8 @@ class ScriptedServer:
         finally:
             if task is not None:
                 self._conn_tasks.discard(task)
-            try:
+            with contextlib.suppress(Exception):  # pragma: no cover
                 writer.close()
-            except Exception:  # pragma: no cover
-                pass
 
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:

@@ -291,7 +291,7 @@ def agentic_analyst_action(request: ChatRequest) -> tuple[str, dict[str, Any]]:
     base = data.get("output_file") or "input.xlsx"
     if not evaluations:
         return "evaluate_output", {"path": base}
-    first_status, first_path, first_json = evaluations[0]
+    _status, _path, first_json = evaluations[0]
     first = json.loads(first_json)
     answers = first.get("answers")
     if not any(path == "fixed.xlsx" for _, path, _ in evaluations):

@@ -78,13 +78,15 @@ def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[t
         details.update({k: v for k, v in fields.items() if v is not None})
         record = desc.patch_record
         if record is not None:
-            details["lessons"] = [str(l.get("text", "")) for l in record.get("lessons") or [] if isinstance(l, dict)]
+            details["lessons"] = [
+                str(lesson.get("text", "")) for lesson in record.get("lessons") or [] if isinstance(lesson, dict)
+            ]
             details.setdefault("task", record.get("task"))
             details.setdefault("trajectory", record.get("trajectory"))
         if details.get("trajectory") and desc.run:
             details["trajectory_path"] = desc.trajectory_path(details["trajectory"])
         if not details.get("lessons"):
-            details["lessons"] = [desc.subject] + desc.body_lines[:10]
+            details["lessons"] = [desc.subject, *desc.body_lines[:10]]
     elif desc.kind == "merge":
         if desc.merge_report is not None:
             details["merge_report"] = desc.merge_report
@@ -198,7 +200,11 @@ def bisect(
             )
         finally:
             store.worktree_remove(wt_path)
-            steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
+            steps = (
+                [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+                if report.exists()
+                else []
+            )
             shutil.rmtree(workroot, ignore_errors=True)
             (store.t2s_dir / f"{name}.lock").unlink(missing_ok=True)
     result = BisectResult(good_sha, bad_sha, threshold, first_bad, "unknown", steps=steps, endpoints=ends, log=log)

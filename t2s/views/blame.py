@@ -36,7 +36,7 @@ class Origin(BaseModel):
     commit: str = ""
     trajectory: str = ""
     task: str = ""
-    children: list["Origin"] = Field(default_factory=list)
+    children: list[Origin] = Field(default_factory=list)
 
 
 class BlameResult(BaseModel):
@@ -80,7 +80,7 @@ class _Tracer:
         if owner.startswith("p"):
             return self._patch_origin(owner[1:], lesson_id)
         report = self.report(owner)
-        lesson = next((l for l in report.get("lessons", []) if l["id"] == lesson_id), None)
+        lesson = next((item for item in report.get("lessons", []) if item["id"] == lesson_id), None)
         if lesson is None:
             return None
         children = [c for c in (self.trace(source) for source in lesson.get("sources", [])) if c]
@@ -101,7 +101,7 @@ class _Tracer:
             return Origin(
                 lesson=lesson_id, text="", kind="patch", where=number, branch=patch_branch(self.record.run, number)
             )
-        lesson = next((l for l in record.lessons if l.id == lesson_id), None)
+        lesson = next((item for item in record.lessons if item.id == lesson_id), None)
         if lesson is None and record.lessons:
             index = int(lesson_id.rpartition(".")[2] or 1) - 1
             lesson = record.lessons[min(index, len(record.lessons) - 1)]
@@ -119,13 +119,15 @@ class _Tracer:
 
     def best_lessons(self, lessons: list[dict], line: str) -> list[dict]:
         """The merged lessons a line most likely expresses (all of them if none matches)."""
-        scored = [(difflib.SequenceMatcher(None, _norm(l["text"]), _norm(line)).ratio(), l) for l in lessons]
+        scored = [
+            (difflib.SequenceMatcher(None, _norm(lesson["text"]), _norm(line)).ratio(), lesson) for lesson in lessons
+        ]
         if not scored:
             return []
         best = max(score for score, _ in scored)
         if best < MATCH_THRESHOLD:
             return lessons
-        return [l for score, l in scored if score >= best - 0.05]
+        return [lesson for score, lesson in scored if score >= best - 0.05]
 
 
 def blame(store: GitStore, run: str, *, line: int | None = None, text: str | None = None) -> BlameResult:
@@ -157,7 +159,7 @@ def blame(store: GitStore, run: str, *, line: int | None = None, text: str | Non
         number_ = prov.patch
         result.introduced_by = f"patch {number_}"
         record_ = tracer.patch(number_)
-        ids = [l.id for l in record_.lessons] if record_ else [f"p{number_}.1"]
+        ids = [lesson.id for lesson in record_.lessons] if record_ else [f"p{number_}.1"]
         result.origins = [o for o in (tracer.trace(i) for i in ids) if o]
     _collect(result)
     return result

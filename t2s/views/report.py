@@ -14,11 +14,12 @@ The page template is a data file: ``t2s/templates/report.html``.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -94,7 +95,7 @@ def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
             sub=row.task or row.trajectory or "",
             level=0,
             state=row.state,
-            support=max(1, len({t for l in row.lessons for t in l.support})),
+            support=max(1, len({t for lesson in row.lessons for t in lesson.support})),
             title=f"patch {row.patch} ({row.status}): {lesson}",
         )
     for report in data.tree_reports():
@@ -181,7 +182,7 @@ def _layout(nodes: dict[str, TreeNode], root: str | None, rows: list[PatchView])
         columns.setdefault(node.level, []).append(node)
     for column in columns.values():
         column.sort(key=lambda n: n.y)
-        for above, below in zip(column, column[1:]):
+        for above, below in itertools.pairwise(column):
             need = above.y + above.height / 2 + 6 + below.height / 2
             if below.y < need:
                 below.y = need
@@ -268,10 +269,9 @@ def _code(text: str) -> str:
 def _compact(summary: dict[str, Any]) -> str:
     items = []
     for key, value in summary.items():
+        shown = str(value)
         if isinstance(value, (list, dict)):
             shown = f"{len(value)} item(s)" if value else "none"
-        else:
-            shown = str(value)
         items.append(f"{key}={shown}")
     return ", ".join(items)
 
@@ -414,13 +414,13 @@ def candidate_section(store: GitStore, data: RunData) -> tuple[str, Any]:
     view = candidate_view(store, data.run, data)
     lesson_rows = [
         [
-            esc(l.id),
-            esc(len(l.support)),
-            esc("SKILL.md" if l.placement != "reference" else f"references/{l.topic}.md"),
-            esc(" ".join(l.text.split())),
-            f'<span class="small muted">{esc(", ".join(l.support))}</span>',
+            esc(lesson.id),
+            esc(len(lesson.support)),
+            esc("SKILL.md" if lesson.placement != "reference" else f"references/{lesson.topic}.md"),
+            esc(" ".join(lesson.text.split())),
+            f'<span class="small muted">{esc(", ".join(lesson.support))}</span>',
         ]
-        for l in sorted(view.lessons, key=lambda l: (-len(l.support), l.id))
+        for lesson in sorted(view.lessons, key=lambda lesson: (-len(lesson.support), lesson.id))
     ]
     lessons = (
         _table(["lesson", "support", "where", "text", "trajectories"], lesson_rows, "lessons") if lesson_rows else ""
@@ -532,7 +532,7 @@ def render_report(store: GitStore, run: str) -> str:
     values = {
         "title": esc(f"t2s run {run}"),
         "run": esc(run),
-        "generated": esc(datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
         "summary": summary_section(data, rows, gate_text),
         "patches": patches_section(rows),

@@ -153,9 +153,9 @@ def parse_text_actions(content: str | None) -> list[Action]:
         finish_at = (m.start(), Action("finish", {"summary": text[m.start(1) : m.end(1)].strip()}))
         break
     if finish_at is None:
-        m = _FINISH_RE.search(masked_text)
-        if m:
-            finish_at = (m.start(), Action("finish", {"summary": ""}))
+        bare_finish = _FINISH_RE.search(masked_text)
+        if bare_finish:
+            finish_at = (bare_finish.start(), Action("finish", {"summary": ""}))
     actions = [a for _, a in sorted(found, key=lambda item: item[0])]
     if finish_at is not None:
         actions.append(finish_at[1])  # finishing comes after everything else in the reply

@@ -39,7 +39,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.actions import (
@@ -66,6 +66,7 @@ from t2s.faults import ErrorCause, cause_of
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.prompts import load as prompt, render
 from t2s.skill.format import SKILL_FILE, skill_body
+from t2s.tasks.base import Workspace
 
 
 # ---------------------------------------------------------------------------- options
@@ -120,7 +121,7 @@ class _Episode:
         self.protocol = "tools"
         self.tools_seen = False
         self.finished = False
-        self.workspace = None
+        self.workspace: Workspace | None = None
         self.output_rel = "output"
         #: The suite's schema for an answer on ``finish`` (None: the suite takes none).
         self.answer_parameter = getattr(suite, "final_answer_parameter", None)
@@ -175,7 +176,7 @@ class _Episode:
                 self.step(turn, action, obs)
                 return obs
             code = action.arguments.get("code" if action.tool == "run_python" else "command", "")
-            language = "python" if action.tool == "run_python" else "shell"
+            language: Literal["python", "shell"] = "python" if action.tool == "run_python" else "shell"
             self.traj.scripts.append(code if language == "python" else f"# shell\n{code}")
             result = await asyncio.to_thread(
                 sandbox.run_code,
@@ -247,8 +248,8 @@ class _Episode:
         traj = self.traj
         requested = traj.protocol
         self.protocol = "text" if requested == "text" else "tools"
-        self.workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
-        ws = self.workspace
+        ws: Workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
+        self.workspace = ws
         self.output_rel = os.path.relpath(ws.output_path, ws.dir)
         on_disk = self.skill.has_scripts
         if on_disk:

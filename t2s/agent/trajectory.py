@@ -244,7 +244,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]
 
 
-def load_trajectory(data: bytes | str | dict, *, where: str = "trajectory") -> Trajectory:
+def load_trajectory(data: bytes | str | dict | None, *, where: str = "trajectory") -> Trajectory:
     """Parse and validate a stored trajectory; a clear error for bad or newer data."""
     if isinstance(data, (bytes, str)):
         try:

@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -577,7 +577,7 @@ class AgenticErrorAnalyst:
             {"path": rel, "passed": passed, "mismatch_count": report.mismatch_count, "problems": report.problems},
         )
 
-    def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: str) -> str:
+    def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: Literal["python", "shell"]) -> str:
 
         result = sandbox.run_code(
             code, workdir, language=language, timeout=inp.exec_timeout, unsafe_no_sandbox=inp.unsafe_no_sandbox
@@ -660,7 +660,7 @@ class AgenticErrorAnalyst:
             if action.tool == "invalid":
                 return f"Error: {action.error}"
             if action.tool in ("run_python", "run_shell"):
-                language = "python" if action.tool == "run_python" else "shell"
+                language: Literal["python", "shell"] = "python" if action.tool == "run_python" else "shell"
                 code = action.arguments.get("code" if language == "python" else "command", "")
                 return await asyncio.to_thread(self.run_code, inp, workdir, code, language)
             if action.tool == "evaluate_output":

@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
 from t2s.analysis.analysts import (
     AnalysisInput,
@@ -63,7 +65,7 @@ from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.llm.ledger import accumulate
 from t2s.patches.context import PatchContext, commit_patch
 from t2s.patches.leaks import distinctive_values
-from t2s.patches.results import Rejected
+from t2s.patches.results import Patch, Rejected
 from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.provenance import Provenance
 from t2s.record.refs import patch_branch
@@ -273,7 +275,7 @@ def build_record(
         return record
     if result is not None:
         record.attempts = result.attempts
-        record.edits = [e.model_dump(mode="json") if hasattr(e, "model_dump") else e for e in result.edits]
+        record.edits = [e.model_dump(mode="json") if isinstance(e, BaseModel) else e for e in result.edits]
     if isinstance(result, Rejected) or result is None:
         record.reason = result.reason if result is not None else "no edits"
         return record
@@ -362,7 +364,8 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
     for path in record.list(PATCHES_DIR):
         if path.endswith(".json"):
             data = record.read_model(path, PatchRecord)
-            out[data.trajectory] = data
+            if data is not None:  # listed at the record's head: always there
+                out[data.trajectory] = data
     return out
 
 
@@ -515,7 +518,9 @@ async def _analyze_run(
             if kind == "agentic":
                 prefix = artifacts_prefix(traj.id)
                 for path in record.list(prefix.rstrip("/")):
-                    artifacts[path[len(prefix) :]] = record.read(path)
+                    data = record.read(path)
+                    if data is not None:  # listed at the record's head: always there
+                        artifacts[path[len(prefix) :]] = data
             inp = AnalysisInput(
                 trajectory=traj,
                 context=context,
@@ -600,7 +605,10 @@ async def _analyze_run(
 
 def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory, outcome: AnalystOutcome) -> None:
     ref = patch_branch(run, patch.patch)
-    tree = outcome.result.tree
+    result = outcome.result
+    # build_record accepts a patch only when its edits rendered to a tree
+    assert isinstance(result, Patch) and result.tree is not None, "only a rendered patch gets a branch"
+    tree = result.tree
     subject, body = _commit_text(patch, traj)
     existing = store.rev_parse(ref)
     if existing is not None:

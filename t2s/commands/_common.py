@@ -8,13 +8,17 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from t2s.errors import UsageError
 from t2s.record import refs
+
+if TYPE_CHECKING:  # pydantic and rich load on use, for start-up time
+    from pydantic import BaseModel
+    from rich.progress import TaskID
 
 #: Human output goes to stdout through rich; errors go to stderr.
 console = Console(highlight=False, soft_wrap=False)
@@ -77,7 +81,7 @@ class Bounded(click.ParamType):
             self.fail(f"{rule_message(err.errors()[0])} (got {value!r})", param, ctx)
 
 
-def setting_type(section: type, field: str) -> Bounded:
+def setting_type(section: type[BaseModel], field: str) -> Bounded:
     """The type of a flag that overrides ``field`` of a :mod:`t2s.config` section."""
     from typing import Annotated
 
@@ -187,7 +191,7 @@ class CountingProgress:
         self.styles = styles
         self.outcome = outcome
         self.counts = {name: 0 for name in styles}
-        self.task = None
+        self.task: TaskID | None = None
 
     def _describe(self) -> str:
         return " ".join(f"[{style}]{self.counts[name]} {name}[/]" for name, style in self.styles.items())
@@ -199,6 +203,7 @@ class CountingProgress:
     def done(self, item) -> None:
         name = self.outcome(item)
         self.counts[name] = self.counts.get(name, 0) + 1
+        assert self.task is not None, "start() comes first"
         self.bar.update(self.task, advance=1, description=self._describe())
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +39,7 @@ def gather(smoke: bool = True) -> dict:
         openpyxl_version = None
     soffice = find_soffice()
     avail = availability()
-    info = {
+    info: dict[str, Any] = {
         "t2s": __version__,
         "python": {
             "version": platform.python_version(),

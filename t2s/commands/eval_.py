@@ -132,7 +132,7 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
         )
     elif quiet:
         how = (
-            f"cached from {outcome.source[:12]}"
+            f"cached from {(outcome.source or '?')[:12]}"
             if outcome.cached
             else f"ran {rec.total} task run(s), {rec.model_calls} model call(s)"
         )

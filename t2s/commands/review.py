@@ -78,7 +78,7 @@ def review(run_name, states, as_json, repo_dir):
             console.print(Text(f"      {_lesson(r)}"), overflow="ellipsis", no_wrap=True)
             if r.verdict_text:
                 console.print(Text(f"      review: {r.verdict_text}"), soft_wrap=True)
-    counts = {}
+    counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no patches", markup=False)

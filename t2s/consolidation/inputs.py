@@ -61,7 +61,7 @@ def load_patch_inputs(
         # The recorded diff is the one that was validated and committed; recompute
         # only for branches without a record (or whose commit moved since).
         fresh = patch is not None and patch.commit == commit and patch.diff
-        diff = patch.diff if fresh else store.diff(s0, commit, skill_dir)
+        diff = patch.diff if patch is not None and fresh else store.diff(s0, commit, skill_dir)
         inputs.append(MergeInput(ref=ref, commit=commit, label=f"patch {number}", lessons=lessons, diff=diff))
     return inputs, excluded
 

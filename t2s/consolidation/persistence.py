@@ -101,8 +101,12 @@ class MergeRecorder:
         if not reports:
             return
         files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
-        updates = [RefUpdate(r.branch, r.commit, ZERO_SHA) for r in reports if r.status == "merged"]
-        merged = sum(1 for r in reports if r.status == "merged")
+        updates = []
+        for r in reports:
+            if r.status == "merged":
+                assert r.branch and r.commit, f"merge {r.name} is merged without a branch and commit"
+                updates.append(RefUpdate(r.branch, r.commit, ZERO_SHA))
+        merged = len(updates)
         self.record.write(
             files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=updates
         )

@@ -139,14 +139,18 @@ def family_of(text: str) -> str | None:
 
 
 def paths_of(text: str) -> tuple[str, str]:
-    inp = re.search(r"Input workbook: (\S+)", text).group(1)
-    out = re.search(r"Write the finished workbook to: (\S+)", text).group(1)
-    return inp, out
+    inp = re.search(r"Input workbook: (\S+)", text)
+    out = re.search(r"Write the finished workbook to: (\S+)", text)
+    if inp is None or out is None:
+        raise ValueError("not a demo task prompt: it names no input or output workbook")
+    return inp.group(1), out.group(1)
 
 
 def solution_code(family: str, inp: str, out: str, knows_lesson: bool) -> str:
     correct, wrong = SOLUTIONS[family]
     body = correct if (knows_lesson and correct) or wrong is None else wrong
+    if body is None:
+        raise ValueError(f"the demo has no solution for {family!r}")
     return (_HEAD + body + _TAIL).format(inp=inp, out=out)
 
 
@@ -164,7 +168,7 @@ def agent_responder(request: ChatRequest) -> Reply:
     task_text = next(str(m.get("content") or "") for m in request.messages if m.get("role") == "user")
     family = family_of(task_text)
     inp, out = paths_of(task_text)
-    lesson = LESSONS.get(family)
+    lesson = LESSONS.get(family) if family else None
     plan: list[tuple[str, dict]] = [("run_python", {"code": INSPECT.format(inp=inp)})]
     if lesson:
         wanted = [ref for ref in _skill_references(system) if any(w in ref for w in lesson.reference_words)]
@@ -173,10 +177,12 @@ def agent_responder(request: ChatRequest) -> Reply:
     if turn < len(plan):
         name, args = plan[turn]
         return Reply(tool_calls=[tool_call(name, args)])
-    knows = bool(lesson) and lesson.trigger in _conversation(request)
+    knows = lesson is not None and lesson.trigger in _conversation(request)
     if family == "upper-names":
         knows = True
     if turn == len(plan):
+        if family is None:
+            raise ValueError("not a demo task: its instruction matches no demo family")
         code = solution_code(family, inp, out, knows)
         return Reply(tool_calls=[tool_call("run_python", {"code": code})])
     return Reply(tool_calls=[tool_call("finish", {"summary": f"Solved the {family} task."})])
@@ -207,7 +213,7 @@ def analyst_responder(request: ChatRequest) -> Reply:
     family = _family_of_task(facts.get("task", ""))
     if "success analyst" in system:
         return Reply(content=_json(_lesson_report(request, SUCCESS_LESSON, [])))
-    lesson = LESSONS.get(family)
+    lesson = LESSONS.get(family) if family else None
     cause = f"the agent made the typical {family} mistake" if lesson else "the agent misread the sheet layout"
     if lesson is None or "## Your workspace" not in system:
         report = (
@@ -222,7 +228,7 @@ def analyst_responder(request: ChatRequest) -> Reply:
         action = ("evaluate_output", {"path": facts.get("output_file") or "input.xlsx"})
     elif not any(path == "fixed.xlsx" for _, path, _ in evaluations):
         if "saved" not in observations:
-            action = ("run_python", {"code": solution_code(family, "input.xlsx", "fixed.xlsx", True)})
+            action = ("run_python", {"code": solution_code(lesson.family, "input.xlsx", "fixed.xlsx", True)})
         else:
             action = ("evaluate_output", {"path": "fixed.xlsx"})
     else:

@@ -176,7 +176,8 @@ def write_suite(root: Path, seed: int = 7) -> Path:
     root = Path(root)
     (root / "spreadsheet").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    rows, splits = [], {"evolve": [], "heldout": []}
+    rows: list[dict[str, str]] = []
+    splits: dict[str, list[str]] = {"evolve": [], "heldout": []}
     for split, plan in (("evolve", EVOLVE), ("heldout", HELDOUT)):
         for family, count in plan:
             for k in range(1, count + 1):

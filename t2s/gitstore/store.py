@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import git as gitpython
 
@@ -48,7 +49,6 @@ _FALLBACK_IDENTITY = {
 Trailers = Sequence[tuple[str, str]] | Mapping[str, str]
 #: Objects computed but not yet written: ``(id, "<type> <size>\\0" + content)``.
 HeldObjects = list[tuple[str, bytes]]
-_UNSET = object()
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 #: Folder prefix of each diff's copy of the base in a batched ``git apply --check``.
 _CHECK_SLOT = "t2s-check-{:05d}"
@@ -141,13 +141,17 @@ class _ObjectReader:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        assert self._proc.stdin is not None and self._proc.stdout is not None  # both pipes
+        self._stdin: IO[bytes] = self._proc.stdin
+        self._stdout: IO[bytes] = self._proc.stdout
         self._lock = threading.Lock()
         weakref.finalize(self, _ObjectReader._close, self._proc)
 
     @staticmethod
     def _close(proc: subprocess.Popen) -> None:
         with contextlib.suppress(Exception):
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
             proc.wait(timeout=5)
 
     def query(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
@@ -172,19 +176,19 @@ class _ObjectReader:
         return out
 
     def _send(self, commands: Sequence[str]) -> None:
-        self._proc.stdin.write("".join(f"{command}\n" for command in commands).encode())
-        self._proc.stdin.flush()
+        self._stdin.write("".join(f"{command}\n" for command in commands).encode())
+        self._stdin.flush()
 
     def _answer(self, *, with_content: bool) -> tuple[str, str, bytes | None] | None:
         """One reply: ``(oid, type, content-or-None)``, or None where git found nothing."""
-        parts = self._proc.stdout.readline().decode(errors="replace").split()
+        parts = self._stdout.readline().decode(errors="replace").split()
         if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
             return None
         oid, kind, size = parts
         content = None
         if with_content:
-            content = self._proc.stdout.read(int(size))
-            self._proc.stdout.read(1)  # the newline after the content
+            content = self._stdout.read(int(size))
+            self._stdout.read(1)  # the newline after the content
         return oid, kind, content
 
 
@@ -308,7 +312,8 @@ class GitStore:
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}
         self._t2s_dir_made = False
         #: (author, committer) idents for in-process commits; None: let git write them.
-        self._idents: tuple[str, str] | object | None = _UNSET
+        self._idents: tuple[str, str] | None = None
+        self._idents_read = False
 
     def _object(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
         """Look ``name`` up through the persistent reader (None where git lacks it)."""
@@ -335,7 +340,7 @@ class GitStore:
                 f"{start}: not inside a git repository",
                 hint="run `t2s init` first, or pass -C DIR",
             ) from None
-        if repo.bare:
+        if repo.bare or repo.working_tree_dir is None:  # gitpython: None exactly when bare
             return cls(Path(repo.git_dir), Path(repo.git_dir))
         return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
 
@@ -347,7 +352,7 @@ class GitStore:
         if (path / ".git").exists():
             return cls.discover(path)
         repo = gitpython.Repo.init(path, initial_branch=branch)
-        return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
+        return cls(Path(repo.working_tree_dir or path), Path(repo.git_dir).resolve())
 
     @property
     def common_dir(self) -> Path:
@@ -757,9 +762,10 @@ class GitStore:
 
     def _read_tree_entries(self, tree: str) -> dict[str, tuple[str, str]]:
         found = self._object("contents", tree)
-        if found is None or found[1] != "tree":
+        if found is None or found[1] != "tree" or found[2] is None:
             raise GitError(f"{tree} is not a tree")
-        raw, entries, pos = found[2], {}, 0
+        raw, pos = found[2], 0
+        entries: dict[str, tuple[str, str]] = {}
         while pos < len(raw):
             space = raw.index(b" ", pos)
             nul = raw.index(b"\0", space)
@@ -824,7 +830,7 @@ class GitStore:
         """
         if any(os.environ.get(k) for k in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")):
             return None
-        if self._idents is _UNSET:
+        if not self._idents_read:
             signing = self._git("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
             if signing:
                 self._idents = None
@@ -832,6 +838,7 @@ class GitStore:
                 author = self._git("var", "GIT_AUTHOR_IDENT").strip().rsplit(" ", 2)[0]
                 committer = self._git("var", "GIT_COMMITTER_IDENT").strip().rsplit(" ", 2)[0]
                 self._idents = (author, committer)
+            self._idents_read = True
         return self._idents
 
     def apply_check(self, base: str, diff_text: str, *, cache_index: bool = True) -> str | None:
@@ -855,8 +862,9 @@ class GitStore:
         """
         if len(diffs) < 2:
             return [self.apply_check(base, diff) for diff in diffs]
-        moved = [_prefix_diff(diff, _CHECK_SLOT.format(n) + "/") for n, diff in enumerate(diffs)]
-        if any(m is None for m in moved):  # a diff this batching does not understand
+        prefixed = [_prefix_diff(diff, _CHECK_SLOT.format(n) + "/") for n, diff in enumerate(diffs)]
+        moved = [m for m in prefixed if m is not None]
+        if len(moved) < len(prefixed):  # a diff this batching does not understand
             return [self.apply_check(base, diff) for diff in diffs]
         base_entries = self._tree_entries(self.tree_of(base))
         tops = {path.split("/", 1)[0] for _, paths in moved for path in paths}
@@ -1035,7 +1043,10 @@ class GitStore:
         if self.rev_parse(f"refs/tags/{name}"):
             raise RefConflict(f"tag {name} already exists")
         self._git("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
-        return self.rev_parse(f"refs/tags/{name}")
+        sha = self.rev_parse(f"refs/tags/{name}")
+        if sha is None:
+            raise GitError(f"git tag made no tag {name}")
+        return sha
 
     def drop_tag_reflogs(self, message_prefix: str = "t2s") -> list[str]:
         """Remove the reflogs of tags whose every entry was written by t2s, or that are
@@ -1239,7 +1250,9 @@ class GitStore:
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file: tarfile gives it a reader
+                target.write_bytes(source.read())
                 if member.mode & 0o111:
                     target.chmod(0o755)
         return dest

@@ -434,7 +434,7 @@ class LLM:
         client = self._client(cfg)
         sem = self._semaphore(cfg)
         timeout = cfg.timeout if timeout is None else timeout
-        options = {"headers": {"X-T2S-Role": role, "X-T2S-Phase": phase}, "timeout": timeout}
+        options: openai.RequestOptions = {"headers": {"X-T2S-Role": role, "X-T2S-Phase": phase}, "timeout": timeout}
         endpoint = _endpoint_key(cfg.base_url)
         max_attempts = cfg.max_retries + 1
         problem: _Retryable | None = None

@@ -445,11 +445,11 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
         if not body.strip():
             raise EditError("the section body is empty")
         lines = text.splitlines(keepends=True)
-        for existing in headings(lines):
-            if _norm_title(existing.title) == _norm_title(title):
+        for section in headings(lines):
+            if _norm_title(section.title) == _norm_title(title):
                 raise EditError(
-                    f"a section '{'#' * existing.level} {existing.title}' already exists in {file} "
-                    f"(line {existing.line + 1}); use append_to_section to add to it"
+                    f"a section '{'#' * section.level} {section.title}' already exists in {file} "
+                    f"(line {section.line + 1}); use append_to_section to add to it"
                 )
         block = f"{'#' * level} {title}\n\n{body}\n"
         if edit.after is None:

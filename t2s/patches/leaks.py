@@ -151,7 +151,7 @@ def find_leaks(
     """
     text = added_text(diff_or_added_text) if _looks_like_diff(diff_or_added_text) else diff_or_added_text
     reasons: list[str] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for kind, needles in (
         ("held-out task id", (_needle_for_id(i) for i in forbidden_ids)),
         ("task-specific value", (_needle_for_value(v) for v in forbidden_values)),

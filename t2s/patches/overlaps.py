@@ -111,6 +111,7 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
             if a is None or b is None or a.file != b.file:
                 continue
             ea, eb = parsed[a.index - 1], parsed[b.index - 1]
+            assert ea is not None and eb is not None  # a region is made only for a parsed edit
             where = f" near line {a.line or b.line}" if (a.line or b.line) else ""
             if ea == eb:
                 out.append(f"edits {name(a)} and {name(b)} are identical on {a.file}{where}; keep one")

@@ -70,12 +70,12 @@ async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries:
                 failures=[EditFailure(op="parse", reason=f"the reply is not a valid list of edits ({problems})")],
             )
         else:
+            rendered: RenderResult | Awaitable[RenderResult]
             if inspect.iscoroutinefunction(render):
-                last = await render(edits)
+                rendered = render(edits)
             else:
-                last = await asyncio.to_thread(render, edits)
-                if inspect.isawaitable(last):
-                    last = await last
+                rendered = await asyncio.to_thread(render, edits)
+            last = await rendered if inspect.isawaitable(rendered) else rendered
         if last.ok:
             return Patch.from_render(last, attempts=attempt)
         feedback = last.feedback(attempt, max_attempts)

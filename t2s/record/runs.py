@@ -18,6 +18,7 @@ Layout of the tree::
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import threading
@@ -165,7 +166,7 @@ class RunRecord:
 
     def write(
         self,
-        files: Mapping[str, bytes | str | BaseModel | dict | list | None],
+        files: Mapping[str, bytes | str | BaseModel | dict | builtins.list | None],  # `list` is a method here
         subject: str,
         body: str = "",
         *,

@@ -47,8 +47,9 @@ def release_tags(store: GitStore) -> list[tuple[tuple[int, int, int], str]]:
     Other ``v*`` tags, e.g. a lightweight one on a patch commit, are ignored."""
     found = []
     for tag in store.tag_refs("v*"):
-        if release_tag_problem(store, tag) is None:
-            found.append((parse_version(tag.name), tag.name))
+        version = parse_version(tag.name)
+        if version is not None and release_tag_problem(store, tag) is None:  # the problem checks the name first
+            found.append((version, tag.name))
     return sorted(found)
 
 

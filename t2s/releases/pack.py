@@ -65,26 +65,26 @@ def build_archives(name: str, files: list[tuple[str, bytes, bool]], mtime: int) 
     zbuf = io.BytesIO()
     with zipfile.ZipFile(zbuf, "w") as zf:
         for d in dirs:
-            info = zipfile.ZipInfo(d + "/", _zip_time(mtime))
-            info.create_system = 3
-            info.external_attr = (0o40755 << 16) | 0x10
-            zf.writestr(info, b"")
+            zinfo = zipfile.ZipInfo(d + "/", _zip_time(mtime))
+            zinfo.create_system = 3
+            zinfo.external_attr = (0o40755 << 16) | 0x10
+            zf.writestr(zinfo, b"")
         for path, data, exe in files:
-            info = zipfile.ZipInfo(f"{name}/{path}", _zip_time(mtime))
-            info.create_system = 3
-            info.external_attr = (0o100755 if exe else 0o100644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            zinfo = zipfile.ZipInfo(f"{name}/{path}", _zip_time(mtime))
+            zinfo.create_system = 3
+            zinfo.external_attr = (0o100755 if exe else 0o100644) << 16
+            zinfo.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zinfo, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
     tbuf = io.BytesIO()
     with tarfile.open(fileobj=tbuf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for d in dirs:
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
-            tf.addfile(info)
+            tinfo = tarfile.TarInfo(d)
+            tinfo.type, tinfo.mode, tinfo.mtime = tarfile.DIRTYPE, 0o755, mtime
+            tf.addfile(tinfo)
         for path, data, exe in files:
-            info = tarfile.TarInfo(f"{name}/{path}")
-            info.size, info.mode, info.mtime = len(data), (0o755 if exe else 0o644), mtime
-            tf.addfile(info, io.BytesIO(data))
+            tinfo = tarfile.TarInfo(f"{name}/{path}")
+            tinfo.size, tinfo.mode, tinfo.mtime = len(data), (0o755 if exe else 0o644), mtime
+            tf.addfile(tinfo, io.BytesIO(data))
     gbuf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=gbuf, mtime=0, compresslevel=9) as gz:
         gz.write(tbuf.getvalue())

@@ -40,6 +40,7 @@ from typing import Any
 from t2s.agent.actions import parse_text_actions
 from t2s.agent.trajectory import (
     Message,
+    Outcome,
     Step,
     TokenUsage,
     ToolCallRecord,
@@ -54,7 +55,9 @@ from t2s.record.runs import RunManifest, RunRecord
 from t2s.skill.repo import skill_dir_of
 
 FORMATS = ("openai-jsonl", "claude-code", "t2s")
-IMPORT_VERDICTS = ("passed", "failed", "unlabelled")
+IMPORT_VERDICTS: tuple[Outcome, ...] = ("passed", "failed", "unlabelled")
+#: What a line's own ``verdict`` may say (an errored run is kept as such).
+_LINE_VERDICTS: tuple[Outcome, ...] = (*IMPORT_VERDICTS, "errored")
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
@@ -144,14 +147,14 @@ def _token_count(value: Any, where: str) -> int:
     return int(value)
 
 
-def _check_verdict(value: Any, where: str = "verdict") -> str:
+def _check_verdict(value: Any, where: str = "verdict") -> Outcome:
     if value is None:
         return "unlabelled"
     if value is True:
         return "passed"
     if value is False:
         return "failed"
-    if not isinstance(value, str) or value not in (*IMPORT_VERDICTS, "errored"):
+    if not isinstance(value, str) or value not in _LINE_VERDICTS:
         raise _BadLine(f"{where} {value!r} is not one of {', '.join(IMPORT_VERDICTS)}")
     return value
 
@@ -291,7 +294,7 @@ def _first_user_text(messages: list[Message]) -> str:
 
 
 # ---------------------------------------------------------------------------- formats
-def parse_openai_jsonl(path: Path, *, verdict: str | None = None) -> ParsedFile:
+def parse_openai_jsonl(path: Path, *, verdict: Outcome | None = None) -> ParsedFile:
     """One OpenAI chat conversation per line (see the module docstring)."""
     path = Path(path)
     out = ParsedFile(str(path), "openai-jsonl")
@@ -312,7 +315,8 @@ def parse_openai_jsonl(path: Path, *, verdict: str | None = None) -> ParsedFile:
             if not any(m.role == "assistant" for m in messages):
                 raise _BadLine("the conversation has no assistant message")
             label = _check_verdict(data.get("verdict")) if verdict is None else verdict
-            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            raw_usage = data.get("usage")
+            usage = raw_usage if isinstance(raw_usage, dict) else {}
             task_id = str(data.get("task_id") or data.get("id") or f"{path.stem}-L{n}")
             steps, scripts = steps_from_messages(messages)
             meta = {"import": {"path": str(path), "line": n, "format": "openai-jsonl"}}
@@ -393,7 +397,7 @@ class _Session:
         self.counted_usage: set[str] = set()
 
 
-def parse_claude_code(path: Path, *, verdict: str | None = None, task_id: str | None = None) -> ParsedFile:
+def parse_claude_code(path: Path, *, verdict: Outcome | None = None, task_id: str | None = None) -> ParsedFile:
     """A Claude Code session JSONL file (see the module docstring)."""
     path = Path(path)
     out = ParsedFile(str(path), "claude-code")
@@ -477,8 +481,9 @@ def _cc_assistant(sess: _Session, message: dict[str, Any], blocks: list[dict[str
                 )
             )
     usage = message.get("usage")
-    counted = isinstance(usage, dict) and (mid is None or mid not in sess.counted_usage)
-    if counted:  # checked before the session changes: a bad line leaves no trace
+    if not isinstance(usage, dict) or (mid is not None and mid in sess.counted_usage):
+        usage = None  # none given, or this message's usage is counted already
+    if usage is not None:  # checked before the session changes: a bad line leaves no trace
         prompt = sum(
             _token_count(usage.get(k), f"message.usage.{k}")
             for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -486,7 +491,7 @@ def _cc_assistant(sess: _Session, message: dict[str, Any], blocks: list[dict[str
         completion = _token_count(usage.get("output_tokens"), "message.usage.output_tokens")
     if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
         sess.model = message["model"]
-    if counted:
+    if usage is not None:
         if mid is not None:
             sess.counted_usage.add(mid)
         sess.usage.calls += 1
@@ -523,7 +528,7 @@ def _cc_user(sess: _Session, blocks: list[dict[str, Any]]) -> None:
         sess.messages.append(Message(role="user", content="\n".join(text_parts)))
 
 
-def parse_t2s(path: Path, *, verdict: str | None = None) -> ParsedFile:
+def parse_t2s(path: Path, *, verdict: Outcome | None = None) -> ParsedFile:
     """t2s trajectories: one JSON object, a JSON list, or JSON lines."""
     path = Path(path)
     out = ParsedFile(str(path), "t2s")
@@ -630,7 +635,7 @@ def import_trajectories(
     files: dict[str, Any] = {}
     batch: set[str] = set()
     for parsed in parsed_files:
-        counts = {
+        counts: dict[str, Any] = {
             "path": parsed.path,
             "format": parsed.format,
             "imported": 0,

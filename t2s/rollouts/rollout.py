@@ -93,7 +93,7 @@ class RolloutSummary:
 
 
 def _done_trajectories(record: RunRecord) -> dict[str, Trajectory]:
-    out = {}
+    out: dict[str, Trajectory] = {}
     if not record.exists():
         return out
     for path in record.list(TRAJECTORIES_DIR):

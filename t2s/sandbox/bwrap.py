@@ -406,6 +406,7 @@ def _probe_once(work: Path) -> tuple[bytes, str, int]:
     with os.fdopen(read_end, "rb") as result:
         status = result.readline()
         result.read()
+    assert proc.stderr is not None  # stderr=PIPE
     stderr = proc.stderr.read().decode("utf-8", "replace")
     proc.stderr.close()
     proc.wait(timeout=60)

@@ -69,7 +69,7 @@ def sweep(prefix: str, directory: Path | str | None = None) -> list[Path]:
     """Remove the ``prefix`` scratch folders in ``directory`` (default: the system's
     temporary directory) whose owner is gone. Returns what was removed."""
     base = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(base.iterdir())
     except OSError:

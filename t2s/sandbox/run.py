@@ -305,8 +305,9 @@ class _Run:
     group: _cgroups.RunCgroup | None = None
     nproc: int | None = None
     isolation: dict[str, str] = field(default_factory=dict)
-    out: _Capped | None = None
-    err: _Capped | None = None
+    #: The output sinks, made when the process starts (:func:`_execute`).
+    out: _Capped = field(init=False, repr=False)
+    err: _Capped = field(init=False, repr=False)
     limits_hit: list[str] = field(default_factory=list)
 
 
@@ -658,7 +659,8 @@ def _killer(proc: subprocess.Popen, group: _cgroups.RunCgroup | None) -> Callabl
 
 def _reap(proc: subprocess.Popen, notes: list[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
-        stream.close()
+        if stream is not None:  # pipes: never None here
+            stream.close()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -666,15 +668,16 @@ def _reap(proc: subprocess.Popen, notes: list[str]) -> None:
 
 
 def _feed_stdin(proc: subprocess.Popen, stdin: str | None) -> None:
-    if stdin is None:
+    pipe = proc.stdin  # a pipe exactly when there is stdin to feed
+    if stdin is None or pipe is None:
         return
     try:
-        proc.stdin.write(stdin.encode())
+        pipe.write(stdin.encode())
     except (BrokenPipeError, OSError):
         pass
     finally:
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            pipe.close()
 
 
 def _pump(

@@ -23,7 +23,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 STAGING_PREFIX = ".t2s-copy-back-"
 
@@ -96,7 +96,7 @@ def _clean_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def copy_back(stream: BinaryIO, workdir: Path, *, max_bytes: int, max_entries: int = 100_000) -> list[str]:
+def copy_back(stream: IO[bytes], workdir: Path, *, max_bytes: int, max_entries: int = 100_000) -> list[str]:
     """Replace the contents of ``workdir`` with the tar read from ``stream``.
 
     Returns notes on what was skipped. Raises :class:`CopyBackError` (and leaves
@@ -114,7 +114,7 @@ def copy_back(stream: BinaryIO, workdir: Path, *, max_bytes: int, max_entries: i
     return notes
 
 
-def _extract(stream: BinaryIO, staging: Path, *, max_bytes: int, max_entries: int) -> list[str]:
+def _extract(stream: IO[bytes], staging: Path, *, max_bytes: int, max_entries: int) -> list[str]:
     notes: list[str] = []
     total = entries = 0
     try:

@@ -185,7 +185,7 @@ def init_skill_repo(
     skill_dir = f"{SKILLS_DIR}/{skill_name}"
     _refuse_overwrite(store, skill_dir, force)
 
-    files: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
+    to_write: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
     config_path = store.root / CONFIG_FILE
     if config_path.exists() and not force:
         existing = load_config(config_path)
@@ -195,9 +195,9 @@ def init_skill_repo(
                 hint="one skill per repository; use --force to reconfigure",
             )
     else:
-        files[CONFIG_FILE] = config_text.encode()
+        to_write[CONFIG_FILE] = config_text.encode()
     if not (store.root / WORKFLOW_PATH).exists() or force:
-        files[WORKFLOW_PATH] = (TEMPLATES / "workflow-t2s.yml").read_bytes()
+        to_write[WORKFLOW_PATH] = (TEMPLATES / "workflow-t2s.yml").read_bytes()
 
     findings = lint_files(skill_name, skill_files, strict=True, limits=Limits())
     if findings:
@@ -205,12 +205,12 @@ def init_skill_repo(
         raise UsageError(f"the skill does not pass lint; nothing was written:\n{listing}")
 
     hooks = install_hooks_into(store) if install_git_hooks else []
-    for rel, data in files.items():
+    for rel, data in to_write.items():
         target = store.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    commit = store.commit_paths(sorted(files), f"t2s init: add skill {skill_name}")
-    return InitResult(store.root, skill_dir, commit, created, hooks, sorted(files))
+    commit = store.commit_paths(sorted(to_write), f"t2s init: add skill {skill_name}")
+    return InitResult(store.root, skill_dir, commit, created, hooks, sorted(to_write))
 
 
 def install_hooks_into(store: GitStore) -> list[str]:

@@ -34,6 +34,7 @@ import tempfile
 import unicodedata
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from importlib import resources
@@ -509,6 +510,7 @@ def read_answer_values(path: Path, report: CheckReport, *, shown_as: str | None 
 def split_answer(answer: Any) -> list[str]:
     """A final answer as values: a list (one value per item), or a string split on new
     lines when it has any, else on ``|``; items stripped, empty ones dropped."""
+    items: Sequence[str | None]
     if isinstance(answer, (list, tuple)):
         items = [cell_text(a) if not isinstance(a, str) else a for a in answer]
     elif isinstance(answer, str):

@@ -193,6 +193,9 @@ class _ValuesReader(WorksheetReader):
     the default style: only the stylesheet's value parts were read.
     """
 
+    #: Set by ``WorksheetReader.__init__``; replaced by a :class:`_BoxParser` here.
+    parser: WorkSheetParser
+
     def __init__(self, ws, src, shared_strings, box: Box):
         super().__init__(ws, src, shared_strings, True, False)
         parser = self.parser

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from t2s.sandbox import cgroups as _cgroups
 from t2s.sandbox.run import ExecResult, run_code, sandbox_env
@@ -91,7 +92,7 @@ class Attempt:
     code: Callable[[Bait], str]
     #: ``escaped(bait, result)``: why it escaped, or None when it was blocked.
     escaped: Callable[[Bait, ExecResult], str | None]
-    language: str = "python"
+    language: Literal["python", "shell"] = "python"
     options: dict = field(default_factory=dict)
     #: Why the attempt does not apply on this machine (None: it does).
     needs: Callable[[], str | None] = lambda: None
@@ -666,8 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # internal: run the attempts in this process
     parser.add_argument("names", nargs="*", help="only these attempts")
     args = parser.parse_args(argv)
+    changed: list[str] = []
     if args.bait is not None:
-        outcomes, changed = _attempts_here(args.bait, args.names or None), []
+        outcomes = _attempts_here(args.bait, args.names or None)
     else:
         outcomes, changed = run_battery(args.names or None)
     if args.json:

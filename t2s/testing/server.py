@@ -209,11 +209,12 @@ def _script_responder(items: Iterable[Answer | Responder], label: str) -> Respon
         if not queue:
             raise _ScriptExhausted(f"script {label} has no more replies")
         item = queue.popleft()
-        if callable(item):
-            item = item(req)
-            if inspect.isawaitable(item):
-                item = await item
-        return item
+        if not callable(item):
+            return item
+        answer = item(req)
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
 
     respond.remaining = queue  # type: ignore[attr-defined]
     return respond

@@ -54,7 +54,9 @@ def consolidate(lessons: list[dict[str, Any]], min_support: int, base: dict[str,
     groups: dict[str, list[dict[str, Any]]] = {}
     for lesson in lessons:
         groups.setdefault(_norm(lesson["text"]), []).append(lesson)
-    out_lessons, skill_lines, references = [], [], {}
+    out_lessons: list[dict[str, Any]] = []
+    skill_lines: list[str] = []
+    references: dict[str, list[str]] = {}
     for members in groups.values():
         support = sorted({t for m in members for t in m["support"]})
         text = members[0]["text"].strip()

@@ -166,12 +166,12 @@ def blame(store: GitStore, run: str, *, line: int | None = None, text: str | Non
 
 
 def _pick_line(lines: list[tuple[str, str]], line: int | None, text: str | None) -> int:
-    if (line is None) == (text is None):
-        raise UsageError("give a LINE number or --text TEXT (one of them)")
-    if line is not None:
+    if line is not None and text is None:
         if not 1 <= line <= len(lines):
             raise UsageError(f"line {line} is out of range: the candidate's SKILL.md has {len(lines)} lines")
         return line
+    if text is None or line is not None:
+        raise UsageError("give a LINE number or --text TEXT (one of them)")
     needle = text.lower()
     for index, (_, content) in enumerate(lines, start=1):
         if needle in content.lower():

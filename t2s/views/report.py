@@ -326,8 +326,8 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
     )
     ledger_rows = []
     total = {"calls": 0, "cached": 0, "total_tokens": 0, "cost_usd": 0.0}
-    for phase, ledger in sorted(data.ledgers.items()):
-        t = ledger.get("totals") or {}
+    for phase, phase_ledger in sorted(data.ledgers.items()):
+        t = phase_ledger.get("totals") or {}
         for key in total:
             total[key] += t.get(key, 0) or 0
         ledger_rows.append(

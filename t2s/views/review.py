@@ -345,7 +345,7 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
         view.outcome = prov.outcome or ""
         view.analyst = prov.analyst or ""
         view.model = prov.model or ""
-        subject = data.messages.get(commit, "").strip().splitlines()[:1]
+        subject = message.strip().splitlines()[:1]
         if subject:
             view.lessons = [
                 Lesson(id=f"p{number}.1", text=subject[0], support=[view.trajectory] if view.trajectory else [])
@@ -402,6 +402,8 @@ def count_lines(diff: str) -> tuple[int, int]:
 def resolve_patch(store: GitStore, spec: str, run: str | None = None) -> tuple[str, str]:
     """``(run, number)`` for a patch given as ``0007``, ``t2s/r1/patch/0007``, a full ref
     or a commit. A bare number needs ``run`` only when several runs have that number."""
+    found_run: str | None
+    number: str | None
     spec = (spec or "").strip()
     if not spec:
         raise UsageError("name a patch: 0007, t2s/RUN/patch/0007, or a commit")

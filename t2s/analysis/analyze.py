@@ -124,6 +124,10 @@ class AnalyzeSettings:
 
 @dataclass
 class AnalyzeSummary:
+    """What an analyze stage did: the mode and analyst, how many trajectories were
+    selected, analyzed (now or before), accepted, unvalidated, rejected (by reason) or
+    errored, the branches made, tokens, wall time, notes, and one row per patch."""
+
     run: str
     mode: str
     analyst: str
@@ -159,6 +163,7 @@ class AnalyzeSummary:
     patches: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what ``t2s analyze --json`` prints)."""
         return asdict(self)
 
     def errored_work(self) -> WorkErrored | None:

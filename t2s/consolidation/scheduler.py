@@ -87,6 +87,9 @@ class Merger:
         return self._loaded
 
     async def parallel(self) -> MergeSummary:
+        """Merge the run's patch branches level by level into one candidate (the
+        paper's parallel consolidation), resuming what an earlier invocation finished;
+        every patch must be reachable from the candidate (:class:`PatchesLost` if not)."""
         inputs, excluded = self.load_inputs()
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
         if not inputs:

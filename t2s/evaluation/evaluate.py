@@ -70,6 +70,9 @@ class Unevaluable(UsageError):
 # ---------------------------------------------------------------------- cache
 @dataclass
 class EvalOutcome:
+    """One evaluation of a commit: its :class:`EvalRecord` (score, per-task results),
+    and whether the record was run now or found cached in an eval note."""
+
     commit: str
     record: EvalRecord
     #: True when no agent ran: the record came from a note.
@@ -79,6 +82,7 @@ class EvalOutcome:
 
     @property
     def ran(self) -> bool:
+        """True when the agent ran now (the record is not from a note)."""
         return not self.cached
 
 

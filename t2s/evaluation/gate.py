@@ -67,6 +67,9 @@ class PairRow:
 
 @dataclass
 class GateResult:
+    """The gate's verdict on a candidate against a baseline: the recorded
+    :class:`GateRecord`, both evaluations, and one row per task (which side passed it)."""
+
     record: GateRecord
     candidate: EvalOutcome
     baseline: EvalOutcome
@@ -76,9 +79,11 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
+        """Whether the candidate passed the gate."""
         return self.record.passed
 
     def to_json(self) -> dict:
+        """The result as JSON-ready data (``t2s gate --json`` prints it, with the markdown)."""
         return {
             "passed": self.passed,
             "candidate": {

@@ -249,6 +249,7 @@ class LLM:
     # ---------------------------------------------------------------- plumbing
 
     def role(self, name: str) -> RoleModel:
+        """The model settings of role ``name``; a :class:`ConfigError` for an unknown role."""
         try:
             return self.roles[name]
         except KeyError:
@@ -590,9 +591,11 @@ class LLM:
             return pool.submit(asyncio.run, wrapped()).result()
 
     def chat_sync(self, role: str, messages: Sequence[Mapping[str, Any]], **kw: Any) -> ChatResult:
+        """:meth:`chat` from synchronous code (through :meth:`run`)."""
         return self.run(self.chat(role, messages, **kw))
 
     def structured_sync(self, role: str, messages: Sequence[Mapping[str, Any]], schema: type[M], **kw: Any) -> M:
+        """:meth:`structured` from synchronous code (through :meth:`run`)."""
         return self.run(self.structured(role, messages, schema, **kw))
 
 

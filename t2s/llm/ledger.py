@@ -35,6 +35,8 @@ _SUM_FIELDS = (
 
 @dataclass
 class LedgerRow:
+    """The tallies of one (role, phase): calls, cache hits, errors, tokens, time and cost."""
+
     role: str
     phase: str
     calls: int = 0  # requests that went to the network (successful or not)
@@ -48,13 +50,16 @@ class LedgerRow:
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, other: LedgerRow) -> None:
+        """Add ``other``'s tallies to this row."""
         for name in _SUM_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data, with ``total_tokens`` and rounded time and cost."""
         data = asdict(self)
         data["total_tokens"] = self.total_tokens
         data["latency_s"] = round(self.latency_s, 6)
@@ -118,6 +123,8 @@ class Ledger:
     # ---------------------------------------------------------------- records
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """The USD cost of the tokens at ``model``'s price per million (0 for a model
+        without a price, which is then listed in ``unpriced_models``)."""
         price = self.prices.get(model)
         if price is None:
             if prompt_tokens or completion_tokens:
@@ -158,6 +165,7 @@ class Ledger:
             row.cost_usd += self.cost(model, prompt_tokens, completion_tokens)
 
     def record_cached(self, role: str, phase: str) -> None:
+        """Count one answer served from the response cache (no request, no cost)."""
         with self._lock:
             self._row(role, phase).cached += 1
 
@@ -171,6 +179,7 @@ class Ledger:
 
     @property
     def totals(self) -> LedgerRow:
+        """Every row added up, as one row with ``role="total"``."""
         with self._lock:
             return self._total_unlocked()
 
@@ -192,6 +201,7 @@ class Ledger:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
+        """Rows, sums by role and by phase, totals, caps and why work stopped (JSON-ready)."""
         return {
             "rows": self.summary()[:-1],
             "by_role": self._grouped("role"),
@@ -212,6 +222,8 @@ class Ledger:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
+        """A ledger read back from :meth:`to_dict`'s data (rows, caps and ``stopped``;
+        the prices are not stored)."""
         caps = data.get("caps") or {}
         ledger = cls(
             max_calls=caps.get("max_calls"),
@@ -228,6 +240,7 @@ class Ledger:
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
+        """A ledger read back from :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
 
 

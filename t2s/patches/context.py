@@ -71,6 +71,9 @@ class PatchContext:
         return out
 
     def render(self, edits: Any) -> RenderResult:
+        """Apply ``edits`` to S0 in memory with every guardrail, check that the diff
+        applies with git, and write the tree: a :class:`RenderResult` (``ok`` False with
+        the failures when an edit, a guardrail or git refuses)."""
         result = self._render_edits(edits)
         if not result.ok:
             return result

@@ -60,6 +60,11 @@ def bump_version(current: tuple[int, int, int] | None, bump: str) -> str:
 # ---------------------------------------------------------------------- release
 @dataclass
 class ReleaseResult:
+    """A release made by :func:`release`: the version (also the tag's name), the release
+    commit, the candidate it merges, the branch's previous head, the tag object, whether
+    the branch moved (not when a worktree has it checked out: then ``checked_out_in``
+    says where), the changelog entries, the message, and warnings."""
+
     version: str
     commit: str
     candidate: str
@@ -73,6 +78,7 @@ class ReleaseResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """The result as JSON-ready data (what ``t2s release --json`` prints)."""
         return {
             "version": self.version,
             "tag": self.version,

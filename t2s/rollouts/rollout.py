@@ -49,6 +49,10 @@ LEDGER_PATH = "ledger/rollout.json"
 
 @dataclass
 class RolloutSummary:
+    """What a rollout did: the run, S0, suite and split; how many trajectories the
+    split asks for, passed, failed, errored, were already recorded, ran now or were
+    left by the budget; tokens, wall time, and the causes of errors."""
+
     run: str
     s0: str
     skill_dir: str
@@ -77,6 +81,7 @@ class RolloutSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what ``t2s rollout --json`` prints)."""
         return asdict(self)
 
     def errored_work(self) -> WorkErrored | None:

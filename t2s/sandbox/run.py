@@ -75,6 +75,10 @@ class SandboxUnavailable(T2SError):
 
 @dataclass
 class ExecResult:
+    """How one :func:`run_code` went: exit code, output (cut to head and tail when
+    long), whether a limit or the timeout ended it, how long it took, and how it was
+    isolated."""
+
     exit_code: int | None
     stdout: str
     stderr: str
@@ -97,6 +101,7 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
+        """Exit code 0, within time, and no limit hit."""
         return self.exit_code == 0 and not self.timed_out and not self.killed_reason
 
     @property
@@ -113,6 +118,7 @@ class ExecResult:
         return f"failed: exit code {self.exit_code}"
 
     def to_dict(self) -> dict:
+        """The result as JSON-ready data, with its :attr:`verdict`."""
         d = asdict(self)
         d["verdict"] = self.verdict
         return d

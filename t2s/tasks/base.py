@@ -58,6 +58,9 @@ class Case(BaseModel):
 
 
 class Task(BaseModel):
+    """One task of a suite: its id, the instruction, its test cases and where the
+    answer is judged."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -69,6 +72,7 @@ class Task(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
     def case(self, k: int) -> Case:
+        """Test case ``k`` (1-based); a :class:`UsageError` naming the cases it has."""
         for case in self.cases:
             if case.index == k:
                 return case
@@ -153,6 +157,8 @@ class AnalystWorkspace(BaseModel):
 
 
 class Mismatch(BaseModel):
+    """One cell whose value differs from the answer: what was expected, what was there."""
+
     sheet: str
     cell: str
     expected: Any = None
@@ -208,9 +214,12 @@ class CheckReport(BaseModel):
 
     @property
     def passed(self) -> bool:
+        """No problem and no mismatching cell."""
         return not self.problems and self.mismatch_count == 0
 
     def render(self, max_rows: int = 30) -> str:
+        """The report for a person (or a model): what was compared and each difference,
+        at most ``max_rows`` per list."""
         status = "PASS" if self.passed else "FAIL"
         head = f"{status}  task {self.task_id} case {self.case}"
         lines = [head]
@@ -260,6 +269,8 @@ class CheckReport(BaseModel):
 
 
 class Verdict(BaseModel):
+    """The checker's judgement of one output: passed, a score, and the full report."""
+
     passed: bool
     score: float
     report: CheckReport
@@ -349,14 +360,17 @@ class Suite(ABC):
         """One task; unknown ids raise :class:`UsageError`."""
 
     def splits(self) -> dict[str, list[str]]:
+        """Split name -> its task ids (resolved from ``t2s.toml`` on first use)."""
         if self._splits is None:
             self.configure_splits()
         return {name: list(ids) for name, ids in (self._splits or {}).items()}
 
     def tasks(self, split: str | None = None) -> list[Task]:
+        """The tasks of ``split`` (every task for None), in suite order."""
         return [self.task(i) for i in self.task_ids(split)]
 
     def check_disjoint(self, first: str, second: str) -> None:
+        """Raise :class:`SplitOverlapError` when splits ``first`` and ``second`` share a task."""
         a = self.task_ids(first)
         b = set(self.task_ids(second))
         overlap = [i for i in a if i in b]
@@ -381,9 +395,11 @@ class Suite(ABC):
         )
 
     def input_name(self, task: Task, case: Case) -> str:
+        """The name the case's input file gets in the workspace (default: its own)."""
         return case.input_path.name if case.input_path else "input"
 
     def output_name(self, task: Task, case: Case) -> str:
+        """The name of the file the agent must write in the workspace."""
         return "output"
 
     @abstractmethod
@@ -518,6 +534,8 @@ class Suite(ABC):
         return h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
+        """The suite in brief (name, type, root, task and split sizes, checker options),
+        JSON-ready."""
         return {
             "name": self.name,
             "type": self.type,

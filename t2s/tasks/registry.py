@@ -69,6 +69,8 @@ def _builtins() -> None:
 
 
 def suite_types() -> dict[str, type[Suite]]:
+    """Every registered suite type by name: the built-in ones and those of the
+    ``t2s.suites`` entry point group."""
     _builtins()
     _load_entry_points()
     return dict(_TYPES)
@@ -88,6 +90,7 @@ def suite_type_info() -> list[dict[str, str]]:
 
 
 def get_suite_type(name: str) -> type[Suite]:
+    """The suite class registered as ``name``; a :class:`ConfigError` for an unknown type."""
     _builtins()
     if name not in _TYPES:
         _load_entry_points()
@@ -100,6 +103,8 @@ def get_suite_type(name: str) -> type[Suite]:
 
 
 def detect_suite_type(path: Path) -> type[Suite]:
+    """The first registered suite type whose ``detect`` recognises the folder ``path``;
+    a :class:`UsageError` when none does."""
     matches = [cls for cls in suite_types().values() if cls.detect(path)]
     if not matches:
         raise UsageError(

@@ -163,3 +163,27 @@ def test_the_docstring_rule_catches_what_it_should():
 
     api = {"Bare": Bare, "Documented": Documented, "helper": helper}
     assert undocumented(api) == ["Bare", "Bare.double", "Bare.grow", "helper"]
+
+
+# ---------------------------------------------------------------------- CI
+def test_ci_runs_the_house_checks_then_the_readme_test_command_last():
+    root = PACKAGE.parent
+    commands = [
+        line.strip()
+        for line in (root / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    readme_command = next(
+        line.strip()
+        for line in (root / "README.md").read_text().splitlines()
+        if line.strip().endswith("pytest -n auto")
+    )
+    assert commands[0] == "set -euo pipefail"  # a failing check fails CI
+    assert commands[-1] == readme_command
+    checks = [
+        ".venv/bin/ruff check t2s tests bench",
+        ".venv/bin/ruff format --check t2s tests bench",
+        ".venv/bin/mypy",
+        ".venv/bin/lint-imports",
+    ]
+    assert all(check in commands[:-1] for check in checks)

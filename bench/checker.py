@@ -91,8 +91,7 @@ def bench_checker(suite_path: Path, jobs: int) -> None:
     _check_golden((str(suite_path), ids[0], "auto"))  # imports and suite loading out of the timing
     runs = {reader: _run_reader(suite_path, ids, reader, jobs) for reader in ("auto", "full")}
     fast, full = runs["auto"], runs["full"]
-    print(f"checker: {len(ids)} Verified golden files, each checked against itself with cold loads, "
-          f"{jobs} process(es)")
+    print(f"checker: {len(ids)} Verified golden files, each checked against itself with cold loads, {jobs} process(es)")
     print(f"  {'':22s} {'fast reader (default)':>22s} {'full openpyxl load':>20s} {'full/fast':>10s}")
 
     def line(label: str, pick) -> None:
@@ -109,11 +108,9 @@ def bench_checker(suite_path: Path, jobs: int) -> None:
         print(f"  slowest {name}: " + ", ".join(f"{row[0]} {_ms(row[1])}" for row in slow))
     ways = Counter(row[4] for row in fast["rows"])
     others = "; ".join(f"{n} x {way}" for way, n in ways.items() if way != "fast")
-    print(f"  fast reader: {ways.get('fast', 0)} of {len(ids)} check(s) read fast"
-          + (f"; {others}" if others else ""))
-    same_verdict = sum(1 for a, b in zip(fast["rows"], full["rows"])
-                       if _passed(a[3]) == _passed(b[3]))
-    same_report = sum(1 for a, b in zip(fast["rows"], full["rows"]) if a[3] == b[3])
+    print(f"  fast reader: {ways.get('fast', 0)} of {len(ids)} check(s) read fast" + (f"; {others}" if others else ""))
+    same_verdict = sum(1 for a, b in zip(fast["rows"], full["rows"], strict=True) if _passed(a[3]) == _passed(b[3]))
+    same_report = sum(1 for a, b in zip(fast["rows"], full["rows"], strict=True) if a[3] == b[3])
     print(f"  same verdict: {same_verdict}/{len(ids)}; same report: {same_report}/{len(ids)}")
     failed = [row[0] for row in fast["rows"] if not _passed(row[3])]
     print(f"  literal semantics fail {len(failed)} golden file(s): {', '.join(failed)}")
@@ -160,8 +157,9 @@ def _read_only(path, boxes):
     out = {}
     for sheet, (r0, c0, r1, c1) in boxes.items():
         ws = wb[sheet or wb.sheetnames[0]]
-        for r, row in enumerate(ws.iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1,
-                                             values_only=True), start=r0):
+        for r, row in enumerate(
+            ws.iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True), start=r0
+        ):
             for c, value in enumerate(row, start=c0):
                 out[sheet, r, c] = value
     wb.close()
@@ -211,13 +209,14 @@ def bench_readers(suite_path: Path) -> None:
         boxes = _answer_boxes(task)
         if boxes:
             work.append((tid, task.cases[0].answer_path, boxes))
-    readers = {"openpyxl full load": _read_full, "openpyxl read-only": _read_only,
-               "t2s fast reader": _read_fast}
+    readers = {"openpyxl full load": _read_full, "openpyxl read-only": _read_only, "t2s fast reader": _read_fast}
     if importlib.util.find_spec("python_calamine"):
         readers["python-calamine"] = _read_calamine
     reference: dict = {}
-    print(f"readers: the answer cells of {len(work)} Verified goldens (literal positions; 'cannot read': "
-          "a position naming a sheet the workbook lacks), one process")
+    print(
+        f"readers: the answer cells of {len(work)} Verified goldens (literal positions; 'cannot read': "
+        "a position naming a sheet the workbook lacks), one process"
+    )
     for name, read in readers.items():
         differ, failed, times, kinds = [], [], [], Counter()
         for tid, path, boxes in work:
@@ -233,19 +232,26 @@ def bench_readers(suite_path: Path) -> None:
             if name == "openpyxl full load":
                 reference[tid] = values
                 continue
-            wrong = [(reference[tid].get(k), v) for k, v in values.items()
-                     if (type(v), v) != (type(reference[tid].get(k)), reference[tid].get(k))]
+            wrong = [
+                (reference[tid].get(k), v)
+                for k, v in values.items()
+                if (type(v), v) != (type(reference[tid].get(k)), reference[tid].get(k))
+            ]
             if wrong:
                 differ.append(tid)
                 kinds.update(f"{type(a).__name__}->{type(b).__name__}" for a, b in wrong)
         times.sort()
-        print(f"  {name:20s} total {sum(times):6.1f} s, median {_ms(times[len(times) // 2]):>6s}, "
-              f"max {_ms(times[-1]):>6s}; reads differently on {len(differ)} golden(s)"
-              + (f", cannot read {len(failed)}" if failed else "")
-              + (f" (e.g. {', '.join(differ[:5])})" if differ else ""))
+        print(
+            f"  {name:20s} total {sum(times):6.1f} s, median {_ms(times[len(times) // 2]):>6s}, "
+            f"max {_ms(times[-1]):>6s}; reads differently on {len(differ)} golden(s)"
+            + (f", cannot read {len(failed)}" if failed else "")
+            + (f" (e.g. {', '.join(differ[:5])})" if differ else "")
+        )
         if kinds:
-            print("    cells read differently (full load's type -> this reader's): "
-                  + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common(6)))
+            print(
+                "    cells read differently (full load's type -> this reader's): "
+                + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common(6))
+            )
 
 
 def bench_sandbox(runs: int) -> None:
@@ -255,16 +261,20 @@ def bench_sandbox(runs: int) -> None:
     print(f"sandbox: {iso['sandbox']}; processes: {iso.get('processes', '-')}")
     with tempfile.TemporaryDirectory() as tmp:
         for language, code in (("python", "pass"), ("shell", "true")):
-            for label, kwargs in (("sandboxed", {}), ("network on, no proc limit",
-                                                     {"network": True, "max_procs": None})):
+            for label, kwargs in (
+                ("sandboxed", {}),
+                ("network on, no proc limit", {"network": True, "max_procs": None}),
+            ):
                 samples = []
                 for _ in range(runs):
                     t0 = time.perf_counter()
                     r = run_code(code, Path(tmp), language=language, **kwargs)
                     samples.append(time.perf_counter() - t0)
                     assert r.ok, r
-                print(f"  {language:6s} {label:24s}: median {statistics.median(samples) * 1000:.0f} ms, "
-                      f"min {min(samples) * 1000:.0f} ms over {runs} calls")
+                print(
+                    f"  {language:6s} {label:24s}: median {statistics.median(samples) * 1000:.0f} ms, "
+                    f"min {min(samples) * 1000:.0f} ms over {runs} calls"
+                )
         t0 = time.perf_counter()
         subprocess_baseline = []
         import subprocess
@@ -273,8 +283,7 @@ def bench_sandbox(runs: int) -> None:
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             subprocess_baseline.append(time.perf_counter() - t0)
-        print(f"  baseline: bare `python -c pass` median "
-              f"{statistics.median(subprocess_baseline) * 1000:.0f} ms")
+        print(f"  baseline: bare `python -c pass` median {statistics.median(subprocess_baseline) * 1000:.0f} ms")
 
 
 def bench_recalc() -> None:
@@ -298,8 +307,10 @@ def bench_recalc() -> None:
             t0 = time.perf_counter()
             recalculate_workbook(src, Path(tmp) / f"o{n}")
             samples.append(time.perf_counter() - t0)
-        print(f"recalc: LibreOffice headless round trip (200 formulas) median "
-              f"{statistics.median(samples):.2f} s over 3 calls")
+        print(
+            f"recalc: LibreOffice headless round trip (200 formulas) median "
+            f"{statistics.median(samples):.2f} s over 3 calls"
+        )
 
 
 def main() -> None:
@@ -308,8 +319,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="checker processes (default 1)")
     parser.add_argument("--sandbox-runs", type=int, default=20, help="0 skips the sandbox figures")
     parser.add_argument("--skip-recalc", action="store_true")
-    parser.add_argument("--readers", action="store_true",
-                        help="also time candidate readers (openpyxl read-only, python-calamine if installed)")
+    parser.add_argument(
+        "--readers",
+        action="store_true",
+        help="also time candidate readers (openpyxl read-only, python-calamine if installed)",
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cpu(s), load average {os.getloadavg()[0]:.1f}")
     if args.suite.exists():

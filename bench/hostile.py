@@ -52,8 +52,7 @@ def per_call(n: int) -> str:
             run_code("pass", Path(tmp))
             times.append(time.perf_counter() - start)
     ms = [t * 1000 for t in times]
-    return (f"run_code('pass') x {n}: median {statistics.median(ms):.1f} ms, "
-            f"min {min(ms):.1f} ms, max {max(ms):.1f} ms")
+    return f"run_code('pass') x {n}: median {statistics.median(ms):.1f} ms, min {min(ms):.1f} ms, max {max(ms):.1f} ms"
 
 
 def main() -> int:
@@ -72,8 +71,9 @@ def main() -> int:
     _print("as this user", outcomes, changed)
     bad |= bool(changed) or any(o.escaped for o in outcomes)
     if args.as_nobody:
-        outcomes, changed = run_battery(args.names or None, python="/usr/bin/python3", as_user=65534,
-                                        extra_path=str(ROOT))
+        outcomes, changed = run_battery(
+            args.names or None, python="/usr/bin/python3", as_user=65534, extra_path=str(ROOT)
+        )
         _print("as nobody (uid 65534, system python)", outcomes, changed)
         bad |= bool(changed) or any(o.escaped for o in outcomes)
     if args.per_call:

@@ -51,13 +51,25 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imports on use
-    from t2s.analysis.analyze import AnalyzeSummary
-    from t2s.api import EvolveSummary, Repo, analyze, evaluate, evolve, gate, merge, open_repo, release, rollout
-    from t2s.consolidation.models import MergeSummary
-    from t2s.evaluation.evaluate import EvalOutcome
-    from t2s.evaluation.gate import GateResult
-    from t2s.releases.release import ReleaseResult
-    from t2s.rollouts.rollout import RolloutSummary
+    # `name as name` marks an explicit re-export (PEP 484), for type checkers and linters
+    from t2s.analysis.analyze import AnalyzeSummary as AnalyzeSummary
+    from t2s.api import (
+        EvolveSummary as EvolveSummary,
+        Repo as Repo,
+        analyze as analyze,
+        evaluate as evaluate,
+        evolve as evolve,
+        gate as gate,
+        merge as merge,
+        open_repo as open_repo,
+        release as release,
+        rollout as rollout,
+    )
+    from t2s.consolidation.models import MergeSummary as MergeSummary
+    from t2s.evaluation.evaluate import EvalOutcome as EvalOutcome
+    from t2s.evaluation.gate import GateResult as GateResult
+    from t2s.releases.release import ReleaseResult as ReleaseResult
+    from t2s.rollouts.rollout import RolloutSummary as RolloutSummary
 
 
 def __getattr__(name: str) -> Any:

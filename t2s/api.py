@@ -25,10 +25,11 @@ The command line is a thin layer over these functions (``t2s/commands/``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.episode import AgentOptions
@@ -38,17 +39,13 @@ from t2s.consolidation.models import MergeSummary
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
 from t2s.evaluation.context import make_context
-from t2s.evaluation.evaluate import EvalOutcome
-from t2s.evaluation.evaluate import evaluate as evaluate_in
-from t2s.evaluation.gate import GateResult
-from t2s.evaluation.gate import gate as gate_in
+from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
+from t2s.evaluation.gate import GateResult, gate as gate_in
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.runs import StageProgress, check_run_name
-from t2s.releases.release import ReleaseResult
-from t2s.releases.release import release as release_in
-from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite
-from t2s.rollouts.rollout import rollout as rollout_in
+from t2s.releases.release import ReleaseResult, release as release_in
+from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
 
 #: Per-role model settings: ``{"agent": {"model": ...}, "*": {"base_url": ...}}``.
 Models = Mapping[str, Mapping[str, Any]]
@@ -94,7 +91,7 @@ def _llm(repo: Repo, phase: str, models: Models | None, cache: bool) -> LLM:
 
 def default_run_name() -> str:
     """A run name from the clock, ``rYYYYMMDD-HHMMSS`` (UTC)."""
-    return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S")
+    return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S")
 
 
 # ---------------------------------------------------------------------- the stages
@@ -135,9 +132,20 @@ def rollout(
     llm = _llm(repo, "rollout", models, cache)
     try:
         return rollout_in(
-            repo.store, repo.config, run=run, split=split, suite=loaded, rev=rev, limit=limit,
-            concurrency=concurrency, seeds=seeds, task_ids=tasks or None, options=options,
-            llm=llm, retry_errored=retry_errored, progress=progress,
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=loaded,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            seeds=seeds,
+            task_ids=tasks or None,
+            options=options,
+            llm=llm,
+            retry_errored=retry_errored,
+            progress=progress,
         )
     finally:
         llm.close()
@@ -164,13 +172,20 @@ def analyze(
     Called again, it analyzes only what is missing (and what errored)."""
     check_run_name(run)
     settings = AnalyzeSettings.from_config(
-        repo.config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-        include_unvalidated=include_unvalidated, protocol=protocol, unsafe_no_sandbox=unsafe_no_sandbox,
+        repo.config,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        max_turns=max_turns,
+        include_unvalidated=include_unvalidated,
+        protocol=protocol,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
     llm = _llm(repo, "analyze", models, cache)
     try:
-        return analyze_run(repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress,
-                           retry_errored=retry_errored)
+        return analyze_run(
+            repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
+        )
     finally:
         llm.close()
 
@@ -191,9 +206,19 @@ def merge(
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
     ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
-    return merge_run(repo.store, repo.config, run=check_run_name(run), fan_in=fan_in, strategy=strategy,
-                     batch=batch, retry_failed=retry_failed, rebuild=rebuild, overrides=_overrides(models),
-                     cache=cache, progress=progress)
+    return merge_run(
+        repo.store,
+        repo.config,
+        run=check_run_name(run),
+        fan_in=fan_in,
+        strategy=strategy,
+        batch=batch,
+        retry_failed=retry_failed,
+        rebuild=rebuild,
+        overrides=_overrides(models),
+        cache=cache,
+        progress=progress,
+    )
 
 
 def evaluate(
@@ -211,8 +236,15 @@ def evaluate(
     result on ``rev``; an identical skill, suite and agent evaluated before costs
     nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
     when a task errored."""
-    ctx = make_context(repo.store, repo.config, split=split, seeds=seeds, suite=suite, rev_for_skill=rev,
-                       unsafe_no_sandbox=unsafe_no_sandbox)
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=rev,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
     return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
 
 
@@ -233,10 +265,18 @@ def gate(
     """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
     S0) on the same split and agent, pair them per task and judge: the verdict goes
     into the candidate's eval note, where ``release`` looks for it."""
-    ctx = make_context(repo.store, repo.config, split=split, seeds=seeds, suite=suite, rev_for_skill=candidate,
-                       unsafe_no_sandbox=unsafe_no_sandbox)
-    return gate_in(ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions,
-                   use_cache=cache, on_wait=on_wait)
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=candidate,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return gate_in(
+        ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=cache, on_wait=on_wait
+    )
 
 
 def release(
@@ -307,19 +347,39 @@ def evolve(
     tell = on_stage or (lambda name: None)
     reporter = progress or (lambda name: None)
     tell("rollout")
-    out.rollout = rollout(repo, run, split=split, rev=rev, suite=suite, limit=limit, concurrency=concurrency,
-                          models=models, cache=cache, unsafe_no_sandbox=unsafe_no_sandbox,
-                          progress=reporter("rollout"))
+    out.rollout = rollout(
+        repo,
+        run,
+        split=split,
+        rev=rev,
+        suite=suite,
+        limit=limit,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("rollout"),
+    )
     if out.rollout.errored_work() is not None or out.rollout.stopped:
         out.stopped_at = "rollout"
         return out
     tell("analyze")
-    out.analyze = analyze(repo, run, mode=mode, analyst=analyst, concurrency=concurrency, models=models,
-                          cache=cache, unsafe_no_sandbox=unsafe_no_sandbox, progress=reporter("analyze"))
+    out.analyze = analyze(
+        repo,
+        run,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("analyze"),
+    )
     if out.analyze.errored_work() is not None or out.analyze.stopped:
         out.stopped_at = "analyze"
         return out
     tell("merge")
-    out.merge = merge(repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache,
-                      progress=merge_progress)
+    out.merge = merge(
+        repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache, progress=merge_progress
+    )
     return out

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from t2s.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 ROLES = ("agent", "analyst", "merger")
 CONFIG_FILE = "t2s.toml"
@@ -186,7 +189,7 @@ class Config(_Section):
         return self.models.get(name) or RoleModel()
 
 
-def rule_message(error: dict[str, Any]) -> str:
+def rule_message(error: ErrorDetails) -> str:
     """One pydantic validation error as a short rule ("must be at least 1"); shared by
     t2s.toml and the CLI flags, so both say the same thing."""
     ctx = error.get("ctx") or {}

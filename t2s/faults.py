@@ -16,7 +16,7 @@ command whose work errored.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,16 +75,22 @@ def cause_of(err: BaseException, *, prefix: str = "") -> ErrorCause:
     message, e.g. ``checker: ``)."""
 
     if isinstance(err, LLMError):
-        return ErrorCause(kind=err.kind or "error", message=prefix + err.message, role=err.role,
-                          endpoint=err.endpoint, model=err.model)
+        return ErrorCause(
+            kind=err.kind or "error",
+            message=prefix + err.message,
+            role=err.role,
+            endpoint=err.endpoint,
+            model=err.model,
+        )
     if isinstance(err, BudgetExceeded):
         return ErrorCause(kind="budget", message=prefix + err.message)
     if isinstance(err, CacheMiss):
         return ErrorCause(kind="cache-miss", message=prefix + err.message)
     if isinstance(err, T2SError):
         return ErrorCause(kind="checker" if prefix.startswith("checker") else "harness", message=prefix + err.message)
-    return ErrorCause(kind="checker" if prefix.startswith("checker") else "harness",
-                      message=f"{prefix}{type(err).__name__}: {err}")
+    return ErrorCause(
+        kind="checker" if prefix.startswith("checker") else "harness", message=f"{prefix}{type(err).__name__}: {err}"
+    )
 
 
 class CauseCount(BaseModel):
@@ -109,8 +115,15 @@ def tally(causes: Iterable[ErrorCause | None]) -> list[CauseCount]:
         key = (cause.kind, cause.role, cause.endpoint)
         row = rows.get(key)
         if row is None:
-            rows[key] = CauseCount(kind=cause.kind, count=1, role=cause.role, endpoint=cause.endpoint,
-                                   message=cause.message, detail=cause.detail, phrase=cause.phrase)
+            rows[key] = CauseCount(
+                kind=cause.kind,
+                count=1,
+                role=cause.role,
+                endpoint=cause.endpoint,
+                message=cause.message,
+                detail=cause.detail,
+                phrase=cause.phrase,
+            )
         else:
             row.count += 1
     return sorted(rows.values(), key=lambda r: (r.kind == "not-run", -r.count, r.kind, r.role, r.endpoint))
@@ -167,5 +180,15 @@ class WorkErrored(T2SError):
         self.causes = causes or []
 
 
-__all__ = ["Breaker", "CauseCount", "EXIT_ERRORED", "ErrorCause", "HARNESS_KINDS", "WorkErrored", "cause_of",
-           "describe", "endpoint_failure", "tally"]
+__all__ = [
+    "EXIT_ERRORED",
+    "HARNESS_KINDS",
+    "Breaker",
+    "CauseCount",
+    "ErrorCause",
+    "WorkErrored",
+    "cause_of",
+    "describe",
+    "endpoint_failure",
+    "tally",
+]

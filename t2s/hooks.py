@@ -45,7 +45,7 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
             continue
         tag = next((t for t in store.tag_refs(name) if t.name == name and t.object == local_sha), None)
         problem = release_tag_problem(store, tag) if tag else "it is not a tag here"
-        if problem:
+        if problem or tag is None:
             refused.append(f"{name} ({local_sha[:12]}): not a t2s release tag: {problem}")
             continue
         commit = tag.target
@@ -56,8 +56,11 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
     for item in refused:
         print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
     if refused:
-        print("t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
-              "push other tags under another name than v*", file=sys.stderr)
+        print(
+            "t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
+            "push other tags under another name than v*",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -18,13 +18,26 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: Key variables watched even before any role is resolved.
 USUAL_KEY_VARIABLES = (
-    "OPENAI_API_KEY", "T2S_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY",
-    "GOOGLE_API_KEY", "MISTRAL_API_KEY", "GROQ_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY",
-    "TOGETHER_API_KEY", "FIREWORKS_API_KEY", "XAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+    "OPENAI_API_KEY",
+    "T2S_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "OPENROUTER_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "XAI_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
 )
 MIN_LENGTH = 8
 

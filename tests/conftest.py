@@ -54,15 +54,15 @@ def pytest_report_header(config):
     avail = availability()
     if avail.ok:
         return f"sandbox: bubblewrap {avail.version}"
-    return ("sandbox: UNAVAILABLE (" + "; ".join(avail.missing) + "): isolation tests skip, the rest "
-            "run model code unsandboxed")
+    return (
+        "sandbox: UNAVAILABLE (" + "; ".join(avail.missing) + "): isolation tests skip, the rest "
+        "run model code unsandboxed"
+    )
 
 
 def git(cwd: Path, *args: str, input: str | None = None, check: bool = True) -> str:
     """Run git in ``cwd`` for a test and return its stdout."""
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout

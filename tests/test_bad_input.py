@@ -89,7 +89,9 @@ def _set(text: str, section: str, key: str, value: str) -> str:
 def test_the_issue_examples_concurrency_minus_three_and_max_turns_zero(tmp_path, scripted_server):
     store = make_repo(tmp_path, scripted_server)
     toml = store.root / "t2s.toml"
-    toml.write_text(toml.read_text().replace("concurrency = 4", "concurrency = -3").replace("max_turns = 4", "max_turns = 0"))
+    toml.write_text(
+        toml.read_text().replace("concurrency = 4", "concurrency = -3").replace("max_turns = 4", "max_turns = 0")
+    )
     out = run_cli(["rollout", "--run", "r1", "-C", str(store.root)])
     assert out.exit_code == 2
     assert "rollout.max_turns: must be at least 1 (got 0)" in out.output
@@ -98,13 +100,17 @@ def test_the_issue_examples_concurrency_minus_three_and_max_turns_zero(tmp_path,
 
 
 # ---------------------------------------------------------------------- NaN
-@pytest.mark.parametrize("args", [
-    ["gate", "HEAD", "--min-delta", "nan"],
-    ["gate", "HEAD", "--min-delta", "-inf"],
-    ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--threshold", "nan"],
-    ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--threshold", "1.5"],
-    ["eval", "HEAD", "--exit-code-below", "nan"],
-], ids=lambda a: " ".join(a[-2:]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gate", "HEAD", "--min-delta", "nan"],
+        ["gate", "HEAD", "--min-delta", "-inf"],
+        ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--threshold", "nan"],
+        ["bisect", "--good", "HEAD~1", "--bad", "HEAD", "--threshold", "1.5"],
+        ["eval", "HEAD", "--exit-code-below", "nan"],
+    ],
+    ids=lambda a: " ".join(a[-2:]),
+)
 def test_non_finite_numbers_are_refused_before_any_work(tmp_path, scripted_server, args):
     store = make_repo(tmp_path, scripted_server)
     before = git(store.root, "for-each-ref")
@@ -141,11 +147,14 @@ def test_log_of_a_run_that_does_not_exist_is_an_error(tmp_path, scripted_server)
     assert ok.exit_code == 0 and ok.output.count("\n") == 1
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--set", "garbage"], "--set 'garbage': expected ROLE.SETTING=VALUE"),
-    (["--set", "agent.model=x"], "only apply with --create"),
-    (["--model", "gpt-4o"], "only apply with --create"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--set", "garbage"], "--set 'garbage': expected ROLE.SETTING=VALUE"),
+        (["--set", "agent.model=x"], "only apply with --create"),
+        (["--model", "gpt-4o"], "only apply with --create"),
+    ],
+)
 def test_init_refuses_model_flags_it_would_ignore(tmp_path, flags, message):
     target = tmp_path / "new"
     out = run_cli(["init", str(target), "--seed", "xlsx", *flags])

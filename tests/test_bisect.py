@@ -10,9 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
 from t2s.cli import main
@@ -33,24 +33,36 @@ def build_run(store, n: int = 16, breaking: int = BREAKING, fan_in: int = 4, run
     for i in range(1, n + 1):
         lines = [f"Tip {i}: keep the sums exact."] + (["BREAKING easy1"] if i == breaking else [])
         number = f"{i:04d}"
-        sha = commit_skill(store, [s0], lines, f"Patch {number}: tip {i}", [
-            ("T2S-Run", run), ("T2S-Patch", number), ("T2S-Task", "evo1"), ("T2S-Trajectory", f"evo1-{i}")])
+        sha = commit_skill(
+            store,
+            [s0],
+            lines,
+            f"Patch {number}: tip {i}",
+            [("T2S-Run", run), ("T2S-Patch", number), ("T2S-Task", "evo1"), ("T2S-Trajectory", f"evo1-{i}")],
+        )
         store.create_ref(f"refs/heads/t2s/{run}/patch/{number}", sha)
         patches[i], lines_of[sha] = sha, lines
-        files[f"patches/{number}.json"] = {"patch": number, "task": "evo1", "trajectory": f"evo1-{i}", "status": "accepted",
-                                           "lessons": [{"id": f"p{number}.1", "text": f"Tip {i}: keep the sums exact.", "support": [f"evo1-{i}"]}]}
+        files[f"patches/{number}.json"] = {
+            "patch": number,
+            "task": "evo1",
+            "trajectory": f"evo1-{i}",
+            "status": "accepted",
+            "lessons": [{"id": f"p{number}.1", "text": f"Tip {i}: keep the sums exact.", "support": [f"evo1-{i}"]}],
+        }
     record.write(files, "patches")
     level, heads = 1, list(patches.values())
     while len(heads) > 1:
         merged = []
         for g in range(0, len(heads), fan_in):
-            group = heads[g:g + fan_in]
+            group = heads[g : g + fan_in]
             lines = [line for parent in group for line in lines_of[parent]]
             if len(group) == 1:
                 merged.append(group[0])
                 continue
             name = f"L{level}-{g // fan_in + 1:02d}"
-            sha = commit_skill(store, group, lines, f"Merge {name}", [("T2S-Run", run), ("T2S-Merge-Level", str(level))])
+            sha = commit_skill(
+                store, group, lines, f"Merge {name}", [("T2S-Run", run), ("T2S-Merge-Level", str(level))]
+            )
             store.create_ref(f"refs/heads/t2s/{run}/merge/{name}", sha)
             lines_of[sha] = lines
             merged.append(sha)
@@ -64,15 +76,21 @@ def test_bisect_names_the_breaking_patch_in_at_most_six_evaluations(tmp_path, sc
     # Fixed commit ids (a fixed bisect path); two held-out tasks keep each evaluation cheap.
     store = make_repo(tmp_path, scripted_server, monkeypatch=monkeypatch, heldout=("easy1", "easy2"))
     repo = store.root
-    s0, cand, patches = build_run(store)
+    s0, _cand, patches = build_run(store)
     (repo / "wip.txt").write_text("uncommitted\n")
-    before = (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"), (repo / ".git" / "index").read_bytes())
+    before = (
+        git(repo, "status", "--porcelain"),
+        git(repo, "rev-parse", "HEAD"),
+        (repo / ".git" / "index").read_bytes(),
+    )
     runner = CliRunner()
     gated = runner.invoke(main, ["gate", "t2s/r1/candidate", "--baseline", s0, "-C", str(repo)])
     assert gated.exit_code == 1 and "regressed: easy1" in gated.output
     calls_after_gate = agent_calls(scripted_server)
 
-    out = runner.invoke(main, ["bisect", "--good", s0, "--bad", "t2s/r1/candidate", "--split", "heldout", "-C", str(repo), "--json"])
+    out = runner.invoke(
+        main, ["bisect", "--good", s0, "--bad", "t2s/r1/candidate", "--split", "heldout", "-C", str(repo), "--json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["first_bad"] == patches[BREAKING]
@@ -87,7 +105,11 @@ def test_bisect_names_the_breaking_patch_in_at_most_six_evaluations(tmp_path, sc
     # Each evaluation is 2 tasks x 2 model turns; nothing else called the model.
     assert agent_calls(scripted_server) - calls_after_gate == 4 * data["evaluations"]
     # The user's repository: same files, index, HEAD; no bisect in progress, no worktree left.
-    assert (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"), (repo / ".git" / "index").read_bytes()) == before
+    assert (
+        git(repo, "status", "--porcelain"),
+        git(repo, "rev-parse", "HEAD"),
+        (repo / ".git" / "index").read_bytes(),
+    ) == before
     assert not (repo / ".git" / "BISECT_LOG").exists()
     assert git(repo, "worktree", "list").count("\n") == 1
     assert not any(p.name.startswith("bisect-") for p in (repo / ".git" / "t2s").iterdir())
@@ -116,7 +138,7 @@ def _descendants(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            stat = open(f"/proc/{entry}/stat").read()
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
@@ -149,7 +171,7 @@ def test_a_killed_bisect_takes_its_steps_with_it_and_the_next_one_cleans_up(tmp_
     repo = store.root
     toml = repo / "t2s.toml"  # a step waits for its answer as long as the test holds it
     toml.write_text(toml.read_text().replace("timeout = 20", "timeout = 300"))
-    s0, cand, patches = build_run(store)
+    s0, _cand, patches = build_run(store)
     runner = CliRunner()
     assert runner.invoke(main, ["gate", "t2s/r1/candidate", "--baseline", s0, "-C", str(repo)]).exit_code == 1
     notes_before = git(repo, "notes", "--ref", "t2s/eval", "list")
@@ -164,8 +186,11 @@ def test_a_killed_bisect_takes_its_steps_with_it_and_the_next_one_cleans_up(tmp_
 
     scripted_server.reset()
     scripted_server.on(held, role="agent")
-    proc = subprocess.Popen([sys.executable, "-m", "t2s", "bisect", "--good", s0, "--bad", "t2s/r1/candidate",
-                             "-C", str(repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2s", "bisect", "--good", s0, "--bad", "t2s/r1/candidate", "-C", str(repo)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert step_calls.wait(120), "no bisect step reached the model"
         children = _descendants(proc.pid)
@@ -186,7 +211,10 @@ def test_a_killed_bisect_takes_its_steps_with_it_and_the_next_one_cleans_up(tmp_
     assert len(leftovers) == 1 and git(repo, "worktree", "list").count("\n") == 2
     (admin,) = (repo / ".git" / "worktrees").iterdir()
     assert (admin / "refs" / "bisect" / "bad").exists()
-    assert not any(line.startswith(("git bisect good", "git bisect bad")) for line in (admin / "BISECT_LOG").read_text().splitlines())
+    assert not any(
+        line.startswith(("git bisect good", "git bisect bad"))
+        for line in (admin / "BISECT_LOG").read_text().splitlines()
+    )
 
     # The next bisect removes all that, then does its work.
     scripted_server.reset()

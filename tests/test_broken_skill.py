@@ -43,12 +43,19 @@ def _commit_broken(store, variant: str) -> str:
 
 def _import_a_run(store, tmp_path) -> None:
     """A run whose S0 is the broken commit, made without a rollout (as `t2s import` does)."""
-    chat = {"id": "c1", "task_id": "easy1", "verdict": "failed",
-            "messages": [{"role": "user", "content": "Sum A1:A3 into B1."}, {"role": "assistant", "content": "done"}]}
+    chat = {
+        "id": "c1",
+        "task_id": "easy1",
+        "verdict": "failed",
+        "messages": [{"role": "user", "content": "Sum A1:A3 into B1."}, {"role": "assistant", "content": "done"}],
+    }
     path = tmp_path / "chats.jsonl"
     path.write_text(json.dumps(chat) + "\n")
-    out = CliRunner().invoke(main, ["import", "--format", "openai-jsonl", str(path), "--run", "imp",
-                                    "-C", str(store.root)], catch_exceptions=False)
+    out = CliRunner().invoke(
+        main,
+        ["import", "--format", "openai-jsonl", str(path), "--run", "imp", "-C", str(store.root)],
+        catch_exceptions=False,
+    )
     assert out.exit_code == 0, out.output
 
 

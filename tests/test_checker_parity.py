@@ -29,8 +29,16 @@ from t2s.tasks.xlsx_compare import compare_workbooks, reader_stats, workbook_cac
 from t2s.tasks.xlsx_fast import FullLoadNeeded
 from tests.conftest import SPREADSHEETBENCH, needs_shared
 
-POSITIONS = ["A1:H12", "'Data'!B2:D4,'Data'!F1:F12", "'Other'!A1:C3", "G5", "F5:F6", "A12:H12",
-             "'Data'!A:H", "A1:H12,'Other'!A1:C3"]
+POSITIONS = [
+    "A1:H12",
+    "'Data'!B2:D4,'Data'!F1:F12",
+    "'Other'!A1:C3",
+    "G5",
+    "F5:F6",
+    "A12:H12",
+    "'Data'!A:H",
+    "A1:H12,'Other'!A1:C3",
+]
 
 
 def _report(**kwargs) -> dict:
@@ -42,8 +50,9 @@ def assert_same_reports(answer: Path, output: Path, positions=POSITIONS, *, fall
     reader needs the full load only for the positions in ``fallback`` (lenient)."""
     for position in positions:
         for lenient in (False, True):
-            kwargs = dict(answer_path=answer, output_path=output, answer_position=position,
-                          lenient=lenient, default_sheet="Data")
+            kwargs = dict(
+                answer_path=answer, output_path=output, answer_position=position, lenient=lenient, default_sheet="Data"
+            )
             full = _report(reader="full", **kwargs)
             if lenient and position in fallback:
                 with pytest.raises(FullLoadNeeded):
@@ -137,13 +146,31 @@ def _variant(name: str):
         ws["B3"] = "line\nbreak and x005F_x000D_ escape"
         ws["B4"] = "ünïcødé 表"
 
-    return {f.__name__: f for f in (changed_values, formulas_without_cached_values, dates_and_times,
-                                    booleans_and_empty_strings, numbers_as_text, merged_cells,
-                                    error_values, rich_text)}[name]
+    return {
+        f.__name__: f
+        for f in (
+            changed_values,
+            formulas_without_cached_values,
+            dates_and_times,
+            booleans_and_empty_strings,
+            numbers_as_text,
+            merged_cells,
+            error_values,
+            rich_text,
+        )
+    }[name]
 
 
-VARIANTS = ["changed_values", "formulas_without_cached_values", "dates_and_times",
-            "booleans_and_empty_strings", "numbers_as_text", "merged_cells", "error_values", "rich_text"]
+VARIANTS = [
+    "changed_values",
+    "formulas_without_cached_values",
+    "dates_and_times",
+    "booleans_and_empty_strings",
+    "numbers_as_text",
+    "merged_cells",
+    "error_values",
+    "rich_text",
+]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -179,10 +206,12 @@ STYLES = f"""<styleSheet xmlns="{MAIN}">
 </styleSheet>"""
 
 SHARED = ["plain", "x005F_x000D_escaped", "", "12.5", "rich"]
-SHARED_XML = (f'<sst xmlns="{MAIN}">'
-              "<si><t>plain</t></si><si><t>x005F_x000D_escaped</t></si><si><t/></si><si><t>12.5</t></si>"
-              '<si><r><rPr><b/></rPr><t>ri</t></r><r><t xml:space="preserve">ch </t></r>'
-              '<rPh sb="0" eb="1"><t>phonetic</t></rPh></si></sst>')
+SHARED_XML = (
+    f'<sst xmlns="{MAIN}">'
+    "<si><t>plain</t></si><si><t>x005F_x000D_escaped</t></si><si><t/></si><si><t>12.5</t></si>"
+    '<si><r><rPr><b/></rPr><t>ri</t></r><r><t xml:space="preserve">ch </t></r>'
+    '<rPh sb="0" eb="1"><t>phonetic</t></rPh></si></sst>'
+)
 
 # Cells of every type the format has, in the places openpyxl's reader treats specially.
 DATA_SHEET = f"""<worksheet xmlns="{MAIN}" xmlns:r="{REL}"><sheetData>
@@ -223,40 +252,54 @@ OTHER_SHEET = f"""<worksheet xmlns="{MAIN}"><sheetData>
 <row r="3"><c r="C3" s="3"><v>60000.5</v></c></row></sheetData></worksheet>"""
 
 
-def raw_book(path: Path, *, data=DATA_SHEET, other=OTHER_SHEET, styles=STYLES, date1904=False,
-             chartsheet=False) -> Path:
+def raw_book(
+    path: Path, *, data=DATA_SHEET, other=OTHER_SHEET, styles=STYLES, date1904=False, chartsheet=False
+) -> Path:
     sheets = [("Data", "worksheets/sheet1.xml", "worksheet"), ("Other", "worksheets/sheet2.xml", "worksheet")]
-    files = {"xl/worksheets/sheet1.xml": data, "xl/worksheets/sheet2.xml": other,
-             "xl/styles.xml": styles, "xl/sharedStrings.xml": SHARED_XML,
-             "xl/worksheets/_rels/sheet1.xml.rels":
-                 f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" Type="{REL}/hyperlink" '
-                 'Target="https://example.com/target" TargetMode="External"/></Relationships>'}
+    files = {
+        "xl/worksheets/sheet1.xml": data,
+        "xl/worksheets/sheet2.xml": other,
+        "xl/styles.xml": styles,
+        "xl/sharedStrings.xml": SHARED_XML,
+        "xl/worksheets/_rels/sheet1.xml.rels": f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" Type="{REL}/hyperlink" '
+        'Target="https://example.com/target" TargetMode="External"/></Relationships>',
+    }
     if chartsheet:
         sheets.append(("Chart", "chartsheets/sheet1.xml", "chartsheet"))
-        files["xl/chartsheets/sheet1.xml"] = (f'<chartsheet xmlns="{MAIN}"><sheetViews>'
-                                              '<sheetView workbookViewId="0"/></sheetViews></chartsheet>')
-    overrides = "".join(f'<Override PartName="/xl/{target}" ContentType="{CT}.{kind}+xml"/>'
-                        for _, target, kind in sheets)
+        files["xl/chartsheets/sheet1.xml"] = (
+            f'<chartsheet xmlns="{MAIN}"><sheetViews><sheetView workbookViewId="0"/></sheetViews></chartsheet>'
+        )
+    overrides = "".join(
+        f'<Override PartName="/xl/{target}" ContentType="{CT}.{kind}+xml"/>' for _, target, kind in sheets
+    )
     files["[Content_Types].xml"] = (
         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
         '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         '<Default Extension="xml" ContentType="application/xml"/>'
         f'<Override PartName="/xl/workbook.xml" ContentType="{CT}.sheet.main+xml"/>{overrides}'
         f'<Override PartName="/xl/styles.xml" ContentType="{CT}.styles+xml"/>'
-        f'<Override PartName="/xl/sharedStrings.xml" ContentType="{CT}.sharedStrings+xml"/></Types>')
-    files["_rels/.rels"] = (f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" '
-                            f'Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+        f'<Override PartName="/xl/sharedStrings.xml" ContentType="{CT}.sharedStrings+xml"/></Types>'
+    )
+    files["_rels/.rels"] = (
+        f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" '
+        f'Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+    )
     pr = '<workbookPr date1904="1"/>' if date1904 else "<workbookPr/>"
     files["xl/workbook.xml"] = (
         f'<workbook xmlns="{MAIN}" xmlns:r="{REL}">{pr}'
-        "<sheets>" + "".join(f'<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>'
-                             for n, (name, _, _) in enumerate(sheets, 1)) + "</sheets></workbook>")
+        "<sheets>"
+        + "".join(f'<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>' for n, (name, _, _) in enumerate(sheets, 1))
+        + "</sheets></workbook>"
+    )
     files["xl/_rels/workbook.xml.rels"] = (
         f'<Relationships xmlns="{PKG}">'
-        + "".join(f'<Relationship Id="rId{n}" Type="{REL}/{kind}" Target="{target}"/>'
-                  for n, (_, target, kind) in enumerate(sheets, 1))
+        + "".join(
+            f'<Relationship Id="rId{n}" Type="{REL}/{kind}" Target="{target}"/>'
+            for n, (_, target, kind) in enumerate(sheets, 1)
+        )
         + f'<Relationship Id="rId90" Type="{REL}/styles" Target="styles.xml"/>'
-        f'<Relationship Id="rId91" Type="{REL}/sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+        f'<Relationship Id="rId91" Type="{REL}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+    )
     with zipfile.ZipFile(path, "w") as z:
         for name, text in files.items():
             if text is not None:
@@ -271,14 +314,15 @@ def test_hand_written_cells_read_the_same(tmp_path, date1904):
     assert_parity_with_blank(book, tmp_path)
     # the workbook really exercises what it claims: values openpyxl gives these cells
     full = openpyxl.load_workbook(book, data_only=True)["Data"]
-    assert full["C8"].value == "https://example.com/target"       # a hyperlink fills an empty cell
+    assert full["C8"].value == "https://example.com/target"  # a hyperlink fills an empty cell
     assert full["D8"].value == "Other!A1" and full["H12"].value is not None
     assert full["B10"].value is None and full["A10"].value == 100  # merged: only the top-left keeps its value
-    assert full["A9"].value == -90 and full["A8"].value == 81      # a later cell wins
-    assert full["C2"].value == -2 and full["E12"].value == -12     # even from another row
-    assert full["C3"].value == (datetime.datetime(2028, 2, 23, 18, 0) if date1904
-                                else datetime.datetime(2024, 2, 22, 18, 0))  # the 1904 date system
-    assert full["B5"].value == 2 and full["B6"].value == 61        # cells and rows without r
+    assert full["A9"].value == -90 and full["A8"].value == 81  # a later cell wins
+    assert full["C2"].value == -2 and full["E12"].value == -12  # even from another row
+    assert full["C3"].value == (
+        datetime.datetime(2028, 2, 23, 18, 0) if date1904 else datetime.datetime(2024, 2, 22, 18, 0)
+    )  # the 1904 date system
+    assert full["B5"].value == 2 and full["B6"].value == 61  # cells and rows without r
     assert isinstance(full["A3"].value, datetime.datetime) and isinstance(full["E3"].value, datetime.timedelta)
     assert full["E1"].value == "rich " and full["B1"].value == "x000D_escaped"
     assert full["D2"].value == "#N/A" and full["G2"].value is None and full["E2"].value is True
@@ -301,8 +345,9 @@ def test_what_the_fast_reader_leaves_to_the_full_load(tmp_path):
     cases = {
         "chart.xlsx": raw_book(tmp_path / "chart.xlsx", chartsheet=True),
         "bad-style.xlsx": raw_book(tmp_path / "bad-style.xlsx", data=DATA_SHEET.replace('s="7"', 's="70"')),
-        "bad-number.xlsx": raw_book(tmp_path / "bad-number.xlsx",
-                                    data=DATA_SHEET.replace("<v>4.20</v>", "<v>4,20</v>")),
+        "bad-number.xlsx": raw_book(
+            tmp_path / "bad-number.xlsx", data=DATA_SHEET.replace("<v>4.20</v>", "<v>4,20</v>")
+        ),
     }
     blank = _blank_book(tmp_path / "blank.xlsx")
     for name, book in cases.items():
@@ -363,8 +408,13 @@ def test_verified_reports_are_the_same_with_both_readers(verified, k):
         default_sheet = sheet if isinstance(sheet, str) and "," not in sheet else None
         for kind, output in (("golden", case.answer_path), ("init", case.input_path)):
             for lenient in (False, True):
-                kwargs = dict(answer_path=case.answer_path, output_path=output, lenient=lenient,
-                              answer_position=task.answer_position, default_sheet=default_sheet)
+                kwargs = dict(
+                    answer_path=case.answer_path,
+                    output_path=output,
+                    lenient=lenient,
+                    answer_position=task.answer_position,
+                    default_sheet=default_sheet,
+                )
                 full = _report(reader="full", **kwargs)
                 try:
                     fast = _report(reader="fast", **kwargs)

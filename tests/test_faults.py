@@ -16,12 +16,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.cli import main
 from t2s.record.lessons import PatchRecord
 from t2s.record.notes import EVAL_NOTES, read_eval_note
 from t2s.record.runs import RunRecord
 from t2s.testing.simulated import analyst_responder
-from t2s.agent.trajectory import read_trajectories
 from tests.test_eval_support import agent_calls, commit_skill, make_repo as make_eval_repo
 
 #: The eight ways an endpoint fails, and the cause t2s must report for each.
@@ -114,7 +114,9 @@ def test_a_failing_agent_endpoint_is_an_error_never_a_verdict(mode, tmp_path, sc
     assert (summary["passed"], summary["errored"], summary["ran"], summary["errors"]) == (1, 0, 1, [])
 
 
-def test_gate_refuses_to_judge_while_the_endpoint_is_down_and_judges_right_after(tmp_path, scripted_server, monkeypatch):
+def test_gate_refuses_to_judge_while_the_endpoint_is_down_and_judges_right_after(
+    tmp_path, scripted_server, monkeypatch
+):
     store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)
     repo = str(store.root)
     head = store.resolve("HEAD")
@@ -153,17 +155,26 @@ def test_an_errored_record_left_by_an_older_t2s_is_not_reused(tmp_path, scripted
     """t2s before this fix wrote errored tasks as ``fail 0.00``: such a record carries the
     error on its tasks, and neither the cache nor the gate may trust it."""
     from t2s.config import load_config
-    from t2s.evaluation.runner import RunResult
     from t2s.evaluation.context import make_context
     from t2s.evaluation.evaluate import make_record
+    from t2s.evaluation.runner import RunResult
     from t2s.record.notes import TaskVerdict, update_eval_note
 
     store = make_eval_repo(tmp_path, scripted_server, monkeypatch=monkeypatch)
     ctx = make_context(store, load_config(store.root / "t2s.toml"))
     head = store.resolve("HEAD")
     cause = "agent model call to http://127.0.0.1:9/v1 (agent-model) failed after 2 attempts: connection failed"
-    poisoned = make_record(ctx, head, store.subtree(head, ctx.skill_dir), RunResult(verdicts=[
-        TaskVerdict(task=t, passed=False, score=0.0, error=cause, stop_reason="error") for t in ctx.task_ids]), 1.0)
+    poisoned = make_record(
+        ctx,
+        head,
+        store.subtree(head, ctx.skill_dir),
+        RunResult(
+            verdicts=[
+                TaskVerdict(task=t, passed=False, score=0.0, error=cause, stop_reason="error") for t in ctx.task_ids
+            ]
+        ),
+        1.0,
+    )
     update_eval_note(store, head, lambda note: note.upsert(poisoned))
 
     result = invoke("eval", "HEAD", "-C", str(store.root), "--json")
@@ -209,8 +220,20 @@ def test_bisect_stops_at_an_errored_step_instead_of_blaming_the_commit(tmp_path,
 
 # ---------------------------------------------------------------------- analyze
 def analyst_flags(base_url: str) -> list[str]:
-    return ["--base-url", base_url, "--model", "analyst-model", "--api-key-env", "T2S_TEST_API_KEY",
-            "--set", "all.max_retries=1", "--set", "all.backoff_base=0.001", "--set", "all.backoff_max=0.01"]
+    return [
+        "--base-url",
+        base_url,
+        "--model",
+        "analyst-model",
+        "--api-key-env",
+        "T2S_TEST_API_KEY",
+        "--set",
+        "all.max_retries=1",
+        "--set",
+        "all.backoff_base=0.001",
+        "--set",
+        "all.backoff_max=0.01",
+    ]
 
 
 def _analysis_repo(tmp_path):
@@ -234,8 +257,9 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
         scripted_server.fault(mode, times=None, role="analyst", retry_after=0.01 if mode == "429" else None)
     extra = ["--set", "all.timeout=0.5"] if mode == "hang" else []
 
-    failed = invoke("analyze", "-C", repo, "--run", "r1", "--analyst", "single-call", "--json",
-                    *analyst_flags(url), *extra)
+    failed = invoke(
+        "analyze", "-C", repo, "--run", "r1", "--analyst", "single-call", "--json", *analyst_flags(url), *extra
+    )
     assert failed.exit_code == EXIT_ERRORED, failed.output
     summary = json.loads(failed.stdout)
     assert (summary["errored"], summary["analyzed"], summary["rejected"]) == (2, 0, 0)
@@ -245,8 +269,17 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
     assert analysis["status"] == "errored" and analysis["error_cause"]["kind"] == MODES[mode]
 
     scripted_server.clear_faults()
-    again = invoke("analyze", "-C", repo, "--run", "r1", "--analyst", "single-call", "--json",
-                   *analyst_flags(scripted_server.base_url))
+    again = invoke(
+        "analyze",
+        "-C",
+        repo,
+        "--run",
+        "r1",
+        "--analyst",
+        "single-call",
+        "--json",
+        *analyst_flags(scripted_server.base_url),
+    )
     assert again.exit_code == 0, again.output + str(scripted_server.errors)
     summary = json.loads(again.stdout)
     assert (summary["analyzed"], summary["accepted"], summary["errored"], summary["skipped"]) == (2, 2, 0, 0)
@@ -255,10 +288,19 @@ def test_a_failing_analyst_endpoint_is_retried_on_the_next_run(mode, tmp_path, s
 
 def test_an_analyst_whose_answer_never_validates_is_rejected_not_errored(tmp_path, scripted_server):
     scripted_server.on(analyst_responder, role="analyst")
-    store, record = _analysis_repo(tmp_path)
+    store, _record = _analysis_repo(tmp_path)
     scripted_server.fault("non_json_content", times=None, role="analyst")
-    result = invoke("analyze", "-C", str(store.root), "--run", "r1", "--analyst", "single-call", "--json",
-                    *analyst_flags(scripted_server.base_url))
+    result = invoke(
+        "analyze",
+        "-C",
+        str(store.root),
+        "--run",
+        "r1",
+        "--analyst",
+        "single-call",
+        "--json",
+        *analyst_flags(scripted_server.base_url),
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["rejected"], summary["errored"]) == (2, 0)
@@ -267,7 +309,7 @@ def test_an_analyst_whose_answer_never_validates_is_rejected_not_errored(tmp_pat
 
 def test_the_agentic_analyst_errors_too_and_keep_errored_leaves_them(tmp_path, scripted_server):
     scripted_server.on(analyst_responder, role="analyst")
-    store, record = _analysis_repo(tmp_path)
+    store, _record = _analysis_repo(tmp_path)
     repo = str(store.root)
     scripted_server.fault("500", times=None, role="analyst")
     failed = invoke("analyze", "-C", repo, "--run", "r1", "--mode", "error", *analyst_flags(scripted_server.base_url))
@@ -276,11 +318,31 @@ def test_the_agentic_analyst_errors_too_and_keep_errored_leaves_them(tmp_path, s
     assert "Traceback" not in failed.output
 
     scripted_server.clear_faults()
-    kept = invoke("analyze", "-C", repo, "--run", "r1", "--mode", "error", "--keep-errored", "--json",
-                  *analyst_flags(scripted_server.base_url))
+    kept = invoke(
+        "analyze",
+        "-C",
+        repo,
+        "--run",
+        "r1",
+        "--mode",
+        "error",
+        "--keep-errored",
+        "--json",
+        *analyst_flags(scripted_server.base_url),
+    )
     assert kept.exit_code == EXIT_ERRORED and json.loads(kept.stdout)["new"] == 0
-    retried = invoke("analyze", "-C", repo, "--run", "r1", "--mode", "error", "--retry-errored", "--json",
-                     *analyst_flags(scripted_server.base_url))
+    retried = invoke(
+        "analyze",
+        "-C",
+        repo,
+        "--run",
+        "r1",
+        "--mode",
+        "error",
+        "--retry-errored",
+        "--json",
+        *analyst_flags(scripted_server.base_url),
+    )
     assert retried.exit_code == 0, retried.output
     assert json.loads(retried.stdout)["accepted"] == 1
 
@@ -290,13 +352,33 @@ def test_an_analyst_error_recorded_by_an_older_t2s_is_analysed_again(tmp_path, s
     for good; such a record is retried, and keeps its patch number."""
     scripted_server.on(analyst_responder, role="analyst")
     store, record = _analysis_repo(tmp_path)
-    legacy = PatchRecord(patch="0001", trajectory="a-fail", task="txt-1", outcome="failed", analyst="single-call",
-                         status="rejected", reason="analyst call failed: analyst model call to http://127.0.0.1:9/v1 "
-                         "(analyst-model) failed after 6 attempts: connection failed: refused")
-    record.write({legacy.path: legacy, "analyses/a-fail.json": {"status": "rejected", "reject_kind": "analyst error"}},
-                 "an older t2s")
-    result = invoke("analyze", "-C", str(store.root), "--run", "r1", "--mode", "error", "--analyst", "single-call",
-                    "--json", *analyst_flags(scripted_server.base_url))
+    legacy = PatchRecord(
+        patch="0001",
+        trajectory="a-fail",
+        task="txt-1",
+        outcome="failed",
+        analyst="single-call",
+        status="rejected",
+        reason="analyst call failed: analyst model call to http://127.0.0.1:9/v1 "
+        "(analyst-model) failed after 6 attempts: connection failed: refused",
+    )
+    record.write(
+        {legacy.path: legacy, "analyses/a-fail.json": {"status": "rejected", "reject_kind": "analyst error"}},
+        "an older t2s",
+    )
+    result = invoke(
+        "analyze",
+        "-C",
+        str(store.root),
+        "--run",
+        "r1",
+        "--mode",
+        "error",
+        "--analyst",
+        "single-call",
+        "--json",
+        *analyst_flags(scripted_server.base_url),
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["accepted"], data["rejected"], data["new"]) == (1, 0, 1)
@@ -342,8 +424,12 @@ def test_a_rollout_stops_starting_tasks_while_the_endpoint_is_down(tmp_path, scr
     init_skill_repo(repo, seed="xlsx", install_git_hooks=False)
     _configure(repo)
     url = dead_url()
-    for name, value in (("T2S_BASE_URL", url), ("T2S_API_KEY_ENV", "T2S_TEST_API_KEY"), ("T2S_MAX_RETRIES", "1"),
-                        ("T2S_BACKOFF_BASE", "0.001")):
+    for name, value in (
+        ("T2S_BASE_URL", url),
+        ("T2S_API_KEY_ENV", "T2S_TEST_API_KEY"),
+        ("T2S_MAX_RETRIES", "1"),
+        ("T2S_BACKOFF_BASE", "0.001"),
+    ):
         monkeypatch.setenv(name, value)
     args = ["rollout", "-C", str(repo), "--run", "r1", "--limit", "6", "--concurrency", "1", "--json"]
     down = invoke(*args)
@@ -369,9 +455,14 @@ def test_the_breaker_counts_endpoint_failures_in_a_row_only():
     assert breaker.record(down) is None
     assert breaker.record(None) is None  # a verdict in between: the endpoint works
     assert breaker.record(down) is None
-    assert breaker.record(ErrorCause(kind="unusable-answer", message="prose", role="agent")) is None  # the model, not the endpoint
+    assert (
+        breaker.record(ErrorCause(kind="unusable-answer", message="prose", role="agent")) is None
+    )  # the model, not the endpoint
     assert breaker.record(ErrorCause(kind="harness", message="a crash")) is None
-    assert breaker.record(down) == "2 tasks in a row errored because the agent model at http://x/v1 was unreachable (refused)"
+    assert (
+        breaker.record(down)
+        == "2 tasks in a row errored because the agent model at http://x/v1 was unreachable (refused)"
+    )
 
 
 # ---------------------------------------------------------------------- models check
@@ -379,18 +470,34 @@ def test_models_check_honours_the_configured_timeout_on_a_hanging_endpoint(tmp_p
     """``T2S_TIMEOUT`` (and ``[models]`` timeouts) bound the probe: a hanging endpoint is
     reported after that time, not after the probe's own 60 s (twice)."""
     scripted_server.fault("hang", times=None)
-    env = {**__import__("os").environ, "T2S_BASE_URL": scripted_server.base_url, "T2S_TIMEOUT": "0.5",
-           "T2S_API_KEY_ENV": "T2S_TEST_API_KEY"}
-    proc = subprocess.run([sys.executable, "-m", "t2s", "models", "check", "--role", "agent", "--json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    env = {
+        **__import__("os").environ,
+        "T2S_BASE_URL": scripted_server.base_url,
+        "T2S_TIMEOUT": "0.5",
+        "T2S_API_KEY_ENV": "T2S_TEST_API_KEY",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2s", "models", "check", "--role", "agent", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert not row["ok"] and "0.5s" in row["error"] and "timeout" in row["error"]
 
     (tmp_path / "t2s.toml").write_text("[models.analyst]\ntimeout = 0.5\n")
     env.pop("T2S_TIMEOUT")
-    proc = subprocess.run([sys.executable, "-m", "t2s", "models", "check", "--role", "analyst", "--json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2s", "models", "check", "--role", "analyst", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert "0.5s" in row["error"]

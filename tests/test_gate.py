@@ -17,7 +17,9 @@ def test_gate_passes_a_better_candidate_and_writes_the_summary(tmp_path, scripte
     s0 = store.resolve("HEAD")
     cand = commit_skill(store, [s0], ["LESSON hard1", "LESSON hard2"], "two lessons")
     summary = tmp_path / "summary.md"
-    out = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"])
+    out = CliRunner().invoke(
+        main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     gate = data["gate"]
@@ -49,15 +51,35 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
     assert note.gate is not None and not note.gate.passed and note.gate.regressions == 1
     assert note.gate.delta == 0.25
     # Allowing one regression lets it through; a stricter min_delta does not.
-    assert CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"]).exit_code == 0
-    strict = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1", "--min-delta", "0.3", "--json"])
+    assert (
+        CliRunner()
+        .invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"])
+        .exit_code
+        == 0
+    )
+    strict = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            cand,
+            "--baseline",
+            s0,
+            "-C",
+            str(store.root),
+            "--max-regressions",
+            "1",
+            "--min-delta",
+            "0.3",
+            "--json",
+        ],
+    )
     assert strict.exit_code == 1
     assert "below the minimum" in json.loads(strict.output)["markdown"]
 
 
 def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, scripted_server):
-    from t2s.evaluation.gate import default_baseline
     from t2s.config import load_config
+    from t2s.evaluation.gate import default_baseline
     from t2s.record.runs import RunManifest, RunRecord
 
     store = make_repo(tmp_path, scripted_server)

@@ -125,10 +125,7 @@ def test_eight_processes_writing_notes_lose_nothing(git_repo):
     store = GitStore.discover(git_repo)
     head = store.resolve("HEAD")
     commits = [store.commit(store.tree_of(head), [head], f"c{i}") for i in range(32)]
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _NOTE_WRITER, str(git_repo), *commits[i::8]])
-        for i in range(8)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", _NOTE_WRITER, str(git_repo), *commits[i::8]]) for i in range(8)]
     assert [p.wait() for p in procs] == [0] * 8
     notes = store.list_notes(EVAL_NOTES)
     assert set(notes) == set(commits)
@@ -155,8 +152,7 @@ def test_processes_adding_records_to_one_eval_note_keep_every_record(git_repo):
     head = store.resolve("HEAD")
     splits = [f"split-{i}" for i in range(24)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", _EVAL_RECORDER, str(git_repo), head, *splits[i::6]])
-        for i in range(6)
+        subprocess.Popen([sys.executable, "-c", _EVAL_RECORDER, str(git_repo), head, *splits[i::6]]) for i in range(6)
     ]
     assert [p.wait() for p in procs] == [0] * 6
     assert sorted(r.split for r in read_eval_note(store, head).evals) == sorted(splits)
@@ -240,7 +236,5 @@ def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):
     other = GitStore.discover(tmp_path / "wt")
     assert other.git_dir != main.git_dir
     assert other.t2s_dir == main.t2s_dir == (git_repo / ".git" / "t2s").resolve()
-    with main.exclusive("stage", "busy"):
-        with pytest.raises(UsageError, match="busy"):
-            with other.exclusive("stage", "busy"):
-                pass
+    with main.exclusive("stage", "busy"), pytest.raises(UsageError, match="busy"), other.exclusive("stage", "busy"):
+        pass

@@ -22,8 +22,9 @@ from t2s.sandbox import cgroups as _cgroups
 from t2s.sandbox.leftovers import dies_with_parent, owner_alive, owner_tag, scratch_dir, sweep
 from t2s.sandbox.run import availability
 
-needs_sandbox = pytest.mark.skipif(not availability().ok, reason="no bubblewrap sandbox here: "
-                                   + "; ".join(availability().missing))
+needs_sandbox = pytest.mark.skipif(
+    not availability().ok, reason="no bubblewrap sandbox here: " + "; ".join(availability().missing)
+)
 
 
 def _exits_within(pid: int, seconds: float) -> bool:
@@ -69,27 +70,30 @@ HOLD_SCRATCH = textwrap.dedent("""
 
 
 def test_a_killed_owners_scratch_folder_is_swept_and_a_live_ones_is_kept(tmp_path):
-    owner = subprocess.Popen([sys.executable, "-c", HOLD_SCRATCH, "t2s-analyst-", str(tmp_path)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRATCH, "t2s-analyst-", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     dead = Path(owner.stdout.readline().strip())
     tag = owner_tag(owner.pid)
     assert dead.name.startswith(f"t2s-analyst-{tag}-") and owner_alive(tag) is True
     _kill9(owner)
-    assert (dead / "work.txt").read_text() == "unfinished"      # kill -9 left it behind
+    assert (dead / "work.txt").read_text() == "unfinished"  # kill -9 left it behind
     assert owner_alive(tag) is False
-    old_style = tmp_path / "t2s-analyst-abc123"                  # no owner in the name: not ours to judge
+    old_style = tmp_path / "t2s-analyst-abc123"  # no owner in the name: not ours to judge
     old_style.mkdir()
-    with scratch_dir("t2s-analyst-", tmp_path) as mine:         # the next start sweeps the dead one
+    with scratch_dir("t2s-analyst-", tmp_path) as mine:  # the next start sweeps the dead one
         assert not dead.exists() and mine.is_dir() and old_style.is_dir()
-        assert sweep("t2s-analyst-", tmp_path) == []             # a live owner's folder stays
+        assert sweep("t2s-analyst-", tmp_path) == []  # a live owner's folder stays
         assert mine.is_dir()
-    assert not mine.exists()                                     # removed on a normal exit
+    assert not mine.exists()  # removed on a normal exit
 
 
 def test_scratch_folder_is_removed_on_an_exception(tmp_path):
-    with pytest.raises(RuntimeError):
-        with scratch_dir("t2s-eval-", tmp_path) as folder:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), scratch_dir("t2s-eval-", tmp_path) as folder:
+        raise RuntimeError("boom")
     assert not folder.exists()
 
 
@@ -140,11 +144,12 @@ def test_the_checker_the_analyst_runs_dies_with_t2s(tmp_path, scripted_server, m
 
     monkeypatch.setattr(t2s.analysis.analysts.subprocess, "run", spy)
     llm = LLM(roles={"analyst": scripted_role(scripted_server, model="analyst-model")}, env={})
-    summary = analyze_run(store, config, run="r1", llm=llm,
-                          settings=AnalyzeSettings.from_config(config, mode="error", analyst="agentic"))
+    summary = analyze_run(
+        store, config, run="r1", llm=llm, settings=AnalyzeSettings.from_config(config, mode="error", analyst="agentic")
+    )
     assert summary.accepted == 1
     checks = [c for c in started if "check" in c]
-    assert checks and all(c[:-len(c) + 4] == dies_with_parent(["x"])[:4] for c in checks)
+    assert checks and all(c[: -len(c) + 4] == dies_with_parent(["x"])[:4] for c in checks)
     assert dies_with_parent(["x"])[1:3] == ["--pdeathsig", "KILL"]
 
 
@@ -227,23 +232,25 @@ def test_kill_9_during_a_sandboxed_run_then_resume_leaves_nothing(tmp_path, scri
     temp_root.mkdir()
     env = {**os.environ, "T2S_BASE_URL": scripted_server.base_url, "T2S_MODEL": "m", "TMPDIR": str(temp_root)}
     cmd = [sys.executable, "-m", "t2s", "rollout", "--run", "k9", "--limit", "1", "--no-cache"]
-    first = subprocess.Popen(_inside(own_cgroups, cmd), cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    sandboxed = _wait_for(lambda: _running_with(token))           # the agent's code is running
+    first = subprocess.Popen(
+        _inside(own_cgroups, cmd), cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    sandboxed = _wait_for(lambda: _running_with(token))  # the agent's code is running
     tag = owner_tag(first.pid)
     _kill9(first)
 
     assert all(_exits_within(pid, 30) for pid in sandboxed), "sandboxed code outlived the killed t2s"
     leftover_dirs = list(temp_root.glob(f"t2s-rollout-{tag}-*"))
-    assert leftover_dirs                                          # what kill -9 leaves behind...
+    assert leftover_dirs  # what kill -9 leaves behind...
     if own_cgroups:
-        assert _cgroups_of(tag, own_cgroups)                      # ... including the run's cgroups
+        assert _cgroups_of(tag, own_cgroups)  # ... including the run's cgroups
 
     phase["slow"] = False
-    second = subprocess.Popen(_inside(own_cgroups, cmd), cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(
+        _inside(own_cgroups, cmd), cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     _, stderr = second.communicate(timeout=300)
     assert second.returncode == 0, stderr
-    assert not any(d.exists() for d in leftover_dirs)            # ... is gone after the resume
-    assert not list(temp_root.glob("t2s-rollout-*"))              # and the resume removed its own
+    assert not any(d.exists() for d in leftover_dirs)  # ... is gone after the resume
+    assert not list(temp_root.glob("t2s-rollout-*"))  # and the resume removed its own
     assert not [d for p in own_cgroups for d in p.iterdir() if d.is_dir()]

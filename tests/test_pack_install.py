@@ -28,10 +28,13 @@ def released(tmp_path, scripted_server):
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")
     s0 = store.resolve("main")
-    tree = store.build_tree(s0, {
-        "skills/sheet-sums/SKILL.md": "---\nname: sheet-sums\ndescription: Sum cells. Use for totals.\nmetadata:\n  author: \"me\"\n---\n\n# Sums\n\nSee [tips](references/tips.md).\n",
-        "skills/sheet-sums/references/tips.md": "# Tips\n\nUse sum().\n",
-    })
+    tree = store.build_tree(
+        s0,
+        {
+            "skills/sheet-sums/SKILL.md": '---\nname: sheet-sums\ndescription: Sum cells. Use for totals.\nmetadata:\n  author: "me"\n---\n\n# Sums\n\nSee [tips](references/tips.md).\n',
+            "skills/sheet-sums/references/tips.md": "# Tips\n\nUse sum().\n",
+        },
+    )
     cand = store.commit(tree, [s0], "add tips")
     fake_gate(store, cand, s0)
     release(store, load_config(store.root / "t2s.toml"), cand)
@@ -122,14 +125,17 @@ def test_split_source_keeps_scp_style_urls():
     assert split_source("https://h/x.git") == ("https://h/x.git", None)
 
 
-@pytest.mark.parametrize("tag, why", [
-    ("vbanana", "its name is not vX.Y.Z"),
-    ("v01.02.03", "its name is not vX.Y.Z"),
-    ("v0.9.0", "it is a lightweight tag"),
-    ("v0.8.0", "is not a release merge made by `t2s release`"),
-    ("v7.0.0", "there is no such tag"),
-    ("HEAD", "its name is not vX.Y.Z"),
-])
+@pytest.mark.parametrize(
+    "tag, why",
+    [
+        ("vbanana", "its name is not vX.Y.Z"),
+        ("v01.02.03", "its name is not vX.Y.Z"),
+        ("v0.9.0", "it is a lightweight tag"),
+        ("v0.8.0", "is not a release merge made by `t2s release`"),
+        ("v7.0.0", "there is no such tag"),
+        ("HEAD", "its name is not vX.Y.Z"),
+    ],
+)
 def test_pack_and_install_take_only_t2s_release_tags(released, tmp_path, monkeypatch, tag, why):
     store = released
     patch = store.commit(store.tree_of("v0.1.0"), [store.resolve("v0.1.0")], "a patch", "", [("T2S-Patch", "0001")])

@@ -8,21 +8,41 @@ from t2s.record.provenance import Provenance
 
 
 def test_patch_trailers_keep_their_order_and_spelling():
-    prov = Provenance.for_patch(run="r1", patch="0007", task="", trajectory="t-1", outcome="failed",
-                                analyst="agentic", validated="yes", model="m  x")
+    prov = Provenance.for_patch(
+        run="r1",
+        patch="0007",
+        task="",
+        trajectory="t-1",
+        outcome="failed",
+        analyst="agentic",
+        validated="yes",
+        model="m  x",
+    )
     assert prov.trailers() == [
-        ("T2S-Run", "r1"), ("T2S-Patch", "0007"), ("T2S-Task", "-"), ("T2S-Trajectory", "t-1"),
-        ("T2S-Outcome", "failed"), ("T2S-Analyst", "agentic"), ("T2S-Validated", "yes"), ("T2S-Model", "m x"),
+        ("T2S-Run", "r1"),
+        ("T2S-Patch", "0007"),
+        ("T2S-Task", "-"),
+        ("T2S-Trajectory", "t-1"),
+        ("T2S-Outcome", "failed"),
+        ("T2S-Analyst", "agentic"),
+        ("T2S-Validated", "yes"),
+        ("T2S-Model", "m x"),
     ]
     assert prov.kind == "patch"
 
 
 def test_merge_and_sequential_trailers():
     merge = Provenance.for_merge(run="r1", level=2, group="L2-01", support=5, model="gpt")
-    assert merge.trailers() == [("T2S-Run", "r1"), ("T2S-Merge-Level", "2"), ("T2S-Merge-Group", "L2-01"),
-                                ("T2S-Support", "5"), ("T2S-Model", "gpt")]
-    step = Provenance.for_merge(run="r1", level=1, group="S001", support=3, strategy="sequential",
-                                patches=["0001", "0002"])
+    assert merge.trailers() == [
+        ("T2S-Run", "r1"),
+        ("T2S-Merge-Level", "2"),
+        ("T2S-Merge-Group", "L2-01"),
+        ("T2S-Support", "5"),
+        ("T2S-Model", "gpt"),
+    ]
+    step = Provenance.for_merge(
+        run="r1", level=1, group="S001", support=3, strategy="sequential", patches=["0001", "0002"]
+    )
     assert step.trailers()[-2:] == [("T2S-Strategy", "sequential"), ("T2S-Patch", "0001, 0002")]
     assert step.kind == "merge" and step.patches == ["0001", "0002"]
 
@@ -35,7 +55,7 @@ def test_release_trailers_put_the_run_first():
 
 def test_reading_a_message_round_trips_and_ignores_what_it_does_not_know():
     prov = Provenance.for_merge(run="r1", level=1, group="L1-03", support=2)
-    message = format_message("subject", "body", prov.trailers() + [("Signed-off-by", "A <a@x>")])
+    message = format_message("subject", "body", [*prov.trailers(), ("Signed-off-by", "A <a@x>")])
     assert Provenance.of(message) == prov
     assert Provenance.of("just a subject\n").kind == "other"
     assert Provenance.of("s\n\nT2S-Run: r1\nT2S-Support: many\n").support is None

@@ -15,8 +15,9 @@ from t2s.sandbox import cgroups as _cgroups
 from t2s.sandbox.run import ExecResult, availability, isolation_report, run_code
 
 SANDBOX = availability().ok
-needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="no bubblewrap sandbox here: "
-                                   + "; ".join(availability().missing))
+needs_sandbox = pytest.mark.skipif(
+    not SANDBOX, reason="no bubblewrap sandbox here: " + "; ".join(availability().missing)
+)
 HAS_PIDS_CGROUP = any(c.name == "pids" for c in _cgroups.controllers())
 PROC_LIMIT_ENFORCED = HAS_PIDS_CGROUP or os.geteuid() != 0
 
@@ -47,7 +48,7 @@ def _running_with(token: str) -> list[int]:
 def test_plain_python_and_shell(work):
     r = run_code("import openpyxl, pathlib\npathlib.Path('out.txt').write_text('hi')\nprint('done')", work)
     assert isinstance(r, ExecResult) and r.ok and r.stdout == "done\n" and r.verdict.startswith("ok")
-    assert (work / "out.txt").read_text() == "hi"                  # cwd is the work dir
+    assert (work / "out.txt").read_text() == "hi"  # cwd is the work dir
     r = run_code("echo $HOME; echo oops >&2; exit 3", work, language="shell")
     assert r.exit_code == 3 and r.stdout.strip() == str(work.resolve()) and "oops" in r.stderr
     assert r.verdict == "failed: exit code 3"
@@ -57,8 +58,11 @@ def test_plain_python_and_shell(work):
 
 def test_files_persist_between_calls_and_deletions_too(work):
     (work / "input.txt").write_text("from the host")
-    r = run_code("import os\nprint(open('input.txt').read())\nos.makedirs('sub/deeper')\n"
-                 "open('sub/deeper/a.txt', 'w').write('A')\nos.remove('input.txt')", work)
+    r = run_code(
+        "import os\nprint(open('input.txt').read())\nos.makedirs('sub/deeper')\n"
+        "open('sub/deeper/a.txt', 'w').write('A')\nos.remove('input.txt')",
+        work,
+    )
     assert r.ok and r.stdout == "from the host\n"
     assert (work / "sub" / "deeper" / "a.txt").read_text() == "A" and not (work / "input.txt").exists()
     r = run_code("print(open('sub/deeper/a.txt').read())", work)
@@ -67,15 +71,17 @@ def test_files_persist_between_calls_and_deletions_too(work):
 
 def test_infinite_loop_times_out_and_leaves_nothing_running(work):
     token = f"t2s-test-{os.getpid()}-loop"
-    code = ("import subprocess, sys, time\n"
-            f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', {token!r}])\n"
-            "open('before-timeout.txt', 'w').write('kept')\n"
-            "while True:\n    pass\n")
+    code = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', {token!r}])\n"
+        "open('before-timeout.txt', 'w').write('kept')\n"
+        "while True:\n    pass\n"
+    )
     r = run_code(code, work, timeout=1.5)
     assert r.timed_out and r.killed_reason == "timeout" and r.verdict.startswith("killed: timeout")
     assert not _running_with(token)
-    assert (work / "before-timeout.txt").read_text() == "kept"     # what it wrote before is kept
-    assert run_code("print(1)", work).stdout == "1\n"              # the harness keeps going
+    assert (work / "before-timeout.txt").read_text() == "kept"  # what it wrote before is kept
+    assert run_code("print(1)", work).stdout == "1\n"  # the harness keeps going
 
 
 def test_background_children_are_reaped_when_the_main_process_exits(work):
@@ -103,11 +109,13 @@ def test_fork_bomb_is_stopped(work):
 
 @pytest.mark.skipif(not PROC_LIMIT_ENFORCED, reason="no process limit available (root, no pids cgroup)")
 def test_process_limit_counts_processes(work):
-    code = ("import subprocess\nok = 0\nps = []\n"
-            "for _ in range(40):\n"
-            "    try:\n        ps.append(subprocess.Popen(['sleep', '30'])); ok += 1\n"
-            "    except OSError:\n        break\n"
-            "print(ok)\n")
+    code = (
+        "import subprocess\nok = 0\nps = []\n"
+        "for _ in range(40):\n"
+        "    try:\n        ps.append(subprocess.Popen(['sleep', '30'])); ok += 1\n"
+        "    except OSError:\n        break\n"
+        "print(ok)\n"
+    )
     r = run_code(code, work, max_procs=10, timeout=30)
     assert 0 < int(r.stdout.strip()) < 12
     assert "process limit" in r.limits_hit
@@ -118,8 +126,11 @@ def test_environment_is_an_allow_list(work, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
     monkeypatch.setenv("SOMETHING_ELSE", "visible?")
-    r = run_code("import os\nfor k, v in sorted(os.environ.items()): print(f'{k}={v}')", work,
-                 env={"MY_SETTING": "1", "AWS_SECRET_ACCESS_KEY": "nope"})
+    r = run_code(
+        "import os\nfor k, v in sorted(os.environ.items()): print(f'{k}={v}')",
+        work,
+        env={"MY_SETTING": "1", "AWS_SECRET_ACCESS_KEY": "nope"},
+    )
     assert r.ok
     assert "secret" not in r.stdout and "SOMETHING_ELSE" not in r.stdout
     names = {line.split("=", 1)[0] for line in r.stdout.splitlines()}
@@ -129,8 +140,7 @@ def test_environment_is_an_allow_list(work, monkeypatch):
 
 
 def test_fifty_megabyte_print_is_capped_head_and_tail(work):
-    code = ("import sys\nsys.stdout.write('HEAD' + 'x' * 50_000_000 + 'TAIL')\n"
-            "sys.stderr.write('e' * 10)\n")
+    code = "import sys\nsys.stdout.write('HEAD' + 'x' * 50_000_000 + 'TAIL')\nsys.stderr.write('e' * 10)\n"
     r = run_code(code, work, output_limit=10_000)
     assert r.ok and r.truncated and r.stdout_bytes == 50_000_008
     assert r.stdout.startswith("HEAD") and r.stdout.endswith("TAIL")
@@ -152,8 +162,7 @@ def test_no_network_by_default(work):
     accepted = []
     t = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
     t.start()
-    code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
-            "print('connected')\n")
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\nprint('connected')\n"
     try:
         r = run_code(code, work, timeout=20)
         assert "connected" not in r.stdout and r.exit_code != 0
@@ -169,8 +178,17 @@ def test_isolation_report_names_every_axis():
     if not SANDBOX:
         assert report["sandbox"].startswith("UNAVAILABLE") and "unsafe-no-sandbox" in report["consequence"]
         return
-    assert set(report) >= {"sandbox", "user", "filesystem", "network", "memory", "processes", "disk",
-                           "timeout", "environment"}
+    assert set(report) >= {
+        "sandbox",
+        "user",
+        "filesystem",
+        "network",
+        "memory",
+        "processes",
+        "disk",
+        "timeout",
+        "environment",
+    }
     assert report["sandbox"].startswith("bubblewrap") and "uid" in report["user"]
 
 
@@ -189,7 +207,8 @@ def test_concurrent_calls_from_threads(work, tmp_path):
         dirs.append(d)
     codes = ["print('a')", "while True: pass", "x = bytearray(4 * 1024**3)", "print('d')"]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda a: run_code(a[0], a[1], timeout=3, memory_mb=512),
-                                zip(codes, dirs)))
+        results = list(
+            pool.map(lambda a: run_code(a[0], a[1], timeout=3, memory_mb=512), zip(codes, dirs, strict=True))
+        )
     assert [r.stdout for r in (results[0], results[3])] == ["a\n", "d\n"]
     assert results[1].timed_out and results[2].killed_reason == "memory limit"

@@ -21,7 +21,8 @@ from t2s.sandbox.run import availability
 from t2s.testing.hostile import ATTEMPTS, run_battery, summary_line
 
 pytestmark = pytest.mark.skipif(
-    not availability().ok, reason="no bubblewrap sandbox here: " + "; ".join(availability().missing))
+    not availability().ok, reason="no bubblewrap sandbox here: " + "; ".join(availability().missing)
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +31,10 @@ def _report(outcomes, changed) -> str:
     lines = [summary_line(outcomes, changed)]
     for o in outcomes:
         if o.escaped:
-            lines.append(f"ESCAPED {o.name}: {o.what}\n  {o.escaped}\n  verdict: {o.verdict}\n"
-                         f"  stdout: {o.stdout[-800:]}\n  stderr: {o.stderr[-800:]}")
+            lines.append(
+                f"ESCAPED {o.name}: {o.what}\n  {o.escaped}\n  verdict: {o.verdict}\n"
+                f"  stdout: {o.stdout[-800:]}\n  stderr: {o.stderr[-800:]}"
+            )
     return "\n".join(lines)
 
 
@@ -54,17 +57,23 @@ def _python_for_nobody() -> str | None:
     for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
         path = Path(candidate)
         if path.exists() and os.access(path.resolve(), os.X_OK):
-            version = subprocess.run([candidate, "-c", "import sys; print(sys.version_info >= (3, 10))"],
-                                     capture_output=True, text=True).stdout.strip()
+            version = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info >= (3, 10))"], capture_output=True, text=True
+            ).stdout.strip()
             if version == "True":
                 return candidate
     return None
 
 
 def _as_nobody(python: str, code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                           python, "-c", code], capture_output=True, text=True, cwd="/",
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", python, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+    )
 
 
 def test_the_battery_holds_for_an_unprivileged_user_too():
@@ -82,7 +91,7 @@ def test_the_battery_holds_for_an_unprivileged_user_too():
 
 
 # ---------------------------------------------------------------------- a real rollout
-LEAK_CODE = r'''
+LEAK_CODE = r"""
 import glob, os
 found = []
 for p in glob.glob('/proc/*/environ'):
@@ -100,7 +109,7 @@ import sys
 print('found:', found, file=sys.stderr)
 open({out!r}, 'w').write('\n'.join(found) or 'nothing')
 open('loot.txt', 'w').write(repr(found))
-'''
+"""
 
 
 def test_a_real_rollout_keeps_the_key_from_record_output_and_model(tmp_path, scripted_server):
@@ -125,25 +134,42 @@ def test_a_real_rollout_keeps_the_key_from_record_output_and_model(tmp_path, scr
 
     scripted_server.on(hostile_agent, role="agent")
     key, other_key = "sk-leak-test-9c0ffee5a1b2c3d4e5f6", "sk-openai-leak-0123456789abcdef"
-    env = {**os.environ, "T2S_BASE_URL": scripted_server.base_url, "T2S_MODEL": "hostile",
-           "T2S_API_KEY_ENV": "T2S_LEAK_TEST_KEY", "T2S_LEAK_TEST_KEY": key, "OPENAI_API_KEY": other_key}
-    proc = subprocess.run([sys.executable, "-m", "t2s", "rollout", "--run", "leak", "--limit", "1"],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "T2S_BASE_URL": scripted_server.base_url,
+        "T2S_MODEL": "hostile",
+        "T2S_API_KEY_ENV": "T2S_LEAK_TEST_KEY",
+        "T2S_LEAK_TEST_KEY": key,
+        "OPENAI_API_KEY": other_key,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2s", "rollout", "--run", "leak", "--limit", "1"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
 
     bodies = [json.dumps(r.body) for r in scripted_server.requests]
-    assert any("hostile code ran" in b for b in bodies)         # the code ran, its output went back
-    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo,
-                             capture_output=True).stdout
-    assert b"hostile code ran" in objects                        # ... and was recorded
+    assert any("hostile code ran" in b for b in bodies)  # the code ran, its output went back
+    objects = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True
+    ).stdout
+    assert b"hostile code ran" in objects  # ... and was recorded
     for secret in (key, other_key):
         assert secret not in proc.stdout and secret not in proc.stderr
         assert not any(secret in b for b in bodies)
         assert secret.encode() not in objects
     assert scripted_server.requests[0].authorization == f"Bearer {key}"  # the key itself works
-    record = subprocess.run(["git", "show", "refs/t2s/runs/leak:trajectories"], cwd=repo,
-                            capture_output=True, text=True).stdout
+    record = subprocess.run(
+        ["git", "show", "refs/t2s/runs/leak:trajectories"], cwd=repo, capture_output=True, text=True
+    ).stdout
     traj_name = next(line for line in record.splitlines() if line.endswith(".json"))
-    traj = json.loads(subprocess.run(["git", "show", f"refs/t2s/runs/leak:trajectories/{traj_name}"],
-                                     cwd=repo, capture_output=True, text=True).stdout)
+    traj = json.loads(
+        subprocess.run(
+            ["git", "show", f"refs/t2s/runs/leak:trajectories/{traj_name}"], cwd=repo, capture_output=True, text=True
+        ).stdout
+    )
     assert traj["meta"]["sandbox"].startswith("bubblewrap")

@@ -53,9 +53,12 @@ def test_run_code_refuses_unless_running_unsandboxed_is_allowed(no_bwrap, tmp_pa
     with pytest.raises(SandboxUnavailable, match="bubblewrap is not installed") as info:
         run_code("print(1)", work)
     assert "--unsafe-no-sandbox" in info.value.hint
-    r = run_code("import os\nprint(os.environ.get('OPENAI_API_KEY'), open('/etc/hostname').read() != '')",
-                 work, unsafe_no_sandbox=True)
-    assert r.ok and r.stdout == "None True\n" and not r.sandboxed       # the host's files: no sandbox
+    r = run_code(
+        "import os\nprint(os.environ.get('OPENAI_API_KEY'), open('/etc/hostname').read() != '')",
+        work,
+        unsafe_no_sandbox=True,
+    )
+    assert r.ok and r.stdout == "None True\n" and not r.sandboxed  # the host's files: no sandbox
     assert r.isolation["sandbox"].startswith("NONE") and any("WARNING: no sandbox" in n for n in r.notes)
     monkeypatch.setenv("T2S_UNSAFE_NO_SANDBOX", "1")
     assert run_code("print(2)", work).stdout == "2\n"
@@ -64,8 +67,9 @@ def test_run_code_refuses_unless_running_unsandboxed_is_allowed(no_bwrap, tmp_pa
 def _t2s(*args, cwd: Path, path: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": path, **(extra_env or {})}
     env.pop("T2S_UNSAFE_NO_SANDBOX", None)
-    return subprocess.run([sys.executable, "-m", "t2s", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "t2s", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_doctor_says_exactly_what_is_missing(no_bwrap, tmp_path):
@@ -95,18 +99,23 @@ def test_rollout_and_eval_refuse_and_the_flag_runs_loudly(no_bwrap, tmp_path, sc
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "refusing to run model-written code" in refused.stderr
     assert "bubblewrap is not installed" in refused.stderr and "--unsafe-no-sandbox" in refused.stderr
-    assert not scripted_server.requests                          # not one model call
+    assert not scripted_server.requests  # not one model call
     assert subprocess.run(["git", "rev-parse", "--verify", "-q", "refs/t2s/runs/u1"], cwd=repo).returncode != 0
 
     evaluated = _t2s("eval", "HEAD", cwd=repo, path=no_bwrap, extra_env=model)
     assert evaluated.returncode != 0 and "refusing to run model-written code" in evaluated.stderr
 
-    ran = _t2s("rollout", "--run", "u1", "--limit", "1", "--unsafe-no-sandbox", cwd=repo, path=no_bwrap,
-               extra_env=model)
+    ran = _t2s(
+        "rollout", "--run", "u1", "--limit", "1", "--unsafe-no-sandbox", cwd=repo, path=no_bwrap, extra_env=model
+    )
     assert ran.returncode == 0, ran.stderr
     assert "WARNING: no sandbox" in ran.stderr
-    listing = subprocess.run(["git", "ls-tree", "--name-only", "refs/t2s/runs/u1:trajectories"], cwd=repo,
-                             capture_output=True, text=True).stdout.split()
-    traj = json.loads(subprocess.run(["git", "show", f"refs/t2s/runs/u1:trajectories/{listing[0]}"], cwd=repo,
-                                     capture_output=True, text=True).stdout)
-    assert traj["meta"]["sandbox"].startswith("NONE")            # the record says so too
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", "refs/t2s/runs/u1:trajectories"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    traj = json.loads(
+        subprocess.run(
+            ["git", "show", f"refs/t2s/runs/u1:trajectories/{listing[0]}"], cwd=repo, capture_output=True, text=True
+        ).stdout
+    )
+    assert traj["meta"]["sandbox"].startswith("NONE")  # the record says so too

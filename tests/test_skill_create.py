@@ -55,10 +55,24 @@ def test_a_draft_failing_lint_twice_fails_clearly(scripted_server):
 def test_init_create_commits_the_draft(tmp_path, scripted_server):
     scripted_server.on(skill_creator_responder, role="analyst")
     repo = tmp_path / "my-skills"
-    result = CliRunner().invoke(main, [
-        "init", str(repo), "--create", "--name", "csv-cleaning", "--description", DESCRIPTION, "--no-hooks",
-        "--base-url", scripted_server.base_url, "--api-key-env", "T2S_TEST_API_KEY", "--json",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "init",
+            str(repo),
+            "--create",
+            "--name",
+            "csv-cleaning",
+            "--description",
+            DESCRIPTION,
+            "--no-hooks",
+            "--base-url",
+            scripted_server.base_url,
+            "--api-key-env",
+            "T2S_TEST_API_KEY",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     store = GitStore.discover(repo)
     assert store.read_blob("HEAD", "skills/csv-cleaning/references/pitfalls.md")

@@ -11,16 +11,20 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
+from t2s.record.notes import REVIEW_NOTES
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 from tests.test_release import fake_gate
-from t2s.record.notes import REVIEW_NOTES
 
 
 def snapshot(repo: Path, *others: Path) -> tuple:
     """Refs (notes included), the working tree, t2s's private folder and other places."""
     files = tuple(sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if ".git" not in p.relative_to(repo).parts))
-    private = tuple(sorted(p.name for p in (repo / ".git" / "t2s").iterdir() if p.suffix != ".lock")) if (repo / ".git" / "t2s").exists() else ()
+    private = (
+        tuple(sorted(p.name for p in (repo / ".git" / "t2s").iterdir() if p.suffix != ".lock"))
+        if (repo / ".git" / "t2s").exists()
+        else ()
+    )
     elsewhere = tuple(tuple(sorted(str(p) for p in o.rglob("*"))) if o.exists() else None for o in others)
     return git(repo, "for-each-ref"), files, private, elsewhere
 
@@ -84,8 +88,11 @@ def _openai(value: str) -> str:
 
 def _claude_code(value: str) -> str:
     user = {"type": "user", "sessionId": "s1", "message": {"role": "user", "content": "Sum A1:A3."}}
-    reply = {"type": "assistant", "sessionId": "s1",
-             "message": {"id": "m1", "role": "assistant", "content": "Done.", "usage": {"input_tokens": "@"}}}
+    reply = {
+        "type": "assistant",
+        "sessionId": "s1",
+        "message": {"id": "m1", "role": "assistant", "content": "Done.", "usage": {"input_tokens": "@"}},
+    }
     second = DEEP if value == "deep" else json.dumps(reply).replace('"@"', value)
     return json.dumps(user) + "\n" + second
 
@@ -93,14 +100,20 @@ def _claude_code(value: str) -> str:
 def _t2s(value: str) -> str:
     if value == "deep":
         return json.dumps({"id": "t1", "task_id": "a", "verdict": "failed", "meta": "@"}).replace('"@"', DEEP)
-    return json.dumps({"id": "t1", "task_id": "a", "verdict": "failed", "usage": {"prompt_tokens": "@"}}).replace('"@"', value)
+    return json.dumps({"id": "t1", "task_id": "a", "verdict": "failed", "usage": {"prompt_tokens": "@"}}).replace(
+        '"@"', value
+    )
 
 
 IMPORTS = {  # (format, value) -> (writer, line, reason)
     ("openai-jsonl", '"lots"'): (_openai, 1, "usage.prompt_tokens must be a whole number of tokens, not 'lots'"),
     ("openai-jsonl", "NaN"): (_openai, 1, "NaN is not a number JSON allows"),
     ("openai-jsonl", "deep"): (_openai, 1, "JSON nested more than 64 levels deep"),
-    ("claude-code", '"lots"'): (_claude_code, 2, "message.usage.input_tokens must be a whole number of tokens, not 'lots'"),
+    ("claude-code", '"lots"'): (
+        _claude_code,
+        2,
+        "message.usage.input_tokens must be a whole number of tokens, not 'lots'",
+    ),
     ("claude-code", "NaN"): (_claude_code, 2, "NaN is not a number JSON allows"),
     ("claude-code", "deep"): (_claude_code, 2, "JSON nested more than 64 levels deep"),
     ("t2s", '"lots"'): (_t2s, 1, "not a valid trajectory: usage.prompt_tokens: Input should be a valid integer"),
@@ -136,10 +149,22 @@ def test_import_keeps_the_good_lines_of_a_file_with_a_bad_one(repo, tmp_path):
 # ---------------------------------------------------------------------- output paths
 def test_gate_checks_the_markdown_path_before_writing_anything(repo, tmp_path):
     before = snapshot(repo, tmp_path / "missing")
-    result = run_cli(["gate", "HEAD", "--baseline", "HEAD", "--markdown", str(tmp_path / "missing" / "dir" / "x.md"),
-                      "-C", str(repo)])
+    result = run_cli(
+        [
+            "gate",
+            "HEAD",
+            "--baseline",
+            "HEAD",
+            "--markdown",
+            str(tmp_path / "missing" / "dir" / "x.md"),
+            "-C",
+            str(repo),
+        ]
+    )
     assert result.exit_code == 2, result.output
-    assert f"--markdown {tmp_path / 'missing' / 'dir' / 'x.md'}: cannot write: No such file or directory" in result.output
+    assert (
+        f"--markdown {tmp_path / 'missing' / 'dir' / 'x.md'}: cannot write: No such file or directory" in result.output
+    )
     assert snapshot(repo, tmp_path / "missing") == before  # no eval note, no gate note
 
 
@@ -152,7 +177,9 @@ def released(repo):
     store = GitStore.discover(repo)
     git(repo, "checkout", "-q", "--detach")
     s0 = store.resolve("main")
-    tree = store.build_tree(s0, {"skills/sheet-sums/SKILL.md": (repo / "skills/sheet-sums/SKILL.md").read_text() + "\nTip.\n"})
+    tree = store.build_tree(
+        s0, {"skills/sheet-sums/SKILL.md": (repo / "skills/sheet-sums/SKILL.md").read_text() + "\nTip.\n"}
+    )
     cand = store.commit(tree, [s0], "a tip")
     fake_gate(store, cand, s0)
     release(store, load_config(repo / "t2s.toml"), cand)
@@ -185,8 +212,8 @@ def test_install_of_a_file_that_is_not_a_zip_is_a_clear_error(tmp_path, monkeypa
 
 
 def test_report_and_pr_body_into_a_missing_folder_are_clear_errors(repo, tmp_path):
-    from t2s.record.runs import RunManifest, RunRecord
     from t2s.gitstore.store import GitStore
+    from t2s.record.runs import RunManifest, RunRecord
 
     store = GitStore.discover(repo)
     RunRecord(store, "r1").create(RunManifest(run="r1", s0=store.resolve("HEAD"), skill_dir="skills/sheet-sums"))
@@ -207,12 +234,16 @@ def _corrupt_run(store, run: str, files: dict[str, bytes]) -> None:
     record.write(files, "changed outside t2s")
 
 
-@pytest.mark.parametrize("manifest, problem", [
-    (b"garbage", "manifest.json is not valid JSON (Expecting value"),
-    (b'{"run": 5}', "manifest.json is not a t2s run manifest (run: Input should be a valid string"),
-])
-@pytest.mark.parametrize("args", [["review"], ["analyze"], ["merge"], ["rollout"], ["report"], ["blame", "1"]],
-                         ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "manifest, problem",
+    [
+        (b"garbage", "manifest.json is not valid JSON (Expecting value"),
+        (b'{"run": 5}', "manifest.json is not a t2s run manifest (run: Input should be a valid string"),
+    ],
+)
+@pytest.mark.parametrize(
+    "args", [["review"], ["analyze"], ["merge"], ["rollout"], ["report"], ["blame", "1"]], ids=lambda a: a[0]
+)
 def test_a_corrupt_run_manifest_is_a_clear_error(repo, tmp_path, manifest, problem, args):
     from t2s.gitstore.store import GitStore
 
@@ -244,7 +275,10 @@ def test_merge_names_a_corrupt_patch_record_or_review_note(tmp_path):
     before = snapshot(store.root)
     result = run_cli(["merge", "--run", "r1", "-C", str(store.root)])
     assert result.exit_code == 1, result.output
-    assert "refs/t2s/runs/r1:patches/0002.json is not a valid PatchRecord (patch: Input should be a valid string" in result.output
+    assert (
+        "refs/t2s/runs/r1:patches/0002.json is not a valid PatchRecord (patch: Input should be a valid string"
+        in result.output
+    )
     assert snapshot(store.root) == before
 
 

@@ -46,8 +46,11 @@ def work(tmp_path) -> Path:
 
 
 def test_a_plain_folder_comes_back_and_replaces_the_old_contents(work):
-    notes = copy_back(_tar(_member("./out.txt", data=b"new"), _member("sub", tarfile.DIRTYPE),
-                           _member("sub/deep.txt", data=b"deep")), work, max_bytes=1 << 20)
+    notes = copy_back(
+        _tar(_member("./out.txt", data=b"new"), _member("sub", tarfile.DIRTYPE), _member("sub/deep.txt", data=b"deep")),
+        work,
+        max_bytes=1 << 20,
+    )
     assert notes == []
     assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == ["out.txt", "sub", "sub/deep.txt"]
     assert (work / "out.txt").read_bytes() == b"new"
@@ -69,7 +72,7 @@ def test_links_devices_and_escaping_names_are_never_created(work, tmp_path):
     notes = copy_back(stream, work, max_bytes=1 << 20)
     assert not any(p.is_symlink() for p in work.rglob("*")) and not outside.exists()
     assert (work / "kept.txt").read_bytes() == b"ok"
-    assert (work / "root" / "through-the-link.txt").read_bytes() == b"inside"   # a real folder now
+    assert (work / "root" / "through-the-link.txt").read_bytes() == b"inside"  # a real folder now
     assert not (work / "out.xlsx").exists() and not (work / "hard").exists() and not (work / "tty").exists()
     joined = "\n".join(notes)
     assert "out.xlsx: a symlink -> /etc/shadow is not copied out" in joined
@@ -77,12 +80,15 @@ def test_links_devices_and_escaping_names_are_never_created(work, tmp_path):
     assert "'/etc/evil'" in joined and "'../outside.txt'" in joined
 
 
-@pytest.mark.parametrize("stream, reason", [
-    (lambda: _tar(_member("big.bin", data=b"x" * 2048)), "more than 1024 bytes"),            # too large
-    (lambda: io.BytesIO(_tar(_member("a.txt", data=b"x" * 900)).getvalue()[:1000]), "unreadable"),  # cut off
-    (lambda: _tar(_member("a", data=b"file"), _member("a/b", data=b"x")), "a file and a folder"),
-    (lambda: io.BytesIO(b"not a tar at all" * 100), "unreadable"),
-])
+@pytest.mark.parametrize(
+    "stream, reason",
+    [
+        (lambda: _tar(_member("big.bin", data=b"x" * 2048)), "more than 1024 bytes"),  # too large
+        (lambda: io.BytesIO(_tar(_member("a.txt", data=b"x" * 900)).getvalue()[:1000]), "unreadable"),  # cut off
+        (lambda: _tar(_member("a", data=b"file"), _member("a/b", data=b"x")), "a file and a folder"),
+        (lambda: io.BytesIO(b"not a tar at all" * 100), "unreadable"),
+    ],
+)
 def test_a_refused_stream_changes_nothing(work, stream, reason):
     with pytest.raises(CopyBackError, match=reason):
         copy_back(stream(), work, max_bytes=1024)

@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 from t2s.analysis.analyze import AnalyzeSettings, analyze_run
 from t2s.cli import main
 from t2s.gitstore.store import GitStore, parse_trailers
@@ -24,12 +25,11 @@ from t2s.tasks.wikitablequestions import GOLD_NAME, WikiTableQuestionsSuite
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import agentic_analyst_responder, analyst_responder
-from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
 from tests._wtq_support import make_wtq, write_answer
 
 # nt-2 "which cities hosted before 2004?" -> Sydney | Atlanta; the agent also took 2004.
 WRONG = ["Sydney", "Athens"]
-AGENT_CODE = '''import openpyxl
+AGENT_CODE = """import openpyxl
 table = openpyxl.load_workbook("table.xlsx")["table"]
 values = [row[1] for row in table.iter_rows(min_row=2, values_only=True) if row[0] >= 2000]
 wb = openpyxl.Workbook()
@@ -38,7 +38,7 @@ ws.title = "answer"
 for r, v in enumerate(values, start=1):
     ws.cell(r, 1, v)
 wb.save("output.xlsx")
-'''
+"""
 
 
 def make_repo(tmp_path: Path) -> tuple[GitStore, str]:
@@ -47,8 +47,9 @@ def make_repo(tmp_path: Path) -> tuple[GitStore, str]:
 
     suite_root = make_wtq(tmp_path / "wtq")
     repo = tmp_path / "skills"
-    init = init_skill_repo(repo, seed="table-qa", install_git_hooks=False,
-                           suite=("wikitablequestions", str(suite_root)))
+    init = init_skill_repo(
+        repo, seed="table-qa", install_git_hooks=False, suite=("wikitablequestions", str(suite_root))
+    )
     toml = repo / "t2s.toml"
     toml.write_text(toml.read_text().replace('mode = "read-write"', 'mode = "off"'))
     return GitStore.discover(repo), init.skill_dir
@@ -74,25 +75,56 @@ def setup_run(tmp_path: Path, run: str = "w1", traj_id: str = "nt-2-a"):
     messages = [
         Message(role="system", content="You are an agent with the table-qa skill."),
         Message(role="user", content=task.instruction),
-        Message(role="assistant", content=None, tool_calls=[ToolCallRecord(
-            id="c1", name="run_python", arguments=json.dumps({"code": AGENT_CODE}))]),
+        Message(
+            role="assistant",
+            content=None,
+            tool_calls=[ToolCallRecord(id="c1", name="run_python", arguments=json.dumps({"code": AGENT_CODE}))],
+        ),
         Message(role="tool", content="[run_python] ok (exit code 0) in 0.2 s\n(no output)", tool_call_id="c1"),
         Message(role="assistant", content=None, tool_calls=[ToolCallRecord(id="c2", name="finish", arguments="{}")]),
         Message(role="tool", content="Finished.", tool_call_id="c2"),
     ]
     traj = Trajectory(
-        id=traj_id, task_id="nt-2", suite="wtq", split="evolve", instruction=task.instruction,
-        answer_position=task.answer_position, skill_dir=skill_dir, s0=record.manifest().s0,
-        model="agent-model", protocol="tools", protocol_used="tools", messages=messages,
-        steps=[Step(index=1, turn=1, tool="run_python", arguments={"code": AGENT_CODE},
-                    observation="[run_python] ok (exit code 0)", exit_code=0),
-               Step(index=2, turn=2, tool="finish", observation="Finished.")],
-        outputs=["output.xlsx"], scripts=[AGENT_CODE], check=report, verdict="failed", score=0.0,
-        stop_reason="finished", turns=2,
+        id=traj_id,
+        task_id="nt-2",
+        suite="wtq",
+        split="evolve",
+        instruction=task.instruction,
+        answer_position=task.answer_position,
+        skill_dir=skill_dir,
+        s0=record.manifest().s0,
+        model="agent-model",
+        protocol="tools",
+        protocol_used="tools",
+        messages=messages,
+        steps=[
+            Step(
+                index=1,
+                turn=1,
+                tool="run_python",
+                arguments={"code": AGENT_CODE},
+                observation="[run_python] ok (exit code 0)",
+                exit_code=0,
+            ),
+            Step(index=2, turn=2, tool="finish", observation="Finished."),
+        ],
+        outputs=["output.xlsx"],
+        scripts=[AGENT_CODE],
+        check=report,
+        verdict="failed",
+        score=0.0,
+        stop_reason="finished",
+        turns=2,
     )
     prefix = artifacts_prefix(traj_id)
-    record.write({trajectory_path(traj_id): traj.to_json(), prefix + "output.xlsx": output.read_bytes(),
-                  prefix + "scripts/001.py": AGENT_CODE.encode()}, f"rollout {traj_id}")
+    record.write(
+        {
+            trajectory_path(traj_id): traj.to_json(),
+            prefix + "output.xlsx": output.read_bytes(),
+            prefix + "scripts/001.py": AGENT_CODE.encode(),
+        },
+        f"rollout {traj_id}",
+    )
     return store, config, record
 
 
@@ -158,15 +190,18 @@ def test_the_default_hook_lays_out_the_spreadsheetbench_workspace(tmp_path):
     task = suite.task("txt-1")
     assert suite.has_analyst_workspace(task)
     space = suite.analyst_workspace(task, 1, tmp_path / "ws")
-    assert (space.inputs, space.gold, space.output_name) == (["input.xlsx", "1_txt-1_init.xlsx"], ["golden.xlsx"],
-                                                             "output.xlsx")
+    assert (space.inputs, space.gold, space.output_name) == (
+        ["input.xlsx", "1_txt-1_init.xlsx"],
+        ["golden.xlsx"],
+        "output.xlsx",
+    )
     assert (tmp_path / "ws" / "golden.xlsx").read_bytes() == task.cases[0].answer_path.read_bytes()
     assert (tmp_path / "ws" / "input.xlsx").read_bytes() == task.cases[0].input_path.read_bytes()
     assert space.check.lenient == suite.lenient and space.check.recalculate == suite.recalculate
     task.cases[0].answer_path.unlink()  # the suite's files vanished: a clear error, not a traceback
     from t2s.errors import T2SError
 
-    with pytest.raises(T2SError, match="answer file .* is missing"):
+    with pytest.raises(T2SError, match=r"answer file .* is missing"):
         suite.analyst_workspace(task, 1, tmp_path / "ws2")
 
 
@@ -200,22 +235,39 @@ def test_a_wtq_fix_that_passes_the_checker_is_validated_and_branched(tmp_path, s
     for name in ("table.xlsx", "question.txt", "output.xlsx", "scripts/001.py", GOLD_NAME, "trajectory.json"):
         assert f"- `{name}`" in user
     # WTQ's checker, in its own process, judged both workbooks: the observation names the values
-    observation = next(m["content"] for m in scripted_server.requests_for("analyst")[1].messages[2:]
-                       if "[evaluate_output]" in (m.get("content") or ""))
+    observation = next(
+        m["content"]
+        for m in scripted_server.requests_for("analyst")[1].messages[2:]
+        if "[evaluate_output]" in (m.get("content") or "")
+    )
     assert "[evaluate_output] FAIL output.xlsx" in observation
     assert "missing gold value(s): 'Atlanta'" in observation and '"extra": ["Athens"]' in observation
 
 
 def test_a_wrong_wtq_fix_is_refused_at_submit(tmp_path, scripted_server):
     store, config, record = setup_run(tmp_path)
-    report = {"failure_causes": ["the condition was wrong"],
-              "lessons": [{"text": "Apply every condition of the question to each row.", "topic": "filtering"}],
-              "edits": [{"op": "add_section", "file": "SKILL.md", "heading": "## Lessons from trajectories",
-                         "body": "- Apply every condition of the question to each row."}]}
-    wrong_fix = ('import openpyxl\nwb = openpyxl.Workbook()\nwb.active.title = "answer"\n'
-                 'wb.active["A1"] = "Sydney"\nwb.save("fixed.xlsx")\nprint("wrote fixed.xlsx")\n')
-    plan = [("evaluate_output", {"path": "output.xlsx"}), ("run_python", {"code": wrong_fix}),
-            ("evaluate_output", {"path": "fixed.xlsx"}), ("submit", report)]
+    report = {
+        "failure_causes": ["the condition was wrong"],
+        "lessons": [{"text": "Apply every condition of the question to each row.", "topic": "filtering"}],
+        "edits": [
+            {
+                "op": "add_section",
+                "file": "SKILL.md",
+                "heading": "## Lessons from trajectories",
+                "body": "- Apply every condition of the question to each row.",
+            }
+        ],
+    }
+    wrong_fix = (
+        'import openpyxl\nwb = openpyxl.Workbook()\nwb.active.title = "answer"\n'
+        'wb.active["A1"] = "Sydney"\nwb.save("fixed.xlsx")\nprint("wrote fixed.xlsx")\n'
+    )
+    plan = [
+        ("evaluate_output", {"path": "output.xlsx"}),
+        ("run_python", {"code": wrong_fix}),
+        ("evaluate_output", {"path": "fixed.xlsx"}),
+        ("submit", report),
+    ]
 
     def sloppy(request):  # a fix that only drops the extra value, then a submit, again and again
         turn = sum(1 for m in request.messages if m["role"] == "assistant")
@@ -239,10 +291,22 @@ def test_a_wrong_wtq_fix_is_refused_at_submit(tmp_path, scripted_server):
 def test_t2s_analyze_agentic_on_a_wtq_run_no_longer_falls_back(tmp_path, scripted_server):
     from tests.test_analyze_cli import model_flags
 
-    store, config, record = setup_run(tmp_path)
+    store, _config, record = setup_run(tmp_path)
     scripted_server.on(analyst_responder, role="analyst")
-    result = CliRunner().invoke(main, ["analyze", "-C", str(store.root), "--run", "w1", "--analyst", "agentic",
-                                       "--json", *model_flags(scripted_server)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "-C",
+            str(store.root),
+            "--run",
+            "w1",
+            "--analyst",
+            "agentic",
+            "--json",
+            *model_flags(scripted_server),
+        ],
+    )
     assert result.exit_code == 0, result.output + str(scripted_server.errors)
     data = json.loads(result.stdout)
     assert (data["analyzed"], data["accepted"], data["validated"]) == (1, 1, 1)

@@ -4,10 +4,11 @@ calls) and the plain-text action protocol (fenced code, ``READ_SKILL_FILE:``, ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from t2s.prompts import load as prompt
@@ -18,7 +19,7 @@ PROTOCOLS = ("auto", "tools", "text")
 TOOL_NAMES = ("run_python", "run_shell", "read_skill_file", "finish")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tools_json() -> str:
     return prompt("agent_tools.json")
 
@@ -71,17 +72,27 @@ _THINK_RE = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
 
 def _action_from_call(name: str, args: Any, call_id: str | None = None) -> Action:
     name = (name or "").strip()
-    aliases = {"python": "run_python", "run_code": "run_python", "execute_python": "run_python",
-               "shell": "run_shell", "bash": "run_shell", "run_bash": "run_shell",
-               "read_file": "read_skill_file", "read_skill": "read_skill_file",
-               "final": "finish", "done": "finish"}
+    aliases = {
+        "python": "run_python",
+        "run_code": "run_python",
+        "execute_python": "run_python",
+        "shell": "run_shell",
+        "bash": "run_shell",
+        "run_bash": "run_shell",
+        "read_file": "read_skill_file",
+        "read_skill": "read_skill_file",
+        "final": "finish",
+        "done": "finish",
+    }
     name = aliases.get(name, name)
     if not isinstance(args, dict):
-        return Action("invalid", {"name": name, "arguments": args}, call_id,
-                      f"arguments of {name} must be a JSON object")
+        return Action(
+            "invalid", {"name": name, "arguments": args}, call_id, f"arguments of {name} must be a JSON object"
+        )
     if name not in TOOL_NAMES:
-        return Action("invalid", {"name": name, **args}, call_id,
-                      f"unknown tool {name!r} (tools: {', '.join(TOOL_NAMES)})")
+        return Action(
+            "invalid", {"name": name, **args}, call_id, f"unknown tool {name!r} (tools: {', '.join(TOOL_NAMES)})"
+        )
     key = {"run_python": "code", "run_shell": "command", "read_skill_file": "path"}.get(name)
     if key and not isinstance(args.get(key), str):
         # lenient: a single string argument under another name
@@ -89,8 +100,7 @@ def _action_from_call(name: str, args: Any, call_id: str | None = None) -> Actio
         if len(strings) == 1:
             args = {key: strings[0]}
         else:
-            return Action("invalid", {"name": name, **args}, call_id,
-                          f"{name} needs a string argument {key!r}")
+            return Action("invalid", {"name": name, **args}, call_id, f"{name} needs a string argument {key!r}")
     return Action(name, dict(args), call_id)
 
 
@@ -113,16 +123,14 @@ def parse_text_actions(content: str | None) -> list[Action]:
         if isinstance(data, dict) and "name" in data:
             args = data.get("arguments", data.get("parameters", {}))
             if isinstance(args, str):
-                try:
+                with contextlib.suppress(ValueError):
                     args = json.loads(args)
-                except ValueError:
-                    pass
             found.append((m.start(), _action_from_call(str(data["name"]), args)))
         mask(m.start(), m.end())
     masked_text = "".join(masked)
     for m in _FENCE_RE.finditer(masked_text):
         lang = m.group(1).lower()
-        body = text[m.start(2):m.end(2)]
+        body = text[m.start(2) : m.end(2)]
         mask(m.start(), m.end())
         if not body.strip():
             continue
@@ -142,12 +150,12 @@ def parse_text_actions(content: str | None) -> list[Action]:
         found.append((m.start(), Action("read_skill_file", {"path": m.group(1).strip().rstrip(".,;:")})))
     finish_at = None
     for m in _FINAL_RE.finditer(masked_text):
-        finish_at = (m.start(), Action("finish", {"summary": text[m.start(1):m.end(1)].strip()}))
+        finish_at = (m.start(), Action("finish", {"summary": text[m.start(1) : m.end(1)].strip()}))
         break
     if finish_at is None:
-        m = _FINISH_RE.search(masked_text)
-        if m:
-            finish_at = (m.start(), Action("finish", {"summary": ""}))
+        bare_finish = _FINISH_RE.search(masked_text)
+        if bare_finish:
+            finish_at = (bare_finish.start(), Action("finish", {"summary": ""}))
     actions = [a for _, a in sorted(found, key=lambda item: item[0])]
     if finish_at is not None:
         actions.append(finish_at[1])  # finishing comes after everything else in the reply
@@ -162,12 +170,14 @@ def _looks_like_json_call(body: str) -> bool:
         data = json.loads(body)
     except ValueError:
         return False
-    return isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"] in (
-        *TOOL_NAMES, "python", "bash", "shell")
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("name"), str)
+        and data["name"] in (*TOOL_NAMES, "python", "bash", "shell")
+    )
 
 
-_FINAL_ANSWER_RE = re.compile(r"^[ \t>*_#-]*FINAL[ _]ANSWER\**[ \t]*[:=]\**[ \t]*(.*)$",
-                              re.IGNORECASE | re.MULTILINE)
+_FINAL_ANSWER_RE = re.compile(r"^[ \t>*_#-]*FINAL[ _]ANSWER\**[ \t]*[:=]\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_final_answer(content: str | None) -> str | None:
@@ -182,7 +192,7 @@ def parse_final_answer(content: str | None) -> str | None:
     answer = m.group(1).strip().strip("*").strip()
     if not answer:
         lines = []
-        for line in text[m.end():].lstrip("\n").splitlines():
+        for line in text[m.end() :].lstrip("\n").splitlines():
             if not line.strip():
                 break
             lines.append(line.strip())

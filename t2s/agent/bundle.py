@@ -19,7 +19,7 @@ class SkillBundle:
     s0: str | None = None
 
     @classmethod
-    def from_git(cls, store, rev: str, skill_dir: str) -> "SkillBundle":
+    def from_git(cls, store, rev: str, skill_dir: str) -> SkillBundle:
         """The skill in folder ``skill_dir`` of commit ``rev``."""
         commit = store.resolve(rev)
         tree = store.subtree(commit, skill_dir)
@@ -31,7 +31,7 @@ class SkillBundle:
         return cls(skill_dir=skill_dir, files=files, tree=tree, s0=commit)
 
     @classmethod
-    def from_dir(cls, path: Path) -> "SkillBundle":
+    def from_dir(cls, path: Path) -> SkillBundle:
 
         files, _ = read_skill_dir(Path(path))
         if SKILL_FILE not in files:
@@ -67,7 +67,7 @@ class SkillBundle:
         name = PurePosixPath(self.skill_dir).name
         for prefix in (self.skill_dir.rstrip("/") + "/", f"skills/{name}/", f"{name}/", "skill/", "./", "/"):
             if text.startswith(prefix):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
         parts: list[str] = []
         for part in PurePosixPath(text).parts:
             if part in ("", "."):

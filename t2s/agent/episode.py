@@ -39,7 +39,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.actions import (
@@ -64,9 +64,9 @@ from t2s.agent.trajectory import (
 from t2s.errors import T2SError
 from t2s.faults import ErrorCause, cause_of
 from t2s.llm.errors import BudgetExceeded, CacheMiss
-from t2s.prompts import load as prompt
-from t2s.prompts import render
+from t2s.prompts import load as prompt, render
 from t2s.skill.format import SKILL_FILE, skill_body
+from t2s.tasks.base import Workspace
 
 
 # ---------------------------------------------------------------------------- options
@@ -109,8 +109,7 @@ class AgentOptions:
 
 # ---------------------------------------------------------------------------- the episode
 class _Episode:
-    def __init__(self, llm, suite, task, skill: SkillBundle, workdir: Path, options: AgentOptions,
-                 traj: Trajectory):
+    def __init__(self, llm, suite, task, skill: SkillBundle, workdir: Path, options: AgentOptions, traj: Trajectory):
         self.llm = llm
         self.suite = suite
         self.task = task
@@ -122,7 +121,7 @@ class _Episode:
         self.protocol = "tools"
         self.tools_seen = False
         self.finished = False
-        self.workspace = None
+        self.workspace: Workspace | None = None
         self.output_rel = "output"
         #: The suite's schema for an answer on ``finish`` (None: the suite takes none).
         self.answer_parameter = getattr(suite, "final_answer_parameter", None)
@@ -134,15 +133,27 @@ class _Episode:
             ToolCallRecord(id=tc["id"], name=tc["function"]["name"], arguments=tc["function"]["arguments"])
             for tc in message.get("tool_calls") or []
         ]
-        self.traj.messages.append(Message(
-            role=message["role"], content=message.get("content"), tool_calls=calls,
-            tool_call_id=message.get("tool_call_id"), name=message.get("name"),
-        ))
+        self.traj.messages.append(
+            Message(
+                role=message["role"],
+                content=message.get("content"),
+                tool_calls=calls,
+                tool_call_id=message.get("tool_call_id"),
+                name=message.get("name"),
+            )
+        )
 
     def step(self, turn: int, action: Action, observation: str, **kw: Any) -> Step:
-        step = Step(index=len(self.traj.steps) + 1, turn=turn, tool=action.tool,
-                    arguments=action.arguments, observation=observation, call_id=action.call_id,
-                    error=action.error, **kw)
+        step = Step(
+            index=len(self.traj.steps) + 1,
+            turn=turn,
+            tool=action.tool,
+            arguments=action.arguments,
+            observation=observation,
+            call_id=action.call_id,
+            error=action.error,
+            **kw,
+        )
         self.traj.steps.append(step)
         return step
 
@@ -165,18 +176,31 @@ class _Episode:
                 self.step(turn, action, obs)
                 return obs
             code = action.arguments.get("code" if action.tool == "run_python" else "command", "")
-            language = "python" if action.tool == "run_python" else "shell"
+            language: Literal["python", "shell"] = "python" if action.tool == "run_python" else "shell"
             self.traj.scripts.append(code if language == "python" else f"# shell\n{code}")
             result = await asyncio.to_thread(
-                sandbox.run_code, code, self.workdir, language=language, timeout=opt.exec_timeout,
-                memory_mb=opt.memory_mb, network=opt.network, unsafe_no_sandbox=opt.unsafe_no_sandbox,
+                sandbox.run_code,
+                code,
+                self.workdir,
+                language=language,
+                timeout=opt.exec_timeout,
+                memory_mb=opt.memory_mb,
+                network=opt.network,
+                unsafe_no_sandbox=opt.unsafe_no_sandbox,
             )
             self.traj.meta.setdefault("sandbox", result.isolation.get("sandbox", ""))
             self.traj.timings.exec_s += result.duration_s
             obs, cut = format_exec(action.tool, result, opt.observation_limit)
             obs = _relativise(obs, self.workdir)
-            self.step(turn, action, obs, exit_code=result.exit_code, timed_out=result.timed_out,
-                      truncated=cut, duration_s=round(result.duration_s, 3))
+            self.step(
+                turn,
+                action,
+                obs,
+                exit_code=result.exit_code,
+                timed_out=result.timed_out,
+                truncated=cut,
+                duration_s=round(result.duration_s, 3),
+            )
             return obs
         if action.tool == "read_skill_file":
             asked = str(action.arguments.get("path", ""))
@@ -197,8 +221,9 @@ class _Episode:
             recorded = ""
             if "answer" in action.arguments and self.answer_parameter:
                 try:  # the suite writes the answer into the output (t2s.tasks.Suite)
-                    recorded = await asyncio.to_thread(self.suite.record_final_answer, self.workspace,
-                                                       action.arguments["answer"])
+                    recorded = await asyncio.to_thread(
+                        self.suite.record_final_answer, self.workspace, action.arguments["answer"]
+                    )
                 except T2SError as err:
                     action.error = err.message
                     obs = f"Error: {err.message}"
@@ -223,8 +248,8 @@ class _Episode:
         traj = self.traj
         requested = traj.protocol
         self.protocol = "text" if requested == "text" else "tools"
-        self.workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
-        ws = self.workspace
+        ws: Workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
+        self.workspace = ws
         self.output_rel = os.path.relpath(ws.output_path, ws.dir)
         on_disk = self.skill.has_scripts
         if on_disk:
@@ -235,8 +260,14 @@ class _Episode:
         task_prompt = await asyncio.to_thread(self.suite.render_prompt, self.task, ws)
         task_prompt = _relativise(task_prompt, ws.dir)
         self.add({"role": "system", "content": system_prompt(self.skill, self.protocol, on_disk=on_disk)})
-        self.add({"role": "user", "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n",
-                                                    output_path=self.output_rel).strip()})
+        self.add(
+            {
+                "role": "user",
+                "content": render(
+                    prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", output_path=self.output_rel
+                ).strip(),
+            }
+        )
         tools = tool_specs(opt.allow_shell)
         if self.answer_parameter:
             tools = _finish_with_answer(tools, self.answer_parameter)
@@ -244,13 +275,18 @@ class _Episode:
 
         for turn in range(1, opt.max_turns + 1):
             if turn == opt.max_turns and opt.max_turns > 1 and opt.last_turn_warning:
-                self.add({"role": "user", "content": render(prompt("agent_last_turn.md"),
-                                                            output_path=self.output_rel).strip()})
+                self.add(
+                    {
+                        "role": "user",
+                        "content": render(prompt("agent_last_turn.md"), output_path=self.output_rel).strip(),
+                    }
+                )
             params: dict[str, Any] = {"phase": opt.phase}
             if opt.seed is not None:
                 params["seed"] = opt.seed
-            res = await self.llm.chat(opt.role, self.messages,
-                                      tools=tools if self.protocol == "tools" else None, **params)
+            res = await self.llm.chat(
+                opt.role, self.messages, tools=tools if self.protocol == "tools" else None, **params
+            )
             traj.turns = turn
             traj.usage.calls += 0 if res.cached else 1
             traj.usage.cached_calls += 1 if res.cached else 0
@@ -267,8 +303,12 @@ class _Episode:
                     try:
                         args = call.parsed_arguments()
                     except ValueError as err:
-                        action = Action("invalid", {"name": call.name, "arguments": call.arguments}, call.id,
-                                        f"the arguments of {call.name} are not valid JSON: {err}")
+                        action = Action(
+                            "invalid",
+                            {"name": call.name, "arguments": call.arguments},
+                            call.id,
+                            f"the arguments of {call.name} are not valid JSON: {err}",
+                        )
                     else:
                         action = _action_from_call(call.name, args, call.id)
                     obs = await self.execute(turn, action)
@@ -286,20 +326,28 @@ class _Episode:
                 if requested == "auto" and not self.tools_seen:
                     self.protocol = "text"
                     traj.protocol_used = "text"
-                    traj.protocol_switch = (
-                        f"turn {turn}: the model answered without a tool call"
-                        + (" and wrote a text action" if actions else "")
+                    traj.protocol_switch = f"turn {turn}: the model answered without a tool call" + (
+                        " and wrote a text action" if actions else ""
                     )
                     if not actions:
-                        self.add({"role": "user", "content": render(
-                            prompt("agent_protocol_switch.md"),
-                            protocol=prompt("agent_text_protocol.md").strip()).strip()})
+                        self.add(
+                            {
+                                "role": "user",
+                                "content": render(
+                                    prompt("agent_protocol_switch.md"),
+                                    protocol=prompt("agent_text_protocol.md").strip(),
+                                ).strip(),
+                            }
+                        )
                         continue
                 else:
                     if self.output_exists and not actions:
                         # a closing message without a tool call: take it as finishing
-                        self.step(turn, Action("finish", {"summary": (res.content or "").strip()[:500]}),
-                                  "Finished (a reply without a tool call, output written).")
+                        self.step(
+                            turn,
+                            Action("finish", {"summary": (res.content or "").strip()[:500]}),
+                            "Finished (a reply without a tool call, output written).",
+                        )
                         traj.stop_reason = "finished"
                         return
                     if final_answer is None:
@@ -308,8 +356,9 @@ class _Episode:
                     actions = actions[-1:]  # tools protocol: only the final answer of a text reply counts
 
             if not actions:
-                self.step(turn, Action("invalid", {"reply": (res.content or "")[:200]},
-                                       error="no action in the reply"), "")
+                self.step(
+                    turn, Action("invalid", {"reply": (res.content or "")[:200]}, error="no action in the reply"), ""
+                )
                 self.add({"role": "user", "content": prompt("agent_no_action.md").strip()})
                 continue
             observations = []
@@ -323,8 +372,12 @@ class _Episode:
                 return
             note = ""
             if traj.protocol_switch and traj.protocol_switch.startswith(f"turn {turn}:"):
-                note = render(prompt("agent_protocol_switch.md"),
-                              protocol=prompt("agent_text_protocol.md").strip()).strip() + "\n\n"
+                note = (
+                    render(
+                        prompt("agent_protocol_switch.md"), protocol=prompt("agent_text_protocol.md").strip()
+                    ).strip()
+                    + "\n\n"
+                )
             self.add({"role": "user", "content": note + "\n\n".join(observations)})
         traj.stop_reason = "max_turns"
 
@@ -427,10 +480,9 @@ def artifact_files(traj: Trajectory, workdir: Path) -> dict[str, bytes]:
             files[name] = data
     for n, code in enumerate(traj.scripts, start=1):
         shell = code.startswith("# shell\n")
-        files[f"scripts/{n:03d}.{'sh' if shell else 'py'}"] = (
-            code[len("# shell\n"):] if shell else code
-        ).encode()
+        files[f"scripts/{n:03d}.{'sh' if shell else 'py'}"] = (code[len("# shell\n") :] if shell else code).encode()
     return files
+
 
 def _read_no_follow(path: Path) -> bytes | None:
     """A regular file's bytes, never through a symlink (t2s may run as root, and
@@ -446,5 +498,3 @@ def _read_no_follow(path: Path) -> bytes | None:
 
 
 # ---------------------------------------------------------------------------- evaluation runner
-
-

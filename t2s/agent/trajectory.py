@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,7 +37,7 @@ _SAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def safe_id(text: str, *, max_len: int = 100) -> str:
@@ -227,7 +227,9 @@ class Trajectory(_Model):
             lines.append(f"\n## Step {step.index} (turn {step.turn}): {step.tool}")
             for key, value in step.arguments.items():
                 text = str(value)
-                lines.append(f"{key}:\n{_clip(text, max_chars)}" if "\n" in text else f"{key}: {_clip(text, max_chars)}")
+                lines.append(
+                    f"{key}:\n{_clip(text, max_chars)}" if "\n" in text else f"{key}: {_clip(text, max_chars)}"
+                )
             if step.exit_code is not None:
                 lines.append(f"exit code: {step.exit_code}" + (" (timed out)" if step.timed_out else ""))
             if step.observation:
@@ -242,7 +244,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]
 
 
-def load_trajectory(data: bytes | str | dict, *, where: str = "trajectory") -> Trajectory:
+def load_trajectory(data: bytes | str | dict | None, *, where: str = "trajectory") -> Trajectory:
     """Parse and validate a stored trajectory; a clear error for bad or newer data."""
     if isinstance(data, (bytes, str)):
         try:
@@ -254,8 +256,7 @@ def load_trajectory(data: bytes | str | dict, *, where: str = "trajectory") -> T
     version = data.get("schema_version", SCHEMA_VERSION)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise UsageError(
-            f"{where}: trajectory schema_version {version!r} is newer than this t2s "
-            f"understands ({SCHEMA_VERSION})",
+            f"{where}: trajectory schema_version {version!r} is newer than this t2s understands ({SCHEMA_VERSION})",
             hint="upgrade t2s",
         )
     try:

@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,8 +54,7 @@ from t2s.patches.context import PatchContext
 from t2s.patches.leaks import find_leaks
 from t2s.patches.results import Patch, Rejected
 from t2s.patches.retries import edit_format_prompt, edits_with_retries
-from t2s.prompts import load as prompt
-from t2s.prompts import render
+from t2s.prompts import load as prompt, render
 from t2s.record.lessons import TOPIC_RE, slugify
 from t2s.sandbox.leftovers import dies_with_parent, scratch_dir
 from t2s.sandbox.run import SECRET_NAME
@@ -66,8 +65,6 @@ ROLE = "analyst"
 PHASE = "analyze"
 MAX_LESSONS = 3
 ANALYST_KINDS = ("agentic", "single-call", "success")
-
-
 
 
 # ---------------------------------------------------------------------- the report
@@ -210,8 +207,9 @@ class Session:
         for call in res.tool_calls:
             self.add("tool", text, tool_call_id=call.id)
 
-    async def ask_json(self, schema: type[BaseModel], *, tools: list[dict[str, Any]] | None = None,
-                       repairs: int = 2) -> Any:
+    async def ask_json(
+        self, schema: type[BaseModel], *, tools: list[dict[str, Any]] | None = None, repairs: int = 2
+    ) -> Any:
         """An instance of ``schema`` from the next reply (content, or a tool call's arguments)."""
         errors: list[str] = []
         raw = ""
@@ -223,8 +221,11 @@ class Session:
             try:
                 value = schema.model_validate(extract_json(raw))
             except ValueError as err:
-                problem = (f"it does not match the schema: {_format_validation_error(err)}"
-                           if isinstance(err, ValidationError) else str(err))
+                problem = (
+                    f"it does not match the schema: {_format_validation_error(err)}"
+                    if isinstance(err, ValidationError)
+                    else str(err)
+                )
                 errors.append(problem)
                 if res.tool_calls:
                     self.answer_tool_calls(res, f"Not accepted: {problem}")
@@ -237,21 +238,27 @@ class Session:
         cfg = self.llm.role(self.role)
         raise StructuredOutputError(
             f"{self.role} answer never matched {schema.__name__} after {repairs + 1} attempts: {errors[-1]}",
-            raw=raw, errors=errors, role=self.role, model=cfg.model, cause=errors[-1], attempts=repairs + 1,
+            raw=raw,
+            errors=errors,
+            role=self.role,
+            model=cfg.model,
+            cause=errors[-1],
+            attempts=repairs + 1,
         )
 
 
 # ---------------------------------------------------------------------- prompt pieces
 def skill_files_block(texts: dict[str, str]) -> str:
-    return "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(
-        texts.items(), key=lambda item: (item[0] != SKILL_FILE, item[0])))
+    return "\n\n".join(
+        f"### {path}\n\n````markdown\n{text}````"
+        for path, text in sorted(texts.items(), key=lambda item: (item[0] != SKILL_FILE, item[0]))
+    )
 
 
 def check_block(check: dict[str, Any] | None) -> str:
     if not check:
         return "(the trajectory carries no checker report)"
     try:
-
         return "```\n" + CheckReport.model_validate(check).render() + "\n```"
     except (ValidationError, TypeError):
         return "```json\n" + json.dumps(check, indent=1, default=str)[:4000] + "\n```"
@@ -265,8 +272,7 @@ def facts(traj, extra: dict[str, Any] | None = None) -> str:
         "verdict": traj.verdict,
         "problems": list(check.get("problems") or []),
         "mismatches": [
-            {k: m.get(k) for k in ("sheet", "cell", "expected", "actual")}
-            for m in (check.get("mismatches") or [])[:20]
+            {k: m.get(k) for k in ("sheet", "cell", "expected", "actual")} for m in (check.get("mismatches") or [])[:20]
         ],
         "mismatch_count": check.get("mismatch_count", 0),
         **(extra or {}),
@@ -293,8 +299,14 @@ def _task_values(traj, task) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- the edit step
-async def edit_step(session: Session, inp: AnalysisInput, report: AnalystReport, *, retries: int,
-                    tools: list[dict[str, Any]] | None = None) -> Patch | Rejected:
+async def edit_step(
+    session: Session,
+    inp: AnalysisInput,
+    report: AnalystReport,
+    *,
+    retries: int,
+    tools: list[dict[str, Any]] | None = None,
+) -> Patch | Rejected:
     """Render the report's edits against S0; on failure say exactly why and ask again."""
 
     async def ask(feedback: str | None) -> Any:
@@ -366,8 +378,9 @@ class SingleCallErrorAnalyst(_OneCallAnalyst):
 
 
 # ---------------------------------------------------------------------- the agentic analyst
-_EVAL_RE = re.compile(r"^[ \t>*_-]*EVALUATE[_ ]OUTPUT\**[ \t]*[:=]?[ \t]*\(?[ \t]*[`'\"]?([^`'\"\s)]+)",
-                      re.IGNORECASE | re.MULTILINE)
+_EVAL_RE = re.compile(
+    r"^[ \t>*_-]*EVALUATE[_ ]OUTPUT\**[ \t]*[:=]?[ \t]*\(?[ \t]*[`'\"]?([^`'\"\s)]+)", re.IGNORECASE | re.MULTILINE
+)
 _SUBMIT_RE = re.compile(r"^[ \t>*_#-]*SUBMIT\b[ \t*_:]*", re.MULTILINE)
 TOOL_NAMES = ("run_python", "evaluate_output", "read_skill_file", "submit")
 
@@ -380,8 +393,14 @@ class _Action:
 
 
 def _action_from_call(name: str, arguments: str) -> _Action:
-    aliases = {"python": "run_python", "run_code": "run_python", "evaluate": "evaluate_output",
-               "check": "evaluate_output", "read_file": "read_skill_file", "submit_report": "submit"}
+    aliases = {
+        "python": "run_python",
+        "run_code": "run_python",
+        "evaluate": "evaluate_output",
+        "check": "evaluate_output",
+        "read_file": "read_skill_file",
+        "submit_report": "submit",
+    }
     name = aliases.get(name, name)
     try:
         args = json.loads(arguments or "{}")
@@ -415,9 +434,11 @@ def parse_analyst_text(content: str | None) -> list[_Action]:
         actions.append(_Action("evaluate_output", {"path": match.group(1).strip().rstrip(".,;:")}))
     if submit:
         try:
-            data = extract_json(text[submit.end():])
+            data = extract_json(text[submit.end() :])
         except ValueError as err:
-            actions.append(_Action("invalid", {"name": "submit"}, f"SUBMIT must be followed by the report as JSON: {err}"))
+            actions.append(
+                _Action("invalid", {"name": "submit"}, f"SUBMIT must be followed by the report as JSON: {err}")
+            )
         else:
             actions.append(_Action("submit", data if isinstance(data, dict) else {"value": data}))
     return actions
@@ -480,22 +501,41 @@ class AgenticErrorAnalyst:
         target = (workdir / str(path).strip().strip("`'\"")).resolve()
         root = workdir.resolve()
         if root not in target.parents:
-            return False, f"[evaluate_output] error: {path!r} is not a file inside the workspace", {"path": path, "error": "outside"}
+            return (
+                False,
+                f"[evaluate_output] error: {path!r} is not a file inside the workspace",
+                {"path": path, "error": "outside"},
+            )
         if not target.is_file():
             suffix = PurePosixPath(space.output_name).suffix
             have = ", ".join(sorted(p.name for p in root.iterdir() if p.suffix == suffix)) or "none"
-            return False, f"[evaluate_output] error: no file {path!r} in the workspace (workbooks: {have})", {"path": path, "error": "missing"}
+            return (
+                False,
+                f"[evaluate_output] error: no file {path!r} in the workspace (workbooks: {have})",
+                {"path": path, "error": "missing"},
+            )
         check = space.check
         cmd = [
-            sys.executable, "-m", "t2s", "check", str(target), "--task", check.task_id,
-            "--suite", check.suite, "--case", str(check.case), "--json",
+            sys.executable,
+            "-m",
+            "t2s",
+            "check",
+            str(target),
+            "--task",
+            check.task_id,
+            "--suite",
+            check.suite,
+            "--case",
+            str(check.case),
+            "--json",
             "--lenient" if check.lenient else "--literal",
             "--recalculate" if check.recalculate else "--no-recalculate",
         ]
         env = {k: v for k, v in os.environ.items() if not _secret_name(k)}
         try:
-            proc = subprocess.run(dies_with_parent(cmd), cwd=root, env=env, capture_output=True, text=True,
-                                  timeout=self.checker_timeout)
+            proc = subprocess.run(
+                dies_with_parent(cmd), cwd=root, env=env, capture_output=True, text=True, timeout=self.checker_timeout
+            )
         except subprocess.TimeoutExpired:
             return False, "[evaluate_output] error: the checker timed out", {"path": path, "error": "timeout"}
         rel = str(target.relative_to(root))
@@ -505,7 +545,11 @@ class AgenticErrorAnalyst:
         try:
             data = json.loads(proc.stdout)
         except ValueError:
-            return False, f"[evaluate_output] error: unreadable checker output: {proc.stdout[-500:]}", {"path": rel, "error": "unreadable"}
+            return (
+                False,
+                f"[evaluate_output] error: unreadable checker output: {proc.stdout[-500:]}",
+                {"path": rel, "error": "unreadable"},
+            )
 
         report = CheckReport.model_validate(data["report"])
         passed = bool(data.get("passed"))
@@ -515,21 +559,29 @@ class AgenticErrorAnalyst:
             "passed": passed,
             "problems": report.problems,
             "mismatch_count": report.mismatch_count,
-            "mismatches": [{"sheet": m.sheet, "cell": m.cell, "expected": m.expected, "actual": m.actual}
-                           for m in report.mismatches[:30]],
+            "mismatches": [
+                {"sheet": m.sheet, "cell": m.cell, "expected": m.expected, "actual": m.actual}
+                for m in report.mismatches[:30]
+            ],
         }
         if report.answers is not None:  # value-list suites (WikiTableQuestions): the values
             a = report.answers
             compact["answers"] = {"gold": a.gold, "predicted": a.predicted, "missing": a.missing, "extra": a.extra}
-        text = (f"[evaluate_output] {'PASS' if passed else 'FAIL'} {rel}\n{report.render()}\n"
-                f"```json\n{json.dumps(compact, default=str)}\n```")
-        return passed, text, {"path": rel, "passed": passed, "mismatch_count": report.mismatch_count,
-                              "problems": report.problems}
+        text = (
+            f"[evaluate_output] {'PASS' if passed else 'FAIL'} {rel}\n{report.render()}\n"
+            f"```json\n{json.dumps(compact, default=str)}\n```"
+        )
+        return (
+            passed,
+            text,
+            {"path": rel, "passed": passed, "mismatch_count": report.mismatch_count, "problems": report.problems},
+        )
 
-    def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: str) -> str:
+    def run_code(self, inp: AnalysisInput, workdir: Path, code: str, language: Literal["python", "shell"]) -> str:
 
-        result = sandbox.run_code(code, workdir, language=language, timeout=inp.exec_timeout,
-                                  unsafe_no_sandbox=inp.unsafe_no_sandbox)
+        result = sandbox.run_code(
+            code, workdir, language=language, timeout=inp.exec_timeout, unsafe_no_sandbox=inp.unsafe_no_sandbox
+        )
         if not result.sandboxed:
             self.unsandboxed = True
         text, _ = format_exec("run_python" if language == "python" else "run_shell", result, self.observation_limit)
@@ -542,7 +594,9 @@ class AgenticErrorAnalyst:
         bundle = SkillBundle(skill_dir=inp.context.skill_dir, files=inp.context.files)
         rel = bundle.resolve(path)
         if rel is None:
-            return f"[read_skill_file] error: the skill has no file {path!r}. Its files: {', '.join(sorted(bundle.files))}"
+            return (
+                f"[read_skill_file] error: the skill has no file {path!r}. Its files: {', '.join(sorted(bundle.files))}"
+            )
         text = bundle.text(rel)
         text, _ = truncate(text, 20000)
         return f"[read_skill_file] {rel}\n{text}"
@@ -552,9 +606,17 @@ class AgenticErrorAnalyst:
         traj = inp.trajectory
         tools_text = prompt("analyst_error_text_protocol.md" if protocol == "text" else "analyst_error_tools.md")
         guide = held.space.guide
-        system = render(prompt("analyst_error_system.md"), tools=tools_text.strip(), max_turns=inp.max_turns,
-                        workspace_inputs=guide.inputs, workspace_output=guide.output, workspace_gold=guide.gold,
-                        compare_with=guide.compare_with, fix=guide.fix, **report_prompt_parts())
+        system = render(
+            prompt("analyst_error_system.md"),
+            tools=tools_text.strip(),
+            max_turns=inp.max_turns,
+            workspace_inputs=guide.inputs,
+            workspace_output=guide.output,
+            workspace_gold=guide.gold,
+            compare_with=guide.compare_with,
+            fix=guide.fix,
+            **report_prompt_parts(),
+        )
         listing = "\n".join(f"- `{name}`" for name in held.files)
         user = render(
             prompt("analyst_error_task.md"),
@@ -598,12 +660,13 @@ class AgenticErrorAnalyst:
             if action.tool == "invalid":
                 return f"Error: {action.error}"
             if action.tool in ("run_python", "run_shell"):
-                language = "python" if action.tool == "run_python" else "shell"
+                language: Literal["python", "shell"] = "python" if action.tool == "run_python" else "shell"
                 code = action.arguments.get("code" if language == "python" else "command", "")
                 return await asyncio.to_thread(self.run_code, inp, workdir, code, language)
             if action.tool == "evaluate_output":
                 passed, text, entry = await asyncio.to_thread(
-                    self.evaluate, workdir, action.arguments.get("path", ""), held.space)
+                    self.evaluate, workdir, action.arguments.get("path", ""), held.space
+                )
                 entry["turn"] = turn
                 outcome.evaluations.append(entry)
                 if passed:
@@ -618,8 +681,9 @@ class AgenticErrorAnalyst:
                     return f"[submit] not accepted: the report is malformed: {_format_validation_error(err)}"
                 if not state["passed"] and turn < inp.max_turns:
                     left = inp.max_turns - turn
-                    return render(prompt("analyst_submit_refused.md"), turns_left=left,
-                                  plural="y" if left == 1 else "ies").strip()
+                    return render(
+                        prompt("analyst_submit_refused.md"), turns_left=left, plural="y" if left == 1 else "ies"
+                    ).strip()
                 submitted = report
                 return "[submit] accepted." + ("" if state["passed"] else " (unvalidated: no fix passed the checker)")
             raise AssertionError(action.tool)  # pragma: no cover
@@ -643,7 +707,9 @@ class AgenticErrorAnalyst:
                 protocol = "text"
                 outcome.notes.append(f"turn {turn}: no tool call; switched to the text protocol")
                 if not actions:
-                    session.add("user", "Use this protocol from now on:\n\n" + prompt("analyst_error_text_protocol.md").strip())
+                    session.add(
+                        "user", "Use this protocol from now on:\n\n" + prompt("analyst_error_text_protocol.md").strip()
+                    )
                     continue
             if not actions:
                 session.add("user", prompt("analyst_no_action.md").strip())
@@ -665,8 +731,9 @@ class AgenticErrorAnalyst:
         outcome.report = submitted
         outcome.validated = passed_once
         retries = inp.edit_retries if (passed_once or inp.retry_unvalidated) else 0
-        outcome.result = await edit_step(session, inp, submitted, retries=retries,
-                                         tools=tool_specs if protocol == "tools" else None)
+        outcome.result = await edit_step(
+            session, inp, submitted, retries=retries, tools=tool_specs if protocol == "tools" else None
+        )
 
 
 def _secret_name(name: str) -> bool:
@@ -691,8 +758,9 @@ class SkillDraft(BaseModel):
     references: dict[str, str] = Field(default_factory=dict)
 
 
-async def create_skill_files_async(llm, name: str, description: str, *, role: str = ROLE,
-                                   phase: str = "init") -> dict[str, bytes]:
+async def create_skill_files_async(
+    llm, name: str, description: str, *, role: str = ROLE, phase: str = "init"
+) -> dict[str, bytes]:
     """A first draft of skill ``name`` from the model's own knowledge, linted.
 
     A draft with lint findings goes back once with the findings; a second failure is a
@@ -702,7 +770,9 @@ async def create_skill_files_async(llm, name: str, description: str, *, role: st
     outcome = AnalystOutcome(analyst="skill-create")
     session = Session(llm, outcome, role=role, phase=phase)
     session.add("system", prompt("skill_create_system.md").strip() + "\n")
-    session.add("user", render(prompt("skill_create_task.md"), name=name, description=" ".join(description.split())).strip())
+    session.add(
+        "user", render(prompt("skill_create_task.md"), name=name, description=" ".join(description.split())).strip()
+    )
     findings_text = ""
     for attempt in (1, 2):
         draft = await session.ask_json(SkillDraft)
@@ -721,7 +791,9 @@ async def create_skill_files_async(llm, name: str, description: str, *, role: st
         findings_text = "\n".join(f"- {p}" for p in problems)
         if attempt == 1:
             session.add("user", render(prompt("skill_create_retry.md"), findings=findings_text).strip())
-    raise T2SError(f"the drafted skill {name!r} does not pass lint after a retry; nothing was written:\n{findings_text}")
+    raise T2SError(
+        f"the drafted skill {name!r} does not pass lint after a retry; nothing was written:\n{findings_text}"
+    )
 
 
 def create_skill_files(llm, name: str, description: str) -> dict[str, bytes]:

@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from t2s.agent.trajectory import Trajectory, artifacts_prefix, load_trajectory
 from t2s.analysis.analysts import (
     AnalysisInput,
@@ -63,7 +65,7 @@ from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.llm.ledger import accumulate
 from t2s.patches.context import PatchContext, commit_patch
 from t2s.patches.leaks import distinctive_values
-from t2s.patches.results import Rejected
+from t2s.patches.results import Patch, Rejected
 from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.provenance import Provenance
 from t2s.record.refs import patch_branch
@@ -95,12 +97,16 @@ class AnalyzeSettings:
     unsafe_no_sandbox: bool | None = None
 
     @classmethod
-    def from_config(cls, config, **overrides: Any) -> "AnalyzeSettings":
+    def from_config(cls, config, **overrides: Any) -> AnalyzeSettings:
         section = config.analyze
         values = dict(
-            mode=section.mode, analyst=section.analyst, max_turns=section.max_turns,
-            edit_retries=section.edit_retries, include_unvalidated=section.include_unvalidated,
-            concurrency=section.concurrency, exec_timeout=config.rollout.exec_timeout,
+            mode=section.mode,
+            analyst=section.analyst,
+            max_turns=section.max_turns,
+            edit_retries=section.edit_retries,
+            include_unvalidated=section.include_unvalidated,
+            concurrency=section.concurrency,
+            exec_timeout=config.rollout.exec_timeout,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -118,6 +124,10 @@ class AnalyzeSettings:
 
 @dataclass
 class AnalyzeSummary:
+    """What an analyze stage did: the mode and analyst, how many trajectories were
+    selected, analyzed (now or before), accepted, unvalidated, rejected (by reason) or
+    errored, the branches made, tokens, wall time, notes, and one row per patch."""
+
     run: str
     mode: str
     analyst: str
@@ -153,6 +163,7 @@ class AnalyzeSummary:
     patches: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what ``t2s analyze --json`` prints)."""
         return asdict(self)
 
     def errored_work(self) -> WorkErrored | None:
@@ -162,7 +173,8 @@ class AnalyzeSummary:
 
         causes = [CauseCount.model_validate(row) for row in self.errors]
         return WorkErrored(
-            describe(causes, self.errored, self.selected, "analyses"), causes=causes,
+            describe(causes, self.errored, self.selected, "analyses"),
+            causes=causes,
             hint="fix the cause and run the same command again: errored analyses are run again",
         )
 
@@ -209,27 +221,37 @@ def _commit_text(record: PatchRecord, traj: Trajectory) -> tuple[str, str]:
     if len(subject) > 200:
         subject = subject[:197].rstrip() + "..."
     lines = ["Lessons:"]
-    lines += [f"- {l.id} [{l.topic}] {' '.join(l.text.split())}" for l in record.lessons]
+    lines += [f"- {lesson.id} [{lesson.topic}] {' '.join(lesson.text.split())}" for lesson in record.lessons]
     if record.failure_causes:
         lines += ["", "Failure causes:"]
         lines += [f"- {' '.join(c.split())}" for c in record.failure_causes]
     validated = {True: "yes, a fixed output passed the checker", False: "no"}[record.validated]
-    lines += ["", f"Analyzed trajectory {traj.id} of task {traj.task_id or '?'} ({traj.verdict}) "
-                  f"with the {record.analyst} analyst; validated: "
-                  f"{validated if record.analyst == 'agentic' else 'n/a'}."]
+    lines += [
+        "",
+        f"Analyzed trajectory {traj.id} of task {traj.task_id or '?'} ({traj.verdict}) "
+        f"with the {record.analyst} analyst; validated: "
+        f"{validated if record.analyst == 'agentic' else 'n/a'}.",
+    ]
     return subject, "\n".join(lines)
 
 
 def _trailers(record: PatchRecord, run: str) -> list[tuple[str, str]]:
     validated = ("yes" if record.validated else "no") if record.analyst == "agentic" else "n/a"
     return Provenance.for_patch(
-        run=run, patch=record.patch, task=record.task, trajectory=record.trajectory, outcome=record.outcome,
-        analyst=record.analyst, validated=validated, model=record.model,
+        run=run,
+        patch=record.patch,
+        task=record.task,
+        trajectory=record.trajectory,
+        outcome=record.outcome,
+        analyst=record.analyst,
+        validated=validated,
+        model=record.model,
     ).trailers()
 
 
-def build_record(number: str, traj: Trajectory, outcome: AnalystOutcome, context: PatchContext,
-                 model: str) -> PatchRecord:
+def build_record(
+    number: str, traj: Trajectory, outcome: AnalystOutcome, context: PatchContext, model: str
+) -> PatchRecord:
     """The PatchRecord of one finished analysis (before any branch is made)."""
     report = outcome.report
     lessons: list[Lesson] = []
@@ -237,12 +259,20 @@ def build_record(number: str, traj: Trajectory, outcome: AnalystOutcome, context
     if report is not None:
         causes = list(report.failure_causes)
         for k, lesson in enumerate(report.lessons, start=1):
-            lessons.append(Lesson(id=f"p{number}.{k}", text=lesson.text.strip(), support=[traj.id],
-                                  topic=lesson_topic(lesson)))
+            lessons.append(
+                Lesson(id=f"p{number}.{k}", text=lesson.text.strip(), support=[traj.id], topic=lesson_topic(lesson))
+            )
     record = PatchRecord(
-        patch=number, trajectory=traj.id, task=traj.task_id, outcome=traj.verdict, analyst=outcome.analyst,
-        model=outcome.model or model, validated=outcome.validated, status="rejected",
-        failure_causes=causes, lessons=lessons,
+        patch=number,
+        trajectory=traj.id,
+        task=traj.task_id,
+        outcome=traj.verdict,
+        analyst=outcome.analyst,
+        model=outcome.model or model,
+        validated=outcome.validated,
+        status="rejected",
+        failure_causes=causes,
+        lessons=lessons,
     )
     result = outcome.result
     if outcome.error or report is None:
@@ -250,7 +280,7 @@ def build_record(number: str, traj: Trajectory, outcome: AnalystOutcome, context
         return record
     if result is not None:
         record.attempts = result.attempts
-        record.edits = [e.model_dump(mode="json") if hasattr(e, "model_dump") else e for e in result.edits]
+        record.edits = [e.model_dump(mode="json") if isinstance(e, BaseModel) else e for e in result.edits]
     if isinstance(result, Rejected) or result is None:
         record.reason = result.reason if result is not None else "no edits"
         return record
@@ -268,8 +298,9 @@ def build_record(number: str, traj: Trajectory, outcome: AnalystOutcome, context
     return record
 
 
-def analysis_json(record: PatchRecord, traj: Trajectory, outcome: AnalystOutcome, *, kind: str = "",
-                  notes: list[str] | None = None) -> dict[str, Any]:
+def analysis_json(
+    record: PatchRecord, traj: Trajectory, outcome: AnalystOutcome, *, kind: str = "", notes: list[str] | None = None
+) -> dict[str, Any]:
     result = outcome.result
     return {
         "schema_version": 1,
@@ -289,15 +320,16 @@ def analysis_json(record: PatchRecord, traj: Trajectory, outcome: AnalystOutcome
         "evaluations": outcome.evaluations,
         "turns": outcome.turns,
         "calls": outcome.calls,
-        "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens,
-                   "total": outcome.tokens},
+        "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens, "total": outcome.tokens},
         "wall_s": outcome.wall_s,
         "notes": list(outcome.notes) + list(notes or []),
         "transcript": outcome.transcript,
     }
 
 
-def errored_analysis_json(traj: Trajectory, outcome: AnalystOutcome, *, notes: list[str] | None = None) -> dict[str, Any]:
+def errored_analysis_json(
+    traj: Trajectory, outcome: AnalystOutcome, *, notes: list[str] | None = None
+) -> dict[str, Any]:
     """``analyses/<id>.json`` of an analysis that errored: why, and what it cost."""
     return {
         "schema_version": 1,
@@ -313,8 +345,7 @@ def errored_analysis_json(traj: Trajectory, outcome: AnalystOutcome, *, notes: l
         "error_cause": outcome.error_cause.model_dump() if outcome.error_cause else None,
         "turns": outcome.turns,
         "calls": outcome.calls,
-        "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens,
-                   "total": outcome.tokens},
+        "tokens": {"prompt": outcome.prompt_tokens, "completion": outcome.completion_tokens, "total": outcome.tokens},
         "wall_s": outcome.wall_s,
         "notes": list(outcome.notes) + list(notes or []),
         "transcript": outcome.transcript,
@@ -327,7 +358,8 @@ def legacy_errored(patch: PatchRecord) -> bool:
     reason = patch.reason
     return patch.status == "rejected" and (
         (reason.startswith("analyst call failed:") and "never matched" not in reason)
-        or reason.startswith("analysis failed:"))
+        or reason.startswith("analysis failed:")
+    )
 
 
 # ---------------------------------------------------------------------- the run
@@ -337,7 +369,8 @@ def _existing_records(record: RunRecord) -> dict[str, PatchRecord]:
     for path in record.list(PATCHES_DIR):
         if path.endswith(".json"):
             data = record.read_model(path, PatchRecord)
-            out[data.trajectory] = data
+            if data is not None:  # listed at the record's head: always there
+                out[data.trajectory] = data
     return out
 
 
@@ -347,11 +380,17 @@ def _load_suite(store, config, manifest, suite) -> tuple[Any, str | None]:
 
     ref = manifest.suite or config.rollout.suite or None
     if not ref and len(config.suites) != 1:
-        return None, "no suite configured: gold values are not policed and failed trajectories get the single-call analyst"
+        return (
+            None,
+            "no suite configured: gold values are not policed and failed trajectories get the single-call analyst",
+        )
     try:
         return load_rollout_suite(config, store, ref), None
     except T2SError as err:
-        return None, f"suite unavailable ({err.message}): gold values are not policed and failed trajectories get the single-call analyst"
+        return (
+            None,
+            f"suite unavailable ({err.message}): gold values are not policed and failed trajectories get the single-call analyst",
+        )
 
 
 def _task_of(suite, traj: Trajectory):
@@ -387,8 +426,9 @@ async def analyze_run_async(
     """Analyze every selected, not yet analyzed trajectory of run ``run`` (see the module
     doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone."""
     with RunRecord(store, run).stage_lock(STAGE):
-        return await _analyze_run(store, config, llm, run=run, settings=settings, suite=suite, progress=progress,
-                                  retry_errored=retry_errored)
+        return await _analyze_run(
+            store, config, llm, run=run, settings=settings, suite=suite, progress=progress, retry_errored=retry_errored
+        )
 
 
 async def _analyze_run(
@@ -409,8 +449,11 @@ async def _analyze_run(
     manifest = record.manifest()
     require_clean_skill(store, config, manifest.s0, manifest.skill_dir)  # what the analysts would edit
     summary = AnalyzeSummary(run=run, mode=settings.mode, analyst=settings.analyst, s0=manifest.s0)
-    trajectories = [load_trajectory(record.read(p), where=f"{record.ref}:{p}")
-                    for p in record.list("trajectories") if p.endswith(".json")]
+    trajectories = [
+        load_trajectory(record.read(p), where=f"{record.ref}:{p}")
+        for p in record.list("trajectories")
+        if p.endswith(".json")
+    ]
     trajectories.sort(key=lambda t: t.id)
     wanted = MODE_VERDICTS[settings.mode]
     selected = [t for t in trajectories if t.verdict in wanted]
@@ -441,8 +484,14 @@ async def _analyze_run(
     if note and any(t.verdict == "failed" for _, t in pending) and settings.analyst == "agentic":
         summary.notes.append(note)
     heldout = _heldout_ids(suite, config)
-    base_context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict,
-                                limits=limits_of(config), forbidden_ids=heldout)
+    base_context = PatchContext(
+        store,
+        manifest.s0,
+        manifest.skill_dir,
+        strict=config.lint.strict,
+        limits=limits_of(config),
+        forbidden_ids=heldout,
+    )
     role_model = llm.role("analyst").model
 
     record.set_stage(STAGE, "running")
@@ -464,20 +513,31 @@ async def _analyze_run(
             kind = "success" if traj.verdict == "passed" else settings.analyst
             if kind == "agentic" and (task is None or not suite.has_analyst_workspace(task)):
                 kind = "single-call"
-                notes.append("the suite has no analyst workspace (inputs and a gold to check a fix against) "
-                             "for this trajectory's task: single-call analyst used")
+                notes.append(
+                    "the suite has no analyst workspace (inputs and a gold to check a fix against) "
+                    "for this trajectory's task: single-call analyst used"
+                )
             context = copy.copy(base_context)
             context.forbidden_values = await asyncio.to_thread(forbidden_values_for, traj, task, suite)
             artifacts: dict[str, bytes] = {}
             if kind == "agentic":
                 prefix = artifacts_prefix(traj.id)
                 for path in record.list(prefix.rstrip("/")):
-                    artifacts[path[len(prefix):]] = record.read(path)
+                    data = record.read(path)
+                    if data is not None:  # listed at the record's head: always there
+                        artifacts[path[len(prefix) :]] = data
             inp = AnalysisInput(
-                trajectory=traj, context=context, task=task, suite=suite, artifacts=artifacts,
-                max_turns=settings.max_turns, edit_retries=settings.edit_retries,
-                exec_timeout=settings.exec_timeout, retry_unvalidated=settings.include_unvalidated,
-                protocol=settings.protocol, unsafe_no_sandbox=settings.unsafe_no_sandbox,
+                trajectory=traj,
+                context=context,
+                task=task,
+                suite=suite,
+                artifacts=artifacts,
+                max_turns=settings.max_turns,
+                edit_retries=settings.edit_retries,
+                exec_timeout=settings.exec_timeout,
+                retry_unvalidated=settings.include_unvalidated,
+                protocol=settings.protocol,
+                unsafe_no_sandbox=settings.unsafe_no_sandbox,
             )
             try:
                 outcome = await make_analyst(kind, llm).analyze(inp)
@@ -485,14 +545,16 @@ async def _analyze_run(
                 stop.setdefault("reason", err.message)
                 return
             except T2SError as err:  # e.g. the task's files vanished: an error, go on with the rest
-                outcome = AnalystOutcome(analyst=kind, error=f"analysis failed: {err.message}",
-                                         error_cause=cause_of(err))
+                outcome = AnalystOutcome(
+                    analyst=kind, error=f"analysis failed: {err.message}", error_cause=cause_of(err)
+                )
             if outcome.error_cause is not None:  # no verdict: no patch record, retried next time
-                files: dict[str, Any] = {f"{ANALYSES_DIR}/{traj.id}.json": errored_analysis_json(traj, outcome, notes=notes)}
+                files: dict[str, Any] = {
+                    f"{ANALYSES_DIR}/{traj.id}.json": errored_analysis_json(traj, outcome, notes=notes)
+                }
                 if traj.id in existing:
                     files[existing[traj.id].path] = None  # an older t2s's "rejected" was an error too
-                await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} errored",
-                                        outcome.error)
+                await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} errored", outcome.error)
                 errored[traj.id] = outcome
                 if progress:
                     progress.done(outcome)
@@ -507,8 +569,9 @@ async def _analyze_run(
                 patch.path: patch,
                 f"{ANALYSES_DIR}/{traj.id}.json": analysis_json(patch, traj, outcome, kind=reject, notes=notes),
             }
-            await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} -> patch {number} {patch.status}",
-                                    patch.reason)
+            await asyncio.to_thread(
+                record.write, files, f"t2s run {run}: analyze {traj.id} -> patch {number} {patch.status}", patch.reason
+            )
             finished[traj.id] = patch
             if progress:
                 progress.done(patch)
@@ -535,8 +598,9 @@ async def _analyze_run(
         summary.wall_s = round(time.perf_counter() - started, 3)
         stage = {k: v for k, v in summary.to_dict().items() if k not in ("patches", "notes")}
         try:
-            record.write({LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
-                         f"t2s run {run}: analyze ledger")
+            record.write(
+                {LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)}, f"t2s run {run}: analyze ledger"
+            )
             record.set_stage(STAGE, status, stage)
         except Exception:  # pragma: no cover - never hide the original error
             if status in ("done", "errored"):
@@ -546,7 +610,10 @@ async def _analyze_run(
 
 def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory, outcome: AnalystOutcome) -> None:
     ref = patch_branch(run, patch.patch)
-    tree = outcome.result.tree
+    result = outcome.result
+    # build_record accepts a patch only when its edits rendered to a tree
+    assert isinstance(result, Patch) and result.tree is not None, "only a rendered patch gets a branch"
+    tree = result.tree
     subject, body = _commit_text(patch, traj)
     existing = store.rev_parse(ref)
     if existing is not None:
@@ -557,8 +624,7 @@ def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory,
         patch.status = "rejected"
         patch.reason = f"branch {ref} already exists and holds another patch"
         return
-    commit = commit_patch(store, s0=s0, tree=tree, ref=ref, subject=subject, body=body,
-                          trailers=_trailers(patch, run))
+    commit = commit_patch(store, s0=s0, tree=tree, ref=ref, subject=subject, body=body, trailers=_trailers(patch, run))
     patch.branch, patch.commit = ref, commit
 
 
@@ -566,8 +632,13 @@ def _analysis_status(record: RunRecord, traj_id: str) -> str | None:
     return (record.read_json(f"{ANALYSES_DIR}/{traj_id}.json") or {}).get("status")
 
 
-def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory],
-           finished: dict[str, PatchRecord], errored_now: int) -> None:
+def _tally(
+    record: RunRecord,
+    summary: AnalyzeSummary,
+    selected: list[Trajectory],
+    finished: dict[str, PatchRecord],
+    errored_now: int,
+) -> None:
     current = _existing_records(record)
     current.update(finished)
     summary.new = len(finished) + errored_now
@@ -580,8 +651,11 @@ def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory
                 summary.errored += 1
                 summary.tokens += int((data.get("tokens") or {}).get("total", 0))
                 cause = data.get("error_cause") if patch is None else None
-                causes.append(ErrorCause.model_validate(cause) if cause else
-                              ErrorCause(kind="error", message=patch.reason if patch is not None else data.get("reason", "")))
+                causes.append(
+                    ErrorCause.model_validate(cause)
+                    if cause
+                    else ErrorCause(kind="error", message=patch.reason if patch is not None else data.get("reason", ""))
+                )
             else:
                 summary.remaining += 1
             continue
@@ -597,8 +671,16 @@ def _tally(record: RunRecord, summary: AnalyzeSummary, selected: list[Trajectory
             summary.rejected_by_reason[kind] = summary.rejected_by_reason.get(kind, 0) + 1
         summary.branches += int(patch.branch is not None)
         summary.tokens += int((data.get("tokens") or {}).get("total", 0))
-        summary.patches.append({"patch": patch.patch, "trajectory": patch.trajectory, "status": patch.status,
-                                "analyst": patch.analyst, "branch": patch.branch, "reason": patch.reason})
+        summary.patches.append(
+            {
+                "patch": patch.patch,
+                "trajectory": patch.trajectory,
+                "status": patch.status,
+                "analyst": patch.analyst,
+                "branch": patch.branch,
+                "reason": patch.reason,
+            }
+        )
     summary.errors = [row.model_dump() for row in tally(causes)]
 
 
@@ -621,8 +703,18 @@ def analyze_run(
         llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None, phase=STAGE)
 
     try:  # LLM.run closes the HTTP clients with the event loop
-        return llm.run(analyze_run_async(store, config, llm, run=run, settings=settings, suite=suite,
-                                         progress=progress, retry_errored=retry_errored))
+        return llm.run(
+            analyze_run_async(
+                store,
+                config,
+                llm,
+                run=run,
+                settings=settings,
+                suite=suite,
+                progress=progress,
+                retry_errored=retry_errored,
+            )
+        )
     finally:
         if own_llm:
             llm.close()

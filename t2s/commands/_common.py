@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,13 +16,15 @@ from rich.console import Console
 from t2s.errors import UsageError
 from t2s.record import refs
 
+if TYPE_CHECKING:  # pydantic and rich load on use, for start-up time
+    from pydantic import BaseModel
+    from rich.progress import TaskID
+
 #: Human output goes to stdout through rich; errors go to stderr.
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False)
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables."
-)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
 
 repo_option = click.option(
     "-C",
@@ -34,9 +37,13 @@ repo_option = click.option(
 
 
 unsafe_sandbox_option = click.option(
-    "--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True, default=None, envvar="T2S_UNSAFE_NO_SANDBOX",
+    "--unsafe-no-sandbox",
+    "unsafe_no_sandbox",
+    is_flag=True,
+    default=None,
+    envvar="T2S_UNSAFE_NO_SANDBOX",
     help="Where no sandbox can be had (see `t2s doctor`), run model-written code anyway, as your "
-         "user with your files and network: dangerous. Ignored where the sandbox works.",
+    "user with your files and network: dangerous. Ignored where the sandbox works.",
 )
 
 
@@ -74,7 +81,7 @@ class Bounded(click.ParamType):
             self.fail(f"{rule_message(err.errors()[0])} (got {value!r})", param, ctx)
 
 
-def setting_type(section: type, field: str) -> Bounded:
+def setting_type(section: type[BaseModel], field: str) -> Bounded:
     """The type of a flag that overrides ``field`` of a :mod:`t2s.config` section."""
     from typing import Annotated
 
@@ -108,7 +115,7 @@ def appending(path: Path, flag: str) -> Iterator[Any]:
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a directory")
     try:
-        handle = open(path, "a", encoding="utf-8")
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the `with` below; only open() fails as UsageError
     except OSError as err:
         raise UsageError(f"{flag} {path}: cannot write: {err.strerror or err}") from None
     ok = False
@@ -172,14 +179,19 @@ class CountingProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(
-            TextColumn(f"[bold]{label}[/bold]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err_console, transient=False, disable=not err_console.is_terminal,
+            TextColumn(f"[bold]{label}[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+            disable=not err_console.is_terminal,
         )
         self.styles = styles
         self.outcome = outcome
         self.counts = {name: 0 for name in styles}
-        self.task = None
+        self.task: TaskID | None = None
 
     def _describe(self) -> str:
         return " ".join(f"[{style}]{self.counts[name]} {name}[/]" for name, style in self.styles.items())
@@ -191,6 +203,7 @@ class CountingProgress:
     def done(self, item) -> None:
         name = self.outcome(item)
         self.counts[name] = self.counts.get(name, 0) + 1
+        assert self.task is not None, "start() comes first"
         self.bar.update(self.task, advance=1, description=self._describe())
 
     def stop(self) -> None:
@@ -198,7 +211,7 @@ class CountingProgress:
 
 
 @contextlib.contextmanager
-def resumable_stage(progress: "CountingProgress | None", run: str, what: str) -> Iterator[None]:
+def resumable_stage(progress: CountingProgress | None, run: str, what: str) -> Iterator[None]:
     """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
     resume; the progress bar is always closed."""
     try:
@@ -206,8 +219,9 @@ def resumable_stage(progress: "CountingProgress | None", run: str, what: str) ->
     except KeyboardInterrupt:
         if progress:
             progress.stop()
-        err_console.print(f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; "
-                          "run the same command again to resume.")
+        err_console.print(
+            f"Interrupted. Finished {what} are kept in {refs.run_record(run)}; run the same command again to resume."
+        )
         sys.exit(130)
     if progress:
         progress.stop()
@@ -241,8 +255,10 @@ def print_causes(rows) -> None:
 def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
-        err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}. "
-                          f"Run the same command again to finish the remaining {summary.remaining} {what}.")
+        err_console.print(
+            f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+            f"Run the same command again to finish the remaining {summary.remaining} {what}."
+        )
         sys.exit(1)
 
 

@@ -2,39 +2,99 @@
 
 from __future__ import annotations
 
-
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, json_option, open_repo, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
+from t2s.commands._common import (
+    CountingProgress,
+    console,
+    end_stage,
+    json_option,
+    open_repo,
+    print_json,
+    print_row_table,
+    repo_option,
+    resumable_stage,
+    sandbox_preflight,
+    setting_type,
+    unsafe_sandbox_option,
+)
 from t2s.commands.models import model_options, overrides_from_flags
-from t2s.commands._common import setting_type
 from t2s.config import AnalyzeSection
 from t2s.record import refs
 from t2s.record.provenance import KEYS
 
 
 @click.command()
-@click.option("--run", "run_name", required=True, help=f"The run whose trajectories to analyze ({refs.run_record('NAME')}).")
-@click.option("--mode", type=click.Choice(["error", "success", "combined"]), default=None,
-              help="Failed trajectories, passed ones, or both (default: [analyze] mode).")
-@click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None,
-              help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
-                   "or single-call (reads the trajectory only). Default: [analyze] analyst.")
-@click.option("--concurrency", type=setting_type(AnalyzeSection, "concurrency"), default=None, help="Analyses in parallel (default: [analyze] concurrency).")
-@click.option("--max-turns", type=setting_type(AnalyzeSection, "max_turns"), default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
-@click.option("--include-unvalidated", is_flag=True, default=None,
-              help=f"Also make branches ({KEYS['validated']}: no) for agentic reports whose fix never passed.")
-@click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
-              help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').")
+@click.option(
+    "--run", "run_name", required=True, help=f"The run whose trajectories to analyze ({refs.run_record('NAME')})."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["error", "success", "combined"]),
+    default=None,
+    help="Failed trajectories, passed ones, or both (default: [analyze] mode).",
+)
+@click.option(
+    "--analyst",
+    type=click.Choice(["agentic", "single-call"]),
+    default=None,
+    help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
+    "or single-call (reads the trajectory only). Default: [analyze] analyst.",
+)
+@click.option(
+    "--concurrency",
+    type=setting_type(AnalyzeSection, "concurrency"),
+    default=None,
+    help="Analyses in parallel (default: [analyze] concurrency).",
+)
+@click.option(
+    "--max-turns",
+    type=setting_type(AnalyzeSection, "max_turns"),
+    default=None,
+    help="Replies of an agentic analyst (default: [analyze] max_turns).",
+)
+@click.option(
+    "--include-unvalidated",
+    is_flag=True,
+    default=None,
+    help=f"Also make branches ({KEYS['validated']}: no) for agentic reports whose fix never passed.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "tools", "text"]),
+    default=None,
+    help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').",
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
-@click.option("--retry-errored/--keep-errored", "retry_errored", default=True, show_default=True,
-              help="Analyze trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.")
+@click.option(
+    "--retry-errored/--keep-errored",
+    "retry_errored",
+    default=True,
+    show_default=True,
+    help="Analyze trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.",
+)
 @unsafe_sandbox_option
 @model_options
 @json_option
 @repo_option
-def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated, protocol, no_cache,
-            retry_errored, unsafe_no_sandbox, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
+def analyze(
+    run_name,
+    mode,
+    analyst,
+    concurrency,
+    max_turns,
+    include_unvalidated,
+    protocol,
+    no_cache,
+    retry_errored,
+    unsafe_no_sandbox,
+    flag_model,
+    flag_base_url,
+    flag_api_key_env,
+    model_sets,
+    as_json,
+    repo_dir,
+):
     """Analyze the trajectories of run RUN: one patch branch per accepted analysis.
 
     Every analyst works against the run's frozen skill S0 and never sees another's
@@ -64,10 +124,19 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
     progress = None if as_json else analyze_progress()
     with resumable_stage(progress, run_name, "analyses"):
         summary = t2s.analyze(
-            repo, run_name, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-            include_unvalidated=include_unvalidated, protocol=protocol,
+            repo,
+            run_name,
+            mode=mode,
+            analyst=analyst,
+            concurrency=concurrency,
+            max_turns=max_turns,
+            include_unvalidated=include_unvalidated,
+            protocol=protocol,
             models=overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets),
-            cache=not no_cache, retry_errored=retry_errored, unsafe_no_sandbox=unsafe_no_sandbox, progress=progress,
+            cache=not no_cache,
+            retry_errored=retry_errored,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+            progress=progress,
         )
     if as_json:
         print_json(summary.to_dict())
@@ -80,20 +149,25 @@ def analyze_progress() -> CountingProgress:
     """The analysis' progress bar: trajectories done, by outcome."""
     styles = {"accepted": "green", "unvalidated": "yellow", "rejected": "red", "errored": "yellow"}
     # a finished item is a PatchRecord (a verdict) or an AnalystOutcome (an analysis that errored)
-    return CountingProgress("analyze", styles,
-                            lambda item: "errored" if getattr(item, "error_cause", None) else item.status)
+    return CountingProgress(
+        "analyze", styles, lambda item: "errored" if getattr(item, "error_cause", None) else item.status
+    )
 
 
 def print_summary(summary) -> None:
     """The closing table of an analysis, with its notes and where the branches are."""
     from t2s.analysis.analyze import summary_rows
 
-    print_row_table(f"analyze {summary.run} ({summary.mode}, {summary.analyst} analyst, S0 {summary.s0[:12]})",
-                    summary_rows(summary))
+    print_row_table(
+        f"analyze {summary.run} ({summary.mode}, {summary.analyst} analyst, S0 {summary.s0[:12]})",
+        summary_rows(summary),
+    )
     for note in summary.notes:
         console.print(f"note: {note}", markup=False)
     if summary.skipped:
         console.print(f"{summary.skipped} trajectory(ies) were already analyzed and were not analyzed again.")
     if summary.branches:
-        console.print(f"Patch branches: {refs.run_branches(summary.run)}patch/* "
-                      f"(see one with `git log -1 {refs.short(refs.patch_branch(summary.run, 'NNNN'))}`).")
+        console.print(
+            f"Patch branches: {refs.run_branches(summary.run)}patch/* "
+            f"(see one with `git log -1 {refs.short(refs.patch_branch(summary.run, 'NNNN'))}`)."
+        )

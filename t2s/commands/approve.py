@@ -10,14 +10,22 @@ from t2s.record.notes import REVIEW_NOTES
 
 def print_verdict(view, note, as_json: bool) -> None:
     if as_json:
-        print_json({"run": view.run, "patch": view.patch, "commit": view.commit, "status": view.status,
-                    "note": note.model_dump()})
+        print_json(
+            {
+                "run": view.run,
+                "patch": view.patch,
+                "commit": view.commit,
+                "status": view.status,
+                "note": note.model_dump(),
+            }
+        )
         return
     word = "approved" if note.verdict == "approve" else "rejected"
     console.print(
         f"{word} patch {view.patch} of run {view.run} ({view.commit[:12]}) as {note.reviewer}"
         + (f": {note.comment}" if note.comment else ""),
-        markup=False, soft_wrap=True,
+        markup=False,
+        soft_wrap=True,
     )
     console.print(f"recorded in {REVIEW_NOTES}; status: {view.status}", markup=False, soft_wrap=True)
     if note.verdict == "reject" and view.state == "merged":

@@ -10,8 +10,13 @@ from t2s.commands._common import sandbox_preflight, unsafe_sandbox_option
 
 
 @click.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to work (default: a new temporary directory).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to work (default: a new temporary directory).",
+)
 @unsafe_sandbox_option
 def demo(directory, unsafe_no_sandbox):
     """Run init, rollout, analyze, merge, gate, release, pack and report offline.

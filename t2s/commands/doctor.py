@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,8 +28,8 @@ def _git_version() -> str | None:
 
 
 def gather(smoke: bool = True) -> dict:
-    from t2s.tasks.recalc import find_soffice, soffice_version
     from t2s.sandbox.run import availability, isolation_report
+    from t2s.tasks.recalc import find_soffice, soffice_version
 
     try:
         import openpyxl
@@ -38,10 +39,13 @@ def gather(smoke: bool = True) -> dict:
         openpyxl_version = None
     soffice = find_soffice()
     avail = availability()
-    info = {
+    info: dict[str, Any] = {
         "t2s": __version__,
-        "python": {"version": platform.python_version(), "executable": sys.executable,
-                   "ok": sys.version_info >= (3, 11)},
+        "python": {
+            "version": platform.python_version(),
+            "executable": sys.executable,
+            "ok": sys.version_info >= (3, 11),
+        },
         "git": {"version": _git_version()},
         "openpyxl": {"version": openpyxl_version},
         "libreoffice": {"path": soffice, "version": soffice_version() if soffice else None},
@@ -63,8 +67,10 @@ def _smoke_test() -> dict:
     with tempfile.TemporaryDirectory(prefix="t2s-doctor-") as tmp:
         res = run_code("import openpyxl; open('ok.txt', 'w').write('ok'); print('ok')", Path(tmp), timeout=60)
         back = (Path(tmp) / "ok.txt").is_file()
-    return {"smoke_test": res.verdict + ("" if back else "; the work folder did not come back"),
-            "ok": res.ok and res.stdout.strip() == "ok" and back}
+    return {
+        "smoke_test": res.verdict + ("" if back else "; the work folder did not come back"),
+        "ok": res.ok and res.stdout.strip() == "ok" and back,
+    }
 
 
 @click.command("doctor")
@@ -101,9 +107,11 @@ def _print(info: dict) -> None:
     click.echo(f"{mark(info['git']['ok'])} git: {info['git']['version'] or 'not found'}")
     click.echo(f"{mark(info['openpyxl']['ok'])} openpyxl {info['openpyxl']['version']}")
     lo = info["libreoffice"]
-    click.echo(("ok  " if lo["ok"] else "warn") + " LibreOffice: "
-               + (f"{lo['version']} ({lo['path']})" if lo["ok"]
-                  else "not found (formula recalculation unavailable)"))
+    click.echo(
+        ("ok  " if lo["ok"] else "warn")
+        + " LibreOffice: "
+        + (f"{lo['version']} ({lo['path']})" if lo["ok"] else "not found (formula recalculation unavailable)")
+    )
     sb = info["sandbox"]
     click.echo(f"{mark(sb['ok'])} sandbox")
     for problem in sb["missing"]:

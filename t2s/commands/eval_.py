@@ -8,8 +8,18 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, err_console, json_option, open_repo, print_causes, print_json, repo_option, unsafe_sandbox_option
-from t2s.commands._common import number_type, setting_type
+from t2s.commands._common import (
+    console,
+    err_console,
+    json_option,
+    number_type,
+    open_repo,
+    print_causes,
+    print_json,
+    repo_option,
+    setting_type,
+    unsafe_sandbox_option,
+)
 from t2s.config import GateSection, Score
 from t2s.errors import T2SError
 
@@ -21,14 +31,27 @@ EXIT_ABORT = 128
 @click.command(name="eval")
 @click.argument("rev", default="HEAD")
 @click.option("--split", default=None, help="The split to run (default: [gate] split, usually 'heldout').")
-@click.option("--seeds", type=setting_type(GateSection, "seeds"), default=None, help="Runs per task (default: [gate] seeds).")
+@click.option(
+    "--seeds", type=setting_type(GateSection, "seeds"), default=None, help="Runs per task (default: [gate] seeds)."
+)
 @click.option("--suite", default=None, help="The configured suite (default: [rollout] suite).")
 @click.option("--no-cache", is_flag=True, help="Run the agent even if a matching result is in the notes.")
-@click.option("--exit-code-below", "below", type=number_type(Score), default=None, metavar="SCORE",
-              help="Exit 1 if the score is below SCORE, 0 otherwise, 125 if the skill cannot be "
-                   "evaluated (git bisect skips it), 128 on other errors (git bisect stops).")
-@click.option("--report-file", type=click.Path(path_type=Path), default=None, hidden=True,
-              help="Append one JSON line per evaluation (used by t2s bisect).")
+@click.option(
+    "--exit-code-below",
+    "below",
+    type=number_type(Score),
+    default=None,
+    metavar="SCORE",
+    help="Exit 1 if the score is below SCORE, 0 otherwise, 125 if the skill cannot be "
+    "evaluated (git bisect skips it), 128 on other errors (git bisect stops).",
+)
+@click.option(
+    "--report-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    hidden=True,
+    help="Append one JSON line per evaluation (used by t2s bisect).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
 @unsafe_sandbox_option
 @repo_option
@@ -57,9 +80,16 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
     from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
     try:
-        outcome = t2s.evaluate(open_repo(repo_dir), rev, split=split, seeds=seeds, suite=suite, cache=not no_cache,
-                               unsafe_no_sandbox=unsafe_no_sandbox,
-                               on_wait=lambda msg: err_console.print(msg + " ...", markup=False))
+        outcome = t2s.evaluate(
+            open_repo(repo_dir),
+            rev,
+            split=split,
+            seeds=seeds,
+            suite=suite,
+            cache=not no_cache,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+            on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+        )
     except EvalErrored as err:
         _print_errored(err, as_json, quiet)
         if below is None:
@@ -80,15 +110,35 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
         err_console.print(f"t2s eval {rev}: {err.message}")
         sys.exit(EXIT_ABORT)
     rec = outcome.record
-    _report(report_file, {"rev": rev, "commit": outcome.commit, "score": rec.score, "ran": outcome.ran,
-                          "cached_from": outcome.source if outcome.cached else None,
-                          "bad": below is not None and rec.score < below})
+    _report(
+        report_file,
+        {
+            "rev": rev,
+            "commit": outcome.commit,
+            "score": rec.score,
+            "ran": outcome.ran,
+            "cached_from": outcome.source if outcome.cached else None,
+            "bad": below is not None and rec.score < below,
+        },
+    )
     if as_json:
-        print_json({"commit": outcome.commit, "cached": outcome.cached, "source": outcome.source,
-                    "record": rec.model_dump(mode="json")})
+        print_json(
+            {
+                "commit": outcome.commit,
+                "cached": outcome.cached,
+                "source": outcome.source,
+                "record": rec.model_dump(mode="json"),
+            }
+        )
     elif quiet:
-        how = f"cached from {outcome.source[:12]}" if outcome.cached else f"ran {rec.total} task run(s), {rec.model_calls} model call(s)"
-        console.print(f"{outcome.commit[:12]} score {rec.score:.3f} ({rec.passed}/{rec.total}) on {rec.suite}/{rec.split}; {how}")
+        how = (
+            f"cached from {(outcome.source or '?')[:12]}"
+            if outcome.cached
+            else f"ran {rec.total} task run(s), {rec.model_calls} model call(s)"
+        )
+        console.print(
+            f"{outcome.commit[:12]} score {rec.score:.3f} ({rec.passed}/{rec.total}) on {rec.suite}/{rec.split}; {how}"
+        )
     else:
         _print_table(outcome)
     if below is not None:
@@ -106,13 +156,27 @@ def _print_errored(err, as_json: bool, quiet: bool) -> None:
     outcome = err.outcome
     rec = outcome.record
     if as_json:
-        print_json({
-            "commit": outcome.commit, "cached": False, "stored": False,
-            "errored": len(rec.errored_tasks), "total": rec.total,
-            "errors": [row.model_dump() for row in err.causes],
-            "tasks": [{"task": v.task, "seed": v.seed, "verdict": _verdict(v), "score": None if v.errored else v.score,
-                       "error": v.error, "cause": v.cause.model_dump() if v.cause else None} for v in rec.tasks],
-        })
+        print_json(
+            {
+                "commit": outcome.commit,
+                "cached": False,
+                "stored": False,
+                "errored": len(rec.errored_tasks),
+                "total": rec.total,
+                "errors": [row.model_dump() for row in err.causes],
+                "tasks": [
+                    {
+                        "task": v.task,
+                        "seed": v.seed,
+                        "verdict": _verdict(v),
+                        "score": None if v.errored else v.score,
+                        "error": v.error,
+                        "cause": v.cause.model_dump() if v.cause else None,
+                    }
+                    for v in rec.tasks
+                ],
+            }
+        )
     elif not quiet:
         _print_tasks(outcome)
         print_causes(err.causes)
@@ -139,5 +203,11 @@ def _print_tasks(outcome) -> None:
 def _print_table(outcome) -> None:
     rec = outcome.record
     _print_tasks(outcome)
-    how = f"cached (from {outcome.source[:12]})" if outcome.cached else f"{rec.duration_s:.1f} s, {rec.tokens} tokens, ${rec.cost_usd:.4f}, {rec.model_calls} model call(s)"
-    console.print(f"score {rec.score:.3f} ({rec.passed}/{rec.total} passed), skill {rec.skill_tree[:12]}, agent {rec.agent.get('model', '?')}; {how}")
+    how = (
+        f"cached (from {outcome.source[:12]})"
+        if outcome.cached
+        else f"{rec.duration_s:.1f} s, {rec.tokens} tokens, ${rec.cost_usd:.4f}, {rec.model_calls} model call(s)"
+    )
+    console.print(
+        f"score {rec.score:.3f} ({rec.passed}/{rec.total} passed), skill {rec.skill_tree[:12]}, agent {rec.agent.get('model', '?')}; {how}"
+    )

@@ -22,24 +22,65 @@ from t2s.record import refs
 
 
 @click.command()
-@click.option("--run", "run_name", required=True, help=f"Run name ({refs.run_record('NAME')}); rerun the same command to resume.")
+@click.option(
+    "--run", "run_name", required=True, help=f"Run name ({refs.run_record('NAME')}); rerun the same command to resume."
+)
 @click.option("--split", default=None, help="The split to learn from (default: [rollout] evolve_split).")
 @click.option("--rev", default=None, help="S0, the skill commit to evolve (default: HEAD).")
 @click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory.")
 @click.option("--limit", type=number_type(Count), default=None, help="Only the first N tasks of the split.")
-@click.option("--concurrency", type=setting_type(RolloutSection, "concurrency"), default=None, help="Tasks and analyses in parallel.")
-@click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None, help="Error analyst (default: [analyze] analyst).")
-@click.option("--mode", type=click.Choice(["error", "success", "combined"]), default=None, help="Which trajectories to analyze.")
-@click.option("--fan-in", type=setting_type(MergeSection, "fan_in"), default=None, help="Patches per octopus merge (default: [merge] fan_in).")
+@click.option(
+    "--concurrency",
+    type=setting_type(RolloutSection, "concurrency"),
+    default=None,
+    help="Tasks and analyses in parallel.",
+)
+@click.option(
+    "--analyst",
+    type=click.Choice(["agentic", "single-call"]),
+    default=None,
+    help="Error analyst (default: [analyze] analyst).",
+)
+@click.option(
+    "--mode", type=click.Choice(["error", "success", "combined"]), default=None, help="Which trajectories to analyze."
+)
+@click.option(
+    "--fan-in",
+    type=setting_type(MergeSection, "fan_in"),
+    default=None,
+    help="Patches per octopus merge (default: [merge] fan_in).",
+)
 @click.option("--strategy", type=click.Choice(["parallel", "sequential"]), default="parallel", show_default=True)
-@click.option("--batch", type=number_type(Count), default=5, show_default=True, help="Patches per step with --strategy sequential.")
+@click.option(
+    "--batch",
+    type=number_type(Count),
+    default=5,
+    show_default=True,
+    help="Patches per step with --strategy sequential.",
+)
 @click.option("--model", default=None, help="Model name for every role (or use T2S_MODEL / T2S_BASE_URL).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @unsafe_sandbox_option
 @json_option
 @repo_option
-def evolve(run_name, split, rev, suite_ref, limit, concurrency, analyst, mode, fan_in, strategy, batch, model, no_cache,
-           unsafe_no_sandbox, as_json, repo_dir):
+def evolve(
+    run_name,
+    split,
+    rev,
+    suite_ref,
+    limit,
+    concurrency,
+    analyst,
+    mode,
+    fan_in,
+    strategy,
+    batch,
+    model,
+    no_cache,
+    unsafe_no_sandbox,
+    as_json,
+    repo_dir,
+):
     """Evolve the skill end to end: rollout -> analyze -> merge.
 
     Each stage keeps its finished work in the run record, so running the same
@@ -79,10 +120,23 @@ def evolve(run_name, split, rev, suite_ref, limit, concurrency, analyst, mode, f
     with resumable_stage(None, run_name, "stages"):
         try:
             result = t2s.evolve(
-                repo, run_name, split=split, rev=rev, suite=suite_ref, limit=limit, concurrency=concurrency,
-                analyst=analyst, mode=mode, fan_in=fan_in, strategy=strategy, batch=batch,
-                models={"*": {"model": model}} if model else None, cache=not no_cache,
-                unsafe_no_sandbox=unsafe_no_sandbox, on_stage=on_stage, progress=progress,
+                repo,
+                run_name,
+                split=split,
+                rev=rev,
+                suite=suite_ref,
+                limit=limit,
+                concurrency=concurrency,
+                analyst=analyst,
+                mode=mode,
+                fan_in=fan_in,
+                strategy=strategy,
+                batch=batch,
+                models={"*": {"model": model}} if model else None,
+                cache=not no_cache,
+                unsafe_no_sandbox=unsafe_no_sandbox,
+                on_stage=on_stage,
+                progress=progress,
                 merge_progress=None if as_json else (lambda message: err_console.print(f"  {message}", markup=False)),
             )
         finally:
@@ -91,8 +145,11 @@ def evolve(run_name, split, rev, suite_ref, limit, concurrency, analyst, mode, f
     if as_json:
         print_json(result.to_dict())
     else:
-        for stage, printer in (("rollout", rollout.print_summary), ("analyze", analyze.print_summary),
-                               ("merge", merge.print_summary)):
+        for stage, printer in (
+            ("rollout", rollout.print_summary),
+            ("analyze", analyze.print_summary),
+            ("merge", merge.print_summary),
+        ):
             summary = getattr(result, stage)
             if summary is not None:
                 printer(summary)

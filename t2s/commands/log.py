@@ -38,5 +38,7 @@ def _require_run(store, run_name: str) -> None:
     check_run_name(run_name)
     if not store.rev_parse(refs.run_record(run_name)) and not store.refs(refs.run_branches(run_name)):
         known = list_runs(store)
-        raise UsageError(f"run {run_name!r} does not exist",
-                         hint=f"runs here: {', '.join(known)}" if known else "there are no runs here yet")
+        raise UsageError(
+            f"run {run_name!r} does not exist",
+            hint=f"runs here: {', '.join(known)}" if known else "there are no runs here yet",
+        )

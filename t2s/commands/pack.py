@@ -11,8 +11,14 @@ from t2s.commands._common import console, json_option, load_repo_config, open_st
 
 @click.command()
 @click.argument("tag", required=False)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the files (default: dist/ in the repository).")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the files (default: dist/ in the repository).",
+)
 @repo_option
 @json_option
 def pack(tag, out_dir, repo_dir, as_json):

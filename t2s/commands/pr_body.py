@@ -13,8 +13,13 @@ from t2s.commands._common import open_store, repo_option, write_output
 @click.command("pr-body")
 @click.argument("target")
 @click.option("--run", "run_name", default=None, help="The run (needed when the target is ambiguous).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 @repo_option
 def pr_body(target, run_name, output, repo_dir):
     """Print a pull-request description: provenance, diff, lessons with support, and

@@ -10,7 +10,9 @@ from t2s.commands._common import console, json_option, open_store, print_json, r
 @click.command()
 @click.argument("remote")
 @click.option("--run", "run_name", default=None, help="Only this run's branches and record (default: every run).")
-@click.option("--release-branch", default=None, metavar="BRANCH", help="Also push this branch (e.g. main after `t2s release`).")
+@click.option(
+    "--release-branch", default=None, metavar="BRANCH", help="Also push this branch (e.g. main after `t2s release`)."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be pushed.")
 @repo_option
 @json_option

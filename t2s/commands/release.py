@@ -9,8 +9,13 @@ from t2s.commands._common import console, json_option, open_repo, print_json, re
 
 @click.command()
 @click.argument("candidate")
-@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="minor", show_default=True,
-              help="Which part of the latest vX.Y.Z to increase (first release: from 0.0.0).")
+@click.option(
+    "--bump",
+    type=click.Choice(["major", "minor", "patch"]),
+    default="minor",
+    show_default=True,
+    help="Which part of the latest vX.Y.Z to increase (first release: from 0.0.0).",
+)
 @click.option("--branch", default=None, help="The release branch (default: [release] branch, 'main').")
 @repo_option
 @json_option
@@ -36,12 +41,16 @@ def release(candidate, bump, branch, repo_dir, as_json):
     if as_json:
         print_json(result.to_json())
         return
-    console.print(f"released [bold]{result.version}[/] = {result.commit[:12]} (merge of {result.previous[:12]} and {result.candidate[:12]})")
+    console.print(
+        f"released [bold]{result.version}[/] = {result.commit[:12]} (merge of {result.previous[:12]} and {result.candidate[:12]})"
+    )
     if result.branch_moved:
         console.print(f"{result.branch}: {result.previous[:12]} -> {result.commit[:12]}")
     else:
-        console.print(f"[yellow]{result.branch} is checked out in {result.checked_out_in}; t2s did not move it or touch your files.[/]\n"
-                      f"Fast-forward it there with:  git merge --ff-only {result.version}")
+        console.print(
+            f"[yellow]{result.branch} is checked out in {result.checked_out_in}; t2s did not move it or touch your files.[/]\n"
+            f"Fast-forward it there with:  git merge --ff-only {result.version}"
+        )
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     console.print(result.message)

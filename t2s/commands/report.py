@@ -11,8 +11,13 @@ from t2s.commands._common import open_store, repo_option, write_output
 
 @click.command()
 @click.option("--run", "run_name", required=True, help="The run to report on.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The HTML file to write (default: t2s-report-RUN.html).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The HTML file to write (default: t2s-report-RUN.html).",
+)
 @repo_option
 def report(run_name, output, repo_dir):
     """Write a self-contained HTML report of a run (no network, no scripts): the run

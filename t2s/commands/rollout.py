@@ -2,36 +2,95 @@
 
 from __future__ import annotations
 
-
 import click
 
-from t2s.commands._common import CountingProgress, console, end_stage, print_row_table, resumable_stage, err_console, json_option, open_repo, print_json, repo_option, sandbox_preflight, unsafe_sandbox_option
-from t2s.commands._common import number_type, setting_type
+from t2s.commands._common import (
+    CountingProgress,
+    console,
+    end_stage,
+    err_console,
+    json_option,
+    number_type,
+    open_repo,
+    print_json,
+    print_row_table,
+    repo_option,
+    resumable_stage,
+    sandbox_preflight,
+    setting_type,
+    unsafe_sandbox_option,
+)
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
 
 @click.command()
 @click.option("--split", default=None, help="The split to run (default: [rollout] evolve_split, usually 'evolve').")
-@click.option("--rev", default=None, help="The skill's commit (default: HEAD for a new run; a resumed run keeps its S0).")
-@click.option("--run", "run_name", default=None, help=f"Run name: the record is {refs.run_record('NAME')} (default: a timestamp).")
-@click.option("--suite", "suite_ref", default=None, help="A configured suite name or a suite directory (default: [rollout] suite).")
+@click.option(
+    "--rev", default=None, help="The skill's commit (default: HEAD for a new run; a resumed run keeps its S0)."
+)
+@click.option(
+    "--run", "run_name", default=None, help=f"Run name: the record is {refs.run_record('NAME')} (default: a timestamp)."
+)
+@click.option(
+    "--suite",
+    "suite_ref",
+    default=None,
+    help="A configured suite name or a suite directory (default: [rollout] suite).",
+)
 @click.option("--limit", type=number_type(Count), default=None, help="Only the first N tasks of the split.")
-@click.option("--concurrency", type=setting_type(RolloutSection, "concurrency"), default=None, help="Tasks in parallel (default: [rollout] concurrency).")
-@click.option("--seeds", type=number_type(Count), default=None, help="Run every task N times with different seeds (default 1).")
+@click.option(
+    "--concurrency",
+    type=setting_type(RolloutSection, "concurrency"),
+    default=None,
+    help="Tasks in parallel (default: [rollout] concurrency).",
+)
+@click.option(
+    "--seeds", type=number_type(Count), default=None, help="Run every task N times with different seeds (default 1)."
+)
 @click.option("--task", "task_ids", multiple=True, help="Only this task id (repeatable); recorded under --split.")
-@click.option("--max-turns", type=setting_type(RolloutSection, "max_turns"), default=None, help="Model replies per task (default: [rollout] max_turns).")
-@click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
-              help="Tool protocol (default: the agent model's 'protocol' setting).")
+@click.option(
+    "--max-turns",
+    type=setting_type(RolloutSection, "max_turns"),
+    default=None,
+    help="Model replies per task (default: [rollout] max_turns).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "tools", "text"]),
+    default=None,
+    help="Tool protocol (default: the agent model's 'protocol' setting).",
+)
 @click.option("--model", default=None, help="Override the agent model name.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
-@click.option("--retry-errored/--keep-errored", "retry_errored", default=True, show_default=True,
-              help="Run errored tasks (the model endpoint failed, t2s crashed) again when resuming, or leave them.")
+@click.option(
+    "--retry-errored/--keep-errored",
+    "retry_errored",
+    default=True,
+    show_default=True,
+    help="Run errored tasks (the model endpoint failed, t2s crashed) again when resuming, or leave them.",
+)
 @unsafe_sandbox_option
 @json_option
 @repo_option
-def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids, max_turns, protocol, model,
-            no_cache, retry_errored, unsafe_no_sandbox, as_json, repo_dir):
+def rollout(
+    split,
+    rev,
+    run_name,
+    suite_ref,
+    limit,
+    concurrency,
+    seeds,
+    task_ids,
+    max_turns,
+    protocol,
+    model,
+    no_cache,
+    retry_errored,
+    unsafe_no_sandbox,
+    as_json,
+    repo_dir,
+):
     """Run the agent with the skill at S0 on the tasks of a split.
 
     The skill is read from git at S0 (never from the working tree). Each finished task
@@ -63,10 +122,22 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
         err_console.print(f"run [bold]{run_name}[/bold]: split {split or repo.config.rollout.evolve_split}")
     with resumable_stage(progress, run_name, "tasks"):
         summary = t2s.rollout(
-            repo, run_name, split=split, suite=suite_ref, rev=rev, limit=limit, concurrency=concurrency,
-            seeds=seeds, tasks=list(task_ids) or None, max_turns=max_turns, protocol=protocol,
-            models={"agent": {"model": model}} if model else None, cache=not no_cache,
-            retry_errored=retry_errored, unsafe_no_sandbox=unsafe_no_sandbox, progress=progress,
+            repo,
+            run_name,
+            split=split,
+            suite=suite_ref,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            seeds=seeds,
+            tasks=list(task_ids) or None,
+            max_turns=max_turns,
+            protocol=protocol,
+            models={"agent": {"model": model}} if model else None,
+            cache=not no_cache,
+            retry_errored=retry_errored,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+            progress=progress,
         )
     if as_json:
         print_json(summary.to_dict())
@@ -77,15 +148,17 @@ def rollout(split, rev, run_name, suite_ref, limit, concurrency, seeds, task_ids
 
 def rollout_progress() -> CountingProgress:
     """The rollout's progress bar: tasks done, by verdict."""
-    return CountingProgress("rollout", {"passed": "green", "failed": "red", "errored": "yellow"},
-                            lambda item: item.verdict)
+    return CountingProgress(
+        "rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict
+    )
 
 
 def print_summary(summary) -> None:
     """The closing table of a rollout."""
     from t2s.rollouts.rollout import summary_rows
 
-    print_row_table(f"rollout {summary.run} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})",
-                    summary_rows(summary))
+    print_row_table(
+        f"rollout {summary.run} ({summary.suite}/{summary.split}, S0 {summary.s0[:12]})", summary_rows(summary)
+    )
     if summary.skipped:
         console.print(f"{summary.skipped} task(s) were already in the record and were not run again.")

@@ -12,7 +12,13 @@ from t2s.config import NonNegative
 @click.argument("patch")
 @click.option("--run", "run_name", default=None, help="The run, when the number alone is ambiguous.")
 @click.option("--no-diff", is_flag=True, help="Leave the diff out.")
-@click.option("--steps", type=number_type(NonNegative), default=2, show_default=True, help="Trajectory steps to show before the failing one.")
+@click.option(
+    "--steps",
+    type=number_type(NonNegative),
+    default=2,
+    show_default=True,
+    help="Trajectory steps to show before the failing one.",
+)
 @json_option
 @repo_option
 def show(patch, run_name, no_diff, steps, as_json, repo_dir):
@@ -60,7 +66,9 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
             out(f"  {key}: {value}")
     out("lessons:", style="bold")
     for lesson in v.lessons or []:
-        out(f"  {lesson.id} [support {len(lesson.support)}: {', '.join(lesson.support)}] {' '.join(lesson.text.split())}")
+        out(
+            f"  {lesson.id} [support {len(lesson.support)}: {', '.join(lesson.support)}] {' '.join(lesson.text.split())}"
+        )
     if not v.lessons:
         out("  (none recorded)")
     if v.failure_causes:
@@ -70,7 +78,13 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
     if not no_diff:
         out("diff:", style="bold")
         for line in (detail.diff or "(no diff recorded)\n").splitlines():
-            style = "green" if line.startswith("+") and not line.startswith("+++") else "red" if line.startswith("-") and not line.startswith("---") else ""
+            style = (
+                "green"
+                if line.startswith("+") and not line.startswith("+++")
+                else "red"
+                if line.startswith("-") and not line.startswith("---")
+                else ""
+            )
             out(line, style=style)
     out("trajectory:", style="bold")
     if detail.excerpt is not None:

@@ -6,7 +6,7 @@ model, and the finished candidate holds every patch exactly once, or review left
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from t2s.consolidation.models import MergeInput, MergerAnswer, PatchesLost
 from t2s.gitstore.store import GitStore
@@ -15,7 +15,9 @@ from t2s.record.lessons import TOPIC_RE, Lesson, support_of
 from t2s.record.provenance import KEYS
 
 
-def account(answer: MergerAnswer, inputs: list[MergeInput], min_support: int, name: str) -> tuple[list[Lesson], dict[str, str], list[str]]:
+def account(
+    answer: MergerAnswer, inputs: list[MergeInput], min_support: int, name: str
+) -> tuple[list[Lesson], dict[str, str], list[str]]:
     """Check that every input lesson is accounted for and compute supports.
 
     Returns ``(merged_lessons, folded, problems)``; problems are messages for the model.
@@ -42,12 +44,23 @@ def account(answer: MergerAnswer, inputs: list[MergeInput], min_support: int, na
         topic = out.topic.strip()
         if len(support) < min_support and placement == "skill":
             problems.append(
-                f"lesson {index} has support {len(support)} (< {min_support}): set placement \"reference\", "
+                f'lesson {index} has support {len(support)} (< {min_support}): set placement "reference", '
                 f"give it a topic and put it in references/<topic>.md, not in SKILL.md"
             )
         if placement == "reference" and not TOPIC_RE.match(topic):
-            problems.append(f"lesson {index} is placed in a reference but its topic {topic!r} is not a slug of a-z, 0-9 and hyphens")
-        merged.append(Lesson(id=lesson_id, text=out.text.strip(), support=support, topic=topic, sources=list(out.sources), placement=placement))
+            problems.append(
+                f"lesson {index} is placed in a reference but its topic {topic!r} is not a slug of a-z, 0-9 and hyphens"
+            )
+        merged.append(
+            Lesson(
+                id=lesson_id,
+                text=out.text.strip(),
+                support=support,
+                topic=topic,
+                sources=list(out.sources),
+                placement=placement,
+            )
+        )
         if len(out.sources) > 1:
             for source in out.sources:
                 folded[source] = lesson_id
@@ -62,7 +75,9 @@ def account(answer: MergerAnswer, inputs: list[MergeInput], min_support: int, na
             seen[dropped.lesson] = "dropped"
     for lesson_id in by_id:
         if lesson_id not in seen:
-            problems.append(f"input lesson {lesson_id} is not accounted for: put it in some lesson's sources or in dropped with a reason")
+            problems.append(
+                f"input lesson {lesson_id} is not accounted for: put it in some lesson's sources or in dropped with a reason"
+            )
     return merged, folded, problems
 
 
@@ -71,7 +86,9 @@ def _reference_problems(merged: list[Lesson], result: RenderResult, s0_texts: di
     present = set(s0_texts) | set(result.files)
     for index, lesson in enumerate(merged, start=1):
         if lesson.placement == "reference" and f"references/{lesson.topic}.md" not in present:
-            problems.append(f"lesson {index} is placed in references/{lesson.topic}.md but your edits do not create or extend that file")
+            problems.append(
+                f"lesson {index} is placed in references/{lesson.topic}.md but your edits do not create or extend that file"
+            )
     return problems
 
 
@@ -85,8 +102,9 @@ def _chain_patches(store: GitStore, head: str, s0: str) -> list[str]:
     return store.trailer_values(head, [s0], KEYS["patch"])
 
 
-def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded: dict[str, str],
-                                merged: Sequence[str]) -> None:
+def check_every_patch_accounted(
+    run: str, inputs: Sequence[MergeInput], excluded: dict[str, str], merged: Sequence[str]
+) -> None:
     """Every patch branch of the run is either in the candidate exactly once or left
     out with a reason; otherwise :class:`PatchesLost` (and the candidate does not move).
 
@@ -105,6 +123,8 @@ def check_every_patch_accounted(run: str, inputs: Sequence[MergeInput], excluded
     if unknown:
         problems.append(f"the candidate holds patch(es) {', '.join(unknown)} that were not inputs")
     if problems:
-        raise PatchesLost(f"merge of run {run!r} refused: {'; '.join(problems)} "
-                          f"({len(numbers)} patches in, {len(excluded)} left out by review)",
-                          hint="this is a bug in t2s; the candidate branch was not moved")
+        raise PatchesLost(
+            f"merge of run {run!r} refused: {'; '.join(problems)} "
+            f"({len(numbers)} patches in, {len(excluded)} left out by review)",
+            hint="this is a bug in t2s; the candidate branch was not moved",
+        )

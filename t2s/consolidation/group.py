@@ -6,8 +6,9 @@ sent back with the exact problems a bounded number of times.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 from t2s.consolidation.accounting import _reference_problems, account
 from t2s.consolidation.models import MergeInput, MergerAnswer, MergeReport
@@ -21,7 +22,9 @@ from t2s.prompts import load, render
 from t2s.record.provenance import Provenance
 
 
-def render_messages(*, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int) -> list[dict[str, str]]:
+def render_messages(
+    *, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int
+) -> list[dict[str, str]]:
     system = render(load("merger_system.md"), min_support=min_support, edit_format=edit_format_prompt())
     s0_files = "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(s0_texts.items()))
     blocks = []
@@ -32,13 +35,23 @@ def render_messages(*, run: str, name: str, level: int, s0_texts: dict[str, str]
         )
         blocks.append(f"### {item.label}\n\nLessons:\n{lessons}\n\nDiff against S0:\n\n```diff\n{item.diff}```")
     lessons_json = json.dumps(
-        [{"id": l.id, "support": l.support, "topic": l.topic, "text": l.text} for i in inputs for l in i.lessons],
+        [
+            {"id": lesson.id, "support": lesson.support, "topic": lesson.topic, "text": lesson.text}
+            for i in inputs
+            for lesson in i.lessons
+        ],
         indent=1,
     )
     user = render(
         load("merger_task.md"),
-        group=name, level=level, run=run, count=len(inputs), s0_files=s0_files,
-        inputs="\n\n".join(blocks), lessons_json=lessons_json, min_support=min_support,
+        group=name,
+        level=level,
+        run=run,
+        count=len(inputs),
+        s0_files=s0_files,
+        inputs="\n\n".join(blocks),
+        lessons_json=lessons_json,
+        min_support=min_support,
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -69,10 +82,18 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
     Returns the report and the resulting tree (None when the merge failed).
     """
     s0_texts = job.context.texts()
-    messages = render_messages(run=job.run, name=job.name, level=job.level, s0_texts=s0_texts, inputs=job.inputs, min_support=job.min_support)
+    messages = render_messages(
+        run=job.run, name=job.name, level=job.level, s0_texts=s0_texts, inputs=job.inputs, min_support=job.min_support
+    )
     base = MergeReport(
-        run=job.run, name=job.name, level=job.level, group=job.group, strategy=job.strategy, status="failed",
-        inputs=[{"label": i.label, "ref": i.ref, "commit": i.commit} for i in job.inputs], model=job.model,
+        run=job.run,
+        name=job.name,
+        level=job.level,
+        group=job.group,
+        strategy=job.strategy,
+        status="failed",
+        inputs=[{"label": i.label, "ref": i.ref, "commit": i.commit} for i in job.inputs],
+        model=job.model,
     )
     problems: list[str] = []
     for attempt in range(1, job.retries + 2):
@@ -88,10 +109,17 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
         if not problems and not answer.edits:
             # Everything accounted for and nothing new to write (all lessons dropped,
             # or, in the sequential baseline, already in the skill): the base tree stands.
-            report = base.model_copy(update={
-                "status": "merged", "lessons": merged, "folded": folded, "conflicts": answer.conflicts,
-                "dropped": answer.dropped, "attempts": attempt, "diff": "",
-            })
+            report = base.model_copy(
+                update={
+                    "status": "merged",
+                    "lessons": merged,
+                    "folded": folded,
+                    "conflicts": answer.conflicts,
+                    "dropped": answer.dropped,
+                    "attempts": attempt,
+                    "diff": "",
+                }
+            )
             return report, job.context.store.tree_of(job.context.s0)
         result: RenderResult | None = None
         if not problems:
@@ -101,21 +129,33 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
             else:
                 problems += _reference_problems(merged, result, s0_texts)
         if not problems and result is not None:
-            report = base.model_copy(update={
-                "status": "merged", "lessons": merged, "folded": folded, "conflicts": answer.conflicts,
-                "dropped": answer.dropped, "attempts": attempt, "diff": result.diff,
-            })
+            report = base.model_copy(
+                update={
+                    "status": "merged",
+                    "lessons": merged,
+                    "folded": folded,
+                    "conflicts": answer.conflicts,
+                    "dropped": answer.dropped,
+                    "attempts": attempt,
+                    "diff": result.diff,
+                }
+            )
             return report, result.tree
-        messages = messages + [
+        messages = [
+            *messages,
             {"role": "assistant", "content": answer.model_dump_json()},
             {"role": "user", "content": _feedback(problems, attempt, job.retries + 1)},
         ]
     reason = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
-    return base.model_copy(update={"reason": f"no valid merge after {job.retries + 1} attempts: {reason}", "attempts": job.retries + 1}), None
+    return base.model_copy(
+        update={"reason": f"no valid merge after {job.retries + 1} attempts: {reason}", "attempts": job.retries + 1}
+    ), None
 
 
 def _feedback(problems: list[str], attempt: int, attempts: int) -> str:
-    lines = [f"Your merge was not accepted (attempt {attempt} of {attempts}). Nothing was committed. Fix these and answer again with the complete JSON object:"]
+    lines = [
+        f"Your merge was not accepted (attempt {attempt} of {attempts}). Nothing was committed. Fix these and answer again with the complete JSON object:"
+    ]
     lines += [f"- {p}" for p in problems]
     return "\n".join(lines)
 
@@ -128,7 +168,9 @@ def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -
     lines += ["", "Lessons kept:"]
     for lesson in report.lessons:
         where = "SKILL.md" if lesson.placement != "reference" else f"references/{lesson.topic}.md"
-        lines.append(f"- {lesson.id} [support {len(lesson.support)}, {where}] {lesson.text} (from {', '.join(lesson.sources)})")
+        lines.append(
+            f"- {lesson.id} [support {len(lesson.support)}, {where}] {lesson.text} (from {', '.join(lesson.sources)})"
+        )
     if report.folded:
         lines += ["", "Duplicates folded:"]
         by_target: dict[str, list[str]] = {}
@@ -149,8 +191,13 @@ def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -
 
 def _trailers(report: MergeReport, patches: Sequence[str] = ()) -> list[tuple[str, str]]:
     return Provenance.for_merge(
-        run=report.run, level=report.level, group=report.name, support=report.support, model=report.model,
-        strategy="sequential" if report.strategy == "sequential" else None, patches=patches,
+        run=report.run,
+        level=report.level,
+        group=report.name,
+        support=report.support,
+        model=report.model,
+        strategy="sequential" if report.strategy == "sequential" else None,
+        patches=patches,
     ).trailers()
 
 

@@ -24,14 +24,18 @@ def no_inputs_hint(record: RunRecord) -> str:
         if summary.get("errored"):
             total = summary.get("selected", summary.get("total", 0))
             cause = (summary.get("errors") or [{}])[0].get("phrase", "")
-            return (f"{summary['errored']} of {total} {noun} errored{': ' + cause if cause else ''}; "
-                    f"run `t2s {stage} --run {record.run}` again once that is fixed")
+            return (
+                f"{summary['errored']} of {total} {noun} errored{': ' + cause if cause else ''}; "
+                f"run `t2s {stage} --run {record.run}` again once that is fixed"
+            )
     if "analyze" not in stages:
         return "run `t2s analyze` first"
     return f"no analysis was accepted: see `t2s review --run {record.run}`"
 
 
-def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: str) -> tuple[list[MergeInput], dict[str, str]]:
+def load_patch_inputs(
+    store: GitStore, record: RunRecord, s0: str, skill_dir: str
+) -> tuple[list[MergeInput], dict[str, str]]:
     """The run's accepted patch branches as merge inputs, and the ones a reviewer rejected."""
     prefix = refs.run_branches(record.run) + "patch/"
     inputs: list[MergeInput] = []
@@ -39,14 +43,15 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
     reviewed = store.list_notes(REVIEW_NOTES)
     records = record.read_folder("patches")
     for ref, commit in store.refs(prefix).items():
-        number = ref[len(prefix):]
+        number = ref[len(prefix) :]
         if commit in reviewed:
             try:
                 verdict = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, commit) or "")
             except ValidationError:  # merging a patch whose verdict cannot be read could merge a rejected one
-                raise UsageError(f"the review note on patch {number} ({commit[:12]}) is not a t2s verdict",
-                                 hint=f"record the verdict again: `t2s approve {refs.short(ref)}` "
-                                      "or `t2s reject ... -m REASON`") from None
+                raise UsageError(
+                    f"the review note on patch {number} ({commit[:12]}) is not a t2s verdict",
+                    hint=f"record the verdict again: `t2s approve {refs.short(ref)}` or `t2s reject ... -m REASON`",
+                ) from None
             if verdict.verdict == "reject":
                 excluded[number] = verdict.comment or "rejected in review"
                 continue
@@ -56,7 +61,7 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
         # The recorded diff is the one that was validated and committed; recompute
         # only for branches without a record (or whose commit moved since).
         fresh = patch is not None and patch.commit == commit and patch.diff
-        diff = patch.diff if fresh else store.diff(s0, commit, skill_dir)
+        diff = patch.diff if patch is not None and fresh else store.diff(s0, commit, skill_dir)
         inputs.append(MergeInput(ref=ref, commit=commit, label=f"patch {number}", lessons=lessons, diff=diff))
     return inputs, excluded
 
@@ -64,10 +69,12 @@ def load_patch_inputs(store: GitStore, record: RunRecord, s0: str, skill_dir: st
 def _patch_lessons(store: GitStore, patch: PatchRecord | None, number: str, commit: str) -> list[Lesson]:
     if patch is not None and patch.lessons:
         return [
-            lesson.model_copy(update={
-                "id": lesson.id or f"p{number}.{index}",
-                "support": lesson.support or [patch.trajectory],
-            })
+            lesson.model_copy(
+                update={
+                    "id": lesson.id or f"p{number}.{index}",
+                    "support": lesson.support or [patch.trajectory],
+                }
+            )
             for index, lesson in enumerate(patch.lessons, start=1)
         ]
     # A branch without a record (made by hand or imported): its subject is the lesson.
@@ -80,6 +87,9 @@ def _patch_lessons(store: GitStore, patch: PatchRecord | None, number: str, comm
 def merge_input(report: MergeReport) -> MergeInput:
     """A finished merge as an input of the next level (its diff against S0 is recorded)."""
     return MergeInput(
-        ref=report.branch or "", commit=report.commit or "", label=f"merge {report.name}",
-        lessons=report.lessons, diff=report.diff,
+        ref=report.branch or "",
+        commit=report.commit or "",
+        label=f"merge {report.name}",
+        lessons=report.lessons,
+        diff=report.diff,
     )

@@ -17,7 +17,9 @@ from t2s.record.lessons import Lesson, support_of
 class MergedLessonOut(BaseModel):
     text: str = Field(description="The consolidated lesson, general and procedural.")
     sources: list[str] = Field(description="Ids of the input lessons this lesson covers.")
-    placement: Literal["skill", "reference"] = Field("skill", description="SKILL.md, or a reference file for rare lessons.")
+    placement: Literal["skill", "reference"] = Field(
+        "skill", description="SKILL.md, or a reference file for rare lessons."
+    )
     topic: str = Field("", description="Short slug (a-z, 0-9, hyphens); names references/<topic>.md for rare lessons.")
 
 
@@ -74,10 +76,15 @@ class MergeReport(BaseModel):
 
     @property
     def support(self) -> int:
+        """How many distinct trajectories stand behind this merge's lessons."""
         return len(support_of(self.lessons))
 
 
 class MergeSummary(BaseModel):
+    """What ``t2s merge`` did: the merges of each level by name, the candidate commit
+    and branch, how many merges were made, failed or reused from an earlier
+    invocation, the patches review left out (with why), and how many patches went in."""
+
     run: str
     strategy: str
     levels: list[list[str]] = Field(default_factory=list)
@@ -96,6 +103,11 @@ class MergeFailed(T2SError):
 
 @dataclass
 class MergeSettings:
+    """How a run is merged: ``fan_in`` patches per octopus merge; lessons seen in fewer
+    than ``min_support`` trajectories go to references/; ``retries`` merger answers
+    sent back per merge; ``concurrency`` merges at once; ``retry_failed`` asks the
+    merger again for merges recorded as failed. Defaults match ``[merge]`` of t2s.toml."""
+
     fan_in: int = 5
     min_support: int = 2
     retries: int = 2

@@ -52,14 +52,15 @@ def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
     Only what t2s wrote is touched; the response cache makes unchanged groups free.
     """
     branches = store.refs(refs.run_branches(record.run) + "merge/")
-    reports = {path: data for path, data in record.read_folder(MERGES_DIR).items()
-               if path.rsplit("/", 1)[-1].startswith("L")}  # S*.json belong to the sequential baseline
+    reports = {
+        path: data for path, data in record.read_folder(MERGES_DIR).items() if path.rsplit("/", 1)[-1].startswith("L")
+    }  # S*.json belong to the sequential baseline
     candidate_ref = candidate_branch(record.run)
     candidate = store.rev_parse(candidate_ref)
     if not branches and not reports and not candidate:
         return None
     keep_prefix = refs.superseded(record.run)
-    taken = {ref[len(keep_prefix):] for ref in store.refs(keep_prefix)}
+    taken = {ref[len(keep_prefix) :] for ref in store.refs(keep_prefix)}
     taken |= {path.split("/")[1] for path in record.list("superseded")}
     name = f"{max((int(n) for n in taken if n.isdigit()), default=0) + 1:03d}"
     updates = [RefUpdate(ref, ZERO_SHA, sha) for ref, sha in branches.items()]
@@ -81,9 +82,13 @@ class MergeRecorder:
 
     def finished(self) -> _Finished:
         """What an earlier run finished (this run's own merges are not looked up)."""
-        return _Finished(self.record.read_folder(MERGES_DIR), self.store.refs(refs.run_branches(self.record.run) + "merge/"))
+        return _Finished(
+            self.record.read_folder(MERGES_DIR), self.store.refs(refs.run_branches(self.record.run) + "merge/")
+        )
 
-    async def record_after(self, previous: asyncio.Future | None, level: int, reports: list[MergeReport], held: HeldObjects) -> None:
+    async def record_after(
+        self, previous: asyncio.Future | None, level: int, reports: list[MergeReport], held: HeldObjects
+    ) -> None:
         """Record a level once the level before it is recorded (if that failed, so does this)."""
         if previous is not None:
             await previous
@@ -96,24 +101,33 @@ class MergeRecorder:
         if not reports:
             return
         files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
-        updates = [RefUpdate(r.branch, r.commit, ZERO_SHA) for r in reports if r.status == "merged"]
-        merged = sum(1 for r in reports if r.status == "merged")
-        self.record.write(files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed",
-                          refs=updates)
+        updates = []
+        for r in reports:
+            if r.status == "merged":
+                assert r.branch and r.commit, f"merge {r.name} is merged without a branch and commit"
+                updates.append(RefUpdate(r.branch, r.commit, ZERO_SHA))
+        merged = len(updates)
+        self.record.write(
+            files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=updates
+        )
 
     def existing(self, name: str, ref: str, parents: list[str], finished: _Finished) -> MergeReport | None:
         """A merge an earlier run finished from exactly these parents, reused on resume."""
         report = finished.report(name)
         if report is None:
             if ref in finished.branches:
-                raise UsageError(f"{ref} exists but the run record has no report for it",
-                                 hint=f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again")
+                raise UsageError(
+                    f"{ref} exists but the run record has no report for it",
+                    hint=f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again",
+                )
             return None
         if finished.made_from_others(name, parents):
             raise UsageError(
                 f"merge {name} of run {self.record.run!r} was made from other inputs",
-                hint=(f"the run's patches changed since it was merged (a review verdict?): "
-                      f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again"),
+                hint=(
+                    f"the run's patches changed since it was merged (a review verdict?): "
+                    f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again"
+                ),
             )
         if report.status == "failed" and self.retry_failed:
             return None

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from t2s.errors import UsageError
 
@@ -22,7 +23,7 @@ def balanced_groups(items: Sequence[Any], fan_in: int) -> list[list[Any]]:
     out, start = [], 0
     for index in range(groups):
         size = base + (1 if index < extra else 0)
-        out.append(list(items[start:start + size]))
+        out.append(list(items[start : start + size]))
         start += size
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from typing import Callable
+from collections.abc import Callable
 
 from t2s.consolidation.accounting import (
     _chain_patches,
@@ -56,7 +56,17 @@ def _startup_heap_frozen():
 class Merger:
     """Drives the levels of one run's merge tree (or the sequential baseline)."""
 
-    def __init__(self, store: GitStore, record: RunRecord, context: PatchContext, ask, settings: MergeSettings, *, model: str = "", progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        store: GitStore,
+        record: RunRecord,
+        context: PatchContext,
+        ask,
+        settings: MergeSettings,
+        *,
+        model: str = "",
+        progress: Callable[[str], None] | None = None,
+    ):
         self.store = store
         self.record = record
         self.context = context
@@ -77,10 +87,15 @@ class Merger:
         return self._loaded
 
     async def parallel(self) -> MergeSummary:
+        """Merge the run's patch branches level by level into one candidate (the
+        paper's parallel consolidation), resuming what an earlier invocation finished;
+        every patch must be reachable from the candidate (:class:`PatchesLost` if not)."""
         inputs, excluded = self.load_inputs()
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
+            raise MergeFailed(
+                f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record)
+            )
         items = inputs
         levels_done = 0
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
@@ -94,22 +109,31 @@ class Merger:
             try:
                 while len(items) > 1:
                     items, levels_done, recording = await self._merge_tree(
-                        items, levels_done, excluded, summary, semaphore, recording, finished)
+                        items, levels_done, excluded, summary, semaphore, recording, finished
+                    )
             finally:
                 if recording is not None:
                     await recording
         candidate = items[0]
         reachable = set(self.store.rev_list(candidate.commit, [self.s0]))
-        check_every_patch_accounted(self.record.run, inputs, excluded,
-                                    [_patch_number(i) for i in inputs if i.commit in reachable])
+        check_every_patch_accounted(
+            self.record.run, inputs, excluded, [_patch_number(i) for i in inputs if i.commit in reachable]
+        )
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self.recorder.move_candidate(candidate.commit)
         return summary
 
-    async def _merge_tree(self, items: list[MergeInput], levels_done: int, excluded: dict[str, str],
-                          summary: MergeSummary, semaphore: asyncio.Semaphore, recording: asyncio.Future | None,
-                          finished: "_Finished") -> tuple[list[MergeInput], int, asyncio.Future | None]:
+    async def _merge_tree(
+        self,
+        items: list[MergeInput],
+        levels_done: int,
+        excluded: dict[str, str],
+        summary: MergeSummary,
+        semaphore: asyncio.Semaphore,
+        recording: asyncio.Future | None,
+        finished: _Finished,
+    ) -> tuple[list[MergeInput], int, asyncio.Future | None]:
         """Merge ``items`` up the tree planned for them; returns ``(heads, levels done, recording)``.
 
         A merge starts as soon as its own inputs exist, not when their whole level is
@@ -152,8 +176,9 @@ class Merger:
                 if abandoned(at):
                     return None
                 root = at == len(plan) - 1  # the root merge's report says which patches review left out
-                result = await self._merge_group(levels_done + at + 1, index + 1, inputs, excluded if root else {},
-                                                 finished, held[at])
+                result = await self._merge_group(
+                    levels_done + at + 1, index + 1, inputs, excluded if root else {}, finished, held[at]
+                )
             if result[0].status != "merged":
                 failed_at.append(at)
             return result
@@ -166,7 +191,8 @@ class Merger:
                 results = await asyncio.gather(*nodes[at])
                 level = levels_done + at + 1
                 next_items, recording = self._close_level(
-                    level, [[current[i] for i in group] for group in groups], results, summary, recording, held[at])
+                    level, [[current[i] for i in group] for group in groups], results, summary, recording, held[at]
+                )
                 if failed_at:
                     if len(next_items) == len(current):
                         await recording  # the failures are recorded before the error says to look at them
@@ -183,14 +209,20 @@ class Merger:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
 
-    def _close_level(self, level: int, groups: list[list[MergeInput]], results: list[tuple[MergeReport, bool]],
-                     summary: MergeSummary, recording: asyncio.Future | None,
-                     held: HeldObjects) -> tuple[list[MergeInput], asyncio.Future]:
+    def _close_level(
+        self,
+        level: int,
+        groups: list[list[MergeInput]],
+        results: list[tuple[MergeReport, bool]],
+        summary: MergeSummary,
+        recording: asyncio.Future | None,
+        held: HeldObjects,
+    ) -> tuple[list[MergeInput], asyncio.Future]:
         """Count a finished level, start recording it, and give the next level's heads."""
         fresh = [report for report, reused in results if not reused]
         recording = asyncio.ensure_future(self.recorder.record_after(recording, level, fresh, held))
         next_items: list[MergeInput] = []
-        for group, (report, reused) in zip(groups, results):
+        for group, (report, reused) in zip(groups, results, strict=True):
             summary.reused += reused
             if report.status == "merged":
                 summary.merged += 1
@@ -202,8 +234,13 @@ class Merger:
         return next_items, recording
 
     async def _merge_group(
-        self, level: int, group: int, inputs: list[MergeInput], excluded: dict[str, str],
-        finished: "_Finished", held: HeldObjects,
+        self,
+        level: int,
+        group: int,
+        inputs: list[MergeInput],
+        excluded: dict[str, str],
+        finished: _Finished,
+        held: HeldObjects,
     ) -> tuple[MergeReport, bool]:
         name = f"L{level}-{group:02d}"
         ref = merge_branch(self.record.run, level, group)
@@ -211,8 +248,16 @@ class Merger:
         if existing is not None:
             return existing, True
         job = MergeJob(
-            run=self.record.run, name=name, level=level, group=group, inputs=inputs, context=self.context,
-            min_support=self.settings.min_support, retries=self.settings.retries, ask=self.ask, model=self.model,
+            run=self.record.run,
+            name=name,
+            level=level,
+            group=group,
+            inputs=inputs,
+            context=self.context,
+            min_support=self.settings.min_support,
+            retries=self.settings.retries,
+            ask=self.ask,
+            model=self.model,
             hold=held,
         )
         report, tree = await run_merge(job)
@@ -230,22 +275,43 @@ class Merger:
             raise UsageError(f"--batch must be at least 1 (got {batch})")
         inputs, excluded = self.load_inputs()
         if not inputs:
-            raise MergeFailed(f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record))
+            raise MergeFailed(
+                f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record)
+            )
         summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
         current = self.s0
         carried: list[Lesson] = []
         for index, start in enumerate(range(0, len(inputs), batch), start=1):
-            chunk = inputs[start:start + batch]
+            chunk = inputs[start : start + batch]
             name = f"S{index:03d}"
             ref = refs.sequential_branch(self.record.run, index)
             group_inputs = list(chunk)
             if carried:
-                group_inputs.insert(0, MergeInput(ref="", commit=current, label="current skill", lessons=carried, diff=self.store.diff(self.s0, current, self.skill_dir)))
-            context = PatchContext(self.store, current, self.skill_dir, strict=self.context.strict, limits=self.context.limits)
+                group_inputs.insert(
+                    0,
+                    MergeInput(
+                        ref="",
+                        commit=current,
+                        label="current skill",
+                        lessons=carried,
+                        diff=self.store.diff(self.s0, current, self.skill_dir),
+                    ),
+                )
+            context = PatchContext(
+                self.store, current, self.skill_dir, strict=self.context.strict, limits=self.context.limits
+            )
             job = MergeJob(
-                run=self.record.run, name=name, level=index, group=1, inputs=group_inputs, context=context,
-                min_support=self.settings.min_support, retries=self.settings.retries, ask=self.ask,
-                model=self.model, strategy="sequential",
+                run=self.record.run,
+                name=name,
+                level=index,
+                group=1,
+                inputs=group_inputs,
+                context=context,
+                min_support=self.settings.min_support,
+                retries=self.settings.retries,
+                ask=self.ask,
+                model=self.model,
+                strategy="sequential",
             )
             report, tree = await run_merge(job)
             if tree is None:
@@ -262,6 +328,8 @@ class Merger:
             current, carried = commit, report.lessons
             self.progress(f"{name}: merged {len(chunk)} patches")
         check_every_patch_accounted(self.record.run, inputs, excluded, _chain_patches(self.store, current, self.s0))
-        summary.candidate, summary.candidate_ref = current, self.recorder.move_branch(
-            refs.sequential_candidate(self.record.run), current)
+        summary.candidate, summary.candidate_ref = (
+            current,
+            self.recorder.move_branch(refs.sequential_candidate(self.record.run), current),
+        )
         return summary

@@ -8,7 +8,8 @@ model ledger to ``ledger/merge.json`` whatever happens.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from t2s.config import Config
 from t2s.consolidation.group import merger_ask
@@ -46,8 +47,11 @@ def merge_run(
     "sequential"``, the paper's linear baseline). ``progress`` gets one line per
     merge; ``rebuild`` sets an earlier merge tree aside first (after a review)."""
     settings = MergeSettings(
-        fan_in=config.merge.fan_in if fan_in is None else fan_in, min_support=config.merge.min_support,
-        retries=config.merge.retries, concurrency=config.merge.concurrency, retry_failed=retry_failed,
+        fan_in=config.merge.fan_in if fan_in is None else fan_in,
+        min_support=config.merge.min_support,
+        retries=config.merge.retries,
+        concurrency=config.merge.concurrency,
+        retry_failed=retry_failed,
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
@@ -58,8 +62,12 @@ def merge_run(
     say = progress or (lambda message: None)
     record = RunRecord(store, run)
     manifest = record.manifest()
-    llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None, phase=STAGE,
-              overrides=overrides)
+    llm = LLM(
+        config,
+        cache_path=default_cache_path(store.common_dir, config) if cache else None,
+        phase=STAGE,
+        overrides=overrides,
+    )
     context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
     merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=say)
     try:
@@ -76,8 +84,10 @@ def merge_run(
                 record.set_stage(STAGE, "failed")
                 raise
             finally:
-                record.write({LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
-                             f"t2s merge {record.run}: ledger")
+                record.write(
+                    {LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
+                    f"t2s merge {record.run}: ledger",
+                )
             record.set_stage(STAGE, "done", summary.model_dump())
     finally:
         llm.close()

@@ -12,10 +12,10 @@ import os
 import shlex
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 
@@ -158,8 +158,9 @@ class Demo:
         for command, code, seconds in self.result.steps:
             mark = "[green]ok[/green]" if code == 0 else f"[yellow]exit {code}[/yellow]"
             self.console.print(f"  {mark:>6}  {seconds:5.1f}s  {command}")
-        self.console.print(f"\nRelease tag: [bold]{self.result.tag or '(none)'}[/bold]   "
-                           f"report: [bold]{self.result.report}[/bold]")
+        self.console.print(
+            f"\nRelease tag: [bold]{self.result.tag or '(none)'}[/bold]   report: [bold]{self.result.report}[/bold]"
+        )
         self.console.print(f"Skill repository: {self.repo}  (try `t2s review -C {self.repo} --run {RUN}`)")
         self.console.print(
             "\nThe same loop against a real OpenAI-compatible endpoint (here: the local Qwen server):\n"

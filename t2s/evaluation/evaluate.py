@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext
@@ -70,6 +70,9 @@ class Unevaluable(UsageError):
 # ---------------------------------------------------------------------- cache
 @dataclass
 class EvalOutcome:
+    """One evaluation of a commit: its :class:`EvalRecord` (score, per-task results),
+    and whether the record was run now or found cached in an eval note."""
+
     commit: str
     record: EvalRecord
     #: True when no agent ran: the record came from a note.
@@ -79,6 +82,7 @@ class EvalOutcome:
 
     @property
     def ran(self) -> bool:
+        """True when the agent ran now (the record is not from a note)."""
         return not self.cached
 
 
@@ -152,8 +156,10 @@ def eval_lock(store: GitStore, ctx: EvalContext, tree: str, on_wait: Callable[[s
     evaluation of the same skill, suite, split, agent and seeds waits for the first."""
     key = ctx.key(tree)
     name = "eval-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-    busy = (f"waiting for another `t2s eval` of this skill (tree {tree[:12]}) on "
-            f"{ctx.suite_name}/{ctx.split} with the same agent to finish")
+    busy = (
+        f"waiting for another `t2s eval` of this skill (tree {tree[:12]}) on "
+        f"{ctx.suite_name}/{ctx.split} with the same agent to finish"
+    )
     return store.exclusive(name, busy, wait=on_wait or (lambda _message: None))
 
 
@@ -211,12 +217,23 @@ def evaluate(
 
 
 def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, duration: float) -> EvalRecord:
-    verdicts = sorted(result.verdicts, key=lambda v: (ctx.task_ids.index(v.task) if v.task in ctx.task_ids else 1 << 30, v.task, v.seed))
+    verdicts = sorted(
+        result.verdicts,
+        key=lambda v: (ctx.task_ids.index(v.task) if v.task in ctx.task_ids else 1 << 30, v.task, v.seed),
+    )
     expected = {(t, s) for t in ctx.task_ids for s in range(ctx.seeds)}
     got = {(v.task, v.seed) for v in verdicts}
     for task, seed in sorted(expected - got, key=lambda p: (ctx.task_ids.index(p[0]), p[1])):
-        verdicts.append(TaskVerdict(task=task, seed=seed, passed=False, score=0.0, error="no result from the runner",
-                                    cause=ErrorCause(kind="harness", message="no result from the runner")))
+        verdicts.append(
+            TaskVerdict(
+                task=task,
+                seed=seed,
+                passed=False,
+                score=0.0,
+                error="no result from the runner",
+                cause=ErrorCause(kind="harness", message="no result from the runner"),
+            )
+        )
     total = len(verdicts)
     return EvalRecord(
         suite=ctx.suite_name,
@@ -243,5 +260,3 @@ def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, dur
 
 
 # ---------------------------------------------------------------------- reports
-
-

@@ -9,8 +9,8 @@ into the candidate's note as a :class:`~t2s.record.notes.GateRecord`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from t2s.config import Config
 from t2s.errors import UsageError
@@ -67,6 +67,9 @@ class PairRow:
 
 @dataclass
 class GateResult:
+    """The gate's verdict on a candidate against a baseline: the recorded
+    :class:`GateRecord`, both evaluations, and one row per task (which side passed it)."""
+
     record: GateRecord
     candidate: EvalOutcome
     baseline: EvalOutcome
@@ -76,15 +79,29 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
+        """Whether the candidate passed the gate."""
         return self.record.passed
 
     def to_json(self) -> dict:
+        """The result as JSON-ready data (``t2s gate --json`` prints it, with the markdown)."""
         return {
             "passed": self.passed,
-            "candidate": {"rev": self.candidate_rev, "commit": self.candidate.commit, "score": self.candidate.record.score, "cached": self.candidate.cached},
-            "baseline": {"rev": self.baseline_rev, "commit": self.baseline.commit, "score": self.baseline.record.score, "cached": self.baseline.cached},
+            "candidate": {
+                "rev": self.candidate_rev,
+                "commit": self.candidate.commit,
+                "score": self.candidate.record.score,
+                "cached": self.candidate.cached,
+            },
+            "baseline": {
+                "rev": self.baseline_rev,
+                "commit": self.baseline.commit,
+                "score": self.baseline.record.score,
+                "cached": self.baseline.cached,
+            },
             "gate": self.record.model_dump(),
-            "tasks": [{"task": r.task, "baseline": r.baseline, "candidate": r.candidate, "kind": r.kind} for r in self.rows],
+            "tasks": [
+                {"task": r.task, "baseline": r.baseline, "candidate": r.candidate, "kind": r.kind} for r in self.rows
+            ],
         }
 
 
@@ -103,13 +120,17 @@ def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     s0 = run_s0(store, candidate)
     if s0:
         return s0
-    branch = (store.rev_parse(refs.head(config.release.branch))
-              or store.rev_parse(refs.remote_head("origin", config.release.branch)))
+    branch = store.rev_parse(refs.head(config.release.branch)) or store.rev_parse(
+        refs.remote_head("origin", config.release.branch)
+    )
     if branch:
         base = store.merge_base(candidate, branch)
         if base:
             return base
-    raise UsageError(f"no baseline for {candidate}: no release tag, no run S0, no merge base with {config.release.branch}", hint="pass --baseline REV")
+    raise UsageError(
+        f"no baseline for {candidate}: no release tag, no run S0, no merge base with {config.release.branch}",
+        hint="pass --baseline REV",
+    )
 
 
 def gate(

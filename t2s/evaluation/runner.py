@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
@@ -51,14 +51,29 @@ def _task_verdict(task_id: str, k: int, traj: Trajectory | None, doomed: list[st
     """A task's line of an evaluation: its verdict, or why it has none (errored, not run)."""
     if traj is None:
         reason = f"not run: {doomed[0]}"
-        return TaskVerdict(task=task_id, seed=k, passed=False, score=0.0, error=reason,
-                           cause=ErrorCause(kind="not-run", message=reason), stop_reason="not run")
+        return TaskVerdict(
+            task=task_id,
+            seed=k,
+            passed=False,
+            score=0.0,
+            error=reason,
+            cause=ErrorCause(kind="not-run", message=reason),
+            stop_reason="not run",
+        )
     cause = None
     if traj.verdict == "errored":
         cause = traj.error_cause or ErrorCause(kind="error", message=traj.error or "")
-    return TaskVerdict(task=task_id, seed=k, passed=traj.passed, score=float(traj.score or 0.0),
-                       error=traj.error if cause else None, cause=cause, turns=traj.turns,
-                       stop_reason=traj.stop_reason, tokens=traj.usage.total_tokens)
+    return TaskVerdict(
+        task=task_id,
+        seed=k,
+        passed=traj.passed,
+        score=float(traj.score or 0.0),
+        error=traj.error if cause else None,
+        cause=cause,
+        turns=traj.turns,
+        stop_reason=traj.stop_reason,
+        tokens=traj.usage.total_tokens,
+    )
 
 
 def evaluate_tasks(request: RunRequest) -> RunResult:
@@ -94,17 +109,29 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                 if doomed:  # one task errored, so nothing will be recorded: start no more
                     return task_id, k, None
                 opts = AgentOptions(
-                    max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
-                    phase="eval", seed=((role.seed or 0) + k) if seeds > 1 else None,
+                    max_turns=config.rollout.max_turns,
+                    exec_timeout=config.rollout.exec_timeout,
+                    phase="eval",
+                    seed=((role.seed or 0) + k) if seeds > 1 else None,
                     unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)
                 workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
-                traj = await run_agent(llm, ctx.suite, task, skill, workdir, options=opts,
-                                       traj_id=trajectory_id(task_id, k, seeds), split=ctx.split,
-                                       seed_index=k)
+                traj = await run_agent(
+                    llm,
+                    ctx.suite,
+                    task,
+                    skill,
+                    workdir,
+                    options=opts,
+                    traj_id=trajectory_id(task_id, k, seeds),
+                    split=ctx.split,
+                    seed_index=k,
+                )
                 if traj.verdict == "errored":
-                    doomed.append(f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})")
+                    doomed.append(
+                        f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})"
+                    )
                 return task_id, k, traj
 
         try:
@@ -122,5 +149,4 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
         llm.close()
     verdicts = [_task_verdict(task_id, k, traj, doomed) for task_id, k, traj in results]
     totals = llm.ledger.totals
-    return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd,
-                     model_calls=totals.calls)
+    return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd, model_calls=totals.calls)

@@ -13,7 +13,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def eval_table_markdown(record: GateRecord, *, candidate_label: str = "candidate", baseline_label: str = "baseline") -> str:
+def eval_table_markdown(
+    record: GateRecord, *, candidate_label: str = "candidate", baseline_label: str = "baseline"
+) -> str:
     """The score table (shared by the gate summary, the release commit and the tag)."""
     p = record.paired
     pv = "n/a" if record.p_value is None else f"{record.p_value:.4g}"
@@ -53,7 +55,11 @@ def gate_markdown(result: GateResult) -> str:
     ]
     if reasons:
         lines += [f"- {x}" for x in reasons] + [""]
-    lines.append(eval_table_markdown(r, candidate_label=f"candidate `{result.candidate_rev}`", baseline_label=f"baseline `{result.baseline_rev}`"))
+    lines.append(
+        eval_table_markdown(
+            r, candidate_label=f"candidate `{result.candidate_rev}`", baseline_label=f"baseline `{result.baseline_rev}`"
+        )
+    )
     if r.regressed:
         lines += ["", "Regressed: " + ", ".join(f"`{t}`" for t in r.regressed)]
     if r.improved:

@@ -26,9 +26,10 @@ import threading
 import time
 import weakref
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO
 
 import git as gitpython
 
@@ -48,7 +49,6 @@ _FALLBACK_IDENTITY = {
 Trailers = Sequence[tuple[str, str]] | Mapping[str, str]
 #: Objects computed but not yet written: ``(id, "<type> <size>\\0" + content)``.
 HeldObjects = list[tuple[str, bytes]]
-_UNSET = object()
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 #: Folder prefix of each diff's copy of the base in a batched ``git apply --check``.
 _CHECK_SLOT = "t2s-check-{:05d}"
@@ -135,15 +135,23 @@ class _ObjectReader:
     def __init__(self, root: Path, env: Mapping[str, str]):
         self._proc = subprocess.Popen(
             ["git", "cat-file", "--batch-command"],
-            cwd=root, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=root,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
+        assert self._proc.stdin is not None and self._proc.stdout is not None  # both pipes
+        self._stdin: IO[bytes] = self._proc.stdin
+        self._stdout: IO[bytes] = self._proc.stdout
         self._lock = threading.Lock()
         weakref.finalize(self, _ObjectReader._close, self._proc)
 
     @staticmethod
     def _close(proc: subprocess.Popen) -> None:
         with contextlib.suppress(Exception):
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
             proc.wait(timeout=5)
 
     def query(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
@@ -160,7 +168,7 @@ class _ObjectReader:
         out: list[bytes | None] = []
         with self._lock:
             for start in range(0, len(names), 128):
-                chunk = names[start:start + 128]
+                chunk = names[start : start + 128]
                 self._send([f"contents {name}" for name in chunk])
                 for _ in chunk:
                     found = self._answer(with_content=True)
@@ -168,19 +176,19 @@ class _ObjectReader:
         return out
 
     def _send(self, commands: Sequence[str]) -> None:
-        self._proc.stdin.write("".join(f"{command}\n" for command in commands).encode())
-        self._proc.stdin.flush()
+        self._stdin.write("".join(f"{command}\n" for command in commands).encode())
+        self._stdin.flush()
 
     def _answer(self, *, with_content: bool) -> tuple[str, str, bytes | None] | None:
         """One reply: ``(oid, type, content-or-None)``, or None where git found nothing."""
-        parts = self._proc.stdout.readline().decode(errors="replace").split()
+        parts = self._stdout.readline().decode(errors="replace").split()
         if len(parts) != 3 or parts[-1] in ("missing", "ambiguous"):
             return None
         oid, kind, size = parts
         content = None
         if with_content:
-            content = self._proc.stdout.read(int(size))
-            self._proc.stdout.read(1)  # the newline after the content
+            content = self._stdout.read(int(size))
+            self._stdout.read(1)  # the newline after the content
         return oid, kind, content
 
 
@@ -270,7 +278,9 @@ def _prefix_diff(diff: str, prefix: str) -> tuple[str, list[str]] | None:
         elif line.startswith(("--- a/", "+++ b/")):
             paths.append(line[6:].rstrip("\n").split("\t", 1)[0])
             out.append(line[:6] + prefix + line[6:])
-        elif line.startswith(("--- /dev/null", "+++ /dev/null", "new file mode", "deleted file mode", "index ", "old mode", "new mode")):
+        elif line.startswith(
+            ("--- /dev/null", "+++ /dev/null", "new file mode", "deleted file mode", "index ", "old mode", "new mode")
+        ):
             out.append(line)
         else:
             return None
@@ -302,7 +312,8 @@ class GitStore:
         self._entries: dict[str, dict[str, tuple[str, str]]] = {}
         self._t2s_dir_made = False
         #: (author, committer) idents for in-process commits; None: let git write them.
-        self._idents: tuple[str, str] | None | object = _UNSET
+        self._idents: tuple[str, str] | None = None
+        self._idents_read = False
 
     def _object(self, command: str, name: str) -> tuple[str, str, bytes | None] | None:
         """Look ``name`` up through the persistent reader (None where git lacks it)."""
@@ -320,7 +331,7 @@ class GitStore:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def discover(cls, start: Path | str = ".") -> "GitStore":
+    def discover(cls, start: Path | str = ".") -> GitStore:
         """The repository containing ``start``."""
         try:
             repo = gitpython.Repo(Path(start), search_parent_directories=True)
@@ -329,19 +340,19 @@ class GitStore:
                 f"{start}: not inside a git repository",
                 hint="run `t2s init` first, or pass -C DIR",
             ) from None
-        if repo.bare:
+        if repo.bare or repo.working_tree_dir is None:  # gitpython: None exactly when bare
             return cls(Path(repo.git_dir), Path(repo.git_dir))
         return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
 
     @classmethod
-    def init(cls, path: Path | str, *, branch: str = "main") -> "GitStore":
+    def init(cls, path: Path | str, *, branch: str = "main") -> GitStore:
         """Create a repository at ``path`` (or open it if it already is one)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if (path / ".git").exists():
             return cls.discover(path)
         repo = gitpython.Repo.init(path, initial_branch=branch)
-        return cls(Path(repo.working_tree_dir), Path(repo.git_dir).resolve())
+        return cls(Path(repo.working_tree_dir or path), Path(repo.git_dir).resolve())
 
     @property
     def common_dir(self) -> Path:
@@ -466,7 +477,10 @@ class GitStore:
         """Every file under ``path`` at ``rev``, keyed by path relative to ``path``."""
         prefix = path.rstrip("/") + "/" if path else ""
         blobs = [entry for entry in self.list_tree(rev, path) if entry.type == "blob"]
-        return {entry.path[len(prefix):]: data for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]))}
+        return {
+            entry.path[len(prefix) :]: data
+            for entry, data in zip(blobs, self.read_blobs([e.sha for e in blobs]), strict=True)
+        }
 
     def read_blobs(self, shas: Sequence[str]) -> list[bytes]:
         """The contents of many blobs, in one pipelined exchange with git."""
@@ -474,7 +488,7 @@ class GitStore:
         if reader is None:
             return [self._git("cat-file", "blob", sha, binary=True) for sha in shas]
         found = reader.contents(list(shas))
-        missing = [sha for sha, data in zip(shas, found) if data is None]
+        missing = [sha for sha, data in zip(shas, found, strict=True) if data is None]
         if missing:
             raise GitError(f"objects missing from the repository: {', '.join(missing[:3])}")
         return found  # type: ignore[return-value]
@@ -511,19 +525,26 @@ class GitStore:
         """The best common ancestor of ``a`` and ``b``, or None when they share none."""
         return self._git("merge-base", self.resolve(a), self.resolve(b), check=False).strip() or None
 
-    def rev_list(self, include: str, exclude: Sequence[str] = (), *, no_merges: bool = False,
-                 reverse: bool = False) -> list[str]:
+    def rev_list(
+        self, include: str, exclude: Sequence[str] = (), *, no_merges: bool = False, reverse: bool = False
+    ) -> list[str]:
         """Commits reachable from ``include`` but from none of ``exclude``, newest first
         (oldest first with ``reverse``)."""
-        args = ["rev-list", *(["--no-merges"] if no_merges else []), *(["--reverse"] if reverse else []),
-                include, *(f"^{rev}" for rev in exclude)]
+        args = [
+            "rev-list",
+            *(["--no-merges"] if no_merges else []),
+            *(["--reverse"] if reverse else []),
+            include,
+            *(f"^{rev}" for rev in exclude),
+        ]
         return self._git(*args).split()
 
     def trailer_values(self, include: str, exclude: Sequence[str], key: str) -> list[str]:
         """The values of trailer ``key`` on the commits of ``include`` not in ``exclude``
         (comma-separated values split), newest commit first."""
-        out = self._git("log", f"--format=%(trailers:key={key},valueonly,separator=%x2C)", include,
-                        *(f"^{rev}" for rev in exclude))
+        out = self._git(
+            "log", f"--format=%(trailers:key={key},valueonly,separator=%x2C)", include, *(f"^{rev}" for rev in exclude)
+        )
         return [value.strip() for line in out.splitlines() for value in line.split(",") if value.strip()]
 
     def graph(self, revs: Sequence[str] = (), *, glob: str | None = None, max_count: int | None = None) -> str:
@@ -672,7 +693,9 @@ class GitStore:
             os.replace(tmp, path)  # atomic: concurrent builders agree on the content
         return path
 
-    def build_tree(self, base: str | None, changes: Mapping[str, bytes | str | None], *, hold: HeldObjects | None = None) -> str:
+    def build_tree(
+        self, base: str | None, changes: Mapping[str, bytes | str | None], *, hold: HeldObjects | None = None
+    ) -> str:
         """A tree: ``base`` (commit or tree, or None for empty) with files set or removed.
 
         ``changes`` maps repo-relative POSIX paths to new contents, or None to remove.
@@ -698,7 +721,9 @@ class GitStore:
                 self._git("update-index", "--index-info", input="\n".join(lines) + "\n", env=env)
             return self._git("write-tree", env=env).strip()
 
-    def _edit_tree(self, tree: str | None, changes: Mapping[str, bytes | str | None], hold: HeldObjects | None = None) -> str | None:
+    def _edit_tree(
+        self, tree: str | None, changes: Mapping[str, bytes | str | None], hold: HeldObjects | None = None
+    ) -> str | None:
         """``tree`` with ``changes`` (paths relative to it); None if the result is empty."""
         entries = self._tree_entries(tree) if tree else {}
         files: dict[str, bytes | str | None] = {}
@@ -737,21 +762,24 @@ class GitStore:
 
     def _read_tree_entries(self, tree: str) -> dict[str, tuple[str, str]]:
         found = self._object("contents", tree)
-        if found is None or found[1] != "tree":
+        if found is None or found[1] != "tree" or found[2] is None:
             raise GitError(f"{tree} is not a tree")
-        raw, entries, pos = found[2], {}, 0
+        raw, pos = found[2], 0
+        entries: dict[str, tuple[str, str]] = {}
         while pos < len(raw):
             space = raw.index(b" ", pos)
             nul = raw.index(b"\0", space)
             mode = raw[pos:space].decode()
-            name = raw[space + 1:nul].decode("utf-8", "surrogateescape")
-            entries[name] = (mode, raw[nul + 1:nul + 21].hex())
+            name = raw[space + 1 : nul].decode("utf-8", "surrogateescape")
+            entries[name] = (mode, raw[nul + 1 : nul + 21].hex())
             pos = nul + 21
         return entries
 
     def _write_tree(self, entries: Mapping[str, tuple[str, str]], hold: HeldObjects | None = None) -> str:
         """Store a tree object; entries sorted as git sorts them (folders as ``name/``)."""
-        order = sorted(entries, key=lambda n: (n + "/" if entries[n][0] == "40000" else n).encode("utf-8", "surrogateescape"))
+        order = sorted(
+            entries, key=lambda n: (n + "/" if entries[n][0] == "40000" else n).encode("utf-8", "surrogateescape")
+        )
         raw = b"".join(
             f"{entries[n][0]} ".encode() + n.encode("utf-8", "surrogateescape") + b"\0" + bytes.fromhex(entries[n][1])
             for n in order
@@ -802,7 +830,7 @@ class GitStore:
         """
         if any(os.environ.get(k) for k in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")):
             return None
-        if self._idents is _UNSET:
+        if not self._idents_read:
             signing = self._git("config", "--bool", "commit.gpgSign", check=False).strip() == "true"
             if signing:
                 self._idents = None
@@ -810,6 +838,7 @@ class GitStore:
                 author = self._git("var", "GIT_AUTHOR_IDENT").strip().rsplit(" ", 2)[0]
                 committer = self._git("var", "GIT_COMMITTER_IDENT").strip().rsplit(" ", 2)[0]
                 self._idents = (author, committer)
+            self._idents_read = True
         return self._idents
 
     def apply_check(self, base: str, diff_text: str, *, cache_index: bool = True) -> str | None:
@@ -833,8 +862,9 @@ class GitStore:
         """
         if len(diffs) < 2:
             return [self.apply_check(base, diff) for diff in diffs]
-        moved = [_prefix_diff(diff, _CHECK_SLOT.format(n) + "/") for n, diff in enumerate(diffs)]
-        if any(m is None for m in moved):  # a diff this batching does not understand
+        prefixed = [_prefix_diff(diff, _CHECK_SLOT.format(n) + "/") for n, diff in enumerate(diffs)]
+        moved = [m for m in prefixed if m is not None]
+        if len(moved) < len(prefixed):  # a diff this batching does not understand
             return [self.apply_check(base, diff) for diff in diffs]
         base_entries = self._tree_entries(self.tree_of(base))
         tops = {path.split("/", 1)[0] for _, paths in moved for path in paths}
@@ -911,7 +941,12 @@ class GitStore:
         if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace").strip()
             names = ", ".join(u.ref for u in updates)
-            if "but expected" in stderr or "already exists" in stderr or "unable to resolve" in stderr or "cannot lock ref" in stderr:
+            if (
+                "but expected" in stderr
+                or "already exists" in stderr
+                or "unable to resolve" in stderr
+                or "cannot lock ref" in stderr
+            ):
                 raise RefConflict(f"refs not updated ({names}): {stderr}")
             raise GitError(f"refs not updated ({names}): {stderr}")
 
@@ -946,8 +981,9 @@ class GitStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def exclusive(self, name: str, busy: str, hint: str = "", *,
-                  wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def exclusive(
+        self, name: str, busy: str, hint: str = "", *, wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
         """Hold the inter-process lock ``name`` for the block, or fail at once with
         ``busy``; with ``wait``, call ``wait(busy)`` and wait for the holder instead.
         The system drops the lock when its process ends, so a crash leaves none behind."""
@@ -971,8 +1007,7 @@ class GitStore:
         """
         commit = self.resolve(rev)
         with self._notes_lock(notes_ref):
-            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit,
-                     input=redaction.redact_text(text))
+            self._git("notes", "--ref", notes_ref, "add", "-f", "-F", "-", commit, input=redaction.redact_text(text))
 
     def update_note(self, notes_ref: str, rev: str, change: Callable[[str | None], str]) -> str:
         """Read-modify-write the note on ``rev``: ``change(old_text_or_None)`` gives the
@@ -1008,7 +1043,10 @@ class GitStore:
         if self.rev_parse(f"refs/tags/{name}"):
             raise RefConflict(f"tag {name} already exists")
         self._git("tag", "-a", name, "-F", "-", commit, input=redaction.redact_text(message))
-        return self.rev_parse(f"refs/tags/{name}")
+        sha = self.rev_parse(f"refs/tags/{name}")
+        if sha is None:
+            raise GitError(f"git tag made no tag {name}")
+        return sha
 
     def drop_tag_reflogs(self, message_prefix: str = "t2s") -> list[str]:
         """Remove the reflogs of tags whose every entry was written by t2s, or that are
@@ -1031,18 +1069,32 @@ class GitStore:
 
     def tag_refs(self, pattern: str = "v*") -> list[TagRef]:
         """Every tag matching ``pattern`` with what it points at, in one ``for-each-ref``."""
-        fields = ["%(refname:strip=2)", "%(objectname)", "%(objecttype)", "%(tag)", "%(*objectname)",
-                  "%(*objecttype)", "%(parent)", "%(*parent)"]
+        fields = [
+            "%(refname:strip=2)",
+            "%(objectname)",
+            "%(objecttype)",
+            "%(tag)",
+            "%(*objectname)",
+            "%(*objecttype)",
+            "%(parent)",
+            "%(*parent)",
+        ]
         out = self._git("for-each-ref", "--format=" + "%00".join(fields), f"refs/tags/{pattern}")
         found = []
         for line in out.splitlines():
             name, oid, kind, tagged, peeled, peeled_kind, parents, peeled_parents = line.split("\0")
             annotated = kind == "tag"
-            found.append(TagRef(
-                name=name, object=oid, annotated=annotated, tagged_name=tagged if annotated else "",
-                target=peeled if annotated else oid, target_type=peeled_kind if annotated else kind,
-                parents=tuple((peeled_parents if annotated else parents).split()),
-            ))
+            found.append(
+                TagRef(
+                    name=name,
+                    object=oid,
+                    annotated=annotated,
+                    tagged_name=tagged if annotated else "",
+                    target=peeled if annotated else oid,
+                    target_type=peeled_kind if annotated else kind,
+                    parents=tuple((peeled_parents if annotated else parents).split()),
+                )
+            )
         return found
 
     # ----------------------------------------------------------------- batch reads
@@ -1061,7 +1113,7 @@ class GitStore:
             if header.endswith(" missing"):
                 continue
             _oid, _kind, size = header.split()
-            result[sha] = out[pos:pos + int(size)]
+            result[sha] = out[pos : pos + int(size)]
             pos += int(size) + 1
         return result
 
@@ -1087,7 +1139,9 @@ class GitStore:
         _check_ref_name(f"refs/tags/{name}")
         commit = self.resolve(rev)
         ident = self._git("var", "GIT_COMMITTER_IDENT").strip()
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
+        body = (
+            f"object {commit}\ntype commit\ntag {name}\ntagger {ident}\n\n{redaction.redact_text(message).rstrip()}\n"
+        )
         return self._git("mktag", input=body).strip()
 
     def checked_out(self) -> dict[str, Path]:
@@ -1097,12 +1151,12 @@ class GitStore:
         current: Path | None = None
         for line in out.splitlines():
             if line.startswith("worktree "):
-                current = Path(line[len("worktree "):])
+                current = Path(line[len("worktree ") :])
             elif line.startswith("branch ") and current is not None:
-                found[line[len("branch "):]] = current
+                found[line[len("branch ") :]] = current
         return found
 
-    def worktree_add(self, path: Path, rev: str) -> "GitStore":
+    def worktree_add(self, path: Path, rev: str) -> GitStore:
         """A detached, *unpopulated* linked worktree at ``path`` (no files written);
         its HEAD, index and bisect state are its own."""
         self._git("worktree", "add", "--detach", "--no-checkout", str(path), self.resolve(rev))
@@ -1140,8 +1194,12 @@ class GitStore:
         try:
             self._git(*args, self.resolve(bad), *(self.resolve(g) for g in good))
             proc = subprocess.Popen(
-                ["git", "bisect", "run", *command], cwd=self.root, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lifeline,),
+                ["git", "bisect", "run", *command],
+                cwd=self.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(lifeline,),
                 env=self._env({**(env or {}), LIFELINE_ENV: str(lifeline)}),
             )
             os.close(lifeline)
@@ -1192,7 +1250,9 @@ class GitStore:
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file: tarfile gives it a reader
+                target.write_bytes(source.read())
                 if member.mode & 0o111:
                     target.chmod(0o755)
         return dest

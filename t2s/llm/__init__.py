@@ -32,13 +32,19 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-if TYPE_CHECKING:
-    from t2s.llm.client import LLM, default_cache_path
-    from t2s.llm.errors import FAILURE_KINDS, BudgetExceeded, CacheMiss, LLMError, StructuredOutputError
-    from t2s.llm.ledger import Ledger, LedgerRow
-    from t2s.llm.results import ChatResult, ToolCall, Usage
-    from t2s.llm.roles import PLACEHOLDER_API_KEY, resolve_roles
-    from t2s.llm.structured import extract_json
+if TYPE_CHECKING:  # `name as name` marks an explicit re-export (PEP 484)
+    from t2s.llm.client import LLM as LLM, default_cache_path as default_cache_path
+    from t2s.llm.errors import (
+        FAILURE_KINDS as FAILURE_KINDS,
+        BudgetExceeded as BudgetExceeded,
+        CacheMiss as CacheMiss,
+        LLMError as LLMError,
+        StructuredOutputError as StructuredOutputError,
+    )
+    from t2s.llm.ledger import Ledger as Ledger, LedgerRow as LedgerRow
+    from t2s.llm.results import ChatResult as ChatResult, ToolCall as ToolCall, Usage as Usage
+    from t2s.llm.roles import PLACEHOLDER_API_KEY as PLACEHOLDER_API_KEY, resolve_roles as resolve_roles
+    from t2s.llm.structured import extract_json as extract_json
 
 
 def __getattr__(name: str) -> Any:

@@ -67,9 +67,7 @@ class ResponseCache:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-            )
+            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_SCHEMA)
@@ -80,9 +78,7 @@ class ResponseCache:
         if not self.enabled:
             return None
         with self._lock:
-            row = self._db().execute(
-                "SELECT response FROM responses WHERE key = ?", (key,)
-            ).fetchone()
+            row = self._db().execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             self.misses += 1
             return None

@@ -47,9 +47,10 @@ import os
 import random
 import time
 import weakref
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import openai
 
@@ -77,8 +78,7 @@ from t2s.llm.structured import (
     _format_validation_error,
     extract_json,
 )
-from t2s.prompts import load as load_prompt
-from t2s.prompts import render as render_prompt
+from t2s.prompts import load as load_prompt, render as render_prompt
 
 log = logging.getLogger("t2s.llm.client")
 
@@ -102,8 +102,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Retryable(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None, status: int | None = None,
-                 kind: str = "bad-response"):
+    def __init__(
+        self, cause: str, retry_after: float | None = None, status: int | None = None, kind: str = "bad-response"
+    ):
         super().__init__(cause)
         self.cause = cause
         self.retry_after = retry_after
@@ -216,15 +217,10 @@ class LLM:
         config = config or Config()
         self._env = os.environ if env is None else env
         if roles is not None:
-            models = {
-                name: r if isinstance(r, RoleModel) else RoleModel.model_validate(r)
-                for name, r in roles.items()
-            }
+            models = {name: r if isinstance(r, RoleModel) else RoleModel.model_validate(r) for name, r in roles.items()}
             config = config.model_copy(update={"models": models})
         names = list(dict.fromkeys([*ROLES, *config.models]))
-        self.roles: dict[str, RoleModel] = resolve_roles(
-            config, env=self._env, overrides=overrides, roles=names
-        )
+        self.roles: dict[str, RoleModel] = resolve_roles(config, env=self._env, overrides=overrides, roles=names)
         self.phase = phase
         if budget is None:
             budget = config.budget
@@ -244,9 +240,7 @@ class LLM:
         self.cache: ResponseCache | None = (
             ResponseCache(Path(cache_path), mode) if cache_path is not None and mode != "off" else None
         )
-        self._loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._limits: dict[str, int] = {}
         for cfg in self.roles.values():
             key = _endpoint_key(cfg.base_url)
@@ -255,12 +249,11 @@ class LLM:
     # ---------------------------------------------------------------- plumbing
 
     def role(self, name: str) -> RoleModel:
+        """The model settings of role ``name``; a :class:`ConfigError` for an unknown role."""
         try:
             return self.roles[name]
         except KeyError:
-            raise ConfigError(
-                f"unknown model role {name!r} (roles: {', '.join(self.roles)})"
-            ) from None
+            raise ConfigError(f"unknown model role {name!r} (roles: {', '.join(self.roles)})") from None
 
     @property
     def api_key_env_names(self) -> set[str]:
@@ -319,7 +312,7 @@ class LLM:
         if self.cache is not None:
             self.cache.close()
 
-    async def __aenter__(self) -> "LLM":
+    async def __aenter__(self) -> LLM:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -396,8 +389,7 @@ class LLM:
                 return ChatResult(**hit, role=role, phase=phase, cached=True)
             if self.cache.mode == "replay":
                 raise CacheMiss(
-                    f"{role}: replay-only cache has no answer for this request "
-                    f"(model {cfg.model}, key {key[:12]})",
+                    f"{role}: replay-only cache has no answer for this request (model {cfg.model}, key {key[:12]})",
                     hint="run once with cache mode read-write to record it",
                 )
 
@@ -408,8 +400,12 @@ class LLM:
             data, attempts = await self._send(role, phase, cfg, body, timeout)
         except LLMError as err:
             self.ledger.record_call(
-                role, phase, cfg.model, latency_s=time.perf_counter() - started,
-                attempts=err.attempts, error=True,
+                role,
+                phase,
+                cfg.model,
+                latency_s=time.perf_counter() - started,
+                attempts=err.attempts,
+                error=True,
             )
             raise
         except BaseException:  # cancelled: the call never finished
@@ -418,9 +414,13 @@ class LLM:
         latency = time.perf_counter() - started
         usage = data["usage"]
         self.ledger.record_call(
-            role, phase, cfg.model,
-            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
-            latency_s=latency, attempts=attempts,
+            role,
+            phase,
+            cfg.model,
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            latency_s=latency,
+            attempts=attempts,
         )
         if not data["model"]:
             data["model"] = cfg.model
@@ -435,7 +435,7 @@ class LLM:
         client = self._client(cfg)
         sem = self._semaphore(cfg)
         timeout = cfg.timeout if timeout is None else timeout
-        options = {"headers": {"X-T2S-Role": role, "X-T2S-Phase": phase}, "timeout": timeout}
+        options: openai.RequestOptions = {"headers": {"X-T2S-Role": role, "X-T2S-Phase": phase}, "timeout": timeout}
         endpoint = _endpoint_key(cfg.base_url)
         max_attempts = cfg.max_retries + 1
         problem: _Retryable | None = None
@@ -456,27 +456,45 @@ class LLM:
                 else:
                     raise LLMError(
                         f"{role} model call to {endpoint} ({cfg.model}) failed: {cause}",
-                        role=role, endpoint=endpoint, model=cfg.model, cause=cause,
-                        attempts=attempt, status=status,
-                        hint=_status_hint(status, cfg), kind="http-error",
+                        role=role,
+                        endpoint=endpoint,
+                        model=cfg.model,
+                        cause=cause,
+                        attempts=attempt,
+                        status=status,
+                        hint=_status_hint(status, cfg),
+                        kind="http-error",
                     ) from None
             except openai.APITimeoutError:
                 problem = _Retryable(f"no answer within {timeout:g}s (timeout)", kind="timeout")
             except openai.APIConnectionError as err:
                 detail = err.__cause__ or err
-                problem = _Retryable(f"connection failed: {self._redact(str(detail)) or type(detail).__name__}",
-                                     kind=_connection_kind(detail))
+                problem = _Retryable(
+                    f"connection failed: {self._redact(str(detail)) or type(detail).__name__}",
+                    kind=_connection_kind(detail),
+                )
             if attempt < max_attempts:
                 delay = self._backoff(cfg, attempt, problem.retry_after)
-                log.debug("%s: attempt %d/%d failed (%s); retrying in %.2fs",
-                          role, attempt, max_attempts, problem.cause, delay)
+                log.debug(
+                    "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+                    role,
+                    attempt,
+                    max_attempts,
+                    problem.cause,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         assert problem is not None
         raise LLMError(
             f"{role} model call to {endpoint} ({cfg.model}) failed after {max_attempts} "
             f"attempt{'s' if max_attempts != 1 else ''}: {problem.cause}",
-            role=role, endpoint=endpoint, model=cfg.model, cause=problem.cause,
-            attempts=max_attempts, status=problem.status, kind=problem.kind,
+            role=role,
+            endpoint=endpoint,
+            model=cfg.model,
+            cause=problem.cause,
+            attempts=max_attempts,
+            status=problem.status,
+            kind=problem.kind,
         )
 
     @staticmethod
@@ -537,15 +555,21 @@ class LLM:
                     problem += " (the answer was cut off at max_tokens)"
                 errors.append(problem)
             if round_ < repairs:
-                convo = convo + [
+                convo = [
+                    *convo,
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": render_prompt(load_prompt(REPAIR_PROMPT).strip(), error=errors[-1])},
                 ]
         raise StructuredOutputError(
             f"{role} answer never matched {schema.__name__} after {repairs + 1} "
             f"attempt{'s' if repairs else ''}: {errors[-1]}",
-            raw=raw, errors=errors, role=role, endpoint=_endpoint_key(cfg.base_url),
-            model=cfg.model, cause=errors[-1], attempts=repairs + 1,
+            raw=raw,
+            errors=errors,
+            role=role,
+            endpoint=_endpoint_key(cfg.base_url),
+            model=cfg.model,
+            cause=errors[-1],
+            attempts=repairs + 1,
         )
 
     # ---------------------------------------------------------------- sync wrappers
@@ -567,11 +591,11 @@ class LLM:
             return pool.submit(asyncio.run, wrapped()).result()
 
     def chat_sync(self, role: str, messages: Sequence[Mapping[str, Any]], **kw: Any) -> ChatResult:
+        """:meth:`chat` from synchronous code (through :meth:`run`)."""
         return self.run(self.chat(role, messages, **kw))
 
-    def structured_sync(
-        self, role: str, messages: Sequence[Mapping[str, Any]], schema: type[M], **kw: Any
-    ) -> M:
+    def structured_sync(self, role: str, messages: Sequence[Mapping[str, Any]], schema: type[M], **kw: Any) -> M:
+        """:meth:`structured` from synchronous code (through :meth:`run`)."""
         return self.run(self.structured(role, messages, schema, **kw))
 
 

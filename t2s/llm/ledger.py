@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from t2s.llm.errors import BudgetExceeded
 
@@ -34,6 +35,8 @@ _SUM_FIELDS = (
 
 @dataclass
 class LedgerRow:
+    """The tallies of one (role, phase): calls, cache hits, errors, tokens, time and cost."""
+
     role: str
     phase: str
     calls: int = 0  # requests that went to the network (successful or not)
@@ -47,13 +50,16 @@ class LedgerRow:
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
         return self.prompt_tokens + self.completion_tokens
 
-    def add(self, other: "LedgerRow") -> None:
+    def add(self, other: LedgerRow) -> None:
+        """Add ``other``'s tallies to this row."""
         for name in _SUM_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data, with ``total_tokens`` and rounded time and cost."""
         data = asdict(self)
         data["total_tokens"] = self.total_tokens
         data["latency_s"] = round(self.latency_s, 6)
@@ -99,9 +105,7 @@ class Ledger:
                 if self.max_calls is not None and total.calls + self._in_flight >= self.max_calls:
                     self.stopped = f"max_calls={self.max_calls} reached ({total.calls} calls made)"
                 elif self.max_tokens is not None and total.total_tokens >= self.max_tokens:
-                    self.stopped = (
-                        f"max_tokens={self.max_tokens} reached ({total.total_tokens} tokens used)"
-                    )
+                    self.stopped = f"max_tokens={self.max_tokens} reached ({total.total_tokens} tokens used)"
                 elif self.max_usd is not None and total.cost_usd >= self.max_usd:
                     self.stopped = f"max_usd={self.max_usd:g} reached (${total.cost_usd:.4f} spent)"
             if self.stopped is not None:
@@ -119,6 +123,8 @@ class Ledger:
     # ---------------------------------------------------------------- records
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """The USD cost of the tokens at ``model``'s price per million (0 for a model
+        without a price, which is then listed in ``unpriced_models``)."""
         price = self.prices.get(model)
         if price is None:
             if prompt_tokens or completion_tokens:
@@ -159,6 +165,7 @@ class Ledger:
             row.cost_usd += self.cost(model, prompt_tokens, completion_tokens)
 
     def record_cached(self, role: str, phase: str) -> None:
+        """Count one answer served from the response cache (no request, no cost)."""
         with self._lock:
             self._row(role, phase).cached += 1
 
@@ -172,6 +179,7 @@ class Ledger:
 
     @property
     def totals(self) -> LedgerRow:
+        """Every row added up, as one row with ``role="total"``."""
         with self._lock:
             return self._total_unlocked()
 
@@ -193,6 +201,7 @@ class Ledger:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
+        """Rows, sums by role and by phase, totals, caps and why work stopped (JSON-ready)."""
         return {
             "rows": self.summary()[:-1],
             "by_role": self._grouped("role"),
@@ -212,7 +221,9 @@ class Ledger:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Ledger":
+    def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
+        """A ledger read back from :meth:`to_dict`'s data (rows, caps and ``stopped``;
+        the prices are not stored)."""
         caps = data.get("caps") or {}
         ledger = cls(
             max_calls=caps.get("max_calls"),
@@ -228,11 +239,12 @@ class Ledger:
         return ledger
 
     @classmethod
-    def from_json(cls, text: str) -> "Ledger":
+    def from_json(cls, text: str) -> Ledger:
+        """A ledger read back from :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
 
 
-def accumulate(previous: Any, ledger: "Ledger") -> str:
+def accumulate(previous: Any, ledger: Ledger) -> str:
     """``ledger`` added to a previously stored ledger (its JSON dict, or None), as JSON.
 
     A resumed stage appends to what earlier invocations of the same stage spent.
@@ -244,4 +256,3 @@ def accumulate(previous: Any, ledger: "Ledger") -> str:
     combined.stopped = ledger.stopped
     combined.unpriced_models |= set(ledger.unpriced_models)
     return combined.to_json()
-

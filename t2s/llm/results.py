@@ -10,15 +10,20 @@ from pydantic import BaseModel
 
 
 class Usage(BaseModel):
+    """The tokens one call (or a sum of calls) used, as the server reported them."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
         return self.prompt_tokens + self.completion_tokens
 
 
 class ToolCall(BaseModel):
+    """One tool call of an assistant message: its id, the tool's name and the arguments."""
+
     id: str
     name: str
     #: The arguments exactly as the model wrote them (a JSON string, maybe invalid).
@@ -29,6 +34,7 @@ class ToolCall(BaseModel):
         return json.loads(self.arguments or "{}")
 
     def to_openai(self) -> dict[str, Any]:
+        """The call in OpenAI's chat format, as it goes back into a conversation."""
         return {
             "id": self.id,
             "type": "function",
@@ -37,6 +43,9 @@ class ToolCall(BaseModel):
 
 
 class ChatResult(BaseModel):
+    """What one chat call returned (from the endpoint or the response cache): the text,
+    the tool calls, the usage, and which role, phase and model it was for."""
+
     content: str | None = None
     tool_calls: list[ToolCall] = []
     usage: Usage = Usage()
@@ -59,6 +68,4 @@ class ChatResult(BaseModel):
         return msg
 
     def _cache_value(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"content", "tool_calls", "usage", "finish_reason", "model"}
-        )
+        return self.model_dump(include={"content", "tool_calls", "usage", "finish_reason", "model"})

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -88,9 +89,7 @@ def resolve_roles(
             layer = {}
             for name, value in (overrides.get(key) or {}).items():
                 if name not in RoleModel.model_fields:
-                    raise ConfigError(
-                        f"unknown model setting {name!r} (settings: {', '.join(RoleModel.model_fields)})"
-                    )
+                    raise ConfigError(f"unknown model setting {name!r} (settings: {', '.join(RoleModel.model_fields)})")
                 layer[name] = (f"--set {key}.{name}" if key != "*" else f"flag {name}", value)
             layers.append((key, layer))
         sources: dict[str, str] = {}

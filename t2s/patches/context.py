@@ -6,9 +6,9 @@ branch.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import (
     Any,
-    Iterable,
 )
 
 from t2s.errors import UsageError
@@ -54,7 +54,7 @@ class PatchContext:
             raise UsageError(f"{self.skill_dir} does not exist at {s0}")
         prefix = self.skill_dir + "/"
         entries = store.list_tree(self.s0, self.skill_dir)
-        self.symlinks = {e.path[len(prefix):] for e in entries if e.mode == "120000"}
+        self.symlinks = {e.path[len(prefix) :] for e in entries if e.mode == "120000"}
         self.files: dict[str, bytes] = {
             rel: data for rel, data in store.read_files(self.s0, self.skill_dir).items() if rel not in self.symlinks
         }
@@ -71,6 +71,9 @@ class PatchContext:
         return out
 
     def render(self, edits: Any) -> RenderResult:
+        """Apply ``edits`` to S0 in memory with every guardrail, check that the diff
+        applies with git, and write the tree: a :class:`RenderResult` (``ok`` False with
+        the failures when an edit, a guardrail or git refuses)."""
         result = self._render_edits(edits)
         if not result.ok:
             return result
@@ -106,11 +109,13 @@ class PatchContext:
         # private index); render_edits already replayed its hunks onto S0's text, so
         # the tree is written from the edited files themselves.
         if reason is not None:
-            return result.model_copy(update={
-                "ok": False,
-                "diff": "",
-                "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
-            })
+            return result.model_copy(
+                update={
+                    "ok": False,
+                    "diff": "",
+                    "failures": [EditFailure(reason=f"the rendered diff does not apply to S0: {reason}")],
+                }
+            )
         changes = {f"{self.skill_dir}/{rel}": text.encode("utf-8") for rel, text in result.files.items()}
         tree = self.store.build_tree(self.s0, changes, hold=hold)
         return result.model_copy(update={"tree": tree})
@@ -158,7 +163,7 @@ class _BatchedApplyCheck:
                     if not isinstance(err, Exception):
                         raise
                     continue
-                for (_, future), reason in zip(batch, reasons):
+                for (_, future), reason in zip(batch, reasons, strict=True):
                     if not future.done():
                         future.set_result(reason)
         finally:

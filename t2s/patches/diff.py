@@ -31,7 +31,7 @@ def unified_diff(path: str, old: str | None, new: str, *, context: int = 3) -> s
     return "".join(out)
 
 
-def replay_hunks(old: str, patched: "unidiff.PatchedFile") -> str | None:
+def replay_hunks(old: str, patched: unidiff.PatchedFile) -> str | None:
     """``old`` with the hunks of one parsed file applied, or None if they do not fit."""
     lines = old.splitlines(keepends=True)
     out: list[str] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -42,7 +42,9 @@ class InsertEdit(_Edit):
     position: Literal["before", "after"] = Field(
         "after", description="Insert before the first line of the anchor, or after its last line."
     )
-    text: str = Field(description="The lines to insert (Markdown). Include blank lines yourself where Markdown needs them.")
+    text: str = Field(
+        description="The lines to insert (Markdown). Include blank lines yourself where Markdown needs them."
+    )
 
 
 class ReplaceEdit(_Edit):
@@ -57,7 +59,9 @@ class ReplaceEdit(_Edit):
         "SKILL.md",
         description="The file to edit, relative to the skill folder: 'SKILL.md' or 'references/<name>.md'.",
     )
-    old: str = Field(description="Exact text to replace; must occur exactly once in the file. Keep it short but unique.")
+    old: str = Field(
+        description="Exact text to replace; must occur exactly once in the file. Keep it short but unique."
+    )
     new: str = Field(description="The replacement text ('' deletes `old`).")
 
 
@@ -74,7 +78,9 @@ class AppendToSectionEdit(_Edit):
         "SKILL.md",
         description="The file to edit, relative to the skill folder: 'SKILL.md' or 'references/<name>.md'.",
     )
-    heading: str = Field(description="The section's heading, e.g. '## Pitfalls' or just 'Pitfalls'; must match exactly one heading.")
+    heading: str = Field(
+        description="The section's heading, e.g. '## Pitfalls' or just 'Pitfalls'; must match exactly one heading."
+    )
     text: str = Field(description="The Markdown to append to the section.")
 
 
@@ -122,7 +128,7 @@ class AppendToReferenceEdit(_Edit):
 
 
 Edit = Annotated[
-    Union[InsertEdit, ReplaceEdit, AppendToSectionEdit, AddSectionEdit, CreateReferenceEdit, AppendToReferenceEdit],
+    InsertEdit | ReplaceEdit | AppendToSectionEdit | AddSectionEdit | CreateReferenceEdit | AppendToReferenceEdit,
     Field(discriminator="op"),
 ]
 
@@ -254,7 +260,9 @@ def find_heading(lines: list[str], ref: str, file: str) -> Heading:
         raise EditError(f"no heading '{title}' in {file}{hint}. Headings in {file}: {known}")
     if len(matches) > 1:
         where = ", ".join(f"line {h.line + 1} ('{'#' * h.level} {h.title}')" for h in matches)
-        raise EditError(f"the heading '{title}' occurs {len(matches)} times in {file} ({where}); give its level with '#' marks or use another edit")
+        raise EditError(
+            f"the heading '{title}' occurs {len(matches)} times in {file} ({where}); give its level with '#' marks or use another edit"
+        )
     return matches[0]
 
 
@@ -299,7 +307,7 @@ def closest_hint(text: str, needle: str) -> str:
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2(target)
     for start in range(0, max(1, len(lines) - width + 1)):
-        window = "\n".join(line.strip() for line in lines[start:start + width])
+        window = "\n".join(line.strip() for line in lines[start : start + width])
         if not window.strip():
             continue
         matcher.set_seq1(window)
@@ -311,7 +319,7 @@ def closest_hint(text: str, needle: str) -> str:
     ratio, start = best
     if start < 0 or ratio < 0.4:
         return ""
-    window = "\n".join(lines[start:start + width])
+    window = "\n".join(lines[start : start + width])
     where = f"line {start + 1}" if width == 1 else f"lines {start + 1}-{min(len(lines), start + width)}"
     return f"; closest text ({where}, {round(ratio * 100)}% similar): {_short(window, 300)!r}"
 
@@ -360,7 +368,7 @@ def _append_block(lines: list[str], at: int, last: int | None, block: str) -> li
     tail = lines[at:]
     if tail and tail[0].strip():
         pieces.append("\n")
-    return head + ["".join(pieces)] + tail
+    return [*head, "".join(pieces), *tail]
 
 
 def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
@@ -391,7 +399,7 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
         if old == new:
             raise EditError("`new` is identical to `old`, so the edit changes nothing")
         start = count_and_closest(text, old, file, "the text to replace")
-        out[file] = text[:start] + new + text[start + len(old):]
+        out[file] = text[:start] + new + text[start + len(old) :]
     elif op == "insert":
         insert = normalise_text(edit.text)
         if not insert.strip():
@@ -415,7 +423,9 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
             out[file] = "".join(_append_block(lines, at, last, block + "\n"))
     elif op == "append_to_reference":
         if not file.startswith("references/"):
-            raise EditError("append_to_reference only edits files under references/; use append_to_section for SKILL.md")
+            raise EditError(
+                "append_to_reference only edits files under references/; use append_to_section for SKILL.md"
+            )
         block = normalise_text(edit.text).strip("\n")
         if not block.strip():
             raise EditError("the text to append is empty")
@@ -435,11 +445,11 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
         if not body.strip():
             raise EditError("the section body is empty")
         lines = text.splitlines(keepends=True)
-        for existing in headings(lines):
-            if _norm_title(existing.title) == _norm_title(title):
+        for section in headings(lines):
+            if _norm_title(section.title) == _norm_title(title):
                 raise EditError(
-                    f"a section '{'#' * existing.level} {existing.title}' already exists in {file} "
-                    f"(line {existing.line + 1}); use append_to_section to add to it"
+                    f"a section '{'#' * section.level} {section.title}' already exists in {file} "
+                    f"(line {section.line + 1}); use append_to_section to add to it"
                 )
         block = f"{'#' * level} {title}\n\n{body}\n"
         if edit.after is None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import (
-    Iterable,
-    Mapping,
-)
 
 from t2s.patches.edits import (
     EditError,
@@ -56,7 +53,9 @@ def check_edit_path(
     if "\\" in file:
         raise EditError(f"refusing path {file!r}: backslashes are not allowed; use 'references/<topic>.md'")
     if file.startswith("/") or re.match(r"^[A-Za-z]:", file):
-        raise EditError(f"refusing path {file!r}: absolute paths are not allowed; paths are relative to the skill folder")
+        raise EditError(
+            f"refusing path {file!r}: absolute paths are not allowed; paths are relative to the skill folder"
+        )
     if _ODD_CHARS_RE.search(file) or file != file.strip():
         raise EditError(f"refusing path {file!r}: it contains characters not allowed in a skill file name")
     parts = file.split("/")
@@ -64,7 +63,7 @@ def check_edit_path(
         raise EditError(f"refusing path {file!r}: '..' would leave the skill folder")
     prefix = skill_dir.rstrip("/").split("/")
     if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
-        parts = parts[len(prefix):]
+        parts = parts[len(prefix) :]
     if any(part in ("", ".") for part in parts):
         raise EditError(f"refusing path {file!r}: empty or '.' path components are not allowed")
     path = "/".join(parts)
@@ -81,12 +80,11 @@ def check_edit_path(
         raise EditError(f"refusing path {file!r}: scripts/ is never edited; {allowed}")
     if len(parts) != 2 or parts[0] != REFERENCES_DIR or not parts[1].endswith(".md"):
         raise EditError(f"refusing path {file!r}: {allowed}")
-    if path not in set(existing) or creating:
-        if not REFERENCE_NAME_RE.match(parts[1]):
-            raise EditError(
-                f"refusing path {file!r}: a reference file name must match [a-z0-9][a-z0-9-_]*.md "
-                "(lower case, digits, '-' and '_')"
-            )
+    if (path not in set(existing) or creating) and not REFERENCE_NAME_RE.match(parts[1]):
+        raise EditError(
+            f"refusing path {file!r}: a reference file name must match [a-z0-9][a-z0-9-_]*.md "
+            "(lower case, digits, '-' and '_')"
+        )
     return path
 
 
@@ -116,14 +114,20 @@ def _guardrails(
         try:
             doc = parse_skill_md(skill_text)
         except SkillFormatError as err:
-            failures.append(EditFailure(file=SKILL_FILE, reason=f"the frontmatter no longer parses (line {err.line}): {err.message}"))
+            failures.append(
+                EditFailure(
+                    file=SKILL_FILE, reason=f"the frontmatter no longer parses (line {err.line}): {err.message}"
+                )
+            )
             explained.add((SKILL_FILE, "frontmatter"))
         else:
             if s0_doc_name is not None and doc.name != s0_doc_name:
-                failures.append(EditFailure(
-                    file=SKILL_FILE,
-                    reason=f"the frontmatter name must stay {s0_doc_name!r}; the edits change it to {doc.name!r}",
-                ))
+                failures.append(
+                    EditFailure(
+                        file=SKILL_FILE,
+                        reason=f"the frontmatter name must stay {s0_doc_name!r}; the edits change it to {doc.name!r}",
+                    )
+                )
                 explained.add((SKILL_FILE, "name"))
 
     # new references must be linked from SKILL.md
@@ -134,11 +138,13 @@ def _guardrails(
         targets.add(normal[2:] if normal.startswith("./") else normal)
     for path in created:
         if path not in targets:
-            failures.append(EditFailure(
-                file=path,
-                reason=f"{path} is new but SKILL.md does not link to it; add an edit that links it, "
-                f"e.g. append_to_section with '- [{PurePosixPath(path).stem}]({path}): when to read it'",
-            ))
+            failures.append(
+                EditFailure(
+                    file=path,
+                    reason=f"{path} is new but SKILL.md does not link to it; add an edit that links it, "
+                    f"e.g. append_to_section with '- [{PurePosixPath(path).stem}]({path}): when to read it'",
+                )
+            )
             explained.add((path, "unlinked-reference"))
             explained.add((path, "broken-link"))
 
@@ -148,8 +154,12 @@ def _guardrails(
         count = len(text.splitlines())
         before = len(s0_texts.get(path, "").splitlines())
         if count > limit and count > before:
-            advice = "move detail into a references/ file" if path == SKILL_FILE else "split it into another reference file"
-            failures.append(EditFailure(file=path, reason=f"{path} would have {count} lines; at most {limit} ({advice})"))
+            advice = (
+                "move detail into a references/ file" if path == SKILL_FILE else "split it into another reference file"
+            )
+            failures.append(
+                EditFailure(file=path, reason=f"{path} would have {count} lines; at most {limit} ({advice})")
+            )
 
     # no new lint findings
     def as_bytes(data: str | bytes) -> bytes:
@@ -169,7 +179,11 @@ def _guardrails(
             continue
         if finding.rule == "frontmatter" and (SKILL_FILE, "frontmatter") in explained:
             continue
-        failures.append(EditFailure(file=finding.file, reason=f"new lint finding at line {finding.line}: {finding.rule}: {finding.message}"))
+        failures.append(
+            EditFailure(
+                file=finding.file, reason=f"new lint finding at line {finding.line}: {finding.rule}: {finding.message}"
+            )
+        )
     return failures
 
 
@@ -184,5 +198,9 @@ def _doc_name(skill_md: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _findings_of(folder: str, files: tuple[tuple[str, bytes], ...], strict: bool, limits: Limits, symlinks: frozenset[str]) -> Counter:
-    return Counter(_finding_key(f) for f in lint_files(folder, dict(files), strict=strict, limits=limits, symlinks=symlinks))
+def _findings_of(
+    folder: str, files: tuple[tuple[str, bytes], ...], strict: bool, limits: Limits, symlinks: frozenset[str]
+) -> Counter:
+    return Counter(
+        _finding_key(f) for f in lint_files(folder, dict(files), strict=strict, limits=limits, symlinks=symlinks)
+    )

@@ -6,11 +6,11 @@ lie.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import (
     Any,
-    Iterable,
 )
 
 from t2s.patches.diff import _looks_like_diff, added_text
@@ -21,7 +21,7 @@ COMMON_WORDS = frozenset(
     value values data table sheet sheet1 sheet2 column columns row rows cell cells result results
     answer answers error errors output input number numbers text item items other unknown blank
     empty left right first last high low yes. january february march april may june july august
-    september october november december monday tuesday wednesday thursday friday saturday sunday""".split()
+    september october november december monday tuesday wednesday thursday friday saturday sunday""".split()  # noqa: SIM905 - a long word list reads best as text
 )
 
 
@@ -151,7 +151,7 @@ def find_leaks(
     """
     text = added_text(diff_or_added_text) if _looks_like_diff(diff_or_added_text) else diff_or_added_text
     reasons: list[str] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for kind, needles in (
         ("held-out task id", (_needle_for_id(i) for i in forbidden_ids)),
         ("task-specific value", (_needle_for_value(v) for v in forbidden_values)),
@@ -162,12 +162,14 @@ def find_leaks(
             seen.add((kind, needle.label))
             match = needle.pattern.search(text)
             if match:
-                line = text[text.rfind("\n", 0, match.start()) + 1:]
+                line = text[text.rfind("\n", 0, match.start()) + 1 :]
                 line = line.split("\n", 1)[0].strip()
                 if len(line) > 160:
                     line = line[:157] + "..."
-                what = "a skill must not name held-out tasks" if kind.startswith("held") else (
-                    "skills carry general lessons, not the answers of particular tasks"
+                what = (
+                    "a skill must not name held-out tasks"
+                    if kind.startswith("held")
+                    else ("skills carry general lessons, not the answers of particular tasks")
                 )
                 reasons.append(f"the patch contains the {kind} {needle.label!r} ({what}): {line!r}")
     return reasons

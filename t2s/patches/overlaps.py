@@ -4,10 +4,10 @@ one paragraph are sent back rather than applied in an order nobody chose).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import (
     Any,
-    Mapping,
 )
 
 from t2s.patches.edits import (
@@ -60,10 +60,10 @@ def _region(index: int, edit: Any, files: Mapping[str, str]) -> _Region:
                 if text is not None:
                     lines = text.splitlines(keepends=True)
                     heading = find_heading(lines, ref, file)
-                    start = sum(len(l) for l in lines[: heading.line])
+                    start = sum(len(line) for line in lines[: heading.line])
                     span = (start, start + len(lines[heading.line]))
                     end = section_end(lines, heading)
-                    point = sum(len(l) for l in lines[:end])
+                    point = sum(len(line) for line in lines[:end])
             elif text is not None:
                 point = len(text)
     except EditError:
@@ -81,10 +81,7 @@ def _text_overlap(a: str, b: str, minimum: int = 8) -> bool:
         return False
     if a in b or b in a:
         return True
-    for size in range(min(len(a), len(b)) - 1, minimum - 1, -1):
-        if a.endswith(b[:size]) or b.endswith(a[:size]):
-            return True
-    return False
+    return any(a.endswith(b[:size]) or b.endswith(a[:size]) for size in range(min(len(a), len(b)) - 1, minimum - 1, -1))
 
 
 def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) -> list[str]:
@@ -110,10 +107,11 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
         return f"{r.index} ({r.op})"
 
     for i, a in enumerate(regions):
-        for b in regions[i + 1:]:
+        for b in regions[i + 1 :]:
             if a is None or b is None or a.file != b.file:
                 continue
             ea, eb = parsed[a.index - 1], parsed[b.index - 1]
+            assert ea is not None and eb is not None  # a region is made only for a parsed edit
             where = f" near line {a.line or b.line}" if (a.line or b.line) else ""
             if ea == eb:
                 out.append(f"edits {name(a)} and {name(b)} are identical on {a.file}{where}; keep one")
@@ -121,8 +119,13 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
             if a.op == b.op == "create_reference":
                 out.append(f"edits {name(a)} and {name(b)} both create {a.file}; merge them into one file")
                 continue
-            if a.op == b.op == "add_section" and parse_heading_ref(ea.heading)[1].casefold() == parse_heading_ref(eb.heading)[1].casefold():
-                out.append(f"edits {name(a)} and {name(b)} both add a section '{parse_heading_ref(ea.heading)[1]}' to {a.file}; merge them")
+            if (
+                a.op == b.op == "add_section"
+                and parse_heading_ref(ea.heading)[1].casefold() == parse_heading_ref(eb.heading)[1].casefold()
+            ):
+                out.append(
+                    f"edits {name(a)} and {name(b)} both add a section '{parse_heading_ref(ea.heading)[1]}' to {a.file}; merge them"
+                )
                 continue
             if not (a.replaces or b.replaces):
                 continue
@@ -136,7 +139,8 @@ def find_overlaps(edits: Any, files: Mapping[str, str | bytes] | None = None) ->
                     hit = True
                 if hit:
                     what = (
-                        "the texts they replace overlap" if other.replaces
+                        "the texts they replace overlap"
+                        if other.replaces
                         else f"{name(other)} is located in text that {name(rep)} rewrites"
                     )
                     out.append(

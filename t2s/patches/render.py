@@ -5,11 +5,10 @@ guard judge the result, and a unified diff is rendered and replayed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import (
     Any,
-    Iterable,
-    Mapping,
 )
 
 import unidiff
@@ -63,9 +62,7 @@ def _parse_one(index: int, item: Any) -> tuple[Any | None, EditFailure | None]:
     except ValidationError as err:
         op = str(item.get("op", "?")) if isinstance(item, dict) else "?"
         file = str(item.get("file", "")) if isinstance(item, dict) else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'edit'}: {e['msg']}" for e in err.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'edit'}: {e['msg']}" for e in err.errors()[:5])
         return None, EditFailure(index=index, op=op, file=file, reason=f"not a valid edit ({problems})")
 
 
@@ -154,14 +151,25 @@ def render_edits(
         )
 
     failures += _guardrails(
-        texts, current, changed, created, folder=folder, strict=strict, limits=limits,
-        s0_files=s0_files, symlinks=symlinks,
+        texts,
+        current,
+        changed,
+        created,
+        folder=folder,
+        strict=strict,
+        limits=limits,
+        s0_files=s0_files,
+        symlinks=symlinks,
     )
 
     out_files = {p: (t.replace("\n", "\r\n") if p in crlf else t) for p, t in changed.items()}
     order = sorted(out_files, key=lambda p: (p != SKILL_FILE, p))
     diff = "".join(
-        unified_diff(f"{skill_dir}/{p}", (texts[p].replace("\n", "\r\n") if p in crlf else texts[p]) if p in texts else None, out_files[p])
+        unified_diff(
+            f"{skill_dir}/{p}",
+            (texts[p].replace("\n", "\r\n") if p in crlf else texts[p]) if p in texts else None,
+            out_files[p],
+        )
         for p in order
     )
     leaks = find_leaks(added_text(diff), forbidden_values=forbidden_values, forbidden_ids=forbidden_ids)
@@ -176,11 +184,13 @@ def render_edits(
             failures.append(EditFailure(reason=f"internal: the diff names {parsed_paths}, expected {order}"))
         # Replay the parsed hunks on S0's text: the diff must say exactly what the edits did.
         for patched in patch_set:
-            rel = patched.path[len(skill_dir) + 1:]
+            rel = patched.path[len(skill_dir) + 1 :]
             old = texts.get(rel)
             old = (old.replace("\n", "\r\n") if rel in crlf else old) if old is not None else ""
             if replay_hunks(old, patched) != out_files.get(rel):  # pragma: no cover - a bug in unified_diff
-                failures.append(EditFailure(file=rel, reason="internal: the rendered diff does not reproduce the edited text"))
+                failures.append(
+                    EditFailure(file=rel, reason="internal: the rendered diff does not reproduce the edited text")
+                )
     except unidiff.UnidiffParseError as err:  # pragma: no cover - a bug in unified_diff
         failures.append(EditFailure(reason=f"internal: the rendered diff does not parse: {err}"))
 

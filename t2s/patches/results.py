@@ -5,11 +5,10 @@ why, never silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import (
     Annotated,
     Literal,
-    Sequence,
-    Union,
 )
 
 from pydantic import BaseModel, Field
@@ -28,6 +27,7 @@ class EditFailure(BaseModel):
     reason: str
 
     def render(self) -> str:
+        """The failure as one line a model can act on, e.g. ``edit 2 (replace) on SKILL.md: ...``."""
         where = f" on {self.file}" if self.file else ""
         if self.index is None:
             return f"patch{where}: {self.reason}"
@@ -52,6 +52,7 @@ class RenderResult(BaseModel):
     tree: str | None = None
 
     def feedback(self, attempt: int | None = None, max_attempts: int | None = None) -> str:
+        """The message that goes back to the model after this failed render."""
         return feedback_message(self.failures, attempt=attempt, max_attempts=max_attempts)
 
 
@@ -71,10 +72,12 @@ class Patch(BaseModel):
 
     @property
     def ok(self) -> bool:
+        """Always True: a patch is the successful outcome (see :class:`Rejected`)."""
         return True
 
     @classmethod
-    def from_render(cls, result: RenderResult, attempts: int = 1) -> "Patch":
+    def from_render(cls, result: RenderResult, attempts: int = 1) -> Patch:
+        """The patch of a successful render (``ValueError`` for a failed one)."""
         if not result.ok:
             raise ValueError("a failed render is not a patch")
         return cls(
@@ -100,10 +103,11 @@ class Rejected(BaseModel):
 
     @property
     def ok(self) -> bool:
+        """Always False: a rejection is the failed outcome (see :class:`Patch`)."""
         return False
 
 
-PatchResult = Annotated[Union[Patch, Rejected], Field(discriminator="status")]
+PatchResult = Annotated[Patch | Rejected, Field(discriminator="status")]
 
 
 def feedback_message(

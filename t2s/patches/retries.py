@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import (
     Any,
-    Awaitable,
-    Callable,
-    Union,
 )
 
 from pydantic import ValidationError
@@ -42,10 +40,10 @@ def _rejected(result: RenderResult, attempts: int) -> Rejected:
     )
 
 
-AskEdits = Callable[[Union[str, None]], Awaitable[Any]]
+AskEdits = Callable[[str | None], Awaitable[Any]]
 
 
-RenderEdits = Callable[[Any], Union[RenderResult, Awaitable[RenderResult]]]
+RenderEdits = Callable[[Any], RenderResult | Awaitable[RenderResult]]
 
 
 async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries: int = 2) -> Patch | Rejected:
@@ -67,14 +65,17 @@ async def edits_with_retries(ask: AskEdits, render: RenderEdits, *, max_retries:
             edits = await ask(feedback)
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
-            last = RenderResult(ok=False, failures=[EditFailure(op="parse", reason=f"the reply is not a valid list of edits ({problems})")])
+            last = RenderResult(
+                ok=False,
+                failures=[EditFailure(op="parse", reason=f"the reply is not a valid list of edits ({problems})")],
+            )
         else:
+            rendered: RenderResult | Awaitable[RenderResult]
             if inspect.iscoroutinefunction(render):
-                last = await render(edits)
+                rendered = render(edits)
             else:
-                last = await asyncio.to_thread(render, edits)
-                if inspect.isawaitable(last):
-                    last = await last
+                rendered = await asyncio.to_thread(render, edits)
+            last = await rendered if inspect.isawaitable(rendered) else rendered
         if last.ok:
             return Patch.from_render(last, attempts=attempt)
         feedback = last.feedback(attempt, max_attempts)

@@ -103,7 +103,7 @@ def describe_commit(store: GitStore, commit: str) -> CommitDescription:
     message = store.commit_message(commit)
     prov = Provenance.of(message)
     branches = branches_at(store, commit)
-    by_branch = {kind: ref for ref in branches if (kind := refs.branch_kind(ref))}
+    by_branch = {branch_kind: ref for ref in branches if (branch_kind := refs.branch_kind(ref))}
     run = prov.run
     kind: Kind = "commit"
     patch = merge = None
@@ -121,5 +121,14 @@ def describe_commit(store: GitStore, commit: str) -> CommitDescription:
         run = run or (parsed_merge[0] if parsed_merge else None)
     elif prov.kind == "record":
         kind = "record"
-    return CommitDescription(store=store, commit=commit, kind=kind, message=message, provenance=prov,
-                             branches=branches, run=run, patch=patch, merge=merge)
+    return CommitDescription(
+        store=store,
+        commit=commit,
+        kind=kind,
+        message=message,
+        provenance=prov,
+        branches=branches,
+        run=run,
+        patch=patch,
+        merge=merge,
+    )

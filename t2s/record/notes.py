@@ -14,8 +14,9 @@ neither the cache nor the gate trusts them.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Callable, Literal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -31,7 +32,7 @@ SCHEMA_VERSION = 1
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class TaskVerdict(BaseModel):
@@ -162,7 +163,9 @@ def parse_eval_note(text: str, where: str = "note") -> EvalNote:
     try:
         return EvalNote.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError) as err:
-        raise NoteFormatError(f"{where}: not a t2s evaluation note ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+        raise NoteFormatError(
+            f"{where}: not a t2s evaluation note ({err.__class__.__name__}: {str(err).splitlines()[0]})"
+        ) from None
 
 
 def read_eval_note(store, rev: str) -> EvalNote | None:

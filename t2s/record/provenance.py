@@ -22,7 +22,8 @@ are written exactly as earlier versions wrote them.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -103,34 +104,72 @@ class Provenance(BaseModel):
     # ------------------------------------------------------------------ writing
     def trailers(self) -> list[tuple[str, str]]:
         """``(key, value)`` pairs in this kind's order, absent fields left out."""
-        return [(KEYS[name], " ".join(str(getattr(self, name)).split())) for name in _ORDER[self.kind]
-                if getattr(self, name) is not None]
+        return [
+            (KEYS[name], " ".join(str(getattr(self, name)).split()))
+            for name in _ORDER[self.kind]
+            if getattr(self, name) is not None
+        ]
 
     @classmethod
-    def for_record(cls, run: str) -> "Provenance":
+    def for_record(cls, run: str) -> Provenance:
         return cls(run=run)
 
     @classmethod
-    def for_patch(cls, *, run: str, patch: str, task: str, trajectory: str, outcome: str, analyst: str,
-                  validated: str, model: str | None = None) -> "Provenance":
-        return cls(run=run, patch=patch, task=task or "-", trajectory=trajectory, outcome=outcome,
-                   analyst=analyst, validated=validated, model=model or None)
+    def for_patch(
+        cls,
+        *,
+        run: str,
+        patch: str,
+        task: str,
+        trajectory: str,
+        outcome: str,
+        analyst: str,
+        validated: str,
+        model: str | None = None,
+    ) -> Provenance:
+        return cls(
+            run=run,
+            patch=patch,
+            task=task or "-",
+            trajectory=trajectory,
+            outcome=outcome,
+            analyst=analyst,
+            validated=validated,
+            model=model or None,
+        )
 
     @classmethod
-    def for_merge(cls, *, run: str, level: int, group: str, support: int, model: str | None = None,
-                  strategy: str | None = None, fallback: str | None = None,
-                  patches: Iterable[str] = ()) -> "Provenance":
+    def for_merge(
+        cls,
+        *,
+        run: str,
+        level: int,
+        group: str,
+        support: int,
+        model: str | None = None,
+        strategy: str | None = None,
+        fallback: str | None = None,
+        patches: Iterable[str] = (),
+    ) -> Provenance:
         numbers = ", ".join(patches)
-        return cls(run=run, merge_level=level, merge_group=group, support=support, strategy=strategy,
-                   model=model or None, merge_fallback=fallback, patch=numbers or None)
+        return cls(
+            run=run,
+            merge_level=level,
+            merge_group=group,
+            support=support,
+            strategy=strategy,
+            model=model or None,
+            merge_fallback=fallback,
+            patch=numbers or None,
+        )
 
     @classmethod
-    def for_release(cls, *, version: str, candidate: str, baseline: str, run: str | None = None) -> "Provenance":
+    def for_release(cls, *, version: str, candidate: str, baseline: str, run: str | None = None) -> Provenance:
         return cls(run=run, release=version, candidate=candidate, baseline=baseline)
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def of(cls, source: str | Iterable[tuple[str, str]]) -> "Provenance":
+    def of(cls, source: str | Iterable[tuple[str, str]]) -> Provenance:
         """Parse a commit message, or its ``(key, value)`` trailers. Unknown keys are
         ignored; a number that does not parse is left out rather than guessed."""
         pairs = parse_trailers(source) if isinstance(source, str) else list(source)

@@ -128,7 +128,7 @@ def run_record(run: str) -> str:
 
 
 def run_of_record(ref: str) -> str | None:
-    return ref[len(RUNS):] if ref.startswith(RUNS) else None
+    return ref[len(RUNS) :] if ref.startswith(RUNS) else None
 
 
 def superseded(run: str, name: str = "") -> str:
@@ -153,7 +153,7 @@ def tag(name: str) -> str:
 
 
 def tag_name(ref: str) -> str | None:
-    return ref[len(TAGS):] if ref.startswith(TAGS) else None
+    return ref[len(TAGS) :] if ref.startswith(TAGS) else None
 
 
 def parse_version(name: str) -> tuple[int, int, int] | None:

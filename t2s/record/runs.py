@@ -18,11 +18,13 @@ Layout of the tree::
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -38,7 +40,7 @@ _CAS_ATTEMPTS = 20
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class StageState(BaseModel):
@@ -104,8 +106,10 @@ class RunRecord:
         try:
             return json.loads(raw)
         except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-            raise T2SError(f"{self.ref}:{path} is not valid JSON ({err})",
-                           hint="the run record was changed outside t2s; start a new run") from None
+            raise T2SError(
+                f"{self.ref}:{path} is not valid JSON ({err})",
+                hint="the run record was changed outside t2s; start a new run",
+            ) from None
 
     def read_model(self, path: str, model: type[M]) -> M | None:
         """The record's file ``path`` as a ``model`` (None when absent); a clear error
@@ -135,16 +139,21 @@ class RunRecord:
         try:
             return RunManifest.model_validate(data)
         except ValidationError as err:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()[:3])
-            raise T2SError(f"{self.ref}:{MANIFEST} is not a t2s run manifest ({problem})",
-                           hint="the run record was changed outside t2s; start a new run") from None
+            problem = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()[:3]
+            )
+            raise T2SError(
+                f"{self.ref}:{MANIFEST} is not a t2s run manifest ({problem})",
+                hint="the run record was changed outside t2s; start a new run",
+            ) from None
 
     def stage_lock(self, stage: str):
         """One process at a time per stage of a run (a context manager): a second
         ``t2s <stage>`` on the same run fails at once, where it would otherwise number
         patches alike or race for the same branches."""
         return self.store.exclusive(
-            f"run-{self.run}-{stage}", f"another `t2s {stage}` is working on run {self.run!r}",
+            f"run-{self.run}-{stage}",
+            f"another `t2s {stage}` is working on run {self.run!r}",
             hint="wait for it to finish; the lock goes away with its process",
         )
 
@@ -157,7 +166,7 @@ class RunRecord:
 
     def write(
         self,
-        files: Mapping[str, bytes | str | BaseModel | dict | list | None],
+        files: Mapping[str, bytes | str | BaseModel | dict | builtins.list | None],  # `list` is a method here
         subject: str,
         body: str = "",
         *,
@@ -175,7 +184,9 @@ class RunRecord:
             for _ in range(_CAS_ATTEMPTS):
                 old = self.store.rev_parse(self.ref)
                 tree = self.store.build_tree(old, encoded)
-                commit = self.store.commit(tree, [old] if old else [], subject, body, Provenance.for_record(self.run).trailers())
+                commit = self.store.commit(
+                    tree, [old] if old else [], subject, body, Provenance.for_record(self.run).trailers()
+                )
                 try:
                     self.store.update_refs([RefUpdate(self.ref, commit, old or ZERO_SHA), *refs])
                     return commit
@@ -191,7 +202,9 @@ class RunRecord:
                 manifest = self.manifest()
                 change(manifest)
                 try:
-                    self.store.append_commit(self.ref, {MANIFEST: _dump(manifest)}, subject, "", Provenance.for_record(self.run).trailers())
+                    self.store.append_commit(
+                        self.ref, {MANIFEST: _dump(manifest)}, subject, "", Provenance.for_record(self.run).trailers()
+                    )
                     return manifest
                 except RefConflict:
                     continue
@@ -220,12 +233,13 @@ def parse_record(model: type[M], raw: bytes | str, where: str) -> M:
         return model.model_validate_json(raw)
     except ValidationError as err:
         problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()[:3])
-        raise T2SError(f"{where} is not a valid {model.__name__} ({problem})",
-                       hint="the run record was changed outside t2s") from None
+        raise T2SError(
+            f"{where} is not a valid {model.__name__} ({problem})", hint="the run record was changed outside t2s"
+        ) from None
 
 
 def list_runs(store: GitStore) -> list[str]:
-    return [ref[len(refs.RUNS):] for ref in store.refs(refs.RUNS)]
+    return [ref[len(refs.RUNS) :] for ref in store.refs(refs.RUNS)]
 
 
 def _dump(model: BaseModel) -> bytes:

@@ -8,8 +8,10 @@ from t2s.gitstore.store import GitStore, TagRef
 from t2s.record.provenance import KEYS, Provenance
 from t2s.record.refs import parse_version
 
-RELEASE_TAG_RULE = (f"an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
-                    f"(two parents, trailers {KEYS['release']}: vX.Y.Z and {KEYS['candidate']}: its second parent)")
+RELEASE_TAG_RULE = (
+    f"an annotated tag vX.Y.Z (no leading zeros) on a release merge made by `t2s release` "
+    f"(two parents, trailers {KEYS['release']}: vX.Y.Z and {KEYS['candidate']}: its second parent)"
+)
 
 
 def release_tag_problem(store: GitStore, tag: TagRef) -> str | None:
@@ -45,8 +47,9 @@ def release_tags(store: GitStore) -> list[tuple[tuple[int, int, int], str]]:
     Other ``v*`` tags, e.g. a lightweight one on a patch commit, are ignored."""
     found = []
     for tag in store.tag_refs("v*"):
-        if release_tag_problem(store, tag) is None:
-            found.append((parse_version(tag.name), tag.name))
+        version = parse_version(tag.name)
+        if version is not None and release_tag_problem(store, tag) is None:  # the problem checks the name first
+            found.append((version, tag.name))
     return sorted(found)
 
 
@@ -63,7 +66,10 @@ def require_release_tag(store: GitStore, name: str, where: str = "") -> str:
     if found and problem is None:
         return found[0].target
     if problem is None:
-        problem = ("there is no such tag" if parse_version(name) else
-                   "its name is not vX.Y.Z (numbers without leading zeros)")
-    raise UsageError(f"{name!r}{where} is not a t2s release: {problem}",
-                     hint=f"a release is {RELEASE_TAG_RULE}; list them with `git tag -l 'v*'`")
+        problem = (
+            "there is no such tag" if parse_version(name) else "its name is not vX.Y.Z (numbers without leading zeros)"
+        )
+    raise UsageError(
+        f"{name!r}{where} is not a t2s release: {problem}",
+        hint=f"a release is {RELEASE_TAG_RULE}; list them with `git tag -l 'v*'`",
+    )

@@ -52,12 +52,14 @@ def changelog(store: GitStore, previous: str | None, candidate: str) -> list[dic
     for rev in store.rev_list(candidate, [previous] if previous else [], no_merges=True, reverse=True)[-200:]:
         message = store.commit_message(rev)
         prov = Provenance.of(message)
-        entries.append({
-            "text": message.splitlines()[0] if message else rev[:12],
-            "support": prov.support,
-            "task": prov.task,
-            "source": rev[:12],
-        })
+        entries.append(
+            {
+                "text": message.splitlines()[0] if message else rev[:12],
+                "support": prov.support,
+                "task": prov.task,
+                "source": rev[:12],
+            }
+        )
     return entries
 
 

@@ -30,7 +30,13 @@ class InstallResult:
     replaced: bool
 
     def to_json(self) -> dict:
-        return {"name": self.name, "version": self.version, "source": self.source, "dest": str(self.dest), "replaced": self.replaced}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "dest": str(self.dest),
+            "replaced": self.replaced,
+        }
 
 
 def split_source(source: str) -> tuple[str, str | None]:
@@ -50,7 +56,7 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
     newline = "\r\n" if "\r\n" in skill_md.split("\n", 1)[0] + "\n" else "\n"
     lines = frontmatter.splitlines(keepends=True)
     quoted = {k: json.dumps(str(v), ensure_ascii=False) for k, v in values.items()}
-    start = next((i for i, l in enumerate(lines) if re.match(r"^metadata\s*:", l)), None)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^metadata\s*:", line)), None)
     if start is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += newline
@@ -67,26 +73,36 @@ def set_metadata(skill_md: str, values: dict[str, str]) -> str:
                 raise UsageError("SKILL.md: metadata is not a mapping")
             merged = {str(k): json.dumps(str(v), ensure_ascii=False) for k, v in existing.items()}
             merged.update(quoted)
-            lines[start:start + 1] = [f"metadata:{newline}"] + [f"  {k}: {v}{newline}" for k, v in merged.items()]
+            lines[start : start + 1] = [f"metadata:{newline}"] + [f"  {k}: {v}{newline}" for k, v in merged.items()]
         else:
             end = start + 1
             while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t")):
                 end += 1
-            block = lines[start + 1:end]
-            indents = [len(l) - len(l.lstrip(" ")) for l in block if l.strip() and not l.lstrip().startswith("#")]
+            block = lines[start + 1 : end]
+            indents = [
+                len(line) - len(line.lstrip(" "))
+                for line in block
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
             indent = " " * (min(indents) if indents else 2)
             for key, value in quoted.items():
-                pos = next((i for i, l in enumerate(block) if re.match(rf"^{indent}{re.escape(key)}\s*:", l)), None)
+                pos = next(
+                    (i for i, line in enumerate(block) if re.match(rf"^{indent}{re.escape(key)}\s*:", line)), None
+                )
                 line = f"{indent}{key}: {value}{newline}"
                 if pos is None:
-                    last = max((i for i, l in enumerate(block) if l.strip()), default=-1)
+                    last = max((i for i, line in enumerate(block) if line.strip()), default=-1)
                     block.insert(last + 1, line)
                 else:
                     stop = pos + 1  # drop a multi-line value's continuation lines
-                    while stop < len(block) and block[stop].strip() and len(block[stop]) - len(block[stop].lstrip(" ")) > len(indent):
+                    while (
+                        stop < len(block)
+                        and block[stop].strip()
+                        and len(block[stop]) - len(block[stop].lstrip(" ")) > len(indent)
+                    ):
                         stop += 1
                     block[pos:stop] = [line]
-            lines[start + 1:end] = block
+            lines[start + 1 : end] = block
     return f"---{newline}{''.join(lines)}---{newline}{body}"
 
 
@@ -117,7 +133,7 @@ def _from_git(source: str, tag: str | None) -> tuple[str, str, dict[str, tuple[b
         prefix = skill_dir.rstrip("/") + "/"
         entries = [e for e in repo.list_tree(commit, skill_dir) if e.type == "blob" and e.mode != "120000"]
         blobs = repo.read_objects(e.sha for e in entries)
-        files = {e.path[len(prefix):]: (blobs[e.sha], e.mode == "100755") for e in entries}
+        files = {e.path[len(prefix) :]: (blobs[e.sha], e.mode == "100755") for e in entries}
         version = rev[1:] if parse_version(rev) else commit[:12]
         return PurePosixPath(skill_dir).name, version, files, url
 
@@ -126,8 +142,9 @@ def _from_zip(path: Path) -> tuple[str, str, dict[str, tuple[bytes, bool]], str]
     try:
         return _read_zip(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as err:
-        raise UsageError(f"{path}: not a readable zip archive ({err})",
-                         hint="install a zip made by `t2s pack`, or a git repository") from None
+        raise UsageError(
+            f"{path}: not a readable zip archive ({err})", hint="install a zip made by `t2s pack`, or a git repository"
+        ) from None
     except OSError as err:
         raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
 
@@ -194,7 +211,9 @@ def install(
     try:
         text = files[SKILL_FILE][0].decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UsageError(f"{source}: {name}/{SKILL_FILE} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UsageError(
+            f"{source}: {name}/{SKILL_FILE} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
     files[SKILL_FILE] = (set_metadata(text, {"source": origin, "version": version}).encode(), files[SKILL_FILE][1])
     try:
         _place(base, name, target, files)

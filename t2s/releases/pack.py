@@ -39,7 +39,7 @@ class PackResult:
             "name": self.name,
             "version": self.version,
             "commit": self.commit,
-            "files": [str(p) for p in [*self.archives, *( [self.eval_json] if self.eval_json else []), self.sums]],
+            "files": [str(p) for p in [*self.archives, *([self.eval_json] if self.eval_json else []), self.sums]],
         }
 
 
@@ -55,30 +55,36 @@ def build_archives(name: str, files: list[tuple[str, bytes, bool]], mtime: int) 
     permissions and times fixed, the gzip header carries no name and time 0.
     """
     files = sorted(files)
-    dirs = sorted({str(PurePosixPath(name, *PurePosixPath(p).parts[:i])) for p, _, _ in files for i in range(len(PurePosixPath(p).parts))})
+    dirs = sorted(
+        {
+            str(PurePosixPath(name, *PurePosixPath(p).parts[:i]))
+            for p, _, _ in files
+            for i in range(len(PurePosixPath(p).parts))
+        }
+    )
     zbuf = io.BytesIO()
     with zipfile.ZipFile(zbuf, "w") as zf:
         for d in dirs:
-            info = zipfile.ZipInfo(d + "/", _zip_time(mtime))
-            info.create_system = 3
-            info.external_attr = (0o40755 << 16) | 0x10
-            zf.writestr(info, b"")
+            zinfo = zipfile.ZipInfo(d + "/", _zip_time(mtime))
+            zinfo.create_system = 3
+            zinfo.external_attr = (0o40755 << 16) | 0x10
+            zf.writestr(zinfo, b"")
         for path, data, exe in files:
-            info = zipfile.ZipInfo(f"{name}/{path}", _zip_time(mtime))
-            info.create_system = 3
-            info.external_attr = (0o100755 if exe else 0o100644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+            zinfo = zipfile.ZipInfo(f"{name}/{path}", _zip_time(mtime))
+            zinfo.create_system = 3
+            zinfo.external_attr = (0o100755 if exe else 0o100644) << 16
+            zinfo.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zinfo, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
     tbuf = io.BytesIO()
     with tarfile.open(fileobj=tbuf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for d in dirs:
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
-            tf.addfile(info)
+            tinfo = tarfile.TarInfo(d)
+            tinfo.type, tinfo.mode, tinfo.mtime = tarfile.DIRTYPE, 0o755, mtime
+            tf.addfile(tinfo)
         for path, data, exe in files:
-            info = tarfile.TarInfo(f"{name}/{path}")
-            info.size, info.mode, info.mtime = len(data), (0o755 if exe else 0o644), mtime
-            tf.addfile(info, io.BytesIO(data))
+            tinfo = tarfile.TarInfo(f"{name}/{path}")
+            tinfo.size, tinfo.mode, tinfo.mtime = len(data), (0o755 if exe else 0o644), mtime
+            tf.addfile(tinfo, io.BytesIO(data))
     gbuf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=gbuf, mtime=0, compresslevel=9) as gz:
         gz.write(tbuf.getvalue())
@@ -98,19 +104,23 @@ def pack(store: GitStore, config: Config, rev: str | None = None, *, out_dir: Pa
     prefix = skill_dir.rstrip("/") + "/"
     entries = [e for e in store.list_tree(commit, skill_dir) if e.type == "blob" and e.mode != "120000"]
     blobs = store.read_objects(e.sha for e in entries)
-    files = [(e.path[len(prefix):], blobs[e.sha], e.mode == "100755") for e in entries]
+    files = [(e.path[len(prefix) :], blobs[e.sha], e.mode == "100755") for e in entries]
     zip_bytes, tgz_bytes = build_archives(name, files, store.commit_time(commit))
     out = Path(out_dir) if out_dir else store.root / "dist"
     stem = f"{name}-{version}"
     outputs: dict[str, bytes] = {f"{stem}.zip": zip_bytes, f"{stem}.tar.gz": tgz_bytes}
     note = read_eval_note(store, commit)
     if note is not None:
-        outputs[f"{stem}.eval.json"] = (json.dumps(note.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+        outputs[f"{stem}.eval.json"] = (
+            json.dumps(note.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        ).encode()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {fname}\n" for fname, data in sorted(outputs.items()))
     outputs["SHA256SUMS"] = sums.encode()
     write_files(out, outputs)
     return PackResult(
-        name, version, commit,
+        name,
+        version,
+        commit,
         [out / f"{stem}.zip", out / f"{stem}.tar.gz"],
         out / f"{stem}.eval.json" if note is not None else None,
         out / "SHA256SUMS",
@@ -131,7 +141,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
             temp.unlink(missing_ok=True)  # left by a crashed pack of this pid number
             temps.append(temp)
             temp.write_bytes(data)  # the usual mode (umask), unlike a mkstemp file
-        for temp, fname in zip(temps, files):
+        for temp, fname in zip(temps, files, strict=True):
             os.replace(temp, folder / fname)
     except OSError as err:
         for temp in temps:

@@ -48,7 +48,9 @@ def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: st
     return specs
 
 
-def push(store: GitStore, remote: str, *, run: str | None = None, release_branch: str | None = None, dry_run: bool = False) -> PushResult:
+def push(
+    store: GitStore, remote: str, *, run: str | None = None, release_branch: str | None = None, dry_run: bool = False
+) -> PushResult:
     specs = push_refspecs(store, run, release_branch=release_branch)
     if not specs:
         raise UsageError("nothing to push: no t2s branches, run records, notes or release tags")
@@ -58,6 +60,13 @@ def push(store: GitStore, remote: str, *, run: str | None = None, release_branch
         parts = line.split("\t")
         if len(parts) >= 3 and ":" in parts[1]:
             flag, pair, summary = parts[0], parts[1], parts[2]
-            local, remote_ref = pair.split(":", 1)
-            updated.append({"flag": flag.strip() or " ", "ref": remote_ref, "summary": summary.strip(), "up_to_date": flag.strip() == "="})
+            _local, remote_ref = pair.split(":", 1)
+            updated.append(
+                {
+                    "flag": flag.strip() or " ",
+                    "ref": remote_ref,
+                    "summary": summary.strip(),
+                    "up_to_date": flag.strip() == "=",
+                }
+            )
     return PushResult(remote, specs, updated)

@@ -60,6 +60,11 @@ def bump_version(current: tuple[int, int, int] | None, bump: str) -> str:
 # ---------------------------------------------------------------------- release
 @dataclass
 class ReleaseResult:
+    """A release made by :func:`release`: the version (also the tag's name), the release
+    commit, the candidate it merges, the branch's previous head, the tag object, whether
+    the branch moved (not when a worktree has it checked out: then ``checked_out_in``
+    says where), the changelog entries, the message, and warnings."""
+
     version: str
     commit: str
     candidate: str
@@ -73,6 +78,7 @@ class ReleaseResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """The result as JSON-ready data (what ``t2s release --json`` prints)."""
         return {
             "version": self.version,
             "tag": self.version,
@@ -114,11 +120,15 @@ def release(
     except NoteFormatError as err:
         raise T2SError(f"refusing to release {candidate}: {err.message}") from None
     if note is None or note.gate is None:
-        raise T2SError(f"refusing to release {candidate} ({cand[:12]}): it has no gate verdict in {EVAL_NOTES}",
-                       hint=f"run `t2s gate {candidate}` first")
+        raise T2SError(
+            f"refusing to release {candidate} ({cand[:12]}): it has no gate verdict in {EVAL_NOTES}",
+            hint=f"run `t2s gate {candidate}` first",
+        )
     if not note.gate.passed:
-        raise T2SError(f"refusing to release {candidate} ({cand[:12]}): its gate failed "
-                       f"(delta {note.gate.delta:+.3f}, {note.gate.regressions} regression(s))")
+        raise T2SError(
+            f"refusing to release {candidate} ({cand[:12]}): its gate failed "
+            f"(delta {note.gate.delta:+.3f}, {note.gate.regressions} regression(s))"
+        )
     if note.gate.candidate != cand:
         raise T2SError(f"refusing to release {candidate}: its gate note is for {note.gate.candidate[:12]}")
     old = store.rev_parse(branch_ref)
@@ -130,8 +140,10 @@ def release(
     if tags:
         latest_commit = store.resolve(tags[-1][1])
         if not store.is_ancestor(latest_commit, old):
-            raise UsageError(f"{branch} does not contain the latest release {tags[-1][1]}",
-                             hint=f"fast-forward it first: `git merge --ff-only {tags[-1][1]}` on {branch}")
+            raise UsageError(
+                f"{branch} does not contain the latest release {tags[-1][1]}",
+                hint=f"fast-forward it first: `git merge --ff-only {tags[-1][1]}` on {branch}",
+            )
     version = bump_version(tags[-1][0] if tags else None, bump)
     if store.rev_parse(refs.tag(version)):
         raise RefConflict(f"tag {version} already exists")
@@ -177,5 +189,3 @@ def release(
 
 
 # ---------------------------------------------------------------------- bisect
-
-

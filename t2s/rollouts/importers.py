@@ -32,13 +32,15 @@ Verdicts: ``--verdict`` labels every imported trajectory; without it a line's ow
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from t2s.agent.actions import parse_text_actions
 from t2s.agent.trajectory import (
     Message,
+    Outcome,
     Step,
     TokenUsage,
     ToolCallRecord,
@@ -53,7 +55,9 @@ from t2s.record.runs import RunManifest, RunRecord
 from t2s.skill.repo import skill_dir_of
 
 FORMATS = ("openai-jsonl", "claude-code", "t2s")
-IMPORT_VERDICTS = ("passed", "failed", "unlabelled")
+IMPORT_VERDICTS: tuple[Outcome, ...] = ("passed", "failed", "unlabelled")
+#: What a line's own ``verdict`` may say (an errored run is kept as such).
+_LINE_VERDICTS: tuple[Outcome, ...] = (*IMPORT_VERDICTS, "errored")
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
@@ -86,8 +90,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     except OSError as err:
         raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
     text = raw.decode("utf-8", errors="replace")
-    for n, line in enumerate(text.splitlines(), start=1):
-        yield n, line
+    yield from enumerate(text.splitlines(), start=1)
 
 
 #: Deeper JSON than this is refused: no transcript needs it, and Python's JSON
@@ -133,20 +136,25 @@ def _token_count(value: Any, where: str) -> int:
     """A token count from an imported file: a whole number >= 0 (null/absent = 0)."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
-            or (isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or value < 0
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise _BadLine(f"{where} must be a whole number of tokens, not {value!r}")
     return int(value)
 
 
-def _check_verdict(value: Any, where: str = "verdict") -> str:
+def _check_verdict(value: Any, where: str = "verdict") -> Outcome:
     if value is None:
         return "unlabelled"
     if value is True:
         return "passed"
     if value is False:
         return "failed"
-    if not isinstance(value, str) or value not in (*IMPORT_VERDICTS, "errored"):
+    if not isinstance(value, str) or value not in _LINE_VERDICTS:
         raise _BadLine(f"{where} {value!r} is not one of {', '.join(IMPORT_VERDICTS)}")
     return value
 
@@ -191,17 +199,35 @@ def _openai_message(raw: Any, i: int) -> Message:
         role = "tool"
     if role == "developer":
         role = "system"
-    return Message(role=role, content=_text(raw.get("content"), where), tool_calls=calls,
-                   tool_call_id=raw.get("tool_call_id"), name=raw.get("name"))
+    return Message(
+        role=role,
+        content=_text(raw.get("content"), where),
+        tool_calls=calls,
+        tool_call_id=raw.get("tool_call_id"),
+        name=raw.get("name"),
+    )
 
 
 def _script_of(tool: str, args: dict[str, Any]) -> str | None:
     low = tool.lower()
-    if isinstance(args.get("code"), str) and low in ("run_python", "python", "run_code", "execute_python",
-                                                     "ipython", "jupyter", "code_interpreter"):
+    if isinstance(args.get("code"), str) and low in (
+        "run_python",
+        "python",
+        "run_code",
+        "execute_python",
+        "ipython",
+        "jupyter",
+        "code_interpreter",
+    ):
         return args["code"]
-    if isinstance(args.get("command"), str) and low in ("run_shell", "bash", "shell", "run_bash",
-                                                        "terminal", "execute_command"):
+    if isinstance(args.get("command"), str) and low in (
+        "run_shell",
+        "bash",
+        "shell",
+        "run_bash",
+        "terminal",
+        "execute_command",
+    ):
         return f"# shell\n{args['command']}"
     if isinstance(args.get("code"), str):
         return args["code"]
@@ -231,20 +257,35 @@ def steps_from_messages(messages: list[Message]) -> tuple[list[Step], list[str]]
                 script = _script_of(call.name, args)
                 if script is not None:
                     scripts.append(script)
-                steps.append(Step(index=len(steps) + 1, turn=turn, tool=call.name, arguments=args,
-                                  observation=(result.content or "") if result else "", call_id=call.id))
+                steps.append(
+                    Step(
+                        index=len(steps) + 1,
+                        turn=turn,
+                        tool=call.name,
+                        arguments=args,
+                        observation=(result.content or "") if result else "",
+                        call_id=call.id,
+                    )
+                )
             continue
         actions = parse_text_actions(msg.content)
         if not actions:
             continue
-        following = next((m for m in messages[idx + 1:] if m.role in ("user", "assistant")), None)
+        following = next((m for m in messages[idx + 1 :] if m.role in ("user", "assistant")), None)
         observation = following.content or "" if following is not None and following.role == "user" else ""
         for action in actions:
             script = _script_of(action.tool, action.arguments)
             if script is not None:
                 scripts.append(script)
-            steps.append(Step(index=len(steps) + 1, turn=turn, tool=action.tool, arguments=action.arguments,
-                              observation=observation))
+            steps.append(
+                Step(
+                    index=len(steps) + 1,
+                    turn=turn,
+                    tool=action.tool,
+                    arguments=action.arguments,
+                    observation=observation,
+                )
+            )
     return steps, scripts
 
 
@@ -253,7 +294,7 @@ def _first_user_text(messages: list[Message]) -> str:
 
 
 # ---------------------------------------------------------------------------- formats
-def parse_openai_jsonl(path: Path, *, verdict: str | None = None) -> ParsedFile:
+def parse_openai_jsonl(path: Path, *, verdict: Outcome | None = None) -> ParsedFile:
     """One OpenAI chat conversation per line (see the module docstring)."""
     path = Path(path)
     out = ParsedFile(str(path), "openai-jsonl")
@@ -274,35 +315,51 @@ def parse_openai_jsonl(path: Path, *, verdict: str | None = None) -> ParsedFile:
             if not any(m.role == "assistant" for m in messages):
                 raise _BadLine("the conversation has no assistant message")
             label = _check_verdict(data.get("verdict")) if verdict is None else verdict
-            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            raw_usage = data.get("usage")
+            usage = raw_usage if isinstance(raw_usage, dict) else {}
             task_id = str(data.get("task_id") or data.get("id") or f"{path.stem}-L{n}")
             steps, scripts = steps_from_messages(messages)
             meta = {"import": {"path": str(path), "line": n, "format": "openai-jsonl"}}
             if isinstance(data.get("metadata"), dict):
                 meta["metadata"] = data["metadata"]
-            out.trajectories.append(Trajectory(
-                id=safe_id(str(data.get("id") or f"{path.stem}-L{n}")),
-                task_id=task_id,
-                suite=str(data.get("suite") or ""),
-                split=str(data.get("split") or ""),
-                instruction=str(data.get("instruction") or _first_user_text(messages)),
-                model=str(data.get("model") or ""),
-                protocol="imported",
-                protocol_used="tools" if any(m.tool_calls for m in messages) else "text",
-                messages=messages, steps=steps, scripts=scripts,
-                verdict=label, stop_reason="imported",
-                usage=TokenUsage(prompt_tokens=_token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
-                                 completion_tokens=_token_count(usage.get("completion_tokens"),
-                                                                "usage.completion_tokens")),
-                source="import:openai-jsonl", meta=meta,
-            ))
+            out.trajectories.append(
+                Trajectory(
+                    id=safe_id(str(data.get("id") or f"{path.stem}-L{n}")),
+                    task_id=task_id,
+                    suite=str(data.get("suite") or ""),
+                    split=str(data.get("split") or ""),
+                    instruction=str(data.get("instruction") or _first_user_text(messages)),
+                    model=str(data.get("model") or ""),
+                    protocol="imported",
+                    protocol_used="tools" if any(m.tool_calls for m in messages) else "text",
+                    messages=messages,
+                    steps=steps,
+                    scripts=scripts,
+                    verdict=label,
+                    stop_reason="imported",
+                    usage=TokenUsage(
+                        prompt_tokens=_token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
+                        completion_tokens=_token_count(usage.get("completion_tokens"), "usage.completion_tokens"),
+                    ),
+                    source="import:openai-jsonl",
+                    meta=meta,
+                )
+            )
         except _BadLine as err:
             out.problems.append(ImportProblem(str(path), n, str(err)))
     return out
 
 
-_CC_SKIP_TYPES = {"summary", "system", "file-history-snapshot", "progress", "queue-operation",
-                  "permission-mode", "checkpoint", "attachment"}
+_CC_SKIP_TYPES = {
+    "summary",
+    "system",
+    "file-history-snapshot",
+    "progress",
+    "queue-operation",
+    "permission-mode",
+    "checkpoint",
+    "attachment",
+}
 
 
 def _cc_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -340,7 +397,7 @@ class _Session:
         self.counted_usage: set[str] = set()
 
 
-def parse_claude_code(path: Path, *, verdict: str | None = None, task_id: str | None = None) -> ParsedFile:
+def parse_claude_code(path: Path, *, verdict: Outcome | None = None, task_id: str | None = None) -> ParsedFile:
     """A Claude Code session JSONL file (see the module docstring)."""
     path = Path(path)
     out = ParsedFile(str(path), "claude-code")
@@ -384,20 +441,24 @@ def parse_claude_code(path: Path, *, verdict: str | None = None, task_id: str | 
         for step in steps:
             if step.call_id in sess.errors:
                 step.exit_code = 1
-        out.trajectories.append(Trajectory(
-            id=safe_id(sess.sid),
-            task_id=task_id or sess.sid,
-            instruction=_first_user_text(sess.messages),
-            model=sess.model,
-            protocol="imported",
-            protocol_used="tools",
-            messages=sess.messages, steps=steps, scripts=scripts,
-            verdict=verdict or "unlabelled", stop_reason="imported",
-            usage=sess.usage,
-            source="import:claude-code",
-            meta={"import": {"path": str(path), "format": "claude-code", "session": sess.sid,
-                             "cwd": sess.cwd}},
-        ))
+        out.trajectories.append(
+            Trajectory(
+                id=safe_id(sess.sid),
+                task_id=task_id or sess.sid,
+                instruction=_first_user_text(sess.messages),
+                model=sess.model,
+                protocol="imported",
+                protocol_used="tools",
+                messages=sess.messages,
+                steps=steps,
+                scripts=scripts,
+                verdict=verdict or "unlabelled",
+                stop_reason="imported",
+                usage=sess.usage,
+                source="import:claude-code",
+                meta={"import": {"path": str(path), "format": "claude-code", "session": sess.sid, "cwd": sess.cwd}},
+            )
+        )
         out.trajectories[-1].timings.started_at = sess.first_ts
         out.trajectories[-1].timings.finished_at = sess.last_ts
     return out
@@ -412,17 +473,25 @@ def _cc_assistant(sess: _Session, message: dict[str, Any], blocks: list[dict[str
         elif block["type"] == "tool_use":
             if not isinstance(block.get("name"), str):
                 raise _BadLine("a tool_use block needs a 'name'")
-            calls.append(ToolCallRecord(id=str(block.get("id") or f"toolu_{len(sess.messages)}"),
-                                        name=block["name"], arguments=json.dumps(block.get("input") or {})))
+            calls.append(
+                ToolCallRecord(
+                    id=str(block.get("id") or f"toolu_{len(sess.messages)}"),
+                    name=block["name"],
+                    arguments=json.dumps(block.get("input") or {}),
+                )
+            )
     usage = message.get("usage")
-    counted = isinstance(usage, dict) and (mid is None or mid not in sess.counted_usage)
-    if counted:  # checked before the session changes: a bad line leaves no trace
-        prompt = sum(_token_count(usage.get(k), f"message.usage.{k}") for k in (
-            "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    if not isinstance(usage, dict) or (mid is not None and mid in sess.counted_usage):
+        usage = None  # none given, or this message's usage is counted already
+    if usage is not None:  # checked before the session changes: a bad line leaves no trace
+        prompt = sum(
+            _token_count(usage.get(k), f"message.usage.{k}")
+            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        )
         completion = _token_count(usage.get("output_tokens"), "message.usage.output_tokens")
     if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
         sess.model = message["model"]
-    if counted:
+    if usage is not None:
         if mid is not None:
             sess.counted_usage.add(mid)
         sess.usage.calls += 1
@@ -448,8 +517,9 @@ def _cc_user(sess: _Session, blocks: list[dict[str, Any]]) -> None:
                 raise _BadLine("a tool_result block needs a 'tool_use_id'")
             if block.get("is_error"):
                 sess.errors.add(call_id)
-            sess.messages.append(Message(role="tool", tool_call_id=call_id,
-                                         content=_cc_result_text(block.get("content"))))
+            sess.messages.append(
+                Message(role="tool", tool_call_id=call_id, content=_cc_result_text(block.get("content")))
+            )
         elif block["type"] == "text":
             text_parts.append(str(block.get("text", "")))
         elif block["type"] == "image":
@@ -458,7 +528,7 @@ def _cc_user(sess: _Session, blocks: list[dict[str, Any]]) -> None:
         sess.messages.append(Message(role="user", content="\n".join(text_parts)))
 
 
-def parse_t2s(path: Path, *, verdict: str | None = None) -> ParsedFile:
+def parse_t2s(path: Path, *, verdict: Outcome | None = None) -> ParsedFile:
     """t2s trajectories: one JSON object, a JSON list, or JSON lines."""
     path = Path(path)
     out = ParsedFile(str(path), "t2s")
@@ -491,8 +561,10 @@ def parse_t2s(path: Path, *, verdict: str | None = None) -> ParsedFile:
         except UsageError as err:
             out.problems.append(ImportProblem(str(path), n, err.message.removeprefix("trajectory: ")))
             continue
-        traj.meta = {**traj.meta, "import": {"path": str(path), "line": n, "format": "t2s",
-                                             "original_source": traj.source}}
+        traj.meta = {
+            **traj.meta,
+            "import": {"path": str(path), "line": n, "format": "t2s", "original_source": traj.source},
+        }
         traj.source = "import:t2s"
         if verdict is not None:
             traj.verdict = verdict
@@ -531,8 +603,13 @@ class ImportSummary:
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "files": self.files, "imported": self.imported,
-                "existing": self.existing, "problems": self.problems}
+        return {
+            "run": self.run,
+            "files": self.files,
+            "imported": self.imported,
+            "existing": self.existing,
+            "problems": self.problems,
+        }
 
 
 def import_trajectories(
@@ -558,8 +635,13 @@ def import_trajectories(
     files: dict[str, Any] = {}
     batch: set[str] = set()
     for parsed in parsed_files:
-        counts = {"path": parsed.path, "format": parsed.format, "imported": 0, "skipped": len(parsed.problems),
-                  "existing": 0}
+        counts: dict[str, Any] = {
+            "path": parsed.path,
+            "format": parsed.format,
+            "imported": 0,
+            "skipped": len(parsed.problems),
+            "existing": 0,
+        }
         summary.problems += [str(p) for p in parsed.problems]
         for traj in parsed.trajectories:
             base, k = traj.id, 2
@@ -582,19 +664,37 @@ def import_trajectories(
         manifest = record.manifest()
     else:
         commit = store.resolve(rev or "HEAD")
-        manifest = RunManifest(run=run, s0=commit, skill_dir=skill_dir_of(store, config, commit),
-                               suite="", split="", options={"imported": True})
+        manifest = RunManifest(
+            run=run,
+            s0=commit,
+            skill_dir=skill_dir_of(store, config, commit),
+            suite="",
+            split="",
+            options={"imported": True},
+        )
         record.create(manifest)
     for path in files:
         traj = load_trajectory(files[path])
         traj.skill_dir = traj.skill_dir or manifest.skill_dir
         files[path] = traj.to_json()
-    record.write(files, f"t2s run {run}: import {len(files)} trajectories ({fmt})",
-                 "\n".join(f"{f['path']}: {f['imported']} imported, {f['skipped']} bad line(s)"
-                           for f in summary.files))
+    record.write(
+        files,
+        f"t2s run {run}: import {len(files)} trajectories ({fmt})",
+        "\n".join(f"{f['path']}: {f['imported']} imported, {f['skipped']} bad line(s)" for f in summary.files),
+    )
     previous = record.manifest().stages.get("import")
     total = len(summary.imported) + int((previous.summary.get("imported") if previous else 0) or 0)
-    record.set_stage("import", "done", {"imported": total, "last": {
-        "format": fmt, "imported": len(summary.imported), "skipped": len(summary.problems),
-        "existing": len(summary.existing)}})
+    record.set_stage(
+        "import",
+        "done",
+        {
+            "imported": total,
+            "last": {
+                "format": fmt,
+                "imported": len(summary.imported),
+                "skipped": len(summary.problems),
+                "existing": len(summary.existing),
+            },
+        },
+    )
     return summary

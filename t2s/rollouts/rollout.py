@@ -49,6 +49,10 @@ LEDGER_PATH = "ledger/rollout.json"
 
 @dataclass
 class RolloutSummary:
+    """What a rollout did: the run, S0, suite and split; how many trajectories the
+    split asks for, passed, failed, errored, were already recorded, ran now or were
+    left by the budget; tokens, wall time, and the causes of errors."""
+
     run: str
     s0: str
     skill_dir: str
@@ -77,6 +81,7 @@ class RolloutSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what ``t2s rollout --json`` prints)."""
         return asdict(self)
 
     def errored_work(self) -> WorkErrored | None:
@@ -86,13 +91,14 @@ class RolloutSummary:
 
         causes = [CauseCount.model_validate(row) for row in self.errors]
         return WorkErrored(
-            describe(causes, self.errored, self.total, "trajectories"), causes=causes,
+            describe(causes, self.errored, self.total, "trajectories"),
+            causes=causes,
             hint="errored tasks are not analyzed; fix the cause and run the same command again to run them again",
         )
 
 
 def _done_trajectories(record: RunRecord) -> dict[str, Trajectory]:
-    out = {}
+    out: dict[str, Trajectory] = {}
     if not record.exists():
         return out
     for path in record.list(TRAJECTORIES_DIR):
@@ -131,16 +137,23 @@ def prepare_manifest(
             )
         for what, mine, theirs in (("suite", suite_name, manifest.suite), ("split", split, manifest.split)):
             if theirs and mine != theirs:
-                raise UsageError(f"run {record.run!r} was started with {what} {theirs!r}, not {mine!r}",
-                                 hint="choose a new --run name")
+                raise UsageError(
+                    f"run {record.run!r} was started with {what} {theirs!r}, not {mine!r}",
+                    hint="choose a new --run name",
+                )
         recorded = manifest.options.get("seeds")
         if seeds is not None and recorded is not None and seeds != recorded:
             raise UsageError(f"run {record.run!r} was started with --seeds {recorded}, not {seeds}")
         return manifest
     s0 = store.resolve(rev or "HEAD")
     manifest = RunManifest(
-        run=record.run, s0=s0, skill_dir=skill_dir, suite=suite_name, split=split,
-        models=_models_snapshot(llm), options={**options, "seeds": seeds or 1},
+        run=record.run,
+        s0=s0,
+        skill_dir=skill_dir,
+        suite=suite_name,
+        split=split,
+        models=_models_snapshot(llm),
+        options={**options, "seeds": seeds or 1},
     )
     record.create(manifest)
     return manifest
@@ -172,12 +185,26 @@ async def rollout_async(
     split, ids = _planned_tasks(config, suite, split, task_ids, limit)  # bad input fails before the lock
     with RunRecord(store, run).stage_lock(STAGE):
         return await _rollout(
-            store, config, llm, suite, run=run, split=split, ids=ids, rev=rev, concurrency=concurrency,
-            seeds=seeds, options=options, retry_errored=retry_errored, progress=progress, workroot=workroot,
+            store,
+            config,
+            llm,
+            suite,
+            run=run,
+            split=split,
+            ids=ids,
+            rev=rev,
+            concurrency=concurrency,
+            seeds=seeds,
+            options=options,
+            retry_errored=retry_errored,
+            progress=progress,
+            workroot=workroot,
         )
 
 
-def _planned_tasks(config, suite, split: str | None, task_ids: list[str] | None, limit: int | None) -> tuple[str, list[str]]:
+def _planned_tasks(
+    config, suite, split: str | None, task_ids: list[str] | None, limit: int | None
+) -> tuple[str, list[str]]:
     """The split to roll out and its task ids, checked against the suite."""
     split = split or config.rollout.evolve_split
     splits = suite.splits()
@@ -185,8 +212,10 @@ def _planned_tasks(config, suite, split: str | None, task_ids: list[str] | None,
     if split in splits and heldout in splits and split != heldout:
         suite.check_disjoint(split, heldout)
     if split == heldout:
-        raise UsageError(f"refusing to evolve on the held-out split {heldout!r}",
-                         hint="roll out on the evolve split; the held-out split is for the gate")
+        raise UsageError(
+            f"refusing to evolve on the held-out split {heldout!r}",
+            hint="roll out on the evolve split; the held-out split is for the gate",
+        )
     ids = list(task_ids) if task_ids is not None else suite.task_ids(split)
     if limit is not None:
         if limit < 1:
@@ -223,13 +252,23 @@ async def _rollout(
     skill_dir = skill_dir_of(store, config, commit_for_dir)
     require_clean_skill(store, config, commit_for_dir, skill_dir)  # before the run record exists
     opts = options or AgentOptions(
-        max_turns=config.rollout.max_turns, exec_timeout=config.rollout.exec_timeout,
+        max_turns=config.rollout.max_turns,
+        exec_timeout=config.rollout.exec_timeout,
     )
     manifest = prepare_manifest(
-        record, store, rev=rev, skill_dir=skill_dir, suite_name=suite.name, split=split,
-        seeds=seeds, llm=llm,
-        options={"max_turns": opts.max_turns, "exec_timeout": opts.exec_timeout,
-                 "protocol": opts.protocol or llm.role(opts.role).protocol},
+        record,
+        store,
+        rev=rev,
+        skill_dir=skill_dir,
+        suite_name=suite.name,
+        split=split,
+        seeds=seeds,
+        llm=llm,
+        options={
+            "max_turns": opts.max_turns,
+            "exec_timeout": opts.exec_timeout,
+            "protocol": opts.protocol or llm.role(opts.role).protocol,
+        },
     )
     seeds = int(manifest.options.get("seeds") or seeds or 1)
     skill = SkillBundle.from_git(store, manifest.s0, manifest.skill_dir)
@@ -241,8 +280,15 @@ async def _rollout(
     done = _done_trajectories(record)
     final = {i for i, t in done.items() if t.verdict != "errored" or not retry_errored}
     pending = [p for p in planned if p[0] not in final]
-    summary = RolloutSummary(run=run, s0=manifest.s0, skill_dir=manifest.skill_dir, suite=suite.name,
-                             split=split, total=len(planned), skipped=len(planned) - len(pending))
+    summary = RolloutSummary(
+        run=run,
+        s0=manifest.s0,
+        skill_dir=manifest.skill_dir,
+        suite=suite.name,
+        split=split,
+        total=len(planned),
+        skipped=len(planned) - len(pending),
+    )
     record.set_stage(STAGE, "running")
     if progress:
         progress.start(len(planned), summary.skipped)
@@ -264,8 +310,9 @@ async def _rollout(
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
             workdir = tmp / traj_id
             try:
-                traj = await run_agent(llm, suite, task, skill, workdir, options=episode_opts,
-                                       traj_id=traj_id, split=split, seed_index=k)
+                traj = await run_agent(
+                    llm, suite, task, skill, workdir, options=episode_opts, traj_id=traj_id, split=split, seed_index=k
+                )
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
@@ -277,7 +324,8 @@ async def _rollout(
                 for path in record.list(prefix.rstrip("/")):
                     files.setdefault(path, None)
             await asyncio.to_thread(
-                record.write, files,
+                record.write,
+                files,
                 f"t2s run {run}: rollout {traj_id} {traj.verdict}",
                 f"task {task_id}, {len(traj.steps)} step(s), stop: {traj.stop_reason}",
             )
@@ -323,15 +371,21 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
         if traj.verdict in ("passed", "failed", "errored"):
             setattr(summary, traj.verdict, getattr(summary, traj.verdict) + 1)
     errored = [current[i] for i in summary.trajectories if current[i].verdict == "errored"]
-    summary.errors = [row.model_dump() for row in tally(
-        t.error_cause or ErrorCause(kind="error", message=t.error or "(no cause recorded)") for t in errored)]
+    summary.errors = [
+        row.model_dump()
+        for row in tally(
+            t.error_cause or ErrorCause(kind="error", message=t.error or "(no cause recorded)") for t in errored
+        )
+    ]
     if status == "done" and errored:
         status = "errored"  # finished, but not every task has a verdict
     summary.wall_s = round(time.perf_counter() - started, 3)
     stage_summary = {k: v for k, v in summary.to_dict().items() if k != "trajectories"}
     try:
-        record.write({LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
-                     f"t2s run {record.run}: rollout ledger")
+        record.write(
+            {LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
+            f"t2s run {record.run}: rollout ledger",
+        )
         record.set_stage(STAGE, status, stage_summary)
     except Exception:  # pragma: no cover - never hide the original error behind this one
         if status in ("done", "errored"):
@@ -375,15 +429,27 @@ def rollout(
         suite = load_rollout_suite(config, store, str(suite) if suite is not None else None)
     own_llm = llm is None
     if own_llm:
-        llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None,
-                  phase="rollout")
+        llm = LLM(config, cache_path=default_cache_path(store.common_dir, config) if cache else None, phase="rollout")
 
     try:  # LLM.run closes the HTTP clients with the event loop
-        return llm.run(rollout_async(
-            store, config, llm, suite, run=run, split=split, rev=rev, limit=limit,
-            concurrency=concurrency, seeds=seeds, task_ids=task_ids, options=options,
-            retry_errored=retry_errored, progress=progress,
-        ))
+        return llm.run(
+            rollout_async(
+                store,
+                config,
+                llm,
+                suite,
+                run=run,
+                split=split,
+                rev=rev,
+                limit=limit,
+                concurrency=concurrency,
+                seeds=seeds,
+                task_ids=task_ids,
+                options=options,
+                retry_errored=retry_errored,
+                progress=progress,
+            )
+        )
     finally:
         if own_llm:
             llm.close()
@@ -398,4 +464,3 @@ def summary_rows(summary: RolloutSummary) -> list[tuple[str, str]]:
         ("tokens", f"{summary.tokens:,}" + (f" ({summary.new_tokens:,} new)" if summary.skipped else "")),
         ("time", f"{summary.wall_s:.1f} s"),
     ]
-

@@ -46,8 +46,18 @@ TOOLS = ("bash", "tar", "env", "sleep")
 #: Where a Python program is put in the sandbox (read-only; outside the work folder).
 SCRIPT_PATH = "/tmp/t2s-exec.py"
 #: /etc files the C library and Python read (when the host has them).
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts",
-             "mime.types", "nsswitch.conf", "host.conf", "gai.conf")
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "alternatives",
+    "fonts",
+    "mime.types",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+)
 #: /etc files a run with the network on (``network=True``) also needs.
 NETWORK_ETC_FILES = ("resolv.conf", "ssl", "ca-certificates", "ca-certificates.conf", "services", "protocols")
 #: Top-level system folders: links on merged-/usr systems, folders elsewhere.
@@ -70,8 +80,13 @@ def sandbox_ids() -> tuple[int, int]:
 def python_dirs() -> tuple[str, ...]:
     """Folders of the interpreter t2s runs on that the sandbox needs (read-only):
     its prefixes and site-packages (openpyxl's included), minus what /usr covers."""
-    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             str(Path(sys.executable).resolve().parent.parent)}
+    found = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        str(Path(sys.executable).resolve().parent.parent),
+    }
     for key in ("purelib", "platlib", "stdlib", "platstdlib"):
         found.add(sysconfig.get_paths()[key])
     found.update(site.getsitepackages())
@@ -116,7 +131,7 @@ def _system_args(network: bool = False) -> list[str]:
     for name in ETC_FILES + (NETWORK_ETC_FILES if network else ()):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for d in python_dirs():
-        args += _parents_args(d) + ["--ro-bind", d, d]
+        args += [*_parents_args(d), "--ro-bind", d, d]
     return args
 
 
@@ -158,12 +173,30 @@ def bwrap_version() -> tuple[int, ...]:
 def _namespace_args(network: bool) -> list[str]:
     if runs_as_root():
         # privileged bubblewrap, no user namespace: the uid drop below is real
-        args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-                "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                "--cap-add", "CAP_SETPCAP"]
+        args = [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--cap-add",
+            "CAP_SETPCAP",
+        ]
     else:
-        args = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
-                "--unshare-cgroup-try", "--cap-drop", "ALL"]
+        args = [
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+        ]
         if bwrap_version() >= (0, 8):
             args.append("--disable-userns")  # no nested user namespaces (kernel surface)
     if not network:
@@ -175,9 +208,18 @@ def _tmpfs(path: str, size: int, perms: str) -> list[str]:
     return ["--perms", perms, "--size", str(size), "--tmpfs", path]
 
 
-def plan(workdir: Path, *, disk_bytes: int, in_fd: int, out_fd: int, seconds: float,
-         command: list[str], rlimits: tuple[str, str, str] = ("-", "-", "-"),
-         script: bytes | None = None, network: bool = False) -> Plan:
+def plan(
+    workdir: Path,
+    *,
+    disk_bytes: int,
+    in_fd: int,
+    out_fd: int,
+    seconds: float,
+    command: list[str],
+    rlimits: tuple[str, str, str] = ("-", "-", "-"),
+    script: bytes | None = None,
+    network: bool = False,
+) -> Plan:
     """The bwrap command running ``command`` (already wrapped in ``env -i``) under the
     supervisor, with ``rlimits`` (address space KiB, file size KiB, processes; "-"
     for none) and ``script`` at :data:`SCRIPT_PATH`; the data files go in as memory
@@ -195,16 +237,54 @@ def plan(workdir: Path, *, disk_bytes: int, in_fd: int, out_fd: int, seconds: fl
         data_fds.append(fd)
         data_args += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
     # /tmp first: an interpreter or venv below /tmp is then bound on top of it
-    argv = ["bwrap", *_namespace_args(network), "--die-with-parent", "--new-session",
-            "--hostname", HOSTNAME, "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
-            "--proc", "/proc", "--dev", "/dev", *_tmpfs("/dev/shm", disk_bytes, "1777"),
-            *_tmpfs("/tmp", disk_bytes, "1777"), *_system_args(network), *data_args,
-            *_parents_args(work), *_tmpfs(work, disk_bytes, "0777"), "--chdir", work, "--"]
+    argv = [
+        "bwrap",
+        *_namespace_args(network),
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        HOSTNAME,
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        *_tmpfs("/dev/shm", disk_bytes, "1777"),
+        *_tmpfs("/tmp", disk_bytes, "1777"),
+        *_system_args(network),
+        *data_args,
+        *_parents_args(work),
+        *_tmpfs(work, disk_bytes, "0777"),
+        "--chdir",
+        work,
+        "--",
+    ]
     if runs_as_root():
-        argv += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--"]
-    argv += ["bash", "--noprofile", "--norc", "-c", supervisor_script(), "t2s-sandbox",
-             str(in_fd), str(out_fd), f"{seconds:.3f}", *rlimits, *command]
+        argv += [
+            "setpriv",
+            f"--reuid={SANDBOX_UID}",
+            f"--regid={SANDBOX_UID}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
+    argv += [
+        "bash",
+        "--noprofile",
+        "--norc",
+        "-c",
+        supervisor_script(),
+        "t2s-sandbox",
+        str(in_fd),
+        str(out_fd),
+        f"{seconds:.3f}",
+        *rlimits,
+        *command,
+    ]
     return Plan(argv, pass_fds=[in_fd, out_fd, *data_fds], close_after_start=data_fds)
 
 
@@ -225,11 +305,12 @@ class Availability:
 def _missing_tools() -> list[str]:
     missing = []
     if shutil.which("bwrap") is None:
-        missing.append("bubblewrap is not installed (no `bwrap` on PATH; Debian/Ubuntu: "
-                       "apt-get install bubblewrap)")
+        missing.append("bubblewrap is not installed (no `bwrap` on PATH; Debian/Ubuntu: apt-get install bubblewrap)")
     if runs_as_root() and shutil.which("setpriv") is None:
-        missing.append("`setpriv` (util-linux) is not installed: t2s runs as root and needs it "
-                       "to run the sandbox as an unprivileged user")
+        missing.append(
+            "`setpriv` (util-linux) is not installed: t2s runs as root and needs it "
+            "to run the sandbox as an unprivileged user"
+        )
     for tool in TOOLS:
         if not (Path("/usr/bin") / tool).exists() and not (Path("/bin") / tool).exists():
             missing.append(f"`{tool}` is not installed in /usr/bin (the sandbox's supervisor needs it)")
@@ -239,11 +320,16 @@ def _missing_tools() -> list[str]:
 def explain_failure(stderr: str) -> str:
     """A sentence for why bubblewrap could not set a sandbox up."""
     text = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
-    if "uid map" in stderr or "No permissions to create new namespace" in stderr or \
-            "Operation not permitted" in stderr and "namespace" in stderr:
-        return (f"bubblewrap cannot create a user namespace here ({text}): enable unprivileged "
-                "user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
-                "also kernel.apparmor_restrict_unprivileged_userns=0), or run t2s as root")
+    if (
+        "uid map" in stderr
+        or "No permissions to create new namespace" in stderr
+        or ("Operation not permitted" in stderr and "namespace" in stderr)
+    ):
+        return (
+            f"bubblewrap cannot create a user namespace here ({text}): enable unprivileged "
+            "user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
+            "also kernel.apparmor_restrict_unprivileged_userns=0), or run t2s as root"
+        )
     return f"bubblewrap cannot set a sandbox up here: {text}"
 
 
@@ -256,8 +342,14 @@ def availability() -> Availability:
         return Availability(False, missing)
     version = ".".join(map(str, bwrap_version()))
     if bwrap_version() < (0, 5):
-        return Availability(False, [f"bubblewrap {version or '(unknown version)'} is too old: the sandbox "
-                                    "needs 0.5 or newer (--size, --perms)"], version)
+        return Availability(
+            False,
+            [
+                f"bubblewrap {version or '(unknown version)'} is too old: the sandbox "
+                "needs 0.5 or newer (--size, --perms)"
+            ],
+            version,
+        )
     problem = _probe_run()
     if problem:
         return Availability(False, [problem], version)
@@ -275,8 +367,10 @@ def _probe_run() -> str | None:
     if returncode != 0 and not status:
         return explain_failure(stderr)
     if not status.startswith(b"t2s-status 0 "):
-        return (f"the interpreter {sys.executable} does not run inside the sandbox as uid "
-                f"{sandbox_ids()[0]}: {stderr.strip()[-300:] or status.decode(errors='replace')}")
+        return (
+            f"the interpreter {sys.executable} does not run inside the sandbox as uid "
+            f"{sandbox_ids()[0]}: {stderr.strip()[-300:] or status.decode(errors='replace')}"
+        )
     return None
 
 
@@ -285,11 +379,24 @@ def _probe_once(work: Path) -> tuple[bytes, str, int]:
 
     in_fd = _workcopy.pack(work, dirs=("tmp",))
     read_end, write_end = os.pipe()
-    p = plan(work, disk_bytes=16 << 20, in_fd=in_fd, out_fd=write_end, seconds=30,
-             command=["env", "-i", sys.executable, "-s", "-c", "pass"])
+    p = plan(
+        work,
+        disk_bytes=16 << 20,
+        in_fd=in_fd,
+        out_fd=write_end,
+        seconds=30,
+        command=["env", "-i", sys.executable, "-s", "-c", "pass"],
+    )
     try:
-        proc = subprocess.Popen(p.argv, env={}, pass_fds=p.pass_fds, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+        proc = subprocess.Popen(
+            p.argv,
+            env={},
+            pass_fds=p.pass_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd="/",
+        )
     except OSError as err:
         os.close(read_end)
         return b"", str(err), 127
@@ -299,6 +406,7 @@ def _probe_once(work: Path) -> tuple[bytes, str, int]:
     with os.fdopen(read_end, "rb") as result:
         status = result.readline()
         result.read()
+    assert proc.stderr is not None  # stderr=PIPE
     stderr = proc.stderr.read().decode("utf-8", "replace")
     proc.stderr.close()
     proc.wait(timeout=60)

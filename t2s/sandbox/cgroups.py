@@ -19,6 +19,7 @@ and :func:`report` says so.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -58,10 +59,8 @@ class RunCgroup:
     def pids(self) -> list[int]:
         found: set[int] = set()
         for procs in self.procs_files:
-            try:
+            with contextlib.suppress(OSError):
                 found.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                pass
         return sorted(found)
 
     def kill(self) -> None:
@@ -70,23 +69,19 @@ class RunCgroup:
         for d in self.dirs.values():
             kill_file = d / "cgroup.kill"
             if kill_file.exists():
-                try:
+                with contextlib.suppress(OSError):
                     kill_file.write_text("1\n")
-                except OSError:
-                    pass
         for _ in range(400):
             pids = self.pids()
             if not pids:
                 return
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.005)
 
     def limits_hit(self) -> list[str]:
-        """"process limit" / "memory limit" when the kernel refused or killed."""
+        """ "process limit" / "memory limit" when the kernel refused or killed."""
         hit = []
         pids_dir = self.dirs.get("pids")
         if pids_dir is not None and _counter_in(pids_dir / "pids.events", "max") > 0:
@@ -182,7 +177,7 @@ def _candidates() -> list[Controller]:
         elif "v2" in mounts and "v2" in own:
             mount = mounts["v2"][1]
             parent = mount / own["v2"].lstrip("/")
-            available = (parent / "cgroup.subtree_control")
+            available = parent / "cgroup.subtree_control"
             try:
                 enabled = available.read_text().split()
             except OSError:
@@ -195,8 +190,7 @@ def _candidates() -> list[Controller]:
 def _probe(ctrl: Controller) -> bool:
     """Create a child cgroup, set its limit, move a process into it: does it work?"""
     probe = ctrl.parent / f"t2s-probe-{owner_tag()}-{next(_counter)}"
-    limit = "pids.max" if ctrl.name == "pids" else (
-        "memory.limit_in_bytes" if ctrl.version == 1 else "memory.max")
+    limit = "pids.max" if ctrl.name == "pids" else ("memory.limit_in_bytes" if ctrl.version == 1 else "memory.max")
     sleeper = None
     try:
         probe.mkdir()
@@ -233,8 +227,11 @@ def report() -> dict[str, str]:
     out = {}
     for name in ("pids", "memory"):
         c = have.get(name)
-        out[name] = (f"cgroup v{c.version} {name} controller under {c.parent}" if c
-                     else "none (no writable cgroup: per-process rlimits only)")
+        out[name] = (
+            f"cgroup v{c.version} {name} controller under {c.parent}"
+            if c
+            else "none (no writable cgroup: per-process rlimits only)"
+        )
     return out
 
 

@@ -20,8 +20,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: Prefixes of t2s's scratch folders in the system's temporary directory.
 KNOWN_PREFIXES = ("t2s-analyst-", "t2s-eval-", "t2s-rollout-")
@@ -69,7 +69,7 @@ def sweep(prefix: str, directory: Path | str | None = None) -> list[Path]:
     """Remove the ``prefix`` scratch folders in ``directory`` (default: the system's
     temporary directory) whose owner is gone. Returns what was removed."""
     base = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(base.iterdir())
     except OSError:
@@ -77,7 +77,7 @@ def sweep(prefix: str, directory: Path | str | None = None) -> list[Path]:
     for entry in entries:
         if not entry.name.startswith(prefix):
             continue
-        m = _TAGGED.match(entry.name[len(prefix):])
+        m = _TAGGED.match(entry.name[len(prefix) :])
         if not m or owner_alive(m.group("tag")) is not False:
             continue
         if entry.is_dir() and not entry.is_symlink():

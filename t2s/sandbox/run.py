@@ -25,6 +25,7 @@ folder with only rlimits, a cgroup and ``unshare --net`` around it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -35,14 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from t2s.errors import T2SError
-from t2s.sandbox import bwrap as _bwrap
-from t2s.sandbox import cgroups as _cgroups
-from t2s.sandbox import workcopy as _workcopy
+from t2s.sandbox import bwrap as _bwrap, cgroups as _cgroups, workcopy as _workcopy
 from t2s.sandbox.leftovers import KNOWN_PREFIXES, sweep
 
 DEFAULT_TIMEOUT = 60.0
@@ -75,6 +75,10 @@ class SandboxUnavailable(T2SError):
 
 @dataclass
 class ExecResult:
+    """How one :func:`run_code` went: exit code, output (cut to head and tail when
+    long), whether a limit or the timeout ended it, how long it took, and how it was
+    isolated."""
+
     exit_code: int | None
     stdout: str
     stderr: str
@@ -97,6 +101,7 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
+        """Exit code 0, within time, and no limit hit."""
         return self.exit_code == 0 and not self.timed_out and not self.killed_reason
 
     @property
@@ -113,6 +118,7 @@ class ExecResult:
         return f"failed: exit code {self.exit_code}"
 
     def to_dict(self) -> dict:
+        """The result as JSON-ready data, with its :attr:`verdict`."""
         d = asdict(self)
         d["verdict"] = self.verdict
         return d
@@ -148,21 +154,22 @@ class _Capped:
         return data.decode("utf-8", "replace")
 
     def text(self) -> str:
-        tail = bytes(self.tail[-self.tail_limit:]) if self.tail_limit else b""
+        tail = bytes(self.tail[-self.tail_limit :]) if self.tail_limit else b""
         cut = self.total - len(self.head) - len(tail)
         if cut <= 0:
             return (bytes(self.head) + tail).decode("utf-8", "replace")
-        return (bytes(self.head).decode("utf-8", "replace")
-                + f"\n[... {cut} bytes cut by the t2s sandbox (kept the first {len(self.head)} "
-                  f"and the last {len(tail)} of {self.total}) ...]\n"
-                + tail.decode("utf-8", "replace"))
+        return (
+            bytes(self.head).decode("utf-8", "replace")
+            + f"\n[... {cut} bytes cut by the t2s sandbox (kept the first {len(self.head)} "
+            f"and the last {len(tail)} of {self.total}) ...]\n" + tail.decode("utf-8", "replace")
+        )
 
 
 class _Spool:
     """The sandbox's result stream (status line + tar), up to ``limit`` bytes."""
 
     def __init__(self, limit: int):
-        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - outlives __init__; _collect closes it
         self.limit = limit
         self.total = 0
 
@@ -195,14 +202,16 @@ def unavailable_error() -> SandboxUnavailable:
         "refusing to run model-written code: no sandbox can be had on this machine:\n"
         + "\n".join(f"  - {m}" for m in missing),
         hint="`t2s doctor` shows the details; fix the above, or pass --unsafe-no-sandbox to "
-             "run the code with t2s's own user, files and environment (dangerous)",
+        "run the code with t2s's own user, files and environment (dangerous)",
     )
 
 
 def unsafe_warning() -> str:
-    return ("WARNING: no sandbox: model-written code runs as "
-            f"{'root' if os.geteuid() == 0 else 'your user'} with access to your files "
-            "(--unsafe-no-sandbox): " + "; ".join(availability().missing))
+    return (
+        "WARNING: no sandbox: model-written code runs as "
+        f"{'root' if os.geteuid() == 0 else 'your user'} with access to your files "
+        "(--unsafe-no-sandbox): " + "; ".join(availability().missing)
+    )
 
 
 def preflight(unsafe_no_sandbox: bool | None = None) -> str | None:
@@ -228,22 +237,26 @@ def isolation_report() -> dict[str, str]:
         return {
             "sandbox": "UNAVAILABLE: " + "; ".join(avail.missing),
             "consequence": "rollout, eval, gate, analyze and evolve refuse to run model code "
-                           "unless --unsafe-no-sandbox is given",
+            "unless --unsafe-no-sandbox is given",
             "unsafe fallback": f"{_network_wrapper()[0]}; processes: {cg['pids']}; memory: {cg['memory']}",
         }
     return {
         "sandbox": f"bubblewrap {avail.version}",
-        "user": f"uid {uid}" + (" (nobody; t2s runs as root, setpriv drops before the code runs)"
-                                if _bwrap.runs_as_root() else " (your own, in a user namespace)"),
+        "user": f"uid {uid}"
+        + (
+            " (nobody; t2s runs as root, setpriv drops before the code runs)"
+            if _bwrap.runs_as_root()
+            else " (your own, in a user namespace)"
+        ),
         "filesystem": "own mount namespace: /usr, a few /etc files and the interpreter read-only "
-                      f"({', '.join(_bwrap.python_dirs())}); the work folder, /tmp and /dev/shm are tmpfs",
+        f"({', '.join(_bwrap.python_dirs())}); the work folder, /tmp and /dev/shm are tmpfs",
         "network": "none (empty network namespace; no host sockets)",
         "processes": f"own PID namespace and /proc; {cg['pids']}",
         "memory": f"{cg['memory']}; RLIMIT_AS per process",
         "disk": "the work folder, /tmp and /dev/shm: tmpfs of file_size_mb each; RLIMIT_FSIZE",
         "timeout": "the code's process group, then every process of the sandbox",
         "environment": "allow-list only (PATH, HOME, TMPDIR, LANG, LC_ALL, PYTHON* basics), "
-                       "started from an empty environment",
+        "started from an empty environment",
     }
 
 
@@ -298,17 +311,27 @@ class _Run:
     group: _cgroups.RunCgroup | None = None
     nproc: int | None = None
     isolation: dict[str, str] = field(default_factory=dict)
-    out: _Capped | None = None
-    err: _Capped | None = None
+    #: The output sinks, made when the process starts (:func:`_execute`).
+    out: _Capped = field(init=False, repr=False)
+    err: _Capped = field(init=False, repr=False)
     limits_hit: list[str] = field(default_factory=list)
 
 
-def run_code(code: str, workdir: Path, *, language: Literal["python", "shell"] = "python",
-             timeout: float = DEFAULT_TIMEOUT, memory_mb: int | None = DEFAULT_MEMORY_MB,
-             max_procs: int | None = DEFAULT_MAX_PROCS, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-             network: bool = False, env: dict[str, str] | None = None,
-             file_size_mb: int | None = DEFAULT_FILE_SIZE_MB, stdin: str | None = None,
-             unsafe_no_sandbox: bool | None = None) -> ExecResult:
+def run_code(
+    code: str,
+    workdir: Path,
+    *,
+    language: Literal["python", "shell"] = "python",
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_mb: int | None = DEFAULT_MEMORY_MB,
+    max_procs: int | None = DEFAULT_MAX_PROCS,
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    network: bool = False,
+    env: dict[str, str] | None = None,
+    file_size_mb: int | None = DEFAULT_FILE_SIZE_MB,
+    stdin: str | None = None,
+    unsafe_no_sandbox: bool | None = None,
+) -> ExecResult:
     """Run ``code`` with ``workdir`` as its current and home directory and return what
     happened; the files it leaves are in ``workdir`` afterwards.
 
@@ -324,8 +347,9 @@ def run_code(code: str, workdir: Path, *, language: Literal["python", "shell"] =
     if language not in ("python", "shell"):
         raise ValueError(f"unknown language {language!r} (python or shell)")
     child_env, notes = sandbox_env(workdir, env)
-    run = _Run(workdir, child_env, _Limits(timeout, memory_mb, max_procs, file_size_mb, output_limit, network),
-               stdin, notes)
+    run = _Run(
+        workdir, child_env, _Limits(timeout, memory_mb, max_procs, file_size_mb, output_limit, network), stdin, notes
+    )
     if availability().ok:
         return _run_sandboxed(code, language, run)
     if not unsafe_allowed(unsafe_no_sandbox):
@@ -347,7 +371,8 @@ def _set_up_limits(run: _Run, uid: int, *, machinery: int, own_namespace: bool) 
     limits = run.limits
     run.group, cg_notes = _cgroups.create(
         limits.max_procs + machinery if limits.max_procs is not None else None,
-        limits.memory_mb << 20 if limits.memory_mb else None)
+        limits.memory_mb << 20 if limits.memory_mb else None,
+    )
     run.notes += cg_notes
     run.nproc = _nproc_fallback(run.group, limits, uid, machinery=machinery, own_namespace=own_namespace)
     procs = "unlimited (max_procs=None)"
@@ -366,8 +391,9 @@ def _set_up_limits(run: _Run, uid: int, *, machinery: int, own_namespace: bool) 
     run.isolation.update(processes=procs, memory=memory)
 
 
-def _nproc_fallback(group: _cgroups.RunCgroup | None, limits: _Limits, uid: int, *, machinery: int,
-                    own_namespace: bool) -> int | None:
+def _nproc_fallback(
+    group: _cgroups.RunCgroup | None, limits: _Limits, uid: int, *, machinery: int, own_namespace: bool
+) -> int | None:
     """``RLIMIT_NPROC`` when no pids cgroup limits the run. It counts per user: in the
     sandbox's own user namespace only the sandbox's processes (``max_procs`` plus
     what runs there besides: bubblewrap's PID 1, the supervisor, the code's first
@@ -410,24 +436,44 @@ def _run_sandboxed(code: str, language: str, run: _Run) -> ExecResult:
     uid, _ = _bwrap.sandbox_ids()
     limits = run.limits
     _set_up_limits(run, uid, machinery=SANDBOX_PROCS, own_namespace=not _bwrap.runs_as_root())
-    run.isolation.update(sandbox=f"bubblewrap {availability().version}", user=f"uid {uid}",
-                         network="allowed (network=True)" if limits.network else "none (empty network namespace)",
-                         disk=f"tmpfs {limits.disk_bytes >> 20} MB")
+    run.isolation.update(
+        sandbox=f"bubblewrap {availability().version}",
+        user=f"uid {uid}",
+        network="allowed (network=True)" if limits.network else "none (empty network namespace)",
+        disk=f"tmpfs {limits.disk_bytes >> 20} MB",
+    )
     command, script = _code_command(code, language, _bwrap.SCRIPT_PATH)
     inner = ["env", "-i", *(f"{k}={v}" for k, v in run.env.items()), *command]
-    rlimits = (str(limits.memory_mb << 10) if limits.memory_mb else "-",
-               str(limits.file_size_mb << 10) if limits.file_size_mb else "-",
-               str(run.nproc) if run.nproc is not None else "-")
+    rlimits = (
+        str(limits.memory_mb << 10) if limits.memory_mb else "-",
+        str(limits.file_size_mb << 10) if limits.file_size_mb else "-",
+        str(run.nproc) if run.nproc is not None else "-",
+    )
     in_fd = _workcopy.pack(run.workdir, dirs=("tmp",))
     read_end, write_end = os.pipe()
     spool = _Spool(2 * limits.disk_bytes + (64 << 20))
     try:
-        plan = _bwrap.plan(run.workdir, disk_bytes=limits.disk_bytes, in_fd=in_fd, out_fd=write_end,
-                           seconds=limits.timeout, command=inner, rlimits=rlimits, script=script,
-                           network=limits.network)
-        started = _execute(run, _join_cgroup(run.group) + plan.argv, env={}, cwd="/",
-                           pass_fds=plan.pass_fds, close_after_start=[in_fd, write_end, *plan.close_after_start],
-                           extra={read_end: spool}, deadline_s=limits.timeout + GRACE_S)
+        plan = _bwrap.plan(
+            run.workdir,
+            disk_bytes=limits.disk_bytes,
+            in_fd=in_fd,
+            out_fd=write_end,
+            seconds=limits.timeout,
+            command=inner,
+            rlimits=rlimits,
+            script=script,
+            network=limits.network,
+        )
+        started = _execute(
+            run,
+            _join_cgroup(run.group) + plan.argv,
+            env={},
+            cwd="/",
+            pass_fds=plan.pass_fds,
+            close_after_start=[in_fd, write_end, *plan.close_after_start],
+            extra={read_end: spool},
+            deadline_s=limits.timeout + GRACE_S,
+        )
     finally:
         os.close(read_end)
     if isinstance(started, ExecResult):
@@ -485,8 +531,12 @@ def _network_wrapper() -> tuple[str, tuple[str, ...]]:
 
 def _run_quiet(cmd: list[str], timeout: float = 10) -> bool:
     try:
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=timeout).returncode == 0
+        return (
+            subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -509,8 +559,16 @@ def _run_unsandboxed(code: str, language: str, run: _Run) -> ExecResult:
         script_path.write_bytes(script)
     argv = _join_cgroup(run.group) + _rlimits(run.limits, run.nproc) + list(net) + command
     try:
-        started = _execute(run, argv, env=run.env, cwd=str(run.workdir), pass_fds=[], close_after_start=[],
-                           extra={}, deadline_s=run.limits.timeout)
+        started = _execute(
+            run,
+            argv,
+            env=run.env,
+            cwd=str(run.workdir),
+            pass_fds=[],
+            close_after_start=[],
+            extra={},
+            deadline_s=run.limits.timeout,
+        )
     finally:
         if script is not None:
             script_path.unlink(missing_ok=True)
@@ -536,8 +594,17 @@ def _rlimits(limits: _Limits, nproc: int | None) -> list[str]:
 
 
 # -- shared
-def _execute(run: _Run, argv: list[str], *, env: dict[str, str], cwd: str, pass_fds: list[int],
-             close_after_start: list[int], extra: dict, deadline_s: float):
+def _execute(
+    run: _Run,
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    pass_fds: list[int],
+    close_after_start: list[int],
+    extra: dict,
+    deadline_s: float,
+):
     """Start ``argv``, stream its output (and ``extra`` descriptors into their sinks)
     until it and everything in its cgroup are gone; then remove the cgroup.
     Returns (exit status, whether the host's deadline hit, seconds), or an
@@ -545,15 +612,30 @@ def _execute(run: _Run, argv: list[str], *, env: dict[str, str], cwd: str, pass_
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, pass_fds=pass_fds, close_fds=True, start_new_session=True,
+            argv,
+            cwd=cwd,
+            env=env,
+            pass_fds=pass_fds,
+            close_fds=True,
+            start_new_session=True,
             stdin=subprocess.PIPE if run.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except OSError as exc:
         if run.group:
             run.group.remove()
-        return ExecResult(exit_code=None, stdout="", stderr=f"could not start: {exc}", timed_out=False,
-                          killed_reason="could not start", duration_s=0.0, truncated=False,
-                          isolation=run.isolation, notes=run.notes)
+        return ExecResult(
+            exit_code=None,
+            stdout="",
+            stderr=f"could not start: {exc}",
+            timed_out=False,
+            killed_reason="could not start",
+            duration_s=0.0,
+            truncated=False,
+            isolation=run.isolation,
+            notes=run.notes,
+        )
     finally:
         for fd in close_after_start:
             os.close(fd)
@@ -575,16 +657,16 @@ def _killer(proc: subprocess.Popen, group: _cgroups.RunCgroup | None) -> Callabl
     def kill() -> None:
         if group is not None:
             group.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+
     return kill
 
 
 def _reap(proc: subprocess.Popen, notes: list[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
-        stream.close()
+        if stream is not None:  # pipes: never None here
+            stream.close()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -592,21 +674,27 @@ def _reap(proc: subprocess.Popen, notes: list[str]) -> None:
 
 
 def _feed_stdin(proc: subprocess.Popen, stdin: str | None) -> None:
-    if stdin is None:
+    pipe = proc.stdin  # a pipe exactly when there is stdin to feed
+    if stdin is None or pipe is None:
         return
     try:
-        proc.stdin.write(stdin.encode())
+        pipe.write(stdin.encode())
     except (BrokenPipeError, OSError):
         pass
     finally:
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            pipe.close()
 
 
-def _pump(proc: subprocess.Popen, stdin: str | None, sinks: dict, deadline: float, *,
-          on_deadline: Callable[[], None], on_exit: Callable[[], None]) -> bool:
+def _pump(
+    proc: subprocess.Popen,
+    stdin: str | None,
+    sinks: dict,
+    deadline: float,
+    *,
+    on_deadline: Callable[[], None],
+    on_exit: Callable[[], None],
+) -> bool:
     """Feed stdin, read every stream into its sink until all close. At ``deadline``
     (returns True) ``on_deadline`` runs; when the main process is gone, ``on_exit``
     runs, so what it left behind cannot hold the pipes open."""
@@ -652,8 +740,9 @@ def _read_ready(sel: selectors.BaseSelector, wait: float) -> None:
 _MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory", "memory exhausted", "std::bad_alloc")
 
 
-def _result(run: _Run, status: dict | None, returncode: int | None, host_timeout: bool, duration: float, *,
-            sandboxed: bool) -> ExecResult:
+def _result(
+    run: _Run, status: dict | None, returncode: int | None, host_timeout: bool, duration: float, *, sandboxed: bool
+) -> ExecResult:
     out, err, hit = run.out, run.err, run.limits_hit
     tail = err.last(4000)
     code = status["code"] if status else None
@@ -666,11 +755,21 @@ def _result(run: _Run, status: dict | None, returncode: int | None, host_timeout
         hit.append("disk limit")
     if code is not None and code < 0 and -code == signal.SIGXFSZ:
         hit.append("file size limit")
-    return ExecResult(exit_code=code, stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-                      killed_reason=_killed_reason(timed_out, hit, code, status), duration_s=round(duration, 3),
-                      truncated=out.truncated or err.truncated, stdout_bytes=out.total,
-                      stderr_bytes=err.total, limits_hit=sorted(set(hit)), isolation=run.isolation,
-                      notes=run.notes, sandboxed=sandboxed)
+    return ExecResult(
+        exit_code=code,
+        stdout=out.text(),
+        stderr=err.text(),
+        timed_out=timed_out,
+        killed_reason=_killed_reason(timed_out, hit, code, status),
+        duration_s=round(duration, 3),
+        truncated=out.truncated or err.truncated,
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        limits_hit=sorted(set(hit)),
+        isolation=run.isolation,
+        notes=run.notes,
+        sandboxed=sandboxed,
+    )
 
 
 def _killed_reason(timed_out: bool, hit: list[str], code: int | None, status: dict | None) -> str | None:

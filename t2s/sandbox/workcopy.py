@@ -23,7 +23,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 STAGING_PREFIX = ".t2s-copy-back-"
 
@@ -96,7 +96,7 @@ def _clean_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def copy_back(stream: BinaryIO, workdir: Path, *, max_bytes: int, max_entries: int = 100_000) -> list[str]:
+def copy_back(stream: IO[bytes], workdir: Path, *, max_bytes: int, max_entries: int = 100_000) -> list[str]:
     """Replace the contents of ``workdir`` with the tar read from ``stream``.
 
     Returns notes on what was skipped. Raises :class:`CopyBackError` (and leaves
@@ -114,32 +114,39 @@ def copy_back(stream: BinaryIO, workdir: Path, *, max_bytes: int, max_entries: i
     return notes
 
 
-def _extract(stream: BinaryIO, staging: Path, *, max_bytes: int, max_entries: int) -> list[str]:
+def _extract(stream: IO[bytes], staging: Path, *, max_bytes: int, max_entries: int) -> list[str]:
     notes: list[str] = []
     total = entries = 0
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|")
-        for member in tar:
-            entries += 1
-            if entries > max_entries:
-                raise CopyBackError(f"more than {max_entries} entries")
-            name = _clean_name(member.name)
-            if name is None:
-                if member.name.strip("./"):
-                    notes.append(f"skipped {member.name!r}: not a plain relative path")
-                continue
-            if member.isdir():
-                _make_dirs(staging, name)
-            elif member.isreg():
-                total += member.size
-                if total > max_bytes:
-                    raise CopyBackError(f"more than {max_bytes} bytes")
-                _write_file(tar, member, staging, name, notes)
-            else:
-                kind = ("symlink" if member.issym() else "hard link" if member.islnk()
-                        else "device" if member.isdev() else "special file")
-                target = f" -> {member.linkname}" if member.issym() or member.islnk() else ""
-                notes.append(f"{name}: a {kind}{target} is not copied out of the sandbox")
+        with tarfile.open(fileobj=stream, mode="r|") as tar:  # closing it leaves the caller's stream open
+            for member in tar:
+                entries += 1
+                if entries > max_entries:
+                    raise CopyBackError(f"more than {max_entries} entries")
+                name = _clean_name(member.name)
+                if name is None:
+                    if member.name.strip("./"):
+                        notes.append(f"skipped {member.name!r}: not a plain relative path")
+                    continue
+                if member.isdir():
+                    _make_dirs(staging, name)
+                elif member.isreg():
+                    total += member.size
+                    if total > max_bytes:
+                        raise CopyBackError(f"more than {max_bytes} bytes")
+                    _write_file(tar, member, staging, name, notes)
+                else:
+                    kind = (
+                        "symlink"
+                        if member.issym()
+                        else "hard link"
+                        if member.islnk()
+                        else "device"
+                        if member.isdev()
+                        else "special file"
+                    )
+                    target = f" -> {member.linkname}" if member.issym() or member.islnk() else ""
+                    notes.append(f"{name}: a {kind}{target} is not copied out of the sandbox")
     except (tarfile.TarError, EOFError, OSError) as err:
         raise CopyBackError(f"unreadable ({type(err).__name__}: {err})") from None
     return notes

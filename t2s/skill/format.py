@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -93,7 +94,7 @@ def split_frontmatter(text: str) -> tuple[str, str, int]:
     lines = text.splitlines(keepends=True)
     for index in range(1, len(lines)):
         if lines[index].rstrip("\r\n") == "---":
-            return "".join(lines[1:index]), "".join(lines[index + 1:]), index + 2
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
     raise SkillFormatError("frontmatter is not closed by a '---' line", 1)
 
 
@@ -130,7 +131,7 @@ def skill_body(text: str) -> str:
 def reference_paths(files: Mapping[str, bytes]) -> list[str]:
     """The ``references/*.md`` files of a skill, sorted."""
     prefix = REFERENCES_DIR + "/"
-    return sorted(p for p in files if p.startswith(prefix) and "/" not in p[len(prefix):] and p.endswith(".md"))
+    return sorted(p for p in files if p.startswith(prefix) and "/" not in p[len(prefix) :] and p.endswith(".md"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -160,14 +161,14 @@ def lint_files(
         findings.append(Finding(path, 1, "symlink", "symlinks are not allowed inside a skill"))
     raw = files.get(SKILL_FILE)
     if raw is None:
-        return findings + [Finding(SKILL_FILE, 1, "missing-skill-md", "the skill folder has no SKILL.md")]
+        return [*findings, Finding(SKILL_FILE, 1, "missing-skill-md", "the skill folder has no SKILL.md")]
     text = _decode(raw, SKILL_FILE, findings)
     if text is None:
         return findings
     try:
         doc = parse_skill_md(text)
     except SkillFormatError as err:
-        return findings + [Finding(SKILL_FILE, err.line, "frontmatter", err.message)]
+        return [*findings, Finding(SKILL_FILE, err.line, "frontmatter", err.message)]
     findings += _lint_frontmatter(folder_name, doc, strict)
     findings += _lint_sizes(files, text, limits)
     findings += _lint_links(files, text)
@@ -199,7 +200,11 @@ def _lint_frontmatter(folder_name: str, doc: SkillDoc, strict: bool) -> list[Fin
     if strict:
         for key in meta:
             if key not in ALLOWED_KEYS:
-                add(str(key), "unknown-key", f"{key!r} is not an Agent Skills key (allowed: {', '.join(ALLOWED_KEYS)}); use --lenient to keep it")
+                add(
+                    str(key),
+                    "unknown-key",
+                    f"{key!r} is not an Agent Skills key (allowed: {', '.join(ALLOWED_KEYS)}); use --lenient to keep it",
+                )
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         add("name", "name", "frontmatter needs a non-empty string 'name'")
@@ -226,9 +231,7 @@ def _lint_frontmatter(folder_name: str, doc: SkillDoc, strict: bool) -> list[Fin
         add("license", "license", "license must be a string")
     if "metadata" in meta:
         value = meta["metadata"]
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             add("metadata", "metadata", "metadata must map string keys to string values (quote numbers)")
     if "allowed-tools" in meta:
         value = meta["allowed-tools"]
@@ -242,11 +245,25 @@ def _lint_sizes(files: Mapping[str, bytes], skill_text: str, limits: Limits) -> 
     out = []
     count = len(skill_text.splitlines())
     if count > limits.max_skill_lines:
-        out.append(Finding(SKILL_FILE, limits.max_skill_lines + 1, "size", f"SKILL.md has {count} lines; at most {limits.max_skill_lines} (move detail into references/)"))
+        out.append(
+            Finding(
+                SKILL_FILE,
+                limits.max_skill_lines + 1,
+                "size",
+                f"SKILL.md has {count} lines; at most {limits.max_skill_lines} (move detail into references/)",
+            )
+        )
     for path in reference_paths(files):
         count = len(files[path].decode("utf-8", errors="replace").splitlines())
         if count > limits.max_reference_lines:
-            out.append(Finding(path, limits.max_reference_lines + 1, "size", f"{path} has {count} lines; at most {limits.max_reference_lines}"))
+            out.append(
+                Finding(
+                    path,
+                    limits.max_reference_lines + 1,
+                    "size",
+                    f"{path} has {count} lines; at most {limits.max_reference_lines}",
+                )
+            )
     return out
 
 
@@ -263,18 +280,29 @@ def _lint_links(files: Mapping[str, bytes], skill_text: str) -> list[Finding]:
                 continue
             target_path = target.split("#", 1)[0]
             if target_path.startswith("/"):
-                out.append(Finding(path, line, "link-outside", f"link {target!r} is an absolute path; links must stay inside the skill"))
+                out.append(
+                    Finding(
+                        path,
+                        line,
+                        "link-outside",
+                        f"link {target!r} is an absolute path; links must stay inside the skill",
+                    )
+                )
                 continue
             resolved = _normalise(base / target_path)
             if resolved is None:
                 out.append(Finding(path, line, "link-outside", f"link {target!r} points outside the skill folder"))
             elif resolved not in files and not any(f.startswith(resolved + "/") for f in files):
-                out.append(Finding(path, line, "broken-link", f"link {target!r} does not resolve to a file in the skill"))
+                out.append(
+                    Finding(path, line, "broken-link", f"link {target!r} does not resolve to a file in the skill")
+                )
             elif path == SKILL_FILE:
                 linked_from_skill.add(resolved)
     for path in reference_paths(files):
         if path not in linked_from_skill:
-            out.append(Finding(path, 1, "unlinked-reference", f"{path} is not linked from SKILL.md, so agents never find it"))
+            out.append(
+                Finding(path, 1, "unlinked-reference", f"{path} is not linked from SKILL.md, so agents never find it")
+            )
     return out
 
 
@@ -324,8 +352,6 @@ def lint_rev(store, rev: str, skill_dir: str, *, strict: bool = True, limits: Li
         raise UsageError(f"{skill_dir} does not exist at {rev}")
     prefix = skill_dir.rstrip("/") + "/"
     entries = store.list_tree(commit, skill_dir)
-    symlinks = {e.path[len(prefix):] for e in entries if e.mode == "120000"}
-    files = {
-        rel: data for rel, data in store.read_files(commit, skill_dir).items() if rel not in symlinks
-    }
+    symlinks = {e.path[len(prefix) :] for e in entries if e.mode == "120000"}
+    files = {rel: data for rel, data in store.read_files(commit, skill_dir).items() if rel not in symlinks}
     return lint_files(PurePosixPath(skill_dir).name, files, strict=strict, limits=limits, symlinks=symlinks)

@@ -55,7 +55,9 @@ def skill_dirs_at(store: GitStore, rev: str, config: Config | None = None) -> li
     return sorted(dirs)
 
 
-def lint_skills_at(store: GitStore, rev: str, *, strict: bool | None = None, limits: Limits | None = None) -> list[tuple[str, list[Finding]]]:
+def lint_skills_at(
+    store: GitStore, rev: str, *, strict: bool | None = None, limits: Limits | None = None
+) -> list[tuple[str, list[Finding]]]:
     """Lint every skill of the repository at ``rev`` (a commit or a tree)."""
     config = config_at(store, rev)
     strict = config.lint.strict if strict is None else strict
@@ -85,8 +87,10 @@ def require_clean_skill(store: GitStore, config: Config, rev: str, skill_dir: st
     findings = lint_rev(store, commit, skill_dir, strict=config.lint.strict, limits=limits_of(config))
     if findings:
         listing = "; ".join(f.render(prefix=f"{skill_dir}/") for f in findings[:5])
-        raise BrokenSkill(f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
-                          hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it")
+        raise BrokenSkill(
+            f"the skill at {commit[:12]} does not lint ({len(findings)} finding(s)): {listing}",
+            hint=f"see `t2s lint {commit[:12]}`; fix the skill and commit it",
+        )
     return tree
 
 
@@ -168,10 +172,11 @@ def init_skill_repo(
     directory = Path(directory)
     config_text = (TEMPLATES / "t2s.toml").read_text().format(name=skill_name)
     if suite is not None:  # ``suite = (type, path)``: [suites.<name>] + [rollout] suite (t2s.tasks)
-
         if (directory / CONFIG_FILE).exists() and not force:
-            raise UsageError(f"{CONFIG_FILE} already exists; add the [suites] section yourself",
-                             hint="or use --force to rewrite t2s.toml")
+            raise UsageError(
+                f"{CONFIG_FILE} already exists; add the [suites] section yourself",
+                hint="or use --force to rewrite t2s.toml",
+            )
         config_text = configure_suite(config_text, suite_type=suite[0], path=suite[1], repo_root=directory)
     created = not (directory / ".git").exists()
     if not created:
@@ -180,7 +185,7 @@ def init_skill_repo(
     skill_dir = f"{SKILLS_DIR}/{skill_name}"
     _refuse_overwrite(store, skill_dir, force)
 
-    files: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
+    to_write: dict[str, bytes] = {f"{skill_dir}/{rel}": data for rel, data in skill_files.items()}
     config_path = store.root / CONFIG_FILE
     if config_path.exists() and not force:
         existing = load_config(config_path)
@@ -190,9 +195,9 @@ def init_skill_repo(
                 hint="one skill per repository; use --force to reconfigure",
             )
     else:
-        files[CONFIG_FILE] = config_text.encode()
+        to_write[CONFIG_FILE] = config_text.encode()
     if not (store.root / WORKFLOW_PATH).exists() or force:
-        files[WORKFLOW_PATH] = (TEMPLATES / "workflow-t2s.yml").read_bytes()
+        to_write[WORKFLOW_PATH] = (TEMPLATES / "workflow-t2s.yml").read_bytes()
 
     findings = lint_files(skill_name, skill_files, strict=True, limits=Limits())
     if findings:
@@ -200,12 +205,12 @@ def init_skill_repo(
         raise UsageError(f"the skill does not pass lint; nothing was written:\n{listing}")
 
     hooks = install_hooks_into(store) if install_git_hooks else []
-    for rel, data in files.items():
+    for rel, data in to_write.items():
         target = store.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    commit = store.commit_paths(sorted(files), f"t2s init: add skill {skill_name}")
-    return InitResult(store.root, skill_dir, commit, created, hooks, sorted(files))
+    commit = store.commit_paths(sorted(to_write), f"t2s init: add skill {skill_name}")
+    return InitResult(store.root, skill_dir, commit, created, hooks, sorted(to_write))
 
 
 def install_hooks_into(store: GitStore) -> list[str]:
@@ -239,5 +244,3 @@ def _refuse_overwrite(store: GitStore, skill_dir: str, force: bool) -> None:
     committed = store.rev_parse("HEAD") and store.subtree("HEAD", skill_dir)
     if on_disk or committed:
         raise UsageError(f"{skill_dir} already exists in {store.root}", hint="use --force to replace it")
-
-

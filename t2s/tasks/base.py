@@ -21,7 +21,7 @@ import json
 import shutil
 import tomllib
 from abc import ABC, abstractmethod
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,14 +36,11 @@ class SplitOverlapError(UsageError):
     """Two splits that must be disjoint (evolve and held-out) share task ids (or, for
     suites whose tasks share data, what they share: ``unit="table(s)"``)."""
 
-    def __init__(self, suite: str, first: str, second: str, overlap: list[str], *,
-                 unit: str = "task(s)"):
+    def __init__(self, suite: str, first: str, second: str, overlap: list[str], *, unit: str = "task(s)"):
         shown = ", ".join(overlap[:20]) + (f", ... ({len(overlap)} in all)" if len(overlap) > 20 else "")
         super().__init__(
-            f"suite {suite!r}: splits {first!r} and {second!r} overlap on "
-            f"{len(overlap)} {unit}: {shown}",
-            hint="a skill must never be evolved on the tasks it is judged on; "
-            "fix [suites.<name>.splits] in t2s.toml",
+            f"suite {suite!r}: splits {first!r} and {second!r} overlap on {len(overlap)} {unit}: {shown}",
+            hint="a skill must never be evolved on the tasks it is judged on; fix [suites.<name>.splits] in t2s.toml",
         )
         self.suite = suite
         self.splits = (first, second)
@@ -61,6 +58,9 @@ class Case(BaseModel):
 
 
 class Task(BaseModel):
+    """One task of a suite: its id, the instruction, its test cases and where the
+    answer is judged."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -72,6 +72,7 @@ class Task(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
     def case(self, k: int) -> Case:
+        """Test case ``k`` (1-based); a :class:`UsageError` naming the cases it has."""
         for case in self.cases:
             if case.index == k:
                 return case
@@ -130,7 +131,7 @@ class AnalystGuide(BaseModel):
         return _load_guide(package, name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_guide(package: str, name: str) -> AnalystGuide:
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     return AnalystGuide.model_validate(tomllib.loads(text))
@@ -156,6 +157,8 @@ class AnalystWorkspace(BaseModel):
 
 
 class Mismatch(BaseModel):
+    """One cell whose value differs from the answer: what was expected, what was there."""
+
     sheet: str
     cell: str
     expected: Any = None
@@ -211,9 +214,12 @@ class CheckReport(BaseModel):
 
     @property
     def passed(self) -> bool:
+        """No problem and no mismatching cell."""
         return not self.problems and self.mismatch_count == 0
 
     def render(self, max_rows: int = 30) -> str:
+        """The report for a person (or a model): what was compared and each difference,
+        at most ``max_rows`` per list."""
         status = "PASS" if self.passed else "FAIL"
         head = f"{status}  task {self.task_id} case {self.case}"
         lines = [head]
@@ -239,9 +245,10 @@ class CheckReport(BaseModel):
                 lines.append(f"  answer read from: {a.source}")
             lines.append(f"  gold ({len(a.gold)}): {listing(a.gold)}")
             lines.append(f"  predicted ({len(a.predicted)}): {listing(a.predicted)}")
-            for value, read in list(zip(a.gold, a.gold_read))[:max_rows]:
+            # a suite that does not read values leaves the *_read lists empty: nothing to show
+            for value, read in list(zip(a.gold, a.gold_read, strict=False))[:max_rows]:
                 lines.append(f"    gold {value!r} read as {read}")
-            for value, read in list(zip(a.predicted, a.predicted_read))[:max_rows]:
+            for value, read in list(zip(a.predicted, a.predicted_read, strict=False))[:max_rows]:
                 lines.append(f"    predicted {value!r} read as {read}")
             if a.missing:
                 lines.append(f"  missing gold value(s): {listing(a.missing)}")
@@ -254,8 +261,7 @@ class CheckReport(BaseModel):
             lines.append("    sheet!cell: expected (type) | actual (type)")
             for m in self.mismatches[:max_rows]:
                 lines.append(
-                    f"    {m.sheet}!{m.cell}: {m.expected!r} ({m.expected_type}) | "
-                    f"{m.actual!r} ({m.actual_type})"
+                    f"    {m.sheet}!{m.cell}: {m.expected!r} ({m.expected_type}) | {m.actual!r} ({m.actual_type})"
                 )
             if self.mismatch_count > min(max_rows, len(self.mismatches)):
                 lines.append(f"    ... {self.mismatch_count - min(max_rows, len(self.mismatches))} more")
@@ -263,6 +269,8 @@ class CheckReport(BaseModel):
 
 
 class Verdict(BaseModel):
+    """The checker's judgement of one output: passed, a score, and the full report."""
+
     passed: bool
     score: float
     report: CheckReport
@@ -299,8 +307,9 @@ class Suite(ABC):
     #: Registry name of the suite type (``[suites.<name>] type = ...``).
     type: ClassVar[str] = ""
 
-    def __init__(self, name: str, root: Path, *, lenient: bool = False,
-                 recalculate: bool = False, options: dict | None = None):
+    def __init__(
+        self, name: str, root: Path, *, lenient: bool = False, recalculate: bool = False, options: dict | None = None
+    ):
         self.name = name
         self.root = Path(root)
         self.lenient = lenient
@@ -316,8 +325,10 @@ class Suite(ABC):
         all_ids = self.all_task_ids()
         if specs:
             dirs = [self.root, *(search_dirs or [])]
-            self._splits = {n: resolve_split(n, spec, suite=self.name, all_ids=all_ids,
-                                             search_dirs=dirs) for n, spec in specs.items()}
+            self._splits = {
+                n: resolve_split(n, spec, suite=self.name, all_ids=all_ids, search_dirs=dirs)
+                for n, spec in specs.items()
+            }
         else:
             self._splits = default_splits_file(self.root, all_ids, self.name)
 
@@ -338,8 +349,10 @@ class Suite(ABC):
         splits = self.splits()
         if split not in splits:
             have = ", ".join(map(repr, splits)) or "none"
-            raise UsageError(f"suite {self.name!r} has no split {split!r} (splits: {have})",
-                             hint="declare it under [suites.<name>.splits] in t2s.toml")
+            raise UsageError(
+                f"suite {self.name!r} has no split {split!r} (splits: {have})",
+                hint="declare it under [suites.<name>.splits] in t2s.toml",
+            )
         return splits[split]
 
     @abstractmethod
@@ -347,14 +360,17 @@ class Suite(ABC):
         """One task; unknown ids raise :class:`UsageError`."""
 
     def splits(self) -> dict[str, list[str]]:
+        """Split name -> its task ids (resolved from ``t2s.toml`` on first use)."""
         if self._splits is None:
             self.configure_splits()
         return {name: list(ids) for name, ids in (self._splits or {}).items()}
 
     def tasks(self, split: str | None = None) -> list[Task]:
+        """The tasks of ``split`` (every task for None), in suite order."""
         return [self.task(i) for i in self.task_ids(split)]
 
     def check_disjoint(self, first: str, second: str) -> None:
+        """Raise :class:`SplitOverlapError` when splits ``first`` and ``second`` share a task."""
         a = self.task_ids(first)
         b = set(self.task_ids(second))
         overlap = [i for i in a if i in b]
@@ -374,13 +390,16 @@ class Suite(ABC):
             input_path = dest_dir / self.input_name(task, c)
             shutil.copyfile(c.input_path, input_path)
             input_path.chmod(0o644)
-        return Workspace(dir=dest_dir, input_path=input_path,
-                         output_path=dest_dir / self.output_name(task, c), case=case)
+        return Workspace(
+            dir=dest_dir, input_path=input_path, output_path=dest_dir / self.output_name(task, c), case=case
+        )
 
     def input_name(self, task: Task, case: Case) -> str:
+        """The name the case's input file gets in the workspace (default: its own)."""
         return case.input_path.name if case.input_path else "input"
 
     def output_name(self, task: Task, case: Case) -> str:
+        """The name of the file the agent must write in the workspace."""
         return "output"
 
     @abstractmethod
@@ -388,8 +407,15 @@ class Suite(ABC):
         """The task as the agent sees it."""
 
     @abstractmethod
-    def check(self, task: Task, output_path: Path, case: int = 1, *,
-              recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
+    def check(
+        self,
+        task: Task,
+        output_path: Path,
+        case: int = 1,
+        *,
+        recalculate: bool | None = None,
+        lenient: bool | None = None,
+    ) -> Verdict:
         """Judge one output file against test case ``case``."""
 
     # -- optional hooks (defaults keep a suite that ignores them working) ------------
@@ -447,18 +473,30 @@ class Suite(ABC):
                 shutil.copyfile(c.input_path, dest_dir / original)
                 inputs.append(original)
         shutil.copyfile(c.answer_path, dest_dir / "golden.xlsx")
-        return AnalystWorkspace(dir=dest_dir, case=c.index, inputs=inputs, gold=["golden.xlsx"],
-                                output_name="output.xlsx", check=self.fix_check(task, c.index),
-                                guide=AnalystGuide.load("analyst_workspace.toml"))
+        return AnalystWorkspace(
+            dir=dest_dir,
+            case=c.index,
+            inputs=inputs,
+            gold=["golden.xlsx"],
+            output_name="output.xlsx",
+            check=self.fix_check(task, c.index),
+            guide=AnalystGuide.load("analyst_workspace.toml"),
+        )
 
     def fix_check(self, task: Task, case: int) -> FixCheck:
         """How the analyst's fix for ``task`` case ``case`` is checked: :meth:`check` in a
         separate ``t2s check`` process, with the suite's settings."""
-        return FixCheck(suite=str(self.root.resolve()), task_id=task.id, case=case,
-                        lenient=self.lenient, recalculate=self.recalculate)
+        return FixCheck(
+            suite=str(self.root.resolve()),
+            task_id=task.id,
+            case=case,
+            lenient=self.lenient,
+            recalculate=self.recalculate,
+        )
 
-    def score(self, task: Task, outputs: dict[int, Path], *,
-              recalculate: bool | None = None, lenient: bool | None = None) -> Score:
+    def score(
+        self, task: Task, outputs: dict[int, Path], *, recalculate: bool | None = None, lenient: bool | None = None
+    ) -> Score:
         """Soft (fraction passed) and hard (all passed) scores over every test case of
         ``task``; a case without an output counts as failed."""
         results: dict[int, bool] = {}
@@ -473,8 +511,13 @@ class Suite(ABC):
             results[c.index] = v.passed
         n = len(results) or 1
         passed = sum(results.values())
-        return Score(task_id=task.id, case_results=results, soft=passed / n,
-                     hard=1.0 if results and all(results.values()) else 0.0, verdicts=verdicts)
+        return Score(
+            task_id=task.id,
+            case_results=results,
+            soft=passed / n,
+            hard=1.0 if results and all(results.values()) else 0.0,
+            verdicts=verdicts,
+        )
 
     # -- caching -----------------------------------------------------------------
     def content_hash(self, split: str | None = None) -> str:
@@ -483,8 +526,7 @@ class Suite(ABC):
         h = hashlib.sha256()
         h.update(f"t2s-suite-v1\0{self.type}\0".encode())
         for task in self.tasks(split):
-            h.update(json.dumps([task.id, task.instruction, task.answer_position],
-                                ensure_ascii=False).encode())
+            h.update(json.dumps([task.id, task.instruction, task.answer_position], ensure_ascii=False).encode())
             for c in task.cases:
                 for p in (c.input_path, c.answer_path):
                     h.update(b"\0" + (_sha256_file(p, self._hash_cache).encode() if p and p.is_file() else b"-"))
@@ -492,6 +534,8 @@ class Suite(ABC):
         return h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
+        """The suite in brief (name, type, root, task and split sizes, checker options),
+        JSON-ready."""
         return {
             "name": self.name,
             "type": self.type,

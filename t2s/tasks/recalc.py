@@ -40,15 +40,18 @@ def soffice_version() -> str | None:
         return None
     with tempfile.TemporaryDirectory(prefix="t2s-lo-") as profile:
         try:
-            proc = subprocess.run([exe, f"-env:UserInstallation={Path(profile).as_uri()}",
-                                   "--version"], capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(
+                [exe, f"-env:UserInstallation={Path(profile).as_uri()}", "--version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
     return proc.stdout.strip() or None
 
 
-def recalculate_workbook(path: Path, out_dir: Path | None = None, *,
-                         timeout: float = DEFAULT_TIMEOUT) -> Path:
+def recalculate_workbook(path: Path, out_dir: Path | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Open ``path`` in headless LibreOffice, recalculate, save as xlsx in ``out_dir``
     (default: a new temporary directory) and return the new file's path. The input is
     never modified."""
@@ -59,24 +62,38 @@ def recalculate_workbook(path: Path, out_dir: Path | None = None, *,
         raise T2SError(f"cannot recalculate {path}: not an .xlsx workbook (not a zip archive)")
     exe = find_soffice()
     if exe is None:
-        raise T2SError("cannot recalculate formulas: LibreOffice (soffice) is not installed",
-                       hint="apt-get install libreoffice-calc-nogui (or set T2S_SOFFICE)")
+        raise T2SError(
+            "cannot recalculate formulas: LibreOffice (soffice) is not installed",
+            hint="apt-get install libreoffice-calc-nogui (or set T2S_SOFFICE)",
+        )
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="t2s-recalc-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="t2s-lo-profile-") as profile, \
-            tempfile.TemporaryDirectory(prefix="t2s-lo-in-") as staging:
+    with (
+        tempfile.TemporaryDirectory(prefix="t2s-lo-profile-") as profile,
+        tempfile.TemporaryDirectory(prefix="t2s-lo-in-") as staging,
+    ):
         # Convert a copy with a plain name: LibreOffice names its output after the input,
         # and the output must not overwrite the input when out_dir is its folder.
         src = Path(staging) / "workbook.xlsx"
         shutil.copyfile(path, src)
-        cmd = [exe, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless",
-               "--norestore", "--nolockcheck", "--calc",
-               "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", staging + "/out", str(src)]
-        env = {k: v for k, v in os.environ.items()
-               if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SAL_USE_VCLPLUGIN")}
+        cmd = [
+            exe,
+            f"-env:UserInstallation={Path(profile).as_uri()}",
+            "--headless",
+            "--norestore",
+            "--nolockcheck",
+            "--calc",
+            "--convert-to",
+            "xlsx:Calc MS Excel 2007 XML",
+            "--outdir",
+            staging + "/out",
+            str(src),
+        ]
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SAL_USE_VCLPLUGIN")}
         env["HOME"] = profile
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -115,8 +115,14 @@ def parse_answer_position(position: str, *, lenient: bool = False) -> list[Piece
             else:
                 parts = text.split("!")
                 if len(parts) != 2:
-                    pieces.append(Piece(raw, None, text, f"piece {raw!r} has {len(parts) - 1} '!' "
-                                        "(the official code cannot split it)"))
+                    pieces.append(
+                        Piece(
+                            raw,
+                            None,
+                            text,
+                            f"piece {raw!r} has {len(parts) - 1} '!' (the official code cannot split it)",
+                        )
+                    )
                     continue
                 sheet, rng = parts
             sheet = sheet.strip().strip("'").strip() if lenient else sheet.strip("'")
@@ -144,8 +150,9 @@ def _col_index(letters: str) -> int:
     return _official_col_num(letters.upper())
 
 
-def enumerate_cells(rng: str, *, lenient: bool, max_row: int = 0, max_col: int = 0,
-                    extent: Callable[[], tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+def enumerate_cells(
+    rng: str, *, lenient: bool, max_row: int = 0, max_col: int = 0, extent: Callable[[], tuple[int, int]] | None = None
+) -> list[tuple[int, int]]:
     """(row, column) pairs of a range in the official order (column by column).
 
     ``max_row``/``max_col`` bound column-only (``A:G``) and row-only (``3:5``) ranges
@@ -196,8 +203,9 @@ def enumerate_cells(rng: str, *, lenient: bool, max_row: int = 0, max_col: int =
         e_col = "".join(ch for ch in e if not ch.isdigit())
         e_row = "".join(ch for ch in e if ch.isdigit())
         if not s_row or not e_row:
-            raise ValueError(f"{rng!r} has no row number (a whole-column range cannot be "
-                             "enumerated by the official code)")
+            raise ValueError(
+                f"{rng!r} has no row number (a whole-column range cannot be enumerated by the official code)"
+            )
         sc, ec = _official_col_num(s_col), _official_col_num(e_col)
         sr, er = int(s_row), int(e_row)
         if sc > ec or sr > er:
@@ -274,8 +282,7 @@ def load_values_workbook(path: Path, *, role: str):
     try:
         return workbook_cache.load(path)
     except Exception as err:  # openpyxl raises many kinds for a broken file
-        raise T2SError(f"{role} file {path} is not a readable .xlsx workbook: "
-                       f"{type(err).__name__}: {err}") from None
+        raise T2SError(f"{role} file {path} is not a readable .xlsx workbook: {type(err).__name__}: {err}") from None
 
 
 def _cell_value(ws, row: int, col: int) -> Any:
@@ -329,9 +336,16 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
-def compare_workbooks(answer_path: Path, output_path: Path, answer_position: str, *,
-                      lenient: bool = False, default_sheet: str | None = None,
-                      report: CheckReport, reader: str | None = None) -> CheckReport:
+def compare_workbooks(
+    answer_path: Path,
+    output_path: Path,
+    answer_position: str,
+    *,
+    lenient: bool = False,
+    default_sheet: str | None = None,
+    report: CheckReport,
+    reader: str | None = None,
+) -> CheckReport:
     """Fill ``report`` with the comparison of ``output_path`` against ``answer_path``.
 
     ``default_sheet`` (lenient mode only) replaces "the answer workbook's first sheet"
@@ -349,8 +363,15 @@ def compare_workbooks(answer_path: Path, output_path: Path, answer_position: str
     if reader != "full":
         trial = report.model_copy(deep=True)
         try:
-            _compare(answer_path, output_path, answer_position, lenient=lenient,
-                     default_sheet=default_sheet, report=trial, open_book=_open_fast)
+            _compare(
+                answer_path,
+                output_path,
+                answer_position,
+                lenient=lenient,
+                default_sheet=default_sheet,
+                report=trial,
+                open_book=_open_fast,
+            )
         except FullLoadNeeded as why:
             if reader == "fast":
                 raise
@@ -363,13 +384,27 @@ def compare_workbooks(answer_path: Path, output_path: Path, answer_position: str
             return report
     else:
         reader_stats["full"] += 1
-    return _compare(answer_path, output_path, answer_position, lenient=lenient,
-                    default_sheet=default_sheet, report=report, open_book=_open_full)
+    return _compare(
+        answer_path,
+        output_path,
+        answer_position,
+        lenient=lenient,
+        default_sheet=default_sheet,
+        report=report,
+        open_book=_open_full,
+    )
 
 
-def _compare(answer_path: Path, output_path: Path, answer_position: str, *, lenient: bool,
-             default_sheet: str | None, report: CheckReport,
-             open_book: Callable[[Path, str], Any]) -> CheckReport:
+def _compare(
+    answer_path: Path,
+    output_path: Path,
+    answer_position: str,
+    *,
+    lenient: bool,
+    default_sheet: str | None,
+    report: CheckReport,
+    open_book: Callable[[Path, str], Any],
+) -> CheckReport:
     wb_gt = open_book(answer_path, "answer")
     output_path = Path(output_path)
     if not output_path.is_file():
@@ -393,19 +428,23 @@ def _compare(answer_path: Path, output_path: Path, answer_position: str, *, leni
         elif lenient and default_sheet and default_sheet in wb_gt.sheetnames:
             sheet = default_sheet
             if sheet != wb_gt.sheetnames[0]:
-                report.notes.append(f"range {piece.range!r} names no sheet: using the task's "
-                                    f"answer sheet {sheet!r}, not the first sheet "
-                                    f"{wb_gt.sheetnames[0]!r} (lenient)")
+                report.notes.append(
+                    f"range {piece.range!r} names no sheet: using the task's "
+                    f"answer sheet {sheet!r}, not the first sheet "
+                    f"{wb_gt.sheetnames[0]!r} (lenient)"
+                )
         else:
             sheet = wb_gt.sheetnames[0]
         report.ranges.append(f"'{sheet}'!{piece.range}")
         if sheet not in wb_out.sheetnames:
-            report.problems.append(f"sheet {sheet!r} not found in the output workbook "
-                                   f"(it has: {', '.join(map(repr, wb_out.sheetnames))})")
+            report.problems.append(
+                f"sheet {sheet!r} not found in the output workbook (it has: {', '.join(map(repr, wb_out.sheetnames))})"
+            )
             continue
         if sheet not in wb_gt.sheetnames:
-            report.problems.append(f"sheet {sheet!r} not found in the answer workbook "
-                                   f"(it has: {', '.join(map(repr, wb_gt.sheetnames))})")
+            report.problems.append(
+                f"sheet {sheet!r} not found in the answer workbook (it has: {', '.join(map(repr, wb_gt.sheetnames))})"
+            )
             continue
         if wb_gt.is_chartsheet(sheet) or wb_out.is_chartsheet(sheet):
             report.problems.append(f"sheet {sheet!r} is a chart sheet, it has no cells")
@@ -440,9 +479,14 @@ def _compare(answer_path: Path, output_path: Path, answer_position: str, *, leni
                 continue
             report.mismatch_count += 1
             if len(report.mismatches) < MAX_LISTED_MISMATCHES:
-                report.mismatches.append(Mismatch(
-                    sheet=sheet, cell=f"{get_column_letter(col)}{row}",
-                    expected=_jsonable(expected), actual=_jsonable(actual),
-                    expected_type=type(expected).__name__, actual_type=type(actual).__name__,
-                ))
+                report.mismatches.append(
+                    Mismatch(
+                        sheet=sheet,
+                        cell=f"{get_column_letter(col)}{row}",
+                        expected=_jsonable(expected),
+                        actual=_jsonable(actual),
+                        expected_type=type(expected).__name__,
+                        actual_type=type(actual).__name__,
+                    )
+                )
     return report

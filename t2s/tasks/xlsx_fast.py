@@ -56,9 +56,10 @@ from openpyxl.worksheet._reader import WorkSheetParser, WorksheetReader
 from openpyxl.xml.constants import ARC_STYLE, SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import fromstring, iterparse, localname
 
-_STRING_TAG = "{%s}si" % SHEET_MAIN_NS
-_INLINE_STRING = "{%s}is" % SHEET_MAIN_NS
-_TEXT_TAG = "{%s}t" % SHEET_MAIN_NS
+_NS = "{" + SHEET_MAIN_NS + "}"  # ElementTree's {namespace}tag names
+_STRING_TAG = _NS + "si"
+_INLINE_STRING = _NS + "is"
+_TEXT_TAG = _NS + "t"
 
 
 class FullLoadNeeded(Exception):
@@ -151,8 +152,12 @@ class _BoxParser(WorkSheetParser):
                 for el in row:
                     # openpyxl reads "letters, then digits" as (digits, letters)
                     coordinate = el.get("r")
-                    if not (coordinate and len(coordinate) > size and coordinate.endswith(number)
-                            and coordinate[:-size].isalpha()):
+                    if not (
+                        coordinate
+                        and len(coordinate) > size
+                        and coordinate.endswith(number)
+                        and coordinate[:-size].isalpha()
+                    ):
                         break  # a cell that may be on another row: read the row cell by cell
                 else:  # a row outside the box whose cells all say they are on it: nothing to read
                     self.row_counter, self.col_counter = int(number), 0
@@ -174,8 +179,7 @@ class _BoxParser(WorkSheetParser):
                     style_id = element.get("s", 0)
                     if style_id:
                         style_id = int(style_id)
-                    return {"row": row, "column": column, "value": text, "data_type": "s",
-                            "style_id": style_id}
+                    return {"row": row, "column": column, "value": text, "data_type": "s", "style_id": style_id}
         return super().parse_cell(element)
 
 
@@ -189,11 +193,21 @@ class _ValuesReader(WorksheetReader):
     the default style: only the stylesheet's value parts were read.
     """
 
+    #: Set by ``WorksheetReader.__init__``; replaced by a :class:`_BoxParser` here.
+    parser: WorkSheetParser
+
     def __init__(self, ws, src, shared_strings, box: Box):
         super().__init__(ws, src, shared_strings, True, False)
         parser = self.parser
-        self.parser = _BoxParser(src, shared_strings, parser.data_only, parser.epoch,
-                                 parser.date_formats, parser.timedelta_formats, parser.rich_text)
+        self.parser = _BoxParser(
+            src,
+            shared_strings,
+            parser.data_only,
+            parser.epoch,
+            parser.date_formats,
+            parser.timedelta_formats,
+            parser.rich_text,
+        )
         self.parser.box = box
         self.values: dict[tuple[int, int], Any] = {}
 
@@ -251,8 +265,7 @@ class FastWorkbook:
                         reader.shared_strings = _LazyStrings(src)
                 reader.read_workbook()
                 _apply_value_styles(reader.archive, reader.wb)
-                parts = [(sheet, rel) for sheet, rel in reader.parser.find_sheets()
-                         if rel.target in reader.valid_files]
+                parts = [(sheet, rel) for sheet, rel in reader.parser.find_sheets() if rel.target in reader.valid_files]
         except Exception as err:  # the full load reports it in its own words
             raise FullLoadNeeded(f"{type(err).__name__}: {err}") from None
         self._reader = reader

@@ -32,9 +32,10 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Literal
 
 from t2s.sandbox import cgroups as _cgroups
 from t2s.sandbox.run import ExecResult, run_code, sandbox_env
@@ -91,7 +92,7 @@ class Attempt:
     code: Callable[[Bait], str]
     #: ``escaped(bait, result)``: why it escaped, or None when it was blocked.
     escaped: Callable[[Bait, ExecResult], str | None]
-    language: str = "python"
+    language: Literal["python", "shell"] = "python"
     options: dict = field(default_factory=dict)
     #: Why the attempt does not apply on this machine (None: it does).
     needs: Callable[[], str | None] = lambda: None
@@ -108,8 +109,15 @@ class Outcome:
     skipped: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "what": self.what, "escaped": self.escaped, "verdict": self.verdict,
-                "stdout": self.stdout[-600:], "stderr": self.stderr[-600:], "skipped": self.skipped}
+        return {
+            "name": self.name,
+            "what": self.what,
+            "escaped": self.escaped,
+            "verdict": self.verdict,
+            "stdout": self.stdout[-600:],
+            "stderr": self.stderr[-600:],
+            "skipped": self.skipped,
+        }
 
 
 # ---------------------------------------------------------------------- checks
@@ -132,6 +140,7 @@ def _said(word: str) -> Callable[[Bait, ExecResult], str | None]:
     def check(bait: Bait, result: ExecResult) -> str | None:
         lines = [line for line in result.stdout.splitlines() if line.startswith(word)]
         return "; ".join(lines)[:300] or None
+
     return check
 
 
@@ -139,6 +148,7 @@ def _exists(*paths: Callable[[Bait], Path]) -> Callable[[Bait, ExecResult], str 
     def check(bait: Bait, result: ExecResult) -> str | None:
         found = [str(p(bait)) for p in paths if os.path.lexists(p(bait))]
         return f"written on the host: {', '.join(found)}" if found else None
+
     return check
 
 
@@ -178,6 +188,7 @@ def _forks(limit: int) -> Callable[[Bait, ExecResult], str | None]:
         if counts and counts[0] > limit:
             return f"{counts[0]} processes started against a limit of {limit}"
         return _said("JOINED")(bait, result)
+
     return check
 
 
@@ -194,6 +205,7 @@ def _wrote(limit_bytes: int) -> Callable[[Bait, ExecResult], str | None]:
         if totals and totals[0] > limit_bytes:
             return f"{totals[0]} bytes written against a limit of {limit_bytes}"
         return None
+
     return check
 
 
@@ -240,14 +252,17 @@ def _needs_cgroup(name: str) -> str | None:
 
     if any(c.name == name for c in _cgroups.controllers()):
         return None
-    return (f"no writable {name} cgroup for uid {os.geteuid()} here, so no whole-sandbox {name} "
-            "limit (per-process limits only; `t2s doctor` says so)")
+    return (
+        f"no writable {name} cgroup for uid {os.geteuid()} here, so no whole-sandbox {name} "
+        "limit (per-process limits only; `t2s doctor` says so)"
+    )
 
 
 # ---------------------------------------------------------------------- the attempts
 ATTEMPTS: list[Attempt] = [
     Attempt(
-        "proc-environ", "read the API key from every /proc/*/environ (the parent's, bwrap's PID 1's)",
+        "proc-environ",
+        "read the API key from every /proc/*/environ (the parent's, bwrap's PID 1's)",
         lambda b: (
             "import glob\n"
             "for p in sorted(glob.glob('/proc/*/environ')) + ['/proc/1/environ', '/proc/self/environ']:\n"
@@ -258,18 +273,20 @@ ATTEMPTS: list[Attempt] = [
         lambda b, r: _leaks(b, r, b.key),
     ),
     Attempt(
-        "proc-cwd", "read the user's repository through /proc/<pid>/cwd and /proc/<pid>/root",
+        "proc-cwd",
+        "read the user's repository through /proc/<pid>/cwd and /proc/<pid>/root",
         lambda b: (
             "import glob, os\n"
             "for p in sorted(glob.glob('/proc/*/cwd') + glob.glob('/proc/*/root')):\n"
-            "    for rel in ('.git/config', 'README.md', " + repr(str(b.repo).lstrip('/') + "/.git/config") + "):\n"
+            "    for rel in ('.git/config', 'README.md', " + repr(str(b.repo).lstrip("/") + "/.git/config") + "):\n"
             "        try:\n            print(p, rel, open(os.path.join(p, rel)).read())\n"
             "        except OSError as e:\n            print(p, rel, type(e).__name__)\n"
         ),
         lambda b, r: _leaks(b, r, b.repo_marker),
     ),
     Attempt(
-        "repo-by-path", "read the user's repository by its absolute path",
+        "repo-by-path",
+        "read the user's repository by its absolute path",
         lambda b: (
             f"import pathlib\np = pathlib.Path({str(b.repo)!r})\n"
             "for rel in ('.git/config', 'README.md'):\n"
@@ -278,7 +295,8 @@ ATTEMPTS: list[Attempt] = [
         lambda b, r: _leaks(b, r, b.repo_marker),
     ),
     Attempt(
-        "etc-shadow", "read /etc/shadow",
+        "etc-shadow",
+        "read /etc/shadow",
         lambda b: (
             "try:\n    data = open('/etc/shadow').read()\n    print('READ-OK', len(data)); print(data)\n"
             "except OSError as e:\n    print('blocked', type(e).__name__)\n"
@@ -286,7 +304,8 @@ ATTEMPTS: list[Attempt] = [
         lambda b, r: _said("READ-OK")(b, r) or _leaks(b, r, _shadow_line() or ""),
     ),
     Attempt(
-        "git-hook", "plant a post-commit hook in the user's repository (by path and through /proc/*/cwd)",
+        "git-hook",
+        "plant a post-commit hook in the user's repository (by path and through /proc/*/cwd)",
         lambda b: (
             "import glob, os\n"
             f"targets = [{str(b.repo / '.git' / 'hooks' / 'post-commit')!r}]\n"
@@ -300,7 +319,8 @@ ATTEMPTS: list[Attempt] = [
         _exists(lambda b: b.repo / ".git" / "hooks" / "post-commit"),
     ),
     Attempt(
-        "venv-pth", "drop a .pth file into the virtualenv's site-packages",
+        "venv-pth",
+        "drop a .pth file into the virtualenv's site-packages",
         lambda b: (
             f"p = {str(b.site_packages / f't2s-hostile-{b.token}.pth')!r}\n"
             "try:\n    open(p, 'w').write('# t2s hostile test: harmless marker\\n'); print('PLANTED', p)\n"
@@ -309,7 +329,8 @@ ATTEMPTS: list[Attempt] = [
         _exists(lambda b: b.site_packages / f"t2s-hostile-{b.token}.pth"),
     ),
     Attempt(
-        "home-write", "write into the user's home folder and next to the work folder",
+        "home-write",
+        "write into the user's home folder and next to the work folder",
         lambda b: (
             f"for p in ({str(b.home / f'.bashrc-{b.token}')!r}, {str(b.workdir.parent / f'escaped-{b.token}')!r}):\n"
             "    try:\n        open(p, 'w').write('x'); print('WROTE', p)\n"
@@ -318,7 +339,8 @@ ATTEMPTS: list[Attempt] = [
         _exists(lambda b: b.home / f".bashrc-{b.token}", lambda b: b.workdir.parent / f"escaped-{b.token}"),
     ),
     Attempt(
-        "cgroup-escape", "leave the sandbox's cgroup by writing to /sys/fs/cgroup/*/cgroup.procs",
+        "cgroup-escape",
+        "leave the sandbox's cgroup by writing to /sys/fs/cgroup/*/cgroup.procs",
         lambda b: (
             "import glob, os\n"
             "files = glob.glob('/sys/fs/cgroup/cgroup.procs') + glob.glob('/sys/fs/cgroup/*/cgroup.procs')\n"
@@ -332,7 +354,8 @@ ATTEMPTS: list[Attempt] = [
         _said("JOINED"),
     ),
     Attempt(
-        "outlive", "leave a process running after run_code returns (setsid, double fork, cgroup escape)",
+        "outlive",
+        "leave a process running after run_code returns (setsid, double fork, cgroup escape)",
         lambda b: (
             "import os, subprocess, sys\n"
             "for f in ('/sys/fs/cgroup/pids/cgroup.procs', '/sys/fs/cgroup/cgroup.procs'):\n"
@@ -345,7 +368,8 @@ ATTEMPTS: list[Attempt] = [
         _outlived,
     ),
     Attempt(
-        "fork-limit", "start 300 processes against a limit of 66, after trying to leave the cgroup",
+        "fork-limit",
+        "start 300 processes against a limit of 66, after trying to leave the cgroup",
         lambda b: (
             "import os, subprocess\n"
             "for f in ('/sys/fs/cgroup/pids/cgroup.procs', '/sys/fs/cgroup/cgroup.procs'):\n"
@@ -357,10 +381,12 @@ ATTEMPTS: list[Attempt] = [
             "print('STARTED', len(ps), flush=True)\n"
             "for p in ps:\n    p.kill()\n"
         ),
-        _forks(66), options={"max_procs": 66, "timeout": 60},
+        _forks(66),
+        options={"max_procs": 66, "timeout": 60},
     ),
     Attempt(
-        "unix-socket", "connect to the host's Unix sockets (a path and an abstract name)",
+        "unix-socket",
+        "connect to the host's Unix sockets (a path and an abstract name)",
         lambda b: (
             "import socket\n"
             f"for addr in ({str(b.socket_path)!r}, '\\0' + {b.abstract_name!r}):\n"
@@ -371,7 +397,8 @@ ATTEMPTS: list[Attempt] = [
         _connected,
     ),
     Attempt(
-        "tcp-loopback", "connect to a TCP port the host listens on at 127.0.0.1",
+        "tcp-loopback",
+        "connect to a TCP port the host listens on at 127.0.0.1",
         lambda b: (
             "import socket\n"
             f"try:\n    socket.create_connection(('127.0.0.1', {b.tcp_port}), timeout=3); print('CONNECTED')\n"
@@ -380,7 +407,8 @@ ATTEMPTS: list[Attempt] = [
         _connected,
     ),
     Attempt(
-        "memory-whole", "hold 4 x 200 MB in 4 processes against a memory limit of 256 MB",
+        "memory-whole",
+        "hold 4 x 200 MB in 4 processes against a memory limit of 256 MB",
         lambda b: (
             "import os, select\n"
             "r, w = os.pipe()\nkids = []\n"
@@ -402,10 +430,13 @@ ATTEMPTS: list[Attempt] = [
             "for pid in kids:\n"
             "    try:\n        os.kill(pid, 9)\n    except OSError:\n        pass\n"
         ),
-        _held, options={"memory_mb": 256, "timeout": 60}, needs=lambda: _needs_cgroup("memory"),
+        _held,
+        options={"memory_mb": 256, "timeout": 60},
+        needs=lambda: _needs_cgroup("memory"),
     ),
     Attempt(
-        "disk-whole", "write 3 files of 50 MB against a disk limit of 64 MB (each under the file limit)",
+        "disk-whole",
+        "write 3 files of 50 MB against a disk limit of 64 MB (each under the file limit)",
         lambda b: (
             "total = 0\nchunk = b'x' * (1 << 20)\n"
             "for n in range(3):\n"
@@ -418,10 +449,12 @@ ATTEMPTS: list[Attempt] = [
             "for n in range(3):\n"
             "    try:\n        os.remove(f'big{n}.bin')\n    except OSError:\n        pass\n"
         ),
-        _wrote(64 * 1024 * 1024), options={"file_size_mb": 64, "timeout": 60},
+        _wrote(64 * 1024 * 1024),
+        options={"file_size_mb": 64, "timeout": 60},
     ),
     Attempt(
-        "symlink-out", "leave symlinks to /etc/shadow, /etc/passwd and / (and a hard link) as outputs",
+        "symlink-out",
+        "leave symlinks to /etc/shadow, /etc/passwd and / (and a hard link) as outputs",
         lambda b: (
             "import os\n"
             "for target, name in (('/etc/shadow', 'out.xlsx'), ('/etc/passwd', 'passwd'), ('/', 'root')):\n"
@@ -433,7 +466,8 @@ ATTEMPTS: list[Attempt] = [
         _links_copied_back,
     ),
     Attempt(
-        "open-fds", "use a descriptor inherited from the host (a directory fd would lead out)",
+        "open-fds",
+        "use a descriptor inherited from the host (a directory fd would lead out)",
         lambda b: (
             "import os\n"
             "for fd in sorted(int(n) for n in os.listdir('/proc/self/fd')):\n"
@@ -444,12 +478,14 @@ ATTEMPTS: list[Attempt] = [
         _said("INHERITED"),
     ),
     Attempt(
-        "environment", "print the environment: nothing beyond the allow-list, no key",
+        "environment",
+        "print the environment: nothing beyond the allow-list, no key",
         lambda b: "import os\nfor k, v in sorted(os.environ.items()):\n    print(f'{k}={v}')\n",
         _environment,
     ),
     Attempt(
-        "run-as-root", "run as root (uid 0) inside the sandbox",
+        "run-as-root",
+        "run as root (uid 0) inside the sandbox",
         lambda b: "import os\nprint('UID', os.getuid(), os.geteuid())\n",
         _ran_as_root,
     ),
@@ -476,16 +512,26 @@ def _bait_at(root: Path, *, key: str, site_packages: Path | None = None) -> Bait
     import sysconfig
 
     token = (root / "token").read_text().strip()
-    return Bait(root=root, token=token, key=key, repo=root / "user-repo", home=root / "home",
-                workdir=root / "runs" / "work",
-                site_packages=site_packages or Path(sysconfig.get_paths()["purelib"]),
-                socket_path=root / "host.sock", abstract_name=f"t2s-hostile-{token}")
+    return Bait(
+        root=root,
+        token=token,
+        key=key,
+        repo=root / "user-repo",
+        home=root / "home",
+        workdir=root / "runs" / "work",
+        site_packages=site_packages or Path(sysconfig.get_paths()["purelib"]),
+        socket_path=root / "host.sock",
+        abstract_name=f"t2s-hostile-{token}",
+    )
 
 
 def _listen(bait: Bait) -> list[socket.socket]:
     socks = []
-    for family, addr in ((socket.AF_UNIX, str(bait.socket_path)), (socket.AF_UNIX, "\0" + bait.abstract_name),
-                         (socket.AF_INET, ("127.0.0.1", 0))):
+    for family, addr in (
+        (socket.AF_UNIX, str(bait.socket_path)),
+        (socket.AF_UNIX, "\0" + bait.abstract_name),
+        (socket.AF_INET, ("127.0.0.1", 0)),
+    ):
         sock = socket.socket(family)
         sock.bind(addr)
         sock.listen(8)
@@ -534,8 +580,13 @@ def _attempts_here(root: Path, names: list[str] | None) -> list[Outcome]:
             sock.close()
 
 
-def run_battery(names: list[str] | None = None, *, python: str | None = None,
-                as_user: int | None = None, extra_path: str | None = None) -> tuple[list[Outcome], list[str]]:
+def run_battery(
+    names: list[str] | None = None,
+    *,
+    python: str | None = None,
+    as_user: int | None = None,
+    extra_path: str | None = None,
+) -> tuple[list[Outcome], list[str]]:
     """Run the battery in a fresh process started the way t2s is started by a user:
     with the API key in its environment and the user's repository as its current
     directory (so ``/proc/<pid>/environ`` and ``/proc/<pid>/cwd`` hold the bait).
@@ -549,9 +600,14 @@ def run_battery(names: list[str] | None = None, *, python: str | None = None,
     python = python or sys.executable
     root = Path(tempfile.mkdtemp(prefix="t2s-hostile-"))
     try:
-        site_packages = Path(subprocess.run(
-            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True).stdout.strip())
+        site_packages = Path(
+            subprocess.run(
+                [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         bait = make_bait(root, site_packages=site_packages)
         key = f"sk-hostile-{secrets.token_hex(16)}"
         env = {**os.environ, KEY_NAME: key, "HOME": str(bait.home)}
@@ -571,8 +627,18 @@ def run_battery(names: list[str] | None = None, *, python: str | None = None,
         if proc.returncode not in (0, 1):
             raise RuntimeError(f"the battery process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         data = json.loads(proc.stdout)
-        outcomes = [Outcome(o["name"], o["what"], o["escaped"], o["verdict"], o.get("stdout", ""),
-                            o.get("stderr", ""), o.get("skipped")) for o in data["outcomes"]]
+        outcomes = [
+            Outcome(
+                o["name"],
+                o["what"],
+                o["escaped"],
+                o["verdict"],
+                o.get("stdout", ""),
+                o.get("stderr", ""),
+                o.get("skipped"),
+            )
+            for o in data["outcomes"]
+        ]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
@@ -596,21 +662,26 @@ def summary_line(outcomes: list[Outcome], changed: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the outcomes as JSON")
-    parser.add_argument("--bait", type=Path, default=None,
-                        help=argparse.SUPPRESS)  # internal: run the attempts in this process
+    parser.add_argument(
+        "--bait", type=Path, default=None, help=argparse.SUPPRESS
+    )  # internal: run the attempts in this process
     parser.add_argument("names", nargs="*", help="only these attempts")
     args = parser.parse_args(argv)
+    changed: list[str] = []
     if args.bait is not None:
-        outcomes, changed = _attempts_here(args.bait, args.names or None), []
+        outcomes = _attempts_here(args.bait, args.names or None)
     else:
         outcomes, changed = run_battery(args.names or None)
     if args.json:
-        print(json.dumps({"outcomes": [o.to_dict() for o in outcomes], "changed": changed,
-                          "uid": os.geteuid()}, indent=2))
+        print(
+            json.dumps({"outcomes": [o.to_dict() for o in outcomes], "changed": changed, "uid": os.geteuid()}, indent=2)
+        )
     else:
         for o in outcomes:
-            print(f"{'ESCAPED' if o.escaped else 'skipped' if o.skipped else 'blocked':8} {o.name:14} {o.what}"
-                  + (f"\n         -> {o.escaped}" if o.escaped else ""))
+            print(
+                f"{'ESCAPED' if o.escaped else 'skipped' if o.skipped else 'blocked':8} {o.name:14} {o.what}"
+                + (f"\n         -> {o.escaped}" if o.escaped else "")
+            )
         print(summary_line(outcomes, changed))
     return 1 if changed or any(o.escaped for o in outcomes) else 0
 

@@ -26,7 +26,7 @@ def _model_env_names() -> list[str]:
 
     prefixes = ["T2S_"] + [f"T2S_{r.upper()}_" for r in ROLES]
     names = [p + suffix for p in prefixes for suffix in ENV_FIELDS]
-    return [n for n in names + ["T2S_CACHE_MODE"] if n in os.environ]
+    return [n for n in [*names, "T2S_CACHE_MODE"] if n in os.environ]
 
 
 @pytest.fixture(autouse=True)

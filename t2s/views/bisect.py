@@ -47,10 +47,17 @@ class BisectResult:
 
     def to_json(self) -> dict:
         return {
-            "good": self.good, "bad": self.bad, "threshold": self.threshold,
-            "first_bad": self.first_bad, "kind": self.kind, "subject": self.subject,
-            "branches": self.branches, "trailers": [list(t) for t in self.trailers],
-            "details": self.details, "steps": self.steps, "endpoints": self.endpoints,
+            "good": self.good,
+            "bad": self.bad,
+            "threshold": self.threshold,
+            "first_bad": self.first_bad,
+            "kind": self.kind,
+            "subject": self.subject,
+            "branches": self.branches,
+            "trailers": [list(t) for t in self.trailers],
+            "details": self.details,
+            "steps": self.steps,
+            "endpoints": self.endpoints,
             "evaluations": self.evaluations,
         }
 
@@ -61,18 +68,25 @@ def _describe(store: GitStore, commit: str) -> tuple[str, str, list[str], list[t
     prov = desc.provenance
     details: dict = {}
     if desc.kind == "patch":
-        fields = {"patch": desc.patch, "task": prov.task, "trajectory": prov.trajectory,
-                  "outcome": prov.outcome, "analyst": prov.analyst}
+        fields = {
+            "patch": desc.patch,
+            "task": prov.task,
+            "trajectory": prov.trajectory,
+            "outcome": prov.outcome,
+            "analyst": prov.analyst,
+        }
         details.update({k: v for k, v in fields.items() if v is not None})
         record = desc.patch_record
         if record is not None:
-            details["lessons"] = [str(l.get("text", "")) for l in record.get("lessons") or [] if isinstance(l, dict)]
+            details["lessons"] = [
+                str(lesson.get("text", "")) for lesson in record.get("lessons") or [] if isinstance(lesson, dict)
+            ]
             details.setdefault("task", record.get("task"))
             details.setdefault("trajectory", record.get("trajectory"))
         if details.get("trajectory") and desc.run:
             details["trajectory_path"] = desc.trajectory_path(details["trajectory"])
         if not details.get("lessons"):
-            details["lessons"] = [desc.subject] + desc.body_lines[:10]
+            details["lessons"] = [desc.subject, *desc.body_lines[:10]]
     elif desc.kind == "merge":
         if desc.merge_report is not None:
             details["merge_report"] = desc.merge_report
@@ -148,16 +162,31 @@ def bisect(
     if outcomes["good"].record.score < threshold:
         raise UsageError(f"good {good} scores {outcomes['good'].record.score:.3f}, below the threshold {threshold:.3f}")
     if outcomes["bad"].record.score >= threshold:
-        raise UsageError(f"bad {bad} scores {outcomes['bad'].record.score:.3f}, not below the threshold {threshold:.3f}: nothing to bisect",
-                         hint="lower --threshold, or pick another bad revision")
+        raise UsageError(
+            f"bad {bad} scores {outcomes['bad'].record.score:.3f}, not below the threshold {threshold:.3f}: nothing to bisect",
+            hint="lower --threshold, or pick another bad revision",
+        )
     name = f"{BISECT_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     with store.exclusive(name, f"{name} is in use"):  # held while it runs: see clean_stale_bisects
         workroot = store.t2s_dir / name
         workroot.mkdir()
         wt_path = workroot / "wt"
         report = workroot / "steps.jsonl"
-        cmd_args = ["-C", str(store.root), "--split", ctx.split, "--seeds", str(ctx.seeds), "--suite", ctx.suite_name,
-                    "--exit-code-below", repr(threshold), "--report-file", str(report), "--quiet"]
+        cmd_args = [
+            "-C",
+            str(store.root),
+            "--split",
+            ctx.split,
+            "--seeds",
+            str(ctx.seeds),
+            "--suite",
+            ctx.suite_name,
+            "--exit-code-below",
+            repr(threshold),
+            "--report-file",
+            str(report),
+            "--quiet",
+        ]
         if not use_cache:
             cmd_args.append("--no-cache")
         # The step dies with this process: see t2s.commands.bisect_step.
@@ -166,11 +195,16 @@ def bisect(
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))}
         try:
             wt = store.worktree_add(wt_path, bad_sha)
-            first_bad, log = wt.bisect_run([good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args],
-                                           first_parent=first_parent, env=env)
+            first_bad, log = wt.bisect_run(
+                [good_sha], bad_sha, ["sh", "-c", script, python, *cmd_args], first_parent=first_parent, env=env
+            )
         finally:
             store.worktree_remove(wt_path)
-            steps = [json.loads(l) for l in report.read_text().splitlines() if l.strip()] if report.exists() else []
+            steps = (
+                [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+                if report.exists()
+                else []
+            )
             shutil.rmtree(workroot, ignore_errors=True)
             (store.t2s_dir / f"{name}.lock").unlink(missing_ok=True)
     result = BisectResult(good_sha, bad_sha, threshold, first_bad, "unknown", steps=steps, endpoints=ends, log=log)

@@ -36,7 +36,7 @@ class Origin(BaseModel):
     commit: str = ""
     trajectory: str = ""
     task: str = ""
-    children: list["Origin"] = Field(default_factory=list)
+    children: list[Origin] = Field(default_factory=list)
 
 
 class BlameResult(BaseModel):
@@ -80,38 +80,54 @@ class _Tracer:
         if owner.startswith("p"):
             return self._patch_origin(owner[1:], lesson_id)
         report = self.report(owner)
-        lesson = next((l for l in report.get("lessons", []) if l["id"] == lesson_id), None)
+        lesson = next((item for item in report.get("lessons", []) if item["id"] == lesson_id), None)
         if lesson is None:
             return None
         children = [c for c in (self.trace(source) for source in lesson.get("sources", [])) if c]
         return Origin(
-            lesson=lesson_id, text=lesson["text"], support=lesson.get("support", []), kind="merge",
-            where=owner, branch=report.get("branch") or "", commit=report.get("commit") or "", children=children,
+            lesson=lesson_id,
+            text=lesson["text"],
+            support=lesson.get("support", []),
+            kind="merge",
+            where=owner,
+            branch=report.get("branch") or "",
+            commit=report.get("commit") or "",
+            children=children,
         )
 
     def _patch_origin(self, number: str, lesson_id: str) -> Origin | None:
         record = self.patch(number)
         if record is None:
-            return Origin(lesson=lesson_id, text="", kind="patch", where=number, branch=patch_branch(self.record.run, number))
-        lesson = next((l for l in record.lessons if l.id == lesson_id), None)
+            return Origin(
+                lesson=lesson_id, text="", kind="patch", where=number, branch=patch_branch(self.record.run, number)
+            )
+        lesson = next((item for item in record.lessons if item.id == lesson_id), None)
         if lesson is None and record.lessons:
             index = int(lesson_id.rpartition(".")[2] or 1) - 1
             lesson = record.lessons[min(index, len(record.lessons) - 1)]
         return Origin(
-            lesson=lesson_id, text=lesson.text if lesson else "", support=[record.trajectory], kind="patch",
-            where=number, branch=record.branch or patch_branch(self.record.run, number),
-            commit=record.commit or "", trajectory=record.trajectory, task=record.task,
+            lesson=lesson_id,
+            text=lesson.text if lesson else "",
+            support=[record.trajectory],
+            kind="patch",
+            where=number,
+            branch=record.branch or patch_branch(self.record.run, number),
+            commit=record.commit or "",
+            trajectory=record.trajectory,
+            task=record.task,
         )
 
     def best_lessons(self, lessons: list[dict], line: str) -> list[dict]:
         """The merged lessons a line most likely expresses (all of them if none matches)."""
-        scored = [(difflib.SequenceMatcher(None, _norm(l["text"]), _norm(line)).ratio(), l) for l in lessons]
+        scored = [
+            (difflib.SequenceMatcher(None, _norm(lesson["text"]), _norm(line)).ratio(), lesson) for lesson in lessons
+        ]
         if not scored:
             return []
         best = max(score for score, _ in scored)
         if best < MATCH_THRESHOLD:
             return lessons
-        return [l for score, l in scored if score >= best - 0.05]
+        return [lesson for score, lesson in scored if score >= best - 0.05]
 
 
 def blame(store: GitStore, run: str, *, line: int | None = None, text: str | None = None) -> BlameResult:
@@ -143,19 +159,19 @@ def blame(store: GitStore, run: str, *, line: int | None = None, text: str | Non
         number_ = prov.patch
         result.introduced_by = f"patch {number_}"
         record_ = tracer.patch(number_)
-        ids = [l.id for l in record_.lessons] if record_ else [f"p{number_}.1"]
+        ids = [lesson.id for lesson in record_.lessons] if record_ else [f"p{number_}.1"]
         result.origins = [o for o in (tracer.trace(i) for i in ids) if o]
     _collect(result)
     return result
 
 
 def _pick_line(lines: list[tuple[str, str]], line: int | None, text: str | None) -> int:
-    if (line is None) == (text is None):
-        raise UsageError("give a LINE number or --text TEXT (one of them)")
-    if line is not None:
+    if line is not None and text is None:
         if not 1 <= line <= len(lines):
             raise UsageError(f"line {line} is out of range: the candidate's SKILL.md has {len(lines)} lines")
         return line
+    if text is None or line is not None:
+        raise UsageError("give a LINE number or --text TEXT (one of them)")
     needle = text.lower()
     for index, (_, content) in enumerate(lines, start=1):
         if needle in content.lower():
@@ -188,9 +204,13 @@ def render_tree(result: BlameResult) -> list[str]:
     def walk(origin: Origin, depth: int) -> None:
         pad = "  " * depth
         if origin.kind == "merge":
-            out.append(f"{pad}{origin.lesson} [support {len(origin.support)}] in merge {origin.where} ({origin.commit[:12]}): {origin.text}")
+            out.append(
+                f"{pad}{origin.lesson} [support {len(origin.support)}] in merge {origin.where} ({origin.commit[:12]}): {origin.text}"
+            )
         else:
-            out.append(f"{pad}{origin.lesson} patch {origin.where} ({refs.short(origin.branch)}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}")
+            out.append(
+                f"{pad}{origin.lesson} patch {origin.where} ({refs.short(origin.branch)}) <- trajectory {origin.trajectory or '?'}, task {origin.task or '?'}: {origin.text}"
+            )
         for child in origin.children:
             walk(child, depth + 1)
 

@@ -14,11 +14,12 @@ The page template is a data file: ``t2s/templates/report.html``.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -88,8 +89,13 @@ def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
             continue
         lesson = row.lessons[0].text if row.lessons else ""
         nodes[row.commit] = TreeNode(
-            id=row.commit, kind="patch", label=row.patch, sub=row.task or row.trajectory or "", level=0,
-            state=row.state, support=max(1, len({t for l in row.lessons for t in l.support})),
+            id=row.commit,
+            kind="patch",
+            label=row.patch,
+            sub=row.task or row.trajectory or "",
+            level=0,
+            state=row.state,
+            support=max(1, len({t for lesson in row.lessons for t in lesson.support})),
             title=f"patch {row.patch} ({row.status}): {lesson}",
         )
     for report in data.tree_reports():
@@ -99,14 +105,30 @@ def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
         for item in report.inputs:
             commit = item.get("commit", "")
             if commit and commit not in nodes:
-                nodes[commit] = TreeNode(id=commit, kind="other", label=item.get("label", commit[:8]), sub=commit[:12],
-                                         level=max(0, report.level - 1), state="other", title=item.get("label", ""))
+                nodes[commit] = TreeNode(
+                    id=commit,
+                    kind="other",
+                    label=item.get("label", commit[:8]),
+                    sub=commit[:12],
+                    level=max(0, report.level - 1),
+                    state="other",
+                    title=item.get("label", ""),
+                )
         lessons = len(report.lessons)
-        sub = (f"support {report.support} · {len(children)} in · {lessons} lesson{'s' if lessons != 1 else ''}"
-               if merged else f"failed · {len(children)} inputs carried up")
+        sub = (
+            f"support {report.support} · {len(children)} in · {lessons} lesson{'s' if lessons != 1 else ''}"
+            if merged
+            else f"failed · {len(children)} inputs carried up"
+        )
         nodes[node_id] = TreeNode(
-            id=node_id, kind="merge" if merged else "failed", label=report.name, sub=sub, level=report.level,
-            children=children, state="merged" if merged else "failed", support=max(1, report.support),
+            id=node_id,
+            kind="merge" if merged else "failed",
+            label=report.name,
+            sub=sub,
+            level=report.level,
+            children=children,
+            state="merged" if merged else "failed",
+            support=max(1, report.support),
             title=f"merge {report.name}: {report.status}" + (f" ({report.reason})" if report.reason else ""),
         )
     root = data.candidate if data.candidate in nodes else None
@@ -160,7 +182,7 @@ def _layout(nodes: dict[str, TreeNode], root: str | None, rows: list[PatchView])
         columns.setdefault(node.level, []).append(node)
     for column in columns.values():
         column.sort(key=lambda n: n.y)
-        for above, below in zip(column, column[1:]):
+        for above, below in itertools.pairwise(column):
             need = above.y + above.height / 2 + 6 + below.height / 2
             if below.y < need:
                 below.y = need
@@ -183,7 +205,9 @@ def tree_svg(tree: MergeTree) -> str:
     for level in range(tree.levels):
         x = MARGIN_X + level * COL_W
         name = "patches" if level == 0 else f"level {level}"
-        parts.append(f'<text class="level-label" x="{x + NODE_W / 2:.0f}" y="18" text-anchor="middle">{esc(name)}</text>')
+        parts.append(
+            f'<text class="level-label" x="{x + NODE_W / 2:.0f}" y="18" text-anchor="middle">{esc(name)}</text>'
+        )
     for node in tree.nodes.values():
         for child_id in node.children:
             child = tree.nodes.get(child_id)
@@ -207,7 +231,9 @@ def tree_svg(tree: MergeTree) -> str:
         parts.append(f'<rect x="{node.x:.1f}" y="{top:.1f}" width="{NODE_W}" height="{h}" rx="6" ry="6"/>')
         if node.kind in ("patch", "other"):
             parts.append(f'<text class="label" x="{node.x + 8:.1f}" y="{node.y + 4:.1f}">{esc(node.label)}</text>')
-            parts.append(f'<text class="sub" x="{node.x + NODE_W - 8:.1f}" y="{node.y + 4:.1f}" text-anchor="end">{esc(_short(node.sub, 18))}</text>')
+            parts.append(
+                f'<text class="sub" x="{node.x + NODE_W - 8:.1f}" y="{node.y + 4:.1f}" text-anchor="end">{esc(_short(node.sub, 18))}</text>'
+            )
         else:
             label = node.label + ("  ★ candidate" if node.candidate else "")
             parts.append(f'<text class="label" x="{node.x + 8:.1f}" y="{top + 17:.1f}">{esc(label)}</text>')
@@ -229,7 +255,11 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
 
 
 def _kv(rows: list[tuple[str, str]]) -> str:
-    return '<table class="kv"><tbody>' + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</tbody></table>"
+    return (
+        '<table class="kv"><tbody>'
+        + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+        + "</tbody></table>"
+    )
 
 
 def _code(text: str) -> str:
@@ -239,10 +269,9 @@ def _code(text: str) -> str:
 def _compact(summary: dict[str, Any]) -> str:
     items = []
     for key, value in summary.items():
+        shown = str(value)
         if isinstance(value, (list, dict)):
             shown = f"{len(value)} item(s)" if value else "none"
-        else:
-            shown = str(value)
         items.append(f"{key}={shown}")
     return ", ".join(items)
 
@@ -258,12 +287,17 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
     cards = [
         ("patches", str(len(rows)), ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
         ("merges", str(len(merges)), f"{levels} level(s)" + (f", {len(failed)} failed" if failed else "")),
-        ("candidate", data.candidate[:12] if data.candidate else "none", refs.short(data.candidate_ref or "") or "not merged yet"),
+        (
+            "candidate",
+            data.candidate[:12] if data.candidate else "none",
+            refs.short(data.candidate_ref or "") or "not merged yet",
+        ),
         ("evaluation", gate_text, "vs baseline"),
     ]
     card_html = "".join(
         f'<div class="card"><div class="card-title">{esc(t)}</div><div class="card-value">{esc(v)}</div>'
-        f'<div class="card-sub">{esc(s)}</div></div>' for t, v, s in cards
+        f'<div class="card-sub">{esc(s)}</div></div>'
+        for t, v, s in cards
     )
     facts = [
         ("run", _code(m.run)),
@@ -276,27 +310,52 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
     for role, settings in sorted(m.models.items()):
         facts.append((f"model ({role})", esc(settings.get("model", "?") if isinstance(settings, dict) else settings)))
     stage_rows = [
-        [esc(name), f'<span class="pill s-{esc(state.status)}">{esc(state.status)}</span>', esc(state.started_at or "-"),
-         esc(state.finished_at or "-"), f'<span class="small">{esc(_compact(state.summary))}</span>']
+        [
+            esc(name),
+            f'<span class="pill s-{esc(state.status)}">{esc(state.status)}</span>',
+            esc(state.started_at or "-"),
+            esc(state.finished_at or "-"),
+            f'<span class="small">{esc(_compact(state.summary))}</span>',
+        ]
         for name, state in m.stages.items()
     ]
-    stages = _table(["stage", "status", "started", "finished", "summary"], stage_rows, "stages") if stage_rows else '<p class="muted">No stages recorded.</p>'
+    stages = (
+        _table(["stage", "status", "started", "finished", "summary"], stage_rows, "stages")
+        if stage_rows
+        else '<p class="muted">No stages recorded.</p>'
+    )
     ledger_rows = []
     total = {"calls": 0, "cached": 0, "total_tokens": 0, "cost_usd": 0.0}
-    for phase, ledger in sorted(data.ledgers.items()):
-        t = ledger.get("totals") or {}
+    for phase, phase_ledger in sorted(data.ledgers.items()):
+        t = phase_ledger.get("totals") or {}
         for key in total:
             total[key] += t.get(key, 0) or 0
-        ledger_rows.append([esc(phase), esc(t.get("calls", 0)), esc(t.get("cached", 0)), esc(t.get("total_tokens", 0)),
-                            esc(f"${t.get('cost_usd', 0) or 0:.4f}")])
+        ledger_rows.append(
+            [
+                esc(phase),
+                esc(t.get("calls", 0)),
+                esc(t.get("cached", 0)),
+                esc(t.get("total_tokens", 0)),
+                esc(f"${t.get('cost_usd', 0) or 0:.4f}"),
+            ]
+        )
     if ledger_rows:
-        ledger_rows.append(["<b>total</b>", esc(total["calls"]), esc(total["cached"]), esc(total["total_tokens"]),
-                            esc(f"${total['cost_usd']:.4f}")])
+        ledger_rows.append(
+            [
+                "<b>total</b>",
+                esc(total["calls"]),
+                esc(total["cached"]),
+                esc(total["total_tokens"]),
+                esc(f"${total['cost_usd']:.4f}"),
+            ]
+        )
         ledger = _table(["phase", "calls", "cached", "tokens", "cost (USD)"], ledger_rows, "ledger")
     else:
         ledger = '<p class="muted">No ledger in the run record.</p>'
-    return (f'<div class="cards">{card_html}</div><div class="cols"><div>{_kv(facts)}</div><div>'
-            f"<h3>Stages</h3>{stages}<h3>Model calls (ledger)</h3>{ledger}</div></div>")
+    return (
+        f'<div class="cards">{card_html}</div><div class="cols"><div>{_kv(facts)}</div><div>'
+        f"<h3>Stages</h3>{stages}<h3>Model calls (ledger)</h3>{ledger}</div></div>"
+    )
 
 
 def patches_section(rows: list[PatchView]) -> str:
@@ -306,14 +365,27 @@ def patches_section(rows: list[PatchView]) -> str:
     for r in rows:
         lesson = r.lessons[0].text if r.lessons else ""
         more = f' <span class="muted">(+{len(r.lessons) - 1})</span>' if len(r.lessons) > 1 else ""
-        branch = f'<div class="small muted">{esc(r.short_branch)}</div>' if r.branch else '<div class="small muted">no branch</div>'
-        out.append([
-            f"<b>{esc(r.patch)}</b>{branch}", esc(r.task or "-"), esc(r.outcome or "-"), esc(r.analyst or "-"),
-            esc(r.validated or "-"), f'<span title="{esc(lesson)}">{esc(_short(" ".join(lesson.split()), 110))}</span>{more}',
-            f'<span class="nowrap"><span class="add">+{r.lines_added}</span> <span class="del">-{r.lines_removed}</span></span>',
-            f'<span class="pill st-{esc(r.state)}">{esc(r.status)}</span>', esc(r.verdict_text or "-"),
-        ])
-    return _table(["id", "task", "outcome", "analyst", "validated", "lesson", "lines", "status", "verdict"], out, "patches")
+        branch = (
+            f'<div class="small muted">{esc(r.short_branch)}</div>'
+            if r.branch
+            else '<div class="small muted">no branch</div>'
+        )
+        out.append(
+            [
+                f"<b>{esc(r.patch)}</b>{branch}",
+                esc(r.task or "-"),
+                esc(r.outcome or "-"),
+                esc(r.analyst or "-"),
+                esc(r.validated or "-"),
+                f'<span title="{esc(lesson)}">{esc(_short(" ".join(lesson.split()), 110))}</span>{more}',
+                f'<span class="nowrap"><span class="add">+{r.lines_added}</span> <span class="del">-{r.lines_removed}</span></span>',
+                f'<span class="pill st-{esc(r.state)}">{esc(r.status)}</span>',
+                esc(r.verdict_text or "-"),
+            ]
+        )
+    return _table(
+        ["id", "task", "outcome", "analyst", "validated", "lesson", "lines", "status", "verdict"], out, "patches"
+    )
 
 
 def diff_html(diff: str) -> str:
@@ -341,18 +413,27 @@ def candidate_section(store: GitStore, data: RunData) -> tuple[str, Any]:
         return '<p class="muted">No candidate yet: run <code>t2s merge</code>.</p>', None
     view = candidate_view(store, data.run, data)
     lesson_rows = [
-        [esc(l.id), esc(len(l.support)), esc("SKILL.md" if l.placement != "reference" else f"references/{l.topic}.md"),
-         esc(" ".join(l.text.split())), f'<span class="small muted">{esc(", ".join(l.support))}</span>']
-        for l in sorted(view.lessons, key=lambda l: (-len(l.support), l.id))
+        [
+            esc(lesson.id),
+            esc(len(lesson.support)),
+            esc("SKILL.md" if lesson.placement != "reference" else f"references/{lesson.topic}.md"),
+            esc(" ".join(lesson.text.split())),
+            f'<span class="small muted">{esc(", ".join(lesson.support))}</span>',
+        ]
+        for lesson in sorted(view.lessons, key=lambda lesson: (-len(lesson.support), lesson.id))
     ]
-    lessons = _table(["lesson", "support", "where", "text", "trajectories"], lesson_rows, "lessons") if lesson_rows else ""
-    head = _kv([
-        ("branch", _code(refs.short(view.ref))),
-        ("commit", _code(view.commit)),
-        ("root merge", esc(view.root or "-")),
-        ("patches in it", esc(len(view.patches))),
-        ("support", esc(f"{view.support} distinct trajectories")),
-    ])
+    lessons = (
+        _table(["lesson", "support", "where", "text", "trajectories"], lesson_rows, "lessons") if lesson_rows else ""
+    )
+    head = _kv(
+        [
+            ("branch", _code(refs.short(view.ref))),
+            ("commit", _code(view.commit)),
+            ("root merge", esc(view.root or "-")),
+            ("patches in it", esc(len(view.patches))),
+            ("support", esc(f"{view.support} distinct trajectories")),
+        ]
+    )
     return f"{head}<h3>Lessons</h3>{lessons}<h3>Diff against S0</h3>{diff_html(view.diff)}", view
 
 
@@ -367,40 +448,71 @@ def evaluation_section(store: GitStore, data: RunData) -> tuple[str, str]:
         except ValueError:
             note = None
     if note is None or (note.gate is None and not note.evals):
-        return (f'<p class="muted" id="not-evaluated">Not evaluated: no note in <code>{esc(EVAL_NOTES)}</code> '
-                "on the candidate. Run <code>t2s gate</code>.</p>"), "not evaluated"
+        return (
+            f'<p class="muted" id="not-evaluated">Not evaluated: no note in <code>{esc(EVAL_NOTES)}</code> '
+            "on the candidate. Run <code>t2s gate</code>.</p>"
+        ), "not evaluated"
     parts = []
     short = "evaluated, not gated"
     if note.gate is not None:
         g = note.gate
         short = f"{'passed' if g.passed else 'failed'} {g.delta:+.3f}"
         verdict = "passed" if g.passed else "failed"
-        parts.append(f'<p class="gate gate-{verdict}">Gate <b>{verdict}</b>: score {g.baseline_score:.1%} → '
-                     f"{g.candidate_score:.1%} (delta {g.delta:+.3f}, need ≥ {g.min_delta:+.3f}); regressions "
-                     f"{g.regressions} (allowed {g.max_regressions})"
-                     + (f"; sign test p = {g.p_value:.3g}" if g.p_value is not None else "") + ".</p>")
-        parts.append(_table(["", "baseline", "candidate"], [
-            ["commit", _code(g.baseline[:12]), _code(g.candidate[:12])],
-            ["score", esc(f"{g.baseline_score:.1%}"), esc(f"{g.candidate_score:.1%}")],
-            ["suite / split", esc(f"{g.suite or '-'} / {g.split}"), esc(f"{g.suite or '-'} / {g.split}")],
-        ], "eval"))
+        parts.append(
+            f'<p class="gate gate-{verdict}">Gate <b>{verdict}</b>: score {g.baseline_score:.1%} → '
+            f"{g.candidate_score:.1%} (delta {g.delta:+.3f}, need ≥ {g.min_delta:+.3f}); regressions "
+            f"{g.regressions} (allowed {g.max_regressions})"
+            + (f"; sign test p = {g.p_value:.3g}" if g.p_value is not None else "")
+            + ".</p>"
+        )
+        parts.append(
+            _table(
+                ["", "baseline", "candidate"],
+                [
+                    ["commit", _code(g.baseline[:12]), _code(g.candidate[:12])],
+                    ["score", esc(f"{g.baseline_score:.1%}"), esc(f"{g.candidate_score:.1%}")],
+                    ["suite / split", esc(f"{g.suite or '-'} / {g.split}"), esc(f"{g.suite or '-'} / {g.split}")],
+                ],
+                "eval",
+            )
+        )
         p = g.paired
-        parts.append(_table(["paired tasks", "count"], [
-            ["both pass", esc(p.get("both", 0))],
-            ["only baseline (regressed)", esc(p.get("only_baseline", 0))],
-            ["only candidate (improved)", esc(p.get("only_candidate", 0))],
-            ["neither", esc(p.get("neither", 0))],
-        ], "paired"))
+        parts.append(
+            _table(
+                ["paired tasks", "count"],
+                [
+                    ["both pass", esc(p.get("both", 0))],
+                    ["only baseline (regressed)", esc(p.get("only_baseline", 0))],
+                    ["only candidate (improved)", esc(p.get("only_candidate", 0))],
+                    ["neither", esc(p.get("neither", 0))],
+                ],
+                "paired",
+            )
+        )
         if g.regressed:
             parts.append("<p>Regressed: " + ", ".join(_code(t) for t in g.regressed) + "</p>")
         if g.improved:
             parts.append("<p>Improved: " + ", ".join(_code(t) for t in g.improved) + "</p>")
     if note.evals:
         parts.append("<h3>Evaluations of the candidate</h3>")
-        parts.append(_table(["suite", "split", "score", "passed", "seeds", "tokens", "when"], [
-            [esc(r.suite), esc(r.split), esc(f"{r.score:.1%}"), esc(f"{r.passed}/{r.total}"), esc(r.seeds), esc(r.tokens), esc(r.created_at)]
-            for r in note.evals
-        ], "evals"))
+        parts.append(
+            _table(
+                ["suite", "split", "score", "passed", "seeds", "tokens", "when"],
+                [
+                    [
+                        esc(r.suite),
+                        esc(r.split),
+                        esc(f"{r.score:.1%}"),
+                        esc(f"{r.passed}/{r.total}"),
+                        esc(r.seeds),
+                        esc(r.tokens),
+                        esc(r.created_at),
+                    ]
+                    for r in note.evals
+                ],
+                "evals",
+            )
+        )
     return "".join(parts), short
 
 
@@ -411,14 +523,16 @@ def render_report(store: GitStore, run: str) -> str:
     evaluation, gate_text = evaluation_section(store, data)
     candidate, _view = candidate_section(store, data)
     tree = build_tree(data, rows)
-    legend = ('<p class="legend"><span class="sw sw-merged"></span>patch in the candidate '
-              '<span class="sw sw-open"></span>open <span class="sw sw-unvalidated"></span>unvalidated '
-              '<span class="sw sw-rejected"></span>rejected in review (left out) <span class="sw sw-merge"></span>octopus merge '
-              '<span class="sw sw-failed"></span>failed merge (inputs carried up) — edge width grows with support</p>')
+    legend = (
+        '<p class="legend"><span class="sw sw-merged"></span>patch in the candidate '
+        '<span class="sw sw-open"></span>open <span class="sw sw-unvalidated"></span>unvalidated '
+        '<span class="sw sw-rejected"></span>rejected in review (left out) <span class="sw sw-merge"></span>octopus merge '
+        '<span class="sw sw-failed"></span>failed merge (inputs carried up) — edge width grows with support</p>'
+    )
     values = {
         "title": esc(f"t2s run {run}"),
         "run": esc(run),
-        "generated": esc(datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
         "summary": summary_section(data, rows, gate_text),
         "patches": patches_section(rows),

@@ -121,9 +121,11 @@ class Excerpt(BaseModel):
     check: str = ""
 
     def render(self) -> str:
-        lines = [f"trajectory {self.trajectory} of task {self.task or '?'}: {self.verdict or '?'}"
-                 + (f", stop: {self.stop_reason}" if self.stop_reason else "")
-                 + f", {self.steps_total} step(s)"]
+        lines = [
+            f"trajectory {self.trajectory} of task {self.task or '?'}: {self.verdict or '?'}"
+            + (f", stop: {self.stop_reason}" if self.stop_reason else "")
+            + f", {self.steps_total} step(s)"
+        ]
         if self.error:
             lines.append(f"error: {self.error}")
         if self.instruction:
@@ -225,23 +227,27 @@ def load_run(store: GitStore, run: str) -> RunData:
     manifest = record.manifest()
     head = record.head()
     data = RunData(store=store, record=record, manifest=manifest)
-    for path, value in _read_json_dir(store, head, PATCHES_DIR).items():
+    for value in _read_json_dir(store, head, PATCHES_DIR).values():
         try:
             patch = PatchRecord.model_validate(value)
         except ValidationError:
             continue
         data.patches[patch.patch] = patch
-    for path, value in _read_json_dir(store, head, MERGES_DIR).items():
+    for value in _read_json_dir(store, head, MERGES_DIR).values():
         try:
             report = MergeReport.model_validate(value)
         except ValidationError:
             continue
         data.reports[report.name] = report
-    data.ledgers = {path.rsplit("/", 1)[-1].removesuffix(".json"): value
-                    for path, value in _read_json_dir(store, head, "ledger").items() if isinstance(value, dict)}
+    data.ledgers = {
+        path.rsplit("/", 1)[-1].removesuffix(".json"): value
+        for path, value in _read_json_dir(store, head, "ledger").items()
+        if isinstance(value, dict)
+    }
     branches = store.refs(refs.run_branches(run))
-    data.branches = {parsed.number: sha for ref, sha in branches.items()
-                     if (parsed := refs.parse_patch_branch(ref)) is not None}
+    data.branches = {
+        parsed.number: sha for ref, sha in branches.items() if (parsed := refs.parse_patch_branch(ref)) is not None
+    }
     for ref in (refs.candidate_branch(run), refs.sequential_candidate(run)):
         if ref in branches:
             data.candidate_ref, data.candidate = ref, branches[ref]
@@ -321,7 +327,12 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
     view = PatchView(run=data.run, patch=number, branch=branch, commit=commit, trailers=trailers)
     if patch is not None:
         view.task, view.trajectory, view.outcome = patch.task, patch.trajectory, patch.outcome
-        view.analyst, view.model, view.record_status, view.reason = patch.analyst, patch.model, patch.status, patch.reason
+        view.analyst, view.model, view.record_status, view.reason = (
+            patch.analyst,
+            patch.model,
+            patch.status,
+            patch.reason,
+        )
         view.lessons, view.failure_causes = list(patch.lessons), list(patch.failure_causes)
         view.lines_added, view.lines_removed = patch.lines_added, patch.lines_removed
         if patch.analyst == "agentic":
@@ -334,9 +345,11 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
         view.outcome = prov.outcome or ""
         view.analyst = prov.analyst or ""
         view.model = prov.model or ""
-        subject = data.messages.get(commit, "").strip().splitlines()[:1]
+        subject = message.strip().splitlines()[:1]
         if subject:
-            view.lessons = [Lesson(id=f"p{number}.1", text=subject[0], support=[view.trajectory] if view.trajectory else [])]
+            view.lessons = [
+                Lesson(id=f"p{number}.1", text=subject[0], support=[view.trajectory] if view.trajectory else [])
+            ]
         if commit:
             view.lines_added, view.lines_removed = count_lines(data.store.diff(data.manifest.s0, commit))
     if prov.validated is not None:
@@ -366,7 +379,10 @@ def _status(view: PatchView) -> tuple[State, str]:
         return "rejected", f"rejected: {view.reason or 'no reason recorded'}"
     if view.record_status == "unvalidated":
         return "unvalidated", "unvalidated" + (f": {view.reason}" if view.reason else "")
-    return "missing", f"missing: the record says {view.record_status or 'accepted'} but branch {refs.short(refs.patch_branch(view.run, view.patch))} is gone"
+    return (
+        "missing",
+        f"missing: the record says {view.record_status or 'accepted'} but branch {refs.short(refs.patch_branch(view.run, view.patch))} is gone",
+    )
 
 
 def count_lines(diff: str) -> tuple[int, int]:
@@ -386,6 +402,8 @@ def count_lines(diff: str) -> tuple[int, int]:
 def resolve_patch(store: GitStore, spec: str, run: str | None = None) -> tuple[str, str]:
     """``(run, number)`` for a patch given as ``0007``, ``t2s/r1/patch/0007``, a full ref
     or a commit. A bare number needs ``run`` only when several runs have that number."""
+    found_run: str | None
+    number: str | None
     spec = (spec or "").strip()
     if not spec:
         raise UsageError("name a patch: 0007, t2s/RUN/patch/0007, or a commit")
@@ -420,7 +438,10 @@ def resolve_patch(store: GitStore, spec: str, run: str | None = None) -> tuple[s
                 found_run, number = parsed.run, parsed.number
                 break
     if not (found_run and number):
-        raise UsageError(f"{spec} ({commit[:12]}) is not a t2s patch commit", hint="list a run's patches with `t2s review --run NAME`")
+        raise UsageError(
+            f"{spec} ({commit[:12]}) is not a t2s patch commit",
+            hint="list a run's patches with `t2s review --run NAME`",
+        )
     if run and run != found_run:
         raise UsageError(f"{spec} belongs to run {found_run!r}, not {run!r}")
     return found_run, number
@@ -431,8 +452,10 @@ def _has_patch(store: GitStore, run: str, number: str) -> bool:
         RunRecord(store, run)
     except UsageError:
         return False
-    return bool(store.rev_parse(refs.patch_branch(run, number))
-                or store.rev_parse(refs.record_path(run, f"{PATCHES_DIR}/{number}.json")))
+    return bool(
+        store.rev_parse(refs.patch_branch(run, number))
+        or store.rev_parse(refs.record_path(run, f"{PATCHES_DIR}/{number}.json"))
+    )
 
 
 def _require_patch(store: GitStore, run: str, number: str) -> None:
@@ -452,8 +475,11 @@ def resolve_candidate(store: GitStore, spec: str = "candidate", run: str | None 
         return named
     if run:
         return run
-    runs = [r for r in list_runs(store)
-            if store.rev_parse(refs.candidate_branch(r)) or store.rev_parse(refs.sequential_candidate(r))]
+    runs = [
+        r
+        for r in list_runs(store)
+        if store.rev_parse(refs.candidate_branch(r)) or store.rev_parse(refs.sequential_candidate(r))
+    ]
     if len(runs) == 1:
         return runs[0]
     if not runs:
@@ -479,7 +505,11 @@ def patch_detail(store: GitStore, spec: str, run: str | None = None, *, context_
     record = data.patches.get(number)
     if view.commit:
         detail.diff = store.diff(data.manifest.s0, view.commit)
-        detail.subject = data.messages.get(view.commit, "").strip().splitlines()[0] if data.messages.get(view.commit, "").strip() else ""
+        detail.subject = (
+            data.messages.get(view.commit, "").strip().splitlines()[0]
+            if data.messages.get(view.commit, "").strip()
+            else ""
+        )
         note = _eval_note(store, view.commit)
         detail.gate = note.gate if note else None
     elif record is not None:
@@ -493,8 +523,9 @@ def patch_detail(store: GitStore, spec: str, run: str | None = None, *, context_
         detail.excerpt_missing = f"trajectory {trajectory_id} is not in the run record (an imported patch?)"
         return detail
     try:
-
-        detail.excerpt = trajectory_excerpt(load_trajectory(raw, where=f"trajectories/{trajectory_id}.json"), context_steps=context_steps)
+        detail.excerpt = trajectory_excerpt(
+            load_trajectory(raw, where=f"trajectories/{trajectory_id}.json"), context_steps=context_steps
+        )
     except Exception as err:  # a malformed or newer trajectory must not stop a review
         detail.excerpt_missing = f"trajectory {trajectory_id} could not be read: {getattr(err, 'message', err)}"
     return detail
@@ -518,12 +549,12 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
     steps = list(traj.steps)
     focus = next((i for i, s in enumerate(steps) if _step_failed(s)), None)
     if focus is not None:
-        chosen = steps[max(0, focus - context_steps):focus + 2]
+        chosen = steps[max(0, focus - context_steps) : focus + 2]
         failed = steps[focus]
         how = failed.error or ("timed out" if failed.timed_out else f"exit code {failed.exit_code}")
         why = f"the first failing step ({failed.index}: {how}) with {context_steps} step(s) before it"
     else:
-        chosen = steps[-(context_steps + 1):]
+        chosen = steps[-(context_steps + 1) :]
         why = f"the last {len(chosen)} step(s) before the end" if chosen else "no steps (the agent took no action)"
     out_steps = []
     for step in chosen:
@@ -531,18 +562,33 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
             arguments = str(next(iter(step.arguments.values())))
         else:
             arguments = "\n".join(f"{k}: {v}" for k, v in step.arguments.items())
-        out_steps.append(ExcerptStep(
-            index=step.index, turn=step.turn, tool=step.tool, arguments=_clip(arguments, max_chars),
-            observation=_clip(step.observation or "", max_chars), exit_code=step.exit_code, error=step.error,
-            failed=_step_failed(step),
-        ))
+        out_steps.append(
+            ExcerptStep(
+                index=step.index,
+                turn=step.turn,
+                tool=step.tool,
+                arguments=_clip(arguments, max_chars),
+                observation=_clip(step.observation or "", max_chars),
+                exit_code=step.exit_code,
+                error=step.error,
+                failed=_step_failed(step),
+            )
+        )
     check = ""
     if traj.check:
         check = _clip(json.dumps(traj.check, indent=1, default=str), max_chars)
     return Excerpt(
-        trajectory=traj.id, task=traj.task_id, verdict=traj.verdict, stop_reason=traj.stop_reason, error=traj.error,
-        instruction=_clip(traj.instruction or "", 400), steps_total=len(steps),
-        focus=steps[focus].index if focus is not None else None, why=why, steps=out_steps, check=check,
+        trajectory=traj.id,
+        task=traj.task_id,
+        verdict=traj.verdict,
+        stop_reason=traj.stop_reason,
+        error=traj.error,
+        instruction=_clip(traj.instruction or "", 400),
+        steps_total=len(steps),
+        focus=steps[focus].index if focus is not None else None,
+        why=why,
+        steps=out_steps,
+        check=check,
     )
 
 
@@ -557,13 +603,20 @@ def _eval_note(store: GitStore, commit: str) -> EvalNote | None:
 
 
 # ---------------------------------------------------------------------- verdicts
-def record_verdict(store: GitStore, spec: str, verdict: Literal["approve", "reject"], comment: str = "", *,
-                   run: str | None = None, reviewer: str | None = None) -> tuple[PatchView, ReviewNote]:
+def record_verdict(
+    store: GitStore,
+    spec: str,
+    verdict: Literal["approve", "reject"],
+    comment: str = "",
+    *,
+    run: str | None = None,
+    reviewer: str | None = None,
+) -> tuple[PatchView, ReviewNote]:
     """Write a :class:`ReviewNote` on the patch's commit in ``refs/notes/t2s/review``
     (replacing an earlier verdict). ``t2s merge`` leaves rejected patches out."""
     comment = (comment or "").strip()
     if verdict == "reject" and not comment:
-        raise UsageError("a rejection needs a reason", hint="t2s reject PATCH -m \"why\"")
+        raise UsageError("a rejection needs a reason", hint='t2s reject PATCH -m "why"')
     view = patch_view(store, spec, run)
     if not view.commit:
         raise UsageError(
@@ -589,8 +642,13 @@ def candidate_view(store: GitStore, run: str, data: RunData | None = None) -> Ca
     for report in reports:
         levels.setdefault(report.level, []).append(report.name)
     view = CandidateView(
-        run=run, ref=data.candidate_ref or "", commit=data.candidate, s0=data.manifest.s0,
-        skill_dir=data.manifest.skill_dir, strategy=data.strategy, root=root.name if root else "",
+        run=run,
+        ref=data.candidate_ref or "",
+        commit=data.candidate,
+        s0=data.manifest.s0,
+        skill_dir=data.manifest.skill_dir,
+        strategy=data.strategy,
+        root=root.name if root else "",
         lessons=list(root.lessons) if root else [lesson for r in rows if r.in_candidate for lesson in r.lessons],
         levels=[levels[k] for k in sorted(levels)],
         patches=[r for r in rows if r.in_candidate],
@@ -625,7 +683,9 @@ def _lesson_lines(lessons: list[Lesson]) -> list[str]:
         elif lesson.topic:
             where = f", topic `{lesson.topic}`"
         support = ", ".join(f"`{t}`" for t in lesson.support) or "none recorded"
-        lines.append(f"- **{lesson.id}** (support {len(lesson.support)}: {support}{where}): {' '.join(lesson.text.split())}")
+        lines.append(
+            f"- **{lesson.id}** (support {len(lesson.support)}: {support}{where}): {' '.join(lesson.text.split())}"
+        )
     return lines or ["- (none recorded)"]
 
 
@@ -660,11 +720,11 @@ def patch_markdown(detail: PatchDetail) -> str:
     ]
     lines = [f"## t2s patch {v.patch} (run {v.run}): {_cell(title)}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {_cell(val)} |" for k, val in rows]
-    lines += ["", "### Lessons", ""] + _lesson_lines(v.lessons)
+    lines += ["", "### Lessons", "", *_lesson_lines(v.lessons)]
     if v.failure_causes:
         lines += ["", "### Failure causes", ""] + [f"- {' '.join(c.split())}" for c in v.failure_causes]
     lines += ["", "### Diff", "", _fence(detail.diff) if detail.diff else "(no diff recorded)"]
-    lines += ["", "### Evaluation", ""] + _eval_markdown(detail.gate)
+    lines += ["", "### Evaluation", "", *_eval_markdown(detail.gate)]
     lines += ["", f"<sub>Generated by `t2s pr-body {refs.short(refs.patch_branch(v.run, v.patch))}`.</sub>"]
     return "\n".join(lines) + "\n"
 
@@ -682,20 +742,24 @@ def candidate_markdown(view: CandidateView) -> str:
     ]
     lines = [
         f"## t2s candidate for run {view.run}: {len(view.lessons)} lessons from {len(view.patches)} patches",
-        "", "| | |", "|---|---|",
+        "",
+        "| | |",
+        "|---|---|",
     ]
     lines += [f"| {k} | {_cell(val)} |" for k, val in rows]
-    lines += ["", "### Lessons (support = distinct trajectories behind a lesson)", ""] + _lesson_lines(view.lessons)
+    lines += ["", "### Lessons (support = distinct trajectories behind a lesson)", "", *_lesson_lines(view.lessons)]
     lines += ["", "### Patches", ""]
     for p in view.patches:
-        lines.append(f"- `{p.patch}` task `{p.task or '-'}`, trajectory `{p.trajectory or '-'}` ({p.outcome or '?'}), "
-                     f"{p.analyst or '?'} analyst, validated {p.validated or '-'}: {p.status}")
+        lines.append(
+            f"- `{p.patch}` task `{p.task or '-'}`, trajectory `{p.trajectory or '-'}` ({p.outcome or '?'}), "
+            f"{p.analyst or '?'} analyst, validated {p.validated or '-'}: {p.status}"
+        )
     if not view.patches:
         lines.append("- (none)")
     if view.left_out:
         lines += ["", "### Left out", ""]
         lines += [f"- `{p.patch}` ({p.task or '-'}): {p.status}" for p in view.left_out]
-    lines += ["", "### Evaluation against the baseline", ""] + _eval_markdown(view.gate)
+    lines += ["", "### Evaluation against the baseline", "", *_eval_markdown(view.gate)]
     lines += ["", "### Diff", "", _fence(view.diff) if view.diff else "(the candidate equals S0)"]
     lines += ["", f"<sub>Generated by `t2s pr-body candidate --run {view.run}`.</sub>"]
     return "\n".join(lines) + "\n"

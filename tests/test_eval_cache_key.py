@@ -29,7 +29,14 @@ def test_the_agent_fingerprint_of_a_fixed_config_is_pinned():
     role = resolve_roles(config, env={}, roles=("agent",))["agent"]
     fingerprint = agent_fingerprint(config, role)
     assert fingerprint == {
-        "model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 4096, "seed": None, "extra_body": {},
-        "protocol": "auto", "max_turns": 12, "exec_timeout": 60.0, "harness": HARNESS,
+        "model": "gpt-4o-mini",
+        "temperature": 0.0,
+        "max_tokens": 4096,
+        "seed": None,
+        "extra_body": {},
+        "protocol": "auto",
+        "max_turns": 12,
+        "exec_timeout": 60.0,
+        "harness": HARNESS,
     }
     assert fingerprint_hash(fingerprint) == FINGERPRINT

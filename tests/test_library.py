@@ -38,8 +38,12 @@ def test_the_documented_library_example_runs(tmp_path, monkeypatch):
         server.on(agent_responder, role="agent")
         server.on(analyst_responder, role="analyst")
         server.on(merger_responder, role="merger")
-        env = {"T2S_BASE_URL": server.base_url, "T2S_MODEL": "sim", "T2S_API_KEY_ENV": "T2S_LIB_KEY",
-               "T2S_CACHE_MODE": "off"}
+        env = {
+            "T2S_BASE_URL": server.base_url,
+            "T2S_MODEL": "sim",
+            "T2S_API_KEY_ENV": "T2S_LIB_KEY",
+            "T2S_CACHE_MODE": "off",
+        }
         with _environment(env), contextlib.redirect_stdout(out):
             exec(compile(_example(), str(DOC), "exec"), {"__name__": "__doc_example__"})
     printed = out.getvalue()

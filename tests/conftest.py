@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from t2s.agent.protocol_memory import forget_protocol_switches
+
 pytest_plugins = ["t2s.testing.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,13 @@ def _isolated_git(monkeypatch, tmp_path_factory):
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], check=True)
     subprocess.run(["git", "config", "--global", "user.name", "Test User"], check=True)
     subprocess.run(["git", "config", "--global", "user.email", "user@example.test"], check=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_protocol_switch():
+    """Each test starts with no ``auto`` protocol switch remembered (they are per process,
+    and a scripted server's port may come again)."""
+    forget_protocol_switches()
 
 
 def pytest_configure(config):

@@ -14,7 +14,13 @@ Two ways to act, because small local models often ignore native tool calling:
   ends. Parsing is lenient (untagged fences, unclosed final fence, ``<tool_call>`` JSON
   written as text, lower case keywords);
 - ``auto`` starts with tools and switches to text for the rest of the episode when the
-  model's first reply calls no tool; the switch and its reason are recorded.
+  model's first reply calls no tool; the switch and its reason are recorded, and
+  remembered for the endpoint and model for the rest of the run
+  (:mod:`t2s.agent.protocol_memory`): later episodes start in text.
+
+In text, a reply's first action runs; the others are ignored and the model is told so
+(one action per reply: it must see each result before it acts again). A final answer
+(below) is the reply's action whatever comes before it.
 
 A suite that takes a final answer (``Suite.final_answer_parameter``, e.g.
 WikiTableQuestions) gets an ``answer`` argument on ``finish`` and a ``FINAL ANSWER: ...``
@@ -52,7 +58,8 @@ from t2s.agent.actions import (
     tool_specs,
 )
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.prompting import _relativise, format_exec, system_prompt, truncate
+from t2s.agent.prompting import _relativise, format_exec, system_prompt, text_protocol, truncate, wording
+from t2s.agent.protocol_memory import remember_text_protocol, remembered_switch
 from t2s.agent.trajectory import (
     Message,
     Step,
@@ -109,7 +116,17 @@ class AgentOptions:
 
 # ---------------------------------------------------------------------------- the episode
 class _Episode:
-    def __init__(self, llm, suite, task, skill: SkillBundle, workdir: Path, options: AgentOptions, traj: Trajectory):
+    def __init__(
+        self,
+        llm,
+        suite,
+        task,
+        skill: SkillBundle,
+        workdir: Path,
+        options: AgentOptions,
+        traj: Trajectory,
+        endpoint: tuple[str, str] = ("", ""),
+    ):
         self.llm = llm
         self.suite = suite
         self.task = task
@@ -125,6 +142,17 @@ class _Episode:
         self.output_rel = "output"
         #: The suite's schema for an answer on ``finish`` (None: the suite takes none).
         self.answer_parameter = getattr(suite, "final_answer_parameter", None)
+        #: (base_url, model) of the agent role: where ``auto`` remembers a switch to text.
+        self.endpoint = endpoint
+
+    def wording(self, part: str, **values: str) -> str:
+        """What prompt ``part`` says about finishing, for this suite (see prompting)."""
+        return wording(part, final_answer=bool(self.answer_parameter), **values)
+
+    def switch_note(self) -> str:
+        return render(
+            prompt("agent_protocol_switch.md"), protocol=text_protocol(final_answer=bool(self.answer_parameter))
+        ).strip()
 
     # -- recording
     def add(self, message: dict[str, Any]) -> None:
@@ -247,7 +275,10 @@ class _Episode:
         opt = self.opt
         traj = self.traj
         requested = traj.protocol
-        self.protocol = "text" if requested == "text" else "tools"
+        remembered = remembered_switch(*self.endpoint) if requested == "auto" else None
+        self.protocol = "text" if requested == "text" or remembered else "tools"
+        if remembered:  # an earlier episode of this run found that the model answers in text
+            traj.protocol_switch = f"remembered from an earlier episode of this run ({remembered})"
         ws: Workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
         self.workspace = ws
         self.output_rel = os.path.relpath(ws.output_path, ws.dir)
@@ -259,13 +290,13 @@ class _Episode:
                 target.write_bytes(data)
         task_prompt = await asyncio.to_thread(self.suite.render_prompt, self.task, ws)
         task_prompt = _relativise(task_prompt, ws.dir)
-        self.add({"role": "system", "content": system_prompt(self.skill, self.protocol, on_disk=on_disk)})
+        system = system_prompt(self.skill, self.protocol, on_disk=on_disk, final_answer=bool(self.answer_parameter))
+        self.add({"role": "system", "content": system})
+        goal = self.wording("task", output_path=self.output_rel)
         self.add(
             {
                 "role": "user",
-                "content": render(
-                    prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", output_path=self.output_rel
-                ).strip(),
+                "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", goal=goal).strip(),
             }
         )
         tools = tool_specs(opt.allow_shell)
@@ -278,7 +309,10 @@ class _Episode:
                 self.add(
                     {
                         "role": "user",
-                        "content": render(prompt("agent_last_turn.md"), output_path=self.output_rel).strip(),
+                        "content": render(
+                            prompt("agent_last_turn.md"),
+                            last_turn=self.wording("last_turn", output_path=self.output_rel),
+                        ).strip(),
                     }
                 )
             params: dict[str, Any] = {"phase": opt.phase}
@@ -320,8 +354,8 @@ class _Episode:
 
             actions = parse_text_actions(res.content)
             final_answer = parse_final_answer(res.content) if self.answer_parameter else None
-            if final_answer is not None:  # a final answer ends the reply's actions
-                actions = [a for a in actions if a.tool != "finish"] + [Action("finish", {"answer": final_answer})]
+            if final_answer is not None:  # the answer ends the episode: it is the reply's action
+                actions = [Action("finish", {"answer": final_answer})] + [a for a in actions if a.tool != "finish"]
             if self.protocol == "tools":
                 if requested == "auto" and not self.tools_seen:
                     self.protocol = "text"
@@ -329,16 +363,9 @@ class _Episode:
                     traj.protocol_switch = f"turn {turn}: the model answered without a tool call" + (
                         " and wrote a text action" if actions else ""
                     )
+                    remember_text_protocol(*self.endpoint, traj.protocol_switch)
                     if not actions:
-                        self.add(
-                            {
-                                "role": "user",
-                                "content": render(
-                                    prompt("agent_protocol_switch.md"),
-                                    protocol=prompt("agent_text_protocol.md").strip(),
-                                ).strip(),
-                            }
-                        )
+                        self.add({"role": "user", "content": self.switch_note()})
                         continue
                 else:
                     if self.output_exists and not actions:
@@ -351,34 +378,40 @@ class _Episode:
                         traj.stop_reason = "finished"
                         return
                     if final_answer is None:
-                        self.add({"role": "user", "content": prompt("agent_no_tool_call.md").strip()})
+                        note = render(prompt("agent_no_tool_call.md"), finish=self.wording("no_tool_call"))
+                        self.add({"role": "user", "content": note.strip()})
                         continue
-                    actions = actions[-1:]  # tools protocol: only the final answer of a text reply counts
+                    actions = actions[:1]  # tools protocol: only the final answer of a text reply counts
 
             if not actions:
                 self.step(
                     turn, Action("invalid", {"reply": (res.content or "")[:200]}, error="no action in the reply"), ""
                 )
-                self.add({"role": "user", "content": prompt("agent_no_action.md").strip()})
+                note = render(prompt("agent_no_action.md"), finish=self.wording("no_action"))
+                self.add({"role": "user", "content": note.strip()})
                 continue
-            observations = []
-            for action in actions:
-                obs = await self.execute(turn, action)
-                if action.tool == "finish" and self.finished:
-                    break
-                observations.append(obs)
+            # One action per reply (the protocol says so): the model must see each result
+            # before it acts again. The rest is ignored, and the model is told so.
+            action, ignored = actions[0], actions[1:]
+            obs = await self.execute(turn, action)
             if self.finished:
                 traj.stop_reason = "finished"
                 return
+            if ignored:
+                traj.meta["ignored_actions"] = traj.meta.get("ignored_actions", 0) + len(ignored)
+                obs += (
+                    "\n\n"
+                    + render(
+                        prompt("agent_ignored_actions.md"),
+                        ran=action.tool,
+                        count=str(len(ignored)),
+                        ignored=", ".join(a.tool for a in ignored),
+                    ).strip()
+                )
             note = ""
             if traj.protocol_switch and traj.protocol_switch.startswith(f"turn {turn}:"):
-                note = (
-                    render(
-                        prompt("agent_protocol_switch.md"), protocol=prompt("agent_text_protocol.md").strip()
-                    ).strip()
-                    + "\n\n"
-                )
-            self.add({"role": "user", "content": note + "\n\n".join(observations)})
+                note = self.switch_note() + "\n\n"
+            self.add({"role": "user", "content": note + obs})
         traj.stop_reason = "max_turns"
 
 
@@ -431,7 +464,7 @@ async def run_agent(
     started = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    episode = _Episode(llm, suite, task, skill, workdir, options, traj)
+    episode = _Episode(llm, suite, task, skill, workdir, options, traj, endpoint=(role.base_url, role.model))
     try:
         await episode.run()
     except (BudgetExceeded, CacheMiss):

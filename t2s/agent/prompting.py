@@ -3,6 +3,8 @@ code it ran, cut to head + tail."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 
 from t2s import sandbox
@@ -60,8 +62,28 @@ def skill_files_section(skill: SkillBundle, protocol: str, on_disk: bool) -> str
     return "\n".join(lines)
 
 
-def system_prompt(skill: SkillBundle, protocol: str, *, on_disk: bool = False) -> str:
-    proto = prompt("agent_text_protocol.md" if protocol == "text" else "agent_tools_protocol.md")
+@cache
+def _wordings() -> dict[str, dict[str, str]]:
+    return json.loads(prompt("agent_wording.json"))
+
+
+def wording(part: str, *, final_answer: bool, **values: str) -> str:
+    """What prompt ``part`` says about finishing (``agent_wording.json``): for a suite
+    that takes a final answer (``FINAL ANSWER:``), or one checked on its output file."""
+    return render(_wordings()["answer" if final_answer else "output"][part], **values)
+
+
+def text_protocol(*, final_answer: bool = False) -> str:
+    """How to act in plain text (``agent_text_protocol.md``), ending as the suite wants."""
+    return render(prompt("agent_text_protocol.md"), finish=wording("text_protocol", final_answer=final_answer)).strip()
+
+
+def system_prompt(skill: SkillBundle, protocol: str, *, on_disk: bool = False, final_answer: bool = False) -> str:
+    """The system prompt: how to act in ``protocol``, the skill's body and its files."""
+    if protocol == "text":
+        proto = text_protocol(final_answer=final_answer)
+    else:
+        proto = render(prompt("agent_tools_protocol.md"), finish=wording("tools_protocol", final_answer=final_answer))
     return (
         render(
             prompt("agent_system.md"),

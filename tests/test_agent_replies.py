@@ -75,3 +75,10 @@ def test_the_fixtures_stay_small_and_say_where_they_come_from():
     assert recorded["model"] == "qwen2.5-coder-1.5b-instruct" and len(recorded["replies"]) >= 10
     assert sum(p.stat().st_size for p in FIXTURES.iterdir()) < 300_000
     assert "Qwen2.5-Coder-1.5B-Instruct" in (FIXTURES / "README.md").read_text(encoding="utf-8")
+
+
+def test_code_that_only_looks_like_the_protocol_stays_code():
+    (action,) = parse_text_actions("```python\nFINAL_ANSWER = 3\nprint(FINAL_ANSWER)\n# FINISH\n```")
+    assert action.arguments["code"] == "FINAL_ANSWER = 3\nprint(FINAL_ANSWER)\n# FINISH\n"
+    assert parse_final_answer("```python\nFINAL_ANSWER = 3\nprint(FINAL_ANSWER)\n```") is None
+    assert parse_final_answer("```python\nprint('FINAL ANSWER: no')\n```") is None

@@ -123,8 +123,9 @@ _OPEN_AFTER_PROSE_RE = re.compile(r"^(?P<indent>)\S.*?```[ \t]*(?P<lang>[A-Za-z0
 _CLOSE_LINE_RE = re.compile(r"^[ \t]*```[ \t]*$")
 #: A protocol line written inside a fence (by small models, often at the end of their
 #: code, or in an unclosed fence): it is an action of the reply, not code.
+#: (Only with a colon: ``FINAL_ANSWER = 3`` is Python.)
 _PROTOCOL_LINE_RE = re.compile(
-    r"^[ \t]*(?:READ[_ ]SKILL[_ ]FILE[ \t]*:|FINAL[ _]ANSWER[ \t]*[:=]|(?-i:FINISH)[ \t.!]*$)", re.IGNORECASE
+    r"^[ \t]*(?:READ[_ ]SKILL[_ ]FILE[ \t]*:|FINAL[ _]ANSWER[ \t]*:|(?-i:FINISH)[ \t.!]*$)", re.IGNORECASE
 )
 
 
@@ -263,7 +264,7 @@ def _fence_action(fence: _Fence) -> Action | None:
 
 def parse_text_actions(content: str | None) -> list[Action]:
     """The actions in a plain-text reply, in the order they appear (lenient); a finish
-    comes last. The episode runs only the first (see ``AgentOptions``)."""
+    comes last. An episode runs only the first (:mod:`t2s.agent.episode`)."""
     text = _THINK_RE.sub("", content or "")
     found: list[tuple[int, Action]] = []
     calls: list[tuple[int, int]] = []

@@ -11,8 +11,10 @@ Two ways to act, because small local models often ignore native tool calling:
 - ``text``: a plain-text protocol (``prompts/agent_text_protocol.md``): a fenced
   ```` ```python ```` block runs code, ```` ```bash ```` runs a command,
   ``READ_SKILL_FILE: path`` reads a skill file, ``FINISH`` (or ``<final>..</final>``)
-  ends. Parsing is lenient (untagged fences, unclosed final fence, ``<tool_call>`` JSON
-  written as text, lower case keywords);
+  ends. Parsing is lenient, built from real small-model replies (fences untagged,
+  indented or never closed, protocol lines written inside a fence, tool calls written
+  as JSON or ``<tool_call>`` text, lower case keywords); a fence that only shows a
+  value or printed output does not run;
 - ``auto`` starts with tools and switches to text for the rest of the episode when the
   model's first reply calls no tool; the switch and its reason are recorded, and
   remembered for the endpoint and model for the rest of the run

@@ -255,7 +255,8 @@ class ScriptedServer:
 
     ``default`` answers requests no rule matches (a string, a :class:`Reply`, or a
     responder). ``latency`` is the time from a chat request's arrival to its answer,
-    the responder's own work included. ``models`` is what
+    the responder's own work included (a function of the :class:`ChatRequest` draws
+    it per request, e.g. from a long-tailed distribution). ``models`` is what
     ``GET /v1/models`` lists (plus every model a rule names). ``prefix_cache`` models
     a server's automatic prefix cache (:mod:`t2s.testing.prefix`): each answer reports
     in ``usage.prompt_tokens_details.cached_tokens`` the estimated tokens its prompt
@@ -268,7 +269,7 @@ class ScriptedServer:
         host: str = "127.0.0.1",
         port: int = 0,
         default: Responder | Answer = "ok",
-        latency: float = 0.0,
+        latency: float | Callable[[ChatRequest], float] = 0.0,
         models: Iterable[str] = ("scripted-model",),
         prefix_cache: bool = False,
     ):
@@ -573,7 +574,8 @@ class ScriptedServer:
             # remote model's does: many concurrent answers are not held up by the
             # simulator computing them one after another once the wait is over.
             reply = await self._answer(req) if fault is None else None
-            remaining = self.latency - (time.monotonic() - arrived)
+            latency = self.latency(req) if callable(self.latency) else self.latency
+            remaining = latency - (time.monotonic() - arrived)
             if remaining > 0:
                 await asyncio.sleep(remaining)
 

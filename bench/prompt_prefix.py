@@ -19,9 +19,9 @@ an automatic prefix cache (one per role). Per role it prints:
   byte-identical across the run (later calls of one conversation share their own
   history anyway).
 
-The figures are an upper bound (no eviction, no block rounding). The "before" figures
-in README.md's performance section were printed by this script on the layout before
-the prompts were reordered for caching (commit recorded there).
+The figures are an upper bound (no eviction, no block rounding). The "before" columns
+are this script's figures on the layout before the prompts were reordered for caching
+(``BEFORE``, recorded at commit cfda321); ``--json`` prints the current figures only.
 """
 
 from __future__ import annotations
@@ -45,6 +45,17 @@ from t2s.testing.prefix import PrefixCache, estimate_tokens, prompt_text
 from t2s.testing.server import ChatRequest, ScriptedServer
 
 SERVERS: list[ScriptedServer] = []
+
+#: (shared fraction, first calls' static fraction) per role, printed by this script at
+#: commit cfda321, on the layout before the prompts were reordered for caching (S0
+#: after the trajectory in the analysts' prompts, after the group header in the merger's).
+BEFORE = {
+    "agent": (0.905, 0.867),
+    "analyst (agentic)": (0.832, 0.401),
+    "analyst (single-call)": (0.296, 0.296),
+    "analyst (success)": (0.243, 0.243),
+    "merger": (0.198, 0.198),
+}
 
 
 class _RecordingServer(ScriptedServer):
@@ -136,14 +147,16 @@ def main() -> None:
         print(json.dumps(rows, indent=1))
         return
     print(
-        f"{'role':<22} {'calls':>5} {'input tok':>10} {'shared':>9} {'frac':>6}   "
-        f"{'1st calls':>9} {'1st-call static':>15} {'frac':>6}"
+        f"{'role':<22} {'calls':>5} {'input tok':>10} {'shared':>9} {'frac':>6} {'before':>7}   "
+        f"{'1st calls':>9} {'1st-call static':>15} {'frac':>6} {'before':>7}"
     )
     for name, row in rows.items():
+        before = BEFORE.get(name)
+        shared_before, static_before = (f"{b:.1%}" for b in before) if before else ("-", "-")
         print(
             f"{name:<22} {row['calls']:>5} {row['input_tokens']:>10} {row['shared_tokens']:>9} "
-            f"{row['shared_fraction']:>6.1%}   {row['first_calls']:>9} {row['first_static_mean']:>15} "
-            f"{row['first_static_fraction']:>6.1%}"
+            f"{row['shared_fraction']:>6.1%} {shared_before:>7}   {row['first_calls']:>9} "
+            f"{row['first_static_mean']:>15} {row['first_static_fraction']:>6.1%} {static_before:>7}"
         )
 
 

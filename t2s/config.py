@@ -93,6 +93,8 @@ class Price(_Section):
 
     input: Amount = 0.0
     output: Amount = 0.0
+    #: Prompt tokens the provider served from its prefix cache (``None``: priced as input).
+    cached_input: Amount | None = None
 
 
 class BudgetSection(_Section):

@@ -329,7 +329,7 @@ def test_report_before_any_merge_shows_stages_ledger_and_open_patches(tmp_path):
     assert "No candidate yet" in page and 'id="not-evaluated"' not in page
     assert "Not evaluated: there is no candidate." in page
     assert '<span class="pill s-done">done</span>' in page and "patches=2, rejected=0, branches=2 item(s)" in page
-    assert "<td>analyze</td><td>7</td><td>2</td><td>12345</td><td>$0.0123</td>" in page
+    assert "<td>analyze</td><td>7</td><td>2</td><td>12345</td><td>0</td><td>$0.0123</td>" in page
     assert page.count('<g class="node patch state-open"') == 2 and 'class="edge"' not in page
     empty = start_run(store, "r2")
     assert empty.exists()

@@ -159,7 +159,7 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
         print_json(
             {
                 "roles": rows,
-                "prices": {k: v.model_dump() for k, v in config.prices.items()},
+                "prices": {k: v.model_dump(exclude_none=True) for k, v in config.prices.items()},
                 "budget": config.budget.model_dump(),
                 "cache": config.cache.model_dump(),
             }

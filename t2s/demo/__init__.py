@@ -115,7 +115,7 @@ class Demo:
             f"Generated {sum(len(v) for v in splits.values())} small spreadsheet tasks with openpyxl "
             f"({len(splits['evolve'])} evolve, {len(splits['heldout'])} held-out) in {suite}"
         )
-        with ScriptedServer(models=["t2s-demo-sim"]) as server:
+        with ScriptedServer(models=["t2s-demo-sim"], prefix_cache=True) as server:
             server.on(agent_responder, role="agent")
             server.on(analyst_responder, role="analyst")
             server.on(merger_responder, role="merger")

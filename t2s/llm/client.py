@@ -179,12 +179,15 @@ def _parse_completion(raw: bytes) -> dict[str, Any]:
             args = json.dumps(args if args is not None else {})
         tool_calls.append({"id": tc.get("id") or f"call_{i}", "name": fn.get("name") or "", "arguments": args})
     usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details")
+    cached_tokens = details.get("cached_tokens") if isinstance(details, dict) else None
     return {
         "content": message.get("content"),
         "tool_calls": tool_calls,
         "usage": {
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "cached_tokens": int(cached_tokens or 0),
         },
         "finish_reason": choices[0].get("finish_reason"),
         "model": data.get("model") or "",
@@ -419,6 +422,7 @@ class LLM:
             cfg.model,
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
+            cached_tokens=usage["cached_tokens"],
             latency_s=latency,
             attempts=attempts,
         )

@@ -1,8 +1,11 @@
 """The call ledger of :mod:`t2s.llm.client`: calls, tokens, latency and cost, with hard caps.
 
 One row per (role, phase). Cost is estimated from the ``[prices]`` table (USD per
-million tokens, keyed by model name); a model without a price costs 0 and is listed in
-``unpriced_models`` (so a ``max_usd`` cap cannot see it: cap calls or tokens too).
+million tokens, keyed by model name; :meth:`Ledger.price` is the one lookup); a model
+without a price costs 0 and is listed in ``unpriced_models`` (so a ``max_usd`` cap
+cannot see it: cap calls or tokens too). Prompt tokens the provider served from its
+prefix cache (``cached_tokens``, part of ``prompt_tokens``) cost ``cached_input`` where
+the price names it, else ``input``.
 
 Caps (``max_calls``, ``max_tokens``, ``max_usd``) are checked before every request
 that would go over the network (cache hits are free and always allowed). The calls cap
@@ -28,6 +31,7 @@ _SUM_FIELDS = (
     "attempts",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
     "latency_s",
     "cost_usd",
 )
@@ -45,6 +49,7 @@ class LedgerRow:
     attempts: int = 0  # HTTP attempts, retries included
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache
     latency_s: float = 0.0  # summed wall time of the network calls
     cost_usd: float = 0.0
 
@@ -62,6 +67,7 @@ class LedgerRow:
         """The row as JSON-ready data, with ``total_tokens`` and rounded time and cost."""
         data = asdict(self)
         data["total_tokens"] = self.total_tokens
+        data["cached_share"] = round(self.cached_tokens / self.prompt_tokens, 4) if self.prompt_tokens else 0.0
         data["latency_s"] = round(self.latency_s, 6)
         data["cost_usd"] = round(self.cost_usd, 8)
         return data
@@ -78,12 +84,9 @@ class Ledger:
         max_tokens: int | None = None,
         max_usd: float | None = None,
     ):
-        self.prices: dict[str, tuple[float, float]] = {}
+        self.prices: dict[str, Mapping[str, Any]] = {}
         for model, price in (prices or {}).items():
-            if isinstance(price, Mapping):
-                self.prices[model] = (float(price.get("input", 0)), float(price.get("output", 0)))
-            else:
-                self.prices[model] = (float(price.input), float(price.output))
+            self.prices[model] = price if isinstance(price, Mapping) else price.model_dump()
         self.max_calls = max_calls
         self.max_tokens = max_tokens
         self.max_usd = max_usd
@@ -122,15 +125,28 @@ class Ledger:
 
     # ---------------------------------------------------------------- records
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        """The USD cost of the tokens at ``model``'s price per million (0 for a model
-        without a price, which is then listed in ``unpriced_models``)."""
+    def price(self, model: str) -> tuple[float, float, float] | None:
+        """``model``'s USD per million ``(input, cached_input, output)`` tokens, or
+        ``None`` without a price (the one place prices are looked up)."""
         price = self.prices.get(model)
+        if price is None:
+            return None
+        cached = price.get("cached_input")
+        per_input = float(price.get("input") or 0)
+        return per_input, per_input if cached is None else float(cached), float(price.get("output") or 0)
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """The USD cost of the tokens at ``model``'s price per million (0 for a model
+        without a price, which is then listed in ``unpriced_models``); ``cached_tokens``
+        of the prompt tokens cost the cached-input price."""
+        price = self.price(model)
         if price is None:
             if prompt_tokens or completion_tokens:
                 self.unpriced_models.add(model)
             return 0.0
-        return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+        per_input, per_cached, per_output = price
+        cached = min(cached_tokens, prompt_tokens)
+        return ((prompt_tokens - cached) * per_input + cached * per_cached + completion_tokens * per_output) / 1_000_000
 
     def _row(self, role: str, phase: str) -> LedgerRow:
         row = self.rows.get((role, phase))
@@ -146,6 +162,7 @@ class Ledger:
         *,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
+        cached_tokens: int = 0,
         latency_s: float = 0.0,
         attempts: int = 1,
         error: bool = False,
@@ -161,8 +178,9 @@ class Ledger:
             row.attempts += attempts
             row.prompt_tokens += prompt_tokens
             row.completion_tokens += completion_tokens
+            row.cached_tokens += cached_tokens
             row.latency_s += latency_s
-            row.cost_usd += self.cost(model, prompt_tokens, completion_tokens)
+            row.cost_usd += self.cost(model, prompt_tokens, completion_tokens, cached_tokens)
 
     def record_cached(self, role: str, phase: str) -> None:
         """Count one answer served from the response cache (no request, no cost)."""

@@ -14,6 +14,9 @@ class Usage(BaseModel):
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Prompt tokens the server served from its prefix cache (part of ``prompt_tokens``;
+    #: ``usage.prompt_tokens_details.cached_tokens``, 0 where the server does not say).
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from t2s.testing.prefix import PrefixCache, estimate_tokens as _estimate_tokens
+
 __all__ = [
     "FAULT_KINDS",
     "ChatRequest",
@@ -124,6 +126,9 @@ class Reply:
     finish_reason: str | None = None
     #: ``(prompt_tokens, completion_tokens)``; estimated from the text when ``None``.
     usage: tuple[int, int] | None = None
+    #: ``usage.prompt_tokens_details.cached_tokens`` to report; when ``None``, what the
+    #: server's ``prefix_cache`` model counts (nothing is reported without one).
+    cached_tokens: int | None = None
     #: A non-200 status sends an OpenAI-style error body with ``content`` as message.
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -230,10 +235,6 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
-def _estimate_tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4) if text else 0
-
-
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -254,8 +255,12 @@ class ScriptedServer:
 
     ``default`` answers requests no rule matches (a string, a :class:`Reply`, or a
     responder). ``latency`` is the time from a chat request's arrival to its answer,
-    the responder's own work included. ``models`` is what
-    ``GET /v1/models`` lists (plus every model a rule names).
+    the responder's own work included (a function of the :class:`ChatRequest` draws
+    it per request, e.g. from a long-tailed distribution). ``models`` is what
+    ``GET /v1/models`` lists (plus every model a rule names). ``prefix_cache`` models
+    a server's automatic prefix cache (:mod:`t2s.testing.prefix`): each answer reports
+    in ``usage.prompt_tokens_details.cached_tokens`` the estimated tokens its prompt
+    shares with an earlier request's.
     """
 
     def __init__(
@@ -264,14 +269,16 @@ class ScriptedServer:
         host: str = "127.0.0.1",
         port: int = 0,
         default: Responder | Answer = "ok",
-        latency: float = 0.0,
+        latency: float | Callable[[ChatRequest], float] = 0.0,
         models: Iterable[str] = ("scripted-model",),
+        prefix_cache: bool = False,
     ):
         self.host = host
         self.port = port
         self.default = default
         self.latency = latency
         self.models = list(models)
+        self.prefix_cache = PrefixCache() if prefix_cache else None
         self.requests: list[ChatRequest] = []
         self.hits: dict[str, int] = {}
         self.in_flight = 0
@@ -567,7 +574,8 @@ class ScriptedServer:
             # remote model's does: many concurrent answers are not held up by the
             # simulator computing them one after another once the wait is over.
             reply = await self._answer(req) if fault is None else None
-            remaining = self.latency - (time.monotonic() - arrived)
+            latency = self.latency(req) if callable(self.latency) else self.latency
+            remaining = latency - (time.monotonic() - arrived)
             if remaining > 0:
                 await asyncio.sleep(remaining)
 
@@ -664,17 +672,23 @@ class ScriptedServer:
                 tc.get("function", {}).get("arguments", "") for tc in reply.tool_calls or []
             )
             completion_tokens = _estimate_tokens(out)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        cached = reply.cached_tokens
+        if cached is None and self.prefix_cache is not None:
+            cached = min(prompt_tokens, self.prefix_cache.cached_tokens(req.body)[1])
+        if cached is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         return {
             "id": f"chatcmpl-scripted-{req.index}",
             "object": "chat.completion",
             "created": int(req.received_at),
             "model": reply.model or req.model or "scripted-model",
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
 
 
@@ -708,6 +722,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MODULE:FUNCTION",
         help="answer with this responder, e.g. t2s.testing.simulated:merger_responder",
     )
+    parser.add_argument(
+        "--prefix-cache", action="store_true", help="report cached prompt tokens as a prefix-caching server would"
+    )
     args = parser.parse_args(argv)
     default: Any = args.reply if args.reply is not None else _echo
     if args.responder:
@@ -715,7 +732,9 @@ def main(argv: list[str] | None = None) -> None:
 
         module, _, name = args.responder.partition(":")
         default = getattr(importlib.import_module(module), name)
-    srv = ScriptedServer(host=args.host, port=args.port, latency=args.latency, default=default)
+    srv = ScriptedServer(
+        host=args.host, port=args.port, latency=args.latency, default=default, prefix_cache=args.prefix_cache
+    )
     srv.start()
     print(srv.base_url, flush=True)
     stop = threading.Event()

@@ -276,6 +276,12 @@ def _compact(summary: dict[str, Any]) -> str:
     return ", ".join(items)
 
 
+def _cached_share(totals: dict[str, Any]) -> str:
+    """Prompt tokens the provider served from its prefix cache, and their share of all."""
+    prompt, cached = totals.get("prompt_tokens") or 0, totals.get("cached_tokens") or 0
+    return f"{cached} ({cached / prompt:.0%})" if prompt else "0"
+
+
 def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str:
     m = data.manifest
     counts: dict[str, int] = {}
@@ -325,7 +331,7 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
         else '<p class="muted">No stages recorded.</p>'
     )
     ledger_rows = []
-    total = {"calls": 0, "cached": 0, "total_tokens": 0, "cost_usd": 0.0}
+    total = {"calls": 0, "cached": 0, "total_tokens": 0, "prompt_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0}
     for phase, phase_ledger in sorted(data.ledgers.items()):
         t = phase_ledger.get("totals") or {}
         for key in total:
@@ -336,6 +342,7 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(t.get("calls", 0)),
                 esc(t.get("cached", 0)),
                 esc(t.get("total_tokens", 0)),
+                esc(_cached_share(t)),
                 esc(f"${t.get('cost_usd', 0) or 0:.4f}"),
             ]
         )
@@ -346,10 +353,11 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(total["calls"]),
                 esc(total["cached"]),
                 esc(total["total_tokens"]),
+                esc(_cached_share(total)),
                 esc(f"${total['cost_usd']:.4f}"),
             ]
         )
-        ledger = _table(["phase", "calls", "cached", "tokens", "cost (USD)"], ledger_rows, "ledger")
+        ledger = _table(["phase", "calls", "cached", "tokens", "cached input", "cost (USD)"], ledger_rows, "ledger")
     else:
         ledger = '<p class="muted">No ledger in the run record.</p>'
     return (

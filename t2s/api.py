@@ -41,6 +41,7 @@ from t2s.errors import UsageError
 from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
+from t2s.evaluation.noise import NoiseFloor, noise_floor as noise_floor_in
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.runs import StageProgress, check_run_name
@@ -248,6 +249,32 @@ def evaluate(
     return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
 
 
+def noise_floor(
+    repo: Repo,
+    rev: str = "HEAD",
+    *,
+    repeat: int = 2,
+    split: str | None = None,
+    seeds: int | None = None,
+    suite: str | None = None,
+    unsafe_no_sandbox: bool | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> NoiseFloor:
+    """Evaluate the skill at ``rev`` ``repeat`` times (at least 2) with neither the eval
+    cache nor the response cache, and say how far the runs agree: the delta the
+    agent's own noise makes (``t2s eval REV --repeat 2``)."""
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=rev,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return noise_floor_in(ctx, rev, repeat, on_wait=on_wait)
+
+
 def gate(
     repo: Repo,
     candidate: str,
@@ -258,13 +285,16 @@ def gate(
     suite: str | None = None,
     min_delta: float | None = None,
     max_regressions: int | None = None,
+    decide: Literal["delta", "significant"] | None = None,
+    alpha: float | None = None,
     cache: bool = True,
     unsafe_no_sandbox: bool | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> GateResult:
     """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
     S0) on the same split and agent, pair them per task and judge: the verdict goes
-    into the candidate's eval note, where ``release`` looks for it."""
+    into the candidate's eval note, where ``release`` looks for it. ``decide`` and
+    ``alpha`` override ``[gate] decide`` / ``[gate] alpha`` (the decision rule)."""
     ctx = make_context(
         repo.store,
         repo.config,
@@ -275,7 +305,15 @@ def gate(
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
     return gate_in(
-        ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=cache, on_wait=on_wait
+        ctx,
+        candidate,
+        baseline,
+        min_delta=min_delta,
+        max_regressions=max_regressions,
+        decide=decide,
+        alpha=alpha,
+        use_cache=cache,
+        on_wait=on_wait,
     )
 
 

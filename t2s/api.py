@@ -38,6 +38,8 @@ from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
+from t2s.estimates import dry_run
+from t2s.estimates.model import Estimate, refuse_over_budget
 from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
@@ -93,6 +95,29 @@ def _llm(repo: Repo, phase: str, models: Models | None, cache: bool) -> LLM:
 def default_run_name() -> str:
     """A run name from the clock, ``rYYYYMMDD-HHMMSS`` (UTC)."""
     return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S")
+
+
+#: The stages ``estimate`` knows, and their estimator.
+ESTIMATORS: dict[str, Callable[..., Estimate]] = {
+    "rollout": dry_run.rollout_estimate,
+    "analyze": dry_run.analyze_estimate,
+    "merge": dry_run.merge_estimate,
+    "eval": dry_run.eval_estimate,
+    "gate": dry_run.gate_estimate,
+    "evolve": dry_run.evolve_estimate,
+}
+
+
+def estimate(repo: Repo, stage: str, *args: Any, **options: Any) -> Estimate:
+    """What ``stage`` would spend with these arguments (the stage function's own, e.g.
+    ``estimate(repo, "rollout", run="r1", split="evolve")``), per role: calls, input and
+    output tokens, USD and wall time. Calls no model and writes nothing (``--dry-run``)."""
+    if stage not in ESTIMATORS:
+        raise UsageError(f"no estimate for stage {stage!r} (stages: {', '.join(ESTIMATORS)})")
+    models = options.pop("models", None)
+    if stage in ("rollout", "analyze", "merge", "evolve"):
+        options["models"] = _overrides(models)
+    return ESTIMATORS[stage](repo.store, repo.config, *args, **options)
 
 
 # ---------------------------------------------------------------------- the stages
@@ -374,13 +399,35 @@ def evolve(
     on_stage: Callable[[str], None] | None = None,
     progress: Callable[[str], StageProgress | None] | None = None,
     merge_progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> EvolveSummary:
     """Rollout, analyze and merge run ``run`` in one call; resumable at any stage.
 
     A stage whose work errored (or that a budget cap stopped) ends the evolve there:
     ``stopped_at`` names it, and its summary says why. ``on_stage`` is told each
-    stage's name as it starts; ``progress(stage)`` may give a progress reporter."""
+    stage's name as it starts; ``progress(stage)`` may give a progress reporter.
+
+    When ``[budget]`` caps are set, the evolve is estimated first and refused up front
+    (:class:`t2s.estimates.model.WouldExceedBudget`, with the estimate) when it would
+    exceed one, unless ``force``."""
     check_run_name(run)
+    budget = repo.config.budget
+    if not force and (budget.max_calls is not None or budget.max_tokens is not None or budget.max_usd is not None):
+        planned = dry_run.evolve_estimate(
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=suite,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            analyst=analyst,
+            mode=mode,
+            fan_in=fan_in,
+            models=_overrides(models),
+        )
+        refuse_over_budget(planned, repo.config)
     out = EvolveSummary(run=run)
     tell = on_stage or (lambda name: None)
     reporter = progress or (lambda name: None)

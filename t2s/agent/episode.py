@@ -248,26 +248,13 @@ class _Episode:
         traj = self.traj
         requested = traj.protocol
         self.protocol = "text" if requested == "text" else "tools"
-        ws: Workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
+        ws, opening = await asyncio.to_thread(
+            opening_messages, self.suite, self.task, self.skill, self.workdir, self.protocol, traj.case
+        )
         self.workspace = ws
         self.output_rel = os.path.relpath(ws.output_path, ws.dir)
-        on_disk = self.skill.has_scripts
-        if on_disk:
-            for rel, data in self.skill.files.items():
-                target = self.workdir / "skill" / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-        task_prompt = await asyncio.to_thread(self.suite.render_prompt, self.task, ws)
-        task_prompt = _relativise(task_prompt, ws.dir)
-        self.add({"role": "system", "content": system_prompt(self.skill, self.protocol, on_disk=on_disk)})
-        self.add(
-            {
-                "role": "user",
-                "content": render(
-                    prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", output_path=self.output_rel
-                ).strip(),
-            }
-        )
+        for message in opening:
+            self.add(message)
         tools = tool_specs(opt.allow_shell)
         if self.answer_parameter:
             tools = _finish_with_answer(tools, self.answer_parameter)
@@ -380,6 +367,31 @@ class _Episode:
                 )
             self.add({"role": "user", "content": note + "\n\n".join(observations)})
         traj.stop_reason = "max_turns"
+
+
+def opening_messages(
+    suite, task, skill: SkillBundle, workdir: Path, protocol: str, case: int
+) -> tuple[Workspace, list[dict[str, Any]]]:
+    """The workspace of an episode and its first two messages (system and task), as sent
+    to the model; ``t2s.estimates`` renders the same ones to count a dry run's tokens."""
+    ws: Workspace = suite.prepare(task, workdir, case)
+    on_disk = skill.has_scripts
+    if on_disk:
+        for rel, data in skill.files.items():
+            target = workdir / "skill" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    task_prompt = _relativise(suite.render_prompt(task, ws), ws.dir)
+    output_rel = os.path.relpath(ws.output_path, ws.dir)
+    return ws, [
+        {"role": "system", "content": system_prompt(skill, protocol, on_disk=on_disk)},
+        {
+            "role": "user",
+            "content": render(
+                prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", output_path=output_rel
+            ).strip(),
+        },
+    ]
 
 
 async def run_agent(

@@ -20,6 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate
 from t2s.config import Count, GateSection, Score
 from t2s.errors import T2SError
 
@@ -61,9 +62,24 @@ EXIT_ABORT = 128
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
 @unsafe_sandbox_option
+@dry_run_option
 @repo_option
 @json_option
-def eval_(rev, split, seeds, suite, no_cache, below, report_file, repeat, quiet, unsafe_no_sandbox, repo_dir, as_json):
+def eval_(
+    rev,
+    split,
+    seeds,
+    suite,
+    no_cache,
+    below,
+    report_file,
+    repeat,
+    quiet,
+    unsafe_no_sandbox,
+    repo_dir,
+    as_json,
+    dry_run=False,
+):
     """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
 
     The skill folder at REV is materialised with `git archive` (nothing is checked
@@ -81,12 +97,20 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, repeat, quiet,
       t2s eval t2s/r1/candidate --split heldout
       t2s eval v0.2.0 --seeds 3 --json
       t2s eval HEAD --repeat 2        # the noise floor: how much do two runs disagree?
+      t2s eval HEAD --dry-run         # the expected cost, nothing spent
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
     import t2s
     from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
+    if dry_run:
+        revs = [rev] * max(1, repeat or 1)
+        estimate = t2s.estimate(
+            open_repo(repo_dir), "eval", revs, split=split, seeds=seeds, suite=suite, cache=not no_cache and not repeat
+        )
+        print_estimate(estimate, as_json, "eval")
+        return
     if repeat is not None and repeat > 1:
         _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json)
         return

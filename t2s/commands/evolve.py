@@ -17,6 +17,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate
 from t2s.config import Count, MergeSection, RolloutSection
 from t2s.record import refs
 
@@ -60,7 +61,11 @@ from t2s.record import refs
 )
 @click.option("--model", default=None, help="Model name for every role (or use T2S_MODEL / T2S_BASE_URL).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@click.option(
+    "--force", is_flag=True, help="Start even if the estimate is over a [budget] cap (the caps still stop the run)."
+)
 @unsafe_sandbox_option
+@dry_run_option
 @json_option
 @repo_option
 def evolve(
@@ -80,6 +85,8 @@ def evolve(
     unsafe_no_sandbox,
     as_json,
     repo_dir,
+    force=False,
+    dry_run=False,
 ):
     """Evolve the skill end to end: rollout -> analyze -> merge.
 
@@ -94,12 +101,31 @@ def evolve(
     Examples:
       t2s evolve --run r1
       t2s evolve --run r1 --limit 20 --analyst single-call
+      t2s evolve --run r2 --dry-run        # per role: calls, tokens, USD, time; spends nothing
       T2S_BASE_URL=http://127.0.0.1:8765/v1 T2S_MODEL=qwen2.5-coder-1.5b-instruct t2s evolve --run r2
     """
     import t2s
     from t2s.commands import analyze, merge, rollout
 
     repo = open_repo(repo_dir)
+    models = {"*": {"model": model}} if model else None
+    if dry_run:
+        estimate = t2s.estimate(
+            repo,
+            "evolve",
+            run=run_name,
+            split=split,
+            suite=suite_ref,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            analyst=analyst,
+            mode=mode,
+            fan_in=fan_in,
+            models=models,
+        )
+        print_estimate(estimate, as_json, "evolve")
+        return
     sandbox_preflight(unsafe_no_sandbox)
     steps = {"rollout": "1/3 rollout", "analyze": "2/3 analyze", "merge": "3/3 merge"}
     bars = {"rollout": rollout.rollout_progress, "analyze": analyze.analyze_progress}
@@ -132,7 +158,8 @@ def evolve(
                 fan_in=fan_in,
                 strategy=strategy,
                 batch=batch,
-                models={"*": {"model": model}} if model else None,
+                models=models,
+                force=force,
                 cache=not no_cache,
                 unsafe_no_sandbox=unsafe_no_sandbox,
                 on_stage=on_stage,

@@ -20,6 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate
 from t2s.config import GateSection
 
 
@@ -60,6 +61,7 @@ from t2s.config import GateSection
     help='Append the Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
 @unsafe_sandbox_option
+@dry_run_option
 @repo_option
 @json_option
 def gate(
@@ -77,6 +79,7 @@ def gate(
     unsafe_no_sandbox,
     repo_dir,
     as_json,
+    dry_run=False,
 ):
     """Evaluate CANDIDATE and a baseline on the same split and agent; pass or fail.
 
@@ -96,12 +99,19 @@ def gate(
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
       t2s gate t2s/r1/candidate --seeds 5 --decide significant --alpha 0.1
+      t2s gate t2s/r1/candidate --dry-run     # the expected cost, nothing spent
     """
     import t2s
     from t2s.evaluation.evaluate import EvalErrored
     from t2s.evaluation.summary import gate_markdown
 
     repo = open_repo(repo_dir)
+    if dry_run:
+        estimate = t2s.estimate(
+            repo, "gate", candidate, baseline, split=split, seeds=seeds, suite=suite, cache=not no_cache
+        )
+        print_estimate(estimate, as_json, "gate")
+        return
     with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
         try:
             result = t2s.gate(

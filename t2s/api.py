@@ -40,6 +40,7 @@ from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
 from t2s.estimates import dry_run
 from t2s.estimates.model import Estimate, refuse_over_budget
+from t2s.estimates.recorded import record_estimate
 from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
@@ -120,6 +121,20 @@ def estimate(repo: Repo, stage: str, *args: Any, **options: Any) -> Estimate:
     return ESTIMATORS[stage](repo.store, repo.config, *args, **options)
 
 
+def _planned(make: Callable[[], Estimate]) -> Estimate | None:
+    """A stage's estimate, kept with its ledger; an estimate that cannot be made (the
+    stage itself will say why) never stops the stage."""
+    try:
+        return make()
+    except Exception:  # an estimate is advice: it must never stop the work it estimates
+        return None
+
+
+def _keep_estimate(repo: Repo, run: str, phase: str, planned: Estimate | None) -> None:
+    if planned is not None:
+        record_estimate(repo.store, run, phase, planned)
+
+
 # ---------------------------------------------------------------------- the stages
 def rollout(
     repo: Repo,
@@ -155,9 +170,24 @@ def rollout(
         protocol=protocol,
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    planned = _planned(
+        lambda: dry_run.rollout_estimate(
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=suite,
+            rev=rev,
+            limit=limit,
+            seeds=seeds,
+            tasks=tasks or None,
+            concurrency=concurrency,
+            models=_overrides(models),
+        )
+    )
     llm = _llm(repo, "rollout", models, cache)
     try:
-        return rollout_in(
+        summary = rollout_in(
             repo.store,
             repo.config,
             run=run,
@@ -175,6 +205,8 @@ def rollout(
         )
     finally:
         llm.close()
+    _keep_estimate(repo, run, "rollout", planned)
+    return summary
 
 
 def analyze(
@@ -207,13 +239,26 @@ def analyze(
         protocol=protocol,
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    planned = _planned(
+        lambda: dry_run.analyze_estimate(
+            repo.store,
+            repo.config,
+            run,
+            mode=settings.mode,
+            analyst=settings.analyst,
+            concurrency=settings.concurrency,
+            models=_overrides(models),
+        )
+    )
     llm = _llm(repo, "analyze", models, cache)
     try:
-        return analyze_run(
+        summary = analyze_run(
             repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
         )
     finally:
         llm.close()
+    _keep_estimate(repo, run, "analyze", planned)
+    return summary
 
 
 def merge(
@@ -232,7 +277,10 @@ def merge(
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
     ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
-    return merge_run(
+    planned = _planned(
+        lambda: dry_run.merge_estimate(repo.store, repo.config, run, fan_in=fan_in, models=_overrides(models))
+    )
+    summary = merge_run(
         repo.store,
         repo.config,
         run=check_run_name(run),
@@ -245,6 +293,9 @@ def merge(
         cache=cache,
         progress=progress,
     )
+    if not retry_failed and not rebuild:  # a retry or a rebuild re-merges what the estimate counted as done
+        _keep_estimate(repo, run, "merge", planned)
+    return summary
 
 
 def evaluate(

@@ -138,3 +138,21 @@ def test_an_evolve_over_a_budget_cap_is_refused_up_front_unless_forced(demo_repo
     forced = CliRunner().invoke(main, ["evolve", "-C", str(demo_repo), "--run", "r1", "--force", "--limit", "2"])
     assert scripted_server.requests, forced.output
     assert "max_usd=0.001 reached" in forced.output, forced.output
+
+
+def test_a_real_run_keeps_its_estimate_and_shows_it_against_the_ledger(demo_repo, scripted_server, tmp_path):
+    out = t2s(["rollout", "-C", str(demo_repo), "--run", "r1", "--limit", "3"])
+    assert "agent: estimated 12 calls" in out and "actual " in out  # defaults: 4 calls per episode
+    from t2s.estimates.recorded import estimate_vs_actual
+    from t2s.gitstore.store import GitStore
+
+    store = GitStore.discover(demo_repo)
+    (row,) = estimate_vs_actual(store, "r1", "rollout")
+    assert row["estimated_calls"] == 12 and row["calls"] == ledger(demo_repo, "r1", "rollout", "agent")["calls"]
+    t2s(["rollout", "-C", str(demo_repo), "--run", "r1", "--limit", "4"])  # resumed: one more task, added up
+    (row,) = estimate_vs_actual(store, "r1", "rollout")
+    assert row["calls"] == ledger(demo_repo, "r1", "rollout", "agent")["calls"] and row["estimated_calls"] > 12
+    report = tmp_path / "report.html"
+    t2s(["report", "-C", str(demo_repo), "--run", "r1", "-o", str(report)])
+    html = report.read_text()
+    assert "estimated before (calls / tokens / USD)" in html and f"{row['estimated_calls']} / " in html

@@ -57,3 +57,15 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def print_estimate_vs_actual(store, run: str, phase: str) -> None:
+    """One line per role under a stage's closing table: what was estimated, what was spent."""
+    from t2s.estimates.recorded import estimate_vs_actual
+
+    for r in estimate_vs_actual(store, run, phase):
+        console.print(
+            f"  {r['role']}: estimated {r['estimated_calls']} calls, {r['estimated_tokens']:,} tokens, "
+            f"${r['estimated_usd']:.4f}; actual {r['calls']} calls, {r['tokens']:,} tokens, ${r['usd']:.4f}",
+            markup=False,
+        )

@@ -18,7 +18,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import AnalyzeSection
 from t2s.record import refs
@@ -153,6 +153,7 @@ def analyze(
         print_json(summary.to_dict())
     else:
         print_summary(summary)
+        print_estimate_vs_actual(repo.store, run_name, "analyze")
     end_stage(summary, "trajectory(ies)", as_json)
 
 

@@ -17,7 +17,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.config import Count, MergeSection, RolloutSection
 from t2s.record import refs
 
@@ -180,6 +180,7 @@ def evolve(
             summary = getattr(result, stage)
             if summary is not None:
                 printer(summary)
+                print_estimate_vs_actual(repo.store, run_name, stage)
     if result.stopped_at:
         what = "task(s)" if result.stopped_at == "rollout" else "trajectory(ies)"
         end_stage(getattr(result, result.stopped_at), what, as_json)

@@ -15,7 +15,7 @@ from t2s.commands._common import (
     repo_option,
     setting_type,
 )
-from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import Count, MergeSection
 from t2s.record import refs
@@ -96,8 +96,9 @@ def merge(
             t2s.estimate(open_repo(repo_dir), "merge", run_name, fan_in=fan_in, models=models), as_json, "merge"
         )
         return
+    repo = open_repo(repo_dir)
     summary = t2s.merge(
-        open_repo(repo_dir),
+        repo,
         run_name,
         fan_in=fan_in,
         strategy=strategy,
@@ -112,6 +113,7 @@ def merge(
         print_json(summary.model_dump())
         return
     print_summary(summary)
+    print_estimate_vs_actual(repo.store, run_name, "merge")
 
 
 def print_summary(summary) -> None:

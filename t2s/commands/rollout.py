@@ -20,7 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
@@ -164,6 +164,7 @@ def rollout(
         print_json(summary.to_dict())
     else:
         print_summary(summary)
+        print_estimate_vs_actual(repo.store, run_name, "rollout")
     end_stage(summary, "task(s)", as_json)
 
 

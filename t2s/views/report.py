@@ -276,6 +276,14 @@ def _compact(summary: dict[str, Any]) -> str:
     return ", ".join(items)
 
 
+def _estimated(estimate: Any) -> str:
+    """The estimate a stage recorded before it ran (``estimates/<phase>.json``), if any."""
+    totals = estimate.get("totals") if isinstance(estimate, dict) else None
+    if not totals:
+        return '<span class="muted">-</span>'
+    return esc(f"{totals.get('calls', 0)} / {totals.get('tokens', 0)} / ${totals.get('usd', 0):.4f}")
+
+
 def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str:
     m = data.manifest
     counts: dict[str, int] = {}
@@ -337,6 +345,7 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(t.get("cached", 0)),
                 esc(t.get("total_tokens", 0)),
                 esc(f"${t.get('cost_usd', 0) or 0:.4f}"),
+                _estimated(data.record.read_json(f"estimates/{phase}.json")),
             ]
         )
     if ledger_rows:
@@ -347,9 +356,14 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(total["cached"]),
                 esc(total["total_tokens"]),
                 esc(f"${total['cost_usd']:.4f}"),
+                "",
             ]
         )
-        ledger = _table(["phase", "calls", "cached", "tokens", "cost (USD)"], ledger_rows, "ledger")
+        ledger = _table(
+            ["phase", "calls", "cached", "tokens", "cost (USD)", "estimated before (calls / tokens / USD)"],
+            ledger_rows,
+            "ledger",
+        )
     else:
         ledger = '<p class="muted">No ledger in the run record.</p>'
     return (

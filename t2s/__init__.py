@@ -31,6 +31,7 @@ _LAZY = {
     "gate": "t2s.api",
     "noise_floor": "t2s.api",
     "estimate": "t2s.api",
+    "evolve_rounds": "t2s.rounds",
     "release": "t2s.api",
     "evolve": "t2s.api",
     "EvolveSummary": "t2s.api",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imp
     from t2s.evaluation.gate import GateResult as GateResult
     from t2s.releases.release import ReleaseResult as ReleaseResult
     from t2s.rollouts.rollout import RolloutSummary as RolloutSummary
+    from t2s.rounds import evolve_rounds as evolve_rounds
 
 
 def __getattr__(name: str) -> Any:

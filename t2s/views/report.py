@@ -27,8 +27,10 @@ from typing import Any
 from t2s import __version__
 from t2s.gitstore.store import GitStore
 from t2s.record import refs
+from t2s.record.lineage import rounds_of
 from t2s.record.notes import EVAL_NOTES, EvalNote
 from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
+from t2s.views.rounds import rounds_section
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
@@ -531,9 +533,13 @@ def evaluation_section(store: GitStore, data: RunData) -> tuple[str, str]:
 
 
 def render_report(store: GitStore, run: str) -> str:
-    """The report page for ``run`` as one HTML string."""
-    data = load_run(store, run)
-    rows = review_rows(store, run, data)
+    """The report page for ``run`` as one HTML string (for a multi-round evolve: the
+    rounds' chart, then the last round's run)."""
+    lineage = rounds_of(store, run) if not store.rev_parse(refs.run_record(run)) else []
+    rounds = rounds_section(lineage) if lineage else ""
+    shown = lineage[-1].run if lineage else run
+    data = load_run(store, shown)
+    rows = review_rows(store, shown, data)
     evaluation, gate_text = evaluation_section(store, data)
     candidate, _view = candidate_section(store, data)
     tree = build_tree(data, rows)
@@ -548,7 +554,7 @@ def render_report(store: GitStore, run: str) -> str:
         "run": esc(run),
         "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
-        "summary": summary_section(data, rows, gate_text),
+        "summary": rounds + summary_section(data, rows, gate_text),
         "patches": patches_section(rows),
         "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>',
         "candidate": candidate,

@@ -53,11 +53,11 @@ def test_a_killed_round_resumes_in_that_round_with_the_same_lineage(demo_repo, s
     seen = []
 
     def agent(request):
-        # Round 2's run record exists once its rollout has started: hold its third request
+        # Round 2's run record exists once its rollout has started: hold its 16th request
         # until the test has killed the process.
         if store.rev_parse(refs.run_record("ev-r2")):
             seen.append(1)
-            if len(seen) == 3:
+            if len(seen) == 16:
                 in_round_2.set()
                 release.wait(60)
         return agent_responder(request)

@@ -112,7 +112,7 @@ def eval_(
         print_estimate(estimate, as_json, "eval")
         return
     if repeat is not None and repeat > 1:
-        _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json)
+        _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json, quiet)
         return
     try:
         outcome = t2s.evaluate(
@@ -248,7 +248,7 @@ def _print_table(outcome) -> None:
     )
 
 
-def _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json) -> None:
+def _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json, quiet) -> None:
     import t2s
 
     floor = t2s.noise_floor(
@@ -264,7 +264,7 @@ def _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, 
     if as_json:
         print_json(floor.to_json())
         return
-    for outcome in floor.outcomes:
+    for outcome in [] if quiet else floor.outcomes:
         _print_tasks(outcome)
     if floor.unstable:
         console.print("changed verdict between runs: " + ", ".join(floor.unstable), markup=False)

@@ -97,7 +97,7 @@ def evolve_rounds(
     ):
         keys = ("split", "suite", "limit", "concurrency", "analyst", "mode", "fan_in")
         planned = evolve_estimate(
-            repo.store, repo.config, rev=s0, rounds=rounds, **{k: evolve_options.get(k) for k in keys}
+            repo.store, repo.config, rev=s0, rounds=rounds, gated=True, **{k: evolve_options.get(k) for k in keys}
         )
         refuse_over_budget(planned, repo.config)
     for number in range(1, rounds + 1):

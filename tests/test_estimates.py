@@ -91,6 +91,9 @@ def test_dry_runs_spend_nothing_and_write_nothing(demo_repo, scripted_server):
     assert data["totals"]["wall_s"] > 0
     evolve = estimate(demo_repo, "evolve", "--run", "r1")
     assert {r["role"] for r in evolve["rows"]} == {"agent", "analyst", "merger"}
+    rounds = [r["stage"] for r in estimate(demo_repo, "evolve", "--run", "r1", "--rounds", "2")["rows"]]
+    assert rounds.count("gate candidate HEAD") == 1 and rounds.count("gate candidate HEAD (round 2)") == 1
+    assert rounds.count("gate baseline HEAD") == 1 and rounds.count("rollout (round 2)") == 1
     assert estimate(demo_repo, "eval", "HEAD")["rows"] and estimate(demo_repo, "gate", "HEAD", "--baseline", "HEAD")
     text = t2s(["rollout", "-C", str(demo_repo), "--run", "r1", "--dry-run"])
     assert "nothing was spent or written" in text and "agent" in text
@@ -110,14 +113,18 @@ def test_estimates_from_the_repositorys_own_runs_match_what_the_stages_spend(dem
     assert near(est["calls"], actual["calls"], 0.10), (est, actual)
     assert near(est["input_tokens"] + est["output_tokens"], actual["total_tokens"], 0.30), (est, actual)
 
+    before = snapshot(demo_repo)
     est = row(estimate(demo_repo, "analyze", "--run", "r1"), "analyst")
+    assert snapshot(demo_repo) == before  # a dry run of an existing run writes nothing either
     assert est["basis"].startswith("history: ")
     t2s(["analyze", "-C", str(demo_repo), "--run", "r1"])
     actual = ledger(demo_repo, "r1", "analyze", "analyst")
     assert near(est["calls"], actual["calls"], 0.10), (est, actual)
     assert near(est["input_tokens"] + est["output_tokens"], actual["total_tokens"], 0.30), (est, actual)
 
+    before = snapshot(demo_repo)
     est = row(estimate(demo_repo, "merge", "--run", "r1"), "merger")
+    assert snapshot(demo_repo) == before
     t2s(["merge", "-C", str(demo_repo), "--run", "r1"])
     actual = ledger(demo_repo, "r1", "merge", "merger")
     assert near(est["calls"], actual["calls"], 0.10), (est, actual)

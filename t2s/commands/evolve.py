@@ -134,6 +134,7 @@ def evolve(
             fan_in=fan_in,
             models=models,
             rounds=rounds or 1,
+            gated=rounds is not None,
         )
         print_estimate(estimate, as_json, "evolve")
         return

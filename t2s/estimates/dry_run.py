@@ -102,6 +102,7 @@ def evolve_estimate(
     fan_in=None,
     models=None,
     rounds: int = 1,
+    gated: bool = False,
 ) -> Estimate:
     """Rollout, analyze and merge of one round over projected work, times ``rounds``
     (an upper bound: a round whose gate fails ends the evolve)."""
@@ -143,9 +144,15 @@ def evolve_estimate(
         f"projected from {source}: {episodes} trajectories, {100 * pass_rate:.0f}% passing, "
         f"{len(projected)} analyses, {patches} patches"
     )
+    baseline = Estimate()
+    if gated:  # each round gates its candidate (a new skill, never in the eval notes) against its S0
+        ctx = make_context(store, config, rev_for_skill=s0)
+        out.extend(estimate_eval(ctx, [s0], stage="gate candidate", cache=False))
+        baseline = estimate_eval(ctx, [s0], stage="gate baseline")
+        out.notes.append("the gate's candidate is estimated with S0's skill (its size is not known yet)")
     if rounds > 1:
         one = list(out.rows)
         for n in range(2, rounds + 1):
             out.rows += [row.model_copy(update={"stage": f"{row.stage} (round {n})"}) for row in one]
         out.notes.append(f"{rounds} rounds at most: early stopping at a failing gate spends less")
-    return out
+    return out.extend(baseline)  # once: a later round's baseline is the previous candidate, already evaluated

@@ -109,38 +109,6 @@ def agent_basis(store: GitStore, model: str, count) -> Basis:
     )
 
 
-@dataclass
-class StageUse:
-    """What one role spent in the stages of earlier runs, per work item."""
-
-    items: int
-    calls: int
-    prompt: int
-    completion: int
-    latency: float
-    runs: int
-
-
-def stage_use(store: GitStore, role: str, model: str, phase: str, folder: str) -> StageUse | None:
-    """The ledger rows ``(role, phase)`` of earlier runs with ``model``, and how many
-    work items (files under ``folder`` of the record) they were spent on."""
-    use = StageUse(0, 0, 0, 0, 0.0, 0)
-    for record in runs_with(store, role, model):
-        ledger = record.read_json(f"ledger/{phase}.json") or {}
-        rows = [r for r in ledger.get("rows", []) if r.get("role") == role]
-        items = len(record.list(folder))
-        if not rows or not items:
-            continue
-        use.items += items
-        use.runs += 1
-        for row in rows:
-            use.calls += int(row.get("calls", 0)) + int(row.get("cached", 0))
-            use.prompt += int(row.get("prompt_tokens", 0))
-            use.completion += int(row.get("completion_tokens", 0))
-            use.latency += float(row.get("latency_s", 0.0))
-    return use if use.items and use.calls else None
-
-
 def rates(store: GitStore, model: str) -> tuple[float, float, str]:
     """The share of trajectories that passed and of analyses that gave a patch branch,
     in earlier runs of the analyst ``model``; defaults where there are none."""

@@ -27,7 +27,7 @@ from t2s.agent.episode import opening_messages
 from t2s.analysis.analyze import MODE_VERDICTS
 from t2s.config import Config
 from t2s.consolidation.plan import balanced_groups
-from t2s.estimates.history import Basis, agent_basis, runs_with, stage_use
+from t2s.estimates.history import Basis, agent_basis, runs_with
 from t2s.estimates.model import Estimate, RoleEstimate, count_tokens, tokenizer_name, usd
 from t2s.evaluation.context import EvalContext
 from t2s.evaluation.evaluate import find_cached
@@ -175,18 +175,78 @@ def _analyst_opening(kind: str, skill: SkillBundle, trajectory_tokens: int, mode
     return count_tokens(text, model) + trajectory_tokens
 
 
-def _analyst_basis(store: GitStore, model: str, analyst: str) -> Basis:
-    use = stage_use(store, "analyst", model, "analyze", "analyses")
-    if use is None:
-        return Basis.default("analyst" if analyst == "agentic" else "analyst-single")
-    calls = use.calls / use.items
-    growth = use.completion / use.calls + DEFAULT_PATCH_TOKENS / 2  # a reply, then an edit result or a file read
-    return Basis(
-        calls,
-        use.completion / use.calls,
-        growth * calls * (calls - 1) / 2,
-        use.latency / use.items,
-        f"history: {use.items} analyses of {model} in {use.runs} run(s)",
+def _analyst_kind(verdict: str, analyst: str) -> str:
+    return "success" if verdict == "passed" else ("single" if analyst == "single-call" else "error")
+
+
+def _trajectory_tokens(raw: bytes, model: str) -> int:
+    data = json.loads(raw)
+    return count_tokens("".join(str(m.get("content") or "") for m in data.get("messages") or []), model)
+
+
+def _analyst_history(store: GitStore, model: str) -> dict[str, dict[str, float]]:
+    """Per analyst kind (error, single, success): sums over earlier analyses of ``model``
+    of their calls, prompt and completion tokens, opening tokens and seconds."""
+    sums: dict[str, dict[str, float]] = {}
+    for record in runs_with(store, "analyst", model):
+        manifest = record.manifest()
+        skill = SkillBundle.from_git(store, manifest.s0, manifest.skill_dir)
+        trajectories = record.read_folder("trajectories")
+        for raw in record.read_folder("analyses").values():
+            data = json.loads(raw)
+            traj = trajectories.get(f"trajectories/{data.get('trajectory')}.json")
+            if not data.get("calls") or traj is None:
+                continue
+            kind = _analyst_kind(str(data.get("outcome")), str(data.get("analyst")))
+            tokens = data.get("tokens") or {}
+            row = sums.setdefault(kind, dict.fromkeys(("n", "calls", "prompt", "completion", "opening", "wall"), 0.0))
+            row["n"] += 1
+            row["calls"] += data["calls"]
+            row["prompt"] += tokens.get("prompt", 0)
+            row["completion"] += tokens.get("completion", 0)
+            row["opening"] += _analyst_opening(kind, skill, _trajectory_tokens(traj, model), model)
+            row["wall"] += float(data.get("wall_s") or 0.0)
+    return sums
+
+
+def _analysts_row(
+    config: Config, model: str, kinds: Sequence[str], openings: Sequence[int], history, concurrency: int
+) -> RoleEstimate:
+    """The analysts' row: each analysis by its kind's history (calls per analysis, input
+    per opening token, output per call, seconds), or by that kind's defaults."""
+    calls = inputs = outputs = seconds = 0.0
+    used: dict[str, str] = {}
+    for kind, opening in zip(kinds, openings, strict=True):
+        h = history.get(kind)
+        if h and h["calls"] and h["opening"]:
+            n = h["calls"] / h["n"]
+            calls += n
+            inputs += opening * h["prompt"] / h["opening"]
+            outputs += n * h["completion"] / h["calls"]
+            seconds += h["wall"] / h["n"]
+            used[kind] = f"{kind}: history of {int(h['n'])} analyses"
+        else:
+            basis = Basis.default("analyst" if kind == "error" else "analyst-single")
+            calls += basis.calls
+            inputs += basis.calls * opening + basis.extra_input
+            outputs += basis.calls * basis.output_per_call
+            seconds += basis.seconds
+            used[kind] = f"{kind}: defaults"
+    waves = math.ceil(len(kinds) / max(1, concurrency))
+    per_item = seconds / len(kinds) if kinds else 0.0
+    source = "history" if any("history" in v for v in used.values()) else "defaults"
+    return RoleEstimate(
+        stage="analyze",
+        role="analyst",
+        model=model,
+        items=len(kinds),
+        calls=round(calls),
+        input_tokens=round(inputs),
+        output_tokens=round(outputs),
+        usd=round(usd(config, model, inputs, outputs), 6),
+        wall_s=round(waves * per_item, 1),
+        basis=f"{source}: " + "; ".join(used[k] for k in sorted(used)) + f" of {model}",
+        tokenizer=tokenizer_name(model),
     )
 
 
@@ -216,14 +276,13 @@ def estimate_analyze(
         for path, raw in sorted(record.read_folder("trajectories").items()):
             data = json.loads(raw)
             if data.get("verdict") in MODE_VERDICTS[mode] and path.rsplit("/", 1)[-1] not in analyzed:
-                text = "".join(str(m.get("content") or "") for m in data.get("messages") or [])
-                items.append((data["verdict"], count_tokens(text, model)))
+                items.append((data["verdict"], _trajectory_tokens(raw, model)))
     assert skill is not None
-    kinds = ["success" if v == "passed" else ("error" if analyst == "agentic" else "single") for v, _ in items]
+    kinds = [_analyst_kind(v, analyst) for v, _ in items]
     openings = [_analyst_opening(k, skill, tokens, model) for k, (_, tokens) in zip(kinds, items, strict=True)]
-    basis = _analyst_basis(store, model, analyst)
     concurrency = concurrency or config.analyze.concurrency
-    return Estimate(rows=[_row(config, "analyze", "analyst", model, openings, basis, concurrency)])
+    history = _analyst_history(store, model)
+    return Estimate(rows=[_analysts_row(config, model, kinds, openings, history, concurrency)])
 
 
 def merge_groups(patches: int, fan_in: int) -> list[int]:

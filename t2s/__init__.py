@@ -29,6 +29,9 @@ _LAZY = {
     "merge": "t2s.api",
     "evaluate": "t2s.api",
     "gate": "t2s.api",
+    "noise_floor": "t2s.api",
+    "estimate": "t2s.api",
+    "evolve_rounds": "t2s.rounds",
     "release": "t2s.api",
     "evolve": "t2s.api",
     "EvolveSummary": "t2s.api",
@@ -57,10 +60,12 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imp
         EvolveSummary as EvolveSummary,
         Repo as Repo,
         analyze as analyze,
+        estimate as estimate,
         evaluate as evaluate,
         evolve as evolve,
         gate as gate,
         merge as merge,
+        noise_floor as noise_floor,
         open_repo as open_repo,
         release as release,
         rollout as rollout,
@@ -70,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imp
     from t2s.evaluation.gate import GateResult as GateResult
     from t2s.releases.release import ReleaseResult as ReleaseResult
     from t2s.rollouts.rollout import RolloutSummary as RolloutSummary
+    from t2s.rounds import evolve_rounds as evolve_rounds
 
 
 def __getattr__(name: str) -> Any:

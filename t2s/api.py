@@ -38,9 +38,13 @@ from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
+from t2s.estimates import dry_run
+from t2s.estimates.model import Estimate, refuse_over_budget
+from t2s.estimates.recorded import record_estimate
 from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
+from t2s.evaluation.noise import NoiseFloor, noise_floor as noise_floor_in
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.runs import StageProgress, check_run_name
@@ -94,6 +98,43 @@ def default_run_name() -> str:
     return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S")
 
 
+#: The stages ``estimate`` knows, and their estimator.
+ESTIMATORS: dict[str, Callable[..., Estimate]] = {
+    "rollout": dry_run.rollout_estimate,
+    "analyze": dry_run.analyze_estimate,
+    "merge": dry_run.merge_estimate,
+    "eval": dry_run.eval_estimate,
+    "gate": dry_run.gate_estimate,
+    "evolve": dry_run.evolve_estimate,
+}
+
+
+def estimate(repo: Repo, stage: str, *args: Any, **options: Any) -> Estimate:
+    """What ``stage`` would spend with these arguments (the stage function's own, e.g.
+    ``estimate(repo, "rollout", run="r1", split="evolve")``), per role: calls, input and
+    output tokens, USD and wall time. Calls no model and writes nothing (``--dry-run``)."""
+    if stage not in ESTIMATORS:
+        raise UsageError(f"no estimate for stage {stage!r} (stages: {', '.join(ESTIMATORS)})")
+    models = options.pop("models", None)
+    if stage in ("rollout", "analyze", "merge", "evolve"):
+        options["models"] = _overrides(models)
+    return ESTIMATORS[stage](repo.store, repo.config, *args, **options)
+
+
+def _planned(make: Callable[[], Estimate]) -> Estimate | None:
+    """A stage's estimate, kept with its ledger; an estimate that cannot be made (the
+    stage itself will say why) never stops the stage."""
+    try:
+        return make()
+    except Exception:  # an estimate is advice: it must never stop the work it estimates
+        return None
+
+
+def _keep_estimate(repo: Repo, run: str, phase: str, planned: Estimate | None) -> None:
+    if planned is not None:
+        record_estimate(repo.store, run, phase, planned)
+
+
 # ---------------------------------------------------------------------- the stages
 def rollout(
     repo: Repo,
@@ -129,9 +170,24 @@ def rollout(
         protocol=protocol,
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    planned = _planned(
+        lambda: dry_run.rollout_estimate(
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=suite,
+            rev=rev,
+            limit=limit,
+            seeds=seeds,
+            tasks=tasks or None,
+            concurrency=concurrency,
+            models=_overrides(models),
+        )
+    )
     llm = _llm(repo, "rollout", models, cache)
     try:
-        return rollout_in(
+        summary = rollout_in(
             repo.store,
             repo.config,
             run=run,
@@ -149,6 +205,8 @@ def rollout(
         )
     finally:
         llm.close()
+    _keep_estimate(repo, run, "rollout", planned)
+    return summary
 
 
 def analyze(
@@ -181,13 +239,26 @@ def analyze(
         protocol=protocol,
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    planned = _planned(
+        lambda: dry_run.analyze_estimate(
+            repo.store,
+            repo.config,
+            run,
+            mode=settings.mode,
+            analyst=settings.analyst,
+            concurrency=settings.concurrency,
+            models=_overrides(models),
+        )
+    )
     llm = _llm(repo, "analyze", models, cache)
     try:
-        return analyze_run(
+        summary = analyze_run(
             repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
         )
     finally:
         llm.close()
+    _keep_estimate(repo, run, "analyze", planned)
+    return summary
 
 
 def merge(
@@ -206,7 +277,10 @@ def merge(
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
     ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
-    return merge_run(
+    planned = _planned(
+        lambda: dry_run.merge_estimate(repo.store, repo.config, run, fan_in=fan_in, models=_overrides(models))
+    )
+    summary = merge_run(
         repo.store,
         repo.config,
         run=check_run_name(run),
@@ -219,6 +293,9 @@ def merge(
         cache=cache,
         progress=progress,
     )
+    if not retry_failed and not rebuild:  # a retry or a rebuild re-merges what the estimate counted as done
+        _keep_estimate(repo, run, "merge", planned)
+    return summary
 
 
 def evaluate(
@@ -248,6 +325,32 @@ def evaluate(
     return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
 
 
+def noise_floor(
+    repo: Repo,
+    rev: str = "HEAD",
+    *,
+    repeat: int = 2,
+    split: str | None = None,
+    seeds: int | None = None,
+    suite: str | None = None,
+    unsafe_no_sandbox: bool | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> NoiseFloor:
+    """Evaluate the skill at ``rev`` ``repeat`` times (at least 2) with neither the eval
+    cache nor the response cache, and say how far the runs agree: the delta the
+    agent's own noise makes (``t2s eval REV --repeat 2``)."""
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=rev,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return noise_floor_in(ctx, rev, repeat, on_wait=on_wait)
+
+
 def gate(
     repo: Repo,
     candidate: str,
@@ -258,13 +361,16 @@ def gate(
     suite: str | None = None,
     min_delta: float | None = None,
     max_regressions: int | None = None,
+    decide: Literal["delta", "significant"] | None = None,
+    alpha: float | None = None,
     cache: bool = True,
     unsafe_no_sandbox: bool | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> GateResult:
     """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
     S0) on the same split and agent, pair them per task and judge: the verdict goes
-    into the candidate's eval note, where ``release`` looks for it."""
+    into the candidate's eval note, where ``release`` looks for it. ``decide`` and
+    ``alpha`` override ``[gate] decide`` / ``[gate] alpha`` (the decision rule)."""
     ctx = make_context(
         repo.store,
         repo.config,
@@ -275,7 +381,15 @@ def gate(
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
     return gate_in(
-        ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=cache, on_wait=on_wait
+        ctx,
+        candidate,
+        baseline,
+        min_delta=min_delta,
+        max_regressions=max_regressions,
+        decide=decide,
+        alpha=alpha,
+        use_cache=cache,
+        on_wait=on_wait,
     )
 
 
@@ -336,13 +450,35 @@ def evolve(
     on_stage: Callable[[str], None] | None = None,
     progress: Callable[[str], StageProgress | None] | None = None,
     merge_progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> EvolveSummary:
     """Rollout, analyze and merge run ``run`` in one call; resumable at any stage.
 
     A stage whose work errored (or that a budget cap stopped) ends the evolve there:
     ``stopped_at`` names it, and its summary says why. ``on_stage`` is told each
-    stage's name as it starts; ``progress(stage)`` may give a progress reporter."""
+    stage's name as it starts; ``progress(stage)`` may give a progress reporter.
+
+    When ``[budget]`` caps are set, the evolve is estimated first and refused up front
+    (:class:`t2s.estimates.model.WouldExceedBudget`, with the estimate) when it would
+    exceed one, unless ``force``."""
     check_run_name(run)
+    budget = repo.config.budget
+    if not force and (budget.max_calls is not None or budget.max_tokens is not None or budget.max_usd is not None):
+        planned = dry_run.evolve_estimate(
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=suite,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            analyst=analyst,
+            mode=mode,
+            fan_in=fan_in,
+            models=_overrides(models),
+        )
+        refuse_over_budget(planned, repo.config)
     out = EvolveSummary(run=run)
     tell = on_stage or (lambda name: None)
     reporter = progress or (lambda name: None)

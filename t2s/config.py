@@ -41,6 +41,8 @@ Amount = Annotated[FiniteFloat, Field(ge=0)]
 Score = Annotated[FiniteFloat, Field(ge=0, le=1)]
 #: A difference of two scores.
 ScoreDelta = Annotated[FiniteFloat, Field(ge=-1, le=1)]
+#: A significance level: strictly between 0 and 1.
+Alpha = Annotated[FiniteFloat, Field(gt=0, lt=1)]
 
 
 class _Section(BaseModel):
@@ -163,6 +165,13 @@ class GateSection(_Section):
     min_delta: ScoreDelta = 0.0
     max_regressions: NonNegative = 0
     seeds: Count = 1
+    #: Pass only if the delta is *above* min_delta (an unchanged score fails);
+    #: false accepts a delta equal to min_delta.
+    require_improvement: bool = True
+    #: ``delta``: judge the observed delta; ``significant``: judge the lower bound of
+    #: its (1 - alpha) confidence interval (docs/estimates-and-gates.md).
+    decide: Literal["delta", "significant"] = "delta"
+    alpha: Alpha = 0.05
 
 
 class ReleaseSection(_Section):

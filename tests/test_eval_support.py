@@ -89,7 +89,15 @@ def skill_text(lines=()) -> str:
     )
 
 
-def make_repo(tmp_path: Path, server, *, extra_toml: str = "", heldout=tuple(HELDOUT), monkeypatch=None) -> GitStore:
+def make_repo(
+    tmp_path: Path,
+    server,
+    *,
+    extra_toml: str = "",
+    heldout=tuple(HELDOUT),
+    monkeypatch=None,
+    suite_ids=tuple(HELDOUT + EVOLVE),
+) -> GitStore:
     """A skill repository with the suite configured and the agent pointed at ``server``.
 
     With ``monkeypatch``, the server's URL goes into ``T2S_AGENT_BASE_URL`` instead of
@@ -103,7 +111,7 @@ def make_repo(tmp_path: Path, server, *, extra_toml: str = "", heldout=tuple(HEL
         base_url = "http://127.0.0.1:9/v1"
     from t2s.skill.repo import init_skill_repo
 
-    suite = make_suite(tmp_path / "suite")
+    suite = make_suite(tmp_path / "suite", suite_ids)
     suite_path = "../suite" if monkeypatch is not None else str(suite)
     repo = tmp_path / "repo"
     init_skill_repo(

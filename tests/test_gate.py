@@ -74,7 +74,7 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
         ],
     )
     assert strict.exit_code == 1
-    assert "below the minimum" in json.loads(strict.output)["markdown"]
+    assert "is not above +0.300" in json.loads(strict.output)["markdown"]
 
 
 def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, scripted_server):

@@ -281,26 +281,13 @@ class _Episode:
         self.protocol = "text" if requested == "text" or remembered else "tools"
         if remembered:  # an earlier episode of this run found that the model answers in text
             traj.protocol_switch = f"remembered from an earlier episode of this run ({remembered})"
-        ws: Workspace = await asyncio.to_thread(self.suite.prepare, self.task, self.workdir, traj.case)
+        ws, opening = await asyncio.to_thread(
+            opening_messages, self.suite, self.task, self.skill, self.workdir, self.protocol, traj.case
+        )
         self.workspace = ws
         self.output_rel = os.path.relpath(ws.output_path, ws.dir)
-        on_disk = self.skill.has_scripts
-        if on_disk:
-            for rel, data in self.skill.files.items():
-                target = self.workdir / "skill" / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-        task_prompt = await asyncio.to_thread(self.suite.render_prompt, self.task, ws)
-        task_prompt = _relativise(task_prompt, ws.dir)
-        system = system_prompt(self.skill, self.protocol, on_disk=on_disk, final_answer=bool(self.answer_parameter))
-        self.add({"role": "system", "content": system})
-        goal = self.wording("task", output_path=self.output_rel)
-        self.add(
-            {
-                "role": "user",
-                "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", goal=goal).strip(),
-            }
-        )
+        for message in opening:
+            self.add(message)
         tools = tool_specs(opt.allow_shell)
         if self.answer_parameter:
             tools = _finish_with_answer(tools, self.answer_parameter)
@@ -415,6 +402,31 @@ class _Episode:
                 note = self.switch_note() + "\n\n"
             self.add({"role": "user", "content": note + obs})
         traj.stop_reason = "max_turns"
+
+
+def opening_messages(
+    suite, task, skill: SkillBundle, workdir: Path, protocol: str, case: int
+) -> tuple[Workspace, list[dict[str, Any]]]:
+    """The workspace of an episode and its first two messages (system and task), as sent
+    to the model; ``t2s.estimates`` renders the same ones to count a dry run's tokens."""
+    ws: Workspace = suite.prepare(task, workdir, case)
+    on_disk = skill.has_scripts
+    if on_disk:
+        for rel, data in skill.files.items():
+            target = workdir / "skill" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    task_prompt = _relativise(suite.render_prompt(task, ws), ws.dir)
+    output_rel = os.path.relpath(ws.output_path, ws.dir)
+    final_answer = bool(getattr(suite, "final_answer_parameter", None))
+    goal = wording("task", final_answer=final_answer, output_path=output_rel)
+    return ws, [
+        {"role": "system", "content": system_prompt(skill, protocol, on_disk=on_disk, final_answer=final_answer)},
+        {
+            "role": "user",
+            "content": render(prompt("agent_task.md"), task_prompt=task_prompt.rstrip() + "\n", goal=goal).strip(),
+        },
+    ]
 
 
 async def run_agent(

@@ -18,6 +18,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import AnalyzeSection
 from t2s.record import refs
@@ -75,6 +76,7 @@ from t2s.record.provenance import KEYS
 )
 @unsafe_sandbox_option
 @model_options
+@dry_run_option
 @json_option
 @repo_option
 def analyze(
@@ -94,6 +96,7 @@ def analyze(
     model_sets,
     as_json,
     repo_dir,
+    dry_run=False,
 ):
     """Analyze the trajectories of run RUN: one patch branch per accepted analysis.
 
@@ -113,12 +116,20 @@ def analyze(
       t2s analyze --run r1
       t2s analyze --run r1 --mode error --analyst single-call --concurrency 8
       t2s analyze --run r1 --mode success --json
+      t2s analyze --run r1 --dry-run             # the expected cost, nothing spent
       t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
     import t2s
 
     repo = open_repo(repo_dir)
+    if dry_run:
+        models = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
+        estimate = t2s.estimate(
+            repo, "analyze", run_name, mode=mode, analyst=analyst, concurrency=concurrency, models=models
+        )
+        print_estimate(estimate, as_json, "analyze")
+        return
     if (analyst or repo.config.analyze.analyst) == "agentic" and (mode or repo.config.analyze.mode) != "success":
         sandbox_preflight(unsafe_no_sandbox)  # only the agentic error analyst runs code
     progress = None if as_json else analyze_progress()
@@ -142,6 +153,7 @@ def analyze(
         print_json(summary.to_dict())
     else:
         print_summary(summary)
+        print_estimate_vs_actual(repo.store, run_name, "analyze")
     end_stage(summary, "trajectory(ies)", as_json)
 
 

@@ -20,7 +20,8 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.config import GateSection, Score
+from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.config import Count, GateSection, Score
 from t2s.errors import T2SError
 
 #: ``git bisect run`` aborts on exit codes >= 128; 125 means "skip this commit".
@@ -52,11 +53,33 @@ EXIT_ABORT = 128
     hidden=True,
     help="Append one JSON line per evaluation (used by t2s bisect).",
 )
+@click.option(
+    "--repeat",
+    type=number_type(Count),
+    default=None,
+    metavar="N",
+    help="The noise floor: evaluate N (>= 2) times with no eval or response cache and report run-to-run agreement.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
 @unsafe_sandbox_option
+@dry_run_option
 @repo_option
 @json_option
-def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_no_sandbox, repo_dir, as_json):
+def eval_(
+    rev,
+    split,
+    seeds,
+    suite,
+    no_cache,
+    below,
+    report_file,
+    repeat,
+    quiet,
+    unsafe_no_sandbox,
+    repo_dir,
+    as_json,
+    dry_run=False,
+):
     """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
 
     The skill folder at REV is materialised with `git archive` (nothing is checked
@@ -73,12 +96,24 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
     Examples:
       t2s eval t2s/r1/candidate --split heldout
       t2s eval v0.2.0 --seeds 3 --json
+      t2s eval HEAD --repeat 2        # the noise floor: how much do two runs disagree?
+      t2s eval HEAD --dry-run         # the expected cost, nothing spent
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
     import t2s
     from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
+    if dry_run:
+        revs = [rev] * max(1, repeat or 1)
+        estimate = t2s.estimate(
+            open_repo(repo_dir), "eval", revs, split=split, seeds=seeds, suite=suite, cache=not no_cache and not repeat
+        )
+        print_estimate(estimate, as_json, "eval")
+        return
+    if repeat is not None and repeat > 1:
+        _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json, quiet)
+        return
     try:
         outcome = t2s.evaluate(
             open_repo(repo_dir),
@@ -211,3 +246,26 @@ def _print_table(outcome) -> None:
     console.print(
         f"score {rec.score:.3f} ({rec.passed}/{rec.total} passed), skill {rec.skill_tree[:12]}, agent {rec.agent.get('model', '?')}; {how}"
     )
+
+
+def _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json, quiet) -> None:
+    import t2s
+
+    floor = t2s.noise_floor(
+        open_repo(repo_dir),
+        rev,
+        repeat=repeat,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+    )
+    if as_json:
+        print_json(floor.to_json())
+        return
+    for outcome in [] if quiet else floor.outcomes:
+        _print_tasks(outcome)
+    if floor.unstable:
+        console.print("changed verdict between runs: " + ", ".join(floor.unstable), markup=False)
+    console.print(floor.sentence(), markup=False)

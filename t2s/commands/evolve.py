@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from t2s.commands._common import (
+    console,
     end_stage,
     err_console,
     json_option,
@@ -17,6 +18,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.config import Count, MergeSection, RolloutSection
 from t2s.record import refs
 
@@ -60,7 +62,18 @@ from t2s.record import refs
 )
 @click.option("--model", default=None, help="Model name for every role (or use T2S_MODEL / T2S_BASE_URL).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@click.option(
+    "--rounds",
+    type=number_type(Count),
+    default=None,
+    help="Evolve N rounds (runs RUN-r1, RUN-r2...): each starts from the last candidate that passed its gate; "
+    "stops at the first failing gate or a budget cap.",
+)
+@click.option(
+    "--force", is_flag=True, help="Start even if the estimate is over a [budget] cap (the caps still stop the run)."
+)
 @unsafe_sandbox_option
+@dry_run_option
 @json_option
 @repo_option
 def evolve(
@@ -80,6 +93,9 @@ def evolve(
     unsafe_no_sandbox,
     as_json,
     repo_dir,
+    force=False,
+    dry_run=False,
+    rounds=None,
 ):
     """Evolve the skill end to end: rollout -> analyze -> merge.
 
@@ -94,12 +110,34 @@ def evolve(
     Examples:
       t2s evolve --run r1
       t2s evolve --run r1 --limit 20 --analyst single-call
+      t2s evolve --run r2 --dry-run        # per role: calls, tokens, USD, time; spends nothing
+      t2s evolve --run r3 --rounds 3       # r3-r1, r3-r2, r3-r3, each gated; t2s log --run r3
       T2S_BASE_URL=http://127.0.0.1:8765/v1 T2S_MODEL=qwen2.5-coder-1.5b-instruct t2s evolve --run r2
     """
     import t2s
     from t2s.commands import analyze, merge, rollout
 
     repo = open_repo(repo_dir)
+    models = {"*": {"model": model}} if model else None
+    if dry_run:
+        estimate = t2s.estimate(
+            repo,
+            "evolve",
+            run=run_name,
+            split=split,
+            suite=suite_ref,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            analyst=analyst,
+            mode=mode,
+            fan_in=fan_in,
+            models=models,
+            rounds=rounds or 1,
+            gated=rounds is not None,
+        )
+        print_estimate(estimate, as_json, "evolve")
+        return
     sandbox_preflight(unsafe_no_sandbox)
     steps = {"rollout": "1/3 rollout", "analyze": "2/3 analyze", "merge": "3/3 merge"}
     bars = {"rollout": rollout.rollout_progress, "analyze": analyze.analyze_progress}
@@ -117,6 +155,24 @@ def evolve(
         if not as_json:
             err_console.print(f"[bold]{steps[stage]}[/bold]" + (f" (run {run_name})" if stage == "rollout" else ""))
 
+    if rounds is not None:
+        options = dict(
+            split=split,
+            suite=suite_ref,
+            limit=limit,
+            concurrency=concurrency,
+            analyst=analyst,
+            mode=mode,
+            fan_in=fan_in,
+            strategy=strategy,
+            batch=batch,
+            models=models,
+            cache=not no_cache,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+            force=force,
+        )
+        _rounds(repo, run_name, rounds, rev, options, as_json)
+        return
     with resumable_stage(None, run_name, "stages"):
         try:
             result = t2s.evolve(
@@ -132,7 +188,8 @@ def evolve(
                 fan_in=fan_in,
                 strategy=strategy,
                 batch=batch,
-                models={"*": {"model": model}} if model else None,
+                models=models,
+                force=force,
                 cache=not no_cache,
                 unsafe_no_sandbox=unsafe_no_sandbox,
                 on_stage=on_stage,
@@ -153,6 +210,50 @@ def evolve(
             summary = getattr(result, stage)
             if summary is not None:
                 printer(summary)
+                print_estimate_vs_actual(repo.store, run_name, stage)
     if result.stopped_at:
         what = "task(s)" if result.stopped_at == "rollout" else "trajectory(ies)"
         end_stage(getattr(result, result.stopped_at), what, as_json)
+
+
+def _rounds(repo, run_name: str, rounds: int, rev, options: dict, as_json: bool) -> None:
+    """``--rounds``: the rounds, then the lineage table and one sentence."""
+    import t2s
+
+    def on_round(number: int, name: str, s0: str) -> None:
+        if not as_json:
+            err_console.print(f"[bold]round {number}/{rounds}[/bold]: run {name} from {s0[:12]}")
+
+    with resumable_stage(None, run_name, "rounds"):
+        result = t2s.evolve_rounds(repo, run_name, rounds, rev=rev, on_round=on_round, **options)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print_lineage(result.lineage)
+        console.print(result.sentence(), markup=False)
+    last = result.evolves[-1] if result.evolves else None
+    if last is not None and last.stopped_at:
+        what = "task(s)" if last.stopped_at == "rollout" else "trajectory(ies)"
+        end_stage(getattr(last, last.stopped_at), what, as_json)
+
+
+def print_lineage(lineage) -> None:
+    """One row per round: run, S0 -> candidate, held-out scores, the gate's verdict."""
+    from rich.table import Table
+
+    table = Table(title="t2s evolve: rounds")
+    for col in ("round", "run", "S0", "candidate", "validation", "held-out", "gate"):
+        table.add_column(col)
+    for r in lineage:
+        held = "-" if r.gate is None else f"{r.gate.baseline_score:.3f} -> {r.gate.candidate_score:.3f}"
+        verdict = "-" if r.gate is None else ("passed" if r.gate.passed else "failed")
+        table.add_row(
+            str(r.number),
+            r.run,
+            r.s0[:12],
+            (r.candidate or "-")[:12],
+            "-" if r.validation is None else f"{r.validation:.3f}",
+            held,
+            verdict,
+        )
+    console.print(table)

@@ -21,9 +21,23 @@ def log(revs, run_name, max_count, repo_dir):
     Examples:
       t2s log                      # main, all t2s branches and tags
       t2s log --run r1             # one run's merge tree
+      t2s log --run r3             # after `t2s evolve --run r3 --rounds N`: the rounds' lineage
       t2s log -C my-skills -n 20
     """
+    from t2s.record.lineage import rounds_of
+
     store = open_store(repo_dir)
+    lineage = rounds_of(store, run_name) if run_name and not store.rev_parse(refs.run_record(run_name)) else []
+    if lineage:  # a multi-round evolve: its lineage, then every round's branches
+        for r in lineage:
+            verdict = "not gated" if r.gate is None else ("gate passed" if r.gate.passed else "gate FAILED")
+            score = "" if r.gate is None else f" {r.gate.baseline_score:.3f} -> {r.gate.candidate_score:.3f}"
+            candidate = (r.candidate or "none")[:12]
+            click.echo(f"round {r.number} {r.run}: {r.s0[:12]} -> {candidate} ({verdict}{score})")
+        click.echo("")
+        glob = refs.rounds_branches_glob(run_name) if not revs else None
+        click.echo(store.graph(list(revs), glob=glob, max_count=max_count), nl=False)
+        return
     if run_name is not None:
         _require_run(store, run_name)
     glob = refs.run_branches(run_name) + "*" if run_name and not revs else None

@@ -15,6 +15,7 @@ from t2s.commands._common import (
     repo_option,
     setting_type,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import Count, MergeSection
 from t2s.record import refs
@@ -51,6 +52,7 @@ from t2s.record import refs
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
 @model_options
+@dry_run_option
 @json_option
 @repo_option
 def merge(
@@ -67,6 +69,7 @@ def merge(
     model_sets,
     as_json,
     repo_dir,
+    dry_run=False,
 ):
     """Merge a run's patch branches, level by level, into t2s/RUN/candidate.
 
@@ -83,12 +86,19 @@ def merge(
       t2s merge --run r1 --strategy sequential --batch 5   # baseline, t2s/r1/seq/candidate
       t2s merge --run r1 --rebuild                          # after rejecting a merged patch
       t2s log --run r1                                      # see the merge tree
+      t2s merge --run r1 --dry-run                          # the expected cost, nothing spent
     """
     import t2s
 
     models = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
+    if dry_run:
+        print_estimate(
+            t2s.estimate(open_repo(repo_dir), "merge", run_name, fan_in=fan_in, models=models), as_json, "merge"
+        )
+        return
+    repo = open_repo(repo_dir)
     summary = t2s.merge(
-        open_repo(repo_dir),
+        repo,
         run_name,
         fan_in=fan_in,
         strategy=strategy,
@@ -103,6 +113,7 @@ def merge(
         print_json(summary.model_dump())
         return
     print_summary(summary)
+    print_estimate_vs_actual(repo.store, run_name, "merge")
 
 
 def print_summary(summary) -> None:

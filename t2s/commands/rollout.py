@@ -20,6 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
@@ -71,6 +72,7 @@ from t2s.record import refs
     help="Run errored tasks (the model endpoint failed, t2s crashed) again when resuming, or leave them.",
 )
 @unsafe_sandbox_option
+@dry_run_option
 @json_option
 @repo_option
 def rollout(
@@ -90,6 +92,7 @@ def rollout(
     unsafe_no_sandbox,
     as_json,
     repo_dir,
+    dry_run=False,
 ):
     """Run the agent with the skill at S0 on the tasks of a split.
 
@@ -110,11 +113,29 @@ def rollout(
       t2s rollout --run r1 --limit 20 --concurrency 8
       t2s rollout --run r1                       # resume; errored tasks run again
       t2s rollout --run smoke --task 45300 --protocol text --json
+      t2s rollout --run r2 --dry-run              # calls, tokens, USD, time; spends nothing
     """
     import t2s
     from t2s.api import default_run_name
 
     repo = open_repo(repo_dir)
+    if dry_run:
+        models = {"agent": {"model": model}} if model else None
+        estimate = t2s.estimate(
+            repo,
+            "rollout",
+            run=run_name,
+            split=split,
+            suite=suite_ref,
+            rev=rev,
+            limit=limit,
+            seeds=seeds,
+            tasks=list(task_ids) or None,
+            concurrency=concurrency,
+            models=models,
+        )
+        print_estimate(estimate, as_json, "rollout")
+        return
     run_name = run_name or default_run_name()
     sandbox_preflight(unsafe_no_sandbox)  # loudly, before the progress bar
     progress = None if as_json else rollout_progress()
@@ -143,6 +164,7 @@ def rollout(
         print_json(summary.to_dict())
     else:
         print_summary(summary)
+        print_estimate_vs_actual(repo.store, run_name, "rollout")
     end_stage(summary, "task(s)", as_json)
 
 

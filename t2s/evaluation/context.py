@@ -47,6 +47,11 @@ class EvalContext:
     #: Run the agent's code without the sandbox where none can be had
     #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
     unsafe_no_sandbox: bool | None = None
+    #: False: the agent's answers are neither read from nor written to the response
+    #: cache (``t2s eval --repeat``: a cached answer would replay the first run).
+    response_cache: bool = True
+    #: Added to the sampling seed of every run (``--repeat``: each repetition samples anew).
+    seed_offset: int = 0
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)

@@ -1,8 +1,12 @@
 """The gate. :func:`gate` evaluates a candidate and a baseline with the same context and
 pairs them per task (a task counts as passed when it passed in more than half of its
-seeds): both pass, only baseline (a regression), only candidate, neither. It passes
-when ``candidate - baseline >= min_delta`` and regressions ``<= max_regressions``, and
-reports an exact two-sided sign test on the discordant pairs. The verdict is written
+seeds): both pass, only baseline (a regression), only candidate, neither. The decision
+rule (:func:`judge`): with ``decide = "delta"`` the observed delta must be above
+``min_delta`` (or equal to it, with ``require_improvement = false``); with
+``decide = "significant"`` the lower bound of the delta's (1 - alpha) confidence
+interval (:mod:`t2s.evaluation.significance`) must be above ``min_delta``. Either way
+regressions must be ``<= max_regressions``. It also reports an exact two-sided sign
+test on the discordant pairs, each task's pass rate over the seeds and the flaky tasks. The verdict is written
 into the candidate's note as a :class:`~t2s.record.notes.GateRecord`.
 """
 
@@ -17,6 +21,7 @@ from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext
 from t2s.evaluation.evaluate import EvalErrored, EvalOutcome, evaluate
 from t2s.evaluation.runner import Runner
+from t2s.evaluation.significance import CI_METHOD, Interval, delta_interval, flaky_tasks, pass_rates
 from t2s.gitstore.store import GitStore
 from t2s.record import refs
 from t2s.record.describe import run_s0
@@ -110,6 +115,40 @@ def pair(baseline: EvalRecord, candidate: EvalRecord, task_ids: Sequence[str]) -
     return [PairRow(t, b.get(t, False), c.get(t, False)) for t in task_ids]
 
 
+def judge(
+    delta: float,
+    interval: Interval,
+    regressions: int,
+    *,
+    min_delta: float,
+    max_regressions: int,
+    decide: str,
+    require_improvement: bool,
+) -> tuple[bool, str]:
+    """The decision rule: ``(passed, one sentence saying why)``."""
+    eps = 1e-9
+    if regressions > max_regressions:
+        return False, f"Failed: {regressions} task(s) regressed and at most {max_regressions} may."
+    ci = f"{100 * (1 - interval.alpha):g}% interval [{interval.low:+.3f}, {interval.high:+.3f}]"
+    if decide == "significant":
+        if interval.low > min_delta + eps:
+            return True, f"Passed: the {ci} of the delta lies above {min_delta:+.3f}, so the gain is not noise."
+        return False, (
+            f"Failed: the delta {delta:+.3f} is not significant: its {ci} reaches {min_delta:+.3f} or below "
+            "(more tasks or --seeds narrow it)."
+        )
+    if require_improvement:
+        if delta > min_delta + eps:
+            return True, f"Passed: the delta {delta:+.3f} is above {min_delta:+.3f} (a strict improvement is required)."
+        return False, (
+            f"Failed: the delta {delta:+.3f} is not above {min_delta:+.3f}; "
+            "a strict improvement is required ([gate] require_improvement)."
+        )
+    if delta >= min_delta - eps:
+        return True, f"Passed: the delta {delta:+.3f} is at least {min_delta:+.3f}."
+    return False, f"Failed: the delta {delta:+.3f} is below the minimum {min_delta:+.3f}."
+
+
 def default_baseline(store: GitStore, candidate: str, config: Config) -> str:
     """The latest release tag; else the run's S0 (``T2S-Run`` trailer -> run record);
     else the merge base of the candidate with the release branch."""
@@ -140,6 +179,9 @@ def gate(
     *,
     min_delta: float | None = None,
     max_regressions: int | None = None,
+    decide: str | None = None,
+    alpha: float | None = None,
+    require_improvement: bool | None = None,
     use_cache: bool = True,
     runner: Runner | None = None,
     write_note: bool = True,
@@ -151,6 +193,9 @@ def gate(
     store, config = ctx.store, ctx.config
     min_delta = config.gate.min_delta if min_delta is None else min_delta
     max_regressions = config.gate.max_regressions if max_regressions is None else max_regressions
+    decide = decide or config.gate.decide
+    alpha = config.gate.alpha if alpha is None else alpha
+    strict = config.gate.require_improvement if require_improvement is None else require_improvement
     baseline = baseline or default_baseline(store, candidate, config)
     base = evaluate(ctx, baseline, use_cache=use_cache, runner=runner, on_wait=on_wait)
     cand = evaluate(ctx, candidate, use_cache=use_cache, runner=runner, on_wait=on_wait)
@@ -163,7 +208,16 @@ def gate(
         counts[row.kind] += 1
     delta = round(cand.record.score - base.record.score, 6)
     regressions = counts["only_baseline"]
-    passed = delta >= min_delta - 1e-9 and regressions <= max_regressions
+    interval = delta_interval(base.record, cand.record, ctx.task_ids, alpha=alpha)
+    passed, reason = judge(
+        delta,
+        interval,
+        regressions,
+        min_delta=min_delta,
+        max_regressions=max_regressions,
+        decide=decide,
+        require_improvement=strict,
+    )
     record = GateRecord(
         passed=passed,
         candidate=cand.commit,
@@ -184,6 +238,16 @@ def gate(
         baseline_tree=base.record.skill_tree,
         regressed=[r.task for r in rows if r.kind == "only_baseline"],
         improved=[r.task for r in rows if r.kind == "only_candidate"],
+        require_improvement=strict,
+        decide=decide,
+        alpha=alpha,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        ci_method=CI_METHOD,
+        baseline_pass_rates=pass_rates(base.record),
+        candidate_pass_rates=pass_rates(cand.record),
+        flaky=flaky_tasks(base.record, cand.record),
+        reason=reason,
     )
     if write_note:
         update_eval_note(store, cand.commit, lambda note: setattr(note, "gate", record))

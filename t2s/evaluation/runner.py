@@ -95,7 +95,8 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
     skill.skill_dir = ctx.skill_dir
     skill.tree = store.subtree(request.commit, ctx.skill_dir)
     skill.s0 = request.commit
-    llm = LLM(config, cache_path=default_cache_path(store.common_dir, config), phase="eval")
+    cache_path = default_cache_path(store.common_dir, config) if ctx.response_cache else None
+    llm = LLM(config, cache_path=cache_path, phase="eval")
     role = llm.role("agent")
     seeds = max(1, int(request.seeds or 1))
 
@@ -112,7 +113,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     max_turns=config.rollout.max_turns,
                     exec_timeout=config.rollout.exec_timeout,
                     phase="eval",
-                    seed=((role.seed or 0) + k) if seeds > 1 else None,
+                    seed=((role.seed or 0) + ctx.seed_offset + k) if seeds > 1 or ctx.seed_offset else None,
                     unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)

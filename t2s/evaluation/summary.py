@@ -19,13 +19,16 @@ def eval_table_markdown(
     """The score table (shared by the gate summary, the release commit and the tag)."""
     p = record.paired
     pv = "n/a" if record.p_value is None else f"{record.p_value:.4g}"
+    need = f"need > {record.min_delta:+.3f}" if record.require_improvement else f"need >= {record.min_delta:+.3f}"
+    if record.decide == "significant":
+        need = f"need the interval's lower bound > {record.min_delta:+.3f}"
     lines = [
         f"| | {baseline_label} | {candidate_label} |",
         "|---|---|---|",
         f"| commit | `{record.baseline[:12]}` | `{record.candidate[:12]}` |",
         f"| score | {_pct(record.baseline_score)} | {_pct(record.candidate_score)} |",
         "",
-        f"Delta {record.delta:+.3f} (need >= {record.min_delta:+.3f}); "
+        f"Delta {record.delta:+.3f} ({need}){_interval(record)}; "
         f"regressions {record.regressions} (allowed {record.max_regressions}); "
         f"sign test p = {pv} on {p.get('only_baseline', 0) + p.get('only_candidate', 0)} discordant task(s).",
         "",
@@ -37,6 +40,24 @@ def eval_table_markdown(
         f"| neither | {p.get('neither', 0)} |",
     ]
     return "\n".join(lines)
+
+
+def _interval(record: GateRecord) -> str:
+    if record.ci_low is None or record.ci_high is None or record.alpha is None:
+        return ""
+    return f", {100 * (1 - record.alpha):g}% interval [{record.ci_low:+.3f}, {record.ci_high:+.3f}]"
+
+
+def pass_rate_markdown(record: GateRecord, seeds: int) -> list[str]:
+    """Each task's pass rate over the seeds (only worth a table with several seeds)."""
+    if seeds < 2:
+        return []
+    flaky = set(record.flaky)
+    lines = ["", "| task | baseline pass rate | candidate pass rate | flaky |", "|---|---|---|---|"]
+    for task, rate in record.candidate_pass_rates.items():
+        base = record.baseline_pass_rates.get(task, 0.0)
+        lines.append(f"| `{task}` | {_pct(base)} | {_pct(rate)} | {'yes' if task in flaky else ''} |")
+    return lines
 
 
 def gate_markdown(result: GateResult) -> str:
@@ -53,13 +74,20 @@ def gate_markdown(result: GateResult) -> str:
         f"## t2s gate {status}: `{result.candidate_rev or r.candidate[:12]}` vs `{result.baseline_rev or r.baseline[:12]}`",
         "",
     ]
-    if reasons:
+    if r.reason:
+        lines += [r.reason, ""]
+    elif reasons:  # a record from before the decision rule was recorded
         lines += [f"- {x}" for x in reasons] + [""]
     lines.append(
         eval_table_markdown(
             r, candidate_label=f"candidate `{result.candidate_rev}`", baseline_label=f"baseline `{result.baseline_rev}`"
         )
     )
+    lines += pass_rate_markdown(r, result.candidate.record.seeds)
+    if r.flaky:
+        lines += ["", "Flaky (passed in some seeds, failed in others): " + ", ".join(f"`{t}`" for t in r.flaky)]
+    if r.ci_method:
+        lines += ["", f"Interval: {r.ci_method}, over {len(r.candidate_pass_rates)} task(s)."]
     if r.regressed:
         lines += ["", "Regressed: " + ", ".join(f"`{t}`" for t in r.regressed)]
     if r.improved:

@@ -126,6 +126,20 @@ class GateRecord(BaseModel):
     #: Task ids that passed on the baseline and fail on the candidate, and the reverse.
     regressed: list[str] = Field(default_factory=list)
     improved: list[str] = Field(default_factory=list)
+    #: The decision rule (``[gate]``): strict improvement, ``delta`` or ``significant``.
+    require_improvement: bool = False
+    decide: str = "delta"
+    alpha: float | None = None
+    #: The (1 - alpha) interval of the delta and how it was computed.
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str = ""
+    #: Task -> pass rate over the seeds, per side; tasks that passed in some seeds only.
+    baseline_pass_rates: dict[str, float] = Field(default_factory=dict)
+    candidate_pass_rates: dict[str, float] = Field(default_factory=dict)
+    flaky: list[str] = Field(default_factory=list)
+    #: One sentence: why the gate passed or failed.
+    reason: str = ""
     t2s_version: str = __version__
 
 

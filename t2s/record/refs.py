@@ -58,6 +58,16 @@ def merge_name(level: int, group: int) -> str:
     return f"L{level}-{group:02d}"
 
 
+def round_run(run: str, number: int) -> str:
+    """The run name of round ``number`` of ``t2s evolve --rounds``: ``<run>-r<n>``."""
+    return f"{run}-r{number}"
+
+
+def rounds_branches_glob(run: str) -> str:
+    """A glob of the branches of every round of ``run`` (``t2s log --run``)."""
+    return f"{BRANCHES}{run}-r*"
+
+
 def candidate_branch(run: str) -> str:
     return f"{run_branches(run)}candidate"
 

@@ -27,8 +27,10 @@ from typing import Any
 from t2s import __version__
 from t2s.gitstore.store import GitStore
 from t2s.record import refs
+from t2s.record.lineage import rounds_of
 from t2s.record.notes import EVAL_NOTES, EvalNote
 from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
+from t2s.views.rounds import rounds_section
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
@@ -282,6 +284,14 @@ def _cached_share(totals: dict[str, Any]) -> str:
     return f"{cached} ({cached / prompt:.0%})" if prompt else "0"
 
 
+def _estimated(estimate: Any) -> str:
+    """The estimate a stage recorded before it ran (``estimates/<phase>.json``), if any."""
+    totals = estimate.get("totals") if isinstance(estimate, dict) else None
+    if not totals:
+        return '<span class="muted">-</span>'
+    return esc(f"{totals.get('calls', 0)} / {totals.get('tokens', 0)} / ${totals.get('usd', 0):.4f}")
+
+
 def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str:
     m = data.manifest
     counts: dict[str, int] = {}
@@ -344,6 +354,7 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(t.get("total_tokens", 0)),
                 esc(_cached_share(t)),
                 esc(f"${t.get('cost_usd', 0) or 0:.4f}"),
+                _estimated(data.record.read_json(f"estimates/{phase}.json")),
             ]
         )
     if ledger_rows:
@@ -355,9 +366,14 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
                 esc(total["total_tokens"]),
                 esc(_cached_share(total)),
                 esc(f"${total['cost_usd']:.4f}"),
+                "",
             ]
         )
-        ledger = _table(["phase", "calls", "cached", "tokens", "cached input", "cost (USD)"], ledger_rows, "ledger")
+        ledger = _table(
+            ["phase", "calls", "cached", "tokens", "cached input", "cost (USD)", "estimated before (calls / tokens / USD)"],
+            ledger_rows,
+            "ledger",
+        )
     else:
         ledger = '<p class="muted">No ledger in the run record.</p>'
     return (
@@ -525,9 +541,13 @@ def evaluation_section(store: GitStore, data: RunData) -> tuple[str, str]:
 
 
 def render_report(store: GitStore, run: str) -> str:
-    """The report page for ``run`` as one HTML string."""
-    data = load_run(store, run)
-    rows = review_rows(store, run, data)
+    """The report page for ``run`` as one HTML string (for a multi-round evolve: the
+    rounds' chart, then the last round's run)."""
+    lineage = rounds_of(store, run) if not store.rev_parse(refs.run_record(run)) else []
+    rounds = rounds_section(lineage) if lineage else ""
+    shown = lineage[-1].run if lineage else run
+    data = load_run(store, shown)
+    rows = review_rows(store, shown, data)
     evaluation, gate_text = evaluation_section(store, data)
     candidate, _view = candidate_section(store, data)
     tree = build_tree(data, rows)
@@ -542,7 +562,7 @@ def render_report(store: GitStore, run: str) -> str:
         "run": esc(run),
         "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
-        "summary": summary_section(data, rows, gate_text),
+        "summary": rounds + summary_section(data, rows, gate_text),
         "patches": patches_section(rows),
         "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>',
         "candidate": candidate,

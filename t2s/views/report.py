@@ -370,7 +370,15 @@ def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str
             ]
         )
         ledger = _table(
-            ["phase", "calls", "cached", "tokens", "cached input", "cost (USD)", "estimated before (calls / tokens / USD)"],
+            [
+                "phase",
+                "calls",
+                "cached",
+                "tokens",
+                "cached input",
+                "cost (USD)",
+                "estimated before (calls / tokens / USD)",
+            ],
             ledger_rows,
             "ledger",
         )

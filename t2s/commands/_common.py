@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from t2s.errors import UsageError
 from t2s.record import refs
@@ -55,7 +56,7 @@ def sandbox_preflight(unsafe_no_sandbox: bool | None) -> str | None:
 
     warning = preflight(unsafe_no_sandbox)
     if warning:
-        err_console.print(f"[bold red]{warning}[/bold red]")
+        err_console.print(f"[bold red]{escape(warning)}[/bold red]")
     return warning
 
 
@@ -234,7 +235,7 @@ def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
     table = Table(title=title)
     for name, _ in rows:
         table.add_column(name, justify="right")
-    table.add_row(*(value for _, value in rows))
+    table.add_row(*(escape(value) for _, value in rows))
     console.print(table)
 
 
@@ -256,7 +257,7 @@ def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
         err_console.print(
-            f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+            f"[yellow]Stopped:[/yellow] {escape(summary.stopped)}. "
             f"Run the same command again to finish the remaining {summary.remaining} {what}."
         )
         sys.exit(1)
@@ -271,6 +272,8 @@ def end_stage(summary, what: str, as_json: bool) -> None:
         if not as_json:
             print_causes(errored.causes)
         if summary.stopped:
-            err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}; {summary.remaining} {what} not run.")
+            err_console.print(
+                f"[yellow]Stopped:[/yellow] {escape(summary.stopped)}; {summary.remaining} {what} not run."
+            )
         raise errored
     stopped_by_budget(summary, what)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import (
     console,
@@ -95,19 +96,19 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
         if below is None:
             raise
         _report(report_file, {"rev": rev, "error": err.message})
-        err_console.print(f"t2s eval {rev}: {err.message}")
+        err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)  # an outage says nothing about the commit: git bisect stops
     except Unevaluable as err:
         if below is None:
             raise
         _report(report_file, {"rev": rev, "skipped": True, "reason": err.message})
-        err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}")
+        err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}", markup=False)
         sys.exit(EXIT_SKIP)
     except T2SError as err:
         if below is None:
             raise
         _report(report_file, {"rev": rev, "error": err.message})
-        err_console.print(f"t2s eval {rev}: {err.message}")
+        err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)
     rec = outcome.record
     _report(
@@ -196,7 +197,7 @@ def _print_tasks(outcome) -> None:
     styles = {"passed": "[green]pass[/]", "failed": "[red]fail[/]", "errored": "[yellow]error[/]"}
     for v in rec.tasks:
         score = "-" if v.errored else f"{v.score:.2f}"
-        table.add_row(v.task, str(v.seed), styles[_verdict(v)], score, v.error or v.stop_reason or "")
+        table.add_row(escape(v.task), str(v.seed), styles[_verdict(v)], score, escape(v.error or v.stop_reason or ""))
     console.print(table)
 
 

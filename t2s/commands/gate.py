@@ -146,7 +146,7 @@ def _print(result) -> None:
         f"regressions {r.regressions} (max {r.max_regressions}); sign test p = {r.p_value:.4g}"
     )
     if r.regressed:
-        console.print("regressed: " + ", ".join(r.regressed))
+        console.print("regressed: " + ", ".join(r.regressed), markup=False)
     if r.improved:
-        console.print("improved: " + ", ".join(r.improved))
+        console.print("improved: " + ", ".join(r.improved), markup=False)
     console.print("[green]PASSED[/]" if r.passed else "[red]FAILED[/]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import console, json_option, print_json
 from t2s.commands.models import model_options
@@ -103,12 +104,12 @@ def init(
         print_json(result.__dict__)
         return
     verb = "Created" if result.created_repo else "Updated"
-    console.print(f"{verb} skill repository [bold]{result.repo}[/bold]")
-    console.print(f"  skill   {result.skill_dir}/")
+    console.print(f"{verb} skill repository [bold]{escape(str(result.repo))}[/bold]")
+    console.print(f"  skill   {result.skill_dir}/", markup=False)
     console.print(f"  commit  {result.commit[:12]}  ({len(result.files)} files)")
     if result.hooks:
         console.print(f"  hooks   {', '.join(result.hooks)}")
-    console.print(f"Next: edit t2s.toml (\\[models.*], \\[suites.*]), then `t2s lint -C {directory}`")
+    console.print(f"Next: edit t2s.toml (\\[models.*], \\[suites.*]), then `t2s lint -C {escape(str(directory))}`")
 
 
 def _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env, model_sets):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import (
     CountingProgress,
@@ -119,7 +120,7 @@ def rollout(
     sandbox_preflight(unsafe_no_sandbox)  # loudly, before the progress bar
     progress = None if as_json else rollout_progress()
     if not as_json:
-        err_console.print(f"run [bold]{run_name}[/bold]: split {split or repo.config.rollout.evolve_split}")
+        err_console.print(f"run [bold]{run_name}[/bold]: split {escape(split or repo.config.rollout.evolve_split)}")
     with resumable_stage(progress, run_name, "tasks"):
         summary = t2s.rollout(
             repo,

@@ -119,3 +119,168 @@ def test_stage_tables_and_bisect_print_text_intact():
         details={"lessons": [MARKUP]},
     )
     assert _captured(bisect._print, result).count(MARKUP) == 2
+
+
+# ---------------------------------------------------------------- live progress (21.2)
+
+
+def _run_eval_cli(root, args, *, stderr_tty: bool, env_extra=None):
+    """``t2s eval`` as a real subprocess; its stderr on a pseudo-terminal or a pipe.
+    Returns (stdout, stderr)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update({"COLUMNS": "220", "LINES": "40", "TERM": "xterm-256color"}, **(env_extra or {}))
+    env.pop("NO_COLOR", None)
+    if not stderr_tty:
+        done = subprocess.run(
+            [sys.executable, "-m", "t2s", "eval", *args, "-C", str(root)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        return done.stdout, done.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2s", "eval", *args, "-C", str(root)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    proc.wait(timeout=300)
+    return out, b"".join(chunks).decode(errors="replace")
+
+
+def test_eval_draws_a_live_bar_on_a_terminal_only(tmp_path, scripted_server):
+    from tests.test_eval_support import make_repo
+
+    store = make_repo(tmp_path, scripted_server)
+    out, err = _run_eval_cli(store.root, ["HEAD", "--no-cache"], stderr_tty=True)
+    assert "score 0.500" in out
+    assert "eval" in err and "4/4" in err and "ETA" in err and "2 passed" in err and "2 failed" in err
+
+    out, err = _run_eval_cli(store.root, ["HEAD", "--no-cache", "--json"], stderr_tty=True)
+    assert '"score": 0.5' in out and "ETA" not in err and "4/4" not in err
+
+    out, err = _run_eval_cli(store.root, ["HEAD", "--no-cache"], stderr_tty=False)
+    assert "score 0.500" in out and "ETA" not in err
+
+    out, err = _run_eval_cli(store.root, ["HEAD", "--no-cache"], stderr_tty=True, env_extra={"CI": "true"})
+    assert "score 0.500" in out and "ETA" not in err
+
+
+def test_stage_bar_names_the_running_items_and_counts_outcomes(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from t2s.commands.progress import StageBar
+
+    sink = io.StringIO()
+    console = Console(file=sink, force_terminal=True, width=200, color_system=None)
+    bar = StageBar("rollout", {"passed": "green", "failed": "red"}, lambda t: t.verdict, console=console)
+    assert bar.enabled  # a terminal (outside CI)
+    bar.start(5, 2)
+    bar.begin("task-[7]")
+    bar.begin("task-8")
+    bar.bar.refresh()
+    bar.done(SimpleNamespace(verdict="passed"), "task-[7]")
+    bar.stop()
+    text = sink.getvalue()
+    assert "now: task-[7], task-8" in text
+    assert "3/5" in text and "1 passed" in text and "ETA" in text
+
+
+def test_stage_bar_stays_off_in_ci_and_off_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from t2s.commands.progress import StageBar
+
+    def bar(console):
+        return StageBar("x", {"passed": "green"}, lambda t: "passed", console=console)
+
+    monkeypatch.setenv("CI", "true")
+    assert not bar(Console(file=io.StringIO(), force_terminal=True)).enabled
+    monkeypatch.delenv("CI")
+    assert not bar(Console(file=io.StringIO())).enabled
+
+
+# ---------------------------------------------------------------- eval/gate filters (21.10)
+
+
+def test_a_filtered_eval_runs_only_those_tasks_and_is_never_cached_or_noted(tmp_path, scripted_server):
+    import json
+
+    from t2s.record.notes import read_eval_note
+    from tests.test_eval_support import HELDOUT, agent_calls, make_repo
+
+    store = make_repo(tmp_path, scripted_server)
+    runner = CliRunner()
+    out = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--limit", "1", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert [t["task"] for t in data["record"]["tasks"]] == HELDOUT[:1]
+    assert data["subset"] == f"1 of {len(HELDOUT)} tasks" and data["cached"] is False
+    assert read_eval_note(store, "HEAD") is None  # nothing noted: no cache hit can reuse it
+    calls = agent_calls(scripted_server)
+    assert calls > 0
+
+    picked = HELDOUT[-1]
+    out = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--task", picked])
+    assert out.exit_code == 0, out.output
+    assert picked in out.output and "not cached, not noted" in out.output
+    assert agent_calls(scripted_server) > calls  # ran again: never served from a cache
+    assert read_eval_note(store, "HEAD") is None
+
+    # The full split afterwards runs every task and is noted as usual.
+    full = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--json"])
+    assert full.exit_code == 0, full.output
+    assert json.loads(full.output)["record"]["total"] == len(HELDOUT)
+    assert read_eval_note(store, "HEAD").evals[0].total == len(HELDOUT)
+    # ... and a filtered look does not take the full split's cached result either.
+    again = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--limit", "2", "--json"])
+    assert json.loads(again.output)["cached"] is False and json.loads(again.output)["record"]["total"] == 2
+
+    bad = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--task", "no-such-task"])
+    assert bad.exit_code == 2 and "no-such-task" in bad.output and "Traceback" not in bad.output
+    judged = runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "--limit", "1", "--exit-code-below", "0.5"])
+    assert judged.exit_code == 2 and "whole split" in judged.output
+
+
+def test_a_filtered_gate_prints_a_verdict_but_records_none(tmp_path, scripted_server):
+    import json
+
+    from t2s.record.notes import read_eval_note
+    from tests.test_eval_support import commit_skill, make_repo
+
+    store = make_repo(tmp_path, scripted_server)
+    s0 = store.resolve("HEAD")
+    cand = commit_skill(store, [s0], ["LESSON hard1", "LESSON hard2"], "two lessons")
+    out = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--limit", "2", "--json"])
+    data = json.loads(out.output)
+    assert data["subset"] == "2 of 4 tasks" and len(data["tasks"]) == 2
+    assert "not recorded" in data["markdown"]
+    assert read_eval_note(store, cand) is None and read_eval_note(store, s0) is None  # release cannot see it
+    release = CliRunner().invoke(main, ["release", cand, "-C", str(store.root)])
+    assert release.exit_code != 0

@@ -509,6 +509,8 @@ async def _analyze_run(
             if stop:
                 return
             task = _task_of(suite, traj)
+            if progress:
+                progress.begin(traj.id)
             notes: list[str] = []
             kind = "success" if traj.verdict == "passed" else settings.analyst
             if kind == "agentic" and (task is None or not suite.has_analyst_workspace(task)):
@@ -557,7 +559,7 @@ async def _analyze_run(
                 await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} errored", outcome.error)
                 errored[traj.id] = outcome
                 if progress:
-                    progress.done(outcome)
+                    progress.done(outcome, traj.id)
                 if tripped := breaker.record(outcome.error_cause):
                     stop.setdefault("reason", tripped)
                 return
@@ -574,7 +576,7 @@ async def _analyze_run(
             )
             finished[traj.id] = patch
             if progress:
-                progress.done(patch)
+                progress.done(patch, traj.id)
             breaker.record(None)
 
     status = "failed"

@@ -19,7 +19,8 @@ from t2s.record import refs
 
 if TYPE_CHECKING:  # pydantic and rich load on use, for start-up time
     from pydantic import BaseModel
-    from rich.progress import TaskID
+
+    from t2s.commands.progress import StageBar
 
 #: Human output goes to stdout through rich; errors go to stderr.
 console = Console(highlight=False, soft_wrap=False)
@@ -168,51 +169,8 @@ def load_repo_config(store):
     return load_config(store.root / "t2s.toml")
 
 
-class CountingProgress:
-    """A rich progress bar on stderr (stdout stays clean for --json) that counts
-    finished items by outcome, e.g. passed / failed / errored.
-
-    ``outcome`` maps a finished item to its outcome name; ``styles`` gives each
-    counted outcome its colour, in display order.
-    """
-
-    def __init__(self, label: str, styles: dict[str, str], outcome):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn(f"[bold]{label}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-            disable=not err_console.is_terminal,
-        )
-        self.styles = styles
-        self.outcome = outcome
-        self.counts = {name: 0 for name in styles}
-        self.task: TaskID | None = None
-
-    def _describe(self) -> str:
-        return " ".join(f"[{style}]{self.counts[name]} {name}[/]" for name, style in self.styles.items())
-
-    def start(self, total: int, already_done: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
-
-    def done(self, item) -> None:
-        name = self.outcome(item)
-        self.counts[name] = self.counts.get(name, 0) + 1
-        assert self.task is not None, "start() comes first"
-        self.bar.update(self.task, advance=1, description=self._describe())
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-
 @contextlib.contextmanager
-def resumable_stage(progress: CountingProgress | None, run: str, what: str) -> Iterator[None]:
+def resumable_stage(progress: StageBar | None, run: str, what: str) -> Iterator[None]:
     """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
     resume; the progress bar is always closed."""
     try:

@@ -21,8 +21,8 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.config import GateSection, Score
-from t2s.errors import T2SError
+from t2s.config import Count, GateSection, Score
+from t2s.errors import T2SError, UsageError
 
 #: ``git bisect run`` aborts on exit codes >= 128; 125 means "skip this commit".
 EXIT_SKIP = 125
@@ -54,10 +54,25 @@ EXIT_ABORT = 128
     help="Append one JSON line per evaluation (used by t2s bisect).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
+@click.option(
+    "--limit",
+    type=number_type(Count),
+    default=None,
+    help="A quick look: only the first N tasks of the split (never cached or noted).",
+)
+@click.option(
+    "--task",
+    "task_ids",
+    multiple=True,
+    metavar="ID",
+    help="A quick look: only this task (repeatable; never cached or noted).",
+)
 @unsafe_sandbox_option
 @repo_option
 @json_option
-def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_no_sandbox, repo_dir, as_json):
+def eval_(
+    rev, split, seeds, suite, no_cache, below, report_file, quiet, limit, task_ids, unsafe_no_sandbox, repo_dir, as_json
+):
     """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
 
     The skill folder at REV is materialised with `git archive` (nothing is checked
@@ -65,6 +80,10 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
     tokens, cost and duration go into the note on REV in refs/notes/t2s/eval. A
     result is reused, without any model call, for any commit with the same skill
     subtree, suite hash and agent settings; --no-cache forces a run.
+
+    --limit N and --task ID run only part of the split for a quick look: such a
+    result is neither read from nor written to the notes, so no cache hit, gate or
+    release can mistake it for the whole split.
 
     If any task errored (the model endpoint was down, answered garbage, timed out...)
     nothing is recorded: the tasks and the causes are printed and the exit status is 3.
@@ -74,12 +93,17 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
     Examples:
       t2s eval t2s/r1/candidate --split heldout
       t2s eval v0.2.0 --seeds 3 --json
+      t2s eval HEAD --limit 3                  # a quick look, not recorded
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
     import t2s
+    from t2s.commands.progress import eval_bar
     from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
+    if (limit or task_ids) and below is not None:
+        raise UsageError("--exit-code-below judges the whole split: leave out --limit and --task")
+    progress = None if as_json or quiet else eval_bar()
     try:
         outcome = t2s.evaluate(
             open_repo(repo_dir),
@@ -90,8 +114,13 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
             cache=not no_cache,
             unsafe_no_sandbox=unsafe_no_sandbox,
             on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+            tasks=list(task_ids) or None,
+            limit=limit,
+            progress=progress,
         )
     except EvalErrored as err:
+        if progress:
+            progress.stop()
         _print_errored(err, as_json, quiet)
         if below is None:
             raise
@@ -99,17 +128,23 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
         err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)  # an outage says nothing about the commit: git bisect stops
     except Unevaluable as err:
+        if progress:
+            progress.stop()
         if below is None:
             raise
         _report(report_file, {"rev": rev, "skipped": True, "reason": err.message})
         err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}", markup=False)
         sys.exit(EXIT_SKIP)
     except T2SError as err:
+        if progress:
+            progress.stop()
         if below is None:
             raise
         _report(report_file, {"rev": rev, "error": err.message})
         err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)
+    if progress:
+        progress.stop()
     rec = outcome.record
     _report(
         report_file,
@@ -128,6 +163,7 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
                 "commit": outcome.commit,
                 "cached": outcome.cached,
                 "source": outcome.source,
+                "subset": outcome.subset or None,
                 "record": rec.model_dump(mode="json"),
             }
         )
@@ -142,6 +178,8 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
         )
     else:
         _print_table(outcome)
+    if outcome.subset and not as_json:
+        err_console.print(f"quick look at {outcome.subset} of the split: not cached, not noted", markup=False)
     if below is not None:
         sys.exit(1 if rec.score < below else 0)
 

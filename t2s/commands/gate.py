@@ -13,6 +13,7 @@ from t2s.commands._common import (
     console,
     err_console,
     json_option,
+    number_type,
     open_repo,
     print_causes,
     print_json,
@@ -20,7 +21,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.config import GateSection
+from t2s.config import Count, GateSection
 
 
 @click.command()
@@ -52,6 +53,19 @@ from t2s.config import GateSection
     default=None,
     help='Append the Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
+@click.option(
+    "--limit",
+    type=number_type(Count),
+    default=None,
+    help="A quick look: only the first N tasks of the split (the verdict is printed, never recorded).",
+)
+@click.option(
+    "--task",
+    "task_ids",
+    multiple=True,
+    metavar="ID",
+    help="A quick look: only this task (repeatable; the verdict is never recorded).",
+)
 @unsafe_sandbox_option
 @repo_option
 @json_option
@@ -65,6 +79,8 @@ def gate(
     max_regressions,
     no_cache,
     markdown_path,
+    limit,
+    task_ids,
     unsafe_no_sandbox,
     repo_dir,
     as_json,
@@ -82,13 +98,19 @@ def gate(
       t2s gate t2s/r1/candidate
       t2s gate t2s/r1/candidate --baseline v0.2.0 --markdown "$GITHUB_STEP_SUMMARY"
       t2s gate HEAD --json
+      t2s gate t2s/r1/candidate --limit 5     # a quick look: printed, never recorded
     """
     import t2s
+    from t2s.commands.progress import eval_bar
     from t2s.evaluation.evaluate import EvalErrored
     from t2s.evaluation.summary import gate_markdown
 
     repo = open_repo(repo_dir)
-    with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
+    progress = None if as_json else eval_bar("gate")
+    with (
+        appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary,
+        progress or contextlib.nullcontext(),
+    ):
         try:
             result = t2s.gate(
                 repo,
@@ -102,8 +124,13 @@ def gate(
                 cache=not no_cache,
                 unsafe_no_sandbox=unsafe_no_sandbox,
                 on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+                tasks=list(task_ids) or None,
+                limit=limit,
+                progress=progress,
             )
         except EvalErrored as err:  # no verdict: say why, in the form asked for
+            if progress:
+                progress.stop()
             rec = err.outcome.record
             if as_json:
                 print_json(
@@ -118,15 +145,21 @@ def gate(
             else:
                 print_causes(err.causes)
             raise
+        subset = result.candidate.subset
         markdown = gate_markdown(result)
+        if subset:
+            markdown = f"> A quick look at {subset} of the split: this verdict was not recorded.\n\n" + markdown
         if summary is not None:
             summary.write(markdown)
     if as_json:
         data = result.to_json()
         data["markdown"] = markdown
+        data["subset"] = subset or None
         print_json(data)
     else:
         _print(result)
+        if subset:
+            console.print(f"(a quick look at {subset} of the split: this verdict was not recorded)", markup=False)
     sys.exit(0 if result.passed else 1)
 
 

@@ -6,7 +6,6 @@ import click
 from rich.markup import escape
 
 from t2s.commands._common import (
-    CountingProgress,
     console,
     end_stage,
     err_console,
@@ -21,6 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands.progress import rollout_bar
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
@@ -118,7 +118,7 @@ def rollout(
     repo = open_repo(repo_dir)
     run_name = run_name or default_run_name()
     sandbox_preflight(unsafe_no_sandbox)  # loudly, before the progress bar
-    progress = None if as_json else rollout_progress()
+    progress = None if as_json else rollout_bar()
     if not as_json:
         err_console.print(f"run [bold]{run_name}[/bold]: split {escape(split or repo.config.rollout.evolve_split)}")
     with resumable_stage(progress, run_name, "tasks"):
@@ -145,13 +145,6 @@ def rollout(
     else:
         print_summary(summary)
     end_stage(summary, "task(s)", as_json)
-
-
-def rollout_progress() -> CountingProgress:
-    """The rollout's progress bar: tasks done, by verdict."""
-    return CountingProgress(
-        "rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict
-    )
 
 
 def print_summary(summary) -> None:

@@ -22,6 +22,7 @@ from t2s.evaluation.context import EvalContext
 from t2s.faults import ErrorCause
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.notes import TaskVerdict
+from t2s.record.runs import StageProgress
 
 
 @dataclass
@@ -34,6 +35,8 @@ class RunRequest:
     workdir: Path
     task_ids: list[str]
     seeds: int
+    #: Told as each task run starts and ends (the CLI's live bar).
+    progress: StageProgress | None = None
 
 
 @dataclass
@@ -116,7 +119,10 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)
-                workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
+                label = trajectory_id(task_id, k, seeds)
+                if request.progress:
+                    request.progress.begin(label)
+                workdir = Path(request.workdir) / label
                 traj = await run_agent(
                     llm,
                     ctx.suite,
@@ -128,12 +134,16 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     split=ctx.split,
                     seed_index=k,
                 )
+                if request.progress:
+                    request.progress.done(traj, label)
                 if traj.verdict == "errored":
                     doomed.append(
                         f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})"
                     )
                 return task_id, k, traj
 
+        if request.progress:
+            request.progress.start(len(request.task_ids) * seeds, 0)
         try:
             async with asyncio.TaskGroup() as group:
                 jobs = [group.create_task(one(t, k)) for t in request.task_ids for k in range(seeds)]

@@ -66,11 +66,17 @@ class RunManifest(BaseModel):
 
 
 class StageProgress(Protocol):
-    """What a long stage reports as it goes (the CLI draws a rich progress bar)."""
+    """What a long stage reports as it goes (the CLI draws a live bar:
+    :mod:`t2s.commands.progress`). ``start`` once per batch of work, then per item
+    ``begin(label)`` as it starts and ``done(item, label)`` as it ends (``item`` is
+    the stage's result for it: a Trajectory, a PatchRecord...). Calls may come from
+    several threads."""
 
     def start(self, total: int, already_done: int) -> None: ...
 
-    def done(self, item: Any) -> None: ...
+    def begin(self, label: str) -> None: ...
+
+    def done(self, item: Any, label: str = "") -> None: ...
 
 
 def check_run_name(name: str) -> str:

@@ -305,6 +305,8 @@ async def _rollout(
             if stop:
                 return
             task = suite.task(task_id)
+            if progress:
+                progress.begin(traj_id)
             episode_opts = opts
             if seeds > 1:
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
@@ -331,7 +333,7 @@ async def _rollout(
             )
             finished[traj_id] = traj
             if progress:
-                progress.done(traj)
+                progress.done(traj, traj_id)
             tripped = breaker.record(traj.error_cause if traj.verdict == "errored" else None)
             if tripped:
                 stop.setdefault("reason", tripped)

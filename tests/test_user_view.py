@@ -284,3 +284,64 @@ def test_a_filtered_gate_prints_a_verdict_but_records_none(tmp_path, scripted_se
     assert read_eval_note(store, cand) is None and read_eval_note(store, s0) is None  # release cannot see it
     release = CliRunner().invoke(main, ["release", cand, "-C", str(store.root)])
     assert release.exit_code != 0
+
+
+def test_show_prints_the_checker_report_readably_with_clean_paths(tmp_path):
+    from t2s.agent.trajectory import Step, Trajectory
+    from t2s.tasks.base import AnswerCheck, CheckReport
+    from tests._runfixtures import add_patch, make_skill_repo, start_run
+
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    add_patch(store, record, 1, "Read the answer format first.", task="q7")
+    report = CheckReport(
+        task_id="q7",
+        output_path="work/../work/q7/answer.xlsx",
+        answer_path="skills/../wtq-unseen/questions.tsv",
+        problems=["wrong answer"],
+        answers=AnswerCheck(gold=["3"], predicted=["4"], source="skills/../wtq-unseen/answer.txt"),
+    )
+    traj = Trajectory(
+        id="t001",
+        task_id="q7",
+        verdict="failed",
+        steps=[Step(index=1, turn=1, tool="run_python", arguments={"code": "print(4)"}, exit_code=0)],
+        check=report.model_dump(mode="json"),
+    )
+    record.write({"trajectories/t001.json": traj.to_json()}, "trajectory t001")
+    out = CliRunner().invoke(main, ["show", "0001", "-C", str(store.root), "--no-diff"])
+    assert out.exit_code == 0, out.output
+    assert "--- checker report" in out.output, out.output
+    check = out.output.split("--- checker report", 1)[1]
+    assert "FAIL  task q7" in check and "problem: wrong answer" in check
+    assert "gold (1): '3'" in check and "answer read from: wtq-unseen/answer.txt" in check
+    assert "output:  work/q7/answer.xlsx" in check
+    assert "{" not in check and "/../" not in check
+
+
+def test_stage_table_headers_are_never_cut(monkeypatch):
+    from types import SimpleNamespace
+
+    from t2s.analysis.analyze import summary_rows
+    from t2s.commands._common import console, print_row_table
+
+    summary = SimpleNamespace(
+        rejected_by_reason={"leak": 3, "overlap": 2, "guardrail": 1},
+        errored=2,
+        analyzed=9,
+        selected=10,
+        validated=4,
+        accepted=5,
+        unvalidated=1,
+        rejected=6,
+        tokens=1_234_567,
+        new_tokens=34_567,
+        skipped=3,
+        wall_s=1234.5,
+    )
+    monkeypatch.setattr(console, "width", 80)
+    with console.capture() as cap:
+        print_row_table("analyze r1", summary_rows(summary))
+    text = cap.get()
+    for header in ("analyzed", "validated", "accepted", "unvalidated", "rejected", "errored", "tokens"):
+        assert header in text, text

@@ -191,8 +191,8 @@ def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for name, _ in rows:
-        table.add_column(name, justify="right")
+    for name, _ in rows:  # a header is never cut ("unvalida…"): the values fold instead
+        table.add_column(name, justify="right", min_width=len(name), overflow="fold")
     table.add_row(*(escape(value) for _, value in rows))
     console.print(table)
 

@@ -42,6 +42,7 @@ from t2s.record.lessons import (
 from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
 from t2s.record.provenance import Provenance
 from t2s.record.runs import RunManifest, RunRecord, list_runs
+from t2s.tasks.base import CheckReport
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 
@@ -576,7 +577,7 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
         )
     check = ""
     if traj.check:
-        check = _clip(json.dumps(traj.check, indent=1, default=str), max_chars)
+        check = _clip(readable_check(traj.check), max_chars * 2)
     return Excerpt(
         trajectory=traj.id,
         task=traj.task_id,
@@ -590,6 +591,15 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
         steps=out_steps,
         check=check,
     )
+
+
+def readable_check(check: dict[str, Any]) -> str:
+    """The checker's report as a person reads it (:meth:`t2s.tasks.base.CheckReport.render`);
+    the raw JSON only when it is no report this t2s knows."""
+    try:
+        return CheckReport.model_validate(check).render()
+    except ValidationError:
+        return json.dumps(check, indent=1, default=str)
 
 
 def _eval_note(store: GitStore, commit: str) -> EvalNote | None:

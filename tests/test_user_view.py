@@ -345,3 +345,79 @@ def test_stage_table_headers_are_never_cut(monkeypatch):
     text = cap.get()
     for header in ("analyzed", "validated", "accepted", "unvalidated", "rejected", "errored", "tokens"):
         assert header in text, text
+
+
+# ---------------------------------------------------------------- views after reject + re-merge (21.3)
+
+
+def _views(store, tmp_path):
+    """What review, report, pr-body and the stage summary say about run r1."""
+    import html
+    import re
+
+    from t2s.record.runs import RunRecord
+
+    runner = CliRunner()
+    review = runner.invoke(main, ["review", "--run", "r1", "-C", str(store.root)], terminal_width=200)
+    out = tmp_path / "report.html"
+    report = runner.invoke(main, ["report", "--run", "r1", "-o", str(out), "-C", str(store.root)])
+    body = runner.invoke(main, ["pr-body", "candidate", "--run", "r1", "-C", str(store.root)])
+    assert review.exit_code == report.exit_code == body.exit_code == 0, (review.output, report.output, body.output)
+    page = html.unescape(re.sub(r"<[^>]+>", " ", out.read_text()))
+    stage = RunRecord(store, "r1").manifest().stages["merge"].summary
+    return review.output, " ".join(page.split()), body.output, stage
+
+
+def test_views_agree_after_reject_and_re_merge(tmp_path, scripted_server):
+    from t2s.testing import Reply
+    from t2s.testing.simulated import merger_responder
+    from tests._runfixtures import add_patch, make_skill_repo, start_run
+
+    scripted_server.on(lambda request: Reply(content="not JSON"), role="merger")
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    add_patch(store, record, 1, "Recalculate formulas before saving.")
+    add_patch(store, record, 2, "Strip spaces from text keys.")
+    runner = CliRunner()
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    failed = runner.invoke(main, ["merge", "--run", "r1", *args])
+    assert failed.exit_code != 0 and "L1-01: failed" in failed.output
+    assert runner.invoke(main, ["reject", "0002", "-m", "too narrow", "-C", str(store.root)]).exit_code == 0
+
+    # The failed L1-01 took the rejected patch: a plain merge must not leave it as the current tree.
+    plain = runner.invoke(main, ["merge", "--run", "r1", *args])
+    assert plain.exit_code == 2 and "--rebuild" in plain.output and "L1-01" in plain.output
+    scripted_server.on(merger_responder, role="merger")
+    rebuilt = runner.invoke(main, ["merge", "--run", "r1", "--rebuild", *args])
+    assert rebuilt.exit_code == 0, rebuilt.output
+
+    review, page, body, stage = _views(store, tmp_path)
+    assert review.strip().endswith("1 in the candidate, 1 rejected")
+    assert "1 in the candidate, 1 rejected" in page and "merged" not in review.splitlines()[-1]
+    assert "L1-01" not in page and "failed merge (inputs" in page  # only the legend mentions a failed merge
+    assert "0 level(s)" in page and "level(s), 1 failed" not in page
+    assert "1 patches -> no merges" in body and "at L1" not in body
+    assert stage["levels"] == [] and stage["failed"] == 0 and stage["merged"] == 0
+
+
+def test_views_agree_after_rejecting_a_merged_patch(tmp_path, scripted_server):
+    from t2s.testing.simulated import merger_responder
+    from tests._runfixtures import add_patch, make_skill_repo, start_run
+
+    scripted_server.on(merger_responder, role="merger")
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    for i, text in enumerate(["Recalculate formulas.", "Strip spaces from keys.", "Read values back."], start=1):
+        add_patch(store, record, i, text, topic=f"t{i}")
+    runner = CliRunner()
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    assert runner.invoke(main, ["merge", "--run", "r1", *args]).exit_code == 0
+    assert runner.invoke(main, ["reject", "0003", "-m", "too narrow", "-C", str(store.root)]).exit_code == 0
+    assert runner.invoke(main, ["merge", "--run", "r1", *args]).exit_code == 2
+    assert runner.invoke(main, ["merge", "--run", "r1", "--rebuild", *args]).exit_code == 0
+
+    review, page, body, stage = _views(store, tmp_path)
+    assert review.strip().endswith("2 merged, 1 rejected") and "2 merged, 1 rejected" in page
+    assert "1 merges 1 level(s)" in page or "merges 1 1 level(s)" in page
+    assert "2 patches -> 1 at L1" in body
+    assert stage["levels"] == [["L1-01"]] and stage["merged"] == 1 and stage["inputs"] == 2

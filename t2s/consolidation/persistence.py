@@ -37,6 +37,16 @@ class _Finished:
             self._parsed[name] = parse_record(MergeReport, raw, f"{MERGES_DIR}/{name}.json of the run record")
         return self._parsed[name]
 
+    def stale(self, inputs: set[str]) -> list[str]:
+        """The recorded tree merges (``L*``) that took a commit which is neither one
+        of ``inputs`` (the patches to merge now) nor a recorded merge: the tree of an
+        earlier set of patches (one was rejected since), which no view may show as
+        current."""
+        names = sorted(path.rsplit("/", 1)[-1][: -len(".json")] for path in self.reports)
+        reports = [r for name in names if name.startswith("L") and (r := self.report(name)) is not None]
+        known = inputs | {r.commit for r in reports if r.commit}
+        return [r.name for r in reports if any(i.get("commit") not in known for i in r.inputs)]
+
     def made_from_others(self, name: str, parents: list[str]) -> bool:
         report = self.report(name)
         return report is not None and [i["commit"] for i in report.inputs] != parents

@@ -362,6 +362,17 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
     return view
 
 
+def state_counts(rows: list[PatchView]) -> str:
+    """One line of patch counts by state, the same in every view ("2 merged, 1 rejected").
+    A patch that is the candidate itself (nothing was merged) counts as "in the
+    candidate", not "merged"."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        label = "in the candidate" if row.state == "merged" and not row.merged_into else row.state
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+
+
 def _status(view: PatchView) -> tuple[State, str]:
     rejected = view.verdict is not None and view.verdict.verdict == "reject"
     comment = (view.verdict.comment if view.verdict else "") or "rejected in review"

@@ -421,3 +421,68 @@ def test_views_agree_after_rejecting_a_merged_patch(tmp_path, scripted_server):
     assert "1 merges 1 level(s)" in page or "merges 1 1 level(s)" in page
     assert "2 patches -> 1 at L1" in body
     assert stage["levels"] == [["L1-01"]] and stage["merged"] == 1 and stage["inputs"] == 2
+
+
+# ---------------------------------------------------------------- ledger across a kill -9 (21.4)
+
+
+def test_ledger_adds_up_after_a_killed_rollout_is_resumed(tmp_path, scripted_server):
+    """kill -9 while the third task waits for the model; resume: the rollout ledger,
+    the manifest's stage summary and the report count the same tokens and calls as the
+    recorded trajectories."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from t2s.agent.trajectory import load_trajectory
+    from t2s.record.runs import RunRecord
+    from tests.conftest import git
+    from tests.test_eval_support import HELDOUT, agent_responder, make_repo
+
+    store = make_repo(tmp_path, scripted_server)
+    toml = store.root / "t2s.toml"  # roll out on the four tasks
+    text = toml.read_text().replace(f"heldout = {{ ids = {json.dumps(HELDOUT)} }}", 'heldout = { ids = ["evo1"] }')
+    toml.write_text(text.replace('evolve = { ids = ["evo1"] }', f"evolve = {{ ids = {json.dumps(HELDOUT)} }}"))
+    git(store.root, "commit", "-qam", "roll out on four tasks")
+    reached, release = threading.Event(), threading.Event()
+
+    def stall_on_hard1(request):
+        if "1_hard1_init.xlsx" in request.text:
+            reached.set()
+            release.wait(120)
+        return agent_responder(request)
+
+    scripted_server.reset()
+    scripted_server.on(stall_on_hard1, role="agent")
+    env = {**os.environ, "CI": "1"}
+    cmd = [sys.executable, "-m", "t2s", "rollout", "--run", "r1", "--concurrency", "1"]
+    log = tmp_path / "rollout.log"
+    proc = subprocess.Popen([*cmd, "-C", str(store.root)], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        while not reached.wait(1):  # not a timing assumption: it waits for either event
+            assert proc.poll() is None, log.read_text()
+        proc.kill()  # SIGKILL: no finally block, no ledger written at the end
+        proc.wait(60)
+    finally:
+        release.set()
+    record = RunRecord(store, "r1")
+    assert len(record.list("trajectories")) == 2  # easy1, easy2 were recorded before the kill
+    assert record.read_json("ledger/rollout.json")["totals"]["calls"] == 4  # ... and what they cost
+
+    resumed = CliRunner().invoke(main, ["rollout", "--run", "r1", "-C", str(store.root)])
+    assert resumed.exit_code == 0, resumed.output
+    trajectories = [
+        load_trajectory(record.read(path), where=path) for path in record.list("trajectories") if path.endswith(".json")
+    ]
+    assert sorted(t.task_id for t in trajectories) == sorted(HELDOUT)
+    tokens = sum(t.usage.total_tokens for t in trajectories)
+    calls = sum(t.usage.calls for t in trajectories)
+    ledger = record.read_json("ledger/rollout.json")["totals"]
+    stage = record.manifest().stages["rollout"].summary
+    assert tokens > 0 and ledger["total_tokens"] == stage["tokens"] == tokens
+    assert ledger["calls"] == calls == 8
+    out = tmp_path / "report.html"
+    assert CliRunner().invoke(main, ["report", "--run", "r1", "-o", str(out), "-C", str(store.root)]).exit_code == 0
+    assert f">{tokens}<" in out.read_text().replace(",", "")

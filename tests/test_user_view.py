@@ -486,3 +486,46 @@ def test_ledger_adds_up_after_a_killed_rollout_is_resumed(tmp_path, scripted_ser
     out = tmp_path / "report.html"
     assert CliRunner().invoke(main, ["report", "--run", "r1", "-o", str(out), "-C", str(store.root)]).exit_code == 0
     assert f">{tokens}<" in out.read_text().replace(",", "")
+
+
+# ---------------------------------------------------------------- merger transcripts (21.9)
+
+
+def test_a_merge_keeps_the_mergers_transcript_and_show_opens_it(tmp_path, scripted_server):
+    import json
+
+    from t2s.record.runs import RunRecord
+    from t2s.testing import Reply
+    from t2s.testing.simulated import merger_responder
+    from tests._runfixtures import add_patch, make_skill_repo, start_run
+
+    scripted_server.on(lambda request: Reply(content="Sorry, [no JSON] today"), role="merger")
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    add_patch(store, record, 1, "Recalculate formulas before saving.")
+    add_patch(store, record, 2, "Strip spaces from text keys.")
+    runner = CliRunner()
+    args = ["-C", str(store.root), "--base-url", scripted_server.base_url, "--model", "sim-merger"]
+    assert runner.invoke(main, ["merge", "--run", "r1", *args]).exit_code != 0
+    kept = json.loads(RunRecord(store, "r1").read("merge-transcripts/L1-01.json"))
+    assert kept[0]["role"] == "system" and "Merge group L1-01" in json.dumps(kept)
+    answers = [m["content"] for m in kept if m["role"] == "assistant"]
+    assert answers == ["Sorry, [no JSON] today"] * 3  # each raw answer, the repairs in between
+    shown = runner.invoke(main, ["show", "L1-01", "-C", str(store.root)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "merge L1-01 of run r1: 3 merger answer(s)" in shown.output
+    assert shown.output.count("Sorry, [no JSON] today") == 3
+
+    # A rebuilt tree keeps the old transcript with the old reports; the new merge has its own.
+    scripted_server.reset()
+    scripted_server.on(merger_responder, role="merger")
+    rebuilt = runner.invoke(main, ["merge", "--run", "r1", "--rebuild", "--no-cache", *args])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    record = RunRecord(store, "r1")
+    assert record.read("superseded/001/merge-transcripts/L1-01.json") is not None
+    fresh = json.loads(record.read("merge-transcripts/L1-01.json"))
+    assert [m["role"] for m in fresh][-1] == "assistant" and "lessons" in fresh[-1]["content"]
+    as_json = runner.invoke(main, ["show", "L1-01", "--run", "r1", "--json", "-C", str(store.root)])
+    assert json.loads(as_json.output)["transcript"] == fresh
+    missing = runner.invoke(main, ["show", "L9-01", "-C", str(store.root)])
+    assert missing.exit_code == 2 and "no run has a merge L9-01" in missing.output

@@ -26,6 +26,8 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
     around the failure.
 
     PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit.
+    A merge's name (L1-02, S003) shows the merger's transcript instead: what it was
+    asked, each raw answer, and the feedback that sent it back.
 
     \b
     Examples:
@@ -33,9 +35,17 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
       t2s show t2s/r1/patch/0007
       t2s show 7 --run r1 --no-diff
       t2s show 0007 --json
+      t2s show L1-02 --run r1                 # the merger's transcript of merge L1-02
     """
-    from t2s.views.review import patch_detail
+    from t2s.views.review import MERGE_NAME_RE, merge_transcript, patch_detail
 
+    if MERGE_NAME_RE.fullmatch(patch):
+        run, messages = merge_transcript(open_store(repo_dir), patch, run_name)
+        if as_json:
+            print_json({"run": run, "merge": patch, "transcript": messages})
+            return
+        _print_transcript(run, patch, messages)
+        return
     detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
     if as_json:
         print_json(detail.model_dump())
@@ -91,3 +101,13 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
         out(detail.excerpt.render())
     else:
         out(f"  {detail.excerpt_missing}")
+
+
+def _print_transcript(run: str, name: str, messages: list[dict]) -> None:
+    """A merger conversation, one message after the other, text printed as it is."""
+    answers = sum(1 for m in messages if m.get("role") == "assistant")
+    console.print(f"merge {name} of run {run}: {answers} merger answer(s)", markup=False, style="bold")
+    for message in messages:
+        role = str(message.get("role", "?"))
+        console.print(f"--- {role}", markup=False, style="bold cyan" if role == "assistant" else "bold")
+        console.print(str(message.get("content") or ""), markup=False, soft_wrap=True)

@@ -33,6 +33,7 @@ from t2s.evaluation.summary import eval_table_markdown
 from t2s.gitstore.store import GitStore, parse_trailers
 from t2s.record import refs
 from t2s.record.lessons import (
+    MERGE_TRANSCRIPTS_DIR,
     MERGES_DIR,
     PATCHES_DIR,
     Lesson,
@@ -602,6 +603,29 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
         steps=out_steps,
         check=check,
     )
+
+
+#: A merge's name: ``L2-01`` (a level of the tree) or ``S003`` (a sequential step).
+MERGE_NAME_RE = re.compile(r"L\d+-\d+|S\d+")
+
+
+def merge_transcript(store: GitStore, name: str, run: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The merger's conversation for merge ``name`` of ``run`` (the request, each raw
+    answer, each feedback), as ``(run, messages)``; ``run`` may be left out when one
+    run has such a merge."""
+    runs = [run] if run else [r for r in list_runs(store) if RunRecord(store, r).read(f"{MERGES_DIR}/{name}.json")]
+    if not runs:
+        raise UsageError(f"no run has a merge {name}", hint="list the merges with `t2s review --run RUN`")
+    if len(runs) > 1:
+        raise UsageError(f"merge {name} is ambiguous: runs {', '.join(runs)} all have one", hint="pass --run NAME")
+    record = RunRecord(store, runs[0])
+    raw = record.read(f"{MERGE_TRANSCRIPTS_DIR}/{name}.json")
+    if raw is None:
+        raise UsageError(
+            f"run {runs[0]!r} keeps no merger transcript for {name}",
+            hint="merges made before t2s kept transcripts have none; `t2s merge --rebuild` makes them again",
+        )
+    return runs[0], json.loads(raw)
 
 
 def readable_check(check: dict[str, Any]) -> str:

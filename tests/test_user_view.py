@@ -529,3 +529,21 @@ def test_a_merge_keeps_the_mergers_transcript_and_show_opens_it(tmp_path, script
     assert json.loads(as_json.output)["transcript"] == fresh
     missing = runner.invoke(main, ["show", "L9-01", "-C", str(store.root)])
     assert missing.exit_code == 2 and "no run has a merge L9-01" in missing.output
+
+
+def test_eval_notes_point_at_kept_trajectories_that_show_opens(tmp_path, scripted_server):
+    from t2s.record.notes import read_eval_note
+    from tests.test_eval_support import HELDOUT, make_repo
+
+    store = make_repo(tmp_path, scripted_server)
+    runner = CliRunner()
+    assert runner.invoke(main, ["eval", "HEAD", "-C", str(store.root), "-q"]).exit_code == 0
+    record = read_eval_note(store, "HEAD").evals[0]
+    assert record.trajectories and record.trajectories.startswith("refs/t2s/eval-trajectories/")
+    kept = store.read_files(record.trajectories, "trajectories")
+    assert sorted(kept) == sorted(f"{task}.json" for task in HELDOUT)
+    shown = runner.invoke(main, ["show", "hard1", "--eval", "HEAD", "-C", str(store.root)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "trajectory hard1 of task hard1: failed" in shown.output and "run_python" in shown.output
+    nope = runner.invoke(main, ["show", "nosuch", "--eval", "HEAD", "-C", str(store.root)])
+    assert nope.exit_code == 2 and "it has: easy1" in nope.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2s import sandbox
@@ -45,6 +45,8 @@ class RunResult:
     tokens: int = 0
     cost_usd: float = 0.0
     model_calls: int = 0
+    #: Each task run's trajectory as JSON, by trajectory id (kept with a noted result).
+    trajectories: dict[str, str] = field(default_factory=dict)
 
 
 Runner = Callable[[RunRequest], RunResult]
@@ -159,4 +161,10 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
         llm.close()
     verdicts = [_task_verdict(task_id, k, traj, doomed) for task_id, k, traj in results]
     totals = llm.ledger.totals
-    return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd, model_calls=totals.calls)
+    return RunResult(
+        verdicts=verdicts,
+        tokens=totals.total_tokens,
+        cost_usd=totals.cost_usd,
+        model_calls=totals.calls,
+        trajectories={traj.id: traj.to_json() for _, _, traj in results if traj is not None},
+    )

@@ -628,6 +628,26 @@ def merge_transcript(store: GitStore, name: str, run: str | None = None) -> tupl
     return runs[0], json.loads(raw)
 
 
+def eval_trajectory_excerpt(store: GitStore, rev: str, task: str, *, context_steps: int = 2) -> Excerpt:
+    """The trajectory of ``task`` (a task id or trajectory id) in the noted evaluation
+    of ``rev``, as ``t2s show`` prints it: a held-out regression read, not only counted."""
+    commit = store.resolve(rev)
+    note = _eval_note(store, commit)
+    kept = [r for r in (note.evals if note else []) if r.trajectories]
+    if not kept:
+        raise UsageError(
+            f"the eval note on {rev} keeps no trajectories",
+            hint=f"`t2s eval {rev} --no-cache` evaluates it again and keeps them",
+        )
+    files = store.read_files(kept[-1].trajectories or "", "trajectories")
+    names = [task, *(name[: -len(".json")] for name in sorted(files) if name.startswith(f"{task}"))]
+    raw = next((files[f"{name}.json"] for name in names if f"{name}.json" in files), None)
+    if raw is None:
+        have = ", ".join(sorted(name[: -len(".json")] for name in files))
+        raise UsageError(f"no trajectory of {task!r} in the evaluation of {rev}", hint=f"it has: {have}")
+    return trajectory_excerpt(load_trajectory(raw, where=f"{kept[-1].trajectories}"), context_steps=context_steps)
+
+
 def readable_check(check: dict[str, Any]) -> str:
     """The checker's report as a person reads it (:meth:`t2s.tasks.base.CheckReport.render`);
     the raw JSON only when it is no report this t2s knows."""

@@ -308,11 +308,15 @@ def evaluate(
     cache: bool = True,
     unsafe_no_sandbox: bool | None = None,
     on_wait: Callable[[str], None] | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    progress: StageProgress | None = None,
 ) -> EvalOutcome:
     """Evaluate the skill at ``rev`` on a split (default: the held-out one) and note the
     result on ``rev``; an identical skill, suite and agent evaluated before costs
     nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
-    when a task errored."""
+    when a task errored. ``tasks``/``limit`` run only part of the split, a quick look
+    that is never cached or noted (``outcome.subset`` says so)."""
     ctx = make_context(
         repo.store,
         repo.config,
@@ -321,8 +325,10 @@ def evaluate(
         suite=suite,
         rev_for_skill=rev,
         unsafe_no_sandbox=unsafe_no_sandbox,
+        tasks=tasks,
+        limit=limit,
     )
-    return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
+    return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait, progress=progress)
 
 
 def noise_floor(
@@ -366,11 +372,16 @@ def gate(
     cache: bool = True,
     unsafe_no_sandbox: bool | None = None,
     on_wait: Callable[[str], None] | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    progress: StageProgress | None = None,
 ) -> GateResult:
     """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
     S0) on the same split and agent, pair them per task and judge: the verdict goes
     into the candidate's eval note, where ``release`` looks for it. ``decide`` and
-    ``alpha`` override ``[gate] decide`` / ``[gate] alpha`` (the decision rule)."""
+    ``alpha`` override ``[gate] decide`` / ``[gate] alpha`` (the decision rule). With
+    ``tasks`` or ``limit`` (part of the split) nothing is cached or noted: ``release``
+    never sees it."""
     ctx = make_context(
         repo.store,
         repo.config,
@@ -379,6 +390,8 @@ def gate(
         suite=suite,
         rev_for_skill=candidate,
         unsafe_no_sandbox=unsafe_no_sandbox,
+        tasks=tasks,
+        limit=limit,
     )
     return gate_in(
         ctx,
@@ -390,6 +403,7 @@ def gate(
         alpha=alpha,
         use_cache=cache,
         on_wait=on_wait,
+        progress=progress,
     )
 
 

@@ -257,6 +257,9 @@ def test_rebuild_after_a_merged_patch_is_rejected(tmp_path, scripted_server):
     # the old tree is kept, and so are its reports
     assert store.rev_parse("refs/t2s/superseded/r1/001") == old_candidate
     assert sorted(record.list("superseded")) == [
+        "superseded/001/merge-transcripts/L1-01.json",  # the merger's conversations go along
+        "superseded/001/merge-transcripts/L1-02.json",
+        "superseded/001/merge-transcripts/L2-01.json",
         "superseded/001/merges/L1-01.json",
         "superseded/001/merges/L1-02.json",
         "superseded/001/merges/L2-01.json",

@@ -62,14 +62,13 @@ from t2s.faults import (
 )
 from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
-from t2s.llm.ledger import accumulate
 from t2s.patches.context import PatchContext, commit_patch
 from t2s.patches.leaks import distinctive_values
 from t2s.patches.results import Patch, Rejected
 from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.provenance import Provenance
 from t2s.record.refs import patch_branch
-from t2s.record.runs import RunRecord, StageProgress
+from t2s.record.runs import RunRecord, SpendWriter, StageProgress
 from t2s.rollouts.rollout import load_rollout_suite
 from t2s.skill.repo import limits_of, require_clean_skill
 
@@ -502,6 +501,7 @@ async def _analyze_run(
     finished: dict[str, PatchRecord] = {}
     errored: dict[str, AnalystOutcome] = {}
     breaker = Breaker(max(3, settings.concurrency), "analyses")  # the endpoint is down: stop starting
+    spend = SpendWriter(record, llm.ledger, LEDGER_PATH)  # the ledger lands with each result (kill -9 safe)
     tokens_before = llm.ledger.totals.total_tokens
 
     async def one(number: str, traj: Trajectory) -> None:
@@ -509,6 +509,8 @@ async def _analyze_run(
             if stop:
                 return
             task = _task_of(suite, traj)
+            if progress:
+                progress.begin(traj.id)
             notes: list[str] = []
             kind = "success" if traj.verdict == "passed" else settings.analyst
             if kind == "agentic" and (task is None or not suite.has_analyst_workspace(task)):
@@ -554,10 +556,10 @@ async def _analyze_run(
                 }
                 if traj.id in existing:
                     files[existing[traj.id].path] = None  # an older t2s's "rejected" was an error too
-                await asyncio.to_thread(record.write, files, f"t2s run {run}: analyze {traj.id} errored", outcome.error)
+                await asyncio.to_thread(spend.write, files, f"t2s run {run}: analyze {traj.id} errored", outcome.error)
                 errored[traj.id] = outcome
                 if progress:
-                    progress.done(outcome)
+                    progress.done(outcome, traj.id)
                 if tripped := breaker.record(outcome.error_cause):
                     stop.setdefault("reason", tripped)
                 return
@@ -570,11 +572,11 @@ async def _analyze_run(
                 f"{ANALYSES_DIR}/{traj.id}.json": analysis_json(patch, traj, outcome, kind=reject, notes=notes),
             }
             await asyncio.to_thread(
-                record.write, files, f"t2s run {run}: analyze {traj.id} -> patch {number} {patch.status}", patch.reason
+                spend.write, files, f"t2s run {run}: analyze {traj.id} -> patch {number} {patch.status}", patch.reason
             )
             finished[traj.id] = patch
             if progress:
-                progress.done(patch)
+                progress.done(patch, traj.id)
             breaker.record(None)
 
     status = "failed"
@@ -598,9 +600,7 @@ async def _analyze_run(
         summary.wall_s = round(time.perf_counter() - started, 3)
         stage = {k: v for k, v in summary.to_dict().items() if k not in ("patches", "notes")}
         try:
-            record.write(
-                {LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)}, f"t2s run {run}: analyze ledger"
-            )
+            spend.write({}, f"t2s run {run}: analyze ledger")  # what no recorded analysis took
             record.set_stage(STAGE, status, stage)
         except Exception:  # pragma: no cover - never hide the original error
             if status in ("done", "errored"):

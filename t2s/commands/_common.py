@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from t2s.errors import UsageError
 from t2s.record import refs
 
 if TYPE_CHECKING:  # pydantic and rich load on use, for start-up time
     from pydantic import BaseModel
-    from rich.progress import TaskID
+
+    from t2s.commands.progress import StageBar
 
 #: Human output goes to stdout through rich; errors go to stderr.
 console = Console(highlight=False, soft_wrap=False)
@@ -55,7 +57,7 @@ def sandbox_preflight(unsafe_no_sandbox: bool | None) -> str | None:
 
     warning = preflight(unsafe_no_sandbox)
     if warning:
-        err_console.print(f"[bold red]{warning}[/bold red]")
+        err_console.print(f"[bold red]{escape(warning)}[/bold red]")
     return warning
 
 
@@ -167,51 +169,8 @@ def load_repo_config(store):
     return load_config(store.root / "t2s.toml")
 
 
-class CountingProgress:
-    """A rich progress bar on stderr (stdout stays clean for --json) that counts
-    finished items by outcome, e.g. passed / failed / errored.
-
-    ``outcome`` maps a finished item to its outcome name; ``styles`` gives each
-    counted outcome its colour, in display order.
-    """
-
-    def __init__(self, label: str, styles: dict[str, str], outcome):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn(f"[bold]{label}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-            disable=not err_console.is_terminal,
-        )
-        self.styles = styles
-        self.outcome = outcome
-        self.counts = {name: 0 for name in styles}
-        self.task: TaskID | None = None
-
-    def _describe(self) -> str:
-        return " ".join(f"[{style}]{self.counts[name]} {name}[/]" for name, style in self.styles.items())
-
-    def start(self, total: int, already_done: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task(self._describe(), total=total, completed=already_done)
-
-    def done(self, item) -> None:
-        name = self.outcome(item)
-        self.counts[name] = self.counts.get(name, 0) + 1
-        assert self.task is not None, "start() comes first"
-        self.bar.update(self.task, advance=1, description=self._describe())
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-
 @contextlib.contextmanager
-def resumable_stage(progress: CountingProgress | None, run: str, what: str) -> Iterator[None]:
+def resumable_stage(progress: StageBar | None, run: str, what: str) -> Iterator[None]:
     """Run one stage of a run: Ctrl-C leaves finished work in the record and says how to
     resume; the progress bar is always closed."""
     try:
@@ -232,9 +191,9 @@ def print_row_table(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for name, _ in rows:
-        table.add_column(name, justify="right")
-    table.add_row(*(value for _, value in rows))
+    for name, _ in rows:  # a header is never cut ("unvalida…"): the values fold instead
+        table.add_column(name, justify="right", min_width=len(name), overflow="fold")
+    table.add_row(*(escape(value) for _, value in rows))
     console.print(table)
 
 
@@ -256,7 +215,7 @@ def stopped_by_budget(summary, what: str) -> None:
     """Exit 1 with how to finish, when a budget cap stopped the stage early."""
     if summary.stopped:
         err_console.print(
-            f"[yellow]Stopped:[/yellow] {summary.stopped}. "
+            f"[yellow]Stopped:[/yellow] {escape(summary.stopped)}. "
             f"Run the same command again to finish the remaining {summary.remaining} {what}."
         )
         sys.exit(1)
@@ -271,6 +230,8 @@ def end_stage(summary, what: str, as_json: bool) -> None:
         if not as_json:
             print_causes(errored.causes)
         if summary.stopped:
-            err_console.print(f"[yellow]Stopped:[/yellow] {summary.stopped}; {summary.remaining} {what} not run.")
+            err_console.print(
+                f"[yellow]Stopped:[/yellow] {escape(summary.stopped)}; {summary.remaining} {what} not run."
+            )
         raise errored
     stopped_by_budget(summary, what)

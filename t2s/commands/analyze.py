@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from t2s.commands._common import (
-    CountingProgress,
     console,
     end_stage,
     json_option,
@@ -20,6 +19,7 @@ from t2s.commands._common import (
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
 from t2s.commands.models import model_options, overrides_from_flags
+from t2s.commands.progress import analyze_bar
 from t2s.config import AnalyzeSection
 from t2s.record import refs
 from t2s.record.provenance import KEYS
@@ -132,7 +132,7 @@ def analyze(
         return
     if (analyst or repo.config.analyze.analyst) == "agentic" and (mode or repo.config.analyze.mode) != "success":
         sandbox_preflight(unsafe_no_sandbox)  # only the agentic error analyst runs code
-    progress = None if as_json else analyze_progress()
+    progress = None if as_json else analyze_bar()
     with resumable_stage(progress, run_name, "analyses"):
         summary = t2s.analyze(
             repo,
@@ -155,15 +155,6 @@ def analyze(
         print_summary(summary)
         print_estimate_vs_actual(repo.store, run_name, "analyze")
     end_stage(summary, "trajectory(ies)", as_json)
-
-
-def analyze_progress() -> CountingProgress:
-    """The analysis' progress bar: trajectories done, by outcome."""
-    styles = {"accepted": "green", "unvalidated": "yellow", "rejected": "red", "errored": "yellow"}
-    # a finished item is a PatchRecord (a verdict) or an AnalystOutcome (an analysis that errored)
-    return CountingProgress(
-        "analyze", styles, lambda item: "errored" if getattr(item, "error_cause", None) else item.status
-    )
 
 
 def print_summary(summary) -> None:

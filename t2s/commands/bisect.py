@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import (
     console,
@@ -82,9 +83,9 @@ def _print(result) -> None:
         )
     for step in result.steps:
         if step.get("skipped"):
-            console.print(f"step {step['rev'][:12]}: skipped ({step.get('reason', '')})")
+            console.print(f"step {step['rev'][:12]}: skipped ({step.get('reason', '')})", markup=False)
         elif step.get("error"):  # e.g. the model endpoint failed: git bisect stopped, nothing blamed
-            console.print(f"step {step['rev'][:12]}: error: {step['error']}")
+            console.print(f"step {step['rev'][:12]}: error: {step['error']}", markup=False)
         elif "score" in step:
             console.print(
                 f"step {step['commit'][:12]} score {step['score']:.3f} -> {'bad' if step.get('bad') else 'good'}"
@@ -95,21 +96,21 @@ def _print(result) -> None:
     )
     if not result.first_bad:
         console.print("[red]bisect could not name a first bad commit[/]")
-        console.print(result.log)
+        console.print(result.log, markup=False)
         return
-    console.print(f"[bold]first bad commit: {result.first_bad[:12]}[/] ({result.kind}) {result.subject}")
+    console.print(f"[bold]first bad commit: {result.first_bad[:12]}[/] ({result.kind}) {escape(result.subject)}")
     for b in result.branches:
-        console.print(f"  branch: {b}")
+        console.print(f"  branch: {b}", markup=False)
     d = result.details
     if result.kind == "patch":
         for key in ("patch", "task", "trajectory", "trajectory_path", "outcome"):
             if d.get(key):
-                console.print(f"  {key}: {d[key]}")
+                console.print(f"  {key}: {d[key]}", markup=False)
         for lesson in d.get("lessons") or []:
-            console.print(f"  lesson: {lesson}")
+            console.print(f"  lesson: {lesson}", markup=False)
     elif result.kind == "merge":
         console.print(f"  parents: {', '.join(p[:12] for p in d.get('parents', []))}")
         if d.get("merge_report") is not None:
             import json
 
-            console.print("  merge report: " + json.dumps(d["merge_report"], indent=2)[:2000])
+            console.print("  merge report: " + json.dumps(d["merge_report"], indent=2)[:2000], markup=False)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import (
     console,
@@ -22,7 +23,7 @@ from t2s.commands._common import (
 )
 from t2s.commands._estimates import dry_run_option, print_estimate
 from t2s.config import Count, GateSection, Score
-from t2s.errors import T2SError
+from t2s.errors import T2SError, UsageError
 
 #: ``git bisect run`` aborts on exit codes >= 128; 125 means "skip this commit".
 EXIT_SKIP = 125
@@ -61,6 +62,19 @@ EXIT_ABORT = 128
     help="The noise floor: evaluate N (>= 2) times with no eval or response cache and report run-to-run agreement.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
+@click.option(
+    "--limit",
+    type=number_type(Count),
+    default=None,
+    help="A quick look: only the first N tasks of the split (never cached or noted).",
+)
+@click.option(
+    "--task",
+    "task_ids",
+    multiple=True,
+    metavar="ID",
+    help="A quick look: only this task (repeatable; never cached or noted).",
+)
 @unsafe_sandbox_option
 @dry_run_option
 @repo_option
@@ -75,6 +89,8 @@ def eval_(
     report_file,
     repeat,
     quiet,
+    limit,
+    task_ids,
     unsafe_no_sandbox,
     repo_dir,
     as_json,
@@ -88,6 +104,10 @@ def eval_(
     result is reused, without any model call, for any commit with the same skill
     subtree, suite hash and agent settings; --no-cache forces a run.
 
+    --limit N and --task ID run only part of the split for a quick look: such a
+    result is neither read from nor written to the notes, so no cache hit, gate or
+    release can mistake it for the whole split.
+
     If any task errored (the model endpoint was down, answered garbage, timed out...)
     nothing is recorded: the tasks and the causes are printed and the exit status is 3.
     A second eval of the same skill waits for one already running, then reuses it.
@@ -98,10 +118,12 @@ def eval_(
       t2s eval v0.2.0 --seeds 3 --json
       t2s eval HEAD --repeat 2        # the noise floor: how much do two runs disagree?
       t2s eval HEAD --dry-run         # the expected cost, nothing spent
+      t2s eval HEAD --limit 3         # a quick look, not recorded
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
     import t2s
+    from t2s.commands.progress import eval_bar
     from t2s.evaluation.evaluate import EvalErrored, Unevaluable
 
     if dry_run:
@@ -114,6 +136,9 @@ def eval_(
     if repeat is not None and repeat > 1:
         _noise_floor(rev, split, seeds, suite, repeat, unsafe_no_sandbox, repo_dir, as_json, quiet)
         return
+    if (limit or task_ids) and below is not None:
+        raise UsageError("--exit-code-below judges the whole split: leave out --limit and --task")
+    progress = None if as_json or quiet else eval_bar()
     try:
         outcome = t2s.evaluate(
             open_repo(repo_dir),
@@ -124,26 +149,37 @@ def eval_(
             cache=not no_cache,
             unsafe_no_sandbox=unsafe_no_sandbox,
             on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+            tasks=list(task_ids) or None,
+            limit=limit,
+            progress=progress,
         )
     except EvalErrored as err:
+        if progress:
+            progress.stop()
         _print_errored(err, as_json, quiet)
         if below is None:
             raise
         _report(report_file, {"rev": rev, "error": err.message})
-        err_console.print(f"t2s eval {rev}: {err.message}")
+        err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)  # an outage says nothing about the commit: git bisect stops
     except Unevaluable as err:
+        if progress:
+            progress.stop()
         if below is None:
             raise
         _report(report_file, {"rev": rev, "skipped": True, "reason": err.message})
-        err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}")
+        err_console.print(f"t2s eval {rev}: cannot evaluate, skipping: {err.message}", markup=False)
         sys.exit(EXIT_SKIP)
     except T2SError as err:
+        if progress:
+            progress.stop()
         if below is None:
             raise
         _report(report_file, {"rev": rev, "error": err.message})
-        err_console.print(f"t2s eval {rev}: {err.message}")
+        err_console.print(f"t2s eval {rev}: {err.message}", markup=False)
         sys.exit(EXIT_ABORT)
+    if progress:
+        progress.stop()
     rec = outcome.record
     _report(
         report_file,
@@ -162,6 +198,7 @@ def eval_(
                 "commit": outcome.commit,
                 "cached": outcome.cached,
                 "source": outcome.source,
+                "subset": outcome.subset or None,
                 "record": rec.model_dump(mode="json"),
             }
         )
@@ -176,6 +213,8 @@ def eval_(
         )
     else:
         _print_table(outcome)
+    if outcome.subset and not as_json:
+        err_console.print(f"quick look at {outcome.subset} of the split: not cached, not noted", markup=False)
     if below is not None:
         sys.exit(1 if rec.score < below else 0)
 
@@ -231,7 +270,7 @@ def _print_tasks(outcome) -> None:
     styles = {"passed": "[green]pass[/]", "failed": "[red]fail[/]", "errored": "[yellow]error[/]"}
     for v in rec.tasks:
         score = "-" if v.errored else f"{v.score:.2f}"
-        table.add_row(v.task, str(v.seed), styles[_verdict(v)], score, v.error or v.stop_reason or "")
+        table.add_row(escape(v.task), str(v.seed), styles[_verdict(v)], score, escape(v.error or v.stop_reason or ""))
     console.print(table)
 
 

@@ -116,6 +116,7 @@ def evolve(
     """
     import t2s
     from t2s.commands import analyze, merge, rollout
+    from t2s.commands.progress import analyze_bar, rollout_bar
 
     repo = open_repo(repo_dir)
     models = {"*": {"model": model}} if model else None
@@ -140,7 +141,7 @@ def evolve(
         return
     sandbox_preflight(unsafe_no_sandbox)
     steps = {"rollout": "1/3 rollout", "analyze": "2/3 analyze", "merge": "3/3 merge"}
-    bars = {"rollout": rollout.rollout_progress, "analyze": analyze.analyze_progress}
+    bars = {"rollout": rollout_bar, "analyze": analyze_bar}
     started: list = []
 
     def progress(stage: str):

@@ -13,6 +13,7 @@ from t2s.commands._common import (
     console,
     err_console,
     json_option,
+    number_type,
     open_repo,
     print_causes,
     print_json,
@@ -21,7 +22,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate
-from t2s.config import GateSection
+from t2s.config import Count, GateSection
 
 
 @click.command()
@@ -60,6 +61,19 @@ from t2s.config import GateSection
     default=None,
     help='Append the Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").',
 )
+@click.option(
+    "--limit",
+    type=number_type(Count),
+    default=None,
+    help="A quick look: only the first N tasks of the split (the verdict is printed, never recorded).",
+)
+@click.option(
+    "--task",
+    "task_ids",
+    multiple=True,
+    metavar="ID",
+    help="A quick look: only this task (repeatable; the verdict is never recorded).",
+)
 @unsafe_sandbox_option
 @dry_run_option
 @repo_option
@@ -76,6 +90,8 @@ def gate(
     alpha,
     no_cache,
     markdown_path,
+    limit,
+    task_ids,
     unsafe_no_sandbox,
     repo_dir,
     as_json,
@@ -100,8 +116,10 @@ def gate(
       t2s gate HEAD --json
       t2s gate t2s/r1/candidate --seeds 5 --decide significant --alpha 0.1
       t2s gate t2s/r1/candidate --dry-run     # the expected cost, nothing spent
+      t2s gate t2s/r1/candidate --limit 5     # a quick look: printed, never recorded
     """
     import t2s
+    from t2s.commands.progress import eval_bar
     from t2s.evaluation.evaluate import EvalErrored
     from t2s.evaluation.summary import gate_markdown
 
@@ -112,7 +130,11 @@ def gate(
         )
         print_estimate(estimate, as_json, "gate")
         return
-    with appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary:
+    progress = None if as_json else eval_bar("gate")
+    with (
+        appending(markdown_path, "--markdown") if markdown_path else contextlib.nullcontext() as summary,
+        progress or contextlib.nullcontext(),
+    ):
         try:
             result = t2s.gate(
                 repo,
@@ -128,8 +150,13 @@ def gate(
                 cache=not no_cache,
                 unsafe_no_sandbox=unsafe_no_sandbox,
                 on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
+                tasks=list(task_ids) or None,
+                limit=limit,
+                progress=progress,
             )
         except EvalErrored as err:  # no verdict: say why, in the form asked for
+            if progress:
+                progress.stop()
             rec = err.outcome.record
             if as_json:
                 print_json(
@@ -144,15 +171,21 @@ def gate(
             else:
                 print_causes(err.causes)
             raise
+        subset = result.candidate.subset
         markdown = gate_markdown(result)
+        if subset:
+            markdown = f"> A quick look at {subset} of the split: this verdict was not recorded.\n\n" + markdown
         if summary is not None:
             summary.write(markdown)
     if as_json:
         data = result.to_json()
         data["markdown"] = markdown
+        data["subset"] = subset or None
         print_json(data)
     else:
         _print(result)
+        if subset:
+            console.print(f"(a quick look at {subset} of the split: this verdict was not recorded)", markup=False)
     sys.exit(0 if result.passed else 1)
 
 
@@ -185,9 +218,9 @@ def _print(result) -> None:
         markup=False,
     )
     if r.regressed:
-        console.print("regressed: " + ", ".join(r.regressed))
+        console.print("regressed: " + ", ".join(r.regressed), markup=False)
     if r.improved:
-        console.print("improved: " + ", ".join(r.improved))
+        console.print("improved: " + ", ".join(r.improved), markup=False)
     if r.flaky:
         console.print("flaky: " + ", ".join(r.flaky), markup=False)
     console.print(r.reason, markup=False)

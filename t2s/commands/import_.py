@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option
 
@@ -70,7 +71,7 @@ def import_cmd(paths, fmt, run_name, verdict, task_id, rev, replace, as_json, re
         for name in ("file", "imported", "skipped", "already there"):
             table.add_column(name, justify="left" if name == "file" else "right")
         for f in summary.files:
-            table.add_row(f["path"], str(f["imported"]), str(f["skipped"]), str(f["existing"]))
+            table.add_row(escape(f["path"]), str(f["imported"]), str(f["skipped"]), str(f["existing"]))
         console.print(table)
     if not summary.imported and not summary.existing:
         raise T2SError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import console, json_option, print_json
 from t2s.commands.models import model_options
@@ -58,12 +59,14 @@ def init(
     Places the skill at skills/<name>/, writes a documented t2s.toml and
     .github/workflows/t2s.yml, installs the pre-commit (lint) and pre-push (release
     check) hooks, and makes one commit. An existing repository is extended, never
-    rewritten: only the files t2s adds are committed.
+    rewritten: only the files t2s adds are committed. --model, --base-url and
+    --api-key-env are written into every [models.*] table of the new t2s.toml.
 
     \b
     Examples:
       t2s init my-skills --seed skill-repos/xlsx
       t2s init my-skills --seed xlsx                  # a seed bundled with t2s
+      t2s init my-skills --seed table-qa --model qwen2.5-7b --base-url http://127.0.0.1:8000/v1
       t2s init . --name csv-cleaning --description "Clean CSV files with pandas. Use when ..."
       t2s init my-skills --create --name xlsx --description "Edit Excel workbooks. Use when ..."
       t2s init my-skills --seed table-qa --suite wikitablequestions \\
@@ -75,11 +78,12 @@ def init(
     if (suite_type is None) != (suite_path is None):
         raise UsageError("--suite and --suite-path go together")
     overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)  # a malformed --set fails here
-    if not create and (flag_model or flag_base_url or flag_api_key_env or model_sets):
+    if not create and model_sets:
         raise UsageError(
-            "--model, --base-url, --api-key-env and --set only apply with --create",
-            hint="set the models of the new repository in its t2s.toml ([models.*])",
+            "--set only applies with --create",
+            hint="--model, --base-url and --api-key-env are written into t2s.toml; set the rest there ([models.*])",
         )
+    models = {"model": flag_model, "base_url": flag_base_url, "api_key_env": flag_api_key_env}
     files = None
     if create:
         files = _draft_skill(
@@ -94,17 +98,18 @@ def init(
         install_git_hooks=not no_hooks,
         files=files,
         suite=(suite_type, str(suite_path)) if suite_type else None,
+        models={key: value for key, value in models.items() if value is not None},
     )
     if as_json:
         print_json(result.__dict__)
         return
     verb = "Created" if result.created_repo else "Updated"
-    console.print(f"{verb} skill repository [bold]{result.repo}[/bold]")
-    console.print(f"  skill   {result.skill_dir}/")
+    console.print(f"{verb} skill repository [bold]{escape(str(result.repo))}[/bold]")
+    console.print(f"  skill   {result.skill_dir}/", markup=False)
     console.print(f"  commit  {result.commit[:12]}  ({len(result.files)} files)")
     if result.hooks:
         console.print(f"  hooks   {', '.join(result.hooks)}")
-    console.print(f"Next: edit t2s.toml (\\[models.*], \\[suites.*]), then `t2s lint -C {directory}`")
+    console.print(f"Next: edit t2s.toml (\\[models.*], \\[suites.*]), then `t2s lint -C {escape(str(directory))}`")
 
 
 def _draft_skill(directory, seed, name, description, flag_model, flag_base_url, flag_api_key_env, model_sets):

@@ -42,4 +42,4 @@ def install(source, dest, agents, force, as_json):
         print_json(result.to_json())
         return
     verb = "updated" if result.replaced else "installed"
-    console.print(f"{verb} {result.name} {result.version} from {result.source} into {result.dest}")
+    console.print(f"{verb} {result.name} {result.version} from {result.source} into {result.dest}", markup=False)

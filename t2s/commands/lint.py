@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
 from t2s.config import CONFIG_FILE, LintSection, load_config
@@ -129,7 +130,7 @@ def _lint_rev(store: GitStore, rev: str, lenient, force_strict, max_skill, max_r
 def _print_human(results) -> None:
     for path, findings in results:
         if not findings:
-            console.print(f"[green]✓[/green] {path}: clean")
+            console.print(f"[green]✓[/green] {escape(str(path))}: clean")
             continue
         for finding in findings:
             console.print(finding.render(prefix=f"{path}/"), markup=False)

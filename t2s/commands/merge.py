@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from t2s.commands._common import (
@@ -122,11 +123,11 @@ def print_summary(summary) -> None:
     for column in ("level", "merges", "names"):
         table.add_column(column)
     for index, names in enumerate(summary.levels, start=1):
-        table.add_row(str(index), str(len(names)), ", ".join(names))
+        table.add_row(str(index), str(len(names)), escape(", ".join(names)))
     console.print(table)
     console.print(
         f"{summary.inputs} patches -> candidate [bold]{refs.short(summary.candidate_ref)}[/bold] "
         f"({summary.candidate[:12]}); {summary.merged} merged, {summary.failed} failed, {summary.reused} reused"
     )
     for number, reason in sorted(summary.excluded.items()):
-        console.print(f"  left out patch {number}: {reason}")
+        console.print(f"  left out patch {number}: {reason}", markup=False)

@@ -39,6 +39,6 @@ def push(remote, run_name, release_branch, dry_run, repo_dir, as_json):
         return
     for item in result.updated:
         state = "up to date" if item["up_to_date"] else item["summary"]
-        console.print(f"{item['ref']}: {state}")
+        console.print(f"{item['ref']}: {state}", markup=False)
     if dry_run:
         console.print("(dry run: nothing was pushed)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import console, json_option, open_repo, print_json, repo_option
 
@@ -45,12 +46,12 @@ def release(candidate, bump, branch, repo_dir, as_json):
         f"released [bold]{result.version}[/] = {result.commit[:12]} (merge of {result.previous[:12]} and {result.candidate[:12]})"
     )
     if result.branch_moved:
-        console.print(f"{result.branch}: {result.previous[:12]} -> {result.commit[:12]}")
+        console.print(f"{result.branch}: {result.previous[:12]} -> {result.commit[:12]}", markup=False)
     else:
         console.print(
-            f"[yellow]{result.branch} is checked out in {result.checked_out_in}; t2s did not move it or touch your files.[/]\n"
+            f"[yellow]{escape(result.branch)} is checked out in {escape(str(result.checked_out_in))}; t2s did not move it or touch your files.[/]\n"
             f"Fast-forward it there with:  git merge --ff-only {result.version}"
         )
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
-    console.print(result.message)
+        console.print(f"[yellow]warning:[/] {escape(w)}")
+    console.print(result.message, markup=False)

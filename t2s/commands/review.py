@@ -37,7 +37,7 @@ def review(run_name, states, as_json, repo_dir):
     from rich.table import Table
     from rich.text import Text
 
-    from t2s.views.review import review_rows
+    from t2s.views.review import review_rows, state_counts
 
     rows = review_rows(open_store(repo_dir), run_name)
     if states:
@@ -78,10 +78,7 @@ def review(run_name, states, as_json, repo_dir):
             console.print(Text(f"      {_lesson(r)}"), overflow="ellipsis", no_wrap=True)
             if r.verdict_text:
                 console.print(Text(f"      review: {r.verdict_text}"), soft_wrap=True)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.state] = counts.get(r.state, 0) + 1
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no patches", markup=False)
+    console.print(state_counts(rows) or "no patches", markup=False)
 
 
 def _lesson(row) -> str:

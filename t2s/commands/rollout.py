@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from t2s.commands._common import (
-    CountingProgress,
     console,
     end_stage,
     err_console,
@@ -21,6 +21,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
+from t2s.commands.progress import rollout_bar
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
@@ -138,9 +139,9 @@ def rollout(
         return
     run_name = run_name or default_run_name()
     sandbox_preflight(unsafe_no_sandbox)  # loudly, before the progress bar
-    progress = None if as_json else rollout_progress()
+    progress = None if as_json else rollout_bar()
     if not as_json:
-        err_console.print(f"run [bold]{run_name}[/bold]: split {split or repo.config.rollout.evolve_split}")
+        err_console.print(f"run [bold]{run_name}[/bold]: split {escape(split or repo.config.rollout.evolve_split)}")
     with resumable_stage(progress, run_name, "tasks"):
         summary = t2s.rollout(
             repo,
@@ -166,13 +167,6 @@ def rollout(
         print_summary(summary)
         print_estimate_vs_actual(repo.store, run_name, "rollout")
     end_stage(summary, "task(s)", as_json)
-
-
-def rollout_progress() -> CountingProgress:
-    """The rollout's progress bar: tasks done, by verdict."""
-    return CountingProgress(
-        "rollout", {"passed": "green", "failed": "red", "errored": "yellow"}, lambda item: item.verdict
-    )
 
 
 def print_summary(summary) -> None:

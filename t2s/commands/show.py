@@ -19,13 +19,22 @@ from t2s.config import NonNegative
     show_default=True,
     help="Trajectory steps to show before the failing one.",
 )
+@click.option(
+    "--eval",
+    "eval_rev",
+    default=None,
+    metavar="REV",
+    help="PATCH is a task: show its trajectory from the noted evaluation of REV (held-out runs are kept).",
+)
 @json_option
 @repo_option
-def show(patch, run_name, no_diff, steps, as_json, repo_dir):
+def show(patch, run_name, no_diff, steps, eval_rev, as_json, repo_dir):
     """Show a patch: provenance, the diff against S0, its lessons, and the trajectory
     around the failure.
 
     PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit.
+    A merge's name (L1-02, S003) shows the merger's transcript instead: what it was
+    asked, each raw answer, and the feedback that sent it back.
 
     \b
     Examples:
@@ -33,9 +42,27 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
       t2s show t2s/r1/patch/0007
       t2s show 7 --run r1 --no-diff
       t2s show 0007 --json
+      t2s show L1-02 --run r1                 # the merger's transcript of merge L1-02
+      t2s show hard1 --eval t2s/r1/candidate  # a held-out task's trajectory in that evaluation
     """
-    from t2s.views.review import patch_detail
+    from t2s.views.review import MERGE_NAME_RE, merge_transcript, patch_detail
 
+    if eval_rev:
+        from t2s.views.review import eval_trajectory_excerpt
+
+        excerpt = eval_trajectory_excerpt(open_store(repo_dir), eval_rev, patch, context_steps=max(0, steps))
+        if as_json:
+            print_json(excerpt.model_dump())
+        else:
+            console.print(excerpt.render(), markup=False, soft_wrap=True)
+        return
+    if MERGE_NAME_RE.fullmatch(patch):
+        run, messages = merge_transcript(open_store(repo_dir), patch, run_name)
+        if as_json:
+            print_json({"run": run, "merge": patch, "transcript": messages})
+            return
+        _print_transcript(run, patch, messages)
+        return
     detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
     if as_json:
         print_json(detail.model_dump())
@@ -91,3 +118,13 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
         out(detail.excerpt.render())
     else:
         out(f"  {detail.excerpt_missing}")
+
+
+def _print_transcript(run: str, name: str, messages: list[dict]) -> None:
+    """A merger conversation, one message after the other, text printed as it is."""
+    answers = sum(1 for m in messages if m.get("role") == "assistant")
+    console.print(f"merge {name} of run {run}: {answers} merger answer(s)", markup=False, style="bold")
+    for message in messages:
+        role = str(message.get("role", "?"))
+        console.print(f"--- {role}", markup=False, style="bold cyan" if role == "assistant" else "bold")
+        console.print(str(message.get("content") or ""), markup=False, soft_wrap=True)

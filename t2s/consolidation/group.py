@@ -68,7 +68,7 @@ class MergeJob:
     context: PatchContext
     min_support: int
     retries: int
-    ask: Callable[[list[dict[str, str]]], Any]
+    ask: Callable[..., Any]  # (messages, transcript) -> MergerAnswer
     model: str = ""
     strategy: Literal["parallel", "sequential"] = "parallel"
     parents: list[str] = field(default_factory=list)
@@ -96,9 +96,11 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
         model=job.model,
     )
     problems: list[str] = []
+    # what the merger was asked and answered, attempt by attempt (kept with the report)
+    base.transcript = [dict(m) for m in messages]
     for attempt in range(1, job.retries + 2):
         try:
-            answer: MergerAnswer = await job.ask(messages)
+            answer: MergerAnswer = await job.ask(messages, base.transcript)
         except T2SError as err:
             if err.__class__.__name__ == "BudgetExceeded":
                 raise
@@ -141,11 +143,9 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
                 }
             )
             return report, result.tree
-        messages = [
-            *messages,
-            {"role": "assistant", "content": answer.model_dump_json()},
-            {"role": "user", "content": _feedback(problems, attempt, job.retries + 1)},
-        ]
+        feedback = {"role": "user", "content": _feedback(problems, attempt, job.retries + 1)}
+        messages = [*messages, {"role": "assistant", "content": answer.model_dump_json()}, feedback]
+        base.transcript.append(feedback)
     reason = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
     return base.model_copy(
         update={"reason": f"no valid merge after {job.retries + 1} attempts: {reason}", "attempts": job.retries + 1}
@@ -204,7 +204,9 @@ def _trailers(report: MergeReport, patches: Sequence[str] = ()) -> list[tuple[st
 def merger_ask(llm, *, phase: str = "merge"):
     """The merger model call: structured output validated as :class:`MergerAnswer`."""
 
-    async def ask(messages: list[dict[str, str]]) -> MergerAnswer:
-        return await llm.structured("merger", messages, MergerAnswer, phase=phase, instruct=False)
+    async def ask(messages: list[dict[str, str]], transcript: list[dict[str, Any]] | None = None) -> MergerAnswer:
+        return await llm.structured(
+            "merger", messages, MergerAnswer, phase=phase, instruct=False, transcript=transcript
+        )
 
     return ask

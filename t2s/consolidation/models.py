@@ -5,7 +5,7 @@ kept, folded and dropped, its support), the stage summary, settings and errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -73,6 +73,9 @@ class MergeReport(BaseModel):
     commit: str | None = None
     branch: str | None = None
     diff: str = ""
+    #: The merger's conversation: the request, each raw answer, each feedback. Stored
+    #: beside the report (``merge-transcripts/<name>.json``), not inside it.
+    transcript: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 
     @property
     def support(self) -> int:

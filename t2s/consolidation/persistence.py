@@ -9,13 +9,15 @@ inputs is reused; one made from other inputs is an error that points at ``--rebu
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from t2s.consolidation.models import MergeReport
 from t2s.errors import UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, HeldObjects, RefUpdate
 from t2s.record import refs
-from t2s.record.lessons import MERGES_DIR
+from t2s.record.lessons import MERGE_TRANSCRIPTS_DIR, MERGES_DIR
 from t2s.record.refs import candidate_branch
 from t2s.record.runs import RunRecord, parse_record
 
@@ -37,6 +39,16 @@ class _Finished:
             self._parsed[name] = parse_record(MergeReport, raw, f"{MERGES_DIR}/{name}.json of the run record")
         return self._parsed[name]
 
+    def stale(self, inputs: set[str]) -> list[str]:
+        """The recorded tree merges (``L*``) that took a commit which is neither one
+        of ``inputs`` (the patches to merge now) nor a recorded merge: the tree of an
+        earlier set of patches (one was rejected since), which no view may show as
+        current."""
+        names = sorted(path.rsplit("/", 1)[-1][: -len(".json")] for path in self.reports)
+        reports = [r for name in names if name.startswith("L") and (r := self.report(name)) is not None]
+        known = inputs | {r.commit for r in reports if r.commit}
+        return [r.name for r in reports if any(i.get("commit") not in known for i in r.inputs)]
+
     def made_from_others(self, name: str, parents: list[str]) -> bool:
         report = self.report(name)
         return report is not None and [i["commit"] for i in report.inputs] != parents
@@ -53,7 +65,10 @@ def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
     """
     branches = store.refs(refs.run_branches(record.run) + "merge/")
     reports = {
-        path: data for path, data in record.read_folder(MERGES_DIR).items() if path.rsplit("/", 1)[-1].startswith("L")
+        path: data
+        for folder in (MERGES_DIR, MERGE_TRANSCRIPTS_DIR)
+        for path, data in record.read_folder(folder).items()
+        if path.rsplit("/", 1)[-1].startswith("L")
     }  # S*.json belong to the sequential baseline
     candidate_ref = candidate_branch(record.run)
     candidate = store.rev_parse(candidate_ref)
@@ -70,6 +85,16 @@ def set_aside_merges(store: GitStore, record: RunRecord) -> str | None:
     files.update({f"superseded/{name}/{path}": data for path, data in reports.items()})
     record.write(files, f"t2s merge {record.run}: merge tree set aside as superseded/{name}", refs=updates)
     return name
+
+
+def transcript_files(reports: list[MergeReport]) -> dict[str, str]:
+    """The run-record files of the merger transcripts of ``reports`` (compact JSON;
+    secrets are redacted where the record is written)."""
+    return {
+        f"{MERGE_TRANSCRIPTS_DIR}/{r.name}.json": json.dumps(r.transcript, ensure_ascii=False, separators=(",", ":"))
+        for r in reports
+        if r.transcript
+    }
 
 
 class MergeRecorder:
@@ -100,7 +125,8 @@ class MergeRecorder:
         self.store.write_held(held)
         if not reports:
             return
-        files = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
+        files: dict[str, Any] = {f"{MERGES_DIR}/{r.name}.json": r for r in reports}
+        files.update(transcript_files(reports))
         updates = []
         for r in reports:
             if r.status == "merged":
@@ -140,7 +166,8 @@ class MergeRecorder:
         """Record one step of the sequential baseline (and move its branch if it merged)."""
         if report.branch and report.commit:
             self.move_branch(report.branch, report.commit)
-        self.record.write({f"{MERGES_DIR}/{name}.json": report}, f"t2s sequential {name}: {report.status}")
+        files: dict[str, Any] = {f"{MERGES_DIR}/{name}.json": report, **transcript_files([report])}
+        self.record.write(files, f"t2s sequential {name}: {report.status}")
 
     def move_branch(self, ref: str, commit: str) -> str:
         old = self.store.rev_parse(ref)

@@ -105,6 +105,12 @@ class Merger:
         recording: asyncio.Future | None = None
         # What an earlier run finished, for resume (this run's own merges are not looked up).
         finished = self.recorder.finished()
+        if stale := finished.stale({i.commit for i in inputs}):
+            raise UsageError(
+                f"the recorded merge tree of run {self.record.run!r} ({', '.join(stale)}) was made from "
+                "patches that are no longer merged (a review verdict?)",
+                hint=f"`t2s merge --run {self.record.run} --rebuild` sets the old merge tree aside and merges again",
+            )
         with _startup_heap_frozen():
             try:
                 while len(items) > 1:

@@ -52,6 +52,10 @@ class EvalContext:
     response_cache: bool = True
     #: Added to the sampling seed of every run (``--repeat``: each repetition samples anew).
     seed_offset: int = 0
+    #: Set when ``task_ids`` is only part of the split (``--limit``/``--task``, a quick
+    #: look), e.g. "3 of 20 tasks": such a result is never cached or noted, so no cache
+    #: hit, gate or release can take it for the whole split.
+    subset: str = ""
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)
@@ -112,8 +116,12 @@ def make_context(
     skill_dir: str | None = None,
     rev_for_skill: str = "HEAD",
     unsafe_no_sandbox: bool | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
 ) -> EvalContext:
-    """Load the suite and resolve the agent settings once for a series of evaluations."""
+    """Load the suite and resolve the agent settings once for a series of evaluations.
+
+    ``tasks`` and ``limit`` narrow the split for a quick look (:attr:`EvalContext.subset`)."""
 
     split = split or config.gate.split or config.rollout.heldout_split
     seeds = seeds if seeds is not None else config.gate.seeds
@@ -124,6 +132,7 @@ def make_context(
     task_ids = loaded.task_ids(split)
     if not task_ids:
         raise UsageError(f"split {split!r} of suite {name!r} has no tasks")
+    chosen = narrow(list(task_ids), tasks, limit, f"split {split!r} of suite {name!r}")
     role = resolve_roles(config, roles=("agent",))["agent"]
     agent = agent_fingerprint(config, role, loaded)
     if skill_dir is None:
@@ -136,10 +145,28 @@ def make_context(
         split=split,
         seeds=seeds,
         skill_dir=skill_dir,
-        task_ids=list(task_ids),
+        task_ids=chosen,
         suite_hash=loaded.content_hash(split),
         agent=agent,
         agent_hash=fingerprint_hash(agent),
         agent_role=role,
         unsafe_no_sandbox=unsafe_no_sandbox,
+        subset="" if len(chosen) == len(task_ids) and not tasks else f"{len(chosen)} of {len(task_ids)} tasks",
     )
+
+
+def narrow(task_ids: list[str], tasks: list[str] | None, limit: int | None, where: str) -> list[str]:
+    """``task_ids`` cut to ``tasks`` (in the split's order; unknown ids are an error)
+    and then to the first ``limit``."""
+    chosen = task_ids
+    if tasks:
+        unknown = sorted(set(tasks) - set(task_ids))
+        if unknown:
+            raise UsageError(f"task(s) {', '.join(unknown)} not in {where}", hint="list them with `t2s suites`")
+        wanted = set(tasks)
+        chosen = [t for t in task_ids if t in wanted]
+    if limit is not None:
+        if limit < 1:
+            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        chosen = chosen[:limit]
+    return chosen

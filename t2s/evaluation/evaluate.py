@@ -39,7 +39,8 @@ from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext
 from t2s.evaluation.runner import Runner, RunRequest, RunResult, evaluate_tasks
 from t2s.faults import ErrorCause, WorkErrored, describe, tally
-from t2s.gitstore.store import GitStore
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.record import refs
 from t2s.record.notes import (
     EVAL_NOTES,
     EvalRecord,
@@ -49,6 +50,7 @@ from t2s.record.notes import (
     read_eval_note,
     update_eval_note,
 )
+from t2s.record.runs import StageProgress
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import BrokenSkill, require_clean_skill
 
@@ -79,6 +81,8 @@ class EvalOutcome:
     cached: bool = False
     #: Where a cached record came from (the commit whose note held it).
     source: str | None = None
+    #: "3 of 20 tasks" when only part of the split ran (``--limit``/``--task``): not noted.
+    subset: str = ""
 
     @property
     def ran(self) -> bool:
@@ -180,10 +184,13 @@ def evaluate(
     runner: Runner | None = None,
     workdir: Path | None = None,
     on_wait: Callable[[str], None] | None = None,
+    progress: StageProgress | None = None,
 ) -> EvalOutcome:
     """Evaluate the skill at ``rev`` (or reuse a cached result) and note it on ``rev``.
 
-    Raises :class:`EvalErrored` (and writes nothing) when any task errored.
+    Raises :class:`EvalErrored` (and writes nothing) when any task errored. A context
+    narrowed to part of the split (``ctx.subset``) always runs and notes nothing.
+    ``progress`` is told as each task run starts and ends.
     ``on_wait(message)`` is called when another evaluation of the same cache key holds
     the lock (this one then waits for it, and reuses its result unless ``use_cache``
     is False).
@@ -194,6 +201,7 @@ def evaluate(
     if not tree:
         raise Unevaluable(f"{rev} ({commit[:12]}) has no skill folder {ctx.skill_dir}")
     key = ctx.key(tree)
+    use_cache = use_cache and not ctx.subset  # a part of the split is no result for the whole
     if use_cache and (hit := _reuse(store, commit, key)) is not None:
         return hit
     check_evaluable(ctx, commit)
@@ -207,13 +215,29 @@ def evaluate(
             skill_path = store.archive(commit, ctx.skill_dir, Path(tmp) / "skill" / skill_name)
             work = Path(tmp) / "work"
             work.mkdir()
-            result = runner(RunRequest(ctx, commit, skill_path, work, list(ctx.task_ids), ctx.seeds))
+            result = runner(RunRequest(ctx, commit, skill_path, work, list(ctx.task_ids), ctx.seeds, progress))
         duration = time.monotonic() - started
         record = make_record(ctx, commit, tree, result, duration)
         if not record.complete:
             raise EvalErrored(EvalOutcome(commit, record, cached=False))
-        _record_on(store, commit, record)
-    return EvalOutcome(commit, record, cached=False)
+        if not ctx.subset:
+            record.trajectories = keep_trajectories(store, commit, key, result.trajectories)
+            _record_on(store, commit, record)
+    return EvalOutcome(commit, record, cached=False, subset=ctx.subset)
+
+
+def keep_trajectories(store: GitStore, commit: str, key: tuple, trajectories: dict[str, str]) -> str | None:
+    """Keep an evaluation's trajectories under their own ref (one commit holding
+    ``trajectories/<id>.json``; secrets are redacted as git writes them) and return
+    the ref, which the eval note names; None when the runner gave none."""
+    if not trajectories:
+        return None
+    key_hash = hashlib.sha256(json.dumps(key).encode()).hexdigest()
+    ref = refs.eval_trajectories(commit, key_hash)
+    tree = store.build_tree(None, {f"trajectories/{tid}.json": text for tid, text in sorted(trajectories.items())})
+    kept = store.commit(tree, [], f"t2s eval {commit[:12]}: {len(trajectories)} trajectories")
+    store.update_refs([RefUpdate(ref, kept, store.rev_parse(ref) or ZERO_SHA)])
+    return ref
 
 
 def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, duration: float) -> EvalRecord:

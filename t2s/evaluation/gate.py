@@ -30,6 +30,7 @@ from t2s.record.notes import (
     GateRecord,
     update_eval_note,
 )
+from t2s.record.runs import StageProgress
 from t2s.record.tags import latest_release_tag
 
 PAIR_KEYS = ("both", "only_baseline", "only_candidate", "neither")
@@ -186,6 +187,7 @@ def gate(
     runner: Runner | None = None,
     write_note: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    progress: StageProgress | None = None,
 ) -> GateResult:
     """Evaluate ``candidate`` and ``baseline`` in the same context and judge the delta.
 
@@ -197,8 +199,8 @@ def gate(
     alpha = config.gate.alpha if alpha is None else alpha
     strict = config.gate.require_improvement if require_improvement is None else require_improvement
     baseline = baseline or default_baseline(store, candidate, config)
-    base = evaluate(ctx, baseline, use_cache=use_cache, runner=runner, on_wait=on_wait)
-    cand = evaluate(ctx, candidate, use_cache=use_cache, runner=runner, on_wait=on_wait)
+    base = evaluate(ctx, baseline, use_cache=use_cache, runner=runner, on_wait=on_wait, progress=progress)
+    cand = evaluate(ctx, candidate, use_cache=use_cache, runner=runner, on_wait=on_wait, progress=progress)
     for outcome in (base, cand):  # evaluate() returns complete records only; never judge anything else
         if not outcome.record.complete:
             raise EvalErrored(outcome)
@@ -249,6 +251,6 @@ def gate(
         flaky=flaky_tasks(base.record, cand.record),
         reason=reason,
     )
-    if write_note:
+    if write_note and not ctx.subset:  # a verdict on part of the split must not let `release` pass
         update_eval_note(store, cand.commit, lambda note: setattr(note, "gate", record))
     return GateResult(record, cand, base, rows, candidate, baseline)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2s import sandbox
@@ -22,6 +22,7 @@ from t2s.evaluation.context import EvalContext
 from t2s.faults import ErrorCause
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.notes import TaskVerdict
+from t2s.record.runs import StageProgress
 
 
 @dataclass
@@ -34,6 +35,8 @@ class RunRequest:
     workdir: Path
     task_ids: list[str]
     seeds: int
+    #: Told as each task run starts and ends (the CLI's live bar).
+    progress: StageProgress | None = None
 
 
 @dataclass
@@ -42,6 +45,8 @@ class RunResult:
     tokens: int = 0
     cost_usd: float = 0.0
     model_calls: int = 0
+    #: Each task run's trajectory as JSON, by trajectory id (kept with a noted result).
+    trajectories: dict[str, str] = field(default_factory=dict)
 
 
 Runner = Callable[[RunRequest], RunResult]
@@ -117,7 +122,10 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     unsafe_no_sandbox=ctx.unsafe_no_sandbox,
                 )
                 task = ctx.suite.task(task_id)
-                workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
+                label = trajectory_id(task_id, k, seeds)
+                if request.progress:
+                    request.progress.begin(label)
+                workdir = Path(request.workdir) / label
                 traj = await run_agent(
                     llm,
                     ctx.suite,
@@ -129,12 +137,16 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     split=ctx.split,
                     seed_index=k,
                 )
+                if request.progress:
+                    request.progress.done(traj, label)
                 if traj.verdict == "errored":
                     doomed.append(
                         f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})"
                     )
                 return task_id, k, traj
 
+        if request.progress:
+            request.progress.start(len(request.task_ids) * seeds, 0)
         try:
             async with asyncio.TaskGroup() as group:
                 jobs = [group.create_task(one(t, k)) for t in request.task_ids for k in range(seeds)]
@@ -150,4 +162,10 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
         llm.close()
     verdicts = [_task_verdict(task_id, k, traj, doomed) for task_id, k, traj in results]
     totals = llm.ledger.totals
-    return RunResult(verdicts=verdicts, tokens=totals.total_tokens, cost_usd=totals.cost_usd, model_calls=totals.calls)
+    return RunResult(
+        verdicts=verdicts,
+        tokens=totals.total_tokens,
+        cost_usd=totals.cost_usd,
+        model_calls=totals.calls,
+        trajectories={traj.id: traj.to_json() for _, _, traj in results if traj is not None},
+    )

@@ -520,6 +520,7 @@ class LLM:
         phase: str | None = None,
         repairs: int = 2,
         instruct: bool = True,
+        transcript: list[dict[str, Any]] | None = None,
         **params: Any,
     ) -> M:
         """An instance of ``schema`` from the model's answer.
@@ -529,6 +530,7 @@ class LLM:
         prose; trailing commas are forgiven. On a parse or validation failure the model
         is re-asked up to ``repairs`` times with the exact errors, then
         :class:`StructuredOutputError` (with ``.raw`` and ``.errors``) is raised.
+        ``transcript`` (a list) gets each raw answer and each repair request, in order.
         """
         convo = [dict(m) for m in messages]
         if instruct:
@@ -548,6 +550,8 @@ class LLM:
             raw = result.content or ""
             if not raw.strip() and result.tool_calls:  # some servers answer via a tool call
                 raw = result.tool_calls[0].arguments
+            if transcript is not None:
+                transcript.append({"role": "assistant", "content": raw})
             try:
                 return schema.model_validate(extract_json(raw))
             except ValueError as err:  # ValidationError is a ValueError
@@ -559,11 +563,13 @@ class LLM:
                     problem += " (the answer was cut off at max_tokens)"
                 errors.append(problem)
             if round_ < repairs:
-                convo = [
-                    *convo,
-                    {"role": "assistant", "content": raw},
-                    {"role": "user", "content": render_prompt(load_prompt(REPAIR_PROMPT).strip(), error=errors[-1])},
-                ]
+                repair = {
+                    "role": "user",
+                    "content": render_prompt(load_prompt(REPAIR_PROMPT).strip(), error=errors[-1]),
+                }
+                convo = [*convo, {"role": "assistant", "content": raw}, repair]
+                if transcript is not None:
+                    transcript.append(repair)
         raise StructuredOutputError(
             f"{role} answer never matched {schema.__name__} after {repairs + 1} "
             f"attempt{'s' if repairs else ''}: {errors[-1]}",

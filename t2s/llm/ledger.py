@@ -96,6 +96,7 @@ class Ledger:
         self.stopped: str | None = None
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._taken: dict[tuple[str, str], LedgerRow] = {}
 
     # ---------------------------------------------------------------- caps
 
@@ -186,6 +187,25 @@ class Ledger:
         """Count one answer served from the response cache (no request, no cost)."""
         with self._lock:
             self._row(role, phase).cached += 1
+
+    def take_new(self) -> Ledger:
+        """What was spent since the last ``take_new`` (the first: everything), as a
+        ledger of its own with the same caps. A stage that stores its spending with
+        each result it records (:func:`accumulate`) so that a killed run loses none of
+        what its recorded results cost."""
+        with self._lock:
+            out = Ledger(max_calls=self.max_calls, max_tokens=self.max_tokens, max_usd=self.max_usd)
+            out.stopped = self.stopped
+            out.unpriced_models = set(self.unpriced_models)
+            for key, row in self.rows.items():
+                taken = self._taken.setdefault(key, LedgerRow(*key))
+                new = LedgerRow(*key)
+                for name in _SUM_FIELDS:
+                    setattr(new, name, getattr(row, name) - getattr(taken, name))
+                    setattr(taken, name, getattr(row, name))
+                if any(getattr(new, name) for name in _SUM_FIELDS):
+                    out.rows[key] = new
+            return out
 
     # ---------------------------------------------------------------- views
 

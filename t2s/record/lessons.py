@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 
 PATCHES_DIR = "patches"
 MERGES_DIR = "merges"
+#: The merger's conversation of each merge (request, raw answers, feedback), beside its report.
+MERGE_TRANSCRIPTS_DIR = "merge-transcripts"
 TOPIC_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 

@@ -86,6 +86,9 @@ class EvalRecord(BaseModel):
     commit: str = ""
     #: Set on a copy: the commit whose note this record was copied from.
     cached_from: str | None = None
+    #: The ref keeping this evaluation's trajectories (``trajectories/<id>.json``), so
+    #: that a regression can be read, not only counted; None for older records.
+    trajectories: str | None = None
 
     def cache_key(self) -> tuple[str, str, str, str, int]:
         """What makes two evaluations interchangeable (see :mod:`t2s.evaluation.evaluate`)."""

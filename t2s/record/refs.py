@@ -7,6 +7,7 @@ refs/heads/t2s/<run>/candidate         the root of the merge tree
 refs/heads/t2s/<run>/seq/<nnn>         the sequential baseline's steps (and seq/candidate)
 refs/t2s/runs/<run>                    the run record (a commit chain)
 refs/t2s/superseded/<run>/<nnn>        a merge tree set aside by `t2s merge --rebuild`
+refs/t2s/eval-trajectories/<commit>/<key>  the trajectories of one noted evaluation
 refs/notes/t2s/eval                    evaluation and gate results per commit
 refs/notes/t2s/review                  human verdicts on patches
 refs/tags/vX.Y.Z                       annotated releases
@@ -28,6 +29,7 @@ BISECT = "refs/bisect/"
 BRANCHES = HEADS + "t2s/"
 RUNS = "refs/t2s/runs/"
 SUPERSEDED = "refs/t2s/superseded/"
+EVAL_TRAJECTORIES = "refs/t2s/eval-trajectories/"
 NOTES = "refs/notes/t2s/"
 #: Note namespaces under :data:`NOTES` (``git notes --ref t2s/eval``).
 EVAL_NOTES = "eval"
@@ -185,3 +187,9 @@ def mirror(ref: str) -> str:
 def mirror_all(prefix: str) -> str:
     """A refspec that pushes every ref under ``prefix`` to the same names."""
     return f"{prefix}*:{prefix}*"
+
+
+def eval_trajectories(commit: str, key_hash: str) -> str:
+    """Where the trajectories of the evaluation of ``commit`` with cache key hash
+    ``key_hash`` are kept (``trajectories/<id>.json`` in a one-commit history)."""
+    return f"{EVAL_TRAJECTORIES}{commit}/{key_hash[:16]}"

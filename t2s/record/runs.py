@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from t2s import __version__
 from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.llm.ledger import Ledger, accumulate
 from t2s.record import refs
 from t2s.record.provenance import Provenance
 
@@ -66,11 +67,37 @@ class RunManifest(BaseModel):
 
 
 class StageProgress(Protocol):
-    """What a long stage reports as it goes (the CLI draws a rich progress bar)."""
+    """What a long stage reports as it goes (the CLI draws a live bar:
+    :mod:`t2s.commands.progress`). ``start`` once per batch of work, then per item
+    ``begin(label)`` as it starts and ``done(item, label)`` as it ends (``item`` is
+    the stage's result for it: a Trajectory, a PatchRecord...). Calls may come from
+    several threads."""
 
     def start(self, total: int, already_done: int) -> None: ...
 
-    def done(self, item: Any) -> None: ...
+    def begin(self, label: str) -> None: ...
+
+    def done(self, item: Any, label: str = "") -> None: ...
+
+
+class SpendWriter:
+    """Writes a stage's results together with what they cost: each :meth:`write` adds
+    the model spending since the previous one (:meth:`t2s.llm.ledger.Ledger.take_new`)
+    to the stage's ledger file in the same commit. So a run killed mid-stage (kill -9)
+    and resumed has a ledger that adds up with its recorded results."""
+
+    def __init__(self, record: RunRecord, ledger: Ledger, path: str):
+        self.record = record
+        self.ledger = ledger
+        self.path = path
+        # read-add-write of the ledger file must not interleave between this stage's writers
+        self._lock = threading.Lock()
+
+    def write(self, files: dict[str, Any], subject: str, body: str = "") -> str:
+        """``record.write(files, subject, body)`` with the ledger file brought up to date."""
+        with self._lock:
+            files = {**files, self.path: accumulate(self.record.read_json(self.path), self.ledger.take_new())}
+            return self.record.write(files, subject, body)
 
 
 def check_run_name(name: str) -> str:

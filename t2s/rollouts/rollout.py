@@ -37,8 +37,7 @@ from t2s.errors import T2SError, UsageError
 from t2s.faults import Breaker, CauseCount, ErrorCause, WorkErrored, describe, tally
 from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
-from t2s.llm.ledger import accumulate
-from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.record.runs import RunManifest, RunRecord, SpendWriter, StageProgress
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import require_clean_skill, skill_dir_of
 from t2s.tasks import load_suite
@@ -299,12 +298,15 @@ async def _rollout(
     finished: dict[str, Trajectory] = {}
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
     breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
+    spend = SpendWriter(record, llm.ledger, LEDGER_PATH)
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:
             if stop:
                 return
             task = suite.task(task_id)
+            if progress:
+                progress.begin(traj_id)
             episode_opts = opts
             if seeds > 1:
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
@@ -324,14 +326,14 @@ async def _rollout(
                 for path in record.list(prefix.rstrip("/")):
                     files.setdefault(path, None)
             await asyncio.to_thread(
-                record.write,
+                spend.write,
                 files,
                 f"t2s run {run}: rollout {traj_id} {traj.verdict}",
                 f"task {task_id}, {len(traj.steps)} step(s), stop: {traj.stop_reason}",
             )
             finished[traj_id] = traj
             if progress:
-                progress.done(traj)
+                progress.done(traj, traj_id)
             tripped = breaker.record(traj.error_cause if traj.verdict == "errored" else None)
             if tripped:
                 stop.setdefault("reason", tripped)
@@ -354,11 +356,11 @@ async def _rollout(
         raise
     finally:
         summary.stopped = stop.get("reason")
-        _finish(record, llm, summary, planned, done, finished, started, status)
+        _finish(record, spend, summary, planned, done, finished, started, status)
     return summary
 
 
-def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, finished, started, status) -> None:
+def _finish(record: RunRecord, spend: SpendWriter, summary, planned, done, finished, started, status) -> None:
     """Tally the split, write the ledger and the stage status (also after an interrupt)."""
     current = {**done, **finished}
     summary.ran = len(finished)
@@ -382,10 +384,7 @@ def _finish(record: RunRecord, llm, summary: RolloutSummary, planned, done, fini
     summary.wall_s = round(time.perf_counter() - started, 3)
     stage_summary = {k: v for k, v in summary.to_dict().items() if k != "trajectories"}
     try:
-        record.write(
-            {LEDGER_PATH: accumulate(record.read_json(LEDGER_PATH), llm.ledger)},
-            f"t2s run {record.run}: rollout ledger",
-        )
+        spend.write({}, f"t2s run {record.run}: rollout ledger")  # what no recorded task took
         record.set_stage(STAGE, status, stage_summary)
     except Exception:  # pragma: no cover - never hide the original error behind this one
         if status in ("done", "errored"):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from t2s.config import CONFIG_FILE, Config, decode_config, load_config, parse_config
-from t2s.errors import UsageError
+from t2s.errors import ConfigError, UsageError
 from t2s.gitstore.store import GitStore
 from t2s.skill.format import (
     NAME_RE,
@@ -158,11 +158,14 @@ def init_skill_repo(
     install_git_hooks: bool = True,
     files: dict[str, bytes] | None = None,
     suite: tuple[str, str] | None = None,
+    models: dict[str, str] | None = None,
 ) -> InitResult:
     """Create (or extend) a skill repository and make one commit with the skill.
 
     ``files`` (with ``name``): the skill's files instead of an empty skill, e.g. a draft
     from :func:`t2s.analysis.analysts.create_skill_files`; they are linted like any other.
+    ``models``: ``model``, ``base_url`` and/or ``api_key_env`` written into every
+    ``[models.*]`` table of the new ``t2s.toml`` (:func:`configure_models`).
     """
     if files is not None and name and not seed:
         _skill_source(None, name, description or "-")  # validates the name
@@ -178,6 +181,13 @@ def init_skill_repo(
                 hint="or use --force to rewrite t2s.toml",
             )
         config_text = configure_suite(config_text, suite_type=suite[0], path=suite[1], repo_root=directory)
+    if models:
+        if (directory / CONFIG_FILE).exists() and not force:
+            raise UsageError(
+                f"{CONFIG_FILE} already exists; set [models.*] there yourself",
+                hint="or use --force to rewrite t2s.toml",
+            )
+        config_text = configure_models(config_text, models)
     created = not (directory / ".git").exists()
     if not created:
         GitStore.discover(directory)  # a clear error if it is something odd
@@ -211,6 +221,40 @@ def init_skill_repo(
         target.write_bytes(data)
     commit = store.commit_paths(sorted(to_write), f"t2s init: add skill {skill_name}")
     return InitResult(store.root, skill_dir, commit, created, hooks, sorted(to_write))
+
+
+#: The settings ``t2s init`` may write into each ``[models.<role>]`` table.
+MODEL_KEYS = ("model", "base_url", "api_key_env")
+
+
+def configure_models(config_text: str, models: dict[str, str]) -> str:
+    """``config_text`` (a ``t2s.toml``) with ``models`` (e.g. ``{"model": ..., "base_url":
+    ...}``) set in every ``[models.<role>]`` table; comments and other keys are kept.
+    Checked by parsing the result."""
+    import json
+
+    unknown = sorted(set(models) - set(MODEL_KEYS))
+    if unknown:
+        raise UsageError(f"cannot write model setting(s) {', '.join(unknown)} into t2s.toml")
+    out: list[str] = []
+    in_models = False
+    for line in config_text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            in_models = stripped.startswith("[models.")
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped and not stripped.startswith("#") else ""
+        if in_models and key in models:
+            comment = line[line.index("  #") + 2 :].rstrip("\n") if "  #" in line else ""
+            setting = f"{key} = {json.dumps(models[key])}"
+            line = (f"{setting:<31} {comment}" if comment else setting) + "\n"
+        out.append(line)
+    text = "".join(out)
+    config = parse_config(text)
+    for role, settings in config.models.items():
+        for key, value in models.items():
+            if getattr(settings, key) != value:
+                raise ConfigError(f"could not set [models.{role}] {key} in t2s.toml")
+    return text
 
 
 def install_hooks_into(store: GitStore) -> list[str]:

@@ -188,6 +188,16 @@ class AnswerCheck(BaseModel):
     correct: bool = False
 
 
+def clean_path(path: str) -> str:
+    """``path`` without ``dir/..`` and ``./`` detours (``skills/../suite/q.tsv`` ->
+    ``suite/q.tsv``); any other text is left alone."""
+    import posixpath
+
+    if "/" not in path or not any(part in (".", "..") for part in path.split("/")):
+        return path
+    return posixpath.normpath(path)
+
+
 class CheckReport(BaseModel):
     """What the checker found, JSON-able; ``render()`` gives the human version."""
 
@@ -224,7 +234,7 @@ class CheckReport(BaseModel):
         head = f"{status}  task {self.task_id} case {self.case}"
         lines = [head]
         if self.output_path:
-            lines.append(f"  output:  {self.output_path}")
+            lines.append(f"  output:  {clean_path(self.output_path)}")
         if self.answer_position:
             lines.append(f"  answer position: {self.answer_position}")
         if self.ranges:
@@ -242,7 +252,7 @@ class CheckReport(BaseModel):
                 return shown + (f", ... ({len(values)} in all)" if len(values) > max_rows else "")
 
             if a.source:
-                lines.append(f"  answer read from: {a.source}")
+                lines.append(f"  answer read from: {clean_path(a.source)}")
             lines.append(f"  gold ({len(a.gold)}): {listing(a.gold)}")
             lines.append(f"  predicted ({len(a.predicted)}): {listing(a.predicted)}")
             # a suite that does not read values leaves the *_read lists empty: nothing to show

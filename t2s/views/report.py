@@ -29,7 +29,7 @@ from t2s.gitstore.store import GitStore
 from t2s.record import refs
 from t2s.record.lineage import rounds_of
 from t2s.record.notes import EVAL_NOTES, EvalNote
-from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows
+from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows, state_counts
 from t2s.views.rounds import rounds_section
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
@@ -294,14 +294,11 @@ def _estimated(estimate: Any) -> str:
 
 def summary_section(data: RunData, rows: list[PatchView], gate_text: str) -> str:
     m = data.manifest
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + 1
     merges = [r for r in data.tree_reports() if r.status == "merged"]
     failed = [r for r in data.tree_reports() if r.status != "merged"]
     levels = max((r.level for r in data.tree_reports()), default=0)
     cards = [
-        ("patches", str(len(rows)), ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
+        ("patches", str(len(rows)), state_counts(rows) or "none"),
         ("merges", str(len(merges)), f"{levels} level(s)" + (f", {len(failed)} failed" if failed else "")),
         (
             "candidate",

@@ -33,6 +33,7 @@ from t2s.evaluation.summary import eval_table_markdown
 from t2s.gitstore.store import GitStore, parse_trailers
 from t2s.record import refs
 from t2s.record.lessons import (
+    MERGE_TRANSCRIPTS_DIR,
     MERGES_DIR,
     PATCHES_DIR,
     Lesson,
@@ -42,6 +43,7 @@ from t2s.record.lessons import (
 from t2s.record.notes import EVAL_NOTES, REVIEW_NOTES, EvalNote, GateRecord, ReviewNote
 from t2s.record.provenance import Provenance
 from t2s.record.runs import RunManifest, RunRecord, list_runs
+from t2s.tasks.base import CheckReport
 
 State = Literal["merged", "rejected", "unvalidated", "open", "missing"]
 
@@ -361,6 +363,17 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
     return view
 
 
+def state_counts(rows: list[PatchView]) -> str:
+    """One line of patch counts by state, the same in every view ("2 merged, 1 rejected").
+    A patch that is the candidate itself (nothing was merged) counts as "in the
+    candidate", not "merged"."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        label = "in the candidate" if row.state == "merged" and not row.merged_into else row.state
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+
+
 def _status(view: PatchView) -> tuple[State, str]:
     rejected = view.verdict is not None and view.verdict.verdict == "reject"
     comment = (view.verdict.comment if view.verdict else "") or "rejected in review"
@@ -576,7 +589,7 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
         )
     check = ""
     if traj.check:
-        check = _clip(json.dumps(traj.check, indent=1, default=str), max_chars)
+        check = _clip(readable_check(traj.check), max_chars * 2)
     return Excerpt(
         trajectory=traj.id,
         task=traj.task_id,
@@ -590,6 +603,58 @@ def trajectory_excerpt(traj: Any, *, context_steps: int = 2, max_chars: int = 12
         steps=out_steps,
         check=check,
     )
+
+
+#: A merge's name: ``L2-01`` (a level of the tree) or ``S003`` (a sequential step).
+MERGE_NAME_RE = re.compile(r"L\d+-\d+|S\d+")
+
+
+def merge_transcript(store: GitStore, name: str, run: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The merger's conversation for merge ``name`` of ``run`` (the request, each raw
+    answer, each feedback), as ``(run, messages)``; ``run`` may be left out when one
+    run has such a merge."""
+    runs = [run] if run else [r for r in list_runs(store) if RunRecord(store, r).read(f"{MERGES_DIR}/{name}.json")]
+    if not runs:
+        raise UsageError(f"no run has a merge {name}", hint="list the merges with `t2s review --run RUN`")
+    if len(runs) > 1:
+        raise UsageError(f"merge {name} is ambiguous: runs {', '.join(runs)} all have one", hint="pass --run NAME")
+    record = RunRecord(store, runs[0])
+    raw = record.read(f"{MERGE_TRANSCRIPTS_DIR}/{name}.json")
+    if raw is None:
+        raise UsageError(
+            f"run {runs[0]!r} keeps no merger transcript for {name}",
+            hint="merges made before t2s kept transcripts have none; `t2s merge --rebuild` makes them again",
+        )
+    return runs[0], json.loads(raw)
+
+
+def eval_trajectory_excerpt(store: GitStore, rev: str, task: str, *, context_steps: int = 2) -> Excerpt:
+    """The trajectory of ``task`` (a task id or trajectory id) in the noted evaluation
+    of ``rev``, as ``t2s show`` prints it: a held-out regression read, not only counted."""
+    commit = store.resolve(rev)
+    note = _eval_note(store, commit)
+    kept = [r for r in (note.evals if note else []) if r.trajectories]
+    if not kept:
+        raise UsageError(
+            f"the eval note on {rev} keeps no trajectories",
+            hint=f"`t2s eval {rev} --no-cache` evaluates it again and keeps them",
+        )
+    files = store.read_files(kept[-1].trajectories or "", "trajectories")
+    names = [task, *(name[: -len(".json")] for name in sorted(files) if name.startswith(f"{task}"))]
+    raw = next((files[f"{name}.json"] for name in names if f"{name}.json" in files), None)
+    if raw is None:
+        have = ", ".join(sorted(name[: -len(".json")] for name in files))
+        raise UsageError(f"no trajectory of {task!r} in the evaluation of {rev}", hint=f"it has: {have}")
+    return trajectory_excerpt(load_trajectory(raw, where=f"{kept[-1].trajectories}"), context_steps=context_steps)
+
+
+def readable_check(check: dict[str, Any]) -> str:
+    """The checker's report as a person reads it (:meth:`t2s.tasks.base.CheckReport.render`);
+    the raw JSON only when it is no report this t2s knows."""
+    try:
+        return CheckReport.model_validate(check).render()
+    except ValidationError:
+        return json.dumps(check, indent=1, default=str)
 
 
 def _eval_note(store: GitStore, commit: str) -> EvalNote | None:

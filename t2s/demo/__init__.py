@@ -37,6 +37,7 @@ path = "../tasks"
 [suites.demo.splits]
 evolve = { file = "splits.json", key = "evolve" }
 heldout = { file = "splits.json", key = "heldout" }
+val = { file = "splits.json", key = "val" }
 """
 
 SIMULATION_NOTICE = (
@@ -113,7 +114,7 @@ class Demo:
         splits = json.loads((suite / "splits.json").read_text())
         self.console.print(
             f"Generated {sum(len(v) for v in splits.values())} small spreadsheet tasks with openpyxl "
-            f"({len(splits['evolve'])} evolve, {len(splits['heldout'])} held-out) in {suite}"
+            f"({len(splits['evolve'])} evolve, {len(splits['val'])} validation, {len(splits['heldout'])} held-out) in {suite}"
         )
         with ScriptedServer(models=["t2s-demo-sim"]) as server:
             server.on(agent_responder, role="agent")

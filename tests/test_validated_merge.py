@@ -1,0 +1,102 @@
+"""The validation gate inside the merge tree (issue 15): every merge node is scored on
+the val split, a node that loses to its best input is rejected and that input carried
+up. Real git, the demo suite's real sandbox and checker, simulated models over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from t2s.cli import main
+from t2s.demo import _configure
+from t2s.demo.simulation import agent_responder, analyst_responder
+from t2s.demo.tasks import write_suite
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import read_eval_note
+from t2s.skill.repo import init_skill_repo
+from t2s.testing.simulated import HARMFUL_TRIGGER, harmful_merger_responder, merger_responder
+
+RUN = "v1"
+
+
+def _repo(tmp_path, scripted_server, monkeypatch, merger=merger_responder):
+    write_suite(tmp_path / "tasks")
+    repo = tmp_path / "my-skills"
+    init_skill_repo(repo, seed="xlsx", install_git_hooks=False)
+    _configure(repo)
+    scripted_server.on(agent_responder, role="agent")
+    scripted_server.on(analyst_responder, role="analyst")
+    scripted_server.on(merger, role="merger")
+    monkeypatch.setenv("T2S_BASE_URL", scripted_server.base_url)
+    monkeypatch.setenv("T2S_API_KEY_ENV", "T2S_TEST_API_KEY")
+    monkeypatch.setenv("T2S_CACHE_MODE", "off")
+    store = GitStore.discover(repo)
+    store.commit_paths(["t2s.toml"], "Configure the demo suite")
+    return repo, store
+
+
+def _t2s(*args: str, code: int = 0):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+def _rolled_out(tmp_path, scripted_server, monkeypatch, merger=merger_responder, limit: str = "6"):
+    repo, store = _repo(tmp_path, scripted_server, monkeypatch, merger)
+    _t2s("rollout", "-C", str(repo), "--split", "evolve", "--run", RUN, "--limit", limit)
+    _t2s("analyze", "-C", str(repo), "--run", RUN)
+    return repo, store
+
+
+def _report(store: GitStore, name: str) -> dict:
+    return json.loads(store.read_blob(f"refs/t2s/runs/{RUN}", f"merges/{name}.json"))
+
+
+def _skill(store: GitStore, rev: str) -> str:
+    return store.read_blob(rev, "skills/xlsx/SKILL.md").decode()
+
+
+def test_a_harmful_merge_is_rejected_and_its_best_input_carried_up(tmp_path, scripted_server, monkeypatch):
+    repo, store = _rolled_out(tmp_path, scripted_server, monkeypatch, harmful_merger_responder("L1-02"))
+    result = _t2s("merge", "-C", str(repo), "--run", RUN, "--fan-in", "2", "--json")
+    summary = json.loads(result.stdout)
+
+    assert summary["validate_split"] == "val"
+    assert summary["rejected"] == ["L1-02"]
+    bad = _report(store, "L1-02")
+    assert bad["status"] == "merged" and bad["validation"]["verdict"] == "rejected"
+    assert bad["validation"]["score"] < bad["validation"]["best_input"]
+    # the rejected node keeps its commit, branch and note, for review
+    assert store.rev_parse(bad["branch"]) == bad["commit"]
+    assert HARMFUL_TRIGGER in _skill(store, bad["commit"])
+    assert read_eval_note(store, bad["commit"]) is not None
+    # the level above merged the best input in its place
+    level2 = [_report(store, n) for n in summary["levels"][1]]
+    carried = bad["inputs"][[i["label"] for i in bad["inputs"]].index(bad["validation"]["best_input_label"])]
+    assert any(carried["commit"] in [i["commit"] for i in r["inputs"]] for r in level2)
+    assert all(bad["commit"] not in [i["commit"] for i in r["inputs"]] for r in level2)
+    candidate = summary["candidate"]
+    assert HARMFUL_TRIGGER not in _skill(store, candidate)
+    # never worse on val than any node below it
+    passed = {n: s for n, s in summary["val_scores"].items() if n not in summary["rejected"]}
+    assert summary["val_scores"][summary["levels"][-1][0]] >= max(passed.values())
+
+    # nothing is lost: every patch is in the candidate or accounted for in the root report
+    patches = store.refs(f"refs/heads/t2s/{RUN}/patch/")
+    reachable = set(store.rev_list(candidate, [store.resolve("HEAD")]))
+    root = _report(store, summary["levels"][-1][0])
+    message = store.commit_message(root["commit"])
+    for ref, commit in patches.items():
+        number = ref.rsplit("/", 1)[-1]
+        if commit not in reachable:
+            assert number in summary["excluded"], number
+            assert "rejected by validation" in summary["excluded"][number]
+            assert f"patch {number}: under merge L1-02, rejected by validation" in message
+    assert any(commit not in reachable for commit in patches.values())
+
+    # a second merge of the same run evaluates nothing new: no agent episode runs
+    agent_calls = sum(1 for r in scripted_server.requests if r.role == "agent")
+    again = json.loads(_t2s("merge", "-C", str(repo), "--run", RUN, "--fan-in", "2", "--json").stdout)
+    assert sum(1 for r in scripted_server.requests if r.role == "agent") == agent_calls
+    assert again["candidate"] == candidate and again["rejected"] == ["L1-02"]

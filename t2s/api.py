@@ -36,6 +36,7 @@ from t2s.agent.episode import AgentOptions
 from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
 from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
+from t2s.consolidation.selection import Selection, select_candidate
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
 from t2s.evaluation.context import make_context
@@ -230,6 +231,12 @@ def merge(
         scorer=scorer,
         val_tasks=scorer.tasks if scorer is not None else (),
     )
+
+
+def select(repo: Repo, run: str) -> Selection:
+    """Every node of run ``run``'s merge tree with its validation score, verdict, support
+    and size, and which one ``t2s/<run>/candidate`` points at, and why."""
+    return select_candidate(repo.store, check_run_name(run))
 
 
 def evaluate(

@@ -109,6 +109,8 @@ class MergeSummary(BaseModel):
     rejected: list[str] = Field(default_factory=list)
     #: Patches left out because their task is in the validation split.
     val_task_patches: int = 0
+    #: Agent episodes validation ran (node evaluations found in notes cost none).
+    val_episodes: int = 0
 
 
 class MergeFailed(T2SError):

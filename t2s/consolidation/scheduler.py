@@ -143,6 +143,7 @@ class Merger:
             self.record.run, kept, excluded, [_patch_number(i) for i in inputs if i.commit in reachable]
         )
         summary.excluded = dict(excluded)  # with the patches the validation gate left out
+        summary.val_episodes = self.scorer.episodes_run if self.scorer is not None else 0
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self.recorder.move_candidate(candidate.commit)

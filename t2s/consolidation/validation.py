@@ -29,6 +29,11 @@ class NodeScorer(Protocol):
         ...
 
     @property
+    def episodes_run(self) -> int:
+        """Agent episodes this scorer has run so far (evaluations from notes cost none)."""
+        ...
+
+    @property
     def episodes_per_evaluation(self) -> int:
         """Agent episodes one evaluation runs (for the estimate before spending)."""
         ...

@@ -201,9 +201,10 @@ def suite_section_toml(name: str, suite_type: str, path: str) -> str:
         f"[suites.{name}]\n"
         f"type = {_toml_str(suite_type)}\n"
         f"path = {_toml_str(path)}  # relative to this file\n"
-        "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout)\n"
+        "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout, val)\n"
         '# evolve = { file = "splits.json", key = "evolve" }\n'
         '# heldout = { file = "splits.json", key = "heldout" }\n'
+        '# val = { carve = "evolve", count = 50 }  # validation of merge nodes ([merge] validate_split)\n'
     ).replace("NAME", name)
 
 

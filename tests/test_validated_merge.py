@@ -104,6 +104,25 @@ def test_a_harmful_merge_is_rejected_and_its_best_input_carried_up(tmp_path, scr
             assert f"patch {number}: under merge L1-02, rejected by validation" in message
     assert any(commit not in reachable for commit in patches.values())
 
+    # t2s select explains the choice; t2s log shows the scores; the report marks the rejection
+    selection = json.loads(_t2s("select", "-C", str(repo), "--run", RUN, "--json").stdout)
+    assert selection["candidate"] == candidate and selection["split"] == "val"
+    verdicts = {node["name"]: node["verdict"] for node in selection["nodes"]}
+    assert verdicts["L1-02"] == "rejected" and list(verdicts.values()).count("rejected") == 1
+    root_name = summary["levels"][-1][0]
+    assert selection["selected"] == root_name and "passed validation" in selection["reason"]
+    log = _t2s("log", "-C", str(repo), "--run", RUN).output
+    assert "L1-02" in log and "rejected by validation: val 0.000 < 0.250" in log
+    html = tmp_path / "report.html"
+    _t2s("report", "-C", str(repo), "--run", RUN, "-o", str(html))
+    page = html.read_text()
+    assert 'class="node merge state-merged val-rejected" id="node-L1-02"' in page
+    assert "Validation on val" in page and "rejected by validation" in page
+
+    # the notes on merge commits serve any later evaluation on val (t2s eval, bisect)
+    cached = json.loads(_t2s("eval", "-C", str(repo), bad["commit"], "--split", "val", "--json").stdout)
+    assert cached["cached"] is True
+
     # a second merge of the same run evaluates nothing new: no agent episode runs
     agent_calls = sum(1 for r in scripted_server.requests if r.role == "agent")
     again = json.loads(_t2s("merge", "-C", str(repo), "--run", RUN, "--fan-in", "2", "--json").stdout)

@@ -129,7 +129,10 @@ def print_summary(summary) -> None:
     if summary.validate_split:
         scores = ", ".join(f"{name} {score:.3f}" for name, score in summary.val_scores.items())
         s0 = f"S0 {summary.s0_val:.3f}; " if summary.s0_val is not None else ""
-        console.print(f"validation on {summary.validate_split}: {s0}{scores or 'no node scored'}")
+        console.print(
+            f"validation on {summary.validate_split}: {s0}{scores or 'no node scored'} "
+            f"({summary.val_episodes} agent episodes run; the rest came from eval notes)"
+        )
         if summary.rejected:
             console.print(f"  rejected by validation: {', '.join(summary.rejected)} (best input carried up)")
         if summary.val_task_patches:

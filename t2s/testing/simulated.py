@@ -119,14 +119,17 @@ def merge_group_of(request: ChatRequest) -> str:
 
 def harmful_merger_responder(target: str):
     """A merger that is careful everywhere but in merge ``target`` (e.g. ``"L1-02"``),
-    where it slips :data:`HARMFUL_LESSON` into SKILL.md and into its first lesson's
-    text (so later merges carry it up, as a real merger would)."""
+    where it slips :data:`HARMFUL_LESSON` into SKILL.md and into the text of a lesson
+    (one placed in SKILL.md if it has one), so later merges carry it up as a real
+    merger would."""
 
     def respond(request: ChatRequest) -> Reply:
         lessons, min_support = merger_inputs(request)
         answer = consolidate(lessons, min_support, base_files(request))
         if merge_group_of(request) == target and answer["lessons"]:
-            answer["lessons"][0]["text"] += " " + HARMFUL_LESSON
+            # On a SKILL.md lesson, so that merges above keep it in SKILL.md too.
+            carrier = next((out for out in answer["lessons"] if out["placement"] == "skill"), answer["lessons"][0])
+            carrier["text"] += " " + HARMFUL_LESSON
             line = f"- {HARMFUL_LESSON}\n"
             section = next((e for e in answer["edits"] if e.get("heading") == LESSONS_HEADING), None)
             if section is None:

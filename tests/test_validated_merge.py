@@ -112,7 +112,7 @@ def test_a_harmful_merge_is_rejected_and_its_best_input_carried_up(tmp_path, scr
     root_name = summary["levels"][-1][0]
     assert selection["selected"] == root_name and "passed validation" in selection["reason"]
     log = _t2s("log", "-C", str(repo), "--run", RUN).output
-    assert "L1-02" in log and "rejected by validation: val 0.000 < 0.250" in log
+    assert any(line.strip().startswith("L1-02") and "rejected by validation: val" in line for line in log.splitlines())
     html = tmp_path / "report.html"
     _t2s("report", "-C", str(repo), "--run", RUN, "-o", str(html))
     page = html.read_text()

@@ -199,3 +199,18 @@ def test_killing_the_merge_mid_validation_and_resuming_gives_the_same_candidate(
     assert resumed["rejected"] == reference["rejected"] == ["L1-02"]
     assert resumed["val_scores"] == reference["val_scores"]
     assert resumed["reused"] > 0  # the merges recorded before the kill were kept
+
+
+def test_a_budget_cap_stops_validation_cleanly_and_the_merge_resumes(tmp_path, scripted_server, monkeypatch):
+    repo, store = _rolled_out(tmp_path, scripted_server, monkeypatch)
+    config = repo / "t2s.toml"
+    uncapped = config.read_text()
+    config.write_text(uncapped.replace("# max_calls = 2000", "max_calls = 5"))
+    stopped = CliRunner().invoke(main, ["merge", "-C", str(repo), "--run", RUN, "--fan-in", "2"])
+    assert stopped.exit_code == 1 and "budget exhausted: max_calls=5" in stopped.output, stopped.output
+    assert "Traceback" not in stopped.output
+    assert store.rev_parse(f"refs/heads/t2s/{RUN}/candidate") is None
+    config.write_text(uncapped)
+    resumed = json.loads(_t2s("merge", "-C", str(repo), "--run", RUN, "--fan-in", "2", "--json").stdout)
+    assert resumed["candidate"] and resumed["reused"] > 0
+    assert set(resumed["val_scores"]) == {name for names in resumed["levels"] for name in names}

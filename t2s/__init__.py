@@ -27,6 +27,7 @@ _LAZY = {
     "rollout": "t2s.api",
     "analyze": "t2s.api",
     "merge": "t2s.api",
+    "select": "t2s.api",
     "evaluate": "t2s.api",
     "gate": "t2s.api",
     "noise_floor": "t2s.api",

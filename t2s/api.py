@@ -36,6 +36,7 @@ from t2s.agent.episode import AgentOptions
 from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
 from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
+from t2s.consolidation.selection import Selection, select_candidate
 from t2s.consolidation.stage import merge_run
 from t2s.errors import UsageError
 from t2s.estimates import dry_run
@@ -45,9 +46,10 @@ from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
 from t2s.evaluation.noise import NoiseFloor, noise_floor as noise_floor_in
+from t2s.evaluation.validation import val_scorer
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
-from t2s.record.runs import StageProgress, check_run_name
+from t2s.record.runs import RunRecord, StageProgress, check_run_name
 from t2s.releases.release import ReleaseResult, release as release_in
 from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
 
@@ -273,17 +275,25 @@ def merge(
     models: Models | None = None,
     cache: bool = True,
     progress: Callable[[str], None] | None = None,
+    validate: bool | None = None,
 ) -> MergeSummary:
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
-    ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
+    ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch).
+    Each merge node is scored on the validation split (``[merge] validate``; ``validate``
+    True/False overrides it) and one that loses to its best input is rejected."""
+    run = check_run_name(run)
     planned = _planned(
         lambda: dry_run.merge_estimate(repo.store, repo.config, run, fan_in=fan_in, models=_overrides(models))
     )
+    scorer = None
+    if strategy == "parallel":
+        skill_dir = RunRecord(repo.store, run).manifest().skill_dir
+        scorer = val_scorer(repo.store, repo.config, skill_dir=skill_dir, validate=validate)
     summary = merge_run(
         repo.store,
         repo.config,
-        run=check_run_name(run),
+        run=run,
         fan_in=fan_in,
         strategy=strategy,
         batch=batch,
@@ -292,10 +302,18 @@ def merge(
         overrides=_overrides(models),
         cache=cache,
         progress=progress,
+        scorer=scorer,
+        val_tasks=scorer.tasks if scorer is not None else (),
     )
     if not retry_failed and not rebuild:  # a retry or a rebuild re-merges what the estimate counted as done
         _keep_estimate(repo, run, "merge", planned)
     return summary
+
+
+def select(repo: Repo, run: str) -> Selection:
+    """Every node of run ``run``'s merge tree with its validation score, verdict, support
+    and size, and which one ``t2s/<run>/candidate`` points at, and why."""
+    return select_candidate(repo.store, check_run_name(run))
 
 
 def evaluate(

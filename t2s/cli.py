@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "check": "t2s.commands.check:check",
     "suites": "t2s.commands.suites:suites",
     "merge": "t2s.commands.merge:merge",
+    "select": "t2s.commands.select:select",
     "evolve": "t2s.commands.evolve:evolve",
     "blame": "t2s.commands.blame:blame",
     "review": "t2s.commands.review:review",

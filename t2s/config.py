@@ -46,7 +46,7 @@ Alpha = Annotated[FiniteFloat, Field(gt=0, lt=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
 
 class SkillSection(_Section):
@@ -114,12 +114,15 @@ class CacheSection(_Section):
 
 
 class SplitSpec(_Section):
-    """A named split: a key of a JSON file of ids, a row slice ``"a:b"``, or explicit ids."""
+    """A named split: a key of a JSON file of ids, a row slice ``"a:b"``, explicit ids,
+    or ``count`` ids carved deterministically from another split (``carve = "evolve"``)."""
 
     file: str | None = None
     key: str | None = None
     rows: str | None = None
     ids: list[str] | None = None
+    carve: str | None = None
+    count: Count | None = None
 
 
 class SuiteSection(_Section):
@@ -153,11 +156,21 @@ class AnalyzeSection(_Section):
     concurrency: Count = 4
 
 
+#: Which merge levels are validated: every level, the top K levels (nearest the root), or none.
+ValidateLevels = Annotated[str, Field(pattern=r"^(all|off|top:[1-9][0-9]*)$")]
+
+
 class MergeSection(_Section):
     fan_in: FanIn = 5
     min_support: Count = 2
     retries: NonNegative = 2
     concurrency: Count = 4
+    #: Evaluate merge nodes on the validation split: "all", "top:K" or "off" (see docs/validation.md).
+    validation: ValidateLevels = Field(default="all", validation_alias="validate")
+    #: The suite's validation split; disjoint from the held-out and gate splits.
+    validate_split: str = "val"
+    #: A node passes if its val score is at least its best input's minus this.
+    tolerance: Score = 0.0
 
 
 class GateSection(_Section):

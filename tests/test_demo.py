@@ -12,6 +12,7 @@ from rich.console import Console
 from t2s.demo import run_demo
 from t2s.gitstore.store import GitStore
 from t2s.record.notes import read_eval_note
+from t2s.testing.simulated import HARMFUL_TRIGGER
 
 pytestmark = pytest.mark.demo
 
@@ -30,7 +31,11 @@ def test_demo_runs_the_whole_loop_and_releases_a_better_skill(tmp_path):
     assert len(patches) == 10
     level1 = [c for ref, c in store.refs("refs/heads/t2s/demo/merge/").items() if "/L1-" in ref]
     assert len(level1) == 2 and all(len(store.parents(c)) == 5 for c in level1)
-    assert store.parents(candidate) == level1
+    # validation rejected the harmful L1-01: its best input went up in its place
+    assert store.parents(candidate) == [store.parents(level1[0])[0], level1[1]]
+    assert "which was rejected by validation" in text and "STILL" not in text
+    assert HARMFUL_TRIGGER in store.read_blob(level1[0], "skills/xlsx/SKILL.md").decode()
+    assert HARMFUL_TRIGGER not in store.read_blob(candidate, "skills/xlsx/SKILL.md").decode()
 
     # the release: a tag on main whose commit has a passing gate note; main moved
     assert result.tag == "v0.1.0"

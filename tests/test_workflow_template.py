@@ -80,3 +80,28 @@ def test_init_writes_the_template(tmp_path):
         tmp_path / "r", name="demo", description="A demo skill. Use it for demos.", install_git_hooks=False
     )
     assert (Path(result.repo) / ".github/workflows/t2s.yml").read_text() == TEMPLATE.read_text()
+
+
+def test_a_pushed_run_has_every_merge_commit_evaluated_on_val_before_the_selected_candidate_is_gated():
+    gate = _load()["jobs"]["gate"]
+    steps = gate["steps"]
+    ids = [step.get("id") for step in steps]
+    validate = steps[ids.index("validate")]
+    assert ids.index("validate") < ids.index("gate")
+    assert validate["if"] == "github.event_name == 'push'"
+    text = validate["run"]
+    # the run's merge branches and notes are fetched first, so pushed evaluations are reused
+    fetch_notes = _steps_text(gate).index("refs/notes/t2s/*:refs/notes/t2s/*")
+    assert fetch_notes < _steps_text(gate).index("t2s select --run")
+    assert "refs/heads/t2s/$run/merge/*" in text
+    loop = text.index("for commit in $(git for-each-ref")
+    assert loop < text.index('t2s eval "$commit" --split "$split"') < text.rindex("t2s select --run")
+    assert "candidate=" in text and "$GITHUB_OUTPUT" in text
+    # the gate (and the release after it) judge the selected node, not just the pushed ref
+    selected = "steps.validate.outputs.candidate || steps.settings.outputs.candidate"
+    assert selected in steps[ids.index("gate")]["run"]
+    assert selected in gate["outputs"]["candidate"]
+    # and the notes written here are pushed like the gate's
+    assert ids.index("gate") < next(
+        i for i, s in enumerate(steps) if "git push origin 'refs/notes" in str(s.get("run"))
+    )

@@ -42,6 +42,23 @@ def log(revs, run_name, max_count, repo_dir):
         _require_run(store, run_name)
     glob = refs.run_branches(run_name) + "*" if run_name and not revs else None
     click.echo(store.graph(list(revs), glob=glob, max_count=max_count), nl=False)
+    if run_name is not None:
+        _print_val_scores(store, run_name)
+
+
+def _print_val_scores(store, run_name: str) -> None:
+    """The merge nodes' validation scores and verdicts, under the graph."""
+    from t2s.consolidation.selection import read_merge_reports
+    from t2s.record.runs import RunRecord
+
+    record = RunRecord(store, run_name)
+    if not store.rev_parse(record.ref):
+        return
+    scored = [(r, r.validation) for r in read_merge_reports(record) if r.validation is not None]
+    if scored:
+        click.echo(f"validation ({scored[0][1].split}):")
+    for report, validation in scored:
+        click.echo(f"  {report.name} {(report.commit or '')[:12]}  {validation.describe()}")
 
 
 def _require_run(store, run_name: str) -> None:

@@ -52,6 +52,12 @@ from t2s.record import refs
     "e.g. after rejecting a merged patch. Unchanged groups come from the response cache.",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@click.option(
+    "--validate/--no-validate",
+    default=None,
+    help="Score every merge node on the validation split and reject one that loses to its best input "
+    '(default: [merge] validate, "all" when the suite has the split).',
+)
 @model_options
 @dry_run_option
 @json_option
@@ -64,6 +70,7 @@ def merge(
     retry_failed,
     rebuild,
     no_cache,
+    validate,
     flag_model,
     flag_base_url,
     flag_api_key_env,
@@ -86,6 +93,7 @@ def merge(
       t2s merge --run r1 --fan-in 3
       t2s merge --run r1 --strategy sequential --batch 5   # baseline, t2s/r1/seq/candidate
       t2s merge --run r1 --rebuild                          # after rejecting a merged patch
+      t2s merge --run r1 --no-validate                      # skip the validation split
       t2s log --run r1                                      # see the merge tree
       t2s merge --run r1 --dry-run                          # the expected cost, nothing spent
     """
@@ -108,6 +116,7 @@ def merge(
         rebuild=rebuild,
         models=models,
         cache=not no_cache,
+        validate=validate,
         progress=None if as_json else (lambda message: err_console.print(f"  {message}", markup=False)),
     )
     if as_json:
@@ -129,5 +138,16 @@ def print_summary(summary) -> None:
         f"{summary.inputs} patches -> candidate [bold]{refs.short(summary.candidate_ref)}[/bold] "
         f"({summary.candidate[:12]}); {summary.merged} merged, {summary.failed} failed, {summary.reused} reused"
     )
+    if summary.validate_split:
+        scores = ", ".join(f"{name} {score:.3f}" for name, score in summary.val_scores.items())
+        s0 = f"S0 {summary.s0_val:.3f}; " if summary.s0_val is not None else ""
+        console.print(
+            f"validation on {summary.validate_split}: {s0}{scores or 'no node scored'} "
+            f"({summary.val_episodes} agent episodes run; the rest came from eval notes)"
+        )
+        if summary.rejected:
+            console.print(f"  rejected by validation: {', '.join(summary.rejected)} (best input carried up)")
+        if summary.val_task_patches:
+            console.print(f"  {summary.val_task_patches} patch(es) left out: their tasks are in the validation split")
     for number, reason in sorted(summary.excluded.items()):
         console.print(f"  left out patch {number}: {reason}", markup=False)

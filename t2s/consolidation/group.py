@@ -6,7 +6,7 @@ sent back with the exact problems a bounded number of times.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,8 +160,11 @@ def _feedback(problems: list[str], attempt: int, attempts: int) -> str:
     return "\n".join(lines)
 
 
-def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -> tuple[str, str]:
-    """Subject and body of a merge commit: the human-readable merge report."""
+def render_report(
+    report: MergeReport, excluded: dict[str, str] | None = None, by_validation: Collection[str] = ()
+) -> tuple[str, str]:
+    """Subject and body of a merge commit: the human-readable merge report. Of the
+    ``excluded`` patches, those in ``by_validation`` were left out by the validation gate."""
     subject = f"t2s merge {report.name}: {len(report.lessons)} lessons from {len(report.inputs)} inputs"
     lines = ["Inputs:"]
     lines += [f"- {i['label']} ({i['commit'][:12]})" for i in report.inputs]
@@ -183,9 +186,14 @@ def render_report(report: MergeReport, excluded: dict[str, str] | None = None) -
     if report.dropped:
         lines += ["", "Dropped:"]
         lines += [f"- {d.lesson}: {d.reason}" for d in report.dropped]
-    if excluded:
+    review = {n: r for n, r in (excluded or {}).items() if n not in by_validation}
+    validation = {n: r for n, r in (excluded or {}).items() if n in by_validation}
+    if review:
         lines += ["", "Excluded by review:"]
-        lines += [f"- patch {number}: {reason}" for number, reason in sorted(excluded.items())]
+        lines += [f"- patch {number}: {reason}" for number, reason in sorted(review.items())]
+    if validation:
+        lines += ["", "Left out by validation:"]
+        lines += [f"- patch {number}: {reason}" for number, reason in sorted(validation.items())]
     return subject, "\n".join(lines)
 
 

@@ -62,7 +62,10 @@ def load_patch_inputs(
         # only for branches without a record (or whose commit moved since).
         fresh = patch is not None and patch.commit == commit and patch.diff
         diff = patch.diff if patch is not None and fresh else store.diff(s0, commit, skill_dir)
-        inputs.append(MergeInput(ref=ref, commit=commit, label=f"patch {number}", lessons=lessons, diff=diff))
+        task = patch.task if patch is not None else Provenance.of(store.commit_message(commit)).task or ""
+        inputs.append(
+            MergeInput(ref=ref, commit=commit, label=f"patch {number}", lessons=lessons, diff=diff, task=task)
+        )
     return inputs, excluded
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from t2s.consolidation.validation import NodeValidation
 from t2s.errors import T2SError
 from t2s.patches.edits import Edit
 from t2s.record.lessons import Lesson, support_of
@@ -50,6 +51,8 @@ class MergeInput(BaseModel):
     label: str
     lessons: list[Lesson]
     diff: str = ""
+    #: The task a patch's trajectory ran (patch inputs only; never shown to the merger).
+    task: str = ""
 
 
 class MergeReport(BaseModel):
@@ -76,6 +79,8 @@ class MergeReport(BaseModel):
     #: The merger's conversation: the request, each raw answer, each feedback. Stored
     #: beside the report (``merge-transcripts/<name>.json``), not inside it.
     transcript: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+    #: The node's score on the validation split and its verdict (None: not validated).
+    validation: NodeValidation | None = None
 
     @property
     def support(self) -> int:
@@ -98,6 +103,17 @@ class MergeSummary(BaseModel):
     reused: int = 0
     excluded: dict[str, str] = Field(default_factory=dict)
     inputs: int = 0
+    #: The validation split nodes were scored on ("" when validation was off).
+    validate_split: str = ""
+    #: S0's score on the validation split, and each validated node's (by merge name).
+    s0_val: float | None = None
+    val_scores: dict[str, float] = Field(default_factory=dict)
+    #: Merges rejected by validation (their best input went up in their place).
+    rejected: list[str] = Field(default_factory=list)
+    #: Patches left out because their task is in the validation split.
+    val_task_patches: int = 0
+    #: Agent episodes validation ran (node evaluations found in notes cost none).
+    val_episodes: int = 0
 
 
 class MergeFailed(T2SError):
@@ -116,6 +132,10 @@ class MergeSettings:
     retries: int = 2
     concurrency: int = 4
     retry_failed: bool = False
+    #: Which levels are validated ("all", "top:K", "off"; only with a scorer) and the
+    #: score a node may lose against its best input.
+    validate: str = "off"
+    tolerance: float = 0.0
 
 
 class PatchesLost(MergeFailed):

@@ -137,6 +137,14 @@ class MergeRecorder:
             files, f"t2s merge level {level}: {merged} merged, {len(reports) - merged} failed", refs=updates
         )
 
+    def record_validation(self, level: int, reports: list[MergeReport]) -> None:
+        """Rewrite a level's reports with their validation verdicts (one transaction)."""
+        rejected = sum(1 for r in reports if r.validation is not None and r.validation.rejected)
+        self.record.write(
+            {f"{MERGES_DIR}/{r.name}.json": r for r in reports},
+            f"t2s merge level {level}: validated, {len(reports) - rejected} passed, {rejected} rejected",
+        )
+
     def existing(self, name: str, ref: str, parents: list[str], finished: _Finished) -> MergeReport | None:
         """A merge an earlier run finished from exactly these parents, reused on resume."""
         report = finished.report(name)

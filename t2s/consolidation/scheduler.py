@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from t2s.consolidation.accounting import (
     _chain_patches,
@@ -29,6 +29,7 @@ from t2s.consolidation.models import (
 )
 from t2s.consolidation.persistence import MergeRecorder, _Finished
 from t2s.consolidation.plan import _plan_levels
+from t2s.consolidation.validation import NodeScorer, judge, validated_levels
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore, HeldObjects
 from t2s.patches.context import PatchContext
@@ -66,6 +67,8 @@ class Merger:
         *,
         model: str = "",
         progress: Callable[[str], None] | None = None,
+        scorer: NodeScorer | None = None,
+        val_tasks: Collection[str] = (),
     ):
         self.store = store
         self.record = record
@@ -78,12 +81,26 @@ class Merger:
         self.skill_dir = context.skill_dir
         self._loaded: tuple[list[MergeInput], dict[str, str]] | None = None
         self.recorder = MergeRecorder(store, record, retry_failed=settings.retry_failed)
+        #: Scores merge nodes on the validation split; None (or validate "off"): no validation.
+        self.scorer = scorer if settings.validate != "off" else None
+        #: Tasks of the validation split: patches derived from them are left out of the merge.
+        self.val_tasks = frozenset(val_tasks)
+        self._scores: dict[str, float] = {}  # commit -> val score, this invocation
+        self._s0_score: float | None = None
+        self._left_out: set[str] = set()  # patch numbers the validation gate left out
 
     def load_inputs(self) -> tuple[list[MergeInput], dict[str, str]]:
         """The run's patch branches to merge and the ones review left out; reading
         them first lets bad records fail before anything is recorded."""
         if self._loaded is None:
-            self._loaded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+            inputs, excluded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+            if self.val_tasks:
+                # A lesson from a validation task would let val leak into the skill it judges.
+                for item in [i for i in inputs if i.task in self.val_tasks]:
+                    excluded[_patch_number(item)] = f"its task {item.task} is in the validation split"
+                    self._left_out.add(_patch_number(item))
+                    inputs.remove(item)
+            self._loaded = (inputs, excluded)
         return self._loaded
 
     async def parallel(self) -> MergeSummary:
@@ -91,13 +108,18 @@ class Merger:
         paper's parallel consolidation), resuming what an earlier invocation finished;
         every patch must be reachable from the candidate (:class:`PatchesLost` if not)."""
         inputs, excluded = self.load_inputs()
+        excluded = dict(excluded)  # validation adds the patches of rejected merges
         summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
+        summary.val_task_patches = len(self._left_out)  # so far: only the patches of val tasks
+        if self.scorer is not None:
+            summary.validate_split = self.scorer.split
         if not inputs:
             raise MergeFailed(
                 f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record)
             )
         items = inputs
         levels_done = 0
+        self._announce_validation(len(inputs))
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
         # A level is recorded while later merges wait for the merger: they need only
         # its commits. Levels still land in order, each in one transaction, and all
@@ -122,9 +144,12 @@ class Merger:
                     await recording
         candidate = items[0]
         reachable = set(self.store.rev_list(candidate.commit, [self.s0]))
+        kept = [i for i in inputs if _patch_number(i) not in excluded]  # not those under a rejected merge
         check_every_patch_accounted(
-            self.record.run, inputs, excluded, [_patch_number(i) for i in inputs if i.commit in reachable]
+            self.record.run, kept, excluded, [_patch_number(i) for i in inputs if i.commit in reachable]
         )
+        summary.excluded = dict(excluded)  # with the patches the validation gate left out
+        summary.val_episodes = self.scorer.episodes_run if self.scorer is not None else 0
         summary.candidate = candidate.commit
         summary.candidate_ref = candidate_branch(self.record.run)
         self.recorder.move_candidate(candidate.commit)
@@ -159,6 +184,9 @@ class Merger:
         # disks). Nothing reads them before: every merge renders against S0.
         held: list[HeldObjects] = [[] for _ in plan]
         nodes: list[list[asyncio.Future]] = []
+        checked = self._validated(levels_done, plan)
+        # The heads a validated level hands up (a rejected merge replaced by its best input).
+        carried: list[asyncio.Future] = [asyncio.get_running_loop().create_future() for _ in plan]
 
         def abandoned(at: int) -> bool:
             return bool(failed_at) and min(failed_at) < at
@@ -170,7 +198,11 @@ class Merger:
                 below = [await nodes[at - 1][i] for i in group]
                 if abandoned(at):
                     return None
-                inputs = [merge_input(report) for report, _ in below]
+                if levels_done + at in checked:
+                    heads = await carried[at - 1]
+                    inputs = [heads[i] for i in group]
+                else:
+                    inputs = [merge_input(report) for report, _ in below]
                 if finished.made_from_others(f"L{levels_done + at + 1}-{index + 1:02d}", [i.commit for i in inputs]):
                     # An earlier run merged other inputs under this name (its tree was
                     # regrouped). That is an error only if this plan holds, which is
@@ -196,9 +228,12 @@ class Merger:
             for at, groups in enumerate(plan):
                 results = await asyncio.gather(*nodes[at])
                 level = levels_done + at + 1
-                next_items, recording = self._close_level(
-                    level, [[current[i] for i in group] for group in groups], results, summary, recording, held[at]
-                )
+                grouped = [[current[i] for i in group] for group in groups]
+                next_items, recording = self._close_level(level, grouped, results, summary, recording, held[at])
+                if level in checked:
+                    await recording  # the nodes are evaluated from their commits, so those exist first
+                    next_items = await self._validate_level(level, grouped, results, summary, next_items, excluded)
+                carried[at].set_result(next_items)
                 if failed_at:
                     if len(next_items) == len(current):
                         await recording  # the failures are recorded before the error says to look at them
@@ -214,6 +249,89 @@ class Merger:
             for task in unfinished:  # merges planned on a grouping that no longer holds
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+
+    def _announce_validation(self, heads: int) -> None:
+        """Before spending: how many agent episodes validation may cost (at most; nodes
+        whose skill was evaluated before cost nothing)."""
+        if self.scorer is None:
+            return
+        plan = _plan_levels(heads, self.settings.fan_in)
+        nodes = sum(len(plan[level - 1]) for level in validated_levels(self.settings.validate, len(plan)))
+        per = self.scorer.episodes_per_evaluation
+        self.progress(
+            f"validation on {self.scorer.split}: up to {(nodes + 1) * per} agent episodes "
+            f"({nodes} merges + S0, {per} episodes each; evaluations in notes cost none)"
+        )
+
+    def _validated(self, levels_done: int, plan: list) -> set[int]:
+        """The levels of this plan whose merges are scored on val."""
+        if self.scorer is None:
+            return set()
+        return validated_levels(self.settings.validate, levels_done + len(plan))
+
+    async def _val_score(self, commit: str) -> float:
+        """A commit's val score (an evaluation, or its note); the agent runs off this thread."""
+        if commit not in self._scores:
+            assert self.scorer is not None
+            self._scores[commit] = await asyncio.to_thread(self.scorer.score, commit)
+        return self._scores[commit]
+
+    async def _input_score(self, item: MergeInput) -> float:
+        """An input's val score: its own if it was evaluated, else S0's (a patch, or a
+        merge of a level that is not validated)."""
+        if item.commit in self._scores:
+            return self._scores[item.commit]
+        assert self.scorer is not None
+        known = await asyncio.to_thread(self.scorer.known, item.commit)
+        if known is not None:
+            return known
+        if self._s0_score is None:
+            self._s0_score = await self._val_score(self.s0)
+            self.progress(f"S0 on {self.scorer.split}: {self._s0_score:.3f}")
+        return self._s0_score
+
+    async def _validate_level(
+        self,
+        level: int,
+        groups: list[list[MergeInput]],
+        results: list[tuple[MergeReport, bool]],
+        summary: MergeSummary,
+        next_items: list[MergeInput],
+        excluded: dict[str, str],
+    ) -> list[MergeInput]:
+        """Score a level's merges on val; a merge that loses to its best input is marked
+        rejected (commit, branch and report stay) and that input goes up instead."""
+        assert self.scorer is not None
+        replace: dict[str, MergeInput] = {}
+        judged: list[MergeReport] = []
+        for group, (report, _) in zip(groups, results, strict=True):
+            if report.status != "merged" or report.commit is None:
+                continue
+            scores = [(item.label, await self._input_score(item)) for item in group]
+            score = await self._val_score(report.commit)
+            verdict, best = judge(score, scores, self.settings.tolerance, self.scorer.split)
+            summary.val_scores[report.name] = score
+            summary.s0_val = self._s0_score
+            self.progress(f"{report.name}: {verdict.describe()}")
+            if verdict.rejected:
+                summary.rejected.append(report.name)
+                replace[report.commit] = group[best]
+                self._drop_patches(report, group[best], verdict.describe(), excluded)
+            if report.validation != verdict:
+                judged.append(report.model_copy(update={"validation": verdict}))
+        if judged:
+            await asyncio.to_thread(self.recorder.record_validation, level, judged)
+        return [replace.get(item.commit, item) for item in next_items]
+
+    def _drop_patches(self, report: MergeReport, kept: MergeInput, why: str, excluded: dict[str, str]) -> None:
+        """Account for the patches under a rejected merge that its best input does not hold."""
+        inputs, _ = self.load_inputs()
+        under = set(self.store.rev_list(report.commit or "", [self.s0]))
+        still = set(self.store.rev_list(kept.commit, [self.s0]))
+        for item in inputs:
+            if item.commit in under and item.commit not in still:
+                excluded[_patch_number(item)] = f"under merge {report.name}, {why}"
+                self._left_out.add(_patch_number(item))
 
     def _close_level(
         self,
@@ -268,7 +386,7 @@ class Merger:
         )
         report, tree = await run_merge(job)
         if tree is not None:
-            subject, body = render_report(report, excluded)
+            subject, body = render_report(report, excluded, self._left_out)
             parents = [i.commit for i in inputs]
             commit = self.store.commit(tree, parents, subject, body, _trailers(report), hold=held)
             report = report.model_copy(update={"commit": commit, "branch": ref})

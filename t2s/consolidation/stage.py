@@ -8,7 +8,7 @@ model ledger to ``ledger/merge.json`` whatever happens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from t2s.config import Config
@@ -16,6 +16,7 @@ from t2s.consolidation.group import merger_ask
 from t2s.consolidation.models import MergeSettings, MergeSummary
 from t2s.consolidation.persistence import set_aside_merges
 from t2s.consolidation.scheduler import Merger
+from t2s.consolidation.validation import NodeScorer
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
@@ -42,16 +43,23 @@ def merge_run(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     cache: bool = True,
     progress: Callable[[str], None] | None = None,
+    scorer: NodeScorer | None = None,
+    val_tasks: Collection[str] = (),
 ) -> MergeSummary:
     """Merge run ``run``'s patch branches into its candidate (or, with ``strategy=
     "sequential"``, the paper's linear baseline). ``progress`` gets one line per
-    merge; ``rebuild`` sets an earlier merge tree aside first (after a review)."""
+    merge; ``rebuild`` sets an earlier merge tree aside first (after a review).
+    With a ``scorer``, every merge node of the levels ``[merge] validate`` names is
+    scored on the validation split (:mod:`t2s.consolidation.validation`); patches of
+    ``val_tasks`` are left out of the merge."""
     settings = MergeSettings(
         fan_in=config.merge.fan_in if fan_in is None else fan_in,
         min_support=config.merge.min_support,
         retries=config.merge.retries,
         concurrency=config.merge.concurrency,
         retry_failed=retry_failed,
+        validate=config.merge.validation if scorer is not None else "off",
+        tolerance=config.merge.tolerance,
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")
@@ -69,7 +77,17 @@ def merge_run(
         overrides=overrides,
     )
     context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
-    merger = Merger(store, record, context, merger_ask(llm), settings, model=llm.role("merger").model, progress=say)
+    merger = Merger(
+        store,
+        record,
+        context,
+        merger_ask(llm),
+        settings,
+        model=llm.role("merger").model,
+        progress=say,
+        scorer=scorer,
+        val_tasks=val_tasks if scorer is not None else (),
+    )
     try:
         with record.stage_lock(STAGE):
             merger.load_inputs()  # unreadable patch records or verdicts fail before anything is recorded

@@ -20,15 +20,19 @@ from pathlib import Path
 from rich.console import Console
 
 from t2s.cli import main
+from t2s.consolidation.selection import read_merge_reports
 from t2s.demo.simulation import agent_responder, analyst_responder
 from t2s.demo.tasks import write_suite
 from t2s.errors import T2SError
 from t2s.gitstore.store import GitStore
 from t2s.record import refs
+from t2s.record.runs import RunRecord
 from t2s.testing.server import ScriptedServer
-from t2s.testing.simulated import merger_responder
+from t2s.testing.simulated import HARMFUL_LESSON, HARMFUL_TRIGGER, harmful_merger_responder
 
 RUN = "demo"
+#: The merge where the simulated merger slips in a harmful lesson, for validation to catch.
+HARMFUL_MERGE = "L1-01"
 DEMO_CONFIG = """
 # --- added by `t2s demo` -------------------------------------------------------
 [suites.demo]
@@ -37,6 +41,7 @@ path = "../tasks"
 [suites.demo.splits]
 evolve = { file = "splits.json", key = "evolve" }
 heldout = { file = "splits.json", key = "heldout" }
+val = { file = "splits.json", key = "val" }
 """
 
 SIMULATION_NOTICE = (
@@ -113,12 +118,12 @@ class Demo:
         splits = json.loads((suite / "splits.json").read_text())
         self.console.print(
             f"Generated {sum(len(v) for v in splits.values())} small spreadsheet tasks with openpyxl "
-            f"({len(splits['evolve'])} evolve, {len(splits['heldout'])} held-out) in {suite}"
+            f"({len(splits['evolve'])} evolve, {len(splits['val'])} validation, {len(splits['heldout'])} held-out) in {suite}"
         )
         with ScriptedServer(models=["t2s-demo-sim"], prefix_cache=True) as server:
             server.on(agent_responder, role="agent")
             server.on(analyst_responder, role="analyst")
-            server.on(merger_responder, role="merger")
+            server.on(harmful_merger_responder(HARMFUL_MERGE), role="merger")
             env = {
                 "T2S_BASE_URL": server.base_url,
                 "T2S_MODEL": "t2s-demo-sim",
@@ -141,6 +146,7 @@ class Demo:
         self.t2s("rollout", "-C", repo, "--split", "evolve", "--run", RUN)
         self.t2s("analyze", "-C", repo, "--run", RUN)
         self.t2s("merge", "-C", repo, "--run", RUN)
+        self._show_validation(store)
         self.t2s("log", "-C", repo, "--run", RUN)
         candidate = refs.short(refs.candidate_branch(RUN))
         self.t2s("gate", "-C", repo, candidate, allow=(0, 1))
@@ -152,6 +158,24 @@ class Demo:
             store.fast_forward(self.result.tag)
         self.t2s("pack", "-C", repo)
         self.t2s("report", "-C", repo, "--run", RUN, "-o", str(self.result.report))
+
+    def _show_validation(self, store: GitStore) -> None:
+        """Say what the validation gate did with the harmful merge the simulated merger made."""
+
+        def has_harm(rev: str | None) -> bool:
+            skill = store.read_blob(rev, "skills/xlsx/SKILL.md") if rev else None
+            return skill is not None and HARMFUL_TRIGGER in skill.decode()
+
+        in_merge = has_harm(store.rev_parse(refs.merge_branch(RUN, 1, int(HARMFUL_MERGE[-2:]))))
+        in_candidate = has_harm(store.rev_parse(refs.candidate_branch(RUN)))
+        verdicts = {r.name: r.validation for r in read_merge_reports(RunRecord(store, RUN))}
+        verdict = verdicts.get(HARMFUL_MERGE)
+        self.console.print(
+            f"[dim](the simulated merger slipped a harmful rule into {HARMFUL_MERGE}: "
+            f'"{HARMFUL_LESSON}" It is {"" if in_merge else "not "}in {HARMFUL_MERGE}, which was '
+            f"{verdict.describe() if verdict else 'not validated'}; the harmful rule is "
+            f"{'STILL' if in_candidate else 'not'} in the candidate.)[/dim]"
+        )
 
     def _summary(self) -> None:
         self.console.rule("[bold]what happened[/bold]")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from t2s.testing.server import ChatRequest, Reply, tool_call
 from t2s.testing.simulated import (
     _EVAL_JSON,
+    HARMFUL_TRIGGER,
     _lesson_edits,
     _observations,
     analyst_facts,
@@ -177,20 +178,23 @@ def agent_responder(request: ChatRequest) -> Reply:
     if turn < len(plan):
         name, args = plan[turn]
         return Reply(tool_calls=[tool_call(name, args)])
-    knows = lesson is not None and lesson.trigger in _conversation(request)
+    conversation = _conversation(request)
+    knows = lesson is not None and lesson.trigger in conversation
     if family == "upper-names":
         knows = True
     if turn == len(plan):
         if family is None:
             raise ValueError("not a demo task: its instruction matches no demo family")
         code = solution_code(family, inp, out, knows)
+        if HARMFUL_TRIGGER in conversation:  # it obeys the harmful rule a careless merge slipped in
+            code = (_HEAD + 'wb.create_sheet("Answers")\n' + _TAIL).format(inp=inp, out=out)
         return Reply(tool_calls=[tool_call("run_python", {"code": code})])
     return Reply(tool_calls=[tool_call("finish", {"summary": f"Solved the {family} task."})])
 
 
 # ---------------------------------------------------------------------- analysts
 def _family_of_task(task_id: str) -> str | None:
-    match = re.match(r"^(?:ev|he)-(.+)-\d+$", task_id or "")
+    match = re.match(r"^(?:ev|he|va)-(.+)-\d+$", task_id or "")
     return match.group(1) if match else None
 
 

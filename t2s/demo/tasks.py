@@ -169,6 +169,8 @@ HELDOUT = [
     ("upper-names", 1),
     ("merged-header", 1),
 ]
+#: The validation split, scored on every merge node: disjoint from held-out.
+VAL = [("line-totals", 1), ("percent-share", 1), ("padded-lookup", 1), ("upper-names", 1)]
 
 
 def write_suite(root: Path, seed: int = 7) -> Path:
@@ -177,8 +179,8 @@ def write_suite(root: Path, seed: int = 7) -> Path:
     (root / "spreadsheet").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     rows: list[dict[str, str]] = []
-    splits: dict[str, list[str]] = {"evolve": [], "heldout": []}
-    for split, plan in (("evolve", EVOLVE), ("heldout", HELDOUT)):
+    splits: dict[str, list[str]] = {"evolve": [], "heldout": [], "val": []}
+    for split, plan in (("evolve", EVOLVE), ("heldout", HELDOUT), ("val", VAL)):
         for family, count in plan:
             for k in range(1, count + 1):
                 task_id = f"{split[:2]}-{family}-{k}"

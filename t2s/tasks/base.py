@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from t2s.errors import T2SError, UsageError
-from t2s.tasks.splits import default_splits_file, resolve_split
+from t2s.tasks.splits import carve_split, default_splits_file, resolve_split
 
 
 class SplitOverlapError(UsageError):
@@ -335,10 +335,15 @@ class Suite(ABC):
         all_ids = self.all_task_ids()
         if specs:
             dirs = [self.root, *(search_dirs or [])]
-            self._splits = {
+            resolved = {
                 n: resolve_split(n, spec, suite=self.name, all_ids=all_ids, search_dirs=dirs)
                 for n, spec in specs.items()
+                if spec.carve is None
             }
+            for n, spec in specs.items():  # carved splits draw from the others
+                if spec.carve is not None:
+                    resolved[n] = carve_split(n, spec, suite=self.name, resolved=resolved)
+            self._splits = {n: resolved[n] for n in specs}
         else:
             self._splits = default_splits_file(self.root, all_ids, self.name)
 

@@ -149,8 +149,8 @@ def load_suite(
 ) -> Suite:
     """A configured suite (``[suites.<name>]`` of ``config``; relative paths resolve
     against ``base_dir``, default the current directory) or a suite directory (type
-    auto-detected). Refuses (``SplitOverlapError``) a configured suite whose evolve split
-    overlaps the held-out or gate split."""
+    auto-detected). Refuses (``SplitOverlapError``) a configured suite whose evolve or
+    validation split overlaps the held-out or gate split."""
     config = config or Config()
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     key = str(name_or_path)
@@ -177,9 +177,20 @@ def load_suite(
 def _check_configured_splits(suite: Suite, config: Config) -> None:
     splits = suite.splits()
     evolve = config.rollout.evolve_split
-    for other in dict.fromkeys([config.rollout.heldout_split, config.gate.split]):
+    judged = dict.fromkeys([config.rollout.heldout_split, config.gate.split])
+    for other in judged:
         if evolve in splits and other in splits and other != evolve:
             suite.check_disjoint(evolve, other)
+    val = config.merge.validate_split
+    if val in splits:  # val may overlap evolve (its patches are left out), never the held-out tasks
+        for other in judged:
+            if other == val:
+                raise UsageError(
+                    f"suite {suite.name!r}: the validation split {val!r} is also the held-out split",
+                    hint="set [merge] validate_split to a split disjoint from the held-out and gate splits",
+                )
+            if other in splits:
+                suite.check_disjoint(val, other)
 
 
 def suite_section_toml(name: str, suite_type: str, path: str) -> str:
@@ -190,9 +201,10 @@ def suite_section_toml(name: str, suite_type: str, path: str) -> str:
         f"[suites.{name}]\n"
         f"type = {_toml_str(suite_type)}\n"
         f"path = {_toml_str(path)}  # relative to this file\n"
-        "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout)\n"
+        "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout, val)\n"
         '# evolve = { file = "splits.json", key = "evolve" }\n'
         '# heldout = { file = "splits.json", key = "heldout" }\n'
+        '# val = { carve = "evolve", count = 50 }  # validation of merge nodes ([merge] validate_split)\n'
     ).replace("NAME", name)
 
 

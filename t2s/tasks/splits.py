@@ -2,11 +2,14 @@
 
 A split is exactly one of: ``file`` (+ optional ``key``, default the split's name) — a
 JSON file mapping split names to id lists (or a plain list); ``rows = "a:b"`` — a Python
-slice of the suite's task order; ``ids`` — explicit ids.
+slice of the suite's task order; ``ids`` — explicit ids; ``carve = "evolve"`` with
+``count = N`` — N ids of another split, chosen by a hash of the split's name and each
+id (the same on every machine), in that split's order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -47,11 +50,13 @@ def _read_split_file(path: Path, key: str, suite: str, split: str) -> list[str]:
 
 def resolve_split(name: str, spec: SplitSpec, *, suite: str, all_ids: list[str], search_dirs: list[Path]) -> list[str]:
     """The ids of one split, validated against the suite's ids, order kept, no duplicates."""
-    given = [k for k in ("file", "rows", "ids") if getattr(spec, k) is not None]
-    if len(given) != 1:
+    given = [k for k in ("file", "rows", "ids", "carve") if getattr(spec, k) is not None]
+    if len(given) != 1 or given == ["carve"]:
         raise ConfigError(
-            f"suite {suite!r}, split {name!r}: give exactly one of file, rows, ids (got {', '.join(given) or 'none'})"
+            f"suite {suite!r}, split {name!r}: give exactly one of file, rows, ids, carve (got {', '.join(given) or 'none'})"
         )
+    if spec.count is not None:
+        raise ConfigError(f"suite {suite!r}, split {name!r}: count needs carve")
     if spec.key is not None and spec.file is None:
         raise ConfigError(f"suite {suite!r}, split {name!r}: key needs file")
     if spec.file is not None:
@@ -94,3 +99,21 @@ def default_splits_file(root: Path, all_ids: list[str], suite: str) -> dict[str,
                 key, SplitSpec(ids=[str(v) for v in value]), suite=suite, all_ids=all_ids, search_dirs=[root]
             )
     return out
+
+
+def carve_split(name: str, spec: SplitSpec, *, suite: str, resolved: dict[str, list[str]]) -> list[str]:
+    """``count`` ids of split ``spec.carve``, chosen deterministically (see the module doc)."""
+    if spec.file is not None or spec.rows is not None or spec.ids is not None or spec.key is not None:
+        raise ConfigError(f"suite {suite!r}, split {name!r}: carve takes only count, not file, key, rows or ids")
+    source = resolved.get(spec.carve or "")
+    if source is None:
+        have = ", ".join(map(repr, resolved)) or "none"
+        raise ConfigError(f"suite {suite!r}, split {name!r}: carve = {spec.carve!r} is not a split (splits: {have})")
+    if spec.count is None or spec.count > len(source):
+        raise ConfigError(
+            f"suite {suite!r}, split {name!r}: carve needs count between 1 and {len(source)} "
+            f"(the size of {spec.carve!r}; got {spec.count})"
+        )
+    ranked = sorted(source, key=lambda i: hashlib.sha256(f"{name}\0{i}".encode()).hexdigest())
+    chosen = set(ranked[: spec.count])
+    return [i for i in source if i in chosen]

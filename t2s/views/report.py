@@ -65,6 +65,9 @@ class TreeNode:
     support: int = 1
     title: str = ""
     candidate: bool = False
+    #: The node's validation score and verdict ("passed" / "rejected"), if it was validated.
+    val_score: float | None = None
+    verdict: str = ""
     x: float = 0.0
     y: float = 0.0
 
@@ -82,23 +85,25 @@ class MergeTree:
     height: int
 
 
-def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
+def build_tree(data: RunData, rows: list[PatchView], in_candidate: set[str] | None = None) -> MergeTree:
     """Nodes (patches, merges, failed merges) and their positions: one column per level,
-    patches on the left, each merge at the middle of its parents' rows."""
+    patches on the left, each merge at the middle of its parents' rows. A merged patch
+    the candidate does not hold (``in_candidate``: its ancestry) was left out by validation."""
     nodes: dict[str, TreeNode] = {}
     for row in rows:
         if not row.commit:
             continue
         lesson = row.lessons[0].text if row.lessons else ""
+        left_out = in_candidate is not None and row.state == "merged" and row.commit not in in_candidate
         nodes[row.commit] = TreeNode(
             id=row.commit,
             kind="patch",
             label=row.patch,
             sub=row.task or row.trajectory or "",
             level=0,
-            state=row.state,
+            state=row.state if not left_out else "left-out",
             support=max(1, len({t for lesson in row.lessons for t in lesson.support})),
-            title=f"patch {row.patch} ({row.status}): {lesson}",
+            title=f"patch {row.patch} ({'left out by validation' if left_out else row.status}): {lesson}",
         )
     for report in data.tree_reports():
         merged = report.status == "merged" and bool(report.commit)
@@ -122,6 +127,11 @@ def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
             if merged
             else f"failed · {len(children)} inputs carried up"
         )
+        validation = getattr(report, "validation", None)
+        title = f"merge {report.name}: {report.status}" + (f" ({report.reason})" if report.reason else "")
+        if validation is not None:
+            sub = f"val {validation.score:.2f} · sup {report.support} · {lessons} lesson{'s' if lessons != 1 else ''}"
+            title += f"; {validation.describe()}"
         nodes[node_id] = TreeNode(
             id=node_id,
             kind="merge" if merged else "failed",
@@ -131,7 +141,9 @@ def build_tree(data: RunData, rows: list[PatchView]) -> MergeTree:
             children=children,
             state="merged" if merged else "failed",
             support=max(1, report.support),
-            title=f"merge {report.name}: {report.status}" + (f" ({report.reason})" if report.reason else ""),
+            title=title,
+            val_score=validation.score if validation is not None else None,
+            verdict=validation.verdict if validation is not None else "",
         )
     root = data.candidate if data.candidate in nodes else None
     if root:
@@ -228,9 +240,12 @@ def tree_svg(tree: MergeTree) -> str:
         h = node.height
         top = node.y - h / 2
         classes = f"node {node.kind} state-{node.state}" + (" candidate" if node.candidate else "")
-        parts.append(f'<g class="{classes}" id="node-{esc(node.label)}" data-support="{node.support}">')
+        classes += f" val-{node.verdict}" if node.verdict else ""
+        score = f' data-val="{node.val_score:.3f}"' if node.val_score is not None else ""
+        parts.append(f'<g class="{classes}" id="node-{esc(node.label)}" data-support="{node.support}"{score}>')
         parts.append(f"<title>{esc(node.title)}</title>")
-        parts.append(f'<rect x="{node.x:.1f}" y="{top:.1f}" width="{NODE_W}" height="{h}" rx="6" ry="6"/>')
+        fill = f' style="fill:{val_colour(node.val_score)}"' if node.val_score is not None else ""
+        parts.append(f'<rect x="{node.x:.1f}" y="{top:.1f}" width="{NODE_W}" height="{h}" rx="6" ry="6"{fill}/>')
         if node.kind in ("patch", "other"):
             parts.append(f'<text class="label" x="{node.x + 8:.1f}" y="{node.y + 4:.1f}">{esc(node.label)}</text>')
             parts.append(
@@ -238,6 +253,7 @@ def tree_svg(tree: MergeTree) -> str:
             )
         else:
             label = node.label + ("  ★ candidate" if node.candidate else "")
+            label += "  ✗ rejected" if node.verdict == "rejected" else ""
             parts.append(f'<text class="label" x="{node.x + 8:.1f}" y="{top + 17:.1f}">{esc(label)}</text>')
             parts.append(f'<text class="sub" x="{node.x + 8:.1f}" y="{top + 34:.1f}">{esc(node.sub)}</text>')
         parts.append("</g>")
@@ -545,6 +561,31 @@ def evaluation_section(store: GitStore, data: RunData) -> tuple[str, str]:
     return "".join(parts), short
 
 
+def val_colour(score: float) -> str:
+    """A node's fill for its val score: light red (0) through light yellow to light green (1)."""
+    hue = 120 * max(0.0, min(1.0, score))
+    return f"hsl({hue:.0f}, 70%, 86%)"
+
+
+def validation_table(data: RunData) -> str:
+    """Every validated merge node with both scores and its verdict."""
+    scored = [(r, r.validation) for r in data.tree_reports() if getattr(r, "validation", None) is not None]
+    if not scored:
+        return ""
+    rows = [
+        [
+            esc(report.name),
+            f"{validation.score:.3f}",
+            f"{validation.best_input:.3f} ({esc(validation.best_input_label)})",
+            f"{validation.tolerance:g}",
+            '<span class="bad">rejected by validation</span>' if validation.rejected else "passed",
+        ]
+        for report, validation in scored
+    ]
+    heading = f"<h3>Validation on {esc(scored[0][1].split)}</h3>"
+    return heading + _table(["merge", "val score", "best input", "tolerance", "verdict"], rows, "validation")
+
+
 def render_report(store: GitStore, run: str) -> str:
     """The report page for ``run`` as one HTML string (for a multi-round evolve: the
     rounds' chart, then the last round's run)."""
@@ -555,12 +596,21 @@ def render_report(store: GitStore, run: str) -> str:
     rows = review_rows(store, shown, data)
     evaluation, gate_text = evaluation_section(store, data)
     candidate, _view = candidate_section(store, data)
-    tree = build_tree(data, rows)
+    in_candidate = set(store.rev_list(data.candidate, [])) if data.candidate else None
+    tree = build_tree(data, rows, in_candidate)
     legend = (
         '<p class="legend"><span class="sw sw-merged"></span>patch in the candidate '
         '<span class="sw sw-open"></span>open <span class="sw sw-unvalidated"></span>unvalidated '
         '<span class="sw sw-rejected"></span>rejected in review (left out) <span class="sw sw-merge"></span>octopus merge '
-        '<span class="sw sw-failed"></span>failed merge (inputs carried up) — edge width grows with support</p>'
+        '<span class="sw sw-failed"></span>failed merge (inputs carried up) — edge width grows with support'
+        + (
+            ' — merges filled by val score, <span class="sw sw-val-low"></span>0 to <span class="sw sw-val-high"></span>1; '
+            '<span class="sw sw-val-rejected"></span>rejected by validation (best input carried up), '
+            '<span class="sw sw-left-out"></span>patch left out by validation'
+            if any(getattr(r, "validation", None) for r in data.tree_reports())
+            else ""
+        )
+        + "</p>"
     )
     values = {
         "title": esc(f"t2s run {run}"),
@@ -569,7 +619,7 @@ def render_report(store: GitStore, run: str) -> str:
         "version": esc(__version__),
         "summary": rounds + summary_section(data, rows, gate_text),
         "patches": patches_section(rows),
-        "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>',
+        "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>' + validation_table(data),
         "candidate": candidate,
         "evaluation": evaluation,
         "data": esc(json.dumps({"run": run, "patches": len(rows), "merges": len(data.reports)})),

@@ -67,11 +67,10 @@ def _captured(fn, *args):
 
 
 def test_merge_summary_prints_model_text_intact():
-    from types import SimpleNamespace
-
     from t2s.commands.merge import print_summary
+    from t2s.consolidation.models import MergeSummary
 
-    summary = SimpleNamespace(
+    summary = MergeSummary(
         run="r1",
         strategy="tree",
         levels=[["[x]L1-01"]],
@@ -82,6 +81,9 @@ def test_merge_summary_prints_model_text_intact():
         failed=0,
         reused=0,
         excluded={"0002": MARKUP},
+        validate_split="val",
+        val_scores={"[x]L1-01": 0.5},
+        rejected=["[x]L1-01"],
     )
     out = _captured(print_summary, summary)
     assert MARKUP in out

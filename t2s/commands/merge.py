@@ -143,10 +143,13 @@ def print_summary(summary) -> None:
         s0 = f"S0 {summary.s0_val:.3f}; " if summary.s0_val is not None else ""
         console.print(
             f"validation on {summary.validate_split}: {s0}{scores or 'no node scored'} "
-            f"({summary.val_episodes} agent episodes run; the rest came from eval notes)"
+            f"({summary.val_episodes} agent episodes run; the rest came from eval notes)",
+            markup=False,
         )
         if summary.rejected:
-            console.print(f"  rejected by validation: {', '.join(summary.rejected)} (best input carried up)")
+            console.print(
+                f"  rejected by validation: {', '.join(summary.rejected)} (best input carried up)", markup=False
+            )
         if summary.val_task_patches:
             console.print(f"  {summary.val_task_patches} patch(es) left out: their tasks are in the validation split")
     for number, reason in sorted(summary.excluded.items()):

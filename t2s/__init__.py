@@ -31,6 +31,8 @@ _LAZY = {
     "gate": "t2s.api",
     "release": "t2s.api",
     "evolve": "t2s.api",
+    "collect": "t2s.api",
+    "CollectSummary": "t2s.api",
     "EvolveSummary": "t2s.api",
     "RolloutSummary": "t2s.rollouts.rollout",
     "AnalyzeSummary": "t2s.analysis.analyze",
@@ -54,9 +56,11 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imp
     # `name as name` marks an explicit re-export (PEP 484), for type checkers and linters
     from t2s.analysis.analyze import AnalyzeSummary as AnalyzeSummary
     from t2s.api import (
+        CollectSummary as CollectSummary,
         EvolveSummary as EvolveSummary,
         Repo as Repo,
         analyze as analyze,
+        collect as collect,
         evaluate as evaluate,
         evolve as evolve,
         gate as gate,

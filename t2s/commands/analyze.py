@@ -18,6 +18,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._scale import shard_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import AnalyzeSection
 from t2s.record import refs
@@ -75,6 +76,7 @@ from t2s.record.provenance import KEYS
 )
 @unsafe_sandbox_option
 @model_options
+@shard_option
 @json_option
 @repo_option
 def analyze(
@@ -92,6 +94,7 @@ def analyze(
     flag_base_url,
     flag_api_key_env,
     model_sets,
+    shard,
     as_json,
     repo_dir,
 ):
@@ -113,6 +116,7 @@ def analyze(
       t2s analyze --run r1
       t2s analyze --run r1 --mode error --analyst single-call --concurrency 8
       t2s analyze --run r1 --mode success --json
+      t2s analyze --run r1 --shard auto          # in a SLURM array or an Indexed Job
       t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
@@ -137,6 +141,7 @@ def analyze(
             retry_errored=retry_errored,
             unsafe_no_sandbox=unsafe_no_sandbox,
             progress=progress,
+            shard=shard,
         )
     if as_json:
         print_json(summary.to_dict())

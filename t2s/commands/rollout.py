@@ -20,6 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
+from t2s.commands._scale import shard_option
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
 
@@ -71,6 +72,7 @@ from t2s.record import refs
     help="Run errored tasks (the model endpoint failed, t2s crashed) again when resuming, or leave them.",
 )
 @unsafe_sandbox_option
+@shard_option
 @json_option
 @repo_option
 def rollout(
@@ -88,6 +90,7 @@ def rollout(
     no_cache,
     retry_errored,
     unsafe_no_sandbox,
+    shard,
     as_json,
     repo_dir,
 ):
@@ -110,6 +113,7 @@ def rollout(
       t2s rollout --run r1 --limit 20 --concurrency 8
       t2s rollout --run r1                       # resume; errored tasks run again
       t2s rollout --run smoke --task 45300 --protocol text --json
+      t2s rollout --run r1 --shard 2/4           # one of 4 machines; then t2s collect --run r1
     """
     import t2s
     from t2s.api import default_run_name
@@ -138,6 +142,7 @@ def rollout(
             retry_errored=retry_errored,
             unsafe_no_sandbox=unsafe_no_sandbox,
             progress=progress,
+            shard=shard,
         )
     if as_json:
         print_json(summary.to_dict())

@@ -39,6 +39,7 @@ from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.llm.ledger import accumulate
 from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.record.shards import Shard
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import require_clean_skill, skill_dir_of
 from t2s.tasks import load_suite
@@ -176,14 +177,20 @@ async def rollout_async(
     retry_errored: bool = True,
     progress: StageProgress | None = None,
     workroot: Path | None = None,
+    shard: Shard | None = None,
 ) -> RolloutSummary:
     """Run the agent on the split's tasks not yet in run ``run``'s record.
 
     ``rev`` (default: the run's S0, or ``HEAD`` for a new run) names the skill's commit;
-    ``task_ids`` replaces the split's list (still recorded under ``split``).
+    ``task_ids`` replaces the split's list (still recorded under ``split``). ``shard``
+    runs only its tasks, into its own part of the record (:mod:`t2s.record.shards`).
     """
     split, ids = _planned_tasks(config, suite, split, task_ids, limit)  # bad input fails before the lock
-    with RunRecord(store, run).stage_lock(STAGE):
+    record = RunRecord(store, run)
+    if shard is not None:
+        ids = shard.select(ids)
+        record = record.shard_part(STAGE, shard.label)
+    with record.stage_lock(STAGE):
         return await _rollout(
             store,
             config,
@@ -199,6 +206,7 @@ async def rollout_async(
             retry_errored=retry_errored,
             progress=progress,
             workroot=workroot,
+            record=record,
         )
 
 
@@ -222,7 +230,7 @@ def _planned_tasks(
             raise UsageError(f"--limit must be at least 1 (got {limit})")
         ids = ids[:limit]
     if not ids:
-        raise UsageError(f"split {split!r} of suite {suite.name!r} has no tasks")
+        raise UsageError(f"split {split!r} of suite {suite.name!r} has no tasks")  # (a shard may have none)
     for tid in ids:
         suite.task(tid)  # unknown ids fail here, with the suite's own message, before any work
     return split, ids
@@ -244,10 +252,10 @@ async def _rollout(
     retry_errored: bool,
     progress: StageProgress | None,
     workroot: Path | None,
+    record: RunRecord,
 ) -> RolloutSummary:
 
     started = time.perf_counter()
-    record = RunRecord(store, run)
     commit_for_dir = store.resolve(rev) if rev else (record.manifest().s0 if record.exists() else store.resolve("HEAD"))
     skill_dir = skill_dir_of(store, config, commit_for_dir)
     require_clean_skill(store, config, commit_for_dir, skill_dir)  # before the run record exists
@@ -421,6 +429,7 @@ def rollout(
     retry_errored: bool = True,
     progress: StageProgress | None = None,
     cache: bool = True,
+    shard: Shard | None = None,
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a
     :class:`~t2s.tasks.Suite`) and builds the model client from ``config`` unless given."""
@@ -448,6 +457,7 @@ def rollout(
                 options=options,
                 retry_errored=retry_errored,
                 progress=progress,
+                shard=shard,
             )
         )
     finally:

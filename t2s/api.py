@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import make_executor
 from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
 from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
@@ -117,6 +118,8 @@ def rollout(
     unsafe_no_sandbox: bool | None = None,
     progress: StageProgress | None = None,
     shard: str | Shard | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> RolloutSummary:
     """Run the agent with the skill at S0 (``rev``, default HEAD) on the tasks of a split;
     every finished task goes into the run record ``run`` at once. Called again, it
@@ -124,7 +127,8 @@ def rollout(
     Raises :class:`t2s.sandbox.SandboxUnavailable` when model code cannot be isolated
     here and unsandboxed runs are not allowed (``unsafe_no_sandbox``; None: the
     ``T2S_UNSAFE_NO_SANDBOX`` environment variable). ``shard`` (``"K/N"``, ``"auto"``)
-    runs one shard of the tasks into its own part of the record (:func:`collect`)."""
+    runs one shard of the tasks into its own part of the record (:func:`collect`);
+    ``executor="ray"`` runs each episode as a Ray task (:mod:`t2s.agent.executor`)."""
     run = check_run_name(run or default_run_name())
     part = _shard(shard)
     loaded = load_rollout_suite(repo.config, repo.store, suite)
@@ -153,6 +157,7 @@ def rollout(
             retry_errored=retry_errored,
             progress=progress,
             shard=part,
+            executor=make_executor(executor, ray_address, repo.config),
         )
     finally:
         llm.close()
@@ -249,13 +254,16 @@ def evaluate(
     unsafe_no_sandbox: bool | None = None,
     on_wait: Callable[[str], None] | None = None,
     shard: str | Shard | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> EvalOutcome:
     """Evaluate the skill at ``rev`` on a split (default: the held-out one) and note the
     result on ``rev``; an identical skill, suite and agent evaluated before costs
     nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
     when a task errored. ``shard`` (``"K/N"``, ``"auto"``) runs one shard of the tasks
     and notes a partial record of its own; the evaluation of all shards is collected
-    by the next ``evaluate``/``gate`` (or :func:`collect`), which refuses a partial one."""
+    by the next ``evaluate``/``gate`` (or :func:`collect`), which refuses a partial one.
+    ``executor="ray"`` runs each episode as a Ray task (:mod:`t2s.agent.executor`)."""
     part = _shard(shard)
     ctx = make_context(
         repo.store,
@@ -266,6 +274,7 @@ def evaluate(
         rev_for_skill=rev,
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    ctx.executor = make_executor(executor, ray_address, repo.config)
     return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait, shard=part)
 
 

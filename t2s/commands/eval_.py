@@ -20,7 +20,7 @@ from t2s.commands._common import (
     setting_type,
     unsafe_sandbox_option,
 )
-from t2s.commands._scale import shard_option
+from t2s.commands._scale import executor_options, shard_option
 from t2s.config import GateSection, Score
 from t2s.errors import T2SError
 
@@ -56,9 +56,25 @@ EXIT_ABORT = 128
 @click.option("-q", "--quiet", is_flag=True, help="Print one line instead of the table.")
 @unsafe_sandbox_option
 @shard_option
+@executor_options
 @repo_option
 @json_option
-def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_no_sandbox, shard, repo_dir, as_json):
+def eval_(
+    rev,
+    split,
+    seeds,
+    suite,
+    no_cache,
+    below,
+    report_file,
+    quiet,
+    unsafe_no_sandbox,
+    shard,
+    executor,
+    ray_address,
+    repo_dir,
+    as_json,
+):
     """Evaluate the skill at REV (default HEAD) and attach the result as a git note.
 
     The skill folder at REV is materialised with `git archive` (nothing is checked
@@ -76,6 +92,7 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
       t2s eval t2s/r1/candidate --split heldout
       t2s eval v0.2.0 --seeds 3 --json
       t2s eval t2s/r1/candidate --shard 3/8     # one of 8 jobs; t2s gate collects them
+      t2s eval HEAD --executor ray              # every episode a Ray task
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
@@ -93,6 +110,8 @@ def eval_(rev, split, seeds, suite, no_cache, below, report_file, quiet, unsafe_
             unsafe_no_sandbox=unsafe_no_sandbox,
             on_wait=lambda msg: err_console.print(msg + " ...", markup=False),
             shard=shard,
+            executor=executor,
+            ray_address=ray_address,
         )
     except EvalErrored as err:
         _print_errored(err, as_json, quiet)

@@ -47,6 +47,8 @@ class EvalContext:
     #: Run the agent's code without the sandbox where none can be had
     #: (``--unsafe-no-sandbox``; None: ``$T2S_UNSAFE_NO_SANDBOX``).
     unsafe_no_sandbox: bool | None = None
+    #: Where episodes run (:mod:`t2s.agent.executor`; None: in this process).
+    executor: Any = None
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, run_agent
+from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import LocalExecutor
 from t2s.agent.trajectory import Trajectory, trajectory_id
 from t2s.errors import T2SError
 from t2s.evaluation.context import EvalContext
@@ -100,6 +101,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
     seeds = max(1, int(request.seeds or 1))
 
     doomed: list[str] = []  # why the evaluation can no longer give a result
+    executor = ctx.executor or LocalExecutor()
 
     async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))
@@ -117,7 +119,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                 )
                 task = ctx.suite.task(task_id)
                 workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
-                traj = await run_agent(
+                episode = await executor.episode(
                     llm,
                     ctx.suite,
                     task,
@@ -128,6 +130,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     split=ctx.split,
                     seed_index=k,
                 )
+                traj = episode.trajectory
                 if traj.verdict == "errored":
                     doomed.append(
                         f"task {task_id} errored first ({traj.error_cause.kind if traj.error_cause else 'error'})"

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, artifact_files, run_agent
+from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import Executor, LocalExecutor
 from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
@@ -178,6 +179,7 @@ async def rollout_async(
     progress: StageProgress | None = None,
     workroot: Path | None = None,
     shard: Shard | None = None,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
     """Run the agent on the split's tasks not yet in run ``run``'s record.
 
@@ -207,6 +209,7 @@ async def rollout_async(
             progress=progress,
             workroot=workroot,
             record=record,
+            executor=executor,
         )
 
 
@@ -253,6 +256,7 @@ async def _rollout(
     progress: StageProgress | None,
     workroot: Path | None,
     record: RunRecord,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
 
     started = time.perf_counter()
@@ -307,6 +311,7 @@ async def _rollout(
     finished: dict[str, Trajectory] = {}
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
     breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
+    runner = executor or LocalExecutor()
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:
@@ -318,15 +323,16 @@ async def _rollout(
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
             workdir = tmp / traj_id
             try:
-                traj = await run_agent(
+                episode = await runner.episode(
                     llm, suite, task, skill, workdir, options=episode_opts, traj_id=traj_id, split=split, seed_index=k
                 )
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
+            traj = episode.trajectory
             files: dict[str, Any] = {trajectory_path(traj_id): traj.to_json()}
             prefix = artifacts_prefix(traj_id)
-            for rel, data in artifact_files(traj, workdir).items():
+            for rel, data in episode.artifacts.items():
                 files[prefix + rel] = data
             if traj_id in done:  # an errored attempt being redone: drop its stale artifacts
                 for path in record.list(prefix.rstrip("/")):
@@ -430,6 +436,7 @@ def rollout(
     progress: StageProgress | None = None,
     cache: bool = True,
     shard: Shard | None = None,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a
     :class:`~t2s.tasks.Suite`) and builds the model client from ``config`` unless given."""
@@ -458,6 +465,7 @@ def rollout(
                 retry_errored=retry_errored,
                 progress=progress,
                 shard=shard,
+                executor=executor,
             )
         )
     finally:

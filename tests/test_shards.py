@@ -254,3 +254,62 @@ def test_cli_collect_needs_something_to_collect(tmp_path, scripted_server):
     assert out.exit_code == 2 and "collect what?" in out.output
     out = CliRunner().invoke(main, ["collect", "--run", "nope", "-C", str(store.root)])
     assert out.exit_code == 2 and "no shards" in out.output
+
+
+# ---------------------------------------------------------------------- analyses
+def test_sharded_analysis_numbers_patches_as_one_unsharded_analysis_does(tmp_path, scripted_server):
+    from t2s.testing.simulated import analyst_responder
+    from tests.test_analysts_support import (
+        add_trajectory,
+        load_config_and_suite,
+        make_repo as make_analyst_repo,
+        start_run,
+    )
+    from tests.test_analyze_cli import model_flags
+
+    scripted_server.on(analyst_responder, role="analyst")
+    records = {}
+    for name in ("plain", "sharded"):
+        store = make_analyst_repo(tmp_path / name)
+        _, suite = load_config_and_suite(store)
+        record = start_run(store)
+        for task, wrong, traj in (("txt-1", True, "a-fail"), ("txt-1", False, "b-pass"), ("mul-2", True, "c-fail")):
+            add_trajectory(record, suite, task, wrong=wrong, tmp=tmp_path / name, traj_id=traj)
+        records[name] = record
+    runner = CliRunner()
+    plain = records["plain"]
+    out = runner.invoke(main, ["analyze", "-C", str(plain.store.root), "--run", "r1", *model_flags(scripted_server)])
+    assert out.exit_code == 0, out.output
+
+    sharded = records["sharded"]
+    for k in (2, 1):  # in any order
+        out = runner.invoke(
+            main,
+            [
+                "analyze",
+                "-C",
+                str(sharded.store.root),
+                "--run",
+                "r1",
+                "--shard",
+                f"{k}/2",
+                "--json",
+                *model_flags(scripted_server),
+            ],
+        )
+        assert out.exit_code == 0, out.output
+    assert not sharded.read_json("patches/0001.json")  # the shards wrote only their own refs
+    out = runner.invoke(main, ["collect", "-C", str(sharded.store.root), "--run", "r1", "--json"])
+    assert out.exit_code == 0, out.output
+
+    def numbering(record) -> dict[str, str]:
+        return {
+            json.loads(data)["trajectory"]: json.loads(data)["patch"]
+            for data in record.store.read_files(record.head(), "patches").values()
+        }
+
+    assert numbering(sharded) == numbering(plain) == {"a-fail": "0001", "b-pass": "0002", "c-fail": "0003"}
+    branches = sorted(r.rsplit("/", 1)[-1] for r in sharded.store.refs(refs.run_branches("r1")))
+    assert branches == sorted(r.rsplit("/", 1)[-1] for r in plain.store.refs(refs.run_branches("r1")))
+    summary = sharded.manifest().stages["analyze"].summary
+    assert (summary["analyzed"], summary["accepted"]) == (3, 3)

@@ -106,3 +106,15 @@ def episode_workers() -> list[int]:
         if title.startswith(b"ray::") and (b"run_work" in title or b"t2s_episode" in title):
             found.append(int(entry.name))
     return found
+
+
+def test_a_budget_cap_stops_new_episodes_on_ray(tmp_path, scripted_server, ray_cluster):
+    store = make_repo(tmp_path, scripted_server, extra_toml="\n[budget]\nmax_calls = 2\n")
+    repo = t2s.open_repo(store.root)
+    summary = t2s.rollout(
+        repo, "r1", tasks=list(HELDOUT), split="evolve", concurrency=1, executor="ray", ray_address=ray_cluster
+    )
+    assert summary.stopped and "max_calls=2" in summary.stopped
+    assert (summary.ran, summary.remaining) == (1, 3)  # one episode (2 calls) ran; no new one started
+    assert agent_calls(scripted_server) == 2
+    assert RunRecord(store, "r1").read_json("ledger/rollout.json")["totals"]["calls"] == 2

@@ -35,6 +35,8 @@ _LAZY = {
     "evolve_rounds": "t2s.rounds",
     "release": "t2s.api",
     "evolve": "t2s.api",
+    "collect": "t2s.api",
+    "CollectSummary": "t2s.api",
     "EvolveSummary": "t2s.api",
     "RolloutSummary": "t2s.rollouts.rollout",
     "AnalyzeSummary": "t2s.analysis.analyze",
@@ -58,9 +60,11 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ imp
     # `name as name` marks an explicit re-export (PEP 484), for type checkers and linters
     from t2s.analysis.analyze import AnalyzeSummary as AnalyzeSummary
     from t2s.api import (
+        CollectSummary as CollectSummary,
         EvolveSummary as EvolveSummary,
         Repo as Repo,
         analyze as analyze,
+        collect as collect,
         estimate as estimate,
         evaluate as evaluate,
         evolve as evolve,

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from t2s import sandbox
 from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import make_executor
 from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
 from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
@@ -46,10 +47,13 @@ from t2s.evaluation.context import make_context
 from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
 from t2s.evaluation.gate import GateResult, gate as gate_in
 from t2s.evaluation.noise import NoiseFloor, noise_floor as noise_floor_in
+from t2s.evaluation.shards import EvalCollect, collect_eval
 from t2s.evaluation.validation import val_scorer
 from t2s.gitstore.store import GitStore
 from t2s.llm.client import LLM, default_cache_path
+from t2s.record import refs
 from t2s.record.runs import RunRecord, StageProgress, check_run_name
+from t2s.record.shards import CollectResult, Shard, collect_run, parse_shard, stages_with_shards
 from t2s.releases.release import ReleaseResult, release as release_in
 from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
 
@@ -156,14 +160,20 @@ def rollout(
     retry_errored: bool = True,
     unsafe_no_sandbox: bool | None = None,
     progress: StageProgress | None = None,
+    shard: str | Shard | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> RolloutSummary:
     """Run the agent with the skill at S0 (``rev``, default HEAD) on the tasks of a split;
     every finished task goes into the run record ``run`` at once. Called again, it
     runs only what is missing (and what errored, unless ``retry_errored=False``).
     Raises :class:`t2s.sandbox.SandboxUnavailable` when model code cannot be isolated
     here and unsandboxed runs are not allowed (``unsafe_no_sandbox``; None: the
-    ``T2S_UNSAFE_NO_SANDBOX`` environment variable)."""
+    ``T2S_UNSAFE_NO_SANDBOX`` environment variable). ``shard`` (``"K/N"``, ``"auto"``)
+    runs one shard of the tasks into its own part of the record (:func:`collect`);
+    ``executor="ray"`` runs each episode as a Ray task (:mod:`t2s.agent.executor`)."""
     run = check_run_name(run or default_run_name())
+    part = _shard(shard)
     loaded = load_rollout_suite(repo.config, repo.store, suite)
     sandbox.preflight(unsafe_no_sandbox)
     options = AgentOptions(
@@ -204,6 +214,8 @@ def rollout(
             llm=llm,
             retry_errored=retry_errored,
             progress=progress,
+            shard=part,
+            executor=make_executor(executor, ray_address, repo.config),
         )
     finally:
         llm.close()
@@ -226,11 +238,14 @@ def analyze(
     retry_errored: bool = True,
     unsafe_no_sandbox: bool | None = None,
     progress: StageProgress | None = None,
+    shard: str | Shard | None = None,
 ) -> AnalyzeSummary:
     """Analyze the trajectories of run ``run``: one analyst per trajectory, each against
     the frozen S0; every accepted patch becomes a branch ``t2s/<run>/patch/<nnnn>``.
-    Called again, it analyzes only what is missing (and what errored)."""
+    Called again, it analyzes only what is missing (and what errored). ``shard``
+    analyzes one shard of the trajectories (a sharded rollout is collected first)."""
     check_run_name(run)
+    part = _shard(shard)
     settings = AnalyzeSettings.from_config(
         repo.config,
         mode=mode,
@@ -255,7 +270,14 @@ def analyze(
     llm = _llm(repo, "analyze", models, cache)
     try:
         summary = analyze_run(
-            repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
+            repo.store,
+            repo.config,
+            run=run,
+            settings=settings,
+            llm=llm,
+            progress=progress,
+            retry_errored=retry_errored,
+            shard=part,
         )
     finally:
         llm.close()
@@ -329,12 +351,20 @@ def evaluate(
     tasks: list[str] | None = None,
     limit: int | None = None,
     progress: StageProgress | None = None,
+    shard: str | Shard | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> EvalOutcome:
     """Evaluate the skill at ``rev`` on a split (default: the held-out one) and note the
     result on ``rev``; an identical skill, suite and agent evaluated before costs
     nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
     when a task errored. ``tasks``/``limit`` run only part of the split, a quick look
-    that is never cached or noted (``outcome.subset`` says so)."""
+    that is never cached or noted (``outcome.subset`` says so). ``shard`` (``"K/N"``,
+    ``"auto"``) runs one shard of the tasks and notes a partial record of its own; the
+    evaluation of all shards is collected by the next ``evaluate``/``gate`` (or
+    :func:`collect`), which refuses a partial one. ``executor="ray"`` runs each episode
+    as a Ray task (:mod:`t2s.agent.executor`)."""
+    part = _shard(shard)
     ctx = make_context(
         repo.store,
         repo.config,
@@ -346,7 +376,8 @@ def evaluate(
         tasks=tasks,
         limit=limit,
     )
-    return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait, progress=progress)
+    ctx.executor = make_executor(executor, ray_address, repo.config)
+    return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait, progress=progress, shard=part)
 
 
 def noise_floor(
@@ -373,6 +404,60 @@ def noise_floor(
         unsafe_no_sandbox=unsafe_no_sandbox,
     )
     return noise_floor_in(ctx, rev, repeat, on_wait=on_wait)
+
+
+def collect(
+    repo: Repo,
+    run: str | None = None,
+    *,
+    eval_rev: str | None = None,
+    split: str | None = None,
+    seeds: int | None = None,
+    suite: str | None = None,
+) -> CollectSummary:
+    """Join shards into what an unsharded stage writes: every sharded stage of run
+    ``run`` into its run record, and/or the sharded evaluation of ``eval_rev`` (on
+    ``split``) into its eval note. Refuses a mix of settings (naming the odd shard) and
+    names missing shards (:class:`t2s.record.shards.MissingShards`). A no-op when done."""
+    if run is None and eval_rev is None:
+        raise UsageError("collect what? give a run or an evaluated revision", hint="t2s collect --run R, or --eval REV")
+    summary = CollectSummary()
+    if run is not None:
+        check_run_name(run)
+        for stage in stages_with_shards(repo.store, run):
+            summary.stages.append(collect_run(repo.store, run, stage))
+        if not summary.stages:
+            raise UsageError(f"run {run!r} has no shards to collect", hint=f"shards write {refs.shard_records(run)}...")
+    if eval_rev is not None:
+        ctx = make_context(repo.store, repo.config, split=split, seeds=seeds, suite=suite, rev_for_skill=eval_rev)
+        commit = repo.store.resolve(eval_rev)
+        tree = repo.store.subtree(commit, ctx.skill_dir)
+        if not tree:
+            raise UsageError(f"{eval_rev} has no skill folder {ctx.skill_dir}")
+        joined = collect_eval(ctx, commit, tree)
+        if not joined.shards:
+            raise UsageError(f"no shards of an evaluation of {eval_rev} on {ctx.suite_name}/{ctx.split}")
+        summary.evaluation = joined
+    return summary
+
+
+@dataclass
+class CollectSummary:
+    """What :func:`collect` joined: one result per sharded stage, and the evaluation."""
+
+    stages: list[CollectResult] = field(default_factory=list)
+    evaluation: EvalCollect | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (what ``t2s collect --json`` prints)."""
+        return {
+            "stages": [s.to_dict() for s in self.stages],
+            "evaluation": self.evaluation.to_dict() if self.evaluation else None,
+        }
+
+
+def _shard(shard: str | Shard | None) -> Shard | None:
+    return shard if isinstance(shard, Shard) or shard is None else parse_shard(shard)
 
 
 def gate(

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "pr-body": "t2s.commands.pr_body:pr_body",
     "report": "t2s.commands.report:report",
     "eval": "t2s.commands.eval_:eval_",
+    "collect": "t2s.commands.collect:collect",
     "gate": "t2s.commands.gate:gate",
     "release": "t2s.commands.release:release",
     "pack": "t2s.commands.pack:pack",

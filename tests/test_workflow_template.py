@@ -25,9 +25,9 @@ def test_triggers_and_jobs():
     data = _load()
     on = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on` as true
     assert set(on) == {"push", "pull_request"}
-    assert set(data["jobs"]) == {"lint", "gate", "release"}
+    assert set(data["jobs"]) == {"lint", "shards", "eval", "gate", "release"}
     gate = data["jobs"]["gate"]
-    assert gate["needs"] == "lint"
+    assert gate["needs"] == ["lint", "eval"]  # the sharded evaluation (tests/test_workflow_schema.py)
     assert "pull_request" in gate["if"] and "refs/heads/t2s/" in gate["if"] and "/candidate" in gate["if"]
     assert gate["permissions"] == {"contents": "write", "pull-requests": "write"}
     assert data["jobs"]["lint"]["steps"][-1]["run"].startswith("t2s lint")

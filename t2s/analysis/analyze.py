@@ -69,6 +69,7 @@ from t2s.record.lessons import PATCHES_DIR, Lesson, PatchRecord
 from t2s.record.provenance import Provenance
 from t2s.record.refs import patch_branch
 from t2s.record.runs import RunRecord, SpendWriter, StageProgress
+from t2s.record.shards import Shard, collect_run
 from t2s.rollouts.rollout import load_rollout_suite
 from t2s.skill.repo import limits_of, require_clean_skill
 
@@ -421,12 +422,28 @@ async def analyze_run_async(
     suite: Any = None,
     progress: StageProgress | None = None,
     retry_errored: bool = True,
+    shard: Shard | None = None,
 ) -> AnalyzeSummary:
     """Analyze every selected, not yet analyzed trajectory of run ``run`` (see the module
-    doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone."""
-    with RunRecord(store, run).stage_lock(STAGE):
+    doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone.
+    ``shard`` analyzes only its trajectories, into its own part of the record
+    (:mod:`t2s.record.shards`); a sharded rollout of the run is collected first."""
+    collect_run(store, run, "rollout")  # a sharded rollout is joined first (a no-op when it was)
+    record = RunRecord(store, run)
+    if shard is not None:
+        record = record.shard_part(STAGE, shard.label)
+    with record.stage_lock(STAGE):
         return await _analyze_run(
-            store, config, llm, run=run, settings=settings, suite=suite, progress=progress, retry_errored=retry_errored
+            store,
+            config,
+            llm,
+            run=run,
+            settings=settings,
+            suite=suite,
+            progress=progress,
+            retry_errored=retry_errored,
+            record=record,
+            shard=shard,
         )
 
 
@@ -440,11 +457,12 @@ async def _analyze_run(
     suite: Any,
     progress: StageProgress | None,
     retry_errored: bool = True,
+    record: RunRecord,
+    shard: Shard | None = None,
 ) -> AnalyzeSummary:
 
     started = time.perf_counter()
     settings = settings or AnalyzeSettings.from_config(config)
-    record = RunRecord(store, run)
     manifest = record.manifest()
     require_clean_skill(store, config, manifest.s0, manifest.skill_dir)  # what the analysts would edit
     summary = AnalyzeSummary(run=run, mode=settings.mode, analyst=settings.analyst, s0=manifest.s0)
@@ -456,26 +474,19 @@ async def _analyze_run(
     trajectories.sort(key=lambda t: t.id)
     wanted = MODE_VERDICTS[settings.mode]
     selected = [t for t in trajectories if t.verdict in wanted]
-    for traj in trajectories:
+    for traj in trajectories if shard is None else shard.select(trajectories, key=lambda t: t.id):
         if traj.verdict not in wanted:
             summary.not_selected[traj.verdict] = summary.not_selected.get(traj.verdict, 0) + 1
     if not trajectories:
         raise UsageError(f"run {run!r} has no trajectories", hint="run `t2s rollout` or `t2s import` first")
     existing = _existing_records(record)
-    numbers = [int(r.patch) for r in existing.values() if r.patch.isdigit()]
-    next_number = max(numbers, default=0) + 1
-    pending: list[tuple[str, Trajectory]] = []
-    for traj in selected:
-        patch = existing.get(traj.id)
-        if patch is not None and not legacy_errored(patch):
-            continue  # a verdict: final
-        if not retry_errored and (patch is not None or _analysis_status(record, traj.id) == "errored"):
-            continue
-        if patch is not None:  # an error recorded by an older t2s: analyzed again under its number
-            pending.append((patch.patch, traj))
-            continue
-        pending.append((f"{next_number:04d}", traj))
-        next_number += 1
+    if shard is not None:
+        pending = _shard_pending(
+            existing, _existing_records(RunRecord(store, run)), selected, shard, retry_errored, record
+        )
+        selected = shard.select(selected, key=lambda t: t.id)
+    else:
+        pending = _pending(existing, selected, retry_errored, record)
     summary.selected = len(selected)
     summary.skipped = len(selected) - len(pending)
 
@@ -608,6 +619,57 @@ async def _analyze_run(
     return summary
 
 
+def _pending(
+    existing: dict[str, PatchRecord], selected: list[Trajectory], retry_errored: bool, record: RunRecord
+) -> list[tuple[str, Trajectory]]:
+    """(patch number, trajectory) to analyze now: numbers continue after the record's."""
+    numbers = [int(r.patch) for r in existing.values() if r.patch.isdigit()]
+    next_number = max(numbers, default=0) + 1
+    pending: list[tuple[str, Trajectory]] = []
+    for traj in selected:
+        patch = existing.get(traj.id)
+        if patch is not None and not legacy_errored(patch):
+            continue  # a verdict: final
+        if not retry_errored and (patch is not None or _analysis_status(record, traj.id) == "errored"):
+            continue
+        if patch is not None:  # an error recorded by an older t2s: analyzed again under its number
+            pending.append((patch.patch, traj))
+            continue
+        pending.append((f"{next_number:04d}", traj))
+        next_number += 1
+    return pending
+
+
+def _shard_pending(
+    existing: dict[str, PatchRecord],
+    base: dict[str, PatchRecord],
+    selected: list[Trajectory],
+    shard: Shard,
+    retry_errored: bool,
+    record: RunRecord,
+) -> list[tuple[str, Trajectory]]:
+    """A shard's (patch number, trajectory) to analyze now. Numbers are counted over
+    every selected trajectory the run record (``base``, which all shards fork from)
+    has no patch for, as one unsharded analysis counts them: each shard takes its own,
+    so no two shards pick one number, and a resumed shard keeps its numbers."""
+    numbers = [int(r.patch) for r in base.values() if r.patch.isdigit()]
+    next_number = max(numbers, default=0) + 1
+    pending: list[tuple[str, Trajectory]] = []
+    for traj in selected:
+        number = base[traj.id].patch if traj.id in base else f"{next_number:04d}"
+        if traj.id not in base:
+            next_number += 1
+        if not shard.owns(traj.id):
+            continue
+        patch = existing.get(traj.id)
+        if patch is not None and not legacy_errored(patch):
+            continue  # a verdict: final
+        if not retry_errored and (patch is not None or _analysis_status(record, traj.id) == "errored"):
+            continue
+        pending.append((patch.patch if patch is not None else number, traj))
+    return pending
+
+
 def _make_branch(store, run: str, s0: str, patch: PatchRecord, traj: Trajectory, outcome: AnalystOutcome) -> None:
     ref = patch_branch(run, patch.patch)
     result = outcome.result
@@ -695,6 +757,7 @@ def analyze_run(
     progress: StageProgress | None = None,
     cache: bool = True,
     retry_errored: bool = True,
+    shard: Shard | None = None,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""
 
@@ -713,6 +776,7 @@ def analyze_run(
                 suite=suite,
                 progress=progress,
                 retry_errored=retry_errored,
+                shard=shard,
             )
         )
     finally:

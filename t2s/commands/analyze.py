@@ -18,6 +18,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
+from t2s.commands._scale import shard_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands.progress import analyze_bar
 from t2s.config import AnalyzeSection
@@ -77,6 +78,7 @@ from t2s.record.provenance import KEYS
 @unsafe_sandbox_option
 @model_options
 @dry_run_option
+@shard_option
 @json_option
 @repo_option
 def analyze(
@@ -94,6 +96,7 @@ def analyze(
     flag_base_url,
     flag_api_key_env,
     model_sets,
+    shard,
     as_json,
     repo_dir,
     dry_run=False,
@@ -117,6 +120,7 @@ def analyze(
       t2s analyze --run r1 --mode error --analyst single-call --concurrency 8
       t2s analyze --run r1 --mode success --json
       t2s analyze --run r1 --dry-run             # the expected cost, nothing spent
+      t2s analyze --run r1 --shard auto          # in a SLURM array or an Indexed Job
       t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
@@ -148,6 +152,7 @@ def analyze(
             retry_errored=retry_errored,
             unsafe_no_sandbox=unsafe_no_sandbox,
             progress=progress,
+            shard=shard,
         )
     if as_json:
         print_json(summary.to_dict())

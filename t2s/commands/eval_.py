@@ -22,6 +22,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate
+from t2s.commands._scale import executor_options, shard_option
 from t2s.config import Count, GateSection, Score
 from t2s.errors import T2SError, UsageError
 
@@ -77,6 +78,8 @@ EXIT_ABORT = 128
 )
 @unsafe_sandbox_option
 @dry_run_option
+@shard_option
+@executor_options
 @repo_option
 @json_option
 def eval_(
@@ -92,6 +95,9 @@ def eval_(
     limit,
     task_ids,
     unsafe_no_sandbox,
+    shard,
+    executor,
+    ray_address,
     repo_dir,
     as_json,
     dry_run=False,
@@ -119,6 +125,8 @@ def eval_(
       t2s eval HEAD --repeat 2        # the noise floor: how much do two runs disagree?
       t2s eval HEAD --dry-run         # the expected cost, nothing spent
       t2s eval HEAD --limit 3         # a quick look, not recorded
+      t2s eval t2s/r1/candidate --shard 3/8     # one of 8 jobs; t2s gate collects them
+      t2s eval HEAD --executor ray              # every episode a Ray task
       git notes --ref t2s/eval show HEAD       # the stored result
       git bisect run t2s eval --exit-code-below 0.6   # (t2s bisect does this for you)
     """
@@ -152,6 +160,9 @@ def eval_(
             tasks=list(task_ids) or None,
             limit=limit,
             progress=progress,
+            shard=shard,
+            executor=executor,
+            ray_address=ray_address,
         )
     except EvalErrored as err:
         if progress:

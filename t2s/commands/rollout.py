@@ -21,6 +21,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
+from t2s.commands._scale import executor_options, shard_option
 from t2s.commands.progress import rollout_bar
 from t2s.config import Count, RolloutSection
 from t2s.record import refs
@@ -74,6 +75,8 @@ from t2s.record import refs
 )
 @unsafe_sandbox_option
 @dry_run_option
+@shard_option
+@executor_options
 @json_option
 @repo_option
 def rollout(
@@ -91,6 +94,9 @@ def rollout(
     no_cache,
     retry_errored,
     unsafe_no_sandbox,
+    shard,
+    executor,
+    ray_address,
     as_json,
     repo_dir,
     dry_run=False,
@@ -115,6 +121,8 @@ def rollout(
       t2s rollout --run r1                       # resume; errored tasks run again
       t2s rollout --run smoke --task 45300 --protocol text --json
       t2s rollout --run r2 --dry-run              # calls, tokens, USD, time; spends nothing
+      t2s rollout --run r1 --shard 2/4           # one of 4 machines; then t2s collect --run r1
+      t2s rollout --run r1 --executor ray --ray-address head:6379
     """
     import t2s
     from t2s.api import default_run_name
@@ -160,6 +168,9 @@ def rollout(
             retry_errored=retry_errored,
             unsafe_no_sandbox=unsafe_no_sandbox,
             progress=progress,
+            shard=shard,
+            executor=executor,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(summary.to_dict())

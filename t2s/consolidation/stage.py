@@ -24,6 +24,7 @@ from t2s.llm.ledger import accumulate
 from t2s.patches.context import PatchContext
 from t2s.record import refs
 from t2s.record.runs import RunRecord
+from t2s.record.shards import collect_run
 from t2s.skill.repo import limits_of
 
 STAGE = "merge"
@@ -68,6 +69,8 @@ def merge_run(
     if rebuild and strategy == "sequential":
         raise UsageError("--rebuild sets the merge tree aside; the sequential baseline starts over on every run anyway")
     say = progress or (lambda message: None)
+    for stage in ("rollout", "analyze"):  # sharded stages are joined first (a no-op when they were)
+        collect_run(store, run, stage)
     record = RunRecord(store, run)
     manifest = record.manifest()
     llm = LLM(

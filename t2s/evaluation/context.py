@@ -56,6 +56,8 @@ class EvalContext:
     #: look), e.g. "3 of 20 tasks": such a result is never cached or noted, so no cache
     #: hit, gate or release can take it for the whole split.
     subset: str = ""
+    #: Where episodes run (:mod:`t2s.agent.executor`; None: in this process).
+    executor: Any = None
 
     def key(self, skill_tree: str) -> tuple[str, str, str, str, int]:
         return (skill_tree, self.suite_hash, self.split, self.agent_hash, self.seeds)

@@ -37,7 +37,9 @@ from pathlib import Path, PurePosixPath
 
 from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext
-from t2s.evaluation.runner import Runner, RunRequest, RunResult, evaluate_tasks
+from t2s.evaluation.records import make_record as make_record  # where it always was
+from t2s.evaluation.runner import Runner, RunRequest, evaluate_tasks
+from t2s.evaluation.shards import collect_eval, run_shard
 from t2s.faults import ErrorCause, WorkErrored, describe, tally
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
 from t2s.record import refs
@@ -45,12 +47,12 @@ from t2s.record.notes import (
     EVAL_NOTES,
     EvalRecord,
     NoteFormatError,
-    TaskVerdict,
     parse_eval_note,
     read_eval_note,
     update_eval_note,
 )
 from t2s.record.runs import StageProgress
+from t2s.record.shards import Shard
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import BrokenSkill, require_clean_skill
 
@@ -185,12 +187,16 @@ def evaluate(
     workdir: Path | None = None,
     on_wait: Callable[[str], None] | None = None,
     progress: StageProgress | None = None,
+    shard: Shard | None = None,
 ) -> EvalOutcome:
     """Evaluate the skill at ``rev`` (or reuse a cached result) and note it on ``rev``.
 
     Raises :class:`EvalErrored` (and writes nothing) when any task errored. A context
     narrowed to part of the split (``ctx.subset``) always runs and notes nothing.
-    ``progress`` is told as each task run starts and ends.
+    ``progress`` is told as each task run starts and ends. ``shard`` runs only its
+    tasks and notes the partial record in its own namespace; without it, an evaluation
+    run in shards is collected here, and a partial one is refused
+    (:class:`t2s.record.shards.MissingShards`): see :mod:`t2s.evaluation.shards`.
     ``on_wait(message)`` is called when another evaluation of the same cache key holds
     the lock (this one then waits for it, and reuses its result unless ``use_cache``
     is False).
@@ -205,6 +211,13 @@ def evaluate(
     if use_cache and (hit := _reuse(store, commit, key)) is not None:
         return hit
     check_evaluable(ctx, commit)
+    if shard is not None:
+        record, cached = run_shard(ctx, commit, tree, shard, use_cache=use_cache, runner=runner, workdir=workdir)
+        if not record.complete:
+            raise EvalErrored(EvalOutcome(commit, record, cached=False))
+        return EvalOutcome(commit, record, cached=cached, source=commit if cached else None)
+    if use_cache and (joined := collect_eval(ctx, commit, tree)).record is not None:
+        return EvalOutcome(commit, joined.record, cached=True, source=commit)
     with eval_lock(store, ctx, tree, on_wait):
         if use_cache and (hit := _reuse(store, commit, key)) is not None:
             return hit  # the evaluation we waited for wrote it
@@ -238,46 +251,6 @@ def keep_trajectories(store: GitStore, commit: str, key: tuple, trajectories: di
     kept = store.commit(tree, [], f"t2s eval {commit[:12]}: {len(trajectories)} trajectories")
     store.update_refs([RefUpdate(ref, kept, store.rev_parse(ref) or ZERO_SHA)])
     return ref
-
-
-def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, duration: float) -> EvalRecord:
-    verdicts = sorted(
-        result.verdicts,
-        key=lambda v: (ctx.task_ids.index(v.task) if v.task in ctx.task_ids else 1 << 30, v.task, v.seed),
-    )
-    expected = {(t, s) for t in ctx.task_ids for s in range(ctx.seeds)}
-    got = {(v.task, v.seed) for v in verdicts}
-    for task, seed in sorted(expected - got, key=lambda p: (ctx.task_ids.index(p[0]), p[1])):
-        verdicts.append(
-            TaskVerdict(
-                task=task,
-                seed=seed,
-                passed=False,
-                score=0.0,
-                error="no result from the runner",
-                cause=ErrorCause(kind="harness", message="no result from the runner"),
-            )
-        )
-    total = len(verdicts)
-    return EvalRecord(
-        suite=ctx.suite_name,
-        split=ctx.split,
-        suite_hash=ctx.suite_hash,
-        skill_tree=tree,
-        skill_dir=ctx.skill_dir,
-        agent=ctx.agent,
-        agent_hash=ctx.agent_hash,
-        seeds=ctx.seeds,
-        tasks=verdicts,
-        score=round(sum(v.score for v in verdicts) / total, 6) if total else 0.0,
-        passed=sum(1 for v in verdicts if v.passed),
-        total=total,
-        tokens=result.tokens,
-        cost_usd=round(result.cost_usd, 6),
-        duration_s=round(duration, 3),
-        model_calls=result.model_calls,
-        commit=commit,
-    )
 
 
 # ---------------------------------------------------------------------- gate

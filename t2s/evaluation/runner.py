@@ -15,7 +15,8 @@ from pathlib import Path
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, run_agent
+from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import LocalExecutor
 from t2s.agent.trajectory import Trajectory, trajectory_id
 from t2s.errors import T2SError
 from t2s.evaluation.context import EvalContext
@@ -106,6 +107,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
     seeds = max(1, int(request.seeds or 1))
 
     doomed: list[str] = []  # why the evaluation can no longer give a result
+    executor = ctx.executor or LocalExecutor()
 
     async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))
@@ -126,7 +128,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                 if request.progress:
                     request.progress.begin(label)
                 workdir = Path(request.workdir) / label
-                traj = await run_agent(
+                episode = await executor.episode(
                     llm,
                     ctx.suite,
                     task,
@@ -137,6 +139,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                     split=ctx.split,
                     seed_index=k,
                 )
+                traj = episode.trajectory
                 if request.progress:
                     request.progress.done(traj, label)
                 if traj.verdict == "errored":

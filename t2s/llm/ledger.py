@@ -183,6 +183,14 @@ class Ledger:
             row.latency_s += latency_s
             row.cost_usd += self.cost(model, prompt_tokens, completion_tokens, cached_tokens)
 
+    def absorb(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows another process's ledger kept (``LedgerRow.to_dict()``): what a
+        remote worker spent counts here, against this ledger's caps."""
+        with self._lock:
+            for data in rows:
+                row = self._row(data["role"], data["phase"])
+                row.add(LedgerRow(**{k: v for k, v in data.items() if k in LedgerRow.__dataclass_fields__}))
+
     def record_cached(self, role: str, phase: str) -> None:
         """Count one answer served from the response cache (no request, no cost)."""
         with self._lock:

@@ -8,6 +8,8 @@ refs/heads/t2s/<run>/seq/<nnn>         the sequential baseline's steps (and seq/
 refs/t2s/runs/<run>                    the run record (a commit chain)
 refs/t2s/superseded/<run>/<nnn>        a merge tree set aside by `t2s merge --rebuild`
 refs/t2s/eval-trajectories/<commit>/<key>  the trajectories of one noted evaluation
+refs/t2s/shards/<run>/<stage>/<K>-of-<N>   one shard's part of a run record (t2s collect joins them)
+refs/notes/t2s/eval-shard-<K>-of-<N>   one shard's partial evaluations (t2s collect joins them)
 refs/notes/t2s/eval                    evaluation and gate results per commit
 refs/notes/t2s/review                  human verdicts on patches
 refs/tags/vX.Y.Z                       annotated releases
@@ -30,14 +32,18 @@ BRANCHES = HEADS + "t2s/"
 RUNS = "refs/t2s/runs/"
 SUPERSEDED = "refs/t2s/superseded/"
 EVAL_TRAJECTORIES = "refs/t2s/eval-trajectories/"
+SHARDS = "refs/t2s/shards/"
 NOTES = "refs/notes/t2s/"
 #: Note namespaces under :data:`NOTES` (``git notes --ref t2s/eval``).
 EVAL_NOTES = "eval"
 REVIEW_NOTES = "review"
+#: The prefix of a shard's notes namespace (``eval-shard-<K>-of-<N>``).
+EVAL_SHARD_NOTES = "eval-shard-"
 
 _PATCH_RE = re.compile(r"^(?:refs/heads/)?t2s/([^/]+)/patch/([^/]+)$")
 _MERGE_RE = re.compile(r"^(?:refs/heads/)?t2s/([^/]+)/merge/(L(\d+)-(\d+))$")
 _CANDIDATE_RE = re.compile(r"^(?:refs/heads/)?t2s/([^/]+)/(seq/)?candidate$")
+_SHARD_LABEL_RE = re.compile(r"^([1-9]\d*)-of-([1-9]\d*)$")
 _VERSION_RE = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
@@ -151,6 +157,40 @@ def superseded(run: str, name: str = "") -> str:
 def record_path(run: str, path: str) -> str:
     """``refs/t2s/runs/<run>:<path>``: a file of a run record, as git names it."""
     return f"{run_record(run)}:{path}"
+
+
+# ---------------------------------------------------------------------- shards
+def shard_label(k: int, n: int) -> str:
+    """``<K>-of-<N>``: how a shard is named in its refs (``K/N`` cannot be: ``/`` nests)."""
+    return f"{k}-of-{n}"
+
+
+def parse_shard_label(label: str) -> tuple[int, int] | None:
+    """``(K, N)`` of ``<K>-of-<N>``; else None."""
+    m = _SHARD_LABEL_RE.match(label)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def shard_records(run: str, stage: str = "") -> str:
+    """``refs/t2s/shards/<run>/<stage>/``: the prefix of a run's shard records (of every
+    stage when ``stage`` is empty)."""
+    return f"{SHARDS}{run}/{stage + '/' if stage else ''}"
+
+
+def shard_record(run: str, stage: str, label: str) -> str:
+    """``refs/t2s/shards/<run>/<stage>/<K>-of-<N>``: one shard's part of a run record."""
+    return shard_records(run, stage) + label
+
+
+def eval_shard_notes(label: str) -> str:
+    """``refs/notes/t2s/eval-shard-<K>-of-<N>``: one shard's partial evaluations."""
+    return NOTES + EVAL_SHARD_NOTES + label
+
+
+def label_of_eval_shard_notes(ref: str) -> str | None:
+    """The ``<K>-of-<N>`` of a shard's notes ref; else None."""
+    prefix = NOTES + EVAL_SHARD_NOTES
+    return ref[len(prefix) :] if ref.startswith(prefix) else None
 
 
 # ---------------------------------------------------------------------- notes

@@ -19,6 +19,7 @@ Layout of the tree::
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import re
 import threading
@@ -109,11 +110,25 @@ def check_run_name(name: str) -> str:
 class RunRecord:
     """Read and append to one run's record. Thread-safe within a process; CAS across processes."""
 
-    def __init__(self, store: GitStore, run: str):
+    def __init__(self, store: GitStore, run: str, *, shard: str | None = None):
         self.store = store
         self.run = check_run_name(run)
+        #: ``<K>-of-<N>`` when this is one shard's part of the run (``t2s.record.shards``).
+        self.shard = shard
         self.ref = refs.run_record(run)
         self._lock = threading.Lock()
+
+    def shard_part(self, stage: str, shard: str) -> RunRecord:
+        """Shard ``shard``'s part of this run for ``stage``: a record of its own
+        (``refs/t2s/shards/<run>/<stage>/<K>-of-<N>``), forked from the run record where
+        one exists, so the shard reads what the run holds and writes only its own ref."""
+        part = RunRecord(self.store, self.run, shard=shard)
+        part.ref = refs.shard_record(self.run, stage, shard)
+        main = self.head()
+        if main and part.head() is None:
+            with contextlib.suppress(RefConflict):  # another process of this shard forked it first
+                self.store.update_refs([RefUpdate(part.ref, main, ZERO_SHA)])
+        return part
 
     # ------------------------------------------------------------- reading
     def exists(self) -> bool:
@@ -179,7 +194,7 @@ class RunRecord:
         ``t2s <stage>`` on the same run fails at once, where it would otherwise number
         patches alike or race for the same branches."""
         return self.store.exclusive(
-            f"run-{self.run}-{stage}",
+            f"run-{self.run}-{stage}" + (f"-{self.shard}" if self.shard else ""),
             f"another `t2s {stage}` is working on run {self.run!r}",
             hint="wait for it to finish; the lock goes away with its process",
         )

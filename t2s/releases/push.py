@@ -28,15 +28,19 @@ def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: st
     specs = []
     if run:
         check_run_name(run)
-        if not store.rev_parse(refs.run_record(run)):
+        shards = store.refs(refs.shard_records(run))
+        if not store.rev_parse(refs.run_record(run)) and not shards:
             raise UsageError(f"run {run!r} does not exist")
         if store.refs(refs.run_branches(run)):
             specs.append(refs.mirror_all(refs.run_branches(run)))
-        specs.append(refs.mirror(refs.run_record(run)))
+        if store.rev_parse(refs.run_record(run)):
+            specs.append(refs.mirror(refs.run_record(run)))
+        if shards:  # a shard's part of the run, for `t2s collect` elsewhere
+            specs.append(refs.mirror_all(refs.shard_records(run)))
         if store.refs(refs.superseded(run)):
             specs.append(refs.mirror_all(refs.superseded(run)))
     else:
-        for prefix in (refs.BRANCHES, refs.RUNS, refs.SUPERSEDED):
+        for prefix in (refs.BRANCHES, refs.RUNS, refs.SUPERSEDED, refs.SHARDS):
             if store.refs(prefix):
                 specs.append(refs.mirror_all(prefix))
     if store.refs(refs.NOTES):

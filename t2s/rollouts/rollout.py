@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, artifact_files, run_agent
+from t2s.agent.episode import AgentOptions
+from t2s.agent.executor import Executor, LocalExecutor
 from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
@@ -38,6 +39,7 @@ from t2s.faults import Breaker, CauseCount, ErrorCause, WorkErrored, describe, t
 from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.record.runs import RunManifest, RunRecord, SpendWriter, StageProgress
+from t2s.record.shards import Shard
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import require_clean_skill, skill_dir_of
 from t2s.tasks import load_suite
@@ -175,14 +177,21 @@ async def rollout_async(
     retry_errored: bool = True,
     progress: StageProgress | None = None,
     workroot: Path | None = None,
+    shard: Shard | None = None,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
     """Run the agent on the split's tasks not yet in run ``run``'s record.
 
     ``rev`` (default: the run's S0, or ``HEAD`` for a new run) names the skill's commit;
-    ``task_ids`` replaces the split's list (still recorded under ``split``).
+    ``task_ids`` replaces the split's list (still recorded under ``split``). ``shard``
+    runs only its tasks, into its own part of the record (:mod:`t2s.record.shards`).
     """
     split, ids = _planned_tasks(config, suite, split, task_ids, limit)  # bad input fails before the lock
-    with RunRecord(store, run).stage_lock(STAGE):
+    record = RunRecord(store, run)
+    if shard is not None:
+        ids = shard.select(ids)
+        record = record.shard_part(STAGE, shard.label)
+    with record.stage_lock(STAGE):
         return await _rollout(
             store,
             config,
@@ -198,6 +207,8 @@ async def rollout_async(
             retry_errored=retry_errored,
             progress=progress,
             workroot=workroot,
+            record=record,
+            executor=executor,
         )
 
 
@@ -221,7 +232,7 @@ def _planned_tasks(
             raise UsageError(f"--limit must be at least 1 (got {limit})")
         ids = ids[:limit]
     if not ids:
-        raise UsageError(f"split {split!r} of suite {suite.name!r} has no tasks")
+        raise UsageError(f"split {split!r} of suite {suite.name!r} has no tasks")  # (a shard may have none)
     for tid in ids:
         suite.task(tid)  # unknown ids fail here, with the suite's own message, before any work
     return split, ids
@@ -243,10 +254,11 @@ async def _rollout(
     retry_errored: bool,
     progress: StageProgress | None,
     workroot: Path | None,
+    record: RunRecord,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
 
     started = time.perf_counter()
-    record = RunRecord(store, run)
     commit_for_dir = store.resolve(rev) if rev else (record.manifest().s0 if record.exists() else store.resolve("HEAD"))
     skill_dir = skill_dir_of(store, config, commit_for_dir)
     require_clean_skill(store, config, commit_for_dir, skill_dir)  # before the run record exists
@@ -299,6 +311,7 @@ async def _rollout(
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
     breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
     spend = SpendWriter(record, llm.ledger, LEDGER_PATH)
+    runner = executor or LocalExecutor()
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:
@@ -312,15 +325,16 @@ async def _rollout(
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
             workdir = tmp / traj_id
             try:
-                traj = await run_agent(
+                episode = await runner.episode(
                     llm, suite, task, skill, workdir, options=episode_opts, traj_id=traj_id, split=split, seed_index=k
                 )
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
+            traj = episode.trajectory
             files: dict[str, Any] = {trajectory_path(traj_id): traj.to_json()}
             prefix = artifacts_prefix(traj_id)
-            for rel, data in artifact_files(traj, workdir).items():
+            for rel, data in episode.artifacts.items():
                 files[prefix + rel] = data
             if traj_id in done:  # an errored attempt being redone: drop its stale artifacts
                 for path in record.list(prefix.rstrip("/")):
@@ -420,6 +434,8 @@ def rollout(
     retry_errored: bool = True,
     progress: StageProgress | None = None,
     cache: bool = True,
+    shard: Shard | None = None,
+    executor: Executor | None = None,
 ) -> RolloutSummary:
     """Synchronous :func:`rollout_async`: loads the suite (a name, a path or a
     :class:`~t2s.tasks.Suite`) and builds the model client from ``config`` unless given."""
@@ -447,6 +463,8 @@ def rollout(
                 options=options,
                 retry_errored=retry_errored,
                 progress=progress,
+                shard=shard,
+                executor=executor,
             )
         )
     finally:

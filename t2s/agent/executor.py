@@ -1,0 +1,194 @@
+"""Where episodes run: in this process (the default) or as Ray tasks on a cluster.
+
+An executor runs one agent episode (agent loop, sandbox, checker) and hands back the
+trajectory and the files to keep with it. The caller, the *driver*, alone writes git
+and keeps the ledger: a Ray worker builds its own model client, runs the episode in a
+scratch folder of its own machine, and returns the trajectory, the artifacts' bytes
+and its ledger rows; the driver adds the rows to its ledger and records the episode.
+
+:class:`RayExecutor` (``--executor ray [--ray-address ADDR]``, ``pip install 't2s[ray]'``):
+
+- each episode is one Ray task declaring its resources (``num_cpus``, default 1);
+- a worker lost mid-episode (killed, its node gone) is retried by Ray
+  (``max_retries``, default 1); the episode is recorded once, by the driver, when the
+  task's result arrives, so a lost attempt leaves nothing behind;
+- the driver checks the budget caps before it submits each episode (the workers run
+  uncapped), so a cap stops new work as it does locally; progress advances as results
+  come back.
+
+Without an address, Ray starts a cluster on this machine; with one, it joins that
+cluster (``ray://`` or ``host:port``). Workers need the model endpoint's key variables
+in their environment (Ray's ``runtime_env``), as a local run does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, artifact_files, run_agent
+from t2s.agent.trajectory import Trajectory
+from t2s.config import BudgetSection
+from t2s.errors import UsageError
+from t2s.llm.client import LLM
+
+EXECUTORS = ("local", "ray")
+#: Ray task retries after a lost worker (an episode is retried once, recorded once).
+RAY_MAX_RETRIES = 1
+
+
+@dataclass
+class Episode:
+    """One finished episode: its trajectory and the files to keep with it."""
+
+    trajectory: Trajectory
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    """Runs one agent episode; see the module doc."""
+
+    name: str
+
+    async def episode(
+        self,
+        llm: LLM,
+        suite: Any,
+        task: Any,
+        skill: SkillBundle,
+        workdir: Path,
+        *,
+        options: AgentOptions,
+        traj_id: str,
+        split: str,
+        seed_index: int,
+    ) -> Episode: ...
+
+
+class LocalExecutor:
+    """Episodes in this process, on this event loop (what t2s always did)."""
+
+    name = "local"
+
+    async def episode(self, llm, suite, task, skill, workdir, *, options, traj_id, split, seed_index) -> Episode:
+        traj = await run_agent(
+            llm, suite, task, skill, workdir, options=options, traj_id=traj_id, split=split, seed_index=seed_index
+        )
+        return Episode(traj, artifact_files(traj, workdir))
+
+
+@dataclass
+class _Work:
+    """What a Ray worker needs to run an episode (all picklable)."""
+
+    config: Any
+    roles: dict[str, Any]
+    cache_path: str | None
+    cache_mode: str | None
+    phase: str
+    suite: Any
+    task_id: str
+    skill: SkillBundle
+    options: AgentOptions
+    traj_id: str
+    split: str
+    seed_index: int
+
+
+def run_work(work: _Work) -> tuple[Trajectory, dict[str, bytes], list[dict[str, Any]]]:
+    """One episode on a worker: its own client and scratch folder; returns the
+    trajectory, the artifacts and the ledger rows (the worker writes nothing)."""
+    llm = LLM(
+        work.config,
+        roles=work.roles,
+        cache_path=work.cache_path,
+        cache_mode=work.cache_mode,
+        phase=work.phase,
+        budget=BudgetSection(),  # the driver holds the caps
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="t2s-ray-") as tmp:
+            workdir = Path(tmp) / work.traj_id
+            traj = llm.run(
+                run_agent(
+                    llm,
+                    work.suite,
+                    work.suite.task(work.task_id),
+                    work.skill,
+                    workdir,
+                    options=work.options,
+                    traj_id=work.traj_id,
+                    split=work.split,
+                    seed_index=work.seed_index,
+                )
+            )
+            files = artifact_files(traj, workdir)
+    finally:
+        llm.close()
+    return traj, files, [row.to_dict() for row in llm.ledger.rows.values()]
+
+
+class RayExecutor:
+    """Episodes as Ray tasks (see the module doc)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        config: Any = None,
+        address: str | None = None,
+        *,
+        num_cpus: float = 1,
+        max_retries: int = RAY_MAX_RETRIES,
+    ):
+        self.config = config
+        try:
+            import ray  # optional and heavy: loaded only when asked for
+        except ImportError:
+            raise UsageError(
+                "--executor ray needs Ray, which is not installed", hint="pip install 't2s[ray]'"
+            ) from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        self._remote = ray.remote(run_work).options(num_cpus=num_cpus, max_retries=max_retries, name="t2s_episode")
+
+    async def episode(self, llm, suite, task, skill, workdir, *, options, traj_id, split, seed_index) -> Episode:
+        llm.ledger.admit()  # a budget cap stops new work here, before a task is submitted
+        llm.ledger.release()
+        cache = llm.cache
+        work = _Work(
+            config=self.config,
+            roles=dict(llm.roles),
+            cache_path=str(cache.path) if cache is not None else None,
+            cache_mode=cache.mode if cache is not None else "off",
+            phase=options.phase,
+            suite=suite,
+            task_id=task.id,
+            skill=skill,
+            options=options,
+            traj_id=traj_id,
+            split=split,
+            seed_index=seed_index,
+        )
+        ref = self._remote.remote(work)
+        traj, files, rows = await asyncio.wrap_future(ref.future())
+        llm.ledger.absorb(rows)
+        return Episode(traj, files)
+
+
+def make_executor(name: str | None, address: str | None = None, config: Any = None) -> Executor:
+    """The executor called ``name`` (``local``, the default, or ``ray``); ``config``
+    (prices, cache settings) goes to the workers."""
+    if name in (None, "local"):
+        if address:
+            raise UsageError("--ray-address goes with --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(config, address or os.environ.get("RAY_ADDRESS") or None)
+    raise UsageError(f"unknown executor {name!r}: use {' or '.join(EXECUTORS)}")

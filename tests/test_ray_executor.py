@@ -1,0 +1,120 @@
+"""The Ray executor against a real local Ray cluster (on loopback, started by the
+fixture and shut down after): episodes as Ray tasks, the driver alone records them,
+a worker killed mid-episode is retried once and recorded once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+import t2s
+from t2s.record.notes import read_eval_note
+from t2s.record.runs import RunRecord
+from tests.test_eval_support import HELDOUT, agent_calls, agent_responder, make_repo
+
+# Ray gives a cluster the host's outward address unless this is off (read when ray is
+# imported): the test cluster stays on loopback.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+ray = pytest.importorskip("ray", reason="the Ray executor needs `pip install 't2s[ray]'`")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real Ray cluster of this machine, bound to 127.0.0.1, for this module."""
+    info = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    assert info.address_info["node_ip_address"] == "127.0.0.1"
+    yield info.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def comparable(record) -> dict:
+    return record.model_dump(exclude={"created_at", "duration_s"})
+
+
+def test_eval_on_ray_gives_the_local_result_and_counts_the_workers_calls(tmp_path, scripted_server, ray_cluster):
+    store = make_repo(tmp_path, scripted_server)
+    repo = t2s.open_repo(store.root)
+    local = t2s.evaluate(repo, "HEAD", cache=False).record
+    calls = agent_calls(scripted_server)
+    remote = t2s.evaluate(repo, "HEAD", cache=False, executor="ray", ray_address=ray_cluster).record
+    assert agent_calls(scripted_server) - calls == 8  # every episode ran, on the workers
+    assert remote.model_calls == 8 and remote.tokens == local.tokens  # the workers' ledgers came back
+    assert comparable(remote) == comparable(local)
+    assert [v.task for v in read_eval_note(store, "HEAD").evals[0].tasks] == HELDOUT
+
+
+def test_a_worker_killed_mid_episode_is_retried_once_and_recorded_once(tmp_path, scripted_server, ray_cluster):
+    store = make_repo(tmp_path, scripted_server)
+    repo = t2s.open_repo(store.root)
+    reached, release = threading.Event(), threading.Event()
+    victim = "easy2"
+
+    async def hold_first(req):
+        user = next(m["content"] for m in req.messages if m["role"] == "user")
+        if f"1_{victim}_init" in user and not reached.is_set():
+            reached.set()  # the first attempt of this episode is in flight: its worker dies now
+            await asyncio.to_thread(release.wait, 60)
+        return agent_responder(req)
+
+    scripted_server.reset()
+    scripted_server.on(hold_first, role="agent")
+    result: dict = {}
+
+    def run() -> None:
+        result["summary"] = t2s.rollout(
+            repo, "r1", tasks=list(HELDOUT), split="evolve", executor="ray", ray_address=ray_cluster
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert reached.wait(120), "the episode never started"
+    pids = episode_workers()
+    assert pids, "no Ray worker is running an episode"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    release.set()
+    worker.join(300)
+    summary = result["summary"]
+    assert (summary.passed + summary.failed, summary.errored) == (4, 0)
+    first_turns = [
+        r for r in scripted_server.requests_for("agent")
+        if f"1_{victim}_init" in str(r.messages) and not any(m["role"] == "assistant" for m in r.messages)
+    ]  # fmt: skip
+    assert len(first_turns) == 2  # the lost attempt and Ray's one retry
+    record = RunRecord(store, "r1")
+    assert sorted(Path(p).stem for p in record.list("trajectories")) == sorted(HELDOUT)
+    subjects = store._git("log", "--format=%s", record.ref)
+    assert subjects.count(f"rollout {victim} ") == 1  # recorded once, by the driver
+    assert record.read_json("ledger/rollout.json")["totals"]["calls"] >= 8
+
+
+def episode_workers() -> list[int]:
+    """Pids of the Ray workers running an episode now (Ray names the process after the task)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::") and (b"run_work" in title or b"t2s_episode" in title):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_budget_cap_stops_new_episodes_on_ray(tmp_path, scripted_server, ray_cluster):
+    store = make_repo(tmp_path, scripted_server, extra_toml="\n[budget]\nmax_calls = 2\n")
+    repo = t2s.open_repo(store.root)
+    summary = t2s.rollout(
+        repo, "r1", tasks=list(HELDOUT), split="evolve", concurrency=1, executor="ray", ray_address=ray_cluster
+    )
+    assert summary.stopped and "max_calls=2" in summary.stopped
+    assert (summary.ran, summary.remaining) == (1, 3)  # one episode (2 calls) ran; no new one started
+    assert agent_calls(scripted_server) == 2
+    assert RunRecord(store, "r1").read_json("ledger/rollout.json")["totals"]["calls"] == 2

@@ -1,0 +1,315 @@
+"""Shards: the stable partition, ``--shard auto``, sharded evaluations and rollouts as
+separate ``t2s`` processes (on one repository, and through a bare remote), collect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from t2s.cli import main
+from t2s.errors import UsageError
+from t2s.gitstore.store import GitStore
+from t2s.record import refs
+from t2s.record.notes import read_eval_note
+from t2s.record.runs import RunRecord
+from t2s.record.shards import Shard, bucket, parse_shard, shard_from_env
+from tests.conftest import git
+from tests.test_eval_support import HELDOUT, agent_calls, agent_responder, make_repo
+
+
+# ---------------------------------------------------------------------- the partition
+def test_the_partition_is_a_stable_hash_and_covers_every_item_once():
+    # sha256("easy1")[:8] as an integer, modulo 4: the same on every machine and Python
+    assert bucket("easy1", 4) == int.from_bytes(__import__("hashlib").sha256(b"easy1").digest()[:8], "big") % 4
+    assert [bucket(t, 3) for t in ("easy1", "easy2", "hard1", "hard2")] == [
+        bucket(t, 3) for t in ("easy1", "easy2", "hard1", "hard2")
+    ]
+    ids = [f"task{i}" for i in range(200)]
+    parts = [Shard(k, 4).select(ids) for k in range(1, 5)]
+    assert sorted(i for part in parts for i in part) == sorted(ids)
+    assert all(30 < len(part) < 70 for part in parts)  # roughly even
+    # pinned: a change of the hash would reshuffle every sharded run in flight
+    assert bucket("45300", 8) == 5 and bucket("hard2", 2) == 1
+
+
+def test_shard_parsing_and_auto_from_each_engine():
+    assert parse_shard("2/4") == Shard(2, 4) and parse_shard(None) is None
+    for bad in ("0/4", "5/4", "2", "a/b", "2/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+    assert shard_from_env({"T2S_SHARD": "3/8"}) == Shard(3, 8)  # GitHub Actions matrix
+    assert shard_from_env({"JOB_COMPLETION_INDEX": "0", "T2S_SHARD_COUNT": "4"}) == Shard(1, 4)  # Kubernetes
+    with pytest.raises(UsageError, match="T2S_SHARD_COUNT"):
+        shard_from_env({"JOB_COMPLETION_INDEX": "0"})
+    slurm = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "5"}
+    assert shard_from_env(slurm) == Shard(3, 3)  # --array=5-7
+    stepped = {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"}
+    assert shard_from_env({**stepped, "SLURM_ARRAY_TASK_STEP": "2"}) == Shard(3, 3)  # --array=0-4:2
+    assert parse_shard("auto", {"T2S_SHARD": "1/2"}) == Shard(1, 2)
+    with pytest.raises(UsageError, match="no shard in the environment"):
+        shard_from_env({})
+
+
+# ---------------------------------------------------------------------- evaluations
+def t2s(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """A real ``t2s`` process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2s", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def comparable(record) -> dict:
+    """An eval record without what differs between any two runs of it (times)."""
+    return record.model_dump(exclude={"created_at", "duration_s"})
+
+
+def test_sharded_eval_in_separate_processes_collects_into_the_unsharded_note(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    t2s("eval", "HEAD", "--quiet", cwd=store.root)
+    unsharded = read_eval_note(store, "HEAD").evals[0]
+    git(store.root, "update-ref", "-d", refs.notes_ref(refs.EVAL_NOTES))  # as if never evaluated
+    calls = agent_calls(scripted_server)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "t2s", "eval", "HEAD", "--shard", f"{k}/3", "--json"], cwd=store.root,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert agent_calls(scripted_server) - calls == 8  # every task once, across the shards
+    parts = [json.loads(out)["record"] for out, _ in outs]
+    assert sorted(t["task"] for part in parts for t in part["tasks"]) == sorted(HELDOUT)
+    assert read_eval_note(store, "HEAD") is None  # shards write only their own notes
+    assert sorted(store.refs(refs.NOTES)) == [refs.eval_shard_notes(f"{k}-of-3") for k in (1, 2, 3)]
+
+    collected = json.loads(t2s("collect", "--eval", "HEAD", "--json", cwd=store.root).stdout)
+    assert collected["evaluation"]["written"] and collected["evaluation"]["shards"] == 3
+    joined = read_eval_note(store, "HEAD")
+    assert len(joined.evals) == 1 and comparable(joined.evals[0]) == comparable(unsharded)
+    notes = store.rev_parse(refs.notes_ref(refs.EVAL_NOTES))
+    again = json.loads(t2s("collect", "--eval", "HEAD", "--json", cwd=store.root).stdout)
+    assert not again["evaluation"]["written"]
+    assert store.rev_parse(refs.notes_ref(refs.EVAL_NOTES)) == notes  # collecting twice: a no-op
+    # the gate's evaluation of HEAD now comes from the note: no model call
+    before = agent_calls(scripted_server)
+    out = json.loads(t2s("eval", "HEAD", "--json", cwd=store.root).stdout)
+    assert out["cached"] and agent_calls(scripted_server) == before
+
+
+def test_a_missing_shard_is_named_and_the_gate_refuses(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    s0 = store.resolve("HEAD")
+    t2s("eval", "HEAD", "--shard", "1/2", "--quiet", cwd=store.root)
+    out = t2s("collect", "--eval", "HEAD", cwd=store.root, check=False)
+    assert out.returncode == 1
+    assert "shard(s) 2/2 of 2 are missing" in out.stderr and "--shard 2/2" in out.stderr
+    assert "Traceback" not in out.stderr
+    gate = t2s("gate", "HEAD", "--baseline", s0, cwd=store.root, check=False)
+    assert gate.returncode == 1 and "2/2" in gate.stderr and "missing" in gate.stderr
+    assert read_eval_note(store, "HEAD") is None  # nothing judged, nothing noted
+    # the missing shard, run alone, completes it; then the gate runs on the whole evaluation
+    t2s("eval", "HEAD", "--shard", "2/2", "--quiet", cwd=store.root)
+    calls = agent_calls(scripted_server)
+    gate = t2s("gate", "HEAD", "--baseline", s0, "--json", cwd=store.root, check=False)
+    assert json.loads(gate.stdout)["gate"]["candidate_score"] == 0.5, gate.stderr
+    assert agent_calls(scripted_server) == calls  # both sides came from the (collected) note
+
+
+def test_collect_refuses_shards_run_with_different_agent_settings(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    t2s("eval", "HEAD", "--shard", "1/2", "--quiet", cwd=store.root)
+    t2s("eval", "HEAD", "--shard", "2/2", "--quiet", cwd=store.root, env={"T2S_AGENT_TEMPERATURE": "0.7"})
+    out = t2s("collect", "--eval", "HEAD", cwd=store.root, check=False)
+    assert out.returncode == 1 and "disagree on agent settings" in out.stderr, out.stderr
+    assert "2-of-2" in out.stderr or "1-of-2" in out.stderr  # the odd shard is named
+    assert read_eval_note(store, "HEAD") is None
+    gate = t2s("gate", "HEAD", "--baseline", "HEAD", cwd=store.root, check=False)
+    assert gate.returncode == 1 and "disagree" in gate.stderr
+
+
+# ---------------------------------------------------------------------- rollouts
+TASKS = ["--task", "easy1", "--task", "easy2", "--task", "hard1", "--task", "hard2"]
+
+
+def trajectories(store: GitStore, ref: str) -> dict[str, str]:
+    """trajectory id -> verdict, in the record ``ref``."""
+    head = store.rev_parse(ref)
+    files = store.read_files(head, "trajectories") if head else {}
+    return {json.loads(data)["id"]: json.loads(data)["verdict"] for data in files.values()}
+
+
+def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_record(tmp_path, scripted_server):
+    plain = make_repo(tmp_path / "plain", scripted_server)
+    t2s("rollout", "--run", "r1", *TASKS, "--json", cwd=plain.root)
+    unsharded = RunRecord(plain, "r1")
+
+    origin = make_repo(tmp_path / "origin", scripted_server)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin.root), str(bare))
+    clones = []
+    for name in ("a", "b", "c"):
+        git(tmp_path, "clone", "-q", str(bare), str(tmp_path / name))
+        git(tmp_path / name, "config", "user.email", "t@example.com")
+        git(tmp_path / name, "config", "user.name", "T")
+        clones.append(tmp_path / name)
+    for k, clone in ((1, clones[0]), (2, clones[1])):
+        t2s("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2", "--json", cwd=clone)
+        t2s("push", "origin", "--run", "r1", cwd=clone)
+    collector = clones[2]
+    git(collector, "fetch", "-q", "origin", "refs/t2s/*:refs/t2s/*")
+    store = GitStore.discover(collector)
+    assert sorted(store.refs(refs.shard_records("r1"))) == [
+        refs.shard_record("r1", "rollout", f"{k}-of-2") for k in (1, 2)
+    ]
+    out = json.loads(t2s("collect", "--run", "r1", "--json", cwd=collector).stdout)
+    assert out["stages"][0]["collected"] and out["stages"][0]["shards"] == 2
+    record = RunRecord(store, "r1")
+    assert trajectories(store, record.ref) == trajectories(plain, unsharded.ref)
+    assert len(trajectories(store, record.ref)) == 4
+    manifest, plain_manifest = record.manifest(), unsharded.manifest()
+    assert (manifest.suite, manifest.split, manifest.options) == (
+        plain_manifest.suite,
+        plain_manifest.split,
+        plain_manifest.options,
+    )
+    summary = manifest.stages["rollout"].summary
+    for key in ("total", "passed", "failed", "errored", "ran"):
+        assert summary[key] == plain_manifest.stages["rollout"].summary[key], key
+    assert manifest.stages["rollout"].status == "done"
+    # the same files as the unsharded record (ledger and manifest hold times and counts)
+    paths = {e.path for e in store.list_tree(record.ref)}
+    assert paths == {e.path for e in plain.list_tree(unsharded.ref)}
+    head = record.head()
+    again = json.loads(t2s("collect", "--run", "r1", "--json", cwd=collector).stdout)
+    assert not again["stages"][0]["collected"] and record.head() == head  # collecting twice: a no-op
+
+
+def test_a_shard_killed_with_kill_9_resumes_alone_and_duplicates_nothing(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    ids = ["easy1", "easy2", "hard1", "hard2"]
+    k = next(k for k in (1, 2) if len(Shard(k, 2).select(ids)) >= 2)
+    mine = Shard(k, 2).select(ids)
+    last = mine[-1]
+    reached, release = threading.Event(), threading.Event()
+
+    async def hold_last(req):
+        user = next(m["content"] for m in req.messages if m["role"] == "user")
+        if f"1_{last}_init" in user and not release.is_set():
+            reached.set()
+            await asyncio.to_thread(release.wait, 60)
+        return agent_responder(req)
+
+    scripted_server.reset()  # the rule make_repo set first would answer before this one
+    scripted_server.on(hold_last, role="agent")
+    args = [sys.executable, "-m", "t2s", "rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2", "--concurrency", "1"]
+    proc = subprocess.Popen(args, cwd=store.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reached.wait(120), "the shard never reached its last task"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    release.set()
+    part = refs.shard_record("r1", "rollout", f"{k}-of-2")
+    done = trajectories(store, part)
+    assert set(done) == set(mine[:-1])  # the finished tasks were recorded, the cut one was not
+    assert store.rev_parse(refs.run_record("r1")) is None  # a shard writes only its own ref
+    out = t2s("collect", "--run", "r1", cwd=store.root, check=False)
+    assert out.returncode == 1 and f"{3 - k}/2" in out.stderr  # the other shard is missing
+
+    before = {
+        t: len([r for r in scripted_server.requests_for("agent") if f"1_{t}_init" in str(r.messages)]) for t in ids
+    }
+    summary = json.loads(t2s("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2", "--json", cwd=store.root).stdout)
+    assert summary["ran"] == 1 and summary["skipped"] == len(mine) - 1
+    after = {
+        t: len([r for r in scripted_server.requests_for("agent") if f"1_{t}_init" in str(r.messages)]) for t in ids
+    }
+    assert [t for t in ids if after[t] != before[t]] == [last]  # only the cut task ran again
+    t2s("rollout", "--run", "r1", *TASKS, "--shard", f"{3 - k}/2", cwd=store.root)
+    t2s("collect", "--run", "r1", cwd=store.root)
+    record = RunRecord(store, "r1")
+    assert sorted(trajectories(store, record.ref)) == sorted(ids)
+    commits = git(store.root, "log", "--format=%s", part)
+    assert commits.count(f"rollout {last} ") == 1  # recorded once
+
+
+def test_cli_collect_needs_something_to_collect(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    out = CliRunner().invoke(main, ["collect", "-C", str(store.root)])
+    assert out.exit_code == 2 and "collect what?" in out.output
+    out = CliRunner().invoke(main, ["collect", "--run", "nope", "-C", str(store.root)])
+    assert out.exit_code == 2 and "no shards" in out.output
+
+
+# ---------------------------------------------------------------------- analyses
+def test_sharded_analysis_numbers_patches_as_one_unsharded_analysis_does(tmp_path, scripted_server):
+    from t2s.testing.simulated import analyst_responder
+    from tests.test_analysts_support import (
+        add_trajectory,
+        load_config_and_suite,
+        make_repo as make_analyst_repo,
+        start_run,
+    )
+    from tests.test_analyze_cli import model_flags
+
+    scripted_server.on(analyst_responder, role="analyst")
+    records = {}
+    for name in ("plain", "sharded"):
+        store = make_analyst_repo(tmp_path / name)
+        _, suite = load_config_and_suite(store)
+        record = start_run(store)
+        for task, wrong, traj in (("txt-1", True, "a-fail"), ("txt-1", False, "b-pass"), ("mul-2", True, "c-fail")):
+            add_trajectory(record, suite, task, wrong=wrong, tmp=tmp_path / name, traj_id=traj)
+        records[name] = record
+    runner = CliRunner()
+    plain = records["plain"]
+    out = runner.invoke(main, ["analyze", "-C", str(plain.store.root), "--run", "r1", *model_flags(scripted_server)])
+    assert out.exit_code == 0, out.output
+
+    sharded = records["sharded"]
+    for k in (2, 1):  # in any order
+        out = runner.invoke(
+            main,
+            [
+                "analyze",
+                "-C",
+                str(sharded.store.root),
+                "--run",
+                "r1",
+                "--shard",
+                f"{k}/2",
+                "--json",
+                *model_flags(scripted_server),
+            ],
+        )
+        assert out.exit_code == 0, out.output
+    assert not sharded.read_json("patches/0001.json")  # the shards wrote only their own refs
+    out = runner.invoke(main, ["collect", "-C", str(sharded.store.root), "--run", "r1", "--json"])
+    assert out.exit_code == 0, out.output
+
+    def numbering(record) -> dict[str, str]:
+        return {
+            json.loads(data)["trajectory"]: json.loads(data)["patch"]
+            for data in record.store.read_files(record.head(), "patches").values()
+        }
+
+    assert numbering(sharded) == numbering(plain) == {"a-fail": "0001", "b-pass": "0002", "c-fail": "0003"}
+    branches = sorted(r.rsplit("/", 1)[-1] for r in sharded.store.refs(refs.run_branches("r1")))
+    assert branches == sorted(r.rsplit("/", 1)[-1] for r in plain.store.refs(refs.run_branches("r1")))
+    summary = sharded.manifest().stages["analyze"].summary
+    assert (summary["analyzed"], summary["accepted"]) == (3, 3)

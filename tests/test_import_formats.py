@@ -531,3 +531,43 @@ def test_labelled_rows_with_outputs_folder_and_a_revision_as_skill(tmp_path):
     )
     assert bad.exit_code == 2 and "neither a folder nor a revision" in bad.output
     assert not RunRecord(store, "q2").exists()
+
+
+# ----------------------------------------------------------------------------- seeing a run before analysis
+def test_listing_show_report_log_and_review_of_an_imported_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables fit the terminal: give them room
+    store = make_repo(tmp_path)
+    run = make_trace2skill_run(tmp_path / "official")
+    runner = CliRunner()
+    result = runner.invoke(main, ["import", "-C", str(store.root), "--format", "trace2skill", str(run), "--run", "imp"])
+    assert result.exit_code == 0, result.output
+
+    listed = runner.invoke(main, ["trajectories", "-C", str(store.root), "--run", "imp", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)
+    assert data["counts"] == {"total": 2, "passed": 1, "failed": 1, "errored": 0, "unlabelled": 0}
+    rows = {r["id"]: r for r in data["trajectories"]}
+    assert rows["txt-1-1"]["task"] == "txt-1" and rows["txt-1-1"]["verdict"] == "failed"
+    assert rows["txt-1-1"]["turns"] == 2 and rows["txt-1-1"]["source"] == "import:trace2skill"
+    assert rows["txt-1-1"]["outputs"] == ["output.xlsx"] and rows["txt-1-1"]["t2s_check"] == "failed"
+    table = runner.invoke(main, ["trajectories", "-C", str(store.root), "--run", "imp", "--verdict", "failed"])
+    assert "txt-1-1" in table.output and "mul-2-1" not in table.output and "1 failed" in table.output
+
+    shown = runner.invoke(main, ["show", "-C", str(store.root), "txt-1-1", "--run", "imp"])
+    assert shown.exit_code == 0, shown.output
+    assert "trajectory txt-1-1 of run imp: task txt-1 case 1, failed" in shown.output
+    assert "# Trajectory txt-1-1" in shown.output
+    missing = runner.invoke(main, ["show", "-C", str(store.root), "nope", "--run", "imp"])
+    assert missing.exit_code != 0
+
+    report = tmp_path / "report.html"
+    result = runner.invoke(main, ["report", "-C", str(store.root), "--run", "imp", "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    html = report.read_text()
+    assert "2 trajectories: 1 passed, 1 failed" in html and "<td>txt-1-1</td>" in html
+
+    log = runner.invoke(main, ["log", "-C", str(store.root), "--run", "imp"])
+    assert log.exit_code == 0 and "t2s trajectories --run imp" in log.stderr
+    assert store.resolve("HEAD")[:7] in log.stdout
+    review = runner.invoke(main, ["review", "-C", str(store.root), "--run", "imp"])
+    assert "t2s trajectories --run imp" in review.output

@@ -81,7 +81,11 @@ def review(run_name, states, as_json, repo_dir):
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no patches", markup=False)
+    console.print(
+        ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        or f"no patches (not analysed yet? its trajectories: t2s trajectories --run {run_name})",
+        markup=False,
+    )
 
 
 def _lesson(row) -> str:

@@ -23,9 +23,10 @@ from t2s.config import NonNegative
 @repo_option
 def show(patch, run_name, no_diff, steps, as_json, repo_dir):
     """Show a patch: provenance, the diff against S0, its lessons, and the trajectory
-    around the failure.
+    around the failure. Or, with --run, one trajectory of the run by its id.
 
-    PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit.
+    PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit;
+    or a trajectory id (see `t2s trajectories --run RUN`).
 
     \b
     Examples:
@@ -33,10 +34,14 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
       t2s show t2s/r1/patch/0007
       t2s show 7 --run r1 --no-diff
       t2s show 0007 --json
+      t2s show txt-1-1 --run t2s-official    # a trajectory
     """
     from t2s.views.review import patch_detail
 
-    detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
+    store = open_store(repo_dir)
+    if run_name is not None and _show_trajectory(store, run_name, patch, as_json):
+        return
+    detail = patch_detail(store, patch, run_name, context_steps=max(0, steps))
     if as_json:
         print_json(detail.model_dump())
         return
@@ -91,3 +96,29 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
         out(detail.excerpt.render())
     else:
         out(f"  {detail.excerpt_missing}")
+
+
+def _show_trajectory(store, run_name: str, traj_id: str, as_json: bool) -> bool:
+    """Print trajectory ``traj_id`` of the run if there is one (True), else nothing."""
+    from t2s.views.trajectories import row_of, trajectory_detail
+
+    traj = trajectory_detail(store, run_name, traj_id) if "/" not in traj_id else None
+    if traj is None:
+        return False
+    if as_json:
+        print_json(traj.model_dump(mode="json"))
+        return True
+    row = row_of(traj)
+    console.print(
+        f"trajectory {traj.id} of run {run_name}: task {row.task} case {row.case}, {row.verdict}"
+        + (f" (t2s check: {row.t2s_check})" if row.t2s_check else ""),
+        markup=False,
+        style="bold",
+    )
+    console.print(
+        f"  source {row.source}, model {row.model or '?'}, {row.turns} turn(s), {row.tokens} tokens, "
+        f"outputs: {', '.join(row.outputs) or '-'}",
+        markup=False,
+    )
+    console.print(traj.render(), markup=False, soft_wrap=True)
+    return True

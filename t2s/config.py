@@ -127,6 +127,10 @@ class SuiteSection(_Section):
     lenient: bool = False
     #: Recalculate formulas with LibreOffice before scoring.
     recalculate: bool = False
+    #: Test cases a task lacks when scoring it over all cases: ``fail`` counts them as
+    #: failures (the official SpreadsheetBench loop: always 3 cases), ``skip`` scores the
+    #: cases that exist. Default: the suite type's (``fail`` for the 912 layout).
+    missing_cases: Literal["fail", "skip"] | None = None
     options: dict = Field(default_factory=dict)
 
 

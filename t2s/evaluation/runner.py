@@ -15,13 +15,14 @@ from pathlib import Path
 
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, run_agent
+from t2s.agent.episode import AgentOptions
 from t2s.agent.trajectory import Trajectory, trajectory_id
 from t2s.errors import T2SError
 from t2s.evaluation.context import EvalContext
 from t2s.faults import ErrorCause
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.notes import TaskVerdict
+from t2s.rollouts.harness import run_episode
 
 
 @dataclass
@@ -117,7 +118,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
                 )
                 task = ctx.suite.task(task_id)
                 workdir = Path(request.workdir) / trajectory_id(task_id, k, seeds)
-                traj = await run_agent(
+                traj = await run_episode(
                     llm,
                     ctx.suite,
                     task,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, artifact_files, run_agent
+from t2s.agent.episode import AgentOptions, artifact_files
 from t2s.agent.trajectory import (
     TRAJECTORIES_DIR,
     Trajectory,
@@ -39,6 +39,7 @@ from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.llm.ledger import accumulate
 from t2s.record.runs import RunManifest, RunRecord, StageProgress
+from t2s.rollouts.harness import run_episode
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import require_clean_skill, skill_dir_of
 from t2s.tasks import load_suite
@@ -310,7 +311,7 @@ async def _rollout(
                 episode_opts = AgentOptions(**{**opts.__dict__, "seed": (base_seed or 0) + k})
             workdir = tmp / traj_id
             try:
-                traj = await run_agent(
+                traj = await run_episode(
                     llm, suite, task, skill, workdir, options=episode_opts, traj_id=traj_id, split=split, seed_index=k
                 )
             except (BudgetExceeded, CacheMiss) as err:

@@ -386,6 +386,15 @@ def test_inspect_eval_log_read_with_inspect_ais_reader(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the plug-in seam
+def test_import_traces_from_python(tmp_path):
+    import t2s
+
+    store = make_repo(tmp_path)
+    rows = write_lines(tmp_path / "rows.jsonl", [ROW])
+    summary = t2s.import_traces(t2s.open_repo(store.root), [rows], fmt="trace2skill-jsonl", run="py")
+    assert summary.imported == ["txt-1"] and summary.s0 == store.resolve("HEAD")
+
+
 def test_importers_are_a_registry_plug_ins_can_join(tmp_path):
     assert {"trace2skill", "trace2skill-jsonl", "codex", "inspect", "otel", "atif", "claude-code"} <= set(
         importing.importers()

@@ -543,8 +543,7 @@ def test_labelled_rows_with_outputs_folder_and_a_revision_as_skill(tmp_path):
 
 
 # ----------------------------------------------------------------------------- seeing a run before analysis
-def test_listing_show_report_log_and_review_of_an_imported_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables fit the terminal: give them room
+def test_listing_show_report_log_and_review_of_an_imported_run(tmp_path):
     store = make_repo(tmp_path)
     run = make_trace2skill_run(tmp_path / "official")
     runner = CliRunner()
@@ -559,8 +558,12 @@ def test_listing_show_report_log_and_review_of_an_imported_run(tmp_path, monkeyp
     assert rows["txt-1-1"]["task"] == "txt-1" and rows["txt-1-1"]["verdict"] == "failed"
     assert rows["txt-1-1"]["turns"] == 2 and rows["txt-1-1"]["source"] == "import:trace2skill"
     assert rows["txt-1-1"]["outputs"] == ["output.xlsx"] and rows["txt-1-1"]["t2s_check"] == "failed"
-    table = runner.invoke(main, ["trajectories", "-C", str(store.root), "--run", "imp", "--verdict", "failed"])
-    assert "txt-1-1" in table.output and "mul-2-1" not in table.output and "1 failed" in table.output
+    failed = runner.invoke(
+        main, ["trajectories", "-C", str(store.root), "--run", "imp", "--verdict", "failed", "--json"]
+    )
+    assert [r["id"] for r in json.loads(failed.stdout)["trajectories"]] == ["txt-1-1"]
+    table = runner.invoke(main, ["trajectories", "-C", str(store.root), "--run", "imp"])
+    assert table.exit_code == 0 and "2 trajectories, 1 passed, 1 failed" in " ".join(table.output.split())
 
     shown = runner.invoke(main, ["show", "-C", str(store.root), "txt-1-1", "--run", "imp"])
     assert shown.exit_code == 0, shown.output

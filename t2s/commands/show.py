@@ -114,6 +114,7 @@ def _show_trajectory(store, run_name: str, traj_id: str, as_json: bool) -> bool:
         + (f" (t2s check: {row.t2s_check})" if row.t2s_check else ""),
         markup=False,
         style="bold",
+        soft_wrap=True,
     )
     console.print(
         f"  source {row.source}, model {row.model or '?'}, {row.turns} turn(s), {row.tokens} tokens, "

@@ -55,6 +55,7 @@ from t2s.record import refs
 from t2s.record.runs import RunRecord, StageProgress, check_run_name
 from t2s.record.shards import CollectResult, Shard, collect_run, parse_shard, stages_with_shards
 from t2s.releases.release import ReleaseResult, release as release_in
+from t2s.rollouts.importing import ImportSummary, import_trajectories
 from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
 
 #: Per-role model settings: ``{"agent": {"model": ...}, "*": {"base_url": ...}}``.
@@ -521,6 +522,32 @@ def release(
     previous release) and an annotated tag ``vX.Y.Z`` with the eval table and the
     changelog. Refuses without a passing gate."""
     return release_in(repo.store, repo.config, candidate, bump=bump, branch=branch)
+
+
+def import_traces(
+    repo: Repo,
+    paths: list[str | Path],
+    *,
+    fmt: str,
+    run: str,
+    verdict: str | None = None,
+    outputs: str | Path | None = None,
+    skill: str | None = None,
+    suite: str | None = None,
+) -> ImportSummary:
+    """``t2s import``: other agents' trajectories (any registered format, e.g. ``trace2skill``)
+    into run ``run``; ``outputs`` attaches and re-checks their workbooks, ``skill`` sets S0."""
+    return import_trajectories(
+        repo.store,
+        repo.config,
+        run=run,
+        paths=[Path(p) for p in paths],
+        fmt=fmt,
+        verdict=verdict,
+        outputs=Path(outputs) if outputs is not None else None,
+        skill=skill,
+        suite=suite,
+    )
 
 
 @dataclass

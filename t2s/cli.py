@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "t2s.commands.doctor:doctor",
     "rollout": "t2s.commands.rollout:rollout",
     "import": "t2s.commands.import_:import_cmd",
+    "trajectories": "t2s.commands.trajectories:trajectories",
     "analyze": "t2s.commands.analyze:analyze",
     "check": "t2s.commands.check:check",
     "suites": "t2s.commands.suites:suites",

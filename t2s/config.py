@@ -88,6 +88,23 @@ class RoleModel(_Section):
     #: ``backoff_max`` (a 429's Retry-After is honoured instead when present).
     backoff_base: Amount = 1.0
     backoff_max: Amount = 30.0
+    #: The agent role only: ``builtin`` (t2s's ReAct agent) or ``command`` (a CLI agent
+    #: such as ``claude -p``, ``codex exec`` or ``opencode run``; see docs/harnesses.md).
+    harness: Literal["builtin", "command"] = "builtin"
+    #: ``command`` harness: the argv, run in the task's work folder. An argument holding
+    #: ``{prompt}`` gets the task prompt; otherwise the prompt goes in on stdin.
+    command: list[str] = Field(default_factory=list)
+    #: Where the skill is installed in the work folder (``.claude/skills``, ``.agents/skills``).
+    skills_path: str = ".claude/skills"
+    #: The importer that reads the agent's transcript (``claude-code``, ``codex``, ...).
+    transcript: str = "claude-code"
+    #: A glob (relative to the work folder, ``~`` allowed) of the transcript file the agent
+    #: writes; empty: its stdout is the transcript (e.g. ``--output-format stream-json``).
+    transcript_file: str = ""
+    #: Seconds the command may run before it is killed.
+    command_timeout: Seconds = 1800.0
+    #: Bytes of stdout kept; a flood beyond it stops the agent.
+    max_output_bytes: Count = 64_000_000
 
 
 class Price(_Section):
@@ -134,6 +151,10 @@ class SuiteSection(_Section):
     lenient: bool = False
     #: Recalculate formulas with LibreOffice before scoring.
     recalculate: bool = False
+    #: Test cases a task lacks when scoring it over all cases: ``fail`` counts them as
+    #: failures (the official SpreadsheetBench loop: always 3 cases), ``skip`` scores the
+    #: cases that exist. Default: the suite type's (``fail`` for the 912 layout).
+    missing_cases: Literal["fail", "skip"] | None = None
     options: dict = Field(default_factory=dict)
 
 

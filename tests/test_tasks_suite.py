@@ -264,3 +264,35 @@ def test_register_suite_type_validates():
     with pytest.raises(TypeError):
         register_suite_type(object)  # type: ignore[arg-type]
     assert get_suite_type("spreadsheetbench") is SpreadsheetBenchSuite
+
+
+def test_missing_cases_fail_like_the_official_loop_or_skip(tmp_path):
+    """The 912 layout scores every task over 3 cases (a missing one fails); Verified
+    and `missing_cases = "skip"` score the cases that exist."""
+    root = make_suite(tmp_path / "s912")
+    folder = root / "spreadsheet" / "b-2"
+    for k in (2, 3):
+        (folder / f"{k}_b-2_input.xlsx").unlink()
+        (folder / f"{k}_b-2_answer.xlsx").unlink()
+    suite = load_suite(root)
+    task = suite.task("b-2")
+    assert [c.index for c in task.cases] == [1]
+    out = shutil.copy(task.cases[0].answer_path, tmp_path / "out1.xlsx")
+    score = suite.score(task, {1: Path(out)})
+    assert score.case_results == {1: True, 2: False, 3: False} and score.hard == 0.0
+    assert score.soft == pytest.approx(1 / 3)
+
+    config = parse_config(f'[suites.s]\ntype = "spreadsheetbench"\npath = "{root}"\nmissing_cases = "skip"\n')
+    skipping = load_suite("s", config, base_dir=tmp_path)
+    score = skipping.score(skipping.task("b-2"), {1: Path(out)})
+    assert score.case_results == {1: True} and (score.soft, score.hard) == (1.0, 1.0)
+
+    verified = load_suite(make_suite(tmp_path / "v", naming="verified", cases=1))
+    vtask = verified.task("b-2")
+    vout = shutil.copy(vtask.cases[0].answer_path, tmp_path / "v1.xlsx")
+    assert verified.score(vtask, {1: Path(vout)}).case_results == {1: True}
+    config = parse_config(f'[suites.v]\ntype = "spreadsheetbench"\npath = "{tmp_path / "v"}"\nmissing_cases = "fail"\n')
+    strict = load_suite("v", config, base_dir=tmp_path)
+    assert strict.score(strict.task("b-2"), {1: Path(vout)}).case_results == {1: True, 2: False, 3: False}
+    with pytest.raises(ConfigError):
+        parse_config(f'[suites.v]\npath = "{root}"\nmissing_cases = "maybe"\n')

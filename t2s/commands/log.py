@@ -41,6 +41,8 @@ def log(revs, run_name, max_count, repo_dir):
     if run_name is not None:
         _require_run(store, run_name)
     glob = refs.run_branches(run_name) + "*" if run_name and not revs else None
+    if glob and not store.refs(refs.run_branches(run_name)):  # imported or rolled out, not analysed yet
+        revs, glob, max_count = _s0_only(store, run_name), None, max_count or 5
     click.echo(store.graph(list(revs), glob=glob, max_count=max_count), nl=False)
     if run_name is not None:
         _print_val_scores(store, run_name)
@@ -59,6 +61,19 @@ def _print_val_scores(store, run_name: str) -> None:
         click.echo(f"validation ({scored[0][1].split}):")
     for report, validation in scored:
         click.echo(f"  {report.name} {(report.commit or '')[:12]}  {validation.describe()}")
+
+
+def _s0_only(store, run_name: str) -> list[str]:
+    """A run without branches yet: its S0, and where to see its trajectories."""
+    from t2s.record.runs import RunRecord
+
+    record = RunRecord(store, run_name)
+    click.echo(
+        f"run {run_name} has no patch branches yet (not analysed); its S0 is below. "
+        f"Its trajectories: t2s trajectories --run {run_name}",
+        err=True,
+    )
+    return [record.manifest().s0] if record.exists() else []
 
 
 def _require_run(store, run_name: str) -> None:

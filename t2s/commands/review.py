@@ -78,7 +78,10 @@ def review(run_name, states, as_json, repo_dir):
             console.print(Text(f"      {_lesson(r)}"), overflow="ellipsis", no_wrap=True)
             if r.verdict_text:
                 console.print(Text(f"      review: {r.verdict_text}"), soft_wrap=True)
-    console.print(state_counts(rows) or "no patches", markup=False)
+    console.print(
+        state_counts(rows) or f"no patches (not analysed yet? its trajectories: t2s trajectories --run {run_name})",
+        markup=False,
+    )
 
 
 def _lesson(row) -> str:

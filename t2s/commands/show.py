@@ -30,11 +30,12 @@ from t2s.config import NonNegative
 @repo_option
 def show(patch, run_name, no_diff, steps, eval_rev, as_json, repo_dir):
     """Show a patch: provenance, the diff against S0, its lessons, and the trajectory
-    around the failure.
+    around the failure. Or, with --run, one trajectory of the run by its id.
 
-    PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit.
-    A merge's name (L1-02, S003) shows the merger's transcript instead: what it was
-    asked, each raw answer, and the feedback that sent it back.
+    PATCH is a number (0007), a branch (t2s/r1/patch/0007), a full ref or a commit;
+    or a trajectory id (see `t2s trajectories --run RUN`). A merge's name (L1-02, S003)
+    shows the merger's transcript instead: what it was asked, each raw answer, and the
+    feedback that sent it back.
 
     \b
     Examples:
@@ -44,26 +45,30 @@ def show(patch, run_name, no_diff, steps, eval_rev, as_json, repo_dir):
       t2s show 0007 --json
       t2s show L1-02 --run r1                 # the merger's transcript of merge L1-02
       t2s show hard1 --eval t2s/r1/candidate  # a held-out task's trajectory in that evaluation
+      t2s show txt-1-1 --run t2s-official     # a trajectory
     """
     from t2s.views.review import MERGE_NAME_RE, merge_transcript, patch_detail
 
+    store = open_store(repo_dir)
     if eval_rev:
         from t2s.views.review import eval_trajectory_excerpt
 
-        excerpt = eval_trajectory_excerpt(open_store(repo_dir), eval_rev, patch, context_steps=max(0, steps))
+        excerpt = eval_trajectory_excerpt(store, eval_rev, patch, context_steps=max(0, steps))
         if as_json:
             print_json(excerpt.model_dump())
         else:
             console.print(excerpt.render(), markup=False, soft_wrap=True)
         return
     if MERGE_NAME_RE.fullmatch(patch):
-        run, messages = merge_transcript(open_store(repo_dir), patch, run_name)
+        run, messages = merge_transcript(store, patch, run_name)
         if as_json:
             print_json({"run": run, "merge": patch, "transcript": messages})
             return
         _print_transcript(run, patch, messages)
         return
-    detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
+    if run_name is not None and _show_trajectory(store, run_name, patch, as_json):
+        return
+    detail = patch_detail(store, patch, run_name, context_steps=max(0, steps))
     if as_json:
         print_json(detail.model_dump())
         return
@@ -128,3 +133,30 @@ def _print_transcript(run: str, name: str, messages: list[dict]) -> None:
         role = str(message.get("role", "?"))
         console.print(f"--- {role}", markup=False, style="bold cyan" if role == "assistant" else "bold")
         console.print(str(message.get("content") or ""), markup=False, soft_wrap=True)
+
+
+def _show_trajectory(store, run_name: str, traj_id: str, as_json: bool) -> bool:
+    """Print trajectory ``traj_id`` of the run if there is one (True), else nothing."""
+    from t2s.views.trajectories import row_of, trajectory_detail
+
+    traj = trajectory_detail(store, run_name, traj_id) if "/" not in traj_id else None
+    if traj is None:
+        return False
+    if as_json:
+        print_json(traj.model_dump(mode="json"))
+        return True
+    row = row_of(traj)
+    console.print(
+        f"trajectory {traj.id} of run {run_name}: task {row.task} case {row.case}, {row.verdict}"
+        + (f" (t2s check: {row.t2s_check})" if row.t2s_check else ""),
+        markup=False,
+        style="bold",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  source {row.source}, model {row.model or '?'}, {row.turns} turn(s), {row.tokens} tokens, "
+        f"outputs: {', '.join(row.outputs) or '-'}",
+        markup=False,
+    )
+    console.print(traj.render(), markup=False, soft_wrap=True)
+    return True

@@ -82,6 +82,10 @@ def agent_fingerprint(config: Config, role: Any, suite: Any = None) -> dict:
     data["max_turns"] = config.rollout.max_turns
     data["exec_timeout"] = config.rollout.exec_timeout
     data["harness"] = harness_hash()
+    if getattr(role, "harness", "builtin") != "builtin":  # the builtin key stays as it was
+        data["external_harness"] = {
+            name: getattr(role, name) for name in ("harness", "command", "skills_path", "transcript", "transcript_file")
+        }
     if suite is not None:
         data["suite_type"] = getattr(suite, "type", "")
         data["lenient"] = bool(getattr(suite, "lenient", False))

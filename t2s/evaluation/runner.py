@@ -16,7 +16,6 @@ from pathlib import Path
 from t2s import sandbox
 from t2s.agent.bundle import SkillBundle
 from t2s.agent.episode import AgentOptions
-from t2s.agent.executor import LocalExecutor
 from t2s.agent.trajectory import Trajectory, trajectory_id
 from t2s.errors import T2SError
 from t2s.evaluation.context import EvalContext
@@ -24,6 +23,7 @@ from t2s.faults import ErrorCause
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.notes import TaskVerdict
 from t2s.record.runs import StageProgress
+from t2s.rollouts.harness import HarnessExecutor, check_executor
 
 
 @dataclass
@@ -107,7 +107,8 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
     seeds = max(1, int(request.seeds or 1))
 
     doomed: list[str] = []  # why the evaluation can no longer give a result
-    executor = ctx.executor or LocalExecutor()
+    check_executor(llm, ctx.executor)
+    executor = ctx.executor or HarnessExecutor()
 
     async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))

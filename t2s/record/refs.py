@@ -154,6 +154,11 @@ def superseded(run: str, name: str = "") -> str:
     return f"{SUPERSEDED}{run}/{name}"
 
 
+def imported_skill(run: str) -> str:
+    """``refs/t2s/imported-skills/<run>``: the S0 commit ``t2s import --skill`` made."""
+    return f"refs/t2s/imported-skills/{run}"
+
+
 def record_path(run: str, path: str) -> str:
     """``refs/t2s/runs/<run>:<path>``: a file of a run record, as git names it."""
     return f"{run_record(run)}:{path}"

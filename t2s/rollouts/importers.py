@@ -25,6 +25,9 @@ the rest is imported):
 ``t2s``
     Our own trajectory JSON: one object, a JSON list of objects, or JSONL.
 
+More formats are in :mod:`t2s.rollouts.import_formats`; the registry, the import
+into a run and ``--outputs`` / ``--skill`` in :mod:`t2s.rollouts.importing`.
+
 Verdicts: ``--verdict`` labels every imported trajectory; without it a line's own
 ``verdict`` is kept, else ``unlabelled``.
 """
@@ -46,13 +49,9 @@ from t2s.agent.trajectory import (
     ToolCallRecord,
     Trajectory,
     load_trajectory,
-    now_iso,
     safe_id,
-    trajectory_path,
 )
 from t2s.errors import UsageError
-from t2s.record.runs import RunManifest, RunRecord
-from t2s.skill.repo import skill_dir_of
 
 FORMATS = ("openai-jsonl", "claude-code", "t2s")
 IMPORT_VERDICTS: tuple[Outcome, ...] = ("passed", "failed", "unlabelled")
@@ -78,6 +77,8 @@ class ParsedFile:
     trajectories: list[Trajectory] = field(default_factory=list)
     problems: list[ImportProblem] = field(default_factory=list)
     lines: int = 0
+    #: Output workbooks the source wrote, by trajectory id (attached on import).
+    outputs: dict[str, Path] = field(default_factory=dict)
 
 
 class _BadLine(Exception):
@@ -570,131 +571,3 @@ def parse_t2s(path: Path, *, verdict: Outcome | None = None) -> ParsedFile:
             traj.verdict = verdict
         out.trajectories.append(traj)
     return out
-
-
-def parse_file(path: Path, fmt: str, *, verdict: str | None = None, task_id: str | None = None) -> ParsedFile:
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown import format {fmt!r} (formats: {', '.join(FORMATS)})")
-    if verdict is not None and verdict not in IMPORT_VERDICTS:
-        raise UsageError(f"--verdict {verdict!r} (verdicts: {', '.join(IMPORT_VERDICTS)})")
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: " + ("not a regular file" if path.exists() else "no such file"))
-    if fmt == "openai-jsonl":
-        parsed = parse_openai_jsonl(path, verdict=verdict)
-    elif fmt == "claude-code":
-        parsed = parse_claude_code(path, verdict=verdict, task_id=task_id)
-    else:
-        parsed = parse_t2s(path, verdict=verdict)
-    if task_id is not None:
-        for traj in parsed.trajectories:
-            traj.task_id = task_id
-    return parsed
-
-
-# ---------------------------------------------------------------------------- into a run
-@dataclass
-class ImportSummary:
-    run: str
-    files: list[dict[str, Any]] = field(default_factory=list)
-    imported: list[str] = field(default_factory=list)
-    #: Trajectories whose id was already in the run (not imported again).
-    existing: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "files": self.files,
-            "imported": self.imported,
-            "existing": self.existing,
-            "problems": self.problems,
-        }
-
-
-def import_trajectories(
-    store,
-    config,
-    *,
-    run: str,
-    paths: list[Path],
-    fmt: str,
-    verdict: str | None = None,
-    task_id: str | None = None,
-    rev: str | None = None,
-    replace: bool = False,
-) -> ImportSummary:
-    """Parse ``paths`` and append the trajectories to run ``run`` (created if needed,
-    with S0 = ``rev`` or ``HEAD``). Ids already in the run are left alone unless
-    ``replace``. All new trajectories land in one commit."""
-
-    record = RunRecord(store, run)
-    summary = ImportSummary(run=run)
-    parsed_files = [parse_file(Path(p), fmt, verdict=verdict, task_id=task_id) for p in paths]
-    existing_ids = {p.rsplit("/", 1)[-1].removesuffix(".json") for p in record.list("trajectories")}
-    files: dict[str, Any] = {}
-    batch: set[str] = set()
-    for parsed in parsed_files:
-        counts: dict[str, Any] = {
-            "path": parsed.path,
-            "format": parsed.format,
-            "imported": 0,
-            "skipped": len(parsed.problems),
-            "existing": 0,
-        }
-        summary.problems += [str(p) for p in parsed.problems]
-        for traj in parsed.trajectories:
-            base, k = traj.id, 2
-            while traj.id in batch:  # two conversations with the same id in this import
-                traj.id = f"{base}-{k}"
-                k += 1
-            if traj.id in existing_ids and not replace:
-                summary.existing.append(traj.id)
-                counts["existing"] += 1
-                continue
-            batch.add(traj.id)
-            traj.timings.finished_at = traj.timings.finished_at or now_iso()
-            files[trajectory_path(traj.id)] = traj.to_json()
-            summary.imported.append(traj.id)
-            counts["imported"] += 1
-        summary.files.append(counts)
-    if not files:
-        return summary
-    if record.exists():
-        manifest = record.manifest()
-    else:
-        commit = store.resolve(rev or "HEAD")
-        manifest = RunManifest(
-            run=run,
-            s0=commit,
-            skill_dir=skill_dir_of(store, config, commit),
-            suite="",
-            split="",
-            options={"imported": True},
-        )
-        record.create(manifest)
-    for path in files:
-        traj = load_trajectory(files[path])
-        traj.skill_dir = traj.skill_dir or manifest.skill_dir
-        files[path] = traj.to_json()
-    record.write(
-        files,
-        f"t2s run {run}: import {len(files)} trajectories ({fmt})",
-        "\n".join(f"{f['path']}: {f['imported']} imported, {f['skipped']} bad line(s)" for f in summary.files),
-    )
-    previous = record.manifest().stages.get("import")
-    total = len(summary.imported) + int((previous.summary.get("imported") if previous else 0) or 0)
-    record.set_stage(
-        "import",
-        "done",
-        {
-            "imported": total,
-            "last": {
-                "format": fmt,
-                "imported": len(summary.imported),
-                "skipped": len(summary.problems),
-                "existing": len(summary.existing),
-            },
-        },
-    )
-    return summary

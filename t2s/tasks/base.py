@@ -316,6 +316,9 @@ class Suite(ABC):
 
     #: Registry name of the suite type (``[suites.<name>] type = ...``).
     type: ClassVar[str] = ""
+    #: ``[suites.X] missing_cases``: ``fail`` | ``skip`` (None: the type's default, see
+    #: :meth:`expected_cases`).
+    missing_cases: str | None = None
 
     def __init__(
         self, name: str, root: Path, *, lenient: bool = False, recalculate: bool = False, options: dict | None = None
@@ -513,9 +516,14 @@ class Suite(ABC):
         self, task: Task, outputs: dict[int, Path], *, recalculate: bool | None = None, lenient: bool | None = None
     ) -> Score:
         """Soft (fraction passed) and hard (all passed) scores over every test case of
-        ``task``; a case without an output counts as failed."""
+        ``task``; a case without an output counts as failed, and so does a case the task
+        lacks of the :meth:`expected_cases` (``missing_cases = "fail"``)."""
         results: dict[int, bool] = {}
         verdicts: dict[int, Verdict] = {}
+        have = {c.index for c in task.cases}
+        for k in range(1, self.expected_cases(task) + 1):
+            if k not in have:
+                results[k] = False  # the official rule: a missing case is a failed case
         for c in task.cases:
             out = outputs.get(c.index)
             if out is None:
@@ -533,6 +541,16 @@ class Suite(ABC):
             hard=1.0 if results and all(results.values()) else 0.0,
             verdicts=verdicts,
         )
+
+    def expected_cases(self, task: Task) -> int:
+        """How many cases (1..N) ``task`` is scored over: with ``missing_cases = "fail"``
+        at least :attr:`official_cases`; otherwise (``skip``, the default) the ones it has."""
+        if self.missing_cases == "fail":
+            return max([self.official_cases, *(c.index for c in task.cases)])
+        return 0
+
+    #: Cases every task has in the benchmark's official scoring (``missing_cases = "fail"``).
+    official_cases: ClassVar[int] = 1
 
     # -- caching -----------------------------------------------------------------
     def content_hash(self, split: str | None = None) -> str:

@@ -135,6 +135,8 @@ def _from_section(name: str, section: SuiteSection, base_dir: Path) -> Suite:
     if not root.is_dir():
         raise ConfigError(f"[suites.{name}] path {section.path!r}: {root} is not a directory")
     suite = cls(name, root, lenient=section.lenient, recalculate=section.recalculate, options=section.options)
+    if section.missing_cases is not None:
+        suite.missing_cases = section.missing_cases
     suite.configure_splits(section.splits, [base_dir])
     return suite
 

@@ -31,6 +31,7 @@ from t2s.record.lineage import rounds_of
 from t2s.record.notes import EVAL_NOTES, EvalNote
 from t2s.views.review import PatchView, RunData, candidate_view, load_run, review_rows, state_counts
 from t2s.views.rounds import rounds_section
+from t2s.views.trajectories import list_trajectories, trajectories_html
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
@@ -617,7 +618,7 @@ def render_report(store: GitStore, run: str) -> str:
         "run": esc(run),
         "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
-        "summary": rounds + summary_section(data, rows, gate_text),
+        "summary": rounds + summary_section(data, rows, gate_text) + trajectories_html(list_trajectories(store, run)),
         "patches": patches_section(rows),
         "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>' + validation_table(data),
         "candidate": candidate,

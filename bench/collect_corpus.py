@@ -351,7 +351,8 @@ def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
 
 def extra_merges(work: Path, name: str, args) -> None:
     """More patches for the merger: the single-call analyst again on r1's trajectories,
-    with another analyst seed each time, until enough patches were accepted."""
+    sampled (temperature ``--extra-temperature``, another seed each time: at temperature 0
+    a seed changes nothing), merged whenever a run has two accepted patches."""
     repo = work / name
     if not (repo / ".git").exists():
         return
@@ -360,14 +361,93 @@ def extra_merges(work: Path, name: str, args) -> None:
         return
     for seed in range(1, args.extra_seeds + 1):
         run_name = f"r1x{seed}"
-        have = accepted_patches(repo, run_name)
         t2s(repo, "import", "--format", "t2s", str(export), "--run", run_name, "--json", step=f"{name}: import {run_name}")
         t2s(repo, "analyze", "--run", run_name, "--mode", "combined", "--analyst", "single-call",
-            "--set", f"analyst.seed={seed}", "--json", step=f"{name}: analyze {run_name} (single-call, seed {seed})")
+            "--set", f"analyst.seed={seed}", "--set", f"analyst.temperature={args.extra_temperature}", "--json",
+            step=f"{name}: analyze {run_name} (single-call, seed {seed}, temperature {args.extra_temperature})")
         have = accepted_patches(repo, run_name)
         say(f"{name}: {run_name} has {have} accepted patch(es)")
         if have >= 2:
             t2s(repo, "merge", "--run", run_name, "--fan-in", "2", "--json", step=f"{name}: merge {run_name}")
+
+
+HANDMADE_RUN = "r1h"
+
+
+def handmade_patches(work: Path, name: str, args) -> int:
+    """Patches made another way, so that the merger has inputs: the lessons of analyses
+    whose edits never applied, each committed as one patch whose edit is ours (the
+    lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
+    patches the run holds. Uses t2s's own library (render, commit, run record)."""
+    from t2s.config import load_config
+    from t2s.gitstore import GitStore
+    from t2s.lessons import Lesson, PatchRecord, patch_branch
+    from t2s.patches import PatchContext
+    from t2s.runs import RunRecord
+    from t2s.skill import SKILL_FILE
+    from t2s.skillrepo import limits_of
+
+    repo = work / name
+    if not (repo / ".git").exists():
+        return 0
+    store = GitStore.discover(repo)
+    config = load_config(repo / "t2s.toml")
+    export = work / f"{name}-r1-all.jsonl"
+    if not export_trajectories(repo, "r1", export, only_failed=False):
+        return 0
+    t2s(repo, "import", "--format", "t2s", str(export), "--run", HANDMADE_RUN, "--json", step=f"{name}: import {HANDMADE_RUN}")
+    record = RunRecord(store, HANDMADE_RUN)
+    manifest = record.manifest()
+    existing = run_files(repo, HANDMADE_RUN, "patches")
+    if existing:
+        return len(existing)
+    context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
+    skill_md = context.texts()[SKILL_FILE]
+    heading = [line for line in skill_md.splitlines() if line.startswith("## ")][-1]
+    sources, seen = [], set()
+    for ref in sorted(git(repo, "for-each-ref", "--format=%(refname)", "refs/t2s/runs/").split()):
+        run_name = ref.rsplit("/", 1)[-1]
+        if run_name == HANDMADE_RUN:
+            continue
+        for analysis in run_files(repo, run_name, "analyses").values():
+            report = analysis.get("report") or {}
+            lessons = [l["text"].strip() for l in report.get("lessons") or [] if l.get("text", "").strip()]
+            key = (analysis["trajectory"], tuple(lessons))
+            if analysis["status"] == "rejected" and lessons and "leak" not in analysis.get("reject_kind", "") and key not in seen:
+                seen.add(key)
+                sources.append((run_name, analysis, report, lessons))
+    made = 0
+    for run_name, analysis, report, lessons in sources[: args.handmade]:
+        number = f"{made + 1:04d}"
+        text = "\n".join("- " + " ".join(l.split()) for l in lessons)
+        edits = [{"op": "append_to_section", "file": SKILL_FILE, "heading": heading, "text": text}]
+        patch = context.build(edits)
+        if patch.status != "patch":
+            say(f"{name}: hand-made patch from {run_name}/{analysis['patch']} does not render: {patch.reason}")
+            continue
+        ref = patch_branch(HANDMADE_RUN, number)
+        from t2s.patches import commit_patch
+
+        commit = commit_patch(store, s0=manifest.s0, tree=patch.tree, ref=ref, subject=" ".join(lessons[0].split()),
+                              body=f"Lessons of analysis {run_name}/{analysis['patch']} (its edits never applied); "
+                                   f"the edit is bench/collect_corpus.py's.",
+                              trailers=[("T2S-Run", HANDMADE_RUN), ("T2S-Patch", number),
+                                        ("T2S-Trajectory", analysis["trajectory"]), ("T2S-Analyst", "handmade")])
+        topics = [l.get("topic") or "" for l in report.get("lessons") or []]
+        rec = PatchRecord(
+            patch=number, trajectory=analysis["trajectory"], task=analysis.get("task") or "", outcome=analysis["outcome"],
+            analyst="handmade", model=analysis.get("model", ""), status="accepted",
+            reason=f"lessons of {run_name}/{analysis['patch']}, whose edits never applied; edit by bench/collect_corpus.py",
+            failure_causes=list(report.get("failure_causes") or []),
+            lessons=[Lesson(id=f"p{number}.{k}", text=t, support=[analysis["trajectory"]],
+                            topic=(topics[k - 1] if k - 1 < len(topics) else "")) for k, t in enumerate(lessons, start=1)],
+            edits=edits, diff=patch.diff, branch=ref, commit=commit, lines_added=patch.added,
+            lines_removed=patch.removed, attempts=1,
+        )
+        record.write({f"patches/{number}.json": rec}, f"t2s run {HANDMADE_RUN}: hand-made patch {number}")
+        made += 1
+    say(f"{name}: {made} hand-made patch(es) in run {HANDMADE_RUN}")
+    return made
 
 
 def total_accepted(work: Path) -> int:
@@ -407,6 +487,12 @@ def collect(args) -> None:
             say(f"fewer than {args.min_merge_inputs} accepted patches: extra single-call analyses for the merger")
             for name in SUITES:
                 extra_merges(work, name, args)
+        if total_accepted(work) < args.min_merge_inputs:
+            say(f"still fewer than {args.min_merge_inputs} accepted patches: hand-made patches for the merger")
+            for name in SUITES:
+                if handmade_patches(work, name, args) >= 2:
+                    t2s(work / name, "merge", "--run", HANDMADE_RUN, "--fan-in", "2", "--json",
+                        step=f"{name}: merge {HANDMADE_RUN}")
         say("collection finished")
     finally:
         RELAY.close()
@@ -518,12 +604,15 @@ def _exchanges(work: Path, repo: _Repo) -> list[dict]:
 
     seen: set[str] = set()
     out = []
+    failed_calls = repo.failed_calls = []
     with (work / "exchanges.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
             entry = json.loads(line)
             if not entry["step"].startswith(repo.name + ":") or not isinstance(entry["request"], dict):
                 continue
             key = request_key(entry["request"])
+            if entry["status"] != 200:
+                failed_calls.append(f"{entry['seq']} {entry['role']} HTTP {entry['status']} {entry.get('error') or ''}".strip())
             if key in seen:
                 continue  # a client-side retry of the same request
             cached = repo.cache.get(key)
@@ -893,6 +982,7 @@ def extract(work: Path, out: Path) -> None:
             "cache_entries": len(repo.cache),
             "cache_entries_without_relay_record": len(set(repo.cache) - {ex["key"] for ex in exchanges}),
             "answers_only_in_relay_log": sum(1 for ex in exchanges if ex["source"] == "relay"),
+            "failed_calls": repo.failed_calls,
         }
     _write_jsonl(out / "agent.jsonl", agent)
     _write_jsonl(out / "analyst.jsonl", analyst)
@@ -941,6 +1031,19 @@ def _norm(text: str, names: tuple[str, ...]) -> str:
     return text
 
 
+_PROMPT_EXAMPLES = ("edit_format.md", "analyst_report_format.md", "merger_system.md", "structured_output.md")
+
+
+def _echoes_prompt(text: str) -> bool:
+    """True when ``text`` (a lesson, an anchor...) is copied from an example of t2s's prompts."""
+    from t2s.prompts import load
+
+    probe = " ".join(str(text).split()).strip(" -").lower()
+    if len(probe) < 8:
+        return False
+    return any(probe in " ".join(load(name).split()).lower() for name in _PROMPT_EXAMPLES)
+
+
 def classify_anchor(needle: str, text: str) -> dict:
     """Why an anchor (or `old`) that occurs 0 times missed: the fewest normalisations that
     make it occur, else how similar the closest lines are."""
@@ -949,6 +1052,8 @@ def classify_anchor(needle: str, text: str) -> dict:
 
     if needle.strip() and text.count(needle) >= 1:
         return {"kind": "verbatim in S0 (an earlier edit of the list changed the file)"}
+    if _echoes_prompt(needle):
+        return {"kind": "an example of the prompt, not S0's text"}
     names = tuple(_NORMALISERS)
     for size in range(1, len(names) + 1):
         unique, ambiguous = [], []
@@ -1091,9 +1196,24 @@ def _clean(sink: dict) -> dict:
             for k, v in sorted(sink.items(), key=lambda item: -item[1]["count"])}
 
 
+def _prompt_echoes(data, where: str, sink: dict) -> None:
+    """Lessons, causes and edit texts copied from the examples of the prompts."""
+    if not isinstance(data, dict):
+        return
+    texts = [("failure cause", c) for c in data.get("failure_causes") or [] if isinstance(c, str)]
+    texts += [("lesson", l.get("text") if isinstance(l, dict) else l) for l in data.get("lessons") or []]
+    for edit in data.get("edits") or []:
+        if isinstance(edit, dict):
+            texts += [(f"edit {key}", edit[key]) for key in ("anchor", "old", "heading", "text", "new", "body")
+                      if isinstance(edit.get(key), str)]
+    for kind, text in texts:
+        if isinstance(text, str) and _echoes_prompt(text):
+            _example(sink, kind, {"id": where, "text": text}, len(text))
+
+
 def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
     files = {suite: _s0_files(fixtures, suite) for suite in {l["suite"] for l in lines}}
-    kinds, results, failure_kinds, anchors, shapes = {}, {}, {}, {}, {}
+    kinds, results, failure_kinds, anchors, shapes, echoes = {}, {}, {}, {}, {}, {}
     lists = applied = 0
     finals = {}
     for line in lines:
@@ -1107,6 +1227,7 @@ def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
         if outcome["result"] in ("parse error", "validation error"):
             _example(shapes, _shape(data, raw, line["answer"].get("finish_reason")),
                      {"id": line["id"], "error": outcome.get("error"), "answer": raw}, len(raw))
+        _prompt_echoes(data, line["id"], echoes)
         if not outcome.get("edit_list") or not outcome["result"].startswith(("edits applied", "edits failed")):
             continue  # no edits, or edits t2s never rendered (a refused submit)
         lists += 1
@@ -1118,7 +1239,8 @@ def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
         _anchor_slips(data.get("edits") or [], failures, files[line["suite"]], anchors, line["id"])
     return {"answers": len(lines), "by_kind": kinds, "by_result": results, "analyses": finals,
             "edit_lists": lists, "edit_lists_applied": applied,
-            "edit_failures": _clean(failure_kinds), "anchor_slips": _clean(anchors), "unusable_answers": _clean(shapes)}
+            "edit_failures": _clean(failure_kinds), "anchor_slips": _clean(anchors), "unusable_answers": _clean(shapes),
+            "prompt_examples_echoed": _clean(echoes)}
 
 
 def _wrong_ids(problem: str) -> str | None:
@@ -1139,7 +1261,7 @@ def _wrong_ids(problem: str) -> str | None:
 
 def _merger_summary(fixtures: Path, lines: list[dict], jobs: list[dict]) -> dict:
     files = {suite: _s0_files(fixtures, suite) for suite in {l["suite"] for l in lines}}
-    results, shapes, problems, ids, anchors, placeholders = {}, {}, {}, {}, {}, {}
+    results, shapes, problems, ids, anchors, placeholders, echoes = {}, {}, {}, {}, {}, {}, {}
     for line in lines:
         outcome = line["outcome"]
         results[outcome["result"]] = results.get(outcome["result"], 0) + 1
@@ -1151,6 +1273,7 @@ def _merger_summary(fixtures: Path, lines: list[dict], jobs: list[dict]) -> dict
                 missing = [k for k in ("lessons", "edits") if k not in data]
                 sub = f"an object without {', '.join(missing)} (keys: {', '.join(list(data)[:6])})" if missing else "an object that fails the schema"
             _example(shapes, sub, {"id": line["id"], "error": outcome.get("error"), "answer": raw}, len(raw))
+        _prompt_echoes(data, line["id"], echoes)
         for found in _placeholders(data):
             _example(placeholders, found.split(" ")[0] + " placeholder", {"id": line["id"], "found": found}, len(raw))
         for problem in outcome.get("problems") or []:
@@ -1166,7 +1289,8 @@ def _merger_summary(fixtures: Path, lines: list[dict], jobs: list[dict]) -> dict
     return {"answers": len(lines), "merges": len(jobs), "merged_within_3_attempts": merged_in_3,
             "merges_by_status": {s: sum(1 for j in jobs if j["report"]["status"] == s) for s in ("merged", "failed")},
             "by_result": results, "unusable_answers": _clean(shapes), "problems": _clean(problems),
-            "ids_by_the_wrong_name": _clean(ids), "placeholders": _clean(placeholders), "anchor_slips": _clean(anchors)}
+            "ids_by_the_wrong_name": _clean(ids), "placeholders": _clean(placeholders), "anchor_slips": _clean(anchors),
+            "prompt_examples_echoed": _clean(echoes)}
 
 
 _FENCE_OPEN = _re.compile(r"^([ \t]*)```[ \t]*([A-Za-z0-9_+.-]*)", _re.M)
@@ -1355,7 +1479,8 @@ def summary(fixtures: Path) -> dict:
     a = _analyst_summary(fixtures, analyst)
     m = _merger_summary(fixtures, merger, jobs)
     runs = corpus.get("runs", {})
-    merged_runs = {name: r for name, r in runs.items() if r.get("stages", {}).get("merge")}
+    merged_runs = {name: r for name, r in runs.items() if r.get("stages", {}).get("merge")
+                   and r["patches"].get("accepted", 0) + r["patches"].get("unvalidated", 0) > 0}
 
     def share(n: int, d: int) -> str:
         return f"{n}/{d} = {n / d:.0%}" if d else "0/0"
@@ -1368,7 +1493,7 @@ def summary(fixtures: Path) -> dict:
                 sum(1 for l in analyses_with_edits if l["final"]["status"] in ("accepted", "unvalidated")),
                 len(analyses_with_edits)),
             "merges that succeed in at most 3 attempts": share(m["merged_within_3_attempts"], m["merges"]),
-            "runs that end with a candidate (of those merged)": share(
+            "runs that end with a candidate (of those merged with >= 1 patch)": share(
                 sum(1 for r in merged_runs.values() if r["candidate"]), len(merged_runs)),
         },
         "agent": _agent_summary(agent),
@@ -1394,7 +1519,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--analyst-turns", type=int, default=6, help="agentic analyst replies")
     c.add_argument("--min-merge-inputs", type=int, default=8,
                    help="run extra single-call analyses while fewer patches than this were accepted")
-    c.add_argument("--extra-seeds", type=int, default=2)
+    c.add_argument("--extra-seeds", type=int, default=2, help="sampled single-call analyses of r1 (runs r1x1...)")
+    c.add_argument("--extra-temperature", type=float, default=0.7)
+    c.add_argument("--handmade", type=int, default=6, help="at most this many hand-made patches per suite (run r1h)")
     e = sub.add_parser("extract", help="write the fixtures from WORK")
     e.add_argument("--work", required=True)
     e.add_argument("--out", default=str(FIXTURES))

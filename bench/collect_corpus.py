@@ -335,7 +335,7 @@ def export_trajectories(repo: Path, run_name: str, dest: Path, only_failed: bool
 def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
     repo = init_repo(work, name, RELAY.url, args)
     task_args = [a for t in tasks for a in ("--task", t)]
-    t2s(repo, "rollout", "--run", "r1", "--split", "evolve", *task_args, "--json", step=f"{name}: rollout r1")
+    t2s(repo, "rollout", "--run", "r1", "--split", "evolve", *task_args, "--keep-errored", "--json", step=f"{name}: rollout r1")
     t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", "--json", step=f"{name}: analyze r1")
     runs = ["r1"]
     if name == "verified":  # the single-call error analyst on the same failed trajectories
@@ -1313,6 +1313,9 @@ def _fences(text: str) -> list[dict]:
     return out
 
 
+_CODE_RE = _re.compile(r"^\s*(?:import |from [\w.]+ import|def |class |for |if |while |with |try:|print\(|[\w.\[\]'\"]+\s*=[^=])", _re.M)
+
+
 def _is_code(body: str) -> bool:
     import textwrap
 
@@ -1346,10 +1349,12 @@ def _agent_summary(lines: list[dict]) -> dict:
             _example(slips, "unclosed fence", example, size)
         if any(f["indent"] for f in fences):
             _example(slips, "indented fence (e.g. in a list)", example, size)
-        shown = [f for f in fences if f["lang"] in ("", "python", "py", "text", "output", "plaintext", "console")
-                 and f["body"].strip() and not _is_code(f["body"]) and not f["body"].lstrip().startswith("{")]
-        if shown:
-            _example(slips, "fence that is not runnable code (output, prose, table)", example, size)
+        broken = [f for f in fences if f["lang"] in ("", "python", "py", "python3", "text", "output", "plaintext")
+                  and f["body"].strip() and not _is_code(f["body"]) and not f["body"].lstrip().startswith("{")]
+        if any(not _CODE_RE.search(f["body"]) for f in broken):
+            _example(slips, "fence that only shows output or prose (not code)", example, size)
+        if any(_CODE_RE.search(f["body"]) and f["closed"] for f in broken):
+            _example(slips, "python fence that does not compile (closed)", example, size)
         if any(f["lang"] == "json" and '"name"' in f["body"] for f in fences):
             _example(slips, "tool call written as JSON in a fence", example, size)
         if "<tool_call>" in content:

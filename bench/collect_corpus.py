@@ -338,7 +338,7 @@ def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
     t2s(repo, "rollout", "--run", "r1", "--split", "evolve", *task_args, "--keep-errored", "--json", step=f"{name}: rollout r1")
     t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", "--json", step=f"{name}: analyze r1")
     runs = ["r1"]
-    if name == "verified":  # the single-call error analyst on the same failed trajectories
+    if name == "verified" and not args.skip_single_call:  # the single-call error analyst on the failed trajectories
         export = work / f"{name}-r1-failed.jsonl"
         if export_trajectories(repo, "r1", export, only_failed=True):
             t2s(repo, "import", "--format", "t2s", str(export), "--run", "r1sc", "--json", step=f"{name}: import r1sc")
@@ -346,7 +346,34 @@ def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
                 step=f"{name}: analyze r1sc (single-call)")
             runs.append("r1sc")
     for run_name in runs:
-        t2s(repo, "merge", "--run", run_name, "--fan-in", "2", "--json", step=f"{name}: merge {run_name}")
+        merge_if_inputs(repo, name, run_name)
+
+
+def merge_if_inputs(repo: Path, name: str, run_name: str) -> None:
+    """``t2s merge`` of a run with at least two accepted patches. With none, t2s rightly
+    refuses ("no accepted patch branches to merge", exit 1) and the merger is never asked:
+    the WTQ r1 merge of the first collection did just that, since all six analyses were
+    rejected. Such suites get hand-made patch runs (:func:`handmade_patches`) instead."""
+    have = accepted_patches(repo, run_name)
+    if have < 2:
+        say(f"{name}: merge {run_name}: skipped, {have} accepted patch(es) (the merger needs two)")
+        return
+    t2s(repo, "merge", "--run", run_name, "--fan-in", "2", "--json", step=f"{name}: merge {run_name}")
+
+
+def suite_accepted(repo: Path) -> int:
+    return sum(accepted_patches(repo, ref.rsplit("/", 1)[-1])
+               for ref in git(repo, "for-each-ref", "--format=%(refname)", "refs/t2s/runs/").split()
+               if not ref.endswith("/" + HANDMADE_RUN))
+
+
+def merger_inputs(work: Path, name: str, args) -> None:
+    """Right after a suite's pipeline, so the merger is asked before the next suite's
+    long analyses: a hand-made patch run when the suite's analyses left fewer than two
+    accepted patches (so the merger has inputs), merged."""
+    repo = work / name
+    if (repo / ".git").exists() and suite_accepted(repo) < 2 and handmade_patches(work, name, args) >= 2:
+        t2s(repo, "merge", "--run", HANDMADE_RUN, "--fan-in", "2", "--json", step=f"{name}: merge {HANDMADE_RUN}")
 
 
 def extra_merges(work: Path, name: str, args) -> None:
@@ -368,7 +395,7 @@ def extra_merges(work: Path, name: str, args) -> None:
         have = accepted_patches(repo, run_name)
         say(f"{name}: {run_name} has {have} accepted patch(es)")
         if have >= 2:
-            t2s(repo, "merge", "--run", run_name, "--fan-in", "2", "--json", step=f"{name}: merge {run_name}")
+            merge_if_inputs(repo, name, run_name)
 
 
 HANDMADE_RUN = "r1h"
@@ -481,8 +508,10 @@ def collect(args) -> None:
     try:
         if args.wtq:
             pipeline(work, "wtq", wtq_questions(args.wtq), args)
+            merger_inputs(work, "wtq", args)
         if args.verified:
             pipeline(work, "verified", VERIFIED_TASKS[: args.verified], args)
+            merger_inputs(work, "verified", args)
         if total_accepted(work) < args.min_merge_inputs:
             say(f"fewer than {args.min_merge_inputs} accepted patches: extra single-call analyses for the merger")
             for name in SUITES:
@@ -490,7 +519,7 @@ def collect(args) -> None:
         if total_accepted(work) < args.min_merge_inputs:
             say(f"still fewer than {args.min_merge_inputs} accepted patches: hand-made patches for the merger")
             for name in SUITES:
-                if handmade_patches(work, name, args) >= 2:
+                if (work / name / ".git").exists() and handmade_patches(work, name, args) >= 2:
                     t2s(work / name, "merge", "--run", HANDMADE_RUN, "--fan-in", "2", "--json",
                         step=f"{name}: merge {HANDMADE_RUN}")
         say("collection finished")
@@ -1526,6 +1555,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="run extra single-call analyses while fewer patches than this were accepted")
     c.add_argument("--extra-seeds", type=int, default=2, help="sampled single-call analyses of r1 (runs r1x1...)")
     c.add_argument("--extra-temperature", type=float, default=0.7)
+    c.add_argument("--skip-single-call", action="store_true",
+                   help="skip the single-call error analyses of Verified (run r1sc)")
     c.add_argument("--handmade", type=int, default=6, help="at most this many hand-made patches per suite (run r1h)")
     e = sub.add_parser("extract", help="write the fixtures from WORK")
     e.add_argument("--work", required=True)

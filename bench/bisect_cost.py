@@ -56,7 +56,7 @@ def measure(n: int, fan_in: int) -> dict:
         store = make_repo(Path(tmp), srv, heldout=HELDOUT)
         breaking = (2 * n) // 3 + 1
         s0, cand, patches = build_run(store, n=n, breaking=breaking, fan_in=fan_in)
-        commits = len(store.run("rev-list", cand, f"^{s0}").split())
+        commits = len(store.rev_list(cand, [s0]))
         repo = str(store.root)
         row = {"N": n, "commits": commits}
 
@@ -84,7 +84,7 @@ def measure(n: int, fan_in: int) -> dict:
 
 
 def step_distribution(n: int, fan_in: int, positions: int = 16) -> tuple[int, float, int]:
-    from t2s.gitstore import GitStore
+    from t2s.gitstore.store import GitStore
     from tests.test_eval_support import SKILL_DIR, skill_text
 
     picks = sorted({1 + (k * n) // positions for k in range(positions)})
@@ -104,12 +104,14 @@ def step_distribution(n: int, fan_in: int, positions: int = 16) -> tuple[int, fl
             while len(heads) > 1:
                 merged = []
                 for g in range(0, len(heads), fan_in):
-                    group = heads[g:g + fan_in]
+                    group = heads[g : g + fan_in]
                     if len(group) == 1:
                         merged.append(group[0])
                         continue
                     lines = [x for h in group for x in lines_of[h]]
-                    sha = store.commit(store.build_tree(s0, {f"{SKILL_DIR}/SKILL.md": skill_text(lines)}), group, "merge")
+                    sha = store.commit(
+                        store.build_tree(s0, {f"{SKILL_DIR}/SKILL.md": skill_text(lines)}), group, "merge"
+                    )
                     lines_of[sha] = lines
                     merged.append(sha)
                 heads = merged
@@ -131,8 +133,12 @@ def main() -> None:
     parser.add_argument("--fan-in", type=int, default=4)
     parser.add_argument("--skip-agent", action="store_true", help="Only the step distribution table.")
     args = parser.parse_args()
-    for key, value in (("GIT_AUTHOR_NAME", "bench"), ("GIT_AUTHOR_EMAIL", "bench@localhost"),
-                       ("GIT_COMMITTER_NAME", "bench"), ("GIT_COMMITTER_EMAIL", "bench@localhost")):
+    for key, value in (
+        ("GIT_AUTHOR_NAME", "bench"),
+        ("GIT_AUTHOR_EMAIL", "bench@localhost"),
+        ("GIT_COMMITTER_NAME", "bench"),
+        ("GIT_COMMITTER_EMAIL", "bench@localhost"),
+    ):
         os.environ.setdefault(key, value)
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"git bisect steps over breaking positions (fan-in {args.fan_in}; = agent evaluations, cold cache)")
@@ -149,8 +155,11 @@ def main() -> None:
     print("-" * len(header))
     for n in sizes:
         r = measure(n, args.fan_in)
-        print(f"{r['N']:>5} {r['commits']:>7} {r['steps']:>5} | {r['gate']:>4} {r['cache_on']:>8} {r['again']:>5} {r['cache_off']:>9} {r['linear']:>6} | "
-              f"{r['wall_on_s']:>6.1f}s {r['wall_again_s']:>5.1f}s {r['wall_off_s']:>5.1f}s", flush=True)
+        print(
+            f"{r['N']:>5} {r['commits']:>7} {r['steps']:>5} | {r['gate']:>4} {r['cache_on']:>8} {r['again']:>5} {r['cache_off']:>9} {r['linear']:>6} | "
+            f"{r['wall_on_s']:>6.1f}s {r['wall_again_s']:>5.1f}s {r['wall_off_s']:>5.1f}s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Overhead of t2s.llm against the scripted server: wall time vs. the ideal.
+"""Overhead of t2s.llm.client against the scripted server: wall time vs. the ideal.
 
     python bench/llm_overhead.py [--calls 1000] [--concurrency 64] [--latency 0.05]
                                  [--repeat 3] [--in-process]
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2s.llm import LLM  # noqa: E402
-from t2s.testing import ScriptedServer  # noqa: E402
+from t2s.llm.client import LLM
+from t2s.testing import ScriptedServer
 
 
 async def one_run(llm: LLM, calls: int) -> tuple[float, float]:
@@ -44,8 +44,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--in-process", action="store_true",
-                        help="run the server in a thread of this process (shares the GIL)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the server in a thread of this process (shares the GIL)"
+    )
     args = parser.parse_args()
 
     proc = srv = None
@@ -54,14 +55,28 @@ def main() -> None:
         base_url = srv.base_url
     else:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from t2s.testing.server import main; main()",
-             "--latency", str(args.latency), "--reply", "ok"],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                "from t2s.testing.server import main; main()",
+                "--latency",
+                str(args.latency),
+                "--reply",
+                "ok",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         base_url = proc.stdout.readline().strip()
     try:
-        role = {"model": "bench-model", "base_url": base_url, "api_key_env": "",
-                "concurrency": args.concurrency, "max_retries": 0, "timeout": 30.0}
+        role = {
+            "model": "bench-model",
+            "base_url": base_url,
+            "api_key_env": "",
+            "concurrency": args.concurrency,
+            "max_retries": 0,
+            "timeout": 30.0,
+        }
         ideal = args.calls / args.concurrency * args.latency
         runs = []
         for _ in range(args.repeat):
@@ -69,12 +84,16 @@ def main() -> None:
             wall, cpu = llm.run(one_run(llm, args.calls))
             assert llm.ledger.totals.calls == args.calls + args.concurrency
             runs.append((wall, cpu))
-        best_wall, best_cpu = min(runs)
-        print(f"calls={args.calls} concurrency={args.concurrency} latency={args.latency * 1000:g}ms "
-              f"server={'in-process' if args.in_process else 'subprocess'}")
+        best_wall, _best_cpu = min(runs)
+        print(
+            f"calls={args.calls} concurrency={args.concurrency} latency={args.latency * 1000:g}ms "
+            f"server={'in-process' if args.in_process else 'subprocess'}"
+        )
         for i, (wall, cpu) in enumerate(runs, 1):
-            print(f"  run {i}: wall {wall:.3f}s  ratio {wall / ideal:.3f}  client cpu {cpu:.3f}s "
-                  f"({cpu / args.calls * 1e3:.3f} ms/call)")
+            print(
+                f"  run {i}: wall {wall:.3f}s  ratio {wall / ideal:.3f}  client cpu {cpu:.3f}s "
+                f"({cpu / args.calls * 1e3:.3f} ms/call)"
+            )
         print(f"ideal {ideal:.3f}s  best wall {best_wall:.3f}s  ratio {best_wall / ideal:.3f}")
     finally:
         if proc is not None:

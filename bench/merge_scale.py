@@ -34,12 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from t2s.llm import LLM  # noqa: E402
-from t2s.merge import MergeSettings, Merger, merger_ask  # noqa: E402
-from t2s.patches import PatchContext  # noqa: E402
-from t2s.testing import ScriptedServer  # noqa: E402
-from t2s.testing.simulated import merger_responder  # noqa: E402
-from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run  # noqa: E402
+from t2s.consolidation.group import merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.llm.client import LLM
+from t2s.patches.context import PatchContext
+from t2s.testing import ScriptedServer
+from t2s.testing.simulated import merger_responder
+from tests._runfixtures import SKILL_DIR, add_patch, make_skill_repo, start_run
 
 LESSONS = [
     ("Recalculate formulas before saving, or write computed values instead.", "formulas"),
@@ -71,9 +73,17 @@ def merger_server(latency: float, in_process: bool):
             yield server.base_url
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "t2s.testing.server", "--latency", str(latency),
-         "--responder", "t2s.testing.simulated:merger_responder"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "t2s.testing.server",
+            "--latency",
+            str(latency),
+            "--responder",
+            "t2s.testing.simulated:merger_responder",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         yield proc.stdout.readline().strip()
@@ -83,7 +93,13 @@ def merger_server(latency: float, in_process: bool):
 
 
 def merge(store, record, base_url: str, fan_in: int) -> tuple[float, list[list[str]]]:
-    role = {"model": "sim-merger", "base_url": base_url, "api_key_env": "T2S_BENCH_KEY", "concurrency": 256, "timeout": 60}
+    role = {
+        "model": "sim-merger",
+        "base_url": base_url,
+        "api_key_env": "T2S_BENCH_KEY",
+        "concurrency": 256,
+        "timeout": 60,
+    }
     llm = LLM(roles={"merger": role}, budget={})
     context = PatchContext(store, record.manifest().s0, SKILL_DIR)
     merger = Merger(store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, concurrency=256))
@@ -124,9 +140,13 @@ def main() -> None:
                 wall, levels2 = merge(store, copy_run(store, record, f"bench-latency-{attempt}"), url, args.fan_in)
                 critical = len(levels2) * args.latency
                 ratios.append(wall / critical)
-                print(f"merger latency {args.latency * 1000:.0f} ms, run {attempt}: wall {wall:.2f} s, critical path "
-                      f"{critical:.2f} s ({len(levels2)} levels x {args.latency:.2f} s), ratio {wall / critical:.2f}")
-        print(f"latency ratio: median {statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)})  target <= 1.5")
+                print(
+                    f"merger latency {args.latency * 1000:.0f} ms, run {attempt}: wall {wall:.2f} s, critical path "
+                    f"{critical:.2f} s ({len(levels2)} levels x {args.latency:.2f} s), ratio {wall / critical:.2f}"
+                )
+        print(
+            f"latency ratio: median {statistics.median(ratios):.2f} (runs: {', '.join(f'{r:.2f}' for r in ratios)})  target <= 1.5"
+        )
 
 
 def copy_run(store, record, name: str):

@@ -3,24 +3,48 @@
 Every section has defaults, so a repository with a minimal file (or none, for commands
 such as ``t2s lint``) still works. Unknown keys are errors: a typo in a budget cap
 must not silently leave the budget uncapped.
+
+Every number has its bounds here, and only here: the CLI flags that override a
+setting take their type from the field (:func:`t2s.commands._common.setting_type`),
+so ``concurrency = -3`` in the file and ``--concurrency -3`` fail by the same rule.
+No float may be NaN or infinite.
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from t2s.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 ROLES = ("agent", "analyst", "merger")
 CONFIG_FILE = "t2s.toml"
 
+# The bounds of every count and number t2s takes, from t2s.toml or from a flag.
+#: At least one: turns, tasks in parallel, seeds, patches per step, line limits.
+Count = Annotated[int, Field(ge=1)]
+#: Zero or more: retries, allowed regressions, context lines.
+NonNegative = Annotated[int, Field(ge=0)]
+#: An octopus merge needs at least two inputs.
+FanIn = Annotated[int, Field(ge=2)]
+#: Seconds to wait: more than zero, finite.
+Seconds = Annotated[FiniteFloat, Field(gt=0)]
+#: A non-negative finite amount (a price, a backoff, a dollar cap).
+Amount = Annotated[FiniteFloat, Field(ge=0)]
+#: A score or a score threshold (scores are fractions of tasks passed).
+Score = Annotated[FiniteFloat, Field(ge=0, le=1)]
+#: A difference of two scores.
+ScoreDelta = Annotated[FiniteFloat, Field(ge=-1, le=1)]
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SkillSection(_Section):
@@ -37,8 +61,8 @@ class SkillSection(_Section):
 
 class LintSection(_Section):
     strict: bool = True
-    max_skill_lines: int = 500
-    max_reference_lines: int = 300
+    max_skill_lines: Count = 500
+    max_reference_lines: Count = 300
 
 
 class RoleModel(_Section):
@@ -48,35 +72,35 @@ class RoleModel(_Section):
     base_url: str = "https://api.openai.com/v1"
     #: Name of the environment variable holding the API key (never the key itself).
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 4096
+    temperature: Annotated[FiniteFloat, Field(ge=0, le=2)] = 0.0
+    max_tokens: Count = 4096
     seed: int | None = None
     extra_body: dict = Field(default_factory=dict)
-    timeout: float = 120.0
-    max_retries: int = 5
+    timeout: Seconds = 120.0
+    max_retries: NonNegative = 5
     #: Requests in flight at once against this endpoint.
-    concurrency: int = 8
+    concurrency: Count = 8
     #: Agent tool protocol: native tool calls, plain-text actions, or auto-detect.
     protocol: Literal["auto", "tools", "text"] = "auto"
     #: Retry backoff: ``backoff_base * 2**attempt`` seconds with jitter, at most
     #: ``backoff_max`` (a 429's Retry-After is honoured instead when present).
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
+    backoff_base: Amount = 1.0
+    backoff_max: Amount = 30.0
 
 
 class Price(_Section):
     """USD per million tokens."""
 
-    input: float = 0.0
-    output: float = 0.0
+    input: Amount = 0.0
+    output: Amount = 0.0
 
 
 class BudgetSection(_Section):
     """Hard caps for one t2s process; ``None`` means no cap."""
 
-    max_calls: int | None = None
-    max_tokens: int | None = None
-    max_usd: float | None = None
+    max_calls: NonNegative | None = None
+    max_tokens: NonNegative | None = None
+    max_usd: Amount | None = None
 
 
 class CacheSection(_Section):
@@ -110,33 +134,33 @@ class RolloutSection(_Section):
     suite: str = ""
     evolve_split: str = "evolve"
     heldout_split: str = "heldout"
-    max_turns: int = 12
-    concurrency: int = 4
+    max_turns: Count = 12
+    concurrency: Count = 4
     #: Seconds one code execution in the sandbox may take.
-    exec_timeout: float = 60.0
+    exec_timeout: Seconds = 60.0
 
 
 class AnalyzeSection(_Section):
     mode: Literal["error", "success", "combined"] = "combined"
     analyst: Literal["agentic", "single-call"] = "agentic"
-    max_turns: int = 12
-    edit_retries: int = 2
+    max_turns: Count = 12
+    edit_retries: NonNegative = 2
     include_unvalidated: bool = False
-    concurrency: int = 4
+    concurrency: Count = 4
 
 
 class MergeSection(_Section):
-    fan_in: int = 5
-    min_support: int = 2
-    retries: int = 2
-    concurrency: int = 4
+    fan_in: FanIn = 5
+    min_support: Count = 2
+    retries: NonNegative = 2
+    concurrency: Count = 4
 
 
 class GateSection(_Section):
     split: str = "heldout"
-    min_delta: float = 0.0
-    max_regressions: int = 0
-    seeds: int = 1
+    min_delta: ScoreDelta = 0.0
+    max_regressions: NonNegative = 0
+    seeds: Count = 1
 
 
 class ReleaseSection(_Section):
@@ -165,11 +189,38 @@ class Config(_Section):
         return self.models.get(name) or RoleModel()
 
 
+def rule_message(error: ErrorDetails) -> str:
+    """One pydantic validation error as a short rule ("must be at least 1"); shared by
+    t2s.toml and the CLI flags, so both say the same thing."""
+    ctx = error.get("ctx") or {}
+    kind = error.get("type", "")
+    bounds = {
+        "greater_than_equal": "must be at least {ge}",
+        "greater_than": "must be greater than {gt}",
+        "less_than_equal": "must be at most {le}",
+        "less_than": "must be less than {lt}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**{k: _plain(v) for k, v in ctx.items()})
+    if kind == "finite_number":
+        return "must be a finite number (not NaN or infinity)"
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return "must be a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "must be a number"
+    return error.get("msg", "is not valid")
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _format_validation_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid configuration"]
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
+        got = f" (got {item['input']!r})" if not isinstance(item.get("input"), (dict, list)) else ""
+        lines.append(f"  {where}: {rule_message(item)}{got}")
     return "\n".join(lines)
 
 
@@ -188,9 +239,23 @@ def parse_config(text: str, path: Path = Path(CONFIG_FILE)) -> Config:
     return config
 
 
+def decode_config(raw: bytes, path: Path) -> str:
+    """The text of a ``t2s.toml`` read as bytes; a clear error when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+
+
 def load_config(path: Path) -> Config:
     """Load ``path``; a missing file gives the defaults."""
     path = Path(path)
     if not path.exists():
         return Config()
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a configuration file")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    return parse_config(decode_config(raw, path), path)

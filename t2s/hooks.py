@@ -2,8 +2,9 @@
 
 ``python -m t2s.hooks pre-commit`` lints every skill as staged (the index is written
 to a tree object, which leaves the index itself unchanged). ``python -m t2s.hooks
-pre-push REMOTE URL`` reads git's ref lines on stdin and refuses release tags whose
-commit lacks a passing evaluation note.
+pre-push REMOTE URL`` reads git's ref lines on stdin and refuses ``v*`` tags that are
+not t2s release tags (:func:`t2s.releases.release.release_tag_problem`) or whose commit lacks a
+passing evaluation note.
 """
 
 from __future__ import annotations
@@ -12,41 +13,16 @@ import sys
 from pathlib import Path
 
 from t2s.errors import T2SError
-from t2s.gitstore import ZERO_SHA, GitStore
-from t2s.notes import read_eval_note
-from t2s.skillrepo import lint_skills_at
-
-HOOK_NAMES = ("pre-commit", "pre-push")
-
-
-def hooks_source_dir() -> Path:
-    """The project's ``hooks/`` folder (bundled as ``t2s/_data/hooks``)."""
-    return Path(__file__).resolve().parent / "_data" / "hooks"
-
-
-def install_hooks(store: GitStore, python: str = sys.executable) -> list[str]:
-    """Copy the hooks into ``.git/hooks``; returns what was installed.
-
-    A hook that exists and was not written by t2s is left alone (reported as skipped).
-    """
-    source = hooks_source_dir()
-    target = store.git_dir / "hooks"
-    target.mkdir(exist_ok=True)
-    done = []
-    for name in HOOK_NAMES:
-        text = (source / name).read_text().replace("@PYTHON@", python)
-        path = target / name
-        if path.exists() and "t2s" not in path.read_text(errors="replace"):
-            done.append(f"{name} (skipped: an existing hook was kept)")
-            continue
-        path.write_text(text)
-        path.chmod(0o755)
-        done.append(name)
-    return done
+from t2s.gitstore.store import ZERO_SHA, GitStore
+from t2s.record import refs
+from t2s.record.notes import read_eval_note
+from t2s.record.tags import release_tag_problem
+from t2s.skill.hooks import HOOK_NAMES
+from t2s.skill.repo import lint_skills_at
 
 
 def pre_commit(store: GitStore) -> int:
-    tree = store.run("write-tree").strip()
+    tree = store.index_tree()
     results = lint_skills_at(store, tree)
     bad = [(skill, f) for skill, findings in results for f in findings]
     for skill, finding in bad:
@@ -64,17 +40,27 @@ def pre_push(store: GitStore, lines: list[str]) -> int:
         if len(parts) != 4:
             continue
         local_ref, local_sha, _remote_ref, _remote_sha = parts
-        if local_sha == ZERO_SHA or not local_ref.startswith("refs/tags/v"):
+        name = refs.tag_name(local_ref)
+        if local_sha == ZERO_SHA or not name or not name.startswith("v"):
             continue
-        commit = store.resolve(f"{local_sha}^{{commit}}")
+        tag = next((t for t in store.tag_refs(name) if t.name == name and t.object == local_sha), None)
+        problem = release_tag_problem(store, tag) if tag else "it is not a tag here"
+        if problem or tag is None:
+            refused.append(f"{name} ({local_sha[:12]}): not a t2s release tag: {problem}")
+            continue
+        commit = tag.target
         note = read_eval_note(store, commit)
         if note is None or not note.has_passing_gate():
             why = "no evaluation note" if note is None else "its evaluation note has no passing gate"
-            refused.append(f"{local_ref[len('refs/tags/'):]} ({commit[:12]}): {why}")
+            refused.append(f"{name} ({commit[:12]}): {why}")
     for item in refused:
         print(f"t2s: refusing to push release tag {item}", file=sys.stderr)
     if refused:
-        print("t2s: run `t2s gate` on the candidate and release it with `t2s release`", file=sys.stderr)
+        print(
+            "t2s: release tags are made by `t2s release` after a passing `t2s gate`; "
+            "push other tags under another name than v*",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

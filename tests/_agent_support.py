@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from t2s.testing import Reply, tool_call
-
 from tests.conftest import SPREADSHEETBENCH
 
 needs_benchmark = pytest.mark.skipif(
@@ -29,13 +28,13 @@ EVOLVE = ["45300", "51431", "40478"]
 HELDOUT = ["49801"]
 
 # A cheap look (stdlib only: starting openpyxl costs a few hundred ms per run).
-INSPECT = '''import re, zipfile
+INSPECT = """import re, zipfile
 with zipfile.ZipFile("{inp}") as z:
     print(re.findall(r'<sheet [^>]*name="([^"]+)"', z.read("xl/workbook.xml").decode()))
-'''
+"""
 
 SOLUTIONS = {
-    "45300": '''import openpyxl
+    "45300": """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 ws = wb.worksheets[0]
 for r in range(1, 5):
@@ -43,15 +42,15 @@ for r in range(1, 5):
     ws.cell(r, 2).value = text[:text.find("FT")]{wrong}
 wb.save("{out}")
 print("saved", [ws.cell(r, 2).value for r in range(1, 5)])
-''',
-    "51431": '''import openpyxl
+""",
+    "51431": """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 ws = wb.worksheets[0]
 ws["B2"] = ws["A2"].value.split(";")[0]{wrong}
 wb.save("{out}")
 print("saved", ws["B2"].value)
-''',
-    "40478": '''import openpyxl
+""",
+    "40478": """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 ws = wb.worksheets[0]
 for r in range(1, 4):
@@ -59,7 +58,7 @@ for r in range(1, 4):
     ws.cell(r, 2).value = text.split(" ", 2)[2].split(" - ")[0]{wrong}
 wb.save("{out}")
 print("saved")
-''',
+""",
 }
 WRONG = {"45300": ".strip()", "51431": ".upper()", "40478": ".lower()"}
 
@@ -87,7 +86,7 @@ def tools_agent(wrong: bool = False, *, inspect: bool = True):
     """A responder: native tool calls (inspect, solve, finish)."""
 
     def respond(req):
-        task, inp, _ = task_of(req)
+        _task, inp, _ = task_of(req)
         plan = ([("run_python", {"code": INSPECT.format(inp=inp)})] if inspect else []) + [
             ("run_python", {"code": solution(req, wrong)}),
             ("finish", {"summary": "wrote the answer"}),
@@ -114,7 +113,7 @@ def text_agent(wrong: bool = False, *, inspect: bool = True):
 
 def make_skill_repo(root: Path, *, evolve=EVOLVE, heldout=HELDOUT, extra: str = "") -> Path:
     """A skill repository (xlsx seed) whose t2s.toml points at the benchmark."""
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     init_skill_repo(root, seed="xlsx", install_git_hooks=False)
     toml = root / "t2s.toml"

@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import WIKITABLEQUESTIONS
 
-needs_wtq = pytest.mark.skipif(not (WIKITABLEQUESTIONS / "questions.tsv").is_file(),
-                               reason=f"{WIKITABLEQUESTIONS} not available")
+needs_wtq = pytest.mark.skipif(
+    not (WIKITABLEQUESTIONS / "questions.tsv").is_file(), reason=f"{WIKITABLEQUESTIONS} not available"
+)
 
 # id, utterance, context, targetValue (TSV-escaped)
 QUESTIONS = [
@@ -32,9 +33,7 @@ TABLES = {
         '"2004","Athens","3,000",""\n'
     ),
     "csv/200-csv/1.csv": (
-        '"Title","Notes"\n'
-        '"Episode: \\"Pilot\\"","first line\nsecond line"\n'
-        '"back\\\\slash","-3.5"\n'
+        '"Title","Notes"\n"Episode: \\"Pilot\\"","first line\nsecond line"\n"back\\\\slash","-3.5"\n'
     ),
     "csv/201-csv/2.csv": '"Name","Opened"\n"Hall","June 3, 1990"\n',
 }

@@ -36,11 +36,33 @@ def _isolated_git(monkeypatch, tmp_path_factory):
     subprocess.run(["git", "config", "--global", "user.email", "user@example.test"], check=True)
 
 
+def pytest_configure(config):
+    """Where no sandbox can be had, the tests that are not about isolation run the
+    model code unsandboxed (as t2s --unsafe-no-sandbox would); the isolation tests
+    skip with the reason, which the header repeats."""
+    import os
+
+    from t2s.sandbox.run import availability
+
+    if not availability().ok:
+        os.environ["T2S_UNSAFE_NO_SANDBOX"] = "1"
+
+
+def pytest_report_header(config):
+    from t2s.sandbox.run import availability
+
+    avail = availability()
+    if avail.ok:
+        return f"sandbox: bubblewrap {avail.version}"
+    return (
+        "sandbox: UNAVAILABLE (" + "; ".join(avail.missing) + "): isolation tests skip, the rest "
+        "run model code unsandboxed"
+    )
+
+
 def git(cwd: Path, *args: str, input: str | None = None, check: bool = True) -> str:
     """Run git in ``cwd`` for a test and return its stdout."""
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout

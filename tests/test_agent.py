@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent import AgentOptions, SkillBundle, parse_text_actions, run_agent, truncate
-from t2s.llm import LLM
+from t2s.agent.actions import parse_text_actions
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, run_agent
+from t2s.agent.prompting import truncate
+from t2s.agent.trajectory import load_trajectory
+from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
-from t2s.trajectory import load_trajectory
 from tests._agent_support import (
     SPREADSHEETBENCH,
     needs_benchmark,
@@ -44,8 +47,9 @@ def episode(srv, suite, skill, tmp_path, task_id="45300", **options):
 
     async def main():
         try:
-            return await run_agent(llm, suite, suite.task(task_id), skill, tmp_path / "work",
-                                   options=AgentOptions(**options))
+            return await run_agent(
+                llm, suite, suite.task(task_id), skill, tmp_path / "work", options=AgentOptions(**options)
+            )
         finally:
             await llm.aclose()
 
@@ -194,8 +198,12 @@ def test_turn_budget_ends_the_episode(scripted_server, suite, skill, tmp_path):
 @needs_benchmark
 def test_read_skill_file_and_bad_calls(scripted_server, suite, skill, tmp_path):
     replies = [
-        Reply(tool_calls=[tool_call("read_skill_file", {"path": "references/formulas.md"}),
-                          tool_call("read_skill_file", {"path": "../../etc/passwd"})]),
+        Reply(
+            tool_calls=[
+                tool_call("read_skill_file", {"path": "references/formulas.md"}),
+                tool_call("read_skill_file", {"path": "../../etc/passwd"}),
+            ]
+        ),
         Reply(tool_calls=[tool_call("run_python", "{not json"), tool_call("delete_everything", {})]),
         Reply(tool_calls=[tool_call("finish", {})]),
     ]
@@ -213,10 +221,11 @@ def test_read_skill_file_and_bad_calls(scripted_server, suite, skill, tmp_path):
 @needs_benchmark
 def test_long_observations_are_cut_to_head_and_tail(scripted_server, suite, skill, tmp_path):
     code = "print('HEAD-MARK'); print('x' * 200000); print('TAIL-MARK')"
-    scripted_server.script([Reply(tool_calls=[tool_call("run_python", {"code": code})]),
-                            Reply(tool_calls=[tool_call("finish", {})])], role="agent")
-    traj = episode(scripted_server, suite, skill, tmp_path, protocol="tools", observation_limit=2000,
-                   max_reminders=0)
+    scripted_server.script(
+        [Reply(tool_calls=[tool_call("run_python", {"code": code})]), Reply(tool_calls=[tool_call("finish", {})])],
+        role="agent",
+    )
+    traj = episode(scripted_server, suite, skill, tmp_path, protocol="tools", observation_limit=2000, max_reminders=0)
     obs = traj.steps[0].observation
     assert traj.steps[0].truncated and len(obs) < 2200
     assert "HEAD-MARK" in obs and "TAIL-MARK" in obs and "cut" in obs
@@ -251,7 +260,9 @@ def test_text_protocol_nudges_when_no_action(scripted_server, suite, skill, tmp_
 
 # ----------------------------------------------------------------------------- units
 def test_parse_text_actions_is_lenient():
-    acts = parse_text_actions("Look:\n```python\nprint(1)\n```\n```bash\nls\n```\nREAD_SKILL_FILE: references/a.md\nFINISH")
+    acts = parse_text_actions(
+        "Look:\n```python\nprint(1)\n```\n```bash\nls\n```\nREAD_SKILL_FILE: references/a.md\nFINISH"
+    )
     assert [a.tool for a in acts] == ["run_python", "run_shell", "read_skill_file", "finish"]
     assert acts[0].arguments == {"code": "print(1)\n"} and acts[2].arguments == {"path": "references/a.md"}
     assert [a.tool for a in parse_text_actions("```\nx = 1\n```")] == ["run_python"]  # untagged fence

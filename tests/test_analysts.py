@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from t2s.analyze import AnalyzeSettings, analyze_run
-from t2s.gitstore import parse_trailers
-from t2s.lessons import PatchRecord, patch_branch
-from t2s.llm import LLM
-from t2s.patches import added_text
+from t2s.agent.trajectory import Trajectory
+from t2s.analysis.analyze import AnalyzeSettings, analyze_run
+from t2s.gitstore.store import parse_trailers
+from t2s.llm.client import LLM
+from t2s.patches.diff import added_text
+from t2s.record.lessons import PatchRecord
+from t2s.record.refs import patch_branch
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import (
@@ -20,7 +22,6 @@ from t2s.testing.simulated import (
     analyst_responder,
     success_analyst_responder,
 )
-from t2s.trajectory import Trajectory
 from tests.test_analysts_support import (
     SKILL_DIR,
     add_trajectories,
@@ -30,8 +31,16 @@ from tests.test_analysts_support import (
     start_run,
 )
 
-TRAILERS = ("T2S-Run", "T2S-Patch", "T2S-Task", "T2S-Trajectory", "T2S-Outcome", "T2S-Analyst", "T2S-Validated",
-            "T2S-Model")
+TRAILERS = (
+    "T2S-Run",
+    "T2S-Patch",
+    "T2S-Task",
+    "T2S-Trajectory",
+    "T2S-Outcome",
+    "T2S-Analyst",
+    "T2S-Validated",
+    "T2S-Model",
+)
 
 
 @pytest.fixture
@@ -46,18 +55,19 @@ def llm_for(srv, **settings):
 
 
 def run(store, config, srv, run_name="r1", llm=None, **settings):
-    return analyze_run(store, config, run=run_name, settings=AnalyzeSettings.from_config(config, **settings),
-                       llm=llm or llm_for(srv))
+    return analyze_run(
+        store, config, run=run_name, settings=AnalyzeSettings.from_config(config, **settings), llm=llm or llm_for(srv)
+    )
 
 
 def patch_record(store, run_name, number) -> PatchRecord:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     return PatchRecord.model_validate(RunRecord(store, run_name).read_json(f"patches/{number}.json"))
 
 
 def analysis(store, run_name, traj_id) -> dict:
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     return RunRecord(store, run_name).read_json(f"analyses/{traj_id}.json")
 
@@ -72,7 +82,7 @@ def test_agentic_analyst_with_a_passing_fix_yields_an_accepted_branch(env, scrip
     s0 = record.manifest().s0
 
     summary = run(store, config, scripted_server, mode="error", analyst="agentic", protocol=protocol)
-    assert (summary.analysed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
+    assert (summary.analyzed, summary.accepted, summary.validated, summary.rejected) == (1, 1, 1, 0)
 
     patch = patch_record(store, "r1", "0001")
     assert patch.status == "accepted" and patch.validated and patch.analyst == "agentic"
@@ -107,8 +117,13 @@ def test_submit_is_refused_until_a_fix_passes_and_never_passing_is_unvalidated(e
     store, config, suite = env
     record = start_run(store)
     add_trajectory(record, suite, "txt-1", wrong=True, tmp=tmp_path)
-    report = {"failure_causes": ["stripped"], "lessons": [{"text": "Never strip text the task copies.", "topic": "text"}],
-              "edits": [{"op": "append_to_section", "heading": "## Safe edits", "text": "- Never strip text the task copies."}]}
+    report = {
+        "failure_causes": ["stripped"],
+        "lessons": [{"text": "Never strip text the task copies.", "topic": "text"}],
+        "edits": [
+            {"op": "append_to_section", "heading": "## Safe edits", "text": "- Never strip text the task copies."}
+        ],
+    }
 
     def stubborn(request):  # looks at the output once, then only submits
         if not any(m.get("role") == "tool" for m in request.messages):
@@ -128,7 +143,7 @@ def test_submit_is_refused_until_a_fix_passes_and_never_passing_is_unvalidated(e
 
     # with include_unvalidated the branch is made, marked T2S-Validated: no
     start_run(store, "r2")
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     add_trajectory(RunRecord(store, "r2"), suite, "txt-1", wrong=True, tmp=tmp_path)
     summary = run(store, config, scripted_server, run_name="r2", mode="error", max_turns=3, include_unvalidated=True)
@@ -146,9 +161,19 @@ def test_the_turn_budget_forces_a_final_report(env, scripted_server, tmp_path):
         if "Your turn budget is used up" in request.last_user_text:
             data = analyst_facts(request)
             assert data["trajectory"] == "txt-1"
-            return json.dumps({"failure_causes": ["?"], "lessons": ["Read the references before coding."],
-                               "edits": [{"op": "append_to_section", "heading": "## Workflow",
-                                          "text": "6. Read the references before coding."}]})
+            return json.dumps(
+                {
+                    "failure_causes": ["?"],
+                    "lessons": ["Read the references before coding."],
+                    "edits": [
+                        {
+                            "op": "append_to_section",
+                            "heading": "## Workflow",
+                            "text": "6. Read the references before coding.",
+                        }
+                    ],
+                }
+            )
         return Reply(tool_calls=[tool_call("read_skill_file", {"path": "references/formulas.md"})])
 
     scripted_server.on(dawdler, role="analyst")
@@ -166,10 +191,19 @@ def test_malformed_edits_are_retried_with_the_reason_then_rejected(env, scripted
     store, config, suite = env
     record = start_run(store)
     add_trajectory(record, suite, "txt-1", wrong=True, tmp=tmp_path, traj_id="a")
-    bad = {"failure_causes": ["x"], "lessons": [{"text": "Keep text as written.", "topic": "text"}],
-           "edits": [{"op": "frobnicate", "text": "x"}, {"op": "replace", "old": "no such text", "new": "y"}]}
-    scripted_server.script([json.dumps(bad), '{"edits": [{"op": "insert", "text": "no anchor"}]}',
-                            '{"edits": [{"op": "replace", "old": "no such text either", "new": "z"}]}'], role="analyst")
+    bad = {
+        "failure_causes": ["x"],
+        "lessons": [{"text": "Keep text as written.", "topic": "text"}],
+        "edits": [{"op": "frobnicate", "text": "x"}, {"op": "replace", "old": "no such text", "new": "y"}],
+    }
+    scripted_server.script(
+        [
+            json.dumps(bad),
+            '{"edits": [{"op": "insert", "text": "no anchor"}]}',
+            '{"edits": [{"op": "replace", "old": "no such text either", "new": "z"}]}',
+        ],
+        role="analyst",
+    )
     summary = run(store, config, scripted_server, mode="error", analyst="single-call", edit_retries=2)
     assert summary.rejected == 1 and summary.rejected_by_reason == {"edits never applied": 1}
     patch = patch_record(store, "r1", "0001")
@@ -189,8 +223,11 @@ def test_a_retry_that_fixes_the_edits_is_accepted(env, scripted_server, tmp_path
     store, config, suite = env
     record = start_run(store)
     add_trajectory(record, suite, "txt-1", wrong=True, tmp=tmp_path)
-    bad = {"failure_causes": ["x"], "lessons": [{"text": "Keep text as written.", "topic": "text"}],
-           "edits": [{"op": "append_to_section", "heading": "## Pitfall list", "text": "- Keep text as written."}]}
+    bad = {
+        "failure_causes": ["x"],
+        "lessons": [{"text": "Keep text as written.", "topic": "text"}],
+        "edits": [{"op": "append_to_section", "heading": "## Pitfall list", "text": "- Keep text as written."}],
+    }
     good = {"edits": [{"op": "append_to_section", "heading": "## Safe edits", "text": "- Keep text as written."}]}
     scripted_server.script([json.dumps(bad), json.dumps(good)], role="analyst")
     summary = run(store, config, scripted_server, mode="error", analyst="single-call")
@@ -206,8 +243,10 @@ def test_edits_outside_the_skill_are_rejected(env, scripted_server, tmp_path, pa
     store, config, suite = env
     record = start_run(store)
     add_trajectory(record, suite, "txt-1", wrong=False, tmp=tmp_path)
-    report = {"lessons": [{"text": "Inspect first.", "topic": "workflow"}],
-              "edits": [{"op": "create_reference", "file": path, "content": "# x\n"}]}
+    report = {
+        "lessons": [{"text": "Inspect first.", "topic": "workflow"}],
+        "edits": [{"op": "create_reference", "file": path, "content": "# x\n"}],
+    }
     scripted_server.script([json.dumps(report)], role="analyst")
     summary = run(store, config, scripted_server, mode="success", edit_retries=0)
     assert summary.rejected_by_reason == {"unsafe path": 1}
@@ -226,13 +265,19 @@ def test_leaking_patches_are_rejected_with_the_reason(env, scripted_server, tmp_
 
     def leaky(request):
         traj = analyst_facts(request)["trajectory"]
-        text = {"gold": "- The total for these orders is 48,216.",
-                "heldout": "- Task h-901 copies A1 into B1.",
-                "lesson": "- Multiply quantity by price.",
-                "visible": "- Quantities such as 123 sit in column A."}[traj]
+        text = {
+            "gold": "- The total for these orders is 48,216.",
+            "heldout": "- Task h-901 copies A1 into B1.",
+            "lesson": "- Multiply quantity by price.",
+            "visible": "- Quantities such as 123 sit in column A.",
+        }[traj]
         lesson = "The answer is 48216." if traj == "lesson" else "Multiply quantity by price."
-        return json.dumps({"lessons": [{"text": lesson, "topic": "formulas"}],
-                           "edits": [{"op": "append_to_section", "heading": "## Safe edits", "text": text}]})
+        return json.dumps(
+            {
+                "lessons": [{"text": lesson, "topic": "formulas"}],
+                "edits": [{"op": "append_to_section", "heading": "## Safe edits", "text": text}],
+            }
+        )
 
     scripted_server.on(leaky, role="analyst")
     summary = run(store, config, scripted_server, mode="success", edit_retries=0)
@@ -246,17 +291,27 @@ def test_leaking_patches_are_rejected_with_the_reason(env, scripted_server, tmp_
 
 # ---------------------------------------------------------------------- many trajectories
 def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, scripted_server):
-    store, config, suite = env
+    store, config, _suite = env
     record = start_run(store)
     s0 = record.manifest().s0
-    trajs = [Trajectory(id=f"t{i:03d}", task_id="txt-1", verdict="passed", instruction="Copy names.",
-                        skill_dir=SKILL_DIR, s0=s0, source="rollout") for i in range(50)]
+    trajs = [
+        Trajectory(
+            id=f"t{i:03d}",
+            task_id="txt-1",
+            verdict="passed",
+            instruction="Copy names.",
+            skill_dir=SKILL_DIR,
+            s0=s0,
+            source="rollout",
+        )
+        for i in range(50)
+    ]
     add_trajectories(record, list(reversed(trajs)))
     scripted_server.on(success_analyst_responder, role="analyst")
     scripted_server.latency = 0.02  # so that analyses overlap and the bound is really tested
 
     summary = run(store, config, scripted_server, mode="combined", concurrency=4)
-    assert (summary.analysed, summary.accepted, summary.branches, summary.rejected) == (50, 50, 50, 0)
+    assert (summary.analyzed, summary.accepted, summary.branches, summary.rejected) == (50, 50, 50, 0)
     assert 2 <= scripted_server.peak_in_flight <= 4
     refs = store.refs("refs/heads/t2s/r1/patch/")
     assert sorted(refs) == [patch_branch("r1", f"{n:04d}") for n in range(1, 51)]
@@ -268,7 +323,7 @@ def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, sc
         assert set(TRAILERS) <= set(trailers)
         assert trailers["T2S-Patch"] == f"{n:04d}" and trailers["T2S-Trajectory"] == traj.id
         assert trailers["T2S-Analyst"] == "success" and trailers["T2S-Outcome"] == "passed"
-    from t2s.runs import RunRecord
+    from t2s.record.runs import RunRecord
 
     manifest = RunRecord(store, "r1").manifest()
     assert manifest.stages["analyze"].status == "done" and manifest.stages["analyze"].summary["accepted"] == 50
@@ -281,18 +336,21 @@ def test_fifty_trajectories_give_fifty_branches_with_bounded_concurrency(env, sc
 
 
 def test_a_budget_cap_stops_new_work_and_the_next_run_resumes(env, scripted_server):
-    store, config, suite = env
+    store, config, _suite = env
     record = start_run(store)
     s0 = record.manifest().s0
-    add_trajectories(record, [Trajectory(id=f"t{i}", task_id="txt-1", verdict="passed", skill_dir=SKILL_DIR, s0=s0)
-                              for i in range(5)])
+    add_trajectories(
+        record,
+        [Trajectory(id=f"t{i}", task_id="txt-1", verdict="passed", skill_dir=SKILL_DIR, s0=s0) for i in range(5)],
+    )
     scripted_server.on(analyst_responder, role="analyst")
-    capped = LLM(roles={"analyst": scripted_role(scripted_server, model="analyst-model")}, env={},
-                 budget={"max_calls": 2})
+    capped = LLM(
+        roles={"analyst": scripted_role(scripted_server, model="analyst-model")}, env={}, budget={"max_calls": 2}
+    )
     first = run(store, config, scripted_server, llm=capped, concurrency=1)
     assert first.stopped and "max_calls=2" in first.stopped
-    assert (first.analysed, first.remaining) == (2, 3)
-    from t2s.runs import RunRecord
+    assert (first.analyzed, first.remaining) == (2, 3)
+    from t2s.record.runs import RunRecord
 
     assert RunRecord(store, "r1").manifest().stages["analyze"].status == "failed"
     second = run(store, config, scripted_server, concurrency=2)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import openpyxl
 
-from t2s.gitstore import GitStore
-from t2s.runs import RunManifest, RunRecord
-from t2s.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
+from t2s.agent.trajectory import Message, Step, ToolCallRecord, Trajectory, artifacts_prefix, trajectory_path
+from t2s.gitstore.store import GitStore
+from t2s.record.runs import RunManifest, RunRecord
 
 SKILL_DIR = "skills/xlsx"
 NAMES = ["Kestrel Ridge ", "Otter Bay ", "Pine Hollow "]
@@ -29,8 +29,12 @@ TASKS = {
         "instruction": "Copy each name in A1:A3 into column B exactly as written.",
         "answer_position": "B1:B3",
         "input": {"Sheet1": {f"A{i}": n for i, n in enumerate(NAMES, start=1)}},
-        "golden": {"Sheet1": {**{f"A{i}": n for i, n in enumerate(NAMES, start=1)},
-                              **{f"B{i}": n for i, n in enumerate(NAMES, start=1)}}},
+        "golden": {
+            "Sheet1": {
+                **{f"A{i}": n for i, n in enumerate(NAMES, start=1)},
+                **{f"B{i}": n for i, n in enumerate(NAMES, start=1)},
+            }
+        },
         "right": "for r in range(1, 4):\n    ws.cell(r, 2).value = ws.cell(r, 1).value\n",
         "wrong": "for r in range(1, 4):\n    ws.cell(r, 2).value = ws.cell(r, 1).value.strip()\n",
     },
@@ -68,8 +72,15 @@ def _book(sheets: dict[str, dict[str, object]]) -> openpyxl.Workbook:
 def make_suite(root: Path) -> Path:
     rows = []
     for tid, spec in TASKS.items():
-        rows.append({"id": tid, "instruction": spec["instruction"], "spreadsheet_path": f"spreadsheet/{tid}",
-                     "instruction_type": "Cell-Level Manipulation", "answer_position": spec["answer_position"]})
+        rows.append(
+            {
+                "id": tid,
+                "instruction": spec["instruction"],
+                "spreadsheet_path": f"spreadsheet/{tid}",
+                "instruction_type": "Cell-Level Manipulation",
+                "answer_position": spec["answer_position"],
+            }
+        )
         folder = root / "spreadsheet" / tid
         folder.mkdir(parents=True, exist_ok=True)
         _book(spec["input"]).save(folder / f"1_{tid}_init.xlsx")
@@ -81,7 +92,7 @@ def make_suite(root: Path) -> Path:
 
 def make_repo(tmp_path: Path) -> GitStore:
     """A skill repo (xlsx seed) whose t2s.toml configures the suite 'sheets'."""
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     suite = make_suite(tmp_path / "suite")
     root = tmp_path / "skills-repo"
@@ -89,15 +100,17 @@ def make_repo(tmp_path: Path) -> GitStore:
     toml = root / "t2s.toml"
     text = toml.read_text().replace('# suite = "sheets"', 'suite = "sheets"')
     text = text.replace('mode = "read-write"', 'mode = "off"')
-    text += (f'\n[suites.sheets]\ntype = "spreadsheetbench"\npath = "{suite}"\n'
-             '[suites.sheets.splits]\nevolve = { ids = ["txt-1", "mul-2"] }\nheldout = { ids = ["h-901"] }\n')
+    text += (
+        f'\n[suites.sheets]\ntype = "spreadsheetbench"\npath = "{suite}"\n'
+        '[suites.sheets.splits]\nevolve = { ids = ["txt-1", "mul-2"] }\nheldout = { ids = ["h-901"] }\n'
+    )
     toml.write_text(text)
     return GitStore.discover(root)
 
 
 def load_config_and_suite(store: GitStore):
     from t2s.config import load_config
-    from t2s.rollout import load_rollout_suite
+    from t2s.rollouts.rollout import load_rollout_suite
 
     config = load_config(store.root / "t2s.toml")
     return config, load_rollout_suite(config, store, None)
@@ -112,23 +125,33 @@ def start_run(store: GitStore, run: str = "r1", suite: str = "sheets") -> RunRec
 def agent_code(task_id: str, wrong: bool) -> str:
     spec = TASKS[task_id]
     body = spec["wrong" if wrong else "right"]
-    return (f"import openpyxl\nwb = openpyxl.load_workbook('1_{task_id}_init.xlsx')\nws = wb.worksheets[0]\n"
-            f"{body}wb.save('output.xlsx')\n")
+    return (
+        f"import openpyxl\nwb = openpyxl.load_workbook('1_{task_id}_init.xlsx')\nws = wb.worksheets[0]\n"
+        f"{body}wb.save('output.xlsx')\n"
+    )
 
 
 def output_workbook(suite, task_id: str, wrong: bool) -> bytes:
     """What the agent's script writes (computed here, in-process)."""
     task = suite.task(task_id)
     wb = openpyxl.load_workbook(task.cases[0].input_path)
-    ws = wb.worksheets[0]  # noqa: F841 - used by the exec'd body
+    ws = wb.worksheets[0]
     exec(TASKS[task_id]["wrong" if wrong else "right"], {"ws": ws})
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
 
 
-def add_trajectory(record: RunRecord, suite, task_id: str, *, wrong: bool, traj_id: str | None = None,
-                   tmp: Path | None = None, check: bool = True) -> Trajectory:
+def add_trajectory(
+    record: RunRecord,
+    suite,
+    task_id: str,
+    *,
+    wrong: bool,
+    traj_id: str | None = None,
+    tmp: Path | None = None,
+    check: bool = True,
+) -> Trajectory:
     """A finished agent episode on ``task_id`` (passed or failed by the real checker)."""
     traj_id = traj_id or task_id
     task = suite.task(task_id)
@@ -145,25 +168,56 @@ def add_trajectory(record: RunRecord, suite, task_id: str, *, wrong: bool, traj_
     messages = [
         Message(role="system", content="You are an agent with the xlsx skill."),
         Message(role="user", content=task.instruction),
-        Message(role="assistant", content=None, tool_calls=[ToolCallRecord(id="c1", name="run_python",
-                                                                           arguments=json.dumps({"code": code}))]),
+        Message(
+            role="assistant",
+            content=None,
+            tool_calls=[ToolCallRecord(id="c1", name="run_python", arguments=json.dumps({"code": code}))],
+        ),
         Message(role="tool", content="[run_python] ok (exit code 0) in 0.2 s\n(no output)", tool_call_id="c1"),
         Message(role="assistant", content=None, tool_calls=[ToolCallRecord(id="c2", name="finish", arguments="{}")]),
         Message(role="tool", content="Finished.", tool_call_id="c2"),
     ]
     traj = Trajectory(
-        id=traj_id, task_id=task_id, suite="sheets", split="evolve", instruction=task.instruction,
-        answer_position=task.answer_position, skill_dir=SKILL_DIR, s0=record.manifest().s0,
-        model="agent-model", protocol="tools", protocol_used="tools", messages=messages,
-        steps=[Step(index=1, turn=1, tool="run_python", arguments={"code": code},
-                    observation="[run_python] ok (exit code 0)", exit_code=0),
-               Step(index=2, turn=2, tool="finish", observation="Finished.")],
-        outputs=["output.xlsx"], scripts=[code], check=report, verdict=verdict, score=score,
-        stop_reason="finished", turns=2,
+        id=traj_id,
+        task_id=task_id,
+        suite="sheets",
+        split="evolve",
+        instruction=task.instruction,
+        answer_position=task.answer_position,
+        skill_dir=SKILL_DIR,
+        s0=record.manifest().s0,
+        model="agent-model",
+        protocol="tools",
+        protocol_used="tools",
+        messages=messages,
+        steps=[
+            Step(
+                index=1,
+                turn=1,
+                tool="run_python",
+                arguments={"code": code},
+                observation="[run_python] ok (exit code 0)",
+                exit_code=0,
+            ),
+            Step(index=2, turn=2, tool="finish", observation="Finished."),
+        ],
+        outputs=["output.xlsx"],
+        scripts=[code],
+        check=report,
+        verdict=verdict,
+        score=score,
+        stop_reason="finished",
+        turns=2,
     )
     prefix = artifacts_prefix(traj_id)
-    record.write({trajectory_path(traj_id): traj.to_json(), prefix + "output.xlsx": output,
-                  prefix + "scripts/001.py": code.encode()}, f"rollout {traj_id}")
+    record.write(
+        {
+            trajectory_path(traj_id): traj.to_json(),
+            prefix + "output.xlsx": output,
+            prefix + "scripts/001.py": code.encode(),
+        },
+        f"rollout {traj_id}",
+    )
     return traj
 
 

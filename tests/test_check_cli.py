@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from tests.test_tasks_helpers import make_suite, write_book
 from tests.conftest import SPREADSHEETBENCH, needs_shared
+from tests.test_tasks_helpers import make_suite, write_book
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def env(tmp_path, monkeypatch):
     (repo / "t2s.toml").write_text('[suites.mini]\npath = "data/sb"\n')
     sub = repo / "deep" / "er"
     sub.mkdir(parents=True)
-    monkeypatch.chdir(sub)                      # t2s.toml is found walking up
+    monkeypatch.chdir(sub)  # t2s.toml is found walking up
     return suite, tmp_path
 
 
@@ -33,7 +33,7 @@ def test_pass_fail_and_json(env):
     good = shutil.copy(suite / "spreadsheet" / "a-1" / "2_a-1_answer.xlsx", tmp / "good.xlsx")
     r = run("check", str(good), "--task", "a-1", "--suite", "mini", "--case", "2")
     assert r.exit_code == 0 and r.output.startswith("PASS  task a-1 case 2")
-    r = run("check", str(good), "--task", "a-1", "--suite", "mini")          # case 1 differs
+    r = run("check", str(good), "--task", "a-1", "--suite", "mini")  # case 1 differs
     assert r.exit_code == 1 and "FAIL" in r.output and "Sheet1!C2" in r.output
     r = run("check", str(good), "--task", "a-1", "--suite", str(suite), "--json")
     data = json.loads(r.output)
@@ -43,20 +43,23 @@ def test_pass_fail_and_json(env):
     assert (m["expected_type"], m["actual_type"]) == ("int", "int")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--task", "zzz", "--suite", "mini"], "has no task 'zzz'"),
-    (["--task", "a-1", "--suite", "nosuch"], "neither a configured suite"),
-    (["--task", "a-1", "--suite", "mini", "--case", "9"], "has no test case 9"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "zzz", "--suite", "mini"], "has no task 'zzz'"),
+        (["--task", "a-1", "--suite", "nosuch"], "neither a configured suite"),
+        (["--task", "a-1", "--suite", "mini", "--case", "9"], "has no test case 9"),
+    ],
+)
 def test_usage_errors_exit_2(env, args, message):
-    suite, tmp = env
+    _suite, tmp = env
     out = write_book(tmp / "o.xlsx", {"Sheet1": {}})
     r = CliRunner().invoke(main, ["check", str(out), *args])
     assert r.exit_code == 2 and message in r.output
 
 
 def test_missing_output_exits_2_and_corrupt_output_fails(env):
-    suite, tmp = env
+    _suite, tmp = env
     r = CliRunner().invoke(main, ["check", str(tmp / "none.xlsx"), "--task", "a-1", "--suite", "mini"])
     assert r.exit_code == 2 and "no such file" in r.output
     bad = tmp / "bad.xlsx"
@@ -66,10 +69,11 @@ def test_missing_output_exits_2_and_corrupt_output_fails(env):
 
 
 def test_overlapping_splits_refuse_to_run(env):
-    suite, tmp = env
+    _suite, tmp = env
     (tmp / "repo" / "t2s.toml").write_text(
         '[suites.mini]\npath = "data/sb"\n[suites.mini.splits.evolve]\nrows = "0:2"\n'
-        '[suites.mini.splits.heldout]\nids = ["a-1"]\n')
+        '[suites.mini.splits.heldout]\nids = ["a-1"]\n'
+    )
     out = write_book(tmp / "o.xlsx", {"Sheet1": {}})
     r = CliRunner().invoke(main, ["check", str(out), "--task", "a-1", "--suite", "mini"])
     assert r.exit_code == 2 and "overlap" in r.output and "a-1" in r.output

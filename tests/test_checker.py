@@ -19,27 +19,30 @@ from t2s.tasks.xlsx_compare import (
 from tests.test_tasks_helpers import write_book
 
 
-@pytest.mark.parametrize("expected, actual, equal", [
-    (1, 1.0, True),
-    (1.004, 1.0, True),          # rounded to 2 decimals
-    (1.006, 1.0, False),
-    ("3.50", 3.5, True),         # numeric strings become numbers
-    ("abc", "abc", True),
-    ("abc", "ABC", False),       # other strings compare exactly
-    ("", None, True),
-    (None, "", True),
-    (0, None, False),
-    ("1", "x", False),
-    (True, 1, True),             # bool is an int to the official code
-    ("x", 1, False),             # differing types fail
-    (datetime.datetime(2024, 2, 22, 11, 0), 45344.0, True),   # serial day, 0 decimals
-    (datetime.datetime(2024, 2, 22, 13, 0), 45344.0, False),  # 45344.54 rounds up
-    (datetime.datetime(2024, 2, 22), datetime.datetime(2024, 2, 22, 11, 0), True),
-    (datetime.datetime(2024, 2, 22), datetime.datetime(2024, 2, 23), False),
-    (datetime.time(9, 30), "09:30", True),
-    (datetime.time(9, 30), datetime.time(9, 30, 59), True),
-    (datetime.time(9, 30), datetime.time(9, 31), False),
-])
+@pytest.mark.parametrize(
+    "expected, actual, equal",
+    [
+        (1, 1.0, True),
+        (1.004, 1.0, True),  # rounded to 2 decimals
+        (1.006, 1.0, False),
+        ("3.50", 3.5, True),  # numeric strings become numbers
+        ("abc", "abc", True),
+        ("abc", "ABC", False),  # other strings compare exactly
+        ("", None, True),
+        (None, "", True),
+        (0, None, False),
+        ("1", "x", False),
+        (True, 1, True),  # bool is an int to the official code
+        ("x", 1, False),  # differing types fail
+        (datetime.datetime(2024, 2, 22, 11, 0), 45344.0, True),  # serial day, 0 decimals
+        (datetime.datetime(2024, 2, 22, 13, 0), 45344.0, False),  # 45344.54 rounds up
+        (datetime.datetime(2024, 2, 22), datetime.datetime(2024, 2, 22, 11, 0), True),
+        (datetime.datetime(2024, 2, 22), datetime.datetime(2024, 2, 23), False),
+        (datetime.time(9, 30), "09:30", True),
+        (datetime.time(9, 30), datetime.time(9, 30, 59), True),
+        (datetime.time(9, 30), datetime.time(9, 31), False),
+    ],
+)
 def test_value_semantics(expected, actual, equal):
     assert values_equal(expected, actual) is equal
 
@@ -78,7 +81,7 @@ def test_enumerate_cells_literal_and_lenient():
         enumerate_cells("A:G", lenient=False)
     with pytest.raises(ValueError, match="not a column name"):
         enumerate_cells(" G11:G13", lenient=False)
-    assert enumerate_cells("BD2:308", lenient=False) == []      # official: nothing compared
+    assert enumerate_cells("BD2:308", lenient=False) == []  # official: nothing compared
     assert enumerate_cells("A:B", lenient=True, max_row=2) == [(1, 1), (2, 1), (1, 2), (2, 2)]
     assert enumerate_cells("BD2:308", lenient=True) == [(r, 56) for r in range(2, 309)]
     assert enumerate_cells("$b$2:c2", lenient=True) == [(2, 2), (2, 3)]
@@ -91,10 +94,12 @@ def _report():
 
 
 def test_report_lists_every_mismatch_with_types(tmp_path):
-    answer = write_book(tmp_path / "ans.xlsx", {"Data": {"A1": 1, "A2": "x", "B1": 2.5, "B2": None},
-                                                "Other": {"A1": 9}})
-    output = write_book(tmp_path / "out.xlsx", {"Data": {"A1": 1.0, "A2": "y", "B1": "2.5", "B2": 0},
-                                                "Other": {"A1": 9}})
+    answer = write_book(
+        tmp_path / "ans.xlsx", {"Data": {"A1": 1, "A2": "x", "B1": 2.5, "B2": None}, "Other": {"A1": 9}}
+    )
+    output = write_book(
+        tmp_path / "out.xlsx", {"Data": {"A1": 1.0, "A2": "y", "B1": "2.5", "B2": 0}, "Other": {"A1": 9}}
+    )
     r = compare_workbooks(answer, output, "A1:B2", report=_report())
     assert not r.passed
     assert r.cells_checked == 4 and r.mismatch_count == 2
@@ -125,7 +130,7 @@ def test_missing_sheet_missing_file_and_corrupt_output_fail_with_a_reason(tmp_pa
     bad.write_bytes(b"this is not a zip file")
     r = compare_workbooks(answer, bad, "A1", report=_report())
     assert not r.passed and "not a readable .xlsx" in r.problems[0]
-    with pytest.raises(T2SError, match="answer file .* not a readable"):
+    with pytest.raises(T2SError, match=r"answer file .* not a readable"):
         compare_workbooks(bad, output, "A1", report=_report())
 
 

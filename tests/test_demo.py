@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from t2s.demo import run_demo
-from t2s.gitstore import GitStore
-from t2s.notes import read_eval_note
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import read_eval_note
 
 pytestmark = pytest.mark.demo
 

@@ -8,19 +8,14 @@ import pytest
 import unidiff
 from pydantic import ValidationError
 
-from t2s.edits import EditList, edit_list_schema, headings, parse_edits
-from t2s.patches import (
-    check_edit_path,
-    edit_format_prompt,
-    distinctive_values,
-    find_leaks,
-    find_overlaps,
-    is_distinctive,
-    render_edits,
-    unified_diff,
-)
-from t2s.edits import EditError
-from t2s.skill import Limits
+from t2s.patches.diff import unified_diff
+from t2s.patches.edits import EditError, EditList, edit_list_schema, headings, parse_edits
+from t2s.patches.guardrails import check_edit_path
+from t2s.patches.leaks import distinctive_values, find_leaks, is_distinctive
+from t2s.patches.overlaps import find_overlaps
+from t2s.patches.render import render_edits
+from t2s.patches.retries import edit_format_prompt
+from t2s.skill.format import Limits
 
 SKILL = """\
 ---
@@ -71,33 +66,41 @@ def fail(edits, files=S0, **kw):
 
 # ---------------------------------------------------------------------- ops
 def test_insert_after_and_before_an_anchor():
-    r = ok([
-        {"op": "insert", "anchor": "- Open the workbook", "position": "after", "text": "- Check the sheet name."},
-        {"op": "insert", "anchor": "## Pitfalls", "position": "before", "text": "## Checks\n\nRe-read the task.\n"},
-    ])
+    r = ok(
+        [
+            {"op": "insert", "anchor": "- Open the workbook", "position": "after", "text": "- Check the sheet name."},
+            {"op": "insert", "anchor": "## Pitfalls", "position": "before", "text": "## Checks\n\nRe-read the task.\n"},
+        ]
+    )
     text = r.files["SKILL.md"]
     assert "- Open the workbook with openpyxl.\n- Check the sheet name.\n- Write" in text
     assert "Keep formulas as formulas.\n\n## Checks\n\nRe-read the task.\n## Pitfalls" in text
     assert r.added == 4 and r.removed == 0
     assert r.paths == ["skills/demo/SKILL.md"]
-    assert r.diff.startswith("diff --git a/skills/demo/SKILL.md b/skills/demo/SKILL.md\n--- a/skills/demo/SKILL.md\n+++ b/skills/demo/SKILL.md\n@@ ")
+    assert r.diff.startswith(
+        "diff --git a/skills/demo/SKILL.md b/skills/demo/SKILL.md\n--- a/skills/demo/SKILL.md\n+++ b/skills/demo/SKILL.md\n@@ "
+    )
 
 
 def test_replace_and_delete():
-    r = ok([
-        {"op": "replace", "old": "Merged cells hide values.", "new": "Merged cells hide values; unmerge first."},
-        {"op": "replace", "old": "- Write the answer cells.\n", "new": ""},
-    ])
+    r = ok(
+        [
+            {"op": "replace", "old": "Merged cells hide values.", "new": "Merged cells hide values; unmerge first."},
+            {"op": "replace", "old": "- Write the answer cells.\n", "new": ""},
+        ]
+    )
     assert "unmerge first" in r.files["SKILL.md"]
     assert "Write the answer" not in r.files["SKILL.md"]
     assert (r.added, r.removed) == (1, 2)
 
 
 def test_append_to_section_continues_a_list_and_lands_after_subsections():
-    r = ok([
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "Dates are serial numbers."},
-        {"op": "append_to_section", "heading": "## Workflow", "text": "- Save with a new name."},
-    ])
+    r = ok(
+        [
+            {"op": "append_to_section", "heading": "Pitfalls", "text": "Dates are serial numbers."},
+            {"op": "append_to_section", "heading": "## Workflow", "text": "- Save with a new name."},
+        ]
+    )
     text = r.files["SKILL.md"]
     # after the subsection "### Details", separated by a blank line (not a list there)
     assert "Keep formulas as formulas.\n\n- Save with a new name.\n\n## Pitfalls" in text
@@ -107,48 +110,77 @@ def test_append_to_section_continues_a_list_and_lands_after_subsections():
 def test_append_to_section_continues_list_directly():
     r = ok([{"op": "append_to_section", "heading": "### Details", "text": "Also values."}])
     assert "Keep formulas as formulas.\n\nAlso values.\n\n## Pitfalls" in r.files["SKILL.md"]
-    files = dict(S0, **{"SKILL.md": SKILL.replace("\nSee [formulas](references/formulas.md).\n", "- [formulas](references/formulas.md)\n")})
+    files = dict(
+        S0,
+        **{
+            "SKILL.md": SKILL.replace(
+                "\nSee [formulas](references/formulas.md).\n", "- [formulas](references/formulas.md)\n"
+            )
+        },
+    )
     r = ok([{"op": "append_to_section", "heading": "pitfalls", "text": "- Hidden rows count too."}], files)
     assert "- [formulas](references/formulas.md)\n- Hidden rows count too.\n" in r.files["SKILL.md"]
 
 
 def test_add_section_after_a_section_and_at_the_end():
-    r = ok([
-        {"op": "add_section", "heading": "## Checks", "body": "Re-open the file.", "after": "Workflow"},
-        {"op": "add_section", "heading": "Last words", "body": "Be careful.", "after": None},
-    ])
+    r = ok(
+        [
+            {"op": "add_section", "heading": "## Checks", "body": "Re-open the file.", "after": "Workflow"},
+            {"op": "add_section", "heading": "Last words", "body": "Be careful.", "after": None},
+        ]
+    )
     text = r.files["SKILL.md"]
     assert "Keep formulas as formulas.\n\n## Checks\n\nRe-open the file.\n\n## Pitfalls" in text
     assert text.endswith("references/formulas.md).\n\n## Last words\n\nBe careful.\n")
 
 
 def test_create_reference_linked_in_the_same_patch():
-    r = ok([
-        {"op": "create_reference", "file": "references/dates.md", "content": "# Dates\n\nSerial numbers start in 1900."},
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- [Dates](references/dates.md): read for date cells."},
-    ])
+    r = ok(
+        [
+            {
+                "op": "create_reference",
+                "file": "references/dates.md",
+                "content": "# Dates\n\nSerial numbers start in 1900.",
+            },
+            {
+                "op": "append_to_section",
+                "heading": "Pitfalls",
+                "text": "- [Dates](references/dates.md): read for date cells.",
+            },
+        ]
+    )
     assert r.files["references/dates.md"] == "# Dates\n\nSerial numbers start in 1900.\n"
     assert "new file mode 100644\n--- /dev/null\n+++ b/skills/demo/references/dates.md\n@@ -0,0 +1,3 @@\n" in r.diff
     assert r.paths == ["skills/demo/SKILL.md", "skills/demo/references/dates.md"]
 
 
 def test_append_to_reference_and_skill_dir_prefix_is_accepted():
-    r = ok([{"op": "append_to_reference", "file": "skills/demo/references/formulas.md", "text": "Use AVERAGE for means."}])
+    r = ok(
+        [{"op": "append_to_reference", "file": "skills/demo/references/formulas.md", "text": "Use AVERAGE for means."}]
+    )
     assert r.files == {"references/formulas.md": FORMULAS + "\nUse AVERAGE for means.\n"}
 
 
 def test_edits_apply_in_order_on_new_text():
-    r = ok([
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- Totals row: never sum it twice."},
-        {"op": "replace", "old": "never sum it twice", "new": "exclude it from sums"},
-    ])
+    r = ok(
+        [
+            {"op": "append_to_section", "heading": "Pitfalls", "text": "- Totals row: never sum it twice."},
+            {"op": "replace", "old": "never sum it twice", "new": "exclude it from sums"},
+        ]
+    )
     assert r.files["SKILL.md"].endswith("references/formulas.md).\n\n- Totals row: exclude it from sums.\n")
 
 
 def test_unicode_text_and_crlf_free_output():
-    r = ok([
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- Währung: « € » and 日本語 headers.\r\n- Ünïcödé ✓\r\n"},
-    ])
+    r = ok(
+        [
+            {
+                "op": "append_to_section",
+                "heading": "Pitfalls",
+                "text": "- Währung: « € » and 日本語 headers.\r\n- Ünïcödé ✓\r\n",
+            },
+        ]
+    )
     assert "- Währung: « € » and 日本語 headers.\n- Ünïcödé ✓\n" in r.files["SKILL.md"]
     assert "\r" not in r.files["SKILL.md"]
 
@@ -184,10 +216,14 @@ def one(failures):
 
 
 def test_anchor_missing_names_the_edit_and_the_closest_line():
-    f = one(fail([
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- fine"},
-        {"op": "insert", "anchor": "Open the work book with openpyxl", "text": "x"},
-    ]))
+    f = one(
+        fail(
+            [
+                {"op": "append_to_section", "heading": "Pitfalls", "text": "- fine"},
+                {"op": "insert", "anchor": "Open the work book with openpyxl", "text": "x"},
+            ]
+        )
+    )
     assert (f.index, f.op, f.file) == (2, "insert", "SKILL.md")
     assert f.reason.startswith("the anchor text occurs 0 times in SKILL.md; closest text (line 10")
     assert "Open the workbook with openpyxl" in f.reason
@@ -196,7 +232,9 @@ def test_anchor_missing_names_the_edit_and_the_closest_line():
 
 def test_replace_missing_and_ambiguous():
     f = one(fail([{"op": "replace", "old": "Merged cels hide values", "new": "x"}]))
-    assert f.reason.startswith("the text to replace occurs 0 times in SKILL.md; closest text (line 19, 92% similar): '- Merged cells hide values.'")
+    assert f.reason.startswith(
+        "the text to replace occurs 0 times in SKILL.md; closest text (line 19, 92% similar): '- Merged cells hide values.'"
+    )
     f = one(fail([{"op": "replace", "old": "formulas", "new": "x"}]))
     assert f.reason == (
         "the text to replace occurs 4 times in SKILL.md (on lines 15, 21); "
@@ -261,7 +299,11 @@ def test_bad_paths_are_refused(path, words):
 def test_editing_scripts_or_a_symlink_is_refused():
     f = one(fail([{"op": "replace", "file": "scripts/run.py", "old": "hi", "new": "ho"}]))
     assert "scripts/ is never edited" in f.reason
-    f = one(fail([{"op": "append_to_reference", "file": "references/link.md", "text": "x"}], symlinks={"references/link.md"}))
+    f = one(
+        fail(
+            [{"op": "append_to_reference", "file": "references/link.md", "text": "x"}], symlinks={"references/link.md"}
+        )
+    )
     assert "is a symlink" in f.reason
     with pytest.raises(EditError, match="references is a symlink"):
         check_edit_path("references/new.md", skill_dir=DIR, existing=[], symlinks={"references"}, creating=True)
@@ -294,7 +336,9 @@ def test_size_overflow():
     text = "\n".join(f"- lesson {i}" for i in range(20))
     f = one(fail([{"op": "append_to_section", "heading": "Pitfalls", "text": text}], limits=Limits(30, 300)))
     assert f.reason.startswith("SKILL.md would have 42 lines; at most 30 (move detail into a references/ file)")
-    f = one(fail([{"op": "append_to_reference", "file": "references/formulas.md", "text": text}], limits=Limits(500, 10)))
+    f = one(
+        fail([{"op": "append_to_reference", "file": "references/formulas.md", "text": text}], limits=Limits(500, 10))
+    )
     assert f.reason.startswith("references/formulas.md would have 24 lines; at most 10")
 
 
@@ -302,29 +346,37 @@ def test_empty_patch_and_no_op_edits():
     assert one(fail([])).reason == "the list of edits is empty, so the patch changes nothing"
     f = one(fail([{"op": "replace", "old": "Demo", "new": "Demo"}]))
     assert "identical" in f.reason
-    f = one(fail([
-        {"op": "replace", "old": "# Demo\n", "new": "# Demo!\n"},
-        {"op": "replace", "old": "# Demo!\n", "new": "# Demo\n"},
-    ]))
+    f = one(
+        fail(
+            [
+                {"op": "replace", "old": "# Demo\n", "new": "# Demo!\n"},
+                {"op": "replace", "old": "# Demo!\n", "new": "# Demo\n"},
+            ]
+        )
+    )
     assert f.reason == "the edits change nothing (empty patch)"
 
 
 def test_invalid_edit_objects_are_reported_per_index():
-    failures = fail([
-        {"op": "replace", "old": "Demo"},
-        {"op": "rewrite", "file": "SKILL.md"},
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- ok"},
-    ])
+    failures = fail(
+        [
+            {"op": "replace", "old": "Demo"},
+            {"op": "rewrite", "file": "SKILL.md"},
+            {"op": "append_to_section", "heading": "Pitfalls", "text": "- ok"},
+        ]
+    )
     assert [(f.index, f.op) for f in failures] == [(1, "replace"), (2, "rewrite")]
     assert "new" in failures[0].reason and "not a valid edit" in failures[0].reason
 
 
 def test_all_failing_edits_are_reported_together():
-    failures = fail([
-        {"op": "insert", "anchor": "nope nope", "text": "x"},
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- fine"},
-        {"op": "create_reference", "file": "../up.md", "content": "x"},
-    ])
+    failures = fail(
+        [
+            {"op": "insert", "anchor": "nope nope", "text": "x"},
+            {"op": "append_to_section", "heading": "Pitfalls", "text": "- fine"},
+            {"op": "create_reference", "file": "../up.md", "content": "x"},
+        ]
+    )
     assert [f.index for f in failures] == [1, 3]
 
 
@@ -349,11 +401,22 @@ def test_documented_examples_are_valid_edits():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "patches.md").read_text()
     prompt = edit_format_prompt()
     for text in (doc, prompt):
-        examples = [line.strip().strip("`").split("`  plus `")[0] for line in text.splitlines() if line.strip().startswith(("{\"op\"", "`{\"op\""))]
+        examples = [
+            line.strip().strip("`").split("`  plus `")[0]
+            for line in text.splitlines()
+            if line.strip().startswith(('{"op"', '`{"op"'))
+        ]
         examples = [e for e in examples if e.endswith("}")]
         assert len(examples) >= 6
         edits = parse_edits(json.loads("[" + ",".join(examples) + "]"))
-        assert {e.op for e in edits} == {"insert", "replace", "append_to_section", "add_section", "create_reference", "append_to_reference"}
+        assert {e.op for e in edits} == {
+            "insert",
+            "replace",
+            "append_to_section",
+            "add_section",
+            "create_reference",
+            "append_to_reference",
+        }
 
 
 def test_unified_diff_new_file_without_newline():
@@ -367,12 +430,14 @@ def test_unified_diff_new_file_without_newline():
 
 # ---------------------------------------------------------------------- leaks
 def test_leaks_found():
-    text = "- If the total is 12,345.67 write it in B2.\n- Task 13284 needed VLOOKUP.\n- The region is North-West Europe."
+    text = (
+        "- If the total is 12,345.67 write it in B2.\n- Task 13284 needed VLOOKUP.\n- The region is North-West Europe."
+    )
     leaks = find_leaks(text, forbidden_values=["12345.67", "north-west  europe", 4711], forbidden_ids=["13284"])
     assert len(leaks) == 3
-    assert any("held-out task id '13284'" in l for l in leaks)
-    assert any("task-specific value '12345.67'" in l and "12,345.67" in l for l in leaks)
-    assert any("'north-west europe'" in l for l in leaks)
+    assert any("held-out task id '13284'" in leak for leak in leaks)
+    assert any("task-specific value '12345.67'" in leak and "12,345.67" in leak for leak in leaks)
+    assert any("'north-west europe'" in leak for leak in leaks)
 
 
 def test_leaks_in_a_diff_only_count_added_lines():
@@ -455,8 +520,12 @@ def test_overlaps_found_with_positions():
     ]
     found = find_overlaps(edits, S0)
     assert len(found) == 2, found
-    assert found[0].startswith("edits 1 (replace) and 2 (replace) touch the same region of SKILL.md near line 10 (the texts they replace overlap)")
-    assert found[1].startswith("edits 3 (insert) and 4 (replace) touch the same region of SKILL.md near line 19 (3 (insert) is located in text that 4 (replace) rewrites)")
+    assert found[0].startswith(
+        "edits 1 (replace) and 2 (replace) touch the same region of SKILL.md near line 10 (the texts they replace overlap)"
+    )
+    assert found[1].startswith(
+        "edits 3 (insert) and 4 (replace) touch the same region of SKILL.md near line 19 (3 (insert) is located in text that 4 (replace) rewrites)"
+    )
 
 
 def test_overlaps_heading_rewritten_and_duplicates():

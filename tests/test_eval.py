@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.notes import read_eval_note
+from t2s.record.notes import read_eval_note
 from tests.conftest import git
 from tests.test_eval_support import HELDOUT, agent_calls, commit_skill, make_repo
 

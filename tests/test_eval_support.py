@@ -18,8 +18,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from t2s.evaluate import sign_test
-from t2s.gitstore import GitStore
+from t2s.evaluation.gate import sign_test
+from t2s.gitstore.store import GitStore
 from t2s.testing import Reply, tool_call
 
 HELDOUT = ["easy1", "easy2", "hard1", "hard2"]
@@ -44,19 +44,26 @@ def make_suite(root: Path, ids=tuple(HELDOUT + EVOLVE)) -> Path:
         folder = root / "spreadsheet" / tid
         _book(folder / f"1_{tid}_init.xlsx", {"A1": a[0], "A2": a[1], "A3": a[2]})
         _book(folder / f"1_{tid}_golden.xlsx", {"A1": a[0], "A2": a[1], "A3": a[2], "B1": sum(a)})
-        rows.append({"id": tid, "instruction": "Put the sum of A1:A3 into B1.", "spreadsheet_path": f"spreadsheet/{tid}",
-                     "instruction_type": "Cell-Level Manipulation", "answer_position": "B1"})
+        rows.append(
+            {
+                "id": tid,
+                "instruction": "Put the sum of A1:A3 into B1.",
+                "spreadsheet_path": f"spreadsheet/{tid}",
+                "instruction_type": "Cell-Level Manipulation",
+                "answer_position": "B1",
+            }
+        )
     (root / "dataset.json").write_text(json.dumps(rows))
     return root
 
 
-CODE = '''import openpyxl
+CODE = """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 ws = wb.worksheets[0]
 ws["B1"] = sum(ws.cell(r, 1).value for r in range(1, 4)){wrong}
 wb.save("{out}")
 print("saved", ws["B1"].value)
-'''
+"""
 
 
 def agent_responder(req):
@@ -94,14 +101,20 @@ def make_repo(tmp_path: Path, server, *, extra_toml: str = "", heldout=tuple(HEL
         for var in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
             monkeypatch.setenv(var, "1700000000 +0000")
         base_url = "http://127.0.0.1:9/v1"
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
     suite = make_suite(tmp_path / "suite")
     suite_path = "../suite" if monkeypatch is not None else str(suite)
     repo = tmp_path / "repo"
-    init_skill_repo(repo, name="sheet-sums", description="Sum cells in spreadsheets. Use for column totals.", install_git_hooks=False)
+    init_skill_repo(
+        repo,
+        name="sheet-sums",
+        description="Sum cells in spreadsheets. Use for column totals.",
+        install_git_hooks=False,
+    )
     (repo / SKILL_DIR / "SKILL.md").write_text(skill_text())
-    toml = f'''[skill]
+    toml = (
+        f'''[skill]
 name = "sheet-sums"
 
 [models.agent]
@@ -129,7 +142,9 @@ suite = "sums"
 max_turns = 4
 exec_timeout = 30
 concurrency = 4
-''' + extra_toml
+'''
+        + extra_toml
+    )
     (repo / "t2s.toml").write_text(toml)
     from tests.conftest import git
 

@@ -10,8 +10,8 @@ from t2s.cli import main
 from t2s.demo import _configure
 from t2s.demo.simulation import agent_responder, analyst_responder
 from t2s.demo.tasks import write_suite
-from t2s.gitstore import GitStore
-from t2s.skillrepo import init_skill_repo
+from t2s.gitstore.store import GitStore
+from t2s.skill.repo import init_skill_repo
 from t2s.testing.simulated import merger_responder
 
 
@@ -34,7 +34,11 @@ def test_evolve_runs_all_stages_then_resumes_without_model_calls(tmp_path, scrip
     candidate = store.rev_parse("refs/heads/t2s/e1/candidate")
     assert candidate is not None
     manifest = json.loads(store.read_blob("refs/t2s/runs/e1", "manifest.json"))
-    assert {k: v["status"] for k, v in manifest["stages"].items()} == {"rollout": "done", "analyze": "done", "merge": "done"}
+    assert {k: v["status"] for k, v in manifest["stages"].items()} == {
+        "rollout": "done",
+        "analyze": "done",
+        "merge": "done",
+    }
 
     calls = len(scripted_server.requests)
     again = runner.invoke(main, args)

@@ -7,7 +7,8 @@ import json
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.notes import read_eval_note
+from t2s.record.notes import read_eval_note
+from tests.conftest import git
 from tests.test_eval_support import agent_calls, commit_skill, make_repo
 
 
@@ -16,7 +17,9 @@ def test_gate_passes_a_better_candidate_and_writes_the_summary(tmp_path, scripte
     s0 = store.resolve("HEAD")
     cand = commit_skill(store, [s0], ["LESSON hard1", "LESSON hard2"], "two lessons")
     summary = tmp_path / "summary.md"
-    out = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"])
+    out = CliRunner().invoke(
+        main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--markdown", str(summary), "--json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     gate = data["gate"]
@@ -48,16 +51,36 @@ def test_gate_fails_a_candidate_with_too_many_regressions(tmp_path, scripted_ser
     assert note.gate is not None and not note.gate.passed and note.gate.regressions == 1
     assert note.gate.delta == 0.25
     # Allowing one regression lets it through; a stricter min_delta does not.
-    assert CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"]).exit_code == 0
-    strict = CliRunner().invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1", "--min-delta", "0.3", "--json"])
+    assert (
+        CliRunner()
+        .invoke(main, ["gate", cand, "--baseline", s0, "-C", str(store.root), "--max-regressions", "1"])
+        .exit_code
+        == 0
+    )
+    strict = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            cand,
+            "--baseline",
+            s0,
+            "-C",
+            str(store.root),
+            "--max-regressions",
+            "1",
+            "--min-delta",
+            "0.3",
+            "--json",
+        ],
+    )
     assert strict.exit_code == 1
     assert "below the minimum" in json.loads(strict.output)["markdown"]
 
 
 def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, scripted_server):
-    from t2s.evaluate import default_baseline
     from t2s.config import load_config
-    from t2s.runs import RunManifest, RunRecord
+    from t2s.evaluation.gate import default_baseline
+    from t2s.record.runs import RunManifest, RunRecord
 
     store = make_repo(tmp_path, scripted_server)
     s0 = store.resolve("HEAD")
@@ -67,5 +90,12 @@ def test_default_baseline_is_the_run_s0_then_the_latest_release(tmp_path, script
     assert default_baseline(store, cand, config) == s0
     plain = commit_skill(store, [s0], ["x"], "plain")
     assert default_baseline(store, plain, config) == s0  # merge base with main
-    store.create_tag("v0.1.0", s0, "release")
+    git(store.root, "tag", "v0.9.0", plain)  # a stray lightweight tag is not a release
+    store.create_tag("v0.8.0", s0, "hand-made")  # nor an annotated tag on a commit t2s did not release
+    assert default_baseline(store, cand, config) == s0
+    from t2s.releases.release import release
+    from tests.test_release import fake_gate
+
+    fake_gate(store, cand, s0)
+    release(store, config, cand)
     assert default_baseline(store, cand, config) == "v0.1.0"

@@ -1,4 +1,4 @@
-"""Plumbing invariants of t2s.gitstore, on real repositories."""
+"""Plumbing invariants of t2s.gitstore.store, on real repositories."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, format_message, parse_trailers
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, format_message, parse_trailers
+from t2s.record.notes import EVAL_NOTES
 from tests.conftest import git
 
 
@@ -40,7 +41,7 @@ def test_build_tree_and_commit_leave_user_tree_and_index_alone(dirty_repo):
     tree = store.build_tree("HEAD", {"skills/x/SKILL.md": "hi\n", "README.md": None})
     commit = store.commit(tree, [store.resolve("HEAD")], "add skill", trailers={"T2S-Run": "r1"})
     store.create_ref("refs/heads/t2s/r1/patch/0001", commit)
-    store.add_note("eval", commit, '{"score": 1}')
+    store.add_note(EVAL_NOTES, commit, '{"score": 1}')
     assert _fingerprint(dirty_repo) == before
     assert store.read_blob(commit, "skills/x/SKILL.md") == b"hi\n"
     assert store.read_blob(commit, "README.md") is None
@@ -112,10 +113,11 @@ def test_append_commit_grows_a_record_chain(git_repo):
 
 _NOTE_WRITER = """
 import sys
-from t2s.gitstore import GitStore
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EVAL_NOTES
 store = GitStore.discover(sys.argv[1])
 for sha in sys.argv[2:]:
-    store.add_note("eval", sha, "note for " + sha)
+    store.add_note(EVAL_NOTES, sha, "note for " + sha)
 """
 
 
@@ -123,20 +125,17 @@ def test_eight_processes_writing_notes_lose_nothing(git_repo):
     store = GitStore.discover(git_repo)
     head = store.resolve("HEAD")
     commits = [store.commit(store.tree_of(head), [head], f"c{i}") for i in range(32)]
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _NOTE_WRITER, str(git_repo), *commits[i::8]])
-        for i in range(8)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", _NOTE_WRITER, str(git_repo), *commits[i::8]]) for i in range(8)]
     assert [p.wait() for p in procs] == [0] * 8
-    notes = store.list_notes("eval")
+    notes = store.list_notes(EVAL_NOTES)
     assert set(notes) == set(commits)
-    assert store.read_note("eval", commits[5]) == f"note for {commits[5]}\n"
+    assert store.read_note(EVAL_NOTES, commits[5]) == f"note for {commits[5]}\n"
 
 
 _EVAL_RECORDER = """
 import sys
-from t2s.gitstore import GitStore
-from t2s.notes import EvalRecord, update_eval_note
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EvalRecord, update_eval_note
 store = GitStore.discover(sys.argv[1])
 for split in sys.argv[3:]:
     record = EvalRecord(suite="s", split=split, suite_hash="h", skill_tree="t", score=1.0, passed=1, total=1)
@@ -147,14 +146,13 @@ for split in sys.argv[3:]:
 def test_processes_adding_records_to_one_eval_note_keep_every_record(git_repo):
     """Evaluations of one commit that finish together each read, change and write
     the same note: the read-modify-write holds the notes lock throughout."""
-    from t2s.notes import read_eval_note
+    from t2s.record.notes import read_eval_note
 
     store = GitStore.discover(git_repo)
     head = store.resolve("HEAD")
     splits = [f"split-{i}" for i in range(24)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", _EVAL_RECORDER, str(git_repo), head, *splits[i::6]])
-        for i in range(6)
+        subprocess.Popen([sys.executable, "-c", _EVAL_RECORDER, str(git_repo), head, *splits[i::6]]) for i in range(6)
     ]
     assert [p.wait() for p in procs] == [0] * 6
     assert sorted(r.split for r in read_eval_note(store, head).evals) == sorted(splits)
@@ -228,7 +226,7 @@ def test_in_process_trees_equal_the_trees_git_writes(git_repo):
         theirs = store._build_tree_with_index(base, changes)
         assert mine == theirs, changes
         base = store.commit(mine, [base], "step")
-    assert "missing" not in store.run("fsck", "--strict", check=False)
+    assert "missing" not in store.fsck()
 
 
 def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):
@@ -238,7 +236,5 @@ def test_worktrees_share_t2s_state_with_the_main_repository(git_repo, tmp_path):
     other = GitStore.discover(tmp_path / "wt")
     assert other.git_dir != main.git_dir
     assert other.t2s_dir == main.t2s_dir == (git_repo / ".git" / "t2s").resolve()
-    with main.exclusive("stage", "busy"):
-        with pytest.raises(UsageError, match="busy"):
-            with other.exclusive("stage", "busy"):
-                pass
+    with main.exclusive("stage", "busy"), pytest.raises(UsageError, match="busy"), other.exclusive("stage", "busy"):
+        pass

@@ -3,8 +3,8 @@ reads and the caches of immutable facts. Each is checked against git itself."""
 
 from __future__ import annotations
 
-from t2s.gitstore import GitStore, _prefix_diff
-from t2s.runs import RunManifest, RunRecord
+from t2s.gitstore.store import GitStore, _prefix_diff
+from t2s.record.runs import RunManifest, RunRecord
 from tests.conftest import git
 
 
@@ -68,7 +68,7 @@ def test_held_objects_reach_git_only_when_written(git_repo):
     store.write_held(many)
     assert len(set((store.git_dir / "objects" / "pack").glob("*.pack")) - packs) == 1
     assert all(store.read_blob(t, f"bulk/{i}.md") == f"{i}\n".encode() for i, t in enumerate(trees))
-    assert "error" not in store.run("fsck", "--strict", check=False)
+    assert "error" not in store.fsck()
 
 
 def test_tree_of_follows_a_moving_ref_but_remembers_object_ids(git_repo):

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.config import load_config
-from t2s.gitstore import GitStore
-from t2s.notes import EvalNote, EvalRecord, GateRecord, write_eval_note
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import EvalNote, EvalRecord, GateRecord, write_eval_note
 from tests.conftest import git
 
 
@@ -25,7 +25,12 @@ def test_init_into_an_empty_directory(tmp_path):
     assert result.exit_code == 0, result.output
     assert git(target, "log", "--format=%s").splitlines() == ["t2s init: add skill xlsx"]
     files = set(git(target, "ls-files").split())
-    assert {"t2s.toml", ".github/workflows/t2s.yml", "skills/xlsx/SKILL.md", "skills/xlsx/references/formulas.md"} <= files
+    assert {
+        "t2s.toml",
+        ".github/workflows/t2s.yml",
+        "skills/xlsx/SKILL.md",
+        "skills/xlsx/references/formulas.md",
+    } <= files
     assert load_config(target / "t2s.toml").skill.name == "xlsx"
     assert os.access(target / ".git" / "hooks" / "pre-commit", os.X_OK)
     assert git(target, "status", "--porcelain") == ""
@@ -74,7 +79,9 @@ def test_pre_commit_hook_refuses_a_broken_skill(tmp_path):
     skill = repo / "skills" / "xlsx" / "SKILL.md"
     skill.write_text(skill.read_text().replace("name: xlsx", "name: Not_Valid"))
     git(repo, "add", "-A")
-    proc = subprocess.run(["git", "commit", "-m", "break it"], cwd=repo, capture_output=True, text=True, env=_hook_env())
+    proc = subprocess.run(
+        ["git", "commit", "-m", "break it"], cwd=repo, capture_output=True, text=True, env=_hook_env()
+    )
     assert proc.returncode != 0
     assert "skills/xlsx/SKILL.md:2: name:" in proc.stderr
     skill.write_text(skill.read_text().replace("name: Not_Valid", "name: xlsx") + "\nMore advice.\n")
@@ -84,6 +91,8 @@ def test_pre_commit_hook_refuses_a_broken_skill(tmp_path):
 
 
 def test_pre_push_hook_refuses_release_tags_without_a_passing_gate(tmp_path):
+    from t2s.releases.release import release
+
     repo = tmp_path / "r"
     remote = tmp_path / "remote.git"
     assert run_init(str(repo), "--seed", "xlsx").exit_code == 0
@@ -92,21 +101,46 @@ def test_pre_push_hook_refuses_release_tags_without_a_passing_gate(tmp_path):
     git(repo, "tag", "-a", "v0.1.0", "-m", "release")
 
     def push(*refs: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "push", "origin", *refs], cwd=repo, capture_output=True, text=True, env=_hook_env())
+        return subprocess.run(
+            ["git", "push", "origin", *refs], cwd=repo, capture_output=True, text=True, env=_hook_env()
+        )
 
     assert push("main").returncode == 0  # branches are not checked
-    refused = push("v0.1.0")
-    assert refused.returncode != 0 and "no evaluation note" in refused.stderr
+    hand_made = push("v0.1.0")  # annotated, but not on a release merge t2s made
+    assert hand_made.returncode != 0 and "not a t2s release tag" in hand_made.stderr
+    git(repo, "tag", "-d", "v0.1.0")
 
     store = GitStore.discover(repo)
     head = store.resolve("HEAD")
+    skill = "skills/xlsx/SKILL.md"
+    tree = store.build_tree(head, {skill: store.read_blob(head, skill) + b"\nOne more tip.\n"})
+    candidate = store.commit(tree, [head], "a better skill")
     record = EvalRecord(suite="s", split="heldout", suite_hash="h", skill_tree="t", score=0.5, passed=1, total=2)
-    gate = GateRecord(passed=False, candidate=head, baseline=head, split="heldout", suite_hash="h", candidate_score=0.5, baseline_score=0.5, delta=0.0, regressions=1, min_delta=0.0, max_regressions=0)
-    write_eval_note(store, head, EvalNote(evals=[record], gate=gate))
+    gate = GateRecord(
+        passed=True,
+        candidate=candidate,
+        baseline=head,
+        split="heldout",
+        suite_hash="h",
+        candidate_score=0.5,
+        baseline_score=0.0,
+        delta=0.5,
+        regressions=0,
+        min_delta=0.0,
+        max_regressions=0,
+    )
+    write_eval_note(store, candidate, EvalNote(evals=[record], gate=gate))
+    released = release(store, load_config(repo / "t2s.toml"), candidate).commit
+    git(repo, "notes", "--ref", "t2s/eval", "remove", released)
+    refused = push("v0.1.0")
+    assert refused.returncode != 0 and "no evaluation note" in refused.stderr
+
+    failed = gate.model_copy(update={"passed": False, "regressions": 1})
+    write_eval_note(store, released, EvalNote(evals=[record], gate=failed))
     still = push("v0.1.0")
     assert still.returncode != 0 and "no passing gate" in still.stderr
 
-    write_eval_note(store, head, EvalNote(evals=[record], gate=gate.model_copy(update={"passed": True, "regressions": 0})))
+    write_eval_note(store, released, EvalNote(evals=[record], gate=gate))
     ok = push("v0.1.0")
     assert ok.returncode == 0, ok.stderr
     assert git(remote, "tag").split() == ["v0.1.0"]

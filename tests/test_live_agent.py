@@ -13,12 +13,12 @@ import os
 
 import pytest
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.config import load_config
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.rollout import rollout
-from t2s.runs import RunRecord
-from t2s.trajectory import read_trajectories
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.record.runs import RunRecord
+from t2s.rollouts.rollout import rollout
 from tests._agent_support import make_skill_repo, needs_benchmark
 
 pytestmark = [
@@ -42,7 +42,9 @@ def test_live_rollout_records_two_real_tasks(tmp_path):
         "timeout": 300.0,
         "max_retries": 2,
     }
-    llm = LLM(config, roles={"agent": role}, env={k: v for k, v in os.environ.items() if not k.startswith("T2S_AGENT_")})
+    llm = LLM(
+        config, roles={"agent": role}, env={k: v for k, v in os.environ.items() if not k.startswith("T2S_AGENT_")}
+    )
     summary = rollout(store, config, run="live", llm=llm, limit=2, concurrency=2)
     assert summary.total == 2 and summary.remaining == 0
     trajs = read_trajectories(RunRecord(store, "live"))

@@ -19,7 +19,7 @@ import sys
 import pytest
 from pydantic import BaseModel
 
-from t2s.llm import LLM
+from t2s.llm.client import LLM
 
 LIVE_URL = os.environ.get("T2S_LIVE_BASE_URL")
 MODEL = os.environ.get("T2S_LIVE_MODEL", "local")
@@ -37,7 +37,11 @@ def test_models_check_against_live_endpoint(tmp_path):
     env.update({"T2S_BASE_URL": LIVE_URL, "T2S_MODEL": MODEL, "T2S_API_KEY_ENV": KEY_ENV})
     proc = subprocess.run(
         [sys.executable, "-m", "t2s", "models", "check", "--json", "--timeout", str(TIMEOUT)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=3 * TIMEOUT + 60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT + 60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(proc.stdout)
@@ -51,14 +55,24 @@ class Sum(BaseModel):
 
 def test_structured_output_against_live_endpoint():
     llm = LLM(
-        roles={"analyst": {"model": MODEL, "base_url": LIVE_URL, "api_key_env": KEY_ENV,
-                           "timeout": TIMEOUT, "max_tokens": 128, "max_retries": 1}},
-        env=os.environ, cache_mode="off",
+        roles={
+            "analyst": {
+                "model": MODEL,
+                "base_url": LIVE_URL,
+                "api_key_env": KEY_ENV,
+                "timeout": TIMEOUT,
+                "max_tokens": 128,
+                "max_retries": 1,
+            }
+        },
+        env=os.environ,
+        cache_mode="off",
     )
     got = llm.structured_sync(
         "analyst",
         [{"role": "user", "content": 'What is 2 + 3? Answer as JSON: {"answer": <integer>}.'}],
-        Sum, repairs=2,
+        Sum,
+        repairs=2,
     )
     assert got.answer == 5
     assert llm.ledger.totals.calls >= 1 and llm.ledger.totals.completion_tokens > 0

@@ -9,7 +9,9 @@ import pytest
 
 from t2s.config import parse_config
 from t2s.errors import T2SError
-from t2s.llm import LLM, BudgetExceeded, ChatResult, Ledger, LLMError
+from t2s.llm.client import LLM, Ledger
+from t2s.llm.errors import BudgetExceeded, LLMError
+from t2s.llm.results import ChatResult
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -20,16 +22,21 @@ def task(i: int) -> list[dict]:
 
 def make_llm(srv, budget=None, prices=None, cache_path=None, **settings) -> LLM:
     roles = {r: scripted_role(srv, model=f"{r}-model", **settings) for r in ("agent", "analyst", "merger")}
-    return LLM(roles=roles, env={}, budget=budget, prices=prices, cache_path=cache_path,
-               cache_mode="read-write" if cache_path else "off")
+    return LLM(
+        roles=roles,
+        env={},
+        budget=budget,
+        prices=prices,
+        cache_path=cache_path,
+        cache_mode="read-write" if cache_path else "off",
+    )
 
 
 def test_calls_cap_is_checked_before_sending_and_keeps_finished_work(scripted_server):
     llm = make_llm(scripted_server, budget={"max_calls": 3}, concurrency=8)
 
     async def run_all():
-        return await asyncio.gather(*(llm.chat("agent", task(i)) for i in range(10)),
-                                    return_exceptions=True)
+        return await asyncio.gather(*(llm.chat("agent", task(i)) for i in range(10)), return_exceptions=True)
 
     results = llm.run(run_all())
     done = [r for r in results if isinstance(r, ChatResult)]
@@ -71,7 +78,7 @@ def test_usd_cap_uses_prices_by_model(scripted_server):
     llm = make_llm(scripted_server, budget={"max_usd": 1.5}, prices=prices)
     llm.chat_sync("analyst", task(1), phase="analyze")  # $0.50 + $0.50
     llm.chat_sync("analyst", task(2), phase="analyze")  # $2.00 total
-    with pytest.raises(BudgetExceeded, match="max_usd=1.5"):
+    with pytest.raises(BudgetExceeded, match=r"max_usd=1\.5"):
         llm.chat_sync("analyst", task(3), phase="analyze")
     assert llm.ledger.totals.cost_usd == pytest.approx(2.0)
 
@@ -119,16 +126,15 @@ def test_failed_calls_are_counted_as_errors(scripted_server):
     with pytest.raises(LLMError):
         llm.chat_sync("merger", task(0), phase="merge")
     row = llm.ledger.summary()[0]
-    assert (row["role"], row["phase"], row["calls"], row["errors"], row["attempts"]) == (
-        "merger", "merge", 1, 1, 2)
+    assert (row["role"], row["phase"], row["calls"], row["errors"], row["attempts"]) == ("merger", "merge", 1, 1, 2)
 
 
 def test_budget_and_prices_come_from_t2s_toml(scripted_server):
     scripted_server.on(responder=Reply(content="x", usage=(1_000_000, 0)))
     config = parse_config(
         f'[models.agent]\nmodel = "priced"\nbase_url = "{scripted_server.base_url}"\n'
-        '[prices.priced]\ninput = 3.0\noutput = 6.0\n'
-        '[budget]\nmax_usd = 5.0\n'
+        "[prices.priced]\ninput = 3.0\noutput = 6.0\n"
+        "[budget]\nmax_usd = 5.0\n"
     )
     llm = LLM(config, env={}, cache_mode="off")
     llm.chat_sync("agent", task(1))

@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
-from t2s._llm_cache import ResponseCache, request_key
-from t2s.llm import LLM, CacheMiss, LLMError
+from t2s.llm.cache import ResponseCache, request_key
+from t2s.llm.client import LLM
+from t2s.llm.errors import CacheMiss, LLMError
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -16,8 +17,12 @@ USER = [{"role": "user", "content": "what is 2+2?"}]
 
 
 def make_llm(srv, cache_path, mode="read-write", env=None, **settings):
-    return LLM(roles={"agent": scripted_role(srv, **settings), "analyst": scripted_role(srv, **settings)},
-               env=env or {}, cache_path=cache_path, cache_mode=mode)
+    return LLM(
+        roles={"agent": scripted_role(srv, **settings), "analyst": scripted_role(srv, **settings)},
+        env=env or {},
+        cache_path=cache_path,
+        cache_mode=mode,
+    )
 
 
 def test_hit_makes_no_http_request_and_is_marked_cached(scripted_server, tmp_path):
@@ -44,14 +49,17 @@ def test_tool_calls_survive_the_cache(scripted_server, tmp_path):
     assert len(scripted_server.requests) == 1
 
 
-@pytest.mark.parametrize("change", [
-    {"temperature": 0.5},
-    {"seed": 1},
-    {"max_tokens": 10},
-    {"extra_body": {"top_k": 3}},
-    {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-    {"messages": [{"role": "user", "content": "what is 2+3?"}]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.5},
+        {"seed": 1},
+        {"max_tokens": 10},
+        {"extra_body": {"top_k": 3}},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {"messages": [{"role": "user", "content": "what is 2+3?"}]},
+    ],
+)
 def test_every_request_parameter_is_part_of_the_key(scripted_server, tmp_path, change):
     llm = make_llm(scripted_server, tmp_path / "c.db")
     llm.chat_sync("agent", USER)
@@ -120,17 +128,13 @@ def test_concurrent_writers_share_the_file(scripted_server, tmp_path):
     llm = make_llm(scripted_server, cache)
 
     async def many():
-        return await asyncio.gather(*(
-            llm.chat("agent", [{"role": "user", "content": f"q{i}"}]) for i in range(40)
-        ))
+        return await asyncio.gather(*(llm.chat("agent", [{"role": "user", "content": f"q{i}"}]) for i in range(40)))
 
     llm.run(many())
     replay = make_llm(scripted_server, cache, mode="replay")
 
     async def replayed():
-        return await asyncio.gather(*(
-            replay.chat("agent", [{"role": "user", "content": f"q{i}"}]) for i in range(40)
-        ))
+        return await asyncio.gather(*(replay.chat("agent", [{"role": "user", "content": f"q{i}"}]) for i in range(40)))
 
     again = replay.run(replayed())
     assert [r.content for r in again] == [f"answer to q{i}" for i in range(40)]

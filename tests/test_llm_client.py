@@ -1,4 +1,4 @@
-"""t2s.llm.LLM.chat against the real scripted server: roles, retries, concurrency."""
+"""t2s.llm.client.LLM.chat against the real scripted server: roles, retries, concurrency."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 
 from t2s.config import Config, RoleModel, parse_config
 from t2s.errors import ConfigError, T2SError
-from t2s.llm import LLM, ChatResult, LLMError, ToolCall, resolve_roles
+from t2s.llm.client import LLM
+from t2s.llm.errors import LLMError
+from t2s.llm.results import ChatResult, ToolCall
+from t2s.llm.roles import resolve_roles
 from t2s.testing import Reply, ScriptedServer, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -17,10 +20,7 @@ USER = [{"role": "user", "content": "hello"}]
 
 
 def make_llm(srv: ScriptedServer, **role_settings) -> LLM:
-    roles = {
-        r: scripted_role(srv, model=f"{r}-model", **role_settings)
-        for r in ("agent", "analyst", "merger")
-    }
+    roles = {r: scripted_role(srv, model=f"{r}-model", **role_settings) for r in ("agent", "analyst", "merger")}
     return LLM(roles=roles, env={}, cache_mode="off", phase="test")
 
 
@@ -44,9 +44,18 @@ def test_chat_returns_content_usage_and_sends_role_and_phase_headers(scripted_se
 
 def test_chat_default_phase_and_request_parameters(scripted_server):
     llm = LLM(
-        roles={"agent": scripted_role(scripted_server, temperature=0.7, seed=3, max_tokens=99,
-                                      extra_body={"top_k": 20, "chat_template_kwargs": {"enable_thinking": False}})},
-        env={}, cache_mode="off", phase="rollout",
+        roles={
+            "agent": scripted_role(
+                scripted_server,
+                temperature=0.7,
+                seed=3,
+                max_tokens=99,
+                extra_body={"top_k": 20, "chat_template_kwargs": {"enable_thinking": False}},
+            )
+        },
+        env={},
+        cache_mode="off",
+        phase="rollout",
     )
     llm.chat_sync("agent", USER, stop=["END"], extra_body={"top_p": 0.9})
     body = scripted_server.requests[0].body
@@ -113,14 +122,6 @@ def test_retries_recover_from_transient_faults(scripted_server, kind):
     assert (row["calls"], row["attempts"], row["errors"]) == (1, 3, 0)
 
 
-def test_retries_work_on_the_standard_httpx_transport_too(scripted_server, monkeypatch):
-    monkeypatch.setenv("T2S_HTTP_TRANSPORT", "httpx")
-    scripted_server.fault("500", times=1)
-    scripted_server.fault("drop", times=1)
-    res = make_llm(scripted_server).chat_sync("agent", USER)
-    assert (res.content, res.attempts) == ("ok", 3)
-
-
 def test_gives_up_with_a_clear_error_naming_role_endpoint_and_cause(scripted_server):
     scripted_server.fault("500", times=None, status=503)
     llm = make_llm(scripted_server, max_retries=2)
@@ -148,8 +149,11 @@ def test_connection_refused_is_reported(scripted_server):
     srv = ScriptedServer().start()
     url = srv.base_url
     srv.stop()  # nothing listens there any more
-    llm = LLM(roles={"agent": {"base_url": url, "max_retries": 1, "backoff_base": 0.001,
-                               "api_key_env": ""}}, env={}, cache_mode="off")
+    llm = LLM(
+        roles={"agent": {"base_url": url, "max_retries": 1, "backoff_base": 0.001, "api_key_env": ""}},
+        env={},
+        cache_mode="off",
+    )
     with pytest.raises(LLMError, match="connection failed"):
         llm.chat_sync("agent", USER)
 
@@ -197,9 +201,7 @@ def test_concurrency_bound_holds_per_endpoint():
         llm = make_llm(srv, concurrency=4)
 
         async def many():
-            return await asyncio.gather(*(
-                llm.chat("agent", [{"role": "user", "content": f"t{i}"}]) for i in range(30)
-            ))
+            return await asyncio.gather(*(llm.chat("agent", [{"role": "user", "content": f"t{i}"}]) for i in range(30)))
 
         results = llm.run(many())
         assert len(results) == 30 and all(r.content == "ok" for r in results)
@@ -210,14 +212,14 @@ def test_roles_sharing_an_endpoint_share_the_smallest_bound():
     with ScriptedServer(latency=0.02) as srv:
         llm = LLM(
             roles={"agent": scripted_role(srv, concurrency=6), "analyst": scripted_role(srv, concurrency=3)},
-            env={}, cache_mode="off",
+            env={},
+            cache_mode="off",
         )
 
         async def many():
-            return await asyncio.gather(*(
-                llm.chat("agent" if i % 2 else "analyst", [{"role": "user", "content": f"t{i}"}])
-                for i in range(24)
-            ))
+            return await asyncio.gather(
+                *(llm.chat("agent" if i % 2 else "analyst", [{"role": "user", "content": f"t{i}"}]) for i in range(24))
+            )
 
         llm.run(many())
         assert srv.peak_in_flight == 3
@@ -226,8 +228,14 @@ def test_roles_sharing_an_endpoint_share_the_smallest_bound():
 def test_retry_backoff_does_not_hold_a_concurrency_slot():
     with ScriptedServer() as srv:
         srv.fault("500", times=1, role="agent")
-        llm = LLM(roles={"agent": scripted_role(srv, concurrency=1, backoff_base=0.3, backoff_max=0.3),
-                         "analyst": scripted_role(srv, concurrency=1)}, env={}, cache_mode="off")
+        llm = LLM(
+            roles={
+                "agent": scripted_role(srv, concurrency=1, backoff_base=0.3, backoff_max=0.3),
+                "analyst": scripted_role(srv, concurrency=1),
+            },
+            env={},
+            cache_mode="off",
+        )
         order = []
 
         async def agent():
@@ -265,8 +273,9 @@ def test_env_and_flag_precedence():
         "T2S_ANALYST_SEED": "none",
         "T2S_AGENT_SEED": "7",
     }
-    roles = resolve_roles(config, env=env, overrides={"*": {"base_url": "http://flag/v1"},
-                                                      "merger": {"model": "merger-flag"}})
+    roles = resolve_roles(
+        config, env=env, overrides={"*": {"base_url": "http://flag/v1"}, "merger": {"model": "merger-flag"}}
+    )
     assert roles["agent"].model == "global-model"  # global env beats toml
     assert roles["analyst"].model == "global-model"
     assert roles["merger"].model == "merger-flag"  # role flag beats role env
@@ -301,8 +310,7 @@ def test_llm_reads_process_environment(scripted_server, monkeypatch):
 
 def test_config_file_roles_and_cache_off_by_default_without_path(scripted_server, tmp_path):
     config = parse_config(
-        f'[models.agent]\nmodel = "m"\nbase_url = "{scripted_server.base_url}"\n'
-        '[cache]\nmode = "read-write"\n'
+        f'[models.agent]\nmodel = "m"\nbase_url = "{scripted_server.base_url}"\n[cache]\nmode = "read-write"\n'
     )
     llm = LLM(config, env={})
     assert llm.cache is None
@@ -322,13 +330,26 @@ def test_garbage_in_200_body_without_choices_is_retried_then_reported(scripted_s
 
 
 def test_raw_dict_responder_is_parsed(scripted_server):
-    scripted_server.on(responder={
-        "id": "x", "object": "chat.completion", "model": "served-name",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": None,
-                                 "tool_calls": [{"id": "a", "type": "function",
-                                                 "function": {"name": "f", "arguments": {"x": 1}}}]}}],
-    })
+    scripted_server.on(
+        responder={
+            "id": "x",
+            "object": "chat.completion",
+            "model": "served-name",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {"id": "a", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}
+                        ],
+                    },
+                }
+            ],
+        }
+    )
     res = make_llm(scripted_server).chat_sync("agent", USER)
     assert res.model == "served-name"
     assert res.usage.total_tokens == 0  # no usage reported: zero, not a crash

@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
-from t2s.llm import LLM, PLACEHOLDER_API_KEY, LLMError
+from t2s.llm.client import LLM
+from t2s.llm.errors import LLMError
+from t2s.llm.roles import PLACEHOLDER_API_KEY
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -20,8 +22,9 @@ def test_key_reaches_the_server_but_no_file_of_the_run(scripted_server, tmp_path
     scripted_server.fault("429", times=1, retry_after=0.001)
     scripted_server.script(["plain", '{"x": 1}'], role="agent")
     run_dir = tmp_path / "run"
-    llm = LLM(roles={"agent": scripted_role(scripted_server)}, cache_path=run_dir / "cache.sqlite3",
-              cache_mode="read-write")
+    llm = LLM(
+        roles={"agent": scripted_role(scripted_server)}, cache_path=run_dir / "cache.sqlite3", cache_mode="read-write"
+    )
     llm.chat_sync("agent", [{"role": "user", "content": "hi"}])
     llm.chat_sync("agent", [{"role": "user", "content": "hi"}])  # cache hit
     llm.chat_sync("agent", [{"role": "user", "content": "json please"}])
@@ -49,8 +52,7 @@ def test_key_echoed_by_a_server_is_redacted_from_errors(scripted_server):
         return Reply(status=401, content=f"Incorrect API key provided: {req.authorization}")
 
     scripted_server.on(responder=echo_auth)
-    llm = LLM(roles={"agent": scripted_role(scripted_server)}, env={"T2S_TEST_API_KEY": SECRET},
-              cache_mode="off")
+    llm = LLM(roles={"agent": scripted_role(scripted_server)}, env={"T2S_TEST_API_KEY": SECRET}, cache_mode="off")
     with pytest.raises(LLMError) as info:
         llm.chat_sync("agent", [{"role": "user", "content": "hi"}])
     assert SECRET not in str(info.value) and SECRET not in (info.value.hint or "")
@@ -59,6 +61,9 @@ def test_key_echoed_by_a_server_is_redacted_from_errors(scripted_server):
 
 
 def test_key_variable_names_are_exposed_for_the_sandbox(scripted_server):
-    llm = LLM(roles={"agent": scripted_role(scripted_server), "analyst": {"api_key_env": "OTHER_KEY"}},
-              env={}, cache_mode="off")
+    llm = LLM(
+        roles={"agent": scripted_role(scripted_server), "analyst": {"api_key_env": "OTHER_KEY"}},
+        env={},
+        cache_mode="off",
+    )
     assert {"T2S_TEST_API_KEY", "OTHER_KEY"} <= llm.api_key_env_names

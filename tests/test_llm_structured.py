@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from t2s.llm import LLM, LLMError, StructuredOutputError, extract_json
+from t2s.llm.client import LLM
+from t2s.llm.errors import LLMError, StructuredOutputError
+from t2s.llm.structured import extract_json
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 
@@ -35,10 +37,12 @@ def test_bare_json_and_schema_in_system_prompt(scripted_server):
 
 
 def test_fenced_answer_with_prose_and_thinking(scripted_server):
-    scripted_server.on(responder=(
-        "<think>the score should be {3}</think>Here is my verdict:\n"
-        "```json\n{\"verdict\": \"fail\", \"score\": 1, \"tags\": [\"slow\"]}\n```\nHope it helps."
-    ))
+    scripted_server.on(
+        responder=(
+            "<think>the score should be {3}</think>Here is my verdict:\n"
+            '```json\n{"verdict": "fail", "score": 1, "tags": ["slow"]}\n```\nHope it helps.'
+        )
+    )
     got = make_llm(scripted_server).structured_sync("analyst", ASK, Verdict)
     assert got == Verdict(verdict="fail", score=1, tags=["slow"])
     assert len(scripted_server.requests) == 1
@@ -52,9 +56,7 @@ def test_trailing_commas_are_repaired_without_asking_again(scripted_server):
 
 
 def test_wrong_type_is_re_asked_with_the_exact_validation_error(scripted_server):
-    scripted_server.script(
-        ['{"verdict": "pass", "score": "three"}', '{"verdict": "pass", "score": 3}'], role="analyst"
-    )
+    scripted_server.script(['{"verdict": "pass", "score": "three"}', '{"verdict": "pass", "score": 3}'], role="analyst")
     got = make_llm(scripted_server).structured_sync("analyst", ASK, Verdict)
     assert got.score == 3
     repair = scripted_server.requests[1].messages
@@ -118,16 +120,19 @@ def test_no_system_message_gets_one(scripted_server):
     assert [m["role"] for m in scripted_server.requests[0].messages] == ["system", "user"]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"a": 1}', {"a": 1}),
-    ('  [1, 2,]  ', [1, 2]),
-    ('```\n{"a": [1,]}\n```', {"a": [1]}),
-    ('```JSON\n{"a": 1}\n```', {"a": 1}),
-    ('Sure! {"a": {"b": "}"}} done', {"a": {"b": "}"}}),
-    ('prefix {"a": 1,} suffix', {"a": 1}),
-    ('<think>{"no": 1}</think>{"yes": 2}', {"yes": 2}),
-    ('{"s": "keep, ]this"}', {"s": "keep, ]this"}),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"a": 1}', {"a": 1}),
+        ("  [1, 2,]  ", [1, 2]),
+        ('```\n{"a": [1,]}\n```', {"a": [1]}),
+        ('```JSON\n{"a": 1}\n```', {"a": 1}),
+        ('Sure! {"a": {"b": "}"}} done', {"a": {"b": "}"}}),
+        ('prefix {"a": 1,} suffix', {"a": 1}),
+        ('<think>{"no": 1}</think>{"yes": 2}', {"yes": 2}),
+        ('{"s": "keep, ]this"}', {"s": "keep, ]this"}),
+    ],
+)
 def test_extract_json(text, expected):
     assert extract_json(text) == expected
 

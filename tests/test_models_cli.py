@@ -37,7 +37,7 @@ def test_models_lists_roles_without_keys(runner, monkeypatch):
 def test_models_reads_t2s_toml_of_the_repository(git_repo, runner):
     (git_repo / "t2s.toml").write_text(
         '[models.analyst]\nmodel = "big-analyst"\nbase_url = "http://10.0.0.1:8000/v1"\n'
-        '[budget]\nmax_calls = 50\n[prices.big-analyst]\ninput = 1.0\noutput = 2.0\n'
+        "[budget]\nmax_calls = 50\n[prices.big-analyst]\ninput = 1.0\noutput = 2.0\n"
     )
     data = json.loads(invoke(runner, "models", "-C", str(git_repo), "--json").output)
     analyst = next(r for r in data["roles"] if r["role"] == "analyst")
@@ -56,9 +56,7 @@ def test_precedence_flag_over_role_env_over_global_env_over_toml(git_repo, runne
     monkeypatch.setenv("T2S_MODEL", "global-env")
     monkeypatch.setenv("T2S_ANALYST_MODEL", "role-env")
     monkeypatch.setenv("T2S_MERGER_MODEL", "role-env")
-    data = json.loads(invoke(
-        runner, "models", "-C", str(git_repo), "--json", "--set", "merger.model=flag"
-    ).output)
+    data = json.loads(invoke(runner, "models", "-C", str(git_repo), "--json", "--set", "merger.model=flag").output)
     models = {r["role"]: r["model"] for r in data["roles"]}
     assert models == {"agent": "global-env", "analyst": "role-env", "merger": "flag"}
     data = json.loads(invoke(runner, "models", "-C", str(git_repo), "--json", "--model", "all-flag").output)
@@ -81,7 +79,10 @@ def test_check_every_role_ok(runner, scripted_server, monkeypatch):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [(r["role"], r["ok"], r["reply"]) for r in rows] == [
-        ("agent", True, "OK"), ("analyst", True, "OK"), ("merger", True, "OK")]
+        ("agent", True, "OK"),
+        ("analyst", True, "OK"),
+        ("merger", True, "OK"),
+    ]
     assert rows[0]["model"] == "agent-m" and rows[0]["endpoint"] == scripted_server.base_url
     assert all(r["latency_s"] >= 0 for r in rows)
     assert sorted(r.role for r in scripted_server.requests) == ["agent", "analyst", "merger"]
@@ -91,21 +92,41 @@ def test_check_every_role_ok(runner, scripted_server, monkeypatch):
 
 def test_check_reports_a_failing_role_and_exits_1(runner, scripted_server):
     scripted_server.fault("500", times=None, role="merger")
-    result = invoke(runner, "models", "--base-url", scripted_server.base_url, "check",
-                    "--retries", "0", "--set", "all.backoff_base=0.001")
+    result = invoke(
+        runner,
+        "models",
+        "--base-url",
+        scripted_server.base_url,
+        "check",
+        "--retries",
+        "0",
+        "--set",
+        "all.backoff_base=0.001",
+    )
     assert result.exit_code == 1
     assert "error" in result.output and "HTTP 500" in result.output
     assert result.output.count("ok") >= 2
-    result = invoke(runner, "models", "check", "--base-url", scripted_server.base_url,
-                    "--role", "agent", "--json")
+    result = invoke(runner, "models", "check", "--base-url", scripted_server.base_url, "--role", "agent", "--json")
     assert result.exit_code == 0
     assert [r["role"] for r in json.loads(result.output)] == ["agent"]
 
 
 def test_check_unreachable_endpoint(runner, scripted_server):
     scripted_server.fault("hang", times=None)
-    result = invoke(runner, "models", "check", "--base-url", scripted_server.base_url,
-                    "--role", "analyst", "--timeout", "0.2", "--retries", "0", "--json")
+    result = invoke(
+        runner,
+        "models",
+        "check",
+        "--base-url",
+        scripted_server.base_url,
+        "--role",
+        "analyst",
+        "--timeout",
+        "0.2",
+        "--retries",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 1
     (row,) = json.loads(result.output)
     assert not row["ok"] and "timeout" in row["error"]

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.release import set_metadata, split_source
-from t2s.skill import lint_dir, parse_skill_md
+from t2s.releases.install import set_metadata, split_source
+from t2s.skill.format import lint_dir, parse_skill_md
 from tests.conftest import git
 from tests.test_eval_support import make_repo
 from tests.test_release import fake_gate
@@ -23,15 +23,18 @@ from tests.test_release import fake_gate
 def released(tmp_path, scripted_server):
     """A skill repository with release v0.1.0 (a references/ file included)."""
     from t2s.config import load_config
-    from t2s.release import release
+    from t2s.releases.release import release
 
     store = make_repo(tmp_path, scripted_server)
     git(store.root, "checkout", "-q", "--detach")
     s0 = store.resolve("main")
-    tree = store.build_tree(s0, {
-        "skills/sheet-sums/SKILL.md": "---\nname: sheet-sums\ndescription: Sum cells. Use for totals.\nmetadata:\n  author: \"me\"\n---\n\n# Sums\n\nSee [tips](references/tips.md).\n",
-        "skills/sheet-sums/references/tips.md": "# Tips\n\nUse sum().\n",
-    })
+    tree = store.build_tree(
+        s0,
+        {
+            "skills/sheet-sums/SKILL.md": '---\nname: sheet-sums\ndescription: Sum cells. Use for totals.\nmetadata:\n  author: "me"\n---\n\n# Sums\n\nSee [tips](references/tips.md).\n',
+            "skills/sheet-sums/references/tips.md": "# Tips\n\nUse sum().\n",
+        },
+    )
     cand = store.commit(tree, [s0], "add tips")
     fake_gate(store, cand, s0)
     release(store, load_config(store.root / "t2s.toml"), cand)
@@ -120,3 +123,41 @@ def test_split_source_keeps_scp_style_urls():
     assert split_source("git@github.com:me/skills.git@v1.0.0") == ("git@github.com:me/skills.git", "v1.0.0")
     assert split_source("../skills@v0.2.0") == ("../skills", "v0.2.0")
     assert split_source("https://h/x.git") == ("https://h/x.git", None)
+
+
+@pytest.mark.parametrize(
+    "tag, why",
+    [
+        ("vbanana", "its name is not vX.Y.Z"),
+        ("v01.02.03", "its name is not vX.Y.Z"),
+        ("v0.9.0", "it is a lightweight tag"),
+        ("v0.8.0", "is not a release merge made by `t2s release`"),
+        ("v7.0.0", "there is no such tag"),
+        ("HEAD", "its name is not vX.Y.Z"),
+    ],
+)
+def test_pack_and_install_take_only_t2s_release_tags(released, tmp_path, monkeypatch, tag, why):
+    store = released
+    patch = store.commit(store.tree_of("v0.1.0"), [store.resolve("v0.1.0")], "a patch", "", [("T2S-Patch", "0001")])
+    git(store.root, "tag", "v0.9.0", patch)
+    git(store.root, "tag", "-a", "v0.8.0", "-m", "hand-made", patch)
+    git(store.root, "tag", "-a", "v01.02.03", "-m", "leading zeros", "v0.1.0^{commit}")
+    git(store.root, "tag", "-a", "vbanana", "-m", "not a version", "v0.1.0^{commit}")
+    out_dir = tmp_path / "assets"
+    packed = CliRunner().invoke(main, ["pack", tag, "-C", str(store.root), "-o", str(out_dir)], catch_exceptions=False)
+    assert packed.exit_code == 2, packed.output
+    assert f"'{tag}' is not a t2s release: " in packed.output and why in packed.output
+    assert not out_dir.exists() and not (store.root / "dist").exists()
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    installed = CliRunner().invoke(main, ["install", f"{store.root}@{tag}"], catch_exceptions=False)
+    assert installed.exit_code == 2, installed.output
+    assert f"'{tag}' in {store.root} is not a t2s release: " in installed.output and why in installed.output
+    assert list(project.iterdir()) == []
+
+    # The latest release is still the default for both.
+    assert CliRunner().invoke(main, ["pack", "-C", str(store.root), "-o", str(out_dir)]).exit_code == 0
+    assert sorted(p.name for p in out_dir.iterdir())[0] == "SHA256SUMS" and (out_dir / "sheet-sums-0.1.0.zip").exists()
+    assert CliRunner().invoke(main, ["install", str(store.root)]).exit_code == 0

@@ -10,21 +10,14 @@ import pytest
 import unidiff
 from pydantic import TypeAdapter
 
-from t2s.edits import EditList, ReplaceEdit
 from t2s.errors import RefConflict, UsageError
-from t2s.gitstore import GitStore
-from t2s.lessons import patch_branch
-from t2s.patches import (
-    EditFailure,
-    Patch,
-    PatchContext,
-    PatchResult,
-    Rejected,
-    RenderResult,
-    commit_patch,
-    edits_with_retries,
-)
-from t2s.skill import Limits, lint_rev
+from t2s.gitstore.store import GitStore
+from t2s.patches.context import PatchContext, commit_patch
+from t2s.patches.edits import EditList, ReplaceEdit
+from t2s.patches.results import EditFailure, Patch, PatchResult, Rejected, RenderResult
+from t2s.patches.retries import edits_with_retries
+from t2s.record.refs import patch_branch
+from t2s.skill.format import Limits, lint_rev
 from tests.conftest import git
 
 SKILL = """\
@@ -61,10 +54,13 @@ def skill_repo(git_repo: Path) -> tuple[GitStore, str]:
     (base / "references" / "crlf.md").write_bytes(b"# CRLF\r\n\r\nWindows line ends.\r\n")
     (base / "scripts" / "run.py").write_text("print('hi')\n")
     os.symlink("formulas.md", base / "references" / "alias.md")
-    (base / "SKILL.md").write_text(SKILL.replace(
-        "See [formulas](references/formulas.md).\n",
-        "See [formulas](references/formulas.md), [crlf](references/crlf.md), [alias](references/alias.md).\n",
-    ), encoding="utf-8")
+    (base / "SKILL.md").write_text(
+        SKILL.replace(
+            "See [formulas](references/formulas.md).\n",
+            "See [formulas](references/formulas.md), [crlf](references/crlf.md), [alias](references/alias.md).\n",
+        ),
+        encoding="utf-8",
+    )
     git(git_repo, "add", DIR)
     git(git_repo, "commit", "-q", "-m", "add demo skill")
     store = GitStore.discover(git_repo)
@@ -80,8 +76,8 @@ def _check_against_git(store: GitStore, s0: str, commit: str, result: RenderResu
     for mine in ours:
         other = by_path[mine.path]
         assert (mine.added, mine.removed, mine.is_added_file) == (other.added, other.removed, other.is_added_file)
-        assert [(l.line_type, l.value) for h in mine for l in h if not l.is_context] == [
-            (l.line_type, l.value) for h in other for l in h if not l.is_context
+        assert [(line.line_type, line.value) for h in mine for line in h if not line.is_context] == [
+            (line.line_type, line.value) for h in other for line in h if not line.is_context
         ]
     for rel, text in result.files.items():
         assert store.read_blob(commit, f"{DIR}/{rel}") == text.encode("utf-8")
@@ -96,7 +92,11 @@ def test_every_op_renders_applies_and_commits(skill_repo):
         {"op": "replace", "old": "Merged cells hide values.", "new": "Merged cells hide values; unmerge them."},
         {"op": "append_to_section", "heading": "Workflow", "text": "- Save under a new name."},
         {"op": "add_section", "heading": "## Dates", "body": "See [dates](references/dates.md).", "after": "Workflow"},
-        {"op": "create_reference", "file": "references/dates.md", "content": "# Dates\n\nSerials start at 1900 — «ça marche» ✓."},
+        {
+            "op": "create_reference",
+            "file": "references/dates.md",
+            "content": "# Dates\n\nSerials start at 1900 — «ça marche» ✓.",
+        },
         {"op": "append_to_reference", "file": "references/formulas.md", "text": "Use AVERAGE for means."},
         {"op": "append_to_reference", "file": "references/crlf.md", "text": "Still CRLF."},
     ]
@@ -105,20 +105,32 @@ def test_every_op_renders_applies_and_commits(skill_repo):
     assert store.apply_check(s0, result.diff) is None
     assert result.tree == store.apply_to_tree(s0, result.diff)
     assert result.paths == [
-        f"{DIR}/SKILL.md", f"{DIR}/references/crlf.md", f"{DIR}/references/dates.md", f"{DIR}/references/formulas.md",
+        f"{DIR}/SKILL.md",
+        f"{DIR}/references/crlf.md",
+        f"{DIR}/references/dates.md",
+        f"{DIR}/references/formulas.md",
     ]
     assert result.files["references/crlf.md"].endswith("Windows line ends.\r\n\r\nStill CRLF.\r\n")
     patch = Patch.from_render(result)
     commit = commit_patch(
-        store, s0=s0, tree=patch.tree, ref=patch_branch("r1", "0001"), subject="t2s patch 0001",
-        body="Lessons from one trajectory.", trailers=[("T2S-Run", "r1"), ("T2S-Patch", "0001")],
+        store,
+        s0=s0,
+        tree=patch.tree,
+        ref=patch_branch("r1", "0001"),
+        subject="t2s patch 0001",
+        body="Lessons from one trajectory.",
+        trailers=[("T2S-Run", "r1"), ("T2S-Patch", "0001")],
     )
     assert store.rev_parse("refs/heads/t2s/r1/patch/0001") == commit
     assert store.parents(commit) == [s0]
     assert store.trailers(commit) == [("T2S-Run", "r1"), ("T2S-Patch", "0001")]
     _check_against_git(store, s0, commit, result)
     # S0's own findings (the symlink and the link to it), nothing new
-    assert [f.rule for f in lint_rev(store, commit, DIR)] == [f.rule for f in lint_rev(store, s0, DIR)] == ["broken-link", "symlink"]
+    assert (
+        [f.rule for f in lint_rev(store, commit, DIR)]
+        == [f.rule for f in lint_rev(store, s0, DIR)]
+        == ["broken-link", "symlink"]
+    )
     assert (git(store.root, "status", "--porcelain"), (store.root / ".git" / "index").read_bytes()) == before
     with pytest.raises(RefConflict):
         commit_patch(store, s0=s0, tree=patch.tree, ref=patch_branch("r1", "0001"), subject="again")
@@ -127,10 +139,12 @@ def test_every_op_renders_applies_and_commits(skill_repo):
 def test_unicode_and_missing_newline_agree_with_git(skill_repo):
     store, s0 = skill_repo
     ctx = PatchContext(store, s0, DIR)
-    result = ctx.render([
-        {"op": "replace", "file": "references/formulas.md", "old": "# Formulas", "new": "# Formeln — Σ"},
-        {"op": "append_to_section", "heading": "Pitfalls", "text": "- 日本語 headers are fine."},
-    ])
+    result = ctx.render(
+        [
+            {"op": "replace", "file": "references/formulas.md", "old": "# Formulas", "new": "# Formeln — Σ"},
+            {"op": "append_to_section", "heading": "Pitfalls", "text": "- 日本語 headers are fine."},
+        ]
+    )
     assert result.ok, result.feedback()
     assert result.files["references/formulas.md"] == "# Formeln — Σ\n\nUse SUM for totals."
     assert "\\ No newline at end of file" in result.diff
@@ -143,14 +157,19 @@ def test_symlinked_reference_and_scripts_are_refused(skill_repo):
     ctx = PatchContext(store, s0, DIR)
     assert ctx.symlinks == {"references/alias.md"}
     assert set(ctx.texts()) == {"SKILL.md", "references/formulas.md", "references/crlf.md"}
-    result = ctx.render([
-        {"op": "append_to_reference", "file": "references/alias.md", "text": "x"},
-        {"op": "replace", "file": "scripts/run.py", "old": "hi", "new": "ho"},
-        {"op": "create_reference", "file": "/etc/passwd", "content": "root"},
-    ])
+    result = ctx.render(
+        [
+            {"op": "append_to_reference", "file": "references/alias.md", "text": "x"},
+            {"op": "replace", "file": "scripts/run.py", "old": "hi", "new": "ho"},
+            {"op": "create_reference", "file": "/etc/passwd", "content": "root"},
+        ]
+    )
     assert not result.ok and result.tree is None
     reasons = [f.render() for f in result.failures]
-    assert reasons[0] == "edit 1 (append_to_reference) on references/alias.md: refusing path 'references/alias.md': references/alias.md is a symlink"
+    assert (
+        reasons[0]
+        == "edit 1 (append_to_reference) on references/alias.md: refusing path 'references/alias.md': references/alias.md is a symlink"
+    )
     assert "scripts/ is never edited" in reasons[1]
     assert "absolute paths are not allowed" in reasons[2]
 
@@ -205,7 +224,10 @@ def test_retry_recovers_on_the_second_try(skill_repo):
     assert result.attempts == 2
     assert asked[0] is None
     assert asked[1].startswith("Your edits were not applied (1 problem); attempt 1 of 3. Nothing was changed.")
-    assert "- edit 1 (replace) on SKILL.md: the text to replace occurs 0 times in SKILL.md; closest text (line 15" in asked[1]
+    assert (
+        "- edit 1 (replace) on SKILL.md: the text to replace occurs 0 times in SKILL.md; closest text (line 15"
+        in asked[1]
+    )
     assert result.tree and result.files == [f"{DIR}/SKILL.md"] and (result.added, result.removed) == (1, 1)
 
 
@@ -221,7 +243,9 @@ def test_retry_rejects_after_the_bound(skill_repo):
     result = _run(edits_with_retries(ask, ctx.render, max_retries=1))
     assert isinstance(result, Rejected) and not result.ok
     assert len(calls) == 2 and result.attempts == 2
-    assert result.reason.startswith("no valid patch after 2 attempts: patch on references/new.md: references/new.md is new but SKILL.md does not link to it")
+    assert result.reason.startswith(
+        "no valid patch after 2 attempts: patch on references/new.md: references/new.md is new but SKILL.md does not link to it"
+    )
     assert result.failures == [EditFailure(file="references/new.md", reason=result.failures[0].reason)]
     assert result.edits[0].file == "references/new.md"
     # the record round-trips as JSON for the run record
@@ -232,10 +256,12 @@ def test_retry_rejects_after_the_bound(skill_repo):
 def test_retry_counts_invalid_replies_and_async_render(skill_repo):
     store, s0 = skill_repo
     ctx = PatchContext(store, s0, DIR)
-    replies = iter([
-        lambda: EditList.model_validate({"edits": [{"op": "replace", "old": "x"}]}),  # raises ValidationError
-        lambda: [{"op": "append_to_section", "heading": "Pitfalls", "text": "- ok"}],
-    ])
+    replies = iter(
+        [
+            lambda: EditList.model_validate({"edits": [{"op": "replace", "old": "x"}]}),  # raises ValidationError
+            lambda: [{"op": "append_to_section", "heading": "Pitfalls", "text": "- ok"}],
+        ]
+    )
     feedbacks = []
 
     async def ask(feedback):
@@ -260,7 +286,10 @@ def test_retry_zero_retries_and_other_errors_propagate(skill_repo):
 
     result = _run(edits_with_retries(empty, ctx.render, max_retries=0))
     assert isinstance(result, Rejected) and result.attempts == 1
-    assert result.reason == "no valid patch after 1 attempt: patch: the list of edits is empty, so the patch changes nothing"
+    assert (
+        result.reason
+        == "no valid patch after 1 attempt: patch: the list of edits is empty, so the patch changes nothing"
+    )
 
     async def broken(feedback):
         raise RuntimeError("budget exhausted")
@@ -299,7 +328,7 @@ def test_concurrent_async_renders_share_one_git_check(skill_repo):
     results = asyncio.run(go())
     assert batches == [12]
     store.write_held(held)
-    for edits, result in zip(edit_lists, results):
+    for edits, result in zip(edit_lists, results, strict=True):
         alone = ctx.render(edits)
         assert result.ok and (result.diff, result.tree) == (alone.diff, alone.tree)
 
@@ -316,5 +345,7 @@ def test_an_async_render_git_refuses_is_told_apart_from_its_batch(skill_repo):
         )
 
     stale, fine = asyncio.run(go())
-    assert not stale.ok and stale.failures[0].reason.startswith("the rendered diff does not apply to S0: error: patch failed")
+    assert not stale.ok and stale.failures[0].reason.startswith(
+        "the rendered diff does not apply to S0: error: patch failed"
+    )
     assert fine.ok and fine.tree

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from t2s.errors import T2SError
-from t2s.recalc import recalculate_workbook
 from t2s.tasks import load_suite
+from t2s.tasks.recalc import recalculate_workbook
 from tests.test_tasks_helpers import make_suite
 
 needs_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="soffice not installed")
@@ -39,7 +39,7 @@ def test_formula_reads_none_before_and_value_after(tmp_path):
     out = recalculate_workbook(src, tmp_path / "out")
     assert out.parent == tmp_path / "out" and out.name == "f.xlsx"
     assert _cached(out, "C2") == 42 and _cached(out, "C3") == 5
-    assert _cached(src, "C2") is None                       # input untouched
+    assert _cached(src, "C2") is None  # input untouched
     # formulas survive the round trip
     assert openpyxl.load_workbook(out)["Sheet1"]["C2"].value == "=A2+B2"
 
@@ -56,7 +56,7 @@ def test_parallel_recalculations_do_not_collide(tmp_path):
 def test_check_with_recalculation(tmp_path):
     suite = load_suite(make_suite(tmp_path / "s", cases=1))
     task = suite.task("a-1")
-    out = _formula_book(tmp_path / "out.xlsx", 10, 1)       # C2 = 11, C3 = 5 as formulas
+    out = _formula_book(tmp_path / "out.xlsx", 10, 1)  # C2 = 11, C3 = 5 as formulas
     plain = suite.check(task, out)
     assert not plain.passed and plain.report.mismatches[0].actual is None
     recalculated = suite.check(task, out, recalculate=True)
@@ -66,7 +66,7 @@ def test_check_with_recalculation(tmp_path):
 def test_unreadable_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(b"\x00\x01 not a spreadsheet at all")
-    with pytest.raises(T2SError, match="not an .xlsx workbook"):
+    with pytest.raises(T2SError, match=r"not an \.xlsx workbook"):
         recalculate_workbook(bad, tmp_path / "o")
     # through the checker, a corrupt output is a failed verdict, not a crash
     suite = load_suite(make_suite(tmp_path / "s", cases=1))
@@ -76,7 +76,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
 
 def test_missing_soffice_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("T2S_SOFFICE", str(tmp_path / "no-soffice"))
-    with pytest.raises(T2SError, match="LibreOffice .* not installed"):
+    with pytest.raises(T2SError, match=r"LibreOffice .* not installed"):
         recalculate_workbook(_formula_book(tmp_path / "f.xlsx", 1, 2))
     with pytest.raises(T2SError, match="no such file"):
         recalculate_workbook(tmp_path / "missing.xlsx")

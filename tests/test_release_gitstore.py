@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from t2s.errors import GitError, RefConflict
-from t2s.gitstore import ZERO_SHA, GitStore, RefUpdate, clone
+from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate, clone
 from tests.conftest import git
 
 
@@ -19,7 +19,11 @@ def test_read_objects_batches_and_skips_missing(git_repo):
 
 def test_replace_subtree_swaps_one_folder_and_keeps_the_rest(git_repo):
     store = GitStore.discover(git_repo)
-    base = store.commit(store.build_tree("HEAD", {"skills/a/SKILL.md": "old\n", "skills/a/references/x.md": "x\n", "t2s.toml": "t\n"}), [store.resolve("HEAD")], "base")
+    base = store.commit(
+        store.build_tree("HEAD", {"skills/a/SKILL.md": "old\n", "skills/a/references/x.md": "x\n", "t2s.toml": "t\n"}),
+        [store.resolve("HEAD")],
+        "base",
+    )
     other = store.build_tree(None, {"skills/a/SKILL.md": "new\n"})
     tree = store.replace_subtree(base, "skills/a", store.subtree(other, "skills/a"))
     paths = {e.path for e in store.list_tree(tree)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -16,14 +17,16 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.llm import LLM
-from t2s.merge import MergeSettings, Merger, merger_ask
-from t2s.patches import PatchContext
-from t2s.report import ROW, build_tree, render_report
-from t2s.review import load_run, record_verdict, review_rows
+from t2s.consolidation.group import merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
+from t2s.llm.client import LLM
+from t2s.patches.context import PatchContext
 from t2s.testing import Reply
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import merger_responder
+from t2s.views.report import ROW, build_tree, render_report
+from t2s.views.review import load_run, record_verdict, review_rows
 from tests._runfixtures import SKILL_DIR, add_patch, add_rejected_patch, make_skill_repo, start_run, write_gate
 
 LESSONS = [
@@ -51,7 +54,9 @@ def build(tmp_path, server, count: int = 7, *, fail_first: bool = False, fan_in:
     server.on(responder, role="merger")
     llm = LLM(roles={"merger": scripted_role(server, model="sim-merger")})
     context = PatchContext(store, record.manifest().s0, SKILL_DIR)
-    merger = Merger(store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, retries=0), model="sim-merger")
+    merger = Merger(
+        store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, retries=0), model="sim-merger"
+    )
     summary = asyncio.run(merger.parallel())
     return store, record, patches, summary
 
@@ -70,7 +75,9 @@ class Checker(HTMLParser):
         for name, value in attrs:
             if name == "id":
                 self.ids.append(value)
-            if name in ("src", "srcset", "href", "xlink:href", "action", "data", "poster") and not (value or "").startswith("#"):
+            if name in ("src", "srcset", "href", "xlink:href", "action", "data", "poster") and not (
+                value or ""
+            ).startswith("#"):
                 self.fetching.append(f"{tag} {name}={value}")
         if tag not in VOID:
             self.stack.append(tag)
@@ -90,7 +97,7 @@ class Checker(HTMLParser):
 
 
 def test_report_is_valid_self_contained_html_with_every_section(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server)
+    store, record, _patches, summary = build(tmp_path, scripted_server)
     assert summary.levels == [["L1-01", "L1-02"], ["L2-01"]]
     page = render_report(store, "r1")
 
@@ -112,7 +119,9 @@ def test_report_is_valid_self_contained_html_with_every_section(tmp_path, script
     # the patch list: every record, with its status and verdict
     for row in review_rows(store, "r1"):
         assert f"<b>{row.patch}</b>" in page
-    assert "rejected in review: too specific" in page and "rejected by Rev &lt;rev@example.test&gt;: too specific" in page
+    assert (
+        "rejected in review: too specific" in page and "rejected by Rev &lt;rev@example.test&gt;: too specific" in page
+    )
     assert "rejected: edits do not apply: anchor not found" in page and "merged into L1-02" in page
     # the merge tree: one node per patch branch and per merge; octopus edges; support
     svg = re.search(r'<svg class="merge-tree".*?</svg>', page, re.S).group(0)
@@ -136,7 +145,7 @@ def test_report_is_valid_self_contained_html_with_every_section(tmp_path, script
 
 
 def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=7, fail_first=True, fan_in=4)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=7, fail_first=True, fan_in=4)
     data = load_run(store, "r1")
     tree = build_tree(data, review_rows(store, "r1", data))
     nodes = {n.label: n for n in tree.nodes.values()}
@@ -145,7 +154,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
     assert root.candidate and root.label == "L2-01" and tree.levels == 3
     # the failed merge's inputs were carried up: they are direct parents of the root
     carried = [nodes[n].id for n in ("0001", "0002", "0004")]
-    assert root.children == carried + [nodes["L1-02"].id]
+    assert root.children == [*carried, nodes["L1-02"].id]
     assert all(c in root.children for c in carried)
     for node in tree.nodes.values():
         kids = [tree.nodes[c] for c in node.children]
@@ -157,7 +166,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
         columns.setdefault(node.x, []).append(node)
     for column in columns.values():
         column.sort(key=lambda n: n.y)
-        for a, b in zip(column, column[1:]):
+        for a, b in itertools.pairwise(column):
             assert a.y + a.height / 2 <= b.y - b.height / 2, (a.label, b.label)
     assert all(0 < n.y < tree.height and n.x + 1 < tree.width for n in tree.nodes.values())
     page = render_report(store, "r1")
@@ -165,7 +174,7 @@ def test_merge_tree_layout_levels_parents_between_children_no_overlap(tmp_path, 
 
 
 def test_report_command_writes_the_file(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=3)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=3)
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
     result = CliRunner().invoke(main, ["report", "--run", "r1", "-o", str(out), "-C", str(store.root)])
@@ -186,11 +195,26 @@ def _chromium() -> str | None:
 
 def _browser(binary: str, profile: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TZ": "UTC"},
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TZ": "UTC"},
     )
 
 
@@ -200,11 +224,11 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", data[pos + 8:pos + 8 + length])
+            header = struct.unpack(">IIBBBBB", data[pos + 8 : pos + 8 + length])
         elif kind == b"IDAT":
-            idat.append(data[pos + 8:pos + 8 + length])
+            idat.append(data[pos + 8 : pos + 8 + length])
         pos += 12 + length
     width, height, depth, colour, _, _, interlace = header
     assert depth == 8 and colour in (2, 6) and interlace == 0, header
@@ -216,12 +240,12 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
     for y in range(height):
         start = y * (stride + 1)
         kind = raw[start]
-        line = list(raw[start + 1:start + 1 + stride])
+        line = list(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
         elif kind == 2:
-            line = [(a + b) & 255 for a, b in zip(line, prev)]
+            line = [(a + b) & 255 for a, b in zip(line, prev, strict=True)]
         elif kind == 3:
             for i in range(stride):
                 line[i] = (line[i] + (((line[i - bpp] if i >= bpp else 0) + prev[i]) >> 1)) & 255
@@ -243,14 +267,15 @@ def decode_png(path: Path) -> tuple[int, int, int, list[bytes]]:
 def _pixels_near(row: bytes, bpp: int, rgb: tuple[int, int, int], tol: int = 4) -> int:
     r, g, b = rgb
     return sum(
-        1 for x in range(0, len(row), bpp)
+        1
+        for x in range(0, len(row), bpp)
         if abs(row[x] - r) <= tol and abs(row[x + 1] - g) <= tol and abs(row[x + 2] - b) <= tol
     )
 
 
 @pytest.mark.skipif(_chromium() is None, reason="no chromium binary (apt-get install chromium)")
 def test_report_renders_in_headless_chromium_with_the_merge_tree(tmp_path, scripted_server):
-    store, record, patches, summary = build(tmp_path, scripted_server, count=7)
+    store, _record, _patches, _summary = build(tmp_path, scripted_server, count=7)
     report = tmp_path / "report.html"
     report.write_text(render_report(store, "r1"), encoding="utf-8")
     shot = tmp_path / "shot.png"

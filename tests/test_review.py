@@ -9,13 +9,17 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
+from t2s.consolidation.group import merger_ask
+from t2s.consolidation.models import MergeSettings
+from t2s.consolidation.scheduler import Merger
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.merge import MergeSettings, Merger, merger_ask
-from t2s.notes import REVIEW_NOTES, ReviewNote
-from t2s.patches import PatchContext
-from t2s.review import (
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.patches.context import PatchContext
+from t2s.record.notes import REVIEW_NOTES, ReviewNote
+from t2s.testing.pytest_plugin import scripted_role
+from t2s.testing.simulated import merger_responder
+from t2s.views.review import (
     candidate_view,
     patch_detail,
     pr_body,
@@ -25,8 +29,6 @@ from t2s.review import (
     review_rows,
     trajectory_excerpt,
 )
-from t2s.testing.pytest_plugin import scripted_role
-from t2s.testing.simulated import merger_responder
 from tests._runfixtures import (
     SKILL_DIR,
     add_patch,
@@ -54,7 +56,9 @@ def merge_run(store, record, server, **settings):
 def build(tmp_path, accepted: int = 5):
     store = make_skill_repo(tmp_path)
     record = start_run(store)
-    patches = [add_patch(store, record, i, *LESSONS[i % 3][:1], topic=LESSONS[i % 3][1]) for i in range(1, accepted + 1)]
+    patches = [
+        add_patch(store, record, i, *LESSONS[i % 3][:1], topic=LESSONS[i % 3][1]) for i in range(1, accepted + 1)
+    ]
     return store, record, patches
 
 
@@ -79,11 +83,15 @@ def test_review_status_merged_rejected_unvalidated_open_and_verdicts(tmp_path, s
     store, record, patches = build(tmp_path, 5)
     add_rejected_patch(record, 6, "Use pandas for everything.", "edits do not apply: anchor not found")
     add_rejected_patch(record, 7, "Check the output.", "no fixed output passed the checker", status="unvalidated")
-    store.add_note(REVIEW_NOTES, patches[1].commit, ReviewNote(verdict="reject", comment="too specific", reviewer="R <r@x>").model_dump_json())
+    store.add_note(
+        REVIEW_NOTES,
+        patches[1].commit,
+        ReviewNote(verdict="reject", comment="too specific", reviewer="R <r@x>").model_dump_json(),
+    )
     store.add_note(REVIEW_NOTES, patches[2].commit, ReviewNote(verdict="approve", reviewer="A <a@x>").model_dump_json())
     summary = merge_run(store, record, scripted_server, fan_in=2)
     assert summary.excluded == {"0002": "too specific"}
-    late = add_patch(store, record, 8, LESSONS[0][0], topic="formulas")  # analysed after the merge
+    late = add_patch(store, record, 8, LESSONS[0][0], topic="formulas")  # analyzed after the merge
 
     rows = by_number(review_rows(store, "r1"))
     assert sorted(rows) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
@@ -99,7 +107,13 @@ def test_review_status_merged_rejected_unvalidated_open_and_verdicts(tmp_path, s
     assert rows["0007"].state == "unvalidated" and rows["0007"].status.startswith("unvalidated")
     assert rows["0008"].state == "open" and rows["0008"].commit == late.commit
     one = rows["0001"]
-    assert (one.task, one.trajectory, one.outcome, one.analyst, one.validated) == ("task1", "t001", "failed", "agentic", "yes")
+    assert (one.task, one.trajectory, one.outcome, one.analyst, one.validated) == (
+        "task1",
+        "t001",
+        "failed",
+        "agentic",
+        "yes",
+    )
     assert one.lines_added == 1 and one.lines_removed == 0 and one.lessons[0].text == LESSONS[1][0]
     assert one.trailers["T2S-Patch"] == "0001"
 
@@ -116,7 +130,7 @@ def test_review_status_merged_rejected_unvalidated_open_and_verdicts(tmp_path, s
 
 
 def test_a_patch_is_named_by_number_branch_ref_or_commit(tmp_path):
-    store, record, patches = build(tmp_path, 2)
+    store, _record, patches = build(tmp_path, 2)
     assert resolve_patch(store, "0002") == ("r1", "0002")
     assert resolve_patch(store, "2") == ("r1", "0002")
     assert resolve_patch(store, "t2s/r1/patch/0002") == ("r1", "0002")
@@ -194,7 +208,11 @@ def test_approve_and_reject_write_notes_and_merge_leaves_rejected_patches_out(tm
     assert bad.exit_code == 0, bad.output
     assert json.loads(bad.output)["note"]["verdict"] == "reject"
     note = ReviewNote.model_validate_json(store.read_note(REVIEW_NOTES, patches[1].commit))
-    assert (note.verdict, note.comment, note.reviewer) == ("reject", "too specific to one workbook", "Test User <user@example.test>")
+    assert (note.verdict, note.comment, note.reviewer) == (
+        "reject",
+        "too specific to one workbook",
+        "Test User <user@example.test>",
+    )
     nothing = cli(store, "reject", "0005", "-m", "no")
     assert nothing.exit_code == 2 and "has no branch" in nothing.output
     with pytest.raises(UsageError, match="needs a reason"):
@@ -217,21 +235,38 @@ def test_approve_and_reject_write_notes_and_merge_leaves_rejected_patches_out(tm
     assert rows["0001"].status == "merged into L1-01" and rows["0001"].verdict.comment == "general and well-worded"
     # a later rejection of a merged patch is shown, with what to do about it
     late = cli(store, "reject", "0003", "-m", "changed my mind")
-    assert late.exit_code == 0 and "merged into L1-01 (rejected in review after the merge: changed my mind)" in late.output
+    assert (
+        late.exit_code == 0 and "merged into L1-01 (rejected in review after the merge: changed my mind)" in late.output
+    )
     assert "to merge without it: t2s merge --run r1 --rebuild" in late.output
 
 
 def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):
-    from t2s.patches import commit_patch
+    from t2s.patches.context import commit_patch
 
-    store, record, patches = build(tmp_path, 1)
+    store, record, _patches = build(tmp_path, 1)
     s0 = record.manifest().s0
     tree = store.build_tree(s0, {f"{SKILL_DIR}/references/imported.md": "# Imported\n\n- A lesson from elsewhere.\n"})
-    trailers = [("T2S-Run", "r1"), ("T2S-Patch", "0002"), ("T2S-Task", "ext-7"), ("T2S-Trajectory", "imp-7"),
-                ("T2S-Outcome", "failed"), ("T2S-Analyst", "single-call"), ("T2S-Validated", "n/a")]
-    commit = commit_patch(store, s0=s0, tree=tree, ref="refs/heads/t2s/r1/patch/0002", subject="Imported lesson", trailers=trailers)
+    trailers = [
+        ("T2S-Run", "r1"),
+        ("T2S-Patch", "0002"),
+        ("T2S-Task", "ext-7"),
+        ("T2S-Trajectory", "imp-7"),
+        ("T2S-Outcome", "failed"),
+        ("T2S-Analyst", "single-call"),
+        ("T2S-Validated", "n/a"),
+    ]
+    commit = commit_patch(
+        store, s0=s0, tree=tree, ref="refs/heads/t2s/r1/patch/0002", subject="Imported lesson", trailers=trailers
+    )
     row = by_number(review_rows(store, "r1"))["0002"]
-    assert (row.task, row.trajectory, row.analyst, row.validated, row.record_status) == ("ext-7", "imp-7", "single-call", "n/a", "")
+    assert (row.task, row.trajectory, row.analyst, row.validated, row.record_status) == (
+        "ext-7",
+        "imp-7",
+        "single-call",
+        "n/a",
+        "",
+    )
     assert row.lessons[0].text == "Imported lesson" and row.lines_added == 3 and row.state == "open"
     assert resolve_patch(store, commit) == ("r1", "0002")
     detail = patch_detail(store, "0002")
@@ -240,7 +275,7 @@ def test_a_branch_without_a_record_is_listed_from_its_trailers(tmp_path):
 
 def test_pr_body_for_a_patch_and_for_the_candidate(tmp_path, scripted_server):
     scripted_server.on(merger_responder, role="merger")
-    store, record, patches = build(tmp_path, 3)
+    store, record, _patches = build(tmp_path, 3)
     add_rejected_patch(record, 4, "Use pandas for everything.", "edits do not apply")
     record_verdict(store, "0003", "reject", "duplicate of 0002")
 

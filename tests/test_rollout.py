@@ -7,14 +7,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.cli import main
 from t2s.config import load_config
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.rollout import rollout
-from t2s.runs import RunRecord
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.record.runs import RunRecord
+from t2s.rollouts.rollout import rollout
 from t2s.testing.pytest_plugin import scripted_role
-from t2s.trajectory import read_trajectories
 from tests._agent_support import EVOLVE, make_skill_repo, needs_benchmark, task_of, tools_agent
 
 pytestmark = needs_benchmark
@@ -108,8 +108,7 @@ def test_resume_refuses_a_different_s0_or_split(scripted_server, repo):
     config = load_config(repo / "t2s.toml")
     rollout(store, config, run="r4", llm=llm_for(scripted_server), limit=1)
     (repo / "notes.txt").write_text("x")
-    store.run("add", "notes.txt")
-    store.run("commit", "-q", "--no-verify", "-m", "another commit")
+    store.commit_paths(["notes.txt"], "another commit")
     from t2s.errors import UsageError
 
     with pytest.raises(UsageError, match="was started at S0"):
@@ -154,8 +153,9 @@ def test_cli_unknown_split_is_a_clear_error(repo):
 
 
 def test_eval_runner_drives_the_agent(scripted_server, repo, monkeypatch):
-    """t2s.evaluate's default runner is t2s.agent.evaluate_tasks."""
-    from t2s.evaluate import evaluate, make_context
+    """The default runner of an evaluation (t2s.evaluation.runner.evaluate_tasks) drives the agent."""
+    from t2s.evaluation.context import make_context
+    from t2s.evaluation.evaluate import evaluate
 
     scripted_server.on(tools_agent(inspect=False, wrong=False), role="agent")
     monkeypatch.setenv("T2S_AGENT_BASE_URL", scripted_server.base_url)

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.runs import RunManifest, RunRecord, list_runs
+from t2s.gitstore.store import GitStore
+from t2s.record.runs import RunManifest, RunRecord, list_runs
 
 
 def test_record_grows_by_commits_and_keeps_every_stage(git_repo):
@@ -22,7 +22,7 @@ def test_record_grows_by_commits_and_keeps_every_stage(git_repo):
     assert record.manifest().stages["rollout"].status == "done"
     assert record.list("trajectories") == ["trajectories/t1.json"]
     assert list_runs(store) == ["r1"]
-    assert store.run("rev-list", "--count", record.ref).strip() == "3"
+    assert len(store.rev_list(record.ref)) == 3
     assert store.trailers(record.ref) == [("T2S-Run", "r1")]
     with pytest.raises(UsageError):
         record.create(RunManifest(run="r1", s0="x", skill_dir="y"))
@@ -38,8 +38,8 @@ def test_bad_run_names_and_missing_runs_are_usage_errors(git_repo):
 
 _WRITER = """
 import sys
-from t2s.gitstore import GitStore
-from t2s.runs import RunRecord
+from t2s.gitstore.store import GitStore
+from t2s.record.runs import RunRecord
 record = RunRecord(GitStore.discover(sys.argv[1]), "r1")
 for i in range(5):
     record.write({f"w{sys.argv[2]}/{i}.json": {"i": i}}, "write")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -52,15 +52,15 @@ def test_plain_answer_has_openai_shape_and_usage(scripted_server):
 
 def test_openai_client_parses_tool_calls_and_explicit_usage(scripted_server):
     scripted_server.on(
-        responder=Reply(tool_calls=[tool_call("run_python", {"code": "print(1)"}, id="c1")],
-                        usage=(11, 7))
+        responder=Reply(tool_calls=[tool_call("run_python", {"code": "print(1)"}, id="c1")], usage=(11, 7))
     )
 
     async def go():
         client = openai.AsyncOpenAI(base_url=scripted_server.base_url, api_key="k", max_retries=0)
         try:
             return await client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "go"}],
+                model="m",
+                messages=[{"role": "user", "content": "go"}],
                 tools=[{"type": "function", "function": {"name": "run_python", "parameters": {}}}],
             )
         finally:
@@ -216,11 +216,12 @@ def test_records_requests_and_peak_in_flight():
         async def go():
             client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
             try:
-                await asyncio.gather(*(
-                    client.chat.completions.create(
-                        model="m", messages=[{"role": "user", "content": f"n{i}"}]
-                    ) for i in range(6)
-                ))
+                await asyncio.gather(
+                    *(
+                        client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"n{i}"}])
+                        for i in range(6)
+                    )
+                )
             finally:
                 await client.close()
 
@@ -235,13 +236,15 @@ def test_records_requests_and_peak_in_flight():
 def test_standalone_process_prints_base_url_and_serves():
     proc = subprocess.Popen(
         [sys.executable, "-m", "t2s.testing.server", "--port", "0", "--reply", "standalone"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         base_url = proc.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         req = urllib.request.Request(
-            base_url + "/chat/completions", data=json.dumps(chat_body()).encode(),
+            base_url + "/chat/completions",
+            data=json.dumps(chat_body()).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=5) as resp:

@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from t2s.analysts import create_skill_files
+from t2s.analysis.analysts import create_skill_files
 from t2s.cli import main
 from t2s.errors import T2SError
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.skill import lint_rev
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.skill.format import lint_rev
 from t2s.testing.pytest_plugin import scripted_role
 from t2s.testing.simulated import skill_creator_responder
 
@@ -55,10 +55,24 @@ def test_a_draft_failing_lint_twice_fails_clearly(scripted_server):
 def test_init_create_commits_the_draft(tmp_path, scripted_server):
     scripted_server.on(skill_creator_responder, role="analyst")
     repo = tmp_path / "my-skills"
-    result = CliRunner().invoke(main, [
-        "init", str(repo), "--create", "--name", "csv-cleaning", "--description", DESCRIPTION, "--no-hooks",
-        "--base-url", scripted_server.base_url, "--api-key-env", "T2S_TEST_API_KEY", "--json",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "init",
+            str(repo),
+            "--create",
+            "--name",
+            "csv-cleaning",
+            "--description",
+            DESCRIPTION,
+            "--no-hooks",
+            "--base-url",
+            scripted_server.base_url,
+            "--api-key-env",
+            "T2S_TEST_API_KEY",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     store = GitStore.discover(repo)
     assert store.read_blob("HEAD", "skills/csv-cleaning/references/pitfalls.md")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from t2s.cli import main
-from t2s.skill import Limits, lint_dir, lint_files, parse_skill_md
+from t2s.skill.format import Limits, lint_dir, lint_files, parse_skill_md
 from tests.conftest import REPO_ROOT, git
 
 GOOD = """---
@@ -67,7 +67,7 @@ def test_frontmatter_findings_name_the_rule_and_line(tmp_path, frontmatter, rule
     folder = make_skill(tmp_path, f"---\n{frontmatter}---\n\n[g](references/guide.md)\n")
     findings = lint_dir(folder, strict=True)
     assert rule in rules(findings), findings
-    assert [f.line for f in findings if f.rule == rule][0] == line
+    assert next(f.line for f in findings if f.rule == rule) == line
 
 
 def test_missing_frontmatter_is_a_finding(tmp_path):
@@ -93,7 +93,10 @@ def test_size_limits_apply_to_skill_and_references(tmp_path):
 
 
 def test_reference_integrity(tmp_path):
-    text = GOOD + "\n[missing](references/nope.md)\n[out](../other/SKILL.md)\n[abs](/etc/passwd)\n[web](https://example.com) [anchor](#demo)\n"
+    text = (
+        GOOD
+        + "\n[missing](references/nope.md)\n[out](../other/SKILL.md)\n[abs](/etc/passwd)\n[web](https://example.com) [anchor](#demo)\n"
+    )
     folder = make_skill(tmp_path, text, refs={"guide.md": "# G\n", "orphan.md": "# O\n"})
     findings = lint_dir(folder)
     assert sorted((f.file, f.line, f.rule) for f in findings) == [

@@ -30,7 +30,7 @@ def repo(tmp_path, monkeypatch):
         '[suites.sheets]\npath = "data/sb"\n[suites.sheets.splits.evolve]\nrows = "0:2"\n'
     )
     (repo / "deep").mkdir()
-    monkeypatch.chdir(repo / "deep")                    # t2s.toml is found walking up
+    monkeypatch.chdir(repo / "deep")  # t2s.toml is found walking up
     return repo
 
 
@@ -90,7 +90,7 @@ def test_suites_lists_third_party_types(repo, monkeypatch):
     monkeypatch.setattr(registry, "_TYPES", dict(registry._TYPES))
     monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))
     data = json.loads(run("suites", "--json").output)
-    toy = [t for t in data["types"] if t["type"] == "toy"][0]
+    toy = next(t for t in data["types"] if t["type"] == "toy")
     assert toy["class"] == "tests.test_tasks_suite:ToySuite" and toy["source"].startswith("entry point")
 
 
@@ -98,8 +98,20 @@ def test_suites_lists_third_party_types(repo, monkeypatch):
 def test_init_configures_the_suite(tmp_path, monkeypatch):
     data = make_wtq(tmp_path / "shared" / "wtq")
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(main, ["init", "my-skills", "--seed", "table-qa", "--no-hooks",
-                                  "--suite", "wikitablequestions", "--suite-path", "shared/wtq"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "init",
+            "my-skills",
+            "--seed",
+            "table-qa",
+            "--no-hooks",
+            "--suite",
+            "wikitablequestions",
+            "--suite-path",
+            "shared/wtq",
+        ],
+    )
     assert r.exit_code == 0, r.output
     repo = tmp_path / "my-skills"
     text = (repo / "t2s.toml").read_text()
@@ -122,9 +134,10 @@ def test_init_suite_errors(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["init", "a", "--seed", "table-qa", "--suite", "wikitablequestions"])
     assert r.exit_code == 2 and "go together" in r.output
     (tmp_path / "empty").mkdir()
-    r = CliRunner().invoke(main, ["init", "b", "--seed", "table-qa", "--suite", "wikitablequestions",
-                                  "--suite-path", "empty"])
+    r = CliRunner().invoke(
+        main, ["init", "b", "--seed", "table-qa", "--suite", "wikitablequestions", "--suite-path", "empty"]
+    )
     assert r.exit_code == 2 and "not a wikitablequestions suite" in r.output
-    assert not (tmp_path / "b").exists()                 # refused before anything was written
+    assert not (tmp_path / "b").exists()  # refused before anything was written
     r = CliRunner().invoke(main, ["init", "c", "--seed", "table-qa", "--suite", "nope", "--suite-path", "empty"])
     assert r.exit_code == 2 and "unknown suite type 'nope'" in r.output

@@ -20,8 +20,8 @@ from t2s.tasks import (
     get_suite_type,
     load_suite,
     register_suite_type,
+    registry,
 )
-from t2s.tasks import registry
 from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 from tests.test_tasks_helpers import make_suite, write_book
 
@@ -34,13 +34,13 @@ def suite_dir(tmp_path) -> Path:
 def test_load_from_directory_discovers_original_naming(suite_dir):
     suite = load_suite(suite_dir)
     assert suite.type == "spreadsheetbench" and suite.root == suite_dir.resolve()
-    assert suite.task_ids() == ["a-1", "7", "b-2"]          # ids are strings, dataset order
+    assert suite.task_ids() == ["a-1", "7", "b-2"]  # ids are strings, dataset order
     task = suite.task("7")
     assert [c.index for c in task.cases] == [1, 2, 3]
     assert task.cases[1].input_path.name == "2_7_input.xlsx"
     assert task.cases[1].answer_path.name == "2_7_answer.xlsx"
     assert task.answer_position == "'Out'!A1" and task.meta["answer_sheet"] == "Out"
-    assert suite.task(7) is task                               # int ids work too
+    assert suite.task(7) is task  # int ids work too
 
 
 def test_verified_naming_and_irregular_names(tmp_path):
@@ -92,7 +92,7 @@ def test_prepare_and_prompt(suite_dir, tmp_path):
     assert "Put A+B into column C." in prompt
     assert str(ws.input_path) in prompt and str(ws.output_path) in prompt
     assert "C2:C3" in prompt
-    assert "| 2 | 20 | 2 |" in prompt            # preview of the first rows (case 2: A2=20, B2=2)
+    assert "| 2 | 20 | 2 |" in prompt  # preview of the first rows (case 2: A2=20, B2=2)
     assert "answer" not in ws.input_path.name
 
 
@@ -125,7 +125,7 @@ def test_missing_answer_file_is_an_error(suite_dir, tmp_path):
 def test_content_hash_is_stable_and_tracks_data(suite_dir, tmp_path):
     h1 = load_suite(suite_dir).content_hash()
     copy = shutil.copytree(suite_dir, tmp_path / "elsewhere")
-    assert load_suite(copy).content_hash() == h1               # independent of location
+    assert load_suite(copy).content_hash() == h1  # independent of location
     cfg = parse_config('[suites.s]\npath = "elsewhere"\n[suites.s.splits.one]\nids = ["7"]\n')
     suite = load_suite("s", cfg, base_dir=tmp_path)
     assert suite.content_hash("one") != h1
@@ -154,20 +154,22 @@ file = "splits.json"
 ids = ["b-2", "a-1", "b-2"]
 """)
     suite = load_suite("sb", cfg, base_dir=tmp_path)
-    assert suite.splits() == {"evolve": ["a-1"], "heldout": ["7", "b-2"], "train": ["b-2", "7"],
-                              "pick": ["b-2", "a-1"]}
+    assert suite.splits() == {"evolve": ["a-1"], "heldout": ["7", "b-2"], "train": ["b-2", "7"], "pick": ["b-2", "a-1"]}
     assert suite.task_ids("heldout") == ["7", "b-2"]
     with pytest.raises(UsageError, match="has no split 'test'"):
         suite.task_ids("test")
 
 
-@pytest.mark.parametrize("body, message", [
-    ('ids = ["a-1", "ghost"]', "not in the suite: 'ghost'"),
-    ('rows = "x:2"', "must be integers"),
-    ('rows = "0:1"\nids = ["7"]', "exactly one of"),
-    ('file = "missing.json"', "does not exist"),
-    ('file = "splits.json"\nkey = "nope"', "has no key 'nope'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('ids = ["a-1", "ghost"]', "not in the suite: 'ghost'"),
+        ('rows = "x:2"', "must be integers"),
+        ('rows = "0:1"\nids = ["7"]', "exactly one of"),
+        ('file = "missing.json"', "does not exist"),
+        ('file = "splits.json"\nkey = "nope"', "has no key 'nope'"),
+    ],
+)
 def test_bad_split_declarations(suite_dir, tmp_path, body, message):
     (tmp_path / "splits.json").write_text("{}")
     cfg = _config(f'[suites.sb]\npath = "{suite_dir.name}"\n[suites.sb.splits.evolve]\n{body}\n')
@@ -184,7 +186,7 @@ rows = "0:2"
 [suites.sb.splits.heldout]
 rows = "1:3"
 """)
-    with pytest.raises(SplitOverlapError, match="overlap on 1 task.*'?7'?") as info:
+    with pytest.raises(SplitOverlapError, match=r"overlap on 1 task.*'?7'?") as info:
         load_suite("sb", cfg, base_dir=tmp_path)
     assert info.value.overlap == ["7"] and isinstance(info.value, UsageError)
 
@@ -249,7 +251,7 @@ def test_third_party_suite_through_entry_points(monkeypatch, tmp_path):
     root = tmp_path / "toys"
     root.mkdir()
     (root / "toy.txt").write_text("abc xyz")
-    suite = load_suite(root)                                   # auto-detected
+    suite = load_suite(root)  # auto-detected
     assert suite.type == "toy" and suite.task_ids() == ["abc", "xyz"]
     ws = suite.prepare(suite.task("abc"), tmp_path / "w")
     ws.output_path.write_text("cba")

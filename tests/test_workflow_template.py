@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from t2s.skillrepo import TEMPLATES
+from t2s.skill.repo import TEMPLATES
 
 TEMPLATE = TEMPLATES / "workflow-t2s.yml"
 
@@ -16,7 +16,9 @@ def _load() -> dict:
 
 
 def _steps_text(job: dict) -> str:
-    return "\n".join(str(step.get("run", "")) + str(step.get("with", "")) + str(step.get("env", "")) for step in job["steps"])
+    return "\n".join(
+        str(step.get("run", "")) + str(step.get("with", "")) + str(step.get("env", "")) for step in job["steps"]
+    )
 
 
 def test_triggers_and_jobs():
@@ -72,7 +74,9 @@ def test_model_endpoint_comes_from_repository_secrets_and_variables():
 
 
 def test_init_writes_the_template(tmp_path):
-    from t2s.skillrepo import init_skill_repo
+    from t2s.skill.repo import init_skill_repo
 
-    result = init_skill_repo(tmp_path / "r", name="demo", description="A demo skill. Use it for demos.", install_git_hooks=False)
+    result = init_skill_repo(
+        tmp_path / "r", name="demo", description="A demo skill. Use it for demos.", install_git_hooks=False
+    )
     assert (Path(result.repo) / ".github/workflows/t2s.yml").read_text() == TEMPLATE.read_text()

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from t2s.agent import AgentOptions, SkillBundle, parse_final_answer, run_agent, tool_specs
-from t2s.llm import LLM
+from t2s.agent.actions import parse_final_answer, tool_specs
+from t2s.agent.bundle import SkillBundle
+from t2s.agent.episode import AgentOptions, run_agent
+from t2s.llm.client import LLM
 from t2s.testing import Reply, tool_call
 from t2s.testing.pytest_plugin import scripted_role
 from tests._wtq_support import needs_wtq
@@ -24,7 +26,7 @@ SEED = Path(__file__).resolve().parent.parent / "skill-repos" / "table-qa"
 
 # nt-1: "in what city did piotr's last 1st place finish occur?" -> Bangkok, Thailand
 # nt-9: "which players played the same position as ardo kreek?" -> Siim Ennemuist | Andri Aganits
-WRITE = '''import openpyxl
+WRITE = """import openpyxl
 table = openpyxl.load_workbook("table.xlsx")["table"]
 print(table.max_row, [c.value for c in table[1]])
 wb = openpyxl.Workbook()
@@ -34,7 +36,7 @@ for r, v in enumerate({values!r}, start=1):
     ws.cell(r, 1, v)
 wb.save("output.xlsx")
 print("saved")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,9 @@ def episode(srv, suite, skill, tmp_path, task_id, protocol="tools"):
 
     async def main():
         try:
-            return await run_agent(llm, suite, suite.task(task_id), skill, tmp_path / "work",
-                                   options=AgentOptions(max_turns=4))
+            return await run_agent(
+                llm, suite, suite.task(task_id), skill, tmp_path / "work", options=AgentOptions(max_turns=4)
+            )
         finally:
             await llm.aclose()
 
@@ -78,8 +81,12 @@ def plan_agent(plan):
 
 
 def test_right_answer_written_by_code_passes(scripted_server, suite, skill, tmp_path):
-    scripted_server.on(plan_agent([("run_python", {"code": WRITE.format(values=["Bangkok, Thailand"])}),
-                                   ("finish", {"summary": "done"})]), role="agent")
+    scripted_server.on(
+        plan_agent(
+            [("run_python", {"code": WRITE.format(values=["Bangkok, Thailand"])}), ("finish", {"summary": "done"})]
+        ),
+        role="agent",
+    )
     traj = episode(scripted_server, suite, skill, tmp_path, "nt-1")
     assert traj.verdict == "passed", traj.error or traj.check
     assert traj.check["answers"]["gold"] == ["Bangkok, Thailand"] and traj.check["problems"] == []
@@ -88,22 +95,24 @@ def test_right_answer_written_by_code_passes(scripted_server, suite, skill, tmp_
     task_prompt = traj.messages[1].content
     assert "in what city did piotr's last 1st place finish occur?" in task_prompt
     assert "The table: table.xlsx" in task_prompt and str(tmp_path) not in task_prompt
-    assert "Bangkok" in task_prompt                         # the table preview shows the data
+    assert "Bangkok" in task_prompt  # the table preview shows the data
     assert "# Answering questions about a table" in traj.messages[0].content
-    finish = [t for t in scripted_server.requests_for("agent")[0].tools if t["function"]["name"] == "finish"][0]
+    finish = next(t for t in scripted_server.requests_for("agent")[0].tools if t["function"]["name"] == "finish")
     assert "answer" in finish["function"]["parameters"]["properties"]
 
 
 def test_wrong_answer_fails_naming_missing_and_extra_values(scripted_server, suite, skill, tmp_path):
-    scripted_server.on(plan_agent([("run_python", {"code": WRITE.format(values=["Siim Ennemuist", "Kert Toobal"])}),
-                                   ("finish", {})]), role="agent")
+    scripted_server.on(
+        plan_agent([("run_python", {"code": WRITE.format(values=["Siim Ennemuist", "Kert Toobal"])}), ("finish", {})]),
+        role="agent",
+    )
     traj = episode(scripted_server, suite, skill, tmp_path, "nt-9")
     assert traj.verdict == "failed" and traj.score == 0.0
     answers = traj.check["answers"]
     assert answers["missing"] == ["Andri Aganits"] and answers["extra"] == ["Kert Toobal"]
     assert any("'Andri Aganits'" in p for p in traj.check["problems"])
     assert any("'Kert Toobal'" in p for p in traj.check["problems"])
-    # the recorded report, re-read as the analysts do (t2s.analysts.check_block), names them too
+    # the recorded report, re-read as the analysts do (t2s.analysis.analysts.check_block), names them too
     from t2s.tasks import CheckReport
 
     text = CheckReport.model_validate(traj.check).render()
@@ -120,10 +129,15 @@ def test_finish_with_an_answer_argument(scripted_server, suite, skill, tmp_path)
 
 
 def test_text_protocol_final_answer_line(scripted_server, suite, skill, tmp_path):
-    scripted_server.on(plan_agent([
-        "Let me look.\n```python\nimport openpyxl\nprint(openpyxl.load_workbook('table.xlsx')['table'].max_row)\n```",
-        "The last 1st place was in Bangkok.\n\nFINAL ANSWER: Bangkok, Thailand",
-    ]), role="agent")
+    scripted_server.on(
+        plan_agent(
+            [
+                "Let me look.\n```python\nimport openpyxl\nprint(openpyxl.load_workbook('table.xlsx')['table'].max_row)\n```",
+                "The last 1st place was in Bangkok.\n\nFINAL ANSWER: Bangkok, Thailand",
+            ]
+        ),
+        role="agent",
+    )
     traj = episode(scripted_server, suite, skill, tmp_path, "nt-1", protocol="text")
     assert traj.verdict == "passed", traj.check
     assert [s.tool for s in traj.steps] == ["run_python", "finish"]
@@ -142,8 +156,9 @@ def test_auto_protocol_final_answer_without_tool_call(scripted_server, suite, sk
 
 
 def test_tools_protocol_text_final_answer_after_tools(scripted_server, suite, skill, tmp_path):
-    scripted_server.on(plan_agent([("run_python", {"code": "print(1)"}),
-                                   "FINAL ANSWER: Bangkok, Thailand"]), role="agent")
+    scripted_server.on(
+        plan_agent([("run_python", {"code": "print(1)"}), "FINAL ANSWER: Bangkok, Thailand"]), role="agent"
+    )
     traj = episode(scripted_server, suite, skill, tmp_path, "nt-1", protocol="tools")
     assert traj.verdict == "passed" and traj.stop_reason == "finished"
 
@@ -159,22 +174,23 @@ def test_spreadsheet_suites_keep_the_plain_finish_tool():
     from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 
     assert SpreadsheetBenchSuite.final_answer_parameter is None
-    finish = [t for t in tool_specs() if t["function"]["name"] == "finish"][0]
+    finish = next(t for t in tool_specs() if t["function"]["name"] == "finish")
     assert "answer" not in finish["function"]["parameters"]["properties"]
 
 
 def test_rollout_records_wtq_trajectories(scripted_server, tmp_path):
+    from t2s.agent.trajectory import read_trajectories
     from t2s.config import load_config
-    from t2s.gitstore import GitStore
-    from t2s.rollout import rollout
-    from t2s.runs import RunRecord
-    from t2s.skillrepo import init_skill_repo
+    from t2s.gitstore.store import GitStore
+    from t2s.record.runs import RunRecord
+    from t2s.rollouts.rollout import rollout
+    from t2s.skill.repo import init_skill_repo
     from t2s.tasks import load_suite
-    from t2s.trajectory import read_trajectories
 
     repo = tmp_path / "skills"
-    init_skill_repo(repo, seed="table-qa", install_git_hooks=False,
-                    suite=("wikitablequestions", str(WIKITABLEQUESTIONS)))
+    init_skill_repo(
+        repo, seed="table-qa", install_git_hooks=False, suite=("wikitablequestions", str(WIKITABLEQUESTIONS))
+    )
     toml = repo / "t2s.toml"
     toml.write_text(toml.read_text().replace('mode = "read-write"', 'mode = "off"'))
     config = load_config(toml)
@@ -200,10 +216,14 @@ def test_rollout_records_wtq_trajectories(scripted_server, tmp_path):
 def test_finishing_without_an_answer_is_reminded_to_give_one(scripted_server, suite, skill, tmp_path):
     """Small models often finish with the answer only in a summary: the reminder must
     ask for the final answer, not for a workbook."""
-    scripted_server.on(plan_agent([
-        ("finish", {"summary": "The city is Bangkok."}),
-        ("finish", {"answer": "Bangkok, Thailand"}),
-    ]))
+    scripted_server.on(
+        plan_agent(
+            [
+                ("finish", {"summary": "The city is Bangkok."}),
+                ("finish", {"answer": "Bangkok, Thailand"}),
+            ]
+        )
+    )
     traj = episode(scripted_server, suite, skill, tmp_path, "nt-1")
     assert traj.reminders == 1
     reminder = scripted_server.requests[1].messages[-1]["content"]

@@ -14,13 +14,13 @@ import os
 
 import pytest
 
+from t2s.agent.trajectory import read_trajectories
 from t2s.config import load_config
-from t2s.gitstore import GitStore
-from t2s.llm import LLM
-from t2s.rollout import rollout
-from t2s.runs import RunRecord
-from t2s.skillrepo import init_skill_repo
-from t2s.trajectory import read_trajectories
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM
+from t2s.record.runs import RunRecord
+from t2s.rollouts.rollout import rollout
+from t2s.skill.repo import init_skill_repo
 from tests._wtq_support import needs_wtq
 from tests.conftest import WIKITABLEQUESTIONS
 
@@ -33,8 +33,9 @@ pytestmark = [
 
 def test_live_five_wtq_questions(tmp_path):
     repo = tmp_path / "skills"
-    init_skill_repo(repo, seed="table-qa", install_git_hooks=False,
-                    suite=("wikitablequestions", str(WIKITABLEQUESTIONS)))
+    init_skill_repo(
+        repo, seed="table-qa", install_git_hooks=False, suite=("wikitablequestions", str(WIKITABLEQUESTIONS))
+    )
     toml = repo / "t2s.toml"
     toml.write_text(toml.read_text().replace('mode = "read-write"', 'mode = "off"'))
     config = load_config(toml)
@@ -48,8 +49,9 @@ def test_live_five_wtq_questions(tmp_path):
         "timeout": 300.0,
         "max_retries": 2,
     }
-    llm = LLM(config, roles={"agent": role},
-              env={k: v for k, v in os.environ.items() if not k.startswith("T2S_AGENT_")})
+    llm = LLM(
+        config, roles={"agent": role}, env={k: v for k, v in os.environ.items() if not k.startswith("T2S_AGENT_")}
+    )
     store = GitStore.discover(repo)
     # One at a time: a local single-slot server (llama.cpp) keeps its prompt cache
     # only while one conversation runs; interleaving two re-reads ~5k tokens a turn.
@@ -64,5 +66,7 @@ def test_live_five_wtq_questions(tmp_path):
             assert traj.turns >= 1 and traj.usage.total_tokens > 0 and traj.check.get("answers") is not None
         answers = (traj.check or {}).get("answers") or {}
         print(f"{traj.task_id}: {traj.verdict}  gold={answers.get('gold')} predicted={answers.get('predicted')}")
-    print(f"WTQ live score: {summary.passed}/{summary.total} passed "
-          f"({summary.failed} failed, {summary.errored} errored), {summary.tokens} tokens")
+    print(
+        f"WTQ live score: {summary.passed}/{summary.total} passed "
+        f"({summary.failed} failed, {summary.errored} errored), {summary.tokens} tokens"
+    )

@@ -36,7 +36,7 @@ def suite(root):
 def test_target_unescaping():
     assert parse_target("Sydney|Atlanta") == ["Sydney", "Atlanta"]
     assert parse_target("a\\pb|line\\nbreak|back\\\\slash") == ["a|b", "line\nbreak", "back\\slash"]
-    assert parse_target("\\\\n") == ["\\n"]                    # an escaped backslash, then a plain n
+    assert parse_target("\\\\n") == ["\\n"]  # an escaped backslash, then a plain n
     assert parse_target("12,467") == ["12,467"]
 
 
@@ -46,8 +46,8 @@ def test_questions_and_tables(root, suite):
     assert qs[4].target == ("a|b", "line\nbreak", "back\\slash")
     rows = read_table(root / "csv/200-csv/1.csv")
     assert rows[0] == ["Title", "Notes"]
-    assert rows[1] == ['Episode: "Pilot"', "first line\nsecond line"]     # \" escape, quoted newline
-    assert rows[2] == ["back\\slash", "-3.5"]                             # \\ escape
+    assert rows[1] == ['Episode: "Pilot"', "first line\nsecond line"]  # \" escape, quoted newline
+    assert rows[2] == ["back\\slash", "-3.5"]  # \\ escape
     assert suite.type == "wikitablequestions" and detect_suite_type(root) is WikiTableQuestionsSuite
     task = suite.task("nt-3")
     assert task.instruction == "what is the quoted title?" and task.meta["target"] == ['Episode: "Pilot"']
@@ -79,18 +79,29 @@ def test_real_data_parses():
     assert suite.task("nt-9").meta["target"] == ["Siim Ennemuist", "Andri Aganits"]
     splits = suite.splits()
     assert len(splits["evolve"]) == 200 and len(splits["heldout"]) == 200
-    suite.check_disjoint("evolve", "heldout")                  # the shipped splits are table-disjoint
+    suite.check_disjoint("evolve", "heldout")  # the shipped splits are table-disjoint
     rows = read_table(WIKITABLEQUESTIONS / "csv/203-csv/133.csv")
     assert any('\\"Kim\\"' in cell for row in rows for cell in row)
 
 
 # ----------------------------------------------------------------------------- prepare
-@pytest.mark.parametrize("text, value, fmt", [
-    ("2004", 2004, None), ("-3.5", -3.5, "0.0"), ("12.50", 12.5, "0.00"), ("0", 0, None),
-    ("7,169", 7169, "#,##0"), ("1,234,567.25", 1234567.25, "#,##0.00"),
-    ("007", "007", None), ("1,2", "1,2", None), ("12%", "12%", None), ("", None, None),
-    ("1234567890123456", "1234567890123456", None), ("June 3, 1990", "June 3, 1990", None),
-])
+@pytest.mark.parametrize(
+    "text, value, fmt",
+    [
+        ("2004", 2004, None),
+        ("-3.5", -3.5, "0.0"),
+        ("12.50", 12.5, "0.00"),
+        ("0", 0, None),
+        ("7,169", 7169, "#,##0"),
+        ("1,234,567.25", 1234567.25, "#,##0.00"),
+        ("007", "007", None),
+        ("1,2", "1,2", None),
+        ("12%", "12%", None),
+        ("", None, None),
+        ("1234567890123456", "1234567890123456", None),
+        ("June 3, 1990", "June 3, 1990", None),
+    ],
+)
 def test_cell_value(text, value, fmt):
     assert cell_value(text) == (value, fmt)
     assert type(cell_value(text)[0]) is type(value)
@@ -105,7 +116,7 @@ def test_prepare_writes_a_real_workbook(suite, tmp_path):
     wb = openpyxl.load_workbook(ws.input_path)
     assert wb.sheetnames == ["table"]
     sheet = wb["table"]
-    assert [c.value for c in sheet[1]] == ["Year", "City", "Attendance", "Code"]   # header stays text
+    assert [c.value for c in sheet[1]] == ["Year", "City", "Attendance", "Code"]  # header stays text
     assert [c.value for c in sheet[2]] == [1996, "Atlanta", 5000, "007"]
     assert sheet["C2"].number_format == "#,##0" and sheet["D3"].value == 12.5
     assert sheet["D4"].value is None and sheet.max_row == 4
@@ -123,9 +134,9 @@ def test_prompt_shows_question_table_and_answer_rules(suite, tmp_path):
     assert "which cities hosted before 2004?" in prompt
     assert f"Write your answer to: {ws.output_path}" in prompt
     assert "sheet named 'answer'" in prompt and "FINAL ANSWER:" in prompt
-    assert "| 2 | 1996 | Atlanta | 5,000 | 007 |" in prompt            # rows numbered as in the workbook
+    assert "| 2 | 1996 | Atlanta | 5,000 | 007 |" in prompt  # rows numbered as in the workbook
     assert "A = 'Year'" in prompt and "all 3 rows" in prompt
-    assert "Sydney|Atlanta" not in prompt and "12,467" not in prompt    # no gold answer
+    assert "Sydney|Atlanta" not in prompt and "12,467" not in prompt  # no gold answer
 
 
 def test_prompt_preview_is_capped(root, tmp_path):
@@ -174,11 +185,11 @@ def test_disjoint_configuration_loads_and_splits_json_is_the_default(root):
 
 
 def test_rollout_refuses_overlapping_tables(root, tmp_path):
-    from t2s.rollout import rollout_async
+    from t2s.rollouts.rollout import rollout_async
 
     suite = WikiTableQuestionsSuite("w", root)
     suite._splits = {"evolve": ["nt-0"], "heldout": ["nt-2"]}
-    with pytest.raises(SplitOverlapError, match="csv/200-csv/0.csv"):
+    with pytest.raises(SplitOverlapError, match=r"csv/200-csv/0\.csv"):
         import asyncio
 
         asyncio.run(rollout_async(None, parse_config(""), None, suite, run="r"))
@@ -187,11 +198,11 @@ def test_rollout_refuses_overlapping_tables(root, tmp_path):
 def test_content_hash_covers_answers_and_tables(tmp_path):
     a = WikiTableQuestionsSuite("a", make_wtq(tmp_path / "a"))
     b = WikiTableQuestionsSuite("b", make_wtq(tmp_path / "b"))
-    assert a.content_hash("evolve") == b.content_hash("evolve")          # path-independent
+    assert a.content_hash("evolve") == b.content_hash("evolve")  # path-independent
     h = a.content_hash("evolve")
     q = tmp_path / "a" / "questions.tsv"
     q.write_text(q.read_text().replace("Athens", "Athina"))
-    assert WikiTableQuestionsSuite("a", tmp_path / "a").content_hash("evolve") != h   # the gold answer
+    assert WikiTableQuestionsSuite("a", tmp_path / "a").content_hash("evolve") != h  # the gold answer
     b_h = b.content_hash("evolve")
     table = tmp_path / "b" / "csv/200-csv/1.csv"
     table.write_text(table.read_text() + '"x","y"\n')
@@ -219,13 +230,13 @@ def test_record_final_answer(suite, tmp_path):
 
 
 def test_leak_guard_inputs(suite):
-    from t2s.analyze import forbidden_values_for
-    from t2s.trajectory import Trajectory
+    from t2s.agent.trajectory import Trajectory
+    from t2s.analysis.analyze import forbidden_values_for
 
     task = suite.task("nt-1")
     assert suite.gold_values(task) == ["12,467"]
     assert "Atlanta" in suite.visible_texts(task)[0]
     traj = Trajectory(id="t", task_id="nt-1", instruction=task.instruction)
-    assert forbidden_values_for(traj, task, suite) == ["12,467"]           # computed: not in the table
+    assert forbidden_values_for(traj, task, suite) == ["12,467"]  # computed: not in the table
     task0 = suite.task("nt-0")
-    assert forbidden_values_for(Trajectory(id="t", task_id="nt-0"), task0, suite) == []   # in the table
+    assert forbidden_values_for(Trajectory(id="t", task_id="nt-0"), task0, suite) == []  # in the table

@@ -2,33 +2,100 @@
 
 from __future__ import annotations
 
-
 import click
 
-from t2s.commands._common import CountingProgress, console, print_row_table, resumable_stage, stopped_by_budget, err_console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import (
+    CountingProgress,
+    console,
+    end_stage,
+    json_option,
+    open_repo,
+    print_json,
+    print_row_table,
+    repo_option,
+    resumable_stage,
+    sandbox_preflight,
+    setting_type,
+    unsafe_sandbox_option,
+)
 from t2s.commands.models import model_options, overrides_from_flags
+from t2s.config import AnalyzeSection
+from t2s.record import refs
+from t2s.record.provenance import KEYS
 
 
 @click.command()
-@click.option("--run", "run_name", required=True, help="The run whose trajectories to analyse (refs/t2s/runs/NAME).")
-@click.option("--mode", type=click.Choice(["error", "success", "combined"]), default=None,
-              help="Failed trajectories, passed ones, or both (default: [analyze] mode).")
-@click.option("--analyst", type=click.Choice(["agentic", "single-call"]), default=None,
-              help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
-                   "or single-call (reads the trajectory only). Default: [analyze] analyst.")
-@click.option("--concurrency", type=int, default=None, help="Analyses in parallel (default: [analyze] concurrency).")
-@click.option("--max-turns", type=int, default=None, help="Replies of an agentic analyst (default: [analyze] max_turns).")
-@click.option("--include-unvalidated", is_flag=True, default=None,
-              help="Also make branches (T2S-Validated: no) for agentic reports whose fix never passed.")
-@click.option("--protocol", type=click.Choice(["auto", "tools", "text"]), default=None,
-              help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').")
+@click.option(
+    "--run", "run_name", required=True, help=f"The run whose trajectories to analyze ({refs.run_record('NAME')})."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["error", "success", "combined"]),
+    default=None,
+    help="Failed trajectories, passed ones, or both (default: [analyze] mode).",
+)
+@click.option(
+    "--analyst",
+    type=click.Choice(["agentic", "single-call"]),
+    default=None,
+    help="Error analyst: agentic (works in a workspace and must prove its fix with the checker) "
+    "or single-call (reads the trajectory only). Default: [analyze] analyst.",
+)
+@click.option(
+    "--concurrency",
+    type=setting_type(AnalyzeSection, "concurrency"),
+    default=None,
+    help="Analyses in parallel (default: [analyze] concurrency).",
+)
+@click.option(
+    "--max-turns",
+    type=setting_type(AnalyzeSection, "max_turns"),
+    default=None,
+    help="Replies of an agentic analyst (default: [analyze] max_turns).",
+)
+@click.option(
+    "--include-unvalidated",
+    is_flag=True,
+    default=None,
+    help=f"Also make branches ({KEYS['validated']}: no) for agentic reports whose fix never passed.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "tools", "text"]),
+    default=None,
+    help="Tool protocol of the agentic analyst (default: the analyst model's 'protocol').",
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the model response cache.")
+@click.option(
+    "--retry-errored/--keep-errored",
+    "retry_errored",
+    default=True,
+    show_default=True,
+    help="Analyze trajectories whose analysis errored (the analyst's endpoint failed) again, or leave them.",
+)
+@unsafe_sandbox_option
 @model_options
 @json_option
 @repo_option
-def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated, protocol, no_cache,
-            flag_model, flag_base_url, flag_api_key_env, model_sets, as_json, repo_dir):
-    """Analyse the trajectories of run RUN: one patch branch per accepted analysis.
+def analyze(
+    run_name,
+    mode,
+    analyst,
+    concurrency,
+    max_turns,
+    include_unvalidated,
+    protocol,
+    no_cache,
+    retry_errored,
+    unsafe_no_sandbox,
+    flag_model,
+    flag_base_url,
+    flag_api_key_env,
+    model_sets,
+    as_json,
+    repo_dir,
+):
+    """Analyze the trajectories of run RUN: one patch branch per accepted analysis.
 
     Every analyst works against the run's frozen skill S0 and never sees another's
     patch. Failed trajectories get the error analyst, passed ones the success analyst.
@@ -37,45 +104,70 @@ def analyze(run_name, mode, analyst, concurrency, max_turns, include_unvalidated
     reason) is kept in the run record with its transcript. Interrupt it (Ctrl-C or a
     [budget] cap) and run the same command again: finished analyses are kept.
 
+    An analysis that errored (the analyst's endpoint was down or kept failing) is no
+    verdict: it gets no patch record, the causes are tabled, the exit status is 3, and
+    the next run analyses the trajectory again (--keep-errored leaves it).
+
     \b
     Examples:
       t2s analyze --run r1
       t2s analyze --run r1 --mode error --analyst single-call --concurrency 8
       t2s analyze --run r1 --mode success --json
+      t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
-    from t2s.analyze import AnalyzeSettings, analyze_run, summary_rows
-    from t2s.errors import UsageError
-    from t2s.llm import LLM, default_cache_path
-    from t2s.runs import check_run_name
+    import t2s
 
-    store = open_store(repo_dir)
-    config = load_repo_config(store)
-    check_run_name(run_name)
-    if concurrency is not None and concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1 (got {concurrency})")
-    settings = AnalyzeSettings.from_config(
-        config, mode=mode, analyst=analyst, concurrency=concurrency, max_turns=max_turns,
-        include_unvalidated=include_unvalidated, protocol=protocol,
-    )
-    overrides = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
-    llm = LLM(config, cache_path=None if no_cache else default_cache_path(store.common_dir, config),
-              phase="analyze", overrides=overrides)
-    progress = None if as_json else CountingProgress("analyze", {"accepted": "green", "unvalidated": "yellow", "rejected": "red"}, lambda item: item.status)
-    if not as_json:
-        err_console.print(f"run [bold]{run_name}[/bold]: mode {settings.mode}, analyst {settings.analyst}, "
-                          f"concurrency {settings.concurrency}")
-    with resumable_stage(progress, run_name, "analyses", llm):
-        summary = analyze_run(store, config, run=run_name, settings=settings, llm=llm, progress=progress)
+    repo = open_repo(repo_dir)
+    if (analyst or repo.config.analyze.analyst) == "agentic" and (mode or repo.config.analyze.mode) != "success":
+        sandbox_preflight(unsafe_no_sandbox)  # only the agentic error analyst runs code
+    progress = None if as_json else analyze_progress()
+    with resumable_stage(progress, run_name, "analyses"):
+        summary = t2s.analyze(
+            repo,
+            run_name,
+            mode=mode,
+            analyst=analyst,
+            concurrency=concurrency,
+            max_turns=max_turns,
+            include_unvalidated=include_unvalidated,
+            protocol=protocol,
+            models=overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets),
+            cache=not no_cache,
+            retry_errored=retry_errored,
+            unsafe_no_sandbox=unsafe_no_sandbox,
+            progress=progress,
+        )
     if as_json:
         print_json(summary.to_dict())
     else:
-        print_row_table(f"analyze {run_name} ({summary.mode}, S0 {summary.s0[:12]})", summary_rows(summary))
-        for note in summary.notes:
-            console.print(f"note: {note}")
-        if summary.skipped:
-            console.print(f"{summary.skipped} trajectory(ies) were already analysed and were not analysed again.")
-        if summary.branches:
-            console.print(f"Patch branches: refs/heads/t2s/{run_name}/patch/* "
-                          f"(see one with `git log -1 t2s/{run_name}/patch/NNNN`).")
-    stopped_by_budget(summary, "trajectory(ies)")
+        print_summary(summary)
+    end_stage(summary, "trajectory(ies)", as_json)
+
+
+def analyze_progress() -> CountingProgress:
+    """The analysis' progress bar: trajectories done, by outcome."""
+    styles = {"accepted": "green", "unvalidated": "yellow", "rejected": "red", "errored": "yellow"}
+    # a finished item is a PatchRecord (a verdict) or an AnalystOutcome (an analysis that errored)
+    return CountingProgress(
+        "analyze", styles, lambda item: "errored" if getattr(item, "error_cause", None) else item.status
+    )
+
+
+def print_summary(summary) -> None:
+    """The closing table of an analysis, with its notes and where the branches are."""
+    from t2s.analysis.analyze import summary_rows
+
+    print_row_table(
+        f"analyze {summary.run} ({summary.mode}, {summary.analyst} analyst, S0 {summary.s0[:12]})",
+        summary_rows(summary),
+    )
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False)
+    if summary.skipped:
+        console.print(f"{summary.skipped} trajectory(ies) were already analyzed and were not analyzed again.")
+    if summary.branches:
+        console.print(
+            f"Patch branches: {refs.run_branches(summary.run)}patch/* "
+            f"(see one with `git log -1 {refs.short(refs.patch_branch(summary.run, 'NNNN'))}`)."
+        )

@@ -6,15 +6,32 @@ import sys
 
 import click
 
-from t2s.commands._common import console, json_option, load_repo_config, open_store, print_json, repo_option
+from t2s.commands._common import (
+    console,
+    json_option,
+    load_repo_config,
+    number_type,
+    open_store,
+    print_json,
+    repo_option,
+    setting_type,
+)
+from t2s.config import GateSection, Score
 
 
 @click.command()
 @click.option("--good", required=True, help="A revision whose skill scores well (e.g. the run's S0).")
 @click.option("--bad", required=True, help="A revision whose skill scores worse (e.g. t2s/r1/candidate).")
 @click.option("--split", default=None, help="The split (default: [gate] split).")
-@click.option("--threshold", type=float, default=None, help="A commit is bad when its score is below this (default: the good revision's score).")
-@click.option("--seeds", type=int, default=None, help="Runs per task (default: [gate] seeds).")
+@click.option(
+    "--threshold",
+    type=number_type(Score),
+    default=None,
+    help="A commit is bad when its score is below this (default: the good revision's score).",
+)
+@click.option(
+    "--seeds", type=setting_type(GateSection, "seeds"), default=None, help="Runs per task (default: [gate] seeds)."
+)
 @click.option("--suite", default=None, help="The configured suite.")
 @click.option("--no-cache", is_flag=True, help="Evaluate every step afresh (for measuring; costs model calls).")
 @click.option("--first-parent", is_flag=True, help="Follow first parents only (walks releases on main).")
@@ -35,12 +52,22 @@ def bisect(good, bad, split, threshold, seeds, suite, no_cache, first_parent, re
       t2s bisect --good main --bad t2s/r1/candidate
       t2s bisect --good v0.1.0 --bad v0.3.0 --first-parent --threshold 0.7
     """
-    from t2s.release import bisect as do_bisect
+    from t2s.views.bisect import bisect as do_bisect
 
     store = open_store(repo_dir)
     config = load_repo_config(store)
-    result = do_bisect(store, config, good=good, bad=bad, split=split, threshold=threshold, seeds=seeds,
-                       suite=suite, use_cache=not no_cache, first_parent=first_parent)
+    result = do_bisect(
+        store,
+        config,
+        good=good,
+        bad=bad,
+        split=split,
+        threshold=threshold,
+        seeds=seeds,
+        suite=suite,
+        use_cache=not no_cache,
+        first_parent=first_parent,
+    )
     if as_json:
         print_json(result.to_json())
     else:
@@ -50,13 +77,22 @@ def bisect(good, bad, split, threshold, seeds, suite, no_cache, first_parent, re
 
 def _print(result) -> None:
     for step in result.endpoints:
-        console.print(f"{step['label']:>4} {step['commit'][:12]} score {step['score']:.3f}" + ("" if step["ran"] else " (cached)"))
+        console.print(
+            f"{step['label']:>4} {step['commit'][:12]} score {step['score']:.3f}" + ("" if step["ran"] else " (cached)")
+        )
     for step in result.steps:
         if step.get("skipped"):
             console.print(f"step {step['rev'][:12]}: skipped ({step.get('reason', '')})")
+        elif step.get("error"):  # e.g. the model endpoint failed: git bisect stopped, nothing blamed
+            console.print(f"step {step['rev'][:12]}: error: {step['error']}")
         elif "score" in step:
-            console.print(f"step {step['commit'][:12]} score {step['score']:.3f} -> {'bad' if step.get('bad') else 'good'}" + ("" if step.get("ran") else " (cached)"))
-    console.print(f"{len(result.steps)} bisect step(s), {result.evaluations} agent evaluation(s); threshold {result.threshold:.3f}")
+            console.print(
+                f"step {step['commit'][:12]} score {step['score']:.3f} -> {'bad' if step.get('bad') else 'good'}"
+                + ("" if step.get("ran") else " (cached)")
+            )
+    console.print(
+        f"{len(result.steps)} bisect step(s), {result.evaluations} agent evaluation(s); threshold {result.threshold:.3f}"
+    )
     if not result.first_bad:
         console.print("[red]bisect could not name a first bad commit[/]")
         console.print(result.log)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import console, json_option, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, number_type, open_store, print_json, repo_option
+from t2s.config import Count
 
 
 @click.command()
-@click.argument("line", type=int, required=False)
+@click.argument("line", type=number_type(Count), required=False)
 @click.option("--run", "run_name", required=True, help="The run whose candidate to blame.")
 @click.option("--text", help="Blame the first line containing TEXT (case-insensitive) instead of a number.")
 @json_option
@@ -22,7 +23,7 @@ def blame(line, run_name, text, as_json, repo_dir):
       t2s blame --run r1 --text "recalculate"
       t2s blame --run r1 --text "data_only" --json
     """
-    from t2s.blame import blame as run_blame, render_tree
+    from t2s.views.blame import blame as run_blame, render_tree
 
     result = run_blame(open_store(repo_dir), run_name, line=line, text=text)
     if as_json:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,8 +28,8 @@ def _git_version() -> str | None:
 
 
 def gather(smoke: bool = True) -> dict:
-    from t2s.recalc import find_soffice, soffice_version
-    from t2s.sandbox import isolation_report, run_code
+    from t2s.sandbox.run import availability, isolation_report
+    from t2s.tasks.recalc import find_soffice, soffice_version
 
     try:
         import openpyxl
@@ -37,36 +38,52 @@ def gather(smoke: bool = True) -> dict:
     except ImportError:  # pragma: no cover - a dependency
         openpyxl_version = None
     soffice = find_soffice()
-    info = {
+    avail = availability()
+    info: dict[str, Any] = {
         "t2s": __version__,
-        "python": {"version": platform.python_version(), "executable": sys.executable,
-                   "ok": sys.version_info >= (3, 11)},
+        "python": {
+            "version": platform.python_version(),
+            "executable": sys.executable,
+            "ok": sys.version_info >= (3, 11),
+        },
         "git": {"version": _git_version()},
         "openpyxl": {"version": openpyxl_version},
         "libreoffice": {"path": soffice, "version": soffice_version() if soffice else None},
-        "sandbox": isolation_report(),
+        "sandbox": {**isolation_report(), "ok": avail.ok, "missing": avail.missing},
     }
     info["git"]["ok"] = info["git"]["version"] is not None
     info["openpyxl"]["ok"] = openpyxl_version is not None
     info["libreoffice"]["ok"] = info["libreoffice"]["version"] is not None
-    if smoke:
-        with tempfile.TemporaryDirectory(prefix="t2s-doctor-") as tmp:
-            res = run_code("import openpyxl; print('ok')", Path(tmp), timeout=60)
-        info["sandbox"]["smoke_test"] = res.verdict
-        info["sandbox"]["ok"] = res.ok and res.stdout.strip() == "ok"
-    info["ok"] = all(info[k]["ok"] for k in ("python", "git", "openpyxl")) and \
-        info["sandbox"].get("ok", True)
+    if smoke and avail.ok:
+        info["sandbox"].update(_smoke_test())
+    info["ok"] = all(info[k]["ok"] for k in ("python", "git", "openpyxl")) and info["sandbox"]["ok"]
     return info
+
+
+def _smoke_test() -> dict:
+    """openpyxl in the sandbox, and a file written there comes back."""
+    from t2s.sandbox.run import run_code
+
+    with tempfile.TemporaryDirectory(prefix="t2s-doctor-") as tmp:
+        res = run_code("import openpyxl; open('ok.txt', 'w').write('ok'); print('ok')", Path(tmp), timeout=60)
+        back = (Path(tmp) / "ok.txt").is_file()
+    return {
+        "smoke_test": res.verdict + ("" if back else "; the work folder did not come back"),
+        "ok": res.ok and res.stdout.strip() == "ok" and back,
+    }
 
 
 @click.command("doctor")
 @click.option("--no-smoke", is_flag=True, help="Skip running a tiny program in the sandbox.")
 @json_option
 def doctor(no_smoke: bool, as_json: bool) -> None:
-    """Report python, git, LibreOffice and which sandbox isolation is active.
+    """Report python, git, LibreOffice and the sandbox model code runs in.
 
     Exit 1 if something t2s needs is missing (python >= 3.11, git, openpyxl, a working
-    sandbox); LibreOffice is optional (needed only to recalculate formulas).
+    sandbox: bubblewrap with its namespaces); LibreOffice is optional (needed only to
+    recalculate formulas). Without a sandbox it says exactly what is missing; rollout,
+    eval, gate, analyze and evolve then refuse to run model code unless given
+    --unsafe-no-sandbox.
 
     \b
     Examples:
@@ -77,21 +94,28 @@ def doctor(no_smoke: bool, as_json: bool) -> None:
     if as_json:
         print_json(info)
     else:
-        def mark(ok: bool) -> str:
-            return "ok  " if ok else "MISSING"
-
-        py = info["python"]
-        click.echo(f"{mark(py['ok'])} python {py['version']} ({py['executable']})")
-        click.echo(f"{mark(info['git']['ok'])} git: {info['git']['version'] or 'not found'}")
-        click.echo(f"{mark(info['openpyxl']['ok'])} openpyxl {info['openpyxl']['version']}")
-        lo = info["libreoffice"]
-        click.echo(("ok  " if lo["ok"] else "warn") + " LibreOffice: "
-                      + (f"{lo['version']} ({lo['path']})" if lo["ok"]
-                         else "not found (formula recalculation unavailable)"))
-        sb = info["sandbox"]
-        click.echo(f"{mark(sb.get('ok', True))} sandbox")
-        for key in ("network", "memory", "processes", "timeout", "environment", "user",
-                    "smoke_test"):
-            if key in sb:
-                click.echo(f"       {key}: {sb[key]}")
+        _print(info)
     sys.exit(0 if info["ok"] else 1)
+
+
+def _print(info: dict) -> None:
+    def mark(ok: bool) -> str:
+        return "ok  " if ok else "MISSING"
+
+    py = info["python"]
+    click.echo(f"{mark(py['ok'])} python {py['version']} ({py['executable']})")
+    click.echo(f"{mark(info['git']['ok'])} git: {info['git']['version'] or 'not found'}")
+    click.echo(f"{mark(info['openpyxl']['ok'])} openpyxl {info['openpyxl']['version']}")
+    lo = info["libreoffice"]
+    click.echo(
+        ("ok  " if lo["ok"] else "warn")
+        + " LibreOffice: "
+        + (f"{lo['version']} ({lo['path']})" if lo["ok"] else "not found (formula recalculation unavailable)")
+    )
+    sb = info["sandbox"]
+    click.echo(f"{mark(sb['ok'])} sandbox")
+    for problem in sb["missing"]:
+        click.echo(f"       missing: {problem}")
+    for key, value in sb.items():
+        if key not in ("ok", "missing"):
+            click.echo(f"       {key}: {value}")

@@ -11,12 +11,21 @@ from t2s.commands._common import console, json_option, load_repo_config, open_st
 
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["openai-jsonl", "claude-code", "t2s"]),
-              help="openai-jsonl: one chat conversation per line; claude-code: a Claude Code "
-                   "session file; t2s: t2s trajectory JSON or JSONL.")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["openai-jsonl", "claude-code", "t2s"]),
+    help="openai-jsonl: one chat conversation per line; claude-code: a Claude Code "
+    "session file; t2s: t2s trajectory JSON or JSONL.",
+)
 @click.option("--run", "run_name", required=True, help="The run to import into (created if needed).")
-@click.option("--verdict", type=click.Choice(["passed", "failed", "unlabelled"]), default=None,
-              help="Label every imported trajectory (default: each line's own verdict, else unlabelled).")
+@click.option(
+    "--verdict",
+    type=click.Choice(["passed", "failed", "unlabelled"]),
+    default=None,
+    help="Label every imported trajectory (default: each line's own verdict, else unlabelled).",
+)
 @click.option("--task-id", default=None, help="The task id of every imported trajectory.")
 @click.option("--rev", default=None, help="S0 of a new run (default: HEAD).")
 @click.option("--replace", is_flag=True, help="Overwrite trajectories whose id is already in the run.")
@@ -35,12 +44,21 @@ def import_cmd(paths, fmt, run_name, verdict, task_id, rev, replace, as_json, re
       t2s import --format t2s exported.jsonl --run r2
     """
     from t2s.errors import T2SError
-    from t2s.importers import import_trajectories
+    from t2s.rollouts.importers import import_trajectories
 
     store = open_store(repo_dir)
     config = load_repo_config(store)
-    summary = import_trajectories(store, config, run=run_name, paths=list(paths), fmt=fmt, verdict=verdict,
-                                  task_id=task_id, rev=rev, replace=replace)
+    summary = import_trajectories(
+        store,
+        config,
+        run=run_name,
+        paths=list(paths),
+        fmt=fmt,
+        verdict=verdict,
+        task_id=task_id,
+        rev=rev,
+        replace=replace,
+    )
     for problem in summary.problems:
         click.echo(f"skipped {problem}", err=True)  # one unwrapped line: PATH:LINE: reason
     if as_json:
@@ -55,5 +73,7 @@ def import_cmd(paths, fmt, run_name, verdict, task_id, rev, replace, as_json, re
             table.add_row(f["path"], str(f["imported"]), str(f["skipped"]), str(f["existing"]))
         console.print(table)
     if not summary.imported and not summary.existing:
-        raise T2SError(f"nothing imported into run {run_name!r}"
-                       + (f": {len(summary.problems)} bad line(s)" if summary.problems else ": no trajectories found"))
+        raise T2SError(
+            f"nothing imported into run {run_name!r}"
+            + (f": {len(summary.problems)} bad line(s)" if summary.problems else ": no trajectories found")
+        )

@@ -11,8 +11,12 @@ from t2s.commands._common import console, json_option, print_json
 
 @click.command()
 @click.argument("source")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The skills folder to install into (the skill goes to DEST/<name>).")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The skills folder to install into (the skill goes to DEST/<name>).",
+)
 @click.option("--agents", is_flag=True, help="Install into .agents/skills/ instead of .claude/skills/.")
 @click.option("--force", is_flag=True, help="Replace an installed skill that came from elsewhere.")
 @json_option
@@ -31,7 +35,7 @@ def install(source, dest, agents, force, as_json):
       t2s install ../my-skills --agents
       t2s install dist/xlsx-0.2.0.zip --dest ~/.claude/skills
     """
-    from t2s.release import install as do_install
+    from t2s.releases.install import install as do_install
 
     result = do_install(source, dest=dest, agents=agents, force=force)
     if as_json:

@@ -6,21 +6,36 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import console, json_option, print_json, repo_option
-from t2s.config import CONFIG_FILE, load_config
+from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
+from t2s.config import CONFIG_FILE, LintSection, load_config
 from t2s.errors import UsageError
-from t2s.gitstore import GitStore
-from t2s.skill import SKILL_FILE, Finding, Limits, lint_dir
-from t2s.skillrepo import SKILLS_DIR, lint_skills_at, limits_of
+from t2s.gitstore.store import GitStore
+from t2s.skill.format import SKILL_FILE, Finding, Limits, lint_dir
+from t2s.skill.repo import SKILLS_DIR, limits_of, lint_skills_at
 
 
 @click.command()
 @click.argument("target", required=False, default=".")
 @click.option("--lenient", is_flag=True, help="Accept unknown frontmatter keys (kept byte for byte).")
-@click.option("--strict", "force_strict", is_flag=True, help="Follow the public spec exactly (default unless t2s.toml says otherwise).")
+@click.option(
+    "--strict",
+    "force_strict",
+    is_flag=True,
+    help="Follow the public spec exactly (default unless t2s.toml says otherwise).",
+)
 @click.option("--staged", is_flag=True, help="Lint the skills as staged in the index (what the pre-commit hook runs).")
-@click.option("--max-skill-lines", type=int, default=None, help="Line limit for SKILL.md (default 500).")
-@click.option("--max-reference-lines", type=int, default=None, help="Line limit for each reference (default 300).")
+@click.option(
+    "--max-skill-lines",
+    type=setting_type(LintSection, "max_skill_lines"),
+    default=None,
+    help="Line limit for SKILL.md (default 500).",
+)
+@click.option(
+    "--max-reference-lines",
+    type=setting_type(LintSection, "max_reference_lines"),
+    default=None,
+    help="Line limit for each reference (default 300).",
+)
 @repo_option
 @json_option
 def lint(target, lenient, force_strict, staged, max_skill_lines, max_reference_lines, repo_dir, as_json):
@@ -45,9 +60,7 @@ def lint(target, lenient, force_strict, staged, max_skill_lines, max_reference_l
         print_json(
             {
                 "ok": total == 0,
-                "skills": [
-                    {"path": path, "findings": [f.to_dict() for f in findings]} for path, findings in results
-                ],
+                "skills": [{"path": path, "findings": [f.to_dict() for f in findings]} for path, findings in results],
             }
         )
     else:
@@ -65,12 +78,14 @@ def _override(limits: Limits, skill: int | None, reference: int | None) -> Limit
     return Limits(skill or limits.max_skill_lines, reference or limits.max_reference_lines)
 
 
-def _lint_target(target, repo_dir, staged, lenient, force_strict, max_skill, max_ref) -> list[tuple[str, list[Finding]]]:
+def _lint_target(
+    target, repo_dir, staged, lenient, force_strict, max_skill, max_ref
+) -> list[tuple[str, list[Finding]]]:
     base = Path(repo_dir) if repo_dir else Path(".")
     path = base / target  # like `git -C`: a relative TARGET is relative to --repo
     if staged:
         store = GitStore.discover(repo_dir or Path.cwd())
-        return _lint_rev(store, store.run("write-tree").strip(), lenient, force_strict, max_skill, max_ref)
+        return _lint_rev(store, store.index_tree(), lenient, force_strict, max_skill, max_ref)
     if path.is_file() and path.name == SKILL_FILE:
         path = path.parent
     if path.is_dir():
@@ -93,11 +108,14 @@ def _lint_folder(path: Path, lenient, force_strict, max_skill, max_ref):
         dirs = sorted(p.parent for p in (path / SKILLS_DIR).glob(f"*/{SKILL_FILE}"))
     if not dirs:
         raise UsageError(f"{path}: no SKILL.md here and no {SKILLS_DIR}/*/{SKILL_FILE} below it")
-    return [(str(d.relative_to(path)) if d.is_relative_to(path) else str(d), lint_dir(d, strict=strict, limits=limits)) for d in dirs]
+    return [
+        (str(d.relative_to(path)) if d.is_relative_to(path) else str(d), lint_dir(d, strict=strict, limits=limits))
+        for d in dirs
+    ]
 
 
 def _lint_rev(store: GitStore, rev: str, lenient, force_strict, max_skill, max_ref):
-    from t2s.skillrepo import config_at
+    from t2s.skill.repo import config_at
 
     config = config_at(store, rev)
     strict = _strictness(lenient, force_strict, config.lint.strict)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from t2s.commands._common import console, json_option, print_json, repo_option
+from t2s.commands._common import console, json_option, print_json, repo_option, setting_type
 from t2s.config import ROLES, BudgetSection, Config, RoleModel
 from t2s.errors import UsageError
 
@@ -29,14 +30,25 @@ CHECK_PROMPT = "Reply with the single word OK."
 def model_options(fn: Callable) -> Callable:
     """Flags that override ``[models]`` for every role or one role (highest precedence)."""
     fn = click.option(
-        "--set", "model_sets", multiple=True, metavar="ROLE.SETTING=VALUE",
+        "--set",
+        "model_sets",
+        multiple=True,
+        metavar="ROLE.SETTING=VALUE",
         help="Override one setting of one role (or `all`), e.g. --set analyst.model=qwen2.5-7b "
         "or --set all.timeout=30. Repeatable.",
     )(fn)
-    fn = click.option("--api-key-env", "flag_api_key_env", metavar="VAR",
-                      help="Environment variable holding the API key, for every role.")(fn)
-    fn = click.option("--base-url", "flag_base_url", metavar="URL",
-                      help="OpenAI-compatible endpoint for every role (e.g. http://127.0.0.1:8000/v1).")(fn)
+    fn = click.option(
+        "--api-key-env",
+        "flag_api_key_env",
+        metavar="VAR",
+        help="Environment variable holding the API key, for every role.",
+    )(fn)
+    fn = click.option(
+        "--base-url",
+        "flag_base_url",
+        metavar="URL",
+        help="OpenAI-compatible endpoint for every role (e.g. http://127.0.0.1:8000/v1).",
+    )(fn)
     fn = click.option("--model", "flag_model", metavar="NAME", help="Model name for every role.")(fn)
     return fn
 
@@ -47,7 +59,7 @@ def overrides_from_flags(
     flag_api_key_env: str | None = None,
     model_sets: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The ``overrides`` argument of :class:`t2s.llm.LLM` from :func:`model_options` flags."""
+    """The ``overrides`` argument of :class:`t2s.llm.client.LLM` from :func:`model_options` flags."""
     overrides: dict[str, dict[str, Any]] = {}
     common = {"model": flag_model, "base_url": flag_base_url, "api_key_env": flag_api_key_env}
     common = {k: v for k, v in common.items() if v is not None}
@@ -122,15 +134,18 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
     """
     ctx.obj = {
         "flags": {
-            "flag_model": flag_model, "flag_base_url": flag_base_url,
-            "flag_api_key_env": flag_api_key_env, "model_sets": model_sets,
+            "flag_model": flag_model,
+            "flag_base_url": flag_base_url,
+            "flag_api_key_env": flag_api_key_env,
+            "model_sets": model_sets,
         },
         "repo_dir": repo_dir,
     }
     if ctx.invoked_subcommand is not None:
         return
-    from t2s.llm import resolve_roles
     import os
+
+    from t2s.llm.roles import resolve_roles
 
     config = load_config_for(repo_dir)
     roles = resolve_roles(config, overrides=overrides_from_flags(**ctx.obj["flags"]))
@@ -141,12 +156,14 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
         row["api_key_set"] = bool(cfg.api_key_env and os.environ.get(cfg.api_key_env))
         rows.append(row)
     if as_json:
-        print_json({
-            "roles": rows,
-            "prices": {k: v.model_dump() for k, v in config.prices.items()},
-            "budget": config.budget.model_dump(),
-            "cache": config.cache.model_dump(),
-        })
+        print_json(
+            {
+                "roles": rows,
+                "prices": {k: v.model_dump() for k, v in config.prices.items()},
+                "budget": config.budget.model_dump(),
+                "cache": config.cache.model_dump(),
+            }
+        )
         return
     table = Table(title="Model roles")
     table.add_column("role")
@@ -159,13 +176,18 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
         key = row["api_key_env"] or "-"
         key += " (set)" if row["api_key_set"] else " (unset)" if row["api_key_env"] else ""
         table.add_row(
-            row["role"], escape(row["model"]), escape(row["base_url"]), escape(key),
-            f"{row['temperature']:g}", str(row["concurrency"]),
+            row["role"],
+            escape(row["model"]),
+            escape(row["base_url"]),
+            escape(key),
+            f"{row['temperature']:g}",
+            str(row["concurrency"]),
         )
     console.print(table)
     caps = {k: v for k, v in config.budget.model_dump().items() if v is not None}
     console.print(
-        "budget: " + (", ".join(f"{k}={v}" for k, v in caps.items()) or "no caps")
+        "budget: "
+        + (", ".join(f"{k}={v}" for k, v in caps.items()) or "no caps")
         + f"   cache: {config.cache.mode}"
         + f"   prices: {', '.join(config.prices) or 'none'}"
     )
@@ -174,21 +196,51 @@ def models(ctx, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
 # --------------------------------------------------------------------------- t2s models check
 
 
-async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, Any]]:
-    from t2s.llm import LLMError
+#: How long the probe waits for a role whose timeout nobody set (RoleModel's 120 s
+#: default is meant for long agent turns, not for a one-word answer).
+PROBE_TIMEOUT = 60.0
+
+
+def _timeout_was_set(config: Config, role: str, overrides: dict[str, dict[str, Any]]) -> bool:
+    """Whether the role's timeout comes from t2s.toml, the environment or a flag."""
+    import os
+
+    section = config.models.get(role)
+    return (
+        (section is not None and "timeout" in section.model_fields_set)
+        or any(name in os.environ for name in ("T2S_TIMEOUT", f"T2S_{role.upper()}_TIMEOUT"))
+        or any("timeout" in (overrides.get(key) or {}) for key in ("*", role))
+    )
+
+
+async def _check_all(llm, roles: list[str], max_tokens: int, deadlines: dict[str, float]) -> list[dict[str, Any]]:
+    from t2s.llm.errors import LLMError
 
     async def one(role: str) -> dict[str, Any]:
         cfg = llm.role(role)
         started = time.perf_counter()
         row: dict[str, Any] = {
-            "role": role, "endpoint": cfg.base_url, "model": cfg.model,
-            "ok": False, "latency_s": None, "reply": None, "error": None,
+            "role": role,
+            "endpoint": cfg.base_url,
+            "model": cfg.model,
+            "ok": False,
+            "latency_s": None,
+            "reply": None,
+            "error": None,
         }
+        deadline = deadlines[role]
         try:
-            res = await llm.chat(
-                role, [{"role": "user", "content": CHECK_PROMPT}],
-                phase="check", cache=False, max_tokens=max_tokens,
-            )
+            async with asyncio.timeout(deadline):  # the whole probe, retries included
+                res = await llm.chat(
+                    role,
+                    [{"role": "user", "content": CHECK_PROMPT}],
+                    phase="check",
+                    cache=False,
+                    max_tokens=max_tokens,
+                    timeout=deadline,
+                )
+        except TimeoutError:
+            row["error"] = f"no answer within {deadline:g}s (timeout)"
         except LLMError as err:
             row["error"] = err.cause or err.message
         else:
@@ -205,42 +257,75 @@ async def _check_all(llm, roles: list[str], max_tokens: int) -> list[dict[str, A
 
 
 @models.command()
-@click.option("--role", "only_roles", multiple=True, type=click.Choice(ROLES),
-              help="Check only this role (repeatable). Default: every role.")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for each answer.")
-@click.option("--retries", type=int, default=1, show_default=True,
-              help="Retries per role on 429/5xx/timeouts.")
-@click.option("--max-tokens", type=int, default=16, show_default=True,
-              help="Answer length asked for (thinking models may need more).")
+@click.option(
+    "--role",
+    "only_roles",
+    multiple=True,
+    type=click.Choice(ROLES),
+    help="Check only this role (repeatable). Default: every role.",
+)
+@click.option(
+    "--timeout",
+    type=setting_type(RoleModel, "timeout"),
+    default=None,
+    help="Seconds to wait for each role's answer, retries included (default: the role's timeout "
+    "from T2S_<ROLE>_TIMEOUT, T2S_TIMEOUT or [models.<role>] timeout; 60 if none is set).",
+)
+@click.option(
+    "--retries",
+    type=setting_type(RoleModel, "max_retries"),
+    default=1,
+    show_default=True,
+    help="Retries per role on 429/5xx/timeouts.",
+)
+@click.option(
+    "--max-tokens",
+    type=setting_type(RoleModel, "max_tokens"),
+    default=16,
+    show_default=True,
+    help="Answer length asked for (thinking models may need more).",
+)
 @model_options
 @json_option
 @click.pass_context
-def check(ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_url,
-          flag_api_key_env, model_sets, as_json):
+def check(
+    ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_url, flag_api_key_env, model_sets, as_json
+):
     """Send one tiny request per role and report endpoint, model, ok/error, latency.
 
-    Exits 1 if any role fails. The cache and the budget caps are not used.
+    Exits 1 if any role fails. The cache and the budget caps are not used. Each role
+    is given its configured timeout (or --timeout) for the whole probe, so a hanging
+    endpoint is reported after that long.
 
     \b
     Examples:
       t2s models check
       t2s models check --role agent --timeout 10
+      T2S_TIMEOUT=5 t2s models check
       T2S_BASE_URL=http://127.0.0.1:8765/v1 t2s models check --json
     """
-    from t2s.llm import LLM
+    from t2s.llm.client import LLM
 
     overrides = _merge_flags(
-        ctx, flag_model=flag_model, flag_base_url=flag_base_url,
-        flag_api_key_env=flag_api_key_env, model_sets=model_sets,
+        ctx,
+        flag_model=flag_model,
+        flag_base_url=flag_base_url,
+        flag_api_key_env=flag_api_key_env,
+        model_sets=model_sets,
     )
     # The probe's own limits go below every explicit flag of the user.
-    probe = {"timeout": timeout, "max_retries": retries}
+    probe = {"max_retries": retries, **({"timeout": timeout} if timeout is not None else {})}
     overrides["*"] = {**probe, **overrides.get("*", {})}
     config = load_config_for((ctx.parent.obj or {}).get("repo_dir") if ctx.parent else None)
     llm = LLM(config, overrides=overrides, cache_mode="off", budget=BudgetSection(), phase="check")
     roles = list(only_roles) or list(ROLES)
-    rows = llm.run(_check_all(llm, roles, max_tokens))
+    deadlines = {
+        role: llm.role(role).timeout
+        if _timeout_was_set(config, role, overrides)
+        else min(llm.role(role).timeout, PROBE_TIMEOUT)
+        for role in roles
+    }
+    rows = llm.run(_check_all(llm, roles, max_tokens, deadlines))
     if as_json:
         print_json(rows)
     else:
@@ -250,8 +335,14 @@ def check(ctx, only_roles, timeout, retries, max_tokens, flag_model, flag_base_u
         for row in rows:
             status = "[green]ok[/green]" if row["ok"] else "[red]error[/red]"
             detail = row["reply"] if row["ok"] else row["error"]
-            table.add_row(escape(row["role"]), escape(row["endpoint"]), escape(row["model"]),
-                          status, f"{row['latency_s']:.2f}s", escape(detail or ""))
+            table.add_row(
+                escape(row["role"]),
+                escape(row["endpoint"]),
+                escape(row["model"]),
+                status,
+                f"{row['latency_s']:.2f}s",
+                escape(detail or ""),
+            )
         console.print(table)
     if not all(row["ok"] for row in rows):
         ctx.exit(1)

@@ -11,8 +11,14 @@ from t2s.commands._common import console, json_option, load_repo_config, open_st
 
 @click.command()
 @click.argument("tag", required=False)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the files (default: dist/ in the repository).")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the files (default: dist/ in the repository).",
+)
 @repo_option
 @json_option
 def pack(tag, out_dir, repo_dir, as_json):
@@ -28,7 +34,7 @@ def pack(tag, out_dir, repo_dir, as_json):
       t2s pack v0.1.0 -o /tmp/assets
       cd dist && sha256sum -c SHA256SUMS
     """
-    from t2s.release import pack as do_pack
+    from t2s.releases.pack import pack as do_pack
 
     store = open_store(repo_dir)
     result = do_pack(store, load_repo_config(store), tag, out_dir=out_dir)

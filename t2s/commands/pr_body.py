@@ -7,14 +7,19 @@ from pathlib import Path
 
 import click
 
-from t2s.commands._common import open_store, repo_option
+from t2s.commands._common import open_store, repo_option, write_output
 
 
 @click.command("pr-body")
 @click.argument("target")
 @click.option("--run", "run_name", default=None, help="The run (needed when the target is ambiguous).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 @repo_option
 def pr_body(target, run_name, output, repo_dir):
     """Print a pull-request description: provenance, diff, lessons with support, and
@@ -29,11 +34,11 @@ def pr_body(target, run_name, output, repo_dir):
       t2s pr-body candidate --run r1 > body.md
       gh pr create --head t2s/r1/candidate --title "t2s r1" --body-file <(t2s pr-body candidate --run r1)
     """
-    from t2s.review import pr_body as make_body
+    from t2s.views.review import pr_body as make_body
 
     text = make_body(open_store(repo_dir), target, run_name)
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "-o")
         click.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)

@@ -10,7 +10,9 @@ from t2s.commands._common import console, json_option, open_store, print_json, r
 @click.command()
 @click.argument("remote")
 @click.option("--run", "run_name", default=None, help="Only this run's branches and record (default: every run).")
-@click.option("--release-branch", default=None, metavar="BRANCH", help="Also push this branch (e.g. main after `t2s release`).")
+@click.option(
+    "--release-branch", default=None, metavar="BRANCH", help="Also push this branch (e.g. main after `t2s release`)."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be pushed.")
 @repo_option
 @json_option
@@ -28,7 +30,7 @@ def push(remote, run_name, release_branch, dry_run, repo_dir, as_json):
       t2s push origin --release-branch main
       t2s push origin --dry-run --json
     """
-    from t2s.release import push as do_push
+    from t2s.releases.push import push as do_push
 
     store = open_store(repo_dir)
     result = do_push(store, remote, run=run_name, release_branch=release_branch, dry_run=dry_run)

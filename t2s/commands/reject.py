@@ -26,7 +26,7 @@ def reject(patch, run_name, reason, as_json, repo_dir):
       t2s reject 0007 -m "too specific to one workbook"
       t2s reject t2s/r1/patch/0003 -m "contradicts the formula guidance"
     """
-    from t2s.review import record_verdict
+    from t2s.views.review import record_verdict
 
     view, note = record_verdict(open_store(repo_dir), patch, "reject", reason, run=run_name)
     print_verdict(view, note, as_json)

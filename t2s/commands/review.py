@@ -9,15 +9,19 @@ from t2s.commands._common import console, json_option, open_store, print_json, r
 
 @click.command()
 @click.option("--run", "run_name", required=True, help="The run whose patches to list.")
-@click.option("--state", "states", multiple=True,
-              type=click.Choice(["merged", "rejected", "unvalidated", "open", "missing"]),
-              help="Only patches in this state (repeatable).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["merged", "rejected", "unvalidated", "open", "missing"]),
+    help="Only patches in this state (repeatable).",
+)
 @json_option
 @repo_option
 def review(run_name, states, as_json, repo_dir):
     """List a run's patches like pull requests: provenance, size and status.
 
-    Every analysed trajectory is listed, including patches the analyst stage rejected
+    Every analyzed trajectory is listed, including patches the analyst stage rejected
     (they have no branch). STATUS says where a patch went: merged into which merge,
     rejected and why, unvalidated, or open; VERDICT is the human review note
     (`t2s approve` / `t2s reject`).
@@ -33,7 +37,7 @@ def review(run_name, states, as_json, repo_dir):
     from rich.table import Table
     from rich.text import Text
 
-    from t2s.review import review_rows
+    from t2s.views.review import review_rows
 
     rows = review_rows(open_store(repo_dir), run_name)
     if states:
@@ -51,22 +55,30 @@ def review(run_name, states, as_json, repo_dir):
         table.add_column("verdict")
         for r in rows:
             table.add_row(
-                Text(r.patch), Text(r.task or "-"), Text(r.outcome or "-"), Text(r.analyst or "-"),
-                Text(r.validated or "-"), Text(f"+{r.lines_added}/-{r.lines_removed}"), Text(_lesson(r)),
-                Text(r.status, style=colours.get(r.state, "")), Text(r.verdict_text or "-"),
+                Text(r.patch),
+                Text(r.task or "-"),
+                Text(r.outcome or "-"),
+                Text(r.analyst or "-"),
+                Text(r.validated or "-"),
+                Text(f"+{r.lines_added}/-{r.lines_removed}"),
+                Text(_lesson(r)),
+                Text(r.status, style=colours.get(r.state, "")),
+                Text(r.verdict_text or "-"),
             )
         console.print(table)
     else:  # a narrow terminal: two lines per patch read better than a squeezed table
         console.print(f"run {run_name}: {len(rows)} patch(es)", markup=False, style="bold")
         for r in rows:
-            head = Text(f"{r.patch}  {r.task or '-'}  {r.outcome or '-'}  {r.analyst or '-'}  "
-                        f"validated {r.validated or '-'}  +{r.lines_added}/-{r.lines_removed}  ")
+            head = Text(
+                f"{r.patch}  {r.task or '-'}  {r.outcome or '-'}  {r.analyst or '-'}  "
+                f"validated {r.validated or '-'}  +{r.lines_added}/-{r.lines_removed}  "
+            )
             head.append(r.status, style=colours.get(r.state, ""))
             console.print(head, soft_wrap=True)
             console.print(Text(f"      {_lesson(r)}"), overflow="ellipsis", no_wrap=True)
             if r.verdict_text:
                 console.print(Text(f"      review: {r.verdict_text}"), soft_wrap=True)
-    counts = {}
+    counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no patches", markup=False)

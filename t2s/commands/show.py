@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import click
 
-from t2s.commands._common import console, json_option, open_store, print_json, repo_option
+from t2s.commands._common import console, json_option, number_type, open_store, print_json, repo_option
+from t2s.config import NonNegative
 
 
 @click.command()
 @click.argument("patch")
 @click.option("--run", "run_name", default=None, help="The run, when the number alone is ambiguous.")
 @click.option("--no-diff", is_flag=True, help="Leave the diff out.")
-@click.option("--steps", type=int, default=2, show_default=True, help="Trajectory steps to show before the failing one.")
+@click.option(
+    "--steps",
+    type=number_type(NonNegative),
+    default=2,
+    show_default=True,
+    help="Trajectory steps to show before the failing one.",
+)
 @json_option
 @repo_option
 def show(patch, run_name, no_diff, steps, as_json, repo_dir):
@@ -27,7 +34,7 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
       t2s show 7 --run r1 --no-diff
       t2s show 0007 --json
     """
-    from t2s.review import patch_detail
+    from t2s.views.review import patch_detail
 
     detail = patch_detail(open_store(repo_dir), patch, run_name, context_steps=max(0, steps))
     if as_json:
@@ -59,7 +66,9 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
             out(f"  {key}: {value}")
     out("lessons:", style="bold")
     for lesson in v.lessons or []:
-        out(f"  {lesson.id} [support {len(lesson.support)}: {', '.join(lesson.support)}] {' '.join(lesson.text.split())}")
+        out(
+            f"  {lesson.id} [support {len(lesson.support)}: {', '.join(lesson.support)}] {' '.join(lesson.text.split())}"
+        )
     if not v.lessons:
         out("  (none recorded)")
     if v.failure_causes:
@@ -69,7 +78,13 @@ def show(patch, run_name, no_diff, steps, as_json, repo_dir):
     if not no_diff:
         out("diff:", style="bold")
         for line in (detail.diff or "(no diff recorded)\n").splitlines():
-            style = "green" if line.startswith("+") and not line.startswith("+++") else "red" if line.startswith("-") and not line.startswith("---") else ""
+            style = (
+                "green"
+                if line.startswith("+") and not line.startswith("+++")
+                else "red"
+                if line.startswith("-") and not line.startswith("---")
+                else ""
+            )
             out(line, style=style)
     out("trajectory:", style="bold")
     if detail.excerpt is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from t2s.commands._common import json_option, print_json, repo_option
 from t2s.errors import T2SError
 
@@ -19,14 +20,22 @@ def configured_suites(config, base_dir: Path | None) -> list[dict[str, Any]]:
 
     out = []
     for name, section in config.suites.items():
-        entry: dict[str, Any] = {"name": name, "type": section.type, "path": section.path,
-                                 "root": None, "tasks": None, "splits": {}, "error": None}
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": section.type,
+            "path": section.path,
+            "root": None,
+            "tasks": None,
+            "splits": {},
+            "error": None,
+        }
         try:
             suite = load_suite(name, config, base_dir=base_dir or Path.cwd())
             entry["root"] = str(suite.root)
             entry["tasks"] = len(suite.task_ids())
-            entry["splits"] = {split: {"size": len(ids), "hash": suite.content_hash(split)}
-                               for split, ids in suite.splits().items()}
+            entry["splits"] = {
+                split: {"size": len(ids), "hash": suite.content_hash(split)} for split, ids in suite.splits().items()
+            }
         except T2SError as err:
             entry["error"] = err.message
         out.append(entry)
@@ -56,8 +65,9 @@ def suites(repo_dir: Path | None, as_json: bool) -> None:
     types = suite_type_info()
     configured = configured_suites(config, config_dir)
     if as_json:
-        print_json({"types": types, "config": str(config_dir / "t2s.toml") if config_dir else None,
-                    "suites": configured})
+        print_json(
+            {"types": types, "config": str(config_dir / "t2s.toml") if config_dir else None, "suites": configured}
+        )
     else:
         click.echo("Suite types:")
         width = max(len(t["type"]) for t in types)

@@ -12,16 +12,19 @@ import os
 import shlex
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 
+from t2s.cli import main
 from t2s.demo.simulation import agent_responder, analyst_responder
 from t2s.demo.tasks import write_suite
 from t2s.errors import T2SError
+from t2s.gitstore.store import GitStore
+from t2s.record import refs
 from t2s.testing.server import ScriptedServer
 from t2s.testing.simulated import merger_responder
 
@@ -87,7 +90,6 @@ class Demo:
 
     def t2s(self, *args: str, allow: tuple[int, ...] = (0,)) -> int:
         """Run one t2s command in-process, printed as the user would type it."""
-        from t2s.cli import main
 
         shown = " ".join(shlex.quote(a) for a in args)
         self.console.print(f"\n[bold cyan]$ t2s {shown}[/bold cyan]")
@@ -132,22 +134,22 @@ class Demo:
         repo = str(self.repo)
         self.t2s("init", repo, "--seed", "xlsx")
         _configure(self.repo)
-        from t2s.gitstore import GitStore
 
         store = GitStore.discover(self.repo)
-        store.run("commit", "-q", "--no-verify", "-m", "Configure the demo task suite", "--", "t2s.toml")
+        store.commit_paths(["t2s.toml"], "Configure the demo task suite")
         self.console.print("[dim](t2s.toml now names the demo suite; committed as S0)[/dim]")
         self.t2s("rollout", "-C", repo, "--split", "evolve", "--run", RUN)
         self.t2s("analyze", "-C", repo, "--run", RUN)
         self.t2s("merge", "-C", repo, "--run", RUN)
         self.t2s("log", "-C", repo, "--run", RUN)
-        self.t2s("gate", "-C", repo, f"t2s/{RUN}/candidate", allow=(0, 1))
-        self.t2s("release", "-C", repo, f"t2s/{RUN}/candidate")
+        candidate = refs.short(refs.candidate_branch(RUN))
+        self.t2s("gate", "-C", repo, candidate, allow=(0, 1))
+        self.t2s("release", "-C", repo, candidate)
         self.result.tag = (store.tags("v*") or [""])[-1]
         if self.result.tag and store.resolve("main") != store.resolve(self.result.tag):
             # release leaves a checked-out main alone; fast-forward it as its message says
             self.console.print(f"\n[bold cyan]$ git merge --ff-only {self.result.tag}[/bold cyan]")
-            store.run("merge", "--ff-only", "-q", self.result.tag)
+            store.fast_forward(self.result.tag)
         self.t2s("pack", "-C", repo)
         self.t2s("report", "-C", repo, "--run", RUN, "-o", str(self.result.report))
 
@@ -156,8 +158,9 @@ class Demo:
         for command, code, seconds in self.result.steps:
             mark = "[green]ok[/green]" if code == 0 else f"[yellow]exit {code}[/yellow]"
             self.console.print(f"  {mark:>6}  {seconds:5.1f}s  {command}")
-        self.console.print(f"\nRelease tag: [bold]{self.result.tag or '(none)'}[/bold]   "
-                           f"report: [bold]{self.result.report}[/bold]")
+        self.console.print(
+            f"\nRelease tag: [bold]{self.result.tag or '(none)'}[/bold]   report: [bold]{self.result.report}[/bold]"
+        )
         self.console.print(f"Skill repository: {self.repo}  (try `t2s review -C {self.repo} --run {RUN}`)")
         self.console.print(
             "\nThe same loop against a real OpenAI-compatible endpoint (here: the local Qwen server):\n"

@@ -19,6 +19,12 @@ import re
 from dataclasses import dataclass
 
 from t2s.testing.server import ChatRequest, Reply, tool_call
+from t2s.testing.simulated import (
+    _EVAL_JSON,
+    _lesson_edits,
+    _observations,
+    analyst_facts,
+)
 
 
 @dataclass(frozen=True)
@@ -34,30 +40,39 @@ class DemoLesson:
 
 LESSONS = {
     "line-totals": DemoLesson(
-        "line-totals", "formulas",
+        "line-totals",
+        "formulas",
         "Formulas written by openpyxl have no cached value until a spreadsheet program recalculates them: "
         "write the computed numbers into the answer cells, or recalculate before saving.",
-        "computed numbers into the answer cells", ("formula",),
+        "computed numbers into the answer cells",
+        ("formula",),
     ),
     "percent-share": DemoLesson(
-        "percent-share", "percentages",
+        "percent-share",
+        "percentages",
         "Percentages are fractions: store 0.25 for 25% and set a percent number format; never multiply by 100.",
-        "never multiply by 100", ("percent",),
+        "never multiply by 100",
+        ("percent",),
     ),
     "padded-lookup": DemoLesson(
-        "padded-lookup", "lookups",
+        "padded-lookup",
+        "lookups",
         "Normalise lookup keys on both sides (strip surrounding spaces) before matching; exported tables often pad text.",
-        "lookup keys on both sides", ("lookup",),
+        "lookup keys on both sides",
+        ("lookup",),
     ),
     "due-dates": DemoLesson(
-        "due-dates", "dates",
+        "due-dates",
+        "dates",
         "Write dates as datetime values, never as formatted strings; keep the column's date number format.",
-        "never as formatted strings", ("date",),
+        "never as formatted strings",
+        ("date",),
     ),
 }
 
 SUCCESS_LESSON = DemoLesson(
-    "upper-names", "verification",
+    "upper-names",
+    "verification",
     "Before finishing, reopen the saved output with data_only=True and print every answer cell.",
     "print every answer cell",
 )
@@ -71,13 +86,13 @@ _FAMILY_PATTERNS = {
     "merged-header": "Reorder column",
 }
 
-INSPECT = '''import openpyxl
+INSPECT = """import openpyxl
 wb = openpyxl.load_workbook("{inp}")
 for ws in wb.worksheets:
     print(ws.title, ws.max_row, ws.max_column)
     for row in ws.iter_rows(min_row=1, max_row=4, values_only=True):
         print(row)
-'''
+"""
 
 _HEAD = 'import datetime, openpyxl\nwb = openpyxl.load_workbook("{inp}")\n'
 _TAIL = 'wb.save("{out}")\nprint("saved")\n'
@@ -92,13 +107,13 @@ SOLUTIONS = {
         'ws = wb["Regions"]\ntotal = sum(ws.cell(r, 2).value for r in range(2, ws.max_row + 1))\n'
         'for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total, 4)\n    ws.cell(r, 3).number_format = "0.0%"\n',
         'ws = wb["Regions"]\ntotal = sum(ws.cell(r, 2).value for r in range(2, ws.max_row + 1))\n'
-        'for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total * 100, 2)\n',
+        "for r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = round(ws.cell(r, 2).value / total * 100, 2)\n",
     ),
     "padded-lookup": (
         'ws = wb["Lookup"]\nprices = {{str(ws.cell(r, 1).value).strip(): ws.cell(r, 2).value for r in range(2, 7)}}\n'
-        'for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(str(ws.cell(r, 5).value).strip())\n',
+        "for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(str(ws.cell(r, 5).value).strip())\n",
         'ws = wb["Lookup"]\nprices = {{ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(2, 7)}}\n'
-        'for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(ws.cell(r, 5).value)\n',
+        "for r in range(2, 6):\n    ws.cell(r, 6).value = prices.get(ws.cell(r, 5).value)\n",
     ),
     "due-dates": (
         'ws = wb["Invoices"]\nfor r in range(2, ws.max_row + 1):\n    ws.cell(r, 3).value = ws.cell(r, 2).value + datetime.timedelta(days=30)\n    ws.cell(r, 3).number_format = "yyyy-mm-dd"\n',
@@ -124,14 +139,18 @@ def family_of(text: str) -> str | None:
 
 
 def paths_of(text: str) -> tuple[str, str]:
-    inp = re.search(r"Input workbook: (\S+)", text).group(1)
-    out = re.search(r"Write the finished workbook to: (\S+)", text).group(1)
-    return inp, out
+    inp = re.search(r"Input workbook: (\S+)", text)
+    out = re.search(r"Write the finished workbook to: (\S+)", text)
+    if inp is None or out is None:
+        raise ValueError("not a demo task prompt: it names no input or output workbook")
+    return inp.group(1), out.group(1)
 
 
 def solution_code(family: str, inp: str, out: str, knows_lesson: bool) -> str:
     correct, wrong = SOLUTIONS[family]
     body = correct if (knows_lesson and correct) or wrong is None else wrong
+    if body is None:
+        raise ValueError(f"the demo has no solution for {family!r}")
     return (_HEAD + body + _TAIL).format(inp=inp, out=out)
 
 
@@ -149,7 +168,7 @@ def agent_responder(request: ChatRequest) -> Reply:
     task_text = next(str(m.get("content") or "") for m in request.messages if m.get("role") == "user")
     family = family_of(task_text)
     inp, out = paths_of(task_text)
-    lesson = LESSONS.get(family)
+    lesson = LESSONS.get(family) if family else None
     plan: list[tuple[str, dict]] = [("run_python", {"code": INSPECT.format(inp=inp)})]
     if lesson:
         wanted = [ref for ref in _skill_references(system) if any(w in ref for w in lesson.reference_words)]
@@ -158,10 +177,12 @@ def agent_responder(request: ChatRequest) -> Reply:
     if turn < len(plan):
         name, args = plan[turn]
         return Reply(tool_calls=[tool_call(name, args)])
-    knows = bool(lesson) and lesson.trigger in _conversation(request)
+    knows = lesson is not None and lesson.trigger in _conversation(request)
     if family == "upper-names":
         knows = True
     if turn == len(plan):
+        if family is None:
+            raise ValueError("not a demo task: its instruction matches no demo family")
         code = solution_code(family, inp, out, knows)
         return Reply(tool_calls=[tool_call("run_python", {"code": code})])
     return Reply(tool_calls=[tool_call("finish", {"summary": f"Solved the {family} task."})])
@@ -174,7 +195,6 @@ def _family_of_task(task_id: str) -> str | None:
 
 
 def _lesson_report(request: ChatRequest, lesson: DemoLesson, causes: list[str]) -> dict:
-    from t2s.testing.simulated import _lesson_edits
 
     return {
         "failure_causes": causes,
@@ -187,17 +207,20 @@ def analyst_responder(request: ChatRequest) -> Reply:
     """Plays the analysts: the agentic error analyst reproduces a passing fix with the
     family's correct code before it submits the family's lesson; the success analyst
     names the habit that made the run work."""
-    from t2s.testing.simulated import _EVAL_JSON, _observations, analyst_facts
 
     system = str(request.messages[0].get("content") or "")
     facts = analyst_facts(request)
     family = _family_of_task(facts.get("task", ""))
     if "success analyst" in system:
         return Reply(content=_json(_lesson_report(request, SUCCESS_LESSON, [])))
-    lesson = LESSONS.get(family)
+    lesson = LESSONS.get(family) if family else None
     cause = f"the agent made the typical {family} mistake" if lesson else "the agent misread the sheet layout"
     if lesson is None or "## Your workspace" not in system:
-        report = _lesson_report(request, lesson, [cause]) if lesson else {"failure_causes": [cause], "lessons": [], "edits": []}
+        report = (
+            _lesson_report(request, lesson, [cause])
+            if lesson
+            else {"failure_causes": [cause], "lessons": [], "edits": []}
+        )
         return Reply(content=_json(report))
     observations = "\n".join(_observations(request))
     evaluations = _EVAL_JSON.findall(observations)
@@ -205,7 +228,7 @@ def analyst_responder(request: ChatRequest) -> Reply:
         action = ("evaluate_output", {"path": facts.get("output_file") or "input.xlsx"})
     elif not any(path == "fixed.xlsx" for _, path, _ in evaluations):
         if "saved" not in observations:
-            action = ("run_python", {"code": solution_code(family, "input.xlsx", "fixed.xlsx", True)})
+            action = ("run_python", {"code": solution_code(lesson.family, "input.xlsx", "fixed.xlsx", True)})
         else:
             action = ("evaluate_output", {"path": "fixed.xlsx"})
     else:

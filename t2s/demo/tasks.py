@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from openpyxl import Workbook
 
@@ -47,7 +47,7 @@ def line_totals(rng: random.Random):
     ws.title = "Orders"
     ws.append(["Product", "Quantity", "Unit price", "Line total"])
     n = rng.randint(4, 7)
-    for i in range(n):
+    for _ in range(n):
         ws.append([rng.choice(PRODUCTS), rng.randint(1, 40), round(rng.uniform(2, 90), 2), None])
     gold = _copy(wb)
     for r in range(2, n + 2):
@@ -161,7 +161,14 @@ FAMILIES = {
 #: (family, how many tasks) per split. Recurring failures in evolve become lessons with
 #: support >= 2; due-dates appears once, so its lesson is routed to a reference file.
 EVOLVE = [("line-totals", 3), ("percent-share", 3), ("padded-lookup", 2), ("due-dates", 1), ("upper-names", 1)]
-HELDOUT = [("line-totals", 2), ("percent-share", 2), ("padded-lookup", 1), ("due-dates", 1), ("upper-names", 1), ("merged-header", 1)]
+HELDOUT = [
+    ("line-totals", 2),
+    ("percent-share", 2),
+    ("padded-lookup", 1),
+    ("due-dates", 1),
+    ("upper-names", 1),
+    ("merged-header", 1),
+]
 
 
 def write_suite(root: Path, seed: int = 7) -> Path:
@@ -169,7 +176,8 @@ def write_suite(root: Path, seed: int = 7) -> Path:
     root = Path(root)
     (root / "spreadsheet").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    rows, splits = [], {"evolve": [], "heldout": []}
+    rows: list[dict[str, str]] = []
+    splits: dict[str, list[str]] = {"evolve": [], "heldout": []}
     for split, plan in (("evolve", EVOLVE), ("heldout", HELDOUT)):
         for family, count in plan:
             for k in range(1, count + 1):
@@ -180,10 +188,16 @@ def write_suite(root: Path, seed: int = 7) -> Path:
                 init.save(folder / f"1_{task_id}_init.xlsx")
                 gold.save(folder / f"1_{task_id}_golden.xlsx")
                 (folder / "prompt.txt").write_text(instruction + "\n")
-                rows.append({
-                    "id": task_id, "instruction": instruction, "spreadsheet_path": f"spreadsheet/{task_id}",
-                    "instruction_type": "Cell-Level Manipulation", "answer_position": position, "family": family,
-                })
+                rows.append(
+                    {
+                        "id": task_id,
+                        "instruction": instruction,
+                        "spreadsheet_path": f"spreadsheet/{task_id}",
+                        "instruction_type": "Cell-Level Manipulation",
+                        "answer_position": position,
+                        "family": family,
+                    }
+                )
                 splits[split].append(task_id)
     (root / "dataset.json").write_text(json.dumps(rows, indent=1) + "\n")
     (root / "splits.json").write_text(json.dumps(splits, indent=1) + "\n")

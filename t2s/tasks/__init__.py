@@ -6,15 +6,19 @@
     ws = suite.prepare(task, workdir)                     # input copied in
     prompt = suite.render_prompt(task, ws)
     verdict = suite.check(task, ws.output_path)           # Verdict(passed, score, report)
+    space = suite.analyst_workspace(task, 1, analystdir)  # inputs + gold for the error analyst
 
 Built-in suite types: ``spreadsheetbench`` and ``wikitablequestions``; third-party types
 register through the ``t2s.suites`` entry point group (see docs/suites.md).
 """
 
 from t2s.tasks.base import (
+    AnalystGuide,
+    AnalystWorkspace,
     AnswerCheck,
     Case,
     CheckReport,
+    FixCheck,
     Mismatch,
     Score,
     SplitOverlapError,
@@ -36,8 +40,26 @@ from t2s.tasks.registry import (
 )
 
 __all__ = [
-    "AnswerCheck", "Case", "CheckReport", "ENTRY_POINT_GROUP", "Mismatch", "Score", "SplitOverlapError",
-    "Suite", "Task", "Verdict", "Workspace", "detect_suite_type", "find_config",
-    "get_suite_type", "load_suite", "register_suite_type", "suite_types",
-    "configure_suite", "suite_type_info",
+    "ENTRY_POINT_GROUP",
+    "AnalystGuide",
+    "AnalystWorkspace",
+    "AnswerCheck",
+    "Case",
+    "CheckReport",
+    "FixCheck",
+    "Mismatch",
+    "Score",
+    "SplitOverlapError",
+    "Suite",
+    "Task",
+    "Verdict",
+    "Workspace",
+    "configure_suite",
+    "detect_suite_type",
+    "find_config",
+    "get_suite_type",
+    "load_suite",
+    "register_suite_type",
+    "suite_type_info",
+    "suite_types",
 ]

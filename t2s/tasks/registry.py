@@ -10,7 +10,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from t2s.config import CONFIG_FILE, Config, SuiteSection, load_config
+from t2s.config import CONFIG_FILE, Config, SuiteSection, load_config, parse_config
 from t2s.errors import ConfigError, UsageError
 from t2s.tasks.base import Suite
 
@@ -45,14 +45,17 @@ def _load_entry_points() -> None:
         try:
             cls = ep.load()
         except Exception as err:  # a broken plug-in must not take t2s down
-            raise ConfigError(f"suite type {ep.name!r} (entry point {ep.value}) failed to load: "
-                              f"{type(err).__name__}: {err}") from None
+            raise ConfigError(
+                f"suite type {ep.name!r} (entry point {ep.value}) failed to load: {type(err).__name__}: {err}"
+            ) from None
         register_suite_type(cls, ep.name)
         dist = getattr(getattr(ep, "dist", None), "name", None)
         _SOURCES[ep.name] = f"entry point ({dist})" if dist else "entry point"
 
 
 def _builtins() -> None:
+    # Lazy: the built-in suites load openpyxl; commands that never open a suite
+    # (`t2s --help`, `t2s lint`, the git hooks) start without it.
     if "spreadsheetbench" not in _TYPES:
         from t2s.tasks.spreadsheetbench import SpreadsheetBenchSuite
 
@@ -66,6 +69,8 @@ def _builtins() -> None:
 
 
 def suite_types() -> dict[str, type[Suite]]:
+    """Every registered suite type by name: the built-in ones and those of the
+    ``t2s.suites`` entry point group."""
     _builtins()
     _load_entry_points()
     return dict(_TYPES)
@@ -73,30 +78,40 @@ def suite_types() -> dict[str, type[Suite]]:
 
 def suite_type_info() -> list[dict[str, str]]:
     """Every registered suite type: name, class (``module:QualName``) and source."""
-    return [{"type": name, "class": f"{cls.__module__}:{cls.__qualname__}",
-             "source": _SOURCES.get(name, "registered"),
-             "doc": ((cls.__doc__ or "").strip().splitlines() or [""])[0]}
-            for name, cls in sorted(suite_types().items())]
+    return [
+        {
+            "type": name,
+            "class": f"{cls.__module__}:{cls.__qualname__}",
+            "source": _SOURCES.get(name, "registered"),
+            "doc": ((cls.__doc__ or "").strip().splitlines() or [""])[0],
+        }
+        for name, cls in sorted(suite_types().items())
+    ]
 
 
 def get_suite_type(name: str) -> type[Suite]:
+    """The suite class registered as ``name``; a :class:`ConfigError` for an unknown type."""
     _builtins()
     if name not in _TYPES:
         _load_entry_points()
     if name not in _TYPES:
-        raise ConfigError(f"unknown suite type {name!r} (known: {', '.join(sorted(_TYPES))})",
-                          hint=f"third-party suite types register in the {ENTRY_POINT_GROUP!r} "
-                               "entry point group")
+        raise ConfigError(
+            f"unknown suite type {name!r} (known: {', '.join(sorted(_TYPES))})",
+            hint=f"third-party suite types register in the {ENTRY_POINT_GROUP!r} entry point group",
+        )
     return _TYPES[name]
 
 
 def detect_suite_type(path: Path) -> type[Suite]:
+    """The first registered suite type whose ``detect`` recognises the folder ``path``;
+    a :class:`UsageError` when none does."""
     matches = [cls for cls in suite_types().values() if cls.detect(path)]
     if not matches:
-        raise UsageError(f"{path}: not a task suite of any known type "
-                         f"({', '.join(sorted(_TYPES))})",
-                         hint="a SpreadsheetBench suite has dataset.json and spreadsheet/; "
-                              "a WikiTableQuestions suite has questions.tsv and csv/")
+        raise UsageError(
+            f"{path}: not a task suite of any known type ({', '.join(sorted(_TYPES))})",
+            hint="a SpreadsheetBench suite has dataset.json and spreadsheet/; "
+            "a WikiTableQuestions suite has questions.tsv and csv/",
+        )
     return matches[0]
 
 
@@ -119,15 +134,19 @@ def _from_section(name: str, section: SuiteSection, base_dir: Path) -> Suite:
         root = base_dir / root
     if not root.is_dir():
         raise ConfigError(f"[suites.{name}] path {section.path!r}: {root} is not a directory")
-    suite = cls(name, root, lenient=section.lenient, recalculate=section.recalculate,
-                options=section.options)
+    suite = cls(name, root, lenient=section.lenient, recalculate=section.recalculate, options=section.options)
     suite.configure_splits(section.splits, [base_dir])
     return suite
 
 
-def load_suite(name_or_path: str | Path, config: Config | None = None, *,
-               base_dir: Path | None = None, lenient: bool | None = None,
-               recalculate: bool | None = None) -> Suite:
+def load_suite(
+    name_or_path: str | Path,
+    config: Config | None = None,
+    *,
+    base_dir: Path | None = None,
+    lenient: bool | None = None,
+    recalculate: bool | None = None,
+) -> Suite:
     """A configured suite (``[suites.<name>]`` of ``config``; relative paths resolve
     against ``base_dir``, default the current directory) or a suite directory (type
     auto-detected). Refuses (``SplitOverlapError``) a configured suite whose evolve split
@@ -144,8 +163,7 @@ def load_suite(name_or_path: str | Path, config: Config | None = None, *,
             path = base / path
         if not path.is_dir():
             known = ", ".join(sorted(config.suites)) or "none configured"
-            raise UsageError(f"{name_or_path!r} is neither a configured suite ({known}) "
-                             "nor a suite directory")
+            raise UsageError(f"{name_or_path!r} is neither a configured suite ({known}) nor a suite directory")
         cls = detect_suite_type(path)
         suite = cls(path.name, path.resolve())
         suite.configure_splits()
@@ -168,12 +186,14 @@ def suite_section_toml(name: str, suite_type: str, path: str) -> str:
     """A ``[suites.<name>]`` section for ``t2s.toml`` (``t2s init --suite``); with no
     splits declared, the suite's own ``splits.json`` is used."""
     get_suite_type(suite_type)  # a clear error for an unknown type
-    return (f"[suites.{name}]\n"
-            f"type = {_toml_str(suite_type)}\n"
-            f"path = {_toml_str(path)}  # relative to this file\n"
-            "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout)\n"
-            "# evolve = { file = \"splits.json\", key = \"evolve\" }\n"
-            "# heldout = { file = \"splits.json\", key = \"heldout\" }\n").replace("NAME", name)
+    return (
+        f"[suites.{name}]\n"
+        f"type = {_toml_str(suite_type)}\n"
+        f"path = {_toml_str(path)}  # relative to this file\n"
+        "# [suites.NAME.splits]  # default: the suite's own splits.json (evolve, heldout)\n"
+        '# evolve = { file = "splits.json", key = "evolve" }\n'
+        '# heldout = { file = "splits.json", key = "heldout" }\n'
+    ).replace("NAME", name)
 
 
 def _toml_str(text: str) -> str:
@@ -182,8 +202,9 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def configure_suite(config_text: str, *, suite_type: str, path: Path | str, repo_root: Path,
-                    name: str | None = None) -> str:
+def configure_suite(
+    config_text: str, *, suite_type: str, path: Path | str, repo_root: Path, name: str | None = None
+) -> str:
     """``config_text`` (a ``t2s.toml``) with a ``[suites.<name>]`` section for the suite
     at ``path`` (checked: it must be a directory of that type) and ``[rollout] suite``
     pointing at it (the gate uses the same suite). ``name`` defaults to the type's
@@ -217,7 +238,6 @@ def configure_suite(config_text: str, *, suite_type: str, path: Path | str, repo
     if not placed:
         out.append("\n" + section + f"\n[rollout]\nsuite = {_toml_str(name)}\n")
     text = "".join(out)
-    from t2s.config import parse_config
 
     config = parse_config(text)
     if config.rollout.suite != name:

@@ -17,7 +17,7 @@ from t2s.errors import ConfigError
 def parse_rows(text: str) -> slice:
     parts = text.split(":")
     if len(parts) not in (2, 3):
-        raise ConfigError(f"rows = {text!r}: expected a slice like \"0:200\"")
+        raise ConfigError(f'rows = {text!r}: expected a slice like "0:200"')
     try:
         values = [int(p) if p.strip() else None for p in parts]
     except ValueError:
@@ -36,26 +36,26 @@ def _read_split_file(path: Path, key: str, suite: str, split: str) -> list[str]:
         raise ConfigError(f"suite {suite!r}, split {split!r}: {path} is not valid JSON: {err}") from None
     if isinstance(data, dict):
         if key not in data:
-            raise ConfigError(f"suite {suite!r}, split {split!r}: {path} has no key {key!r} "
-                              f"(keys: {', '.join(map(repr, data))})")
+            raise ConfigError(
+                f"suite {suite!r}, split {split!r}: {path} has no key {key!r} (keys: {', '.join(map(repr, data))})"
+            )
         data = data[key]
     if not isinstance(data, list):
         raise ConfigError(f"suite {suite!r}, split {split!r}: {path}[{key!r}] is not a list of ids")
     return [str(i) for i in data]
 
 
-def resolve_split(name: str, spec: SplitSpec, *, suite: str, all_ids: list[str],
-                  search_dirs: list[Path]) -> list[str]:
+def resolve_split(name: str, spec: SplitSpec, *, suite: str, all_ids: list[str], search_dirs: list[Path]) -> list[str]:
     """The ids of one split, validated against the suite's ids, order kept, no duplicates."""
     given = [k for k in ("file", "rows", "ids") if getattr(spec, k) is not None]
     if len(given) != 1:
-        raise ConfigError(f"suite {suite!r}, split {name!r}: give exactly one of file, rows, ids "
-                          f"(got {', '.join(given) or 'none'})")
+        raise ConfigError(
+            f"suite {suite!r}, split {name!r}: give exactly one of file, rows, ids (got {', '.join(given) or 'none'})"
+        )
     if spec.key is not None and spec.file is None:
         raise ConfigError(f"suite {suite!r}, split {name!r}: key needs file")
     if spec.file is not None:
-        candidates = [Path(spec.file)] if Path(spec.file).is_absolute() else \
-            [d / spec.file for d in search_dirs]
+        candidates = [Path(spec.file)] if Path(spec.file).is_absolute() else [d / spec.file for d in search_dirs]
         path = next((c for c in candidates if c.is_file()), candidates[0])
         ids = _read_split_file(path, spec.key or name, suite, name)
     elif spec.rows is not None:
@@ -66,8 +66,7 @@ def resolve_split(name: str, spec: SplitSpec, *, suite: str, all_ids: list[str],
     unknown = [i for i in ids if i not in known]
     if unknown:
         shown = ", ".join(map(repr, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
-        raise ConfigError(f"suite {suite!r}, split {name!r}: {len(unknown)} id(s) not in the "
-                          f"suite: {shown}")
+        raise ConfigError(f"suite {suite!r}, split {name!r}: {len(unknown)} id(s) not in the suite: {shown}")
     seen: set[str] = set()
     out = []
     for i in ids:
@@ -91,6 +90,7 @@ def default_splits_file(root: Path, all_ids: list[str], suite: str) -> dict[str,
     out = {}
     for key, value in data.items():
         if isinstance(value, list):
-            out[key] = resolve_split(key, SplitSpec(ids=[str(v) for v in value]), suite=suite,
-                                     all_ids=all_ids, search_dirs=[root])
+            out[key] = resolve_split(
+                key, SplitSpec(ids=[str(v) for v in value]), suite=suite, all_ids=all_ids, search_dirs=[root]
+            )
     return out

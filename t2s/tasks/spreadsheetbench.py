@@ -22,6 +22,13 @@ from typing import Any
 
 from t2s.errors import T2SError, UsageError
 from t2s.tasks.base import Case, CheckReport, Suite, Task, Verdict, Workspace
+from t2s.tasks.recalc import recalculate_workbook
+from t2s.tasks.xlsx_compare import (
+    compare_workbooks,
+    enumerate_cells,
+    load_values_workbook,
+    parse_answer_position,
+)
 
 _INPUT_RE = re.compile(r"^(?:(\d+)_(.+)_)?(init|initial|input)\.xlsx$")
 _ANSWER_RE = re.compile(r"^(?:(\d+)_(.+)_)?(golden|answer)\.xlsx$")
@@ -54,16 +61,20 @@ def _discover_cases(task_id: str, folder: Path) -> tuple[list[Case], list[str]]:
             if ident is not None and ident != task_id:
                 notes.append(f"case {k} {what} file {p.name} names id {ident!r}")
             return p
-        raise T2SError(f"task {task_id!r}: {len(options)} candidate {what} files for case {k} "
-                       f"in {folder}: {', '.join(p.name for _, p in options)}")
+        raise T2SError(
+            f"task {task_id!r}: {len(options)} candidate {what} files for case {k} "
+            f"in {folder}: {', '.join(p.name for _, p in options)}"
+        )
 
     cases = []
     for k in sorted(set(inputs) | set(answers)):
-        cases.append(Case(
-            index=k,
-            input_path=pick(inputs[k], "input", k) if k in inputs else None,
-            answer_path=pick(answers[k], "answer", k) if k in answers else None,
-        ))
+        cases.append(
+            Case(
+                index=k,
+                input_path=pick(inputs[k], "input", k) if k in inputs else None,
+                answer_path=pick(answers[k], "answer", k) if k in answers else None,
+            )
+        )
     return cases, notes
 
 
@@ -112,20 +123,25 @@ class SpreadsheetBenchSuite(Suite):
         row = self._rows.get(task_id)
         if row is None:
             close = [i for i in self._order if i.startswith(task_id.split("-")[0])][:5]
-            raise UsageError(f"suite {self.name!r} has no task {task_id!r}"
-                             + (f" (similar: {', '.join(close)})" if close else ""))
+            raise UsageError(
+                f"suite {self.name!r} has no task {task_id!r}" + (f" (similar: {', '.join(close)})" if close else "")
+            )
         folder = self.root / row.get("spreadsheet_path", f"spreadsheet/{task_id}")
         cases, notes = _discover_cases(task_id, folder)
         instruction = row.get("instruction")
         if instruction is None and (folder / "prompt.txt").is_file():
             instruction = (folder / "prompt.txt").read_text(encoding="utf-8")
-        meta = {k: v for k, v in row.items()
-                if k not in ("id", "instruction", "answer_position", "_row")}
+        meta = {k: v for k, v in row.items() if k not in ("id", "instruction", "answer_position", "_row")}
         meta["row"] = row["_row"]
         if notes:
             meta["notes"] = notes
-        task = Task(id=task_id, instruction=instruction or "", cases=cases,
-                    answer_position=str(row.get("answer_position", "")), meta=meta)
+        task = Task(
+            id=task_id,
+            instruction=instruction or "",
+            cases=cases,
+            answer_position=str(row.get("answer_position", "")),
+            meta=meta,
+        )
         self._tasks[task_id] = task
         return task
 
@@ -134,54 +150,79 @@ class SpreadsheetBenchSuite(Suite):
         return "output.xlsx"
 
     def render_prompt(self, task: Task, workspace: Workspace) -> str:
-        template = resources.files("t2s.tasks").joinpath("spreadsheetbench_prompt.md").read_text(
-            encoding="utf-8")
+        template = resources.files("t2s.tasks").joinpath("spreadsheetbench_prompt.md").read_text(encoding="utf-8")
         answer_sheet = task.meta.get("answer_sheet")
-        if self.lenient and answer_sheet and "!" not in task.answer_position \
-                and "," not in str(answer_sheet):
+        if self.lenient and answer_sheet and "!" not in task.answer_position and "," not in str(answer_sheet):
             sheet_rule = f"A range without a sheet name refers to the sheet {answer_sheet!r}."
         else:
             sheet_rule = "A range without a sheet name refers to the first sheet of the workbook."
         preview, note = preview_workbook(workspace.input_path) if workspace.input_path else ("(no input file)", "none")
-        return template.format(
-            instruction=task.instruction.strip(),
-            input_path=workspace.input_path,
-            output_path=workspace.output_path,
-            answer_position=task.answer_position,
-            answer_sheet_line=f"\n- Answer sheet: {answer_sheet}" if answer_sheet else "",
-            instruction_type=task.meta.get("instruction_type", "unknown"),
-            sheet_rule=sheet_rule,
-            preview_note=note,
-            preview=preview,
-        ).rstrip() + "\n"
+        return (
+            template.format(
+                instruction=task.instruction.strip(),
+                input_path=workspace.input_path,
+                output_path=workspace.output_path,
+                answer_position=task.answer_position,
+                answer_sheet_line=f"\n- Answer sheet: {answer_sheet}" if answer_sheet else "",
+                instruction_type=task.meta.get("instruction_type", "unknown"),
+                sheet_rule=sheet_rule,
+                preview_note=note,
+                preview=preview,
+            ).rstrip()
+            + "\n"
+        )
 
-    def check(self, task: Task, output_path: Path, case: int = 1, *,
-              recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
-        from t2s.tasks.xlsx_compare import compare_workbooks
+    def check(
+        self,
+        task: Task,
+        output_path: Path,
+        case: int = 1,
+        *,
+        recalculate: bool | None = None,
+        lenient: bool | None = None,
+    ) -> Verdict:
 
         recalculate = self.recalculate if recalculate is None else recalculate
         lenient = self.lenient if lenient is None else lenient
         c = task.case(case)
         if c.answer_path is None or not c.answer_path.is_file():
-            raise T2SError(f"task {task.id!r} case {case}: the suite has no answer file "
-                           f"(looked in {self.root / task.meta.get('spreadsheet_path', '')})")
+            raise T2SError(
+                f"task {task.id!r} case {case}: the suite has no answer file "
+                f"(looked in {self.root / task.meta.get('spreadsheet_path', '')})"
+            )
         output_path = Path(output_path)
-        report = CheckReport(task_id=task.id, case=case, output_path=str(output_path),
-                             answer_path=str(c.answer_path), answer_position=task.answer_position,
-                             lenient=lenient, recalculated=recalculate)
+        report = CheckReport(
+            task_id=task.id,
+            case=case,
+            output_path=str(output_path),
+            answer_path=str(c.answer_path),
+            answer_position=task.answer_position,
+            lenient=lenient,
+            recalculated=recalculate,
+        )
         default_sheet = task.meta.get("answer_sheet")
         if not isinstance(default_sheet, str) or "," in default_sheet:
             default_sheet = None
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.recalc import recalculate_workbook
-
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
                 recalculated = recalculate_workbook(output_path, Path(tmp))
-                compare_workbooks(c.answer_path, recalculated, task.answer_position,
-                                  lenient=lenient, default_sheet=default_sheet, report=report)
+                compare_workbooks(
+                    c.answer_path,
+                    recalculated,
+                    task.answer_position,
+                    lenient=lenient,
+                    default_sheet=default_sheet,
+                    report=report,
+                )
         else:
-            compare_workbooks(c.answer_path, output_path, task.answer_position,
-                              lenient=lenient, default_sheet=default_sheet, report=report)
+            compare_workbooks(
+                c.answer_path,
+                output_path,
+                task.answer_position,
+                lenient=lenient,
+                default_sheet=default_sheet,
+                report=report,
+            )
         passed = report.passed
         return Verdict(passed=passed, score=1.0 if passed else 0.0, report=report)
 
@@ -203,7 +244,6 @@ class SpreadsheetBenchSuite(Suite):
 
 def workbook_values(path: Path, position: str | None) -> list[Any]:
     """Values of a workbook: the cells of ``position`` (answer cells), or all cells."""
-    from t2s.tasks.xlsx_compare import enumerate_cells, load_values_workbook, parse_answer_position
 
     wb = load_values_workbook(Path(path), role="answer")
     values: list[Any] = []
@@ -257,8 +297,7 @@ def preview_workbook(path: Path, rows: int = PREVIEW_ROWS, cols: int = PREVIEW_C
             out.append(f"### Sheet {name!r} (used range {dims})")
             data = []
             if hasattr(ws, "iter_rows"):
-                for rn, r in enumerate(ws.iter_rows(min_row=1, max_row=rows, max_col=cols,
-                                                    values_only=True), start=1):
+                for rn, r in enumerate(ws.iter_rows(min_row=1, max_row=rows, max_col=cols, values_only=True), start=1):
                     if any(v is not None for v in r):
                         data.append((rn, list(r)))
             if not data:
@@ -273,8 +312,7 @@ def preview_workbook(path: Path, rows: int = PREVIEW_ROWS, cols: int = PREVIEW_C
                 out.append(f"| {rn} | " + " | ".join(cells) + " |")
             out.append("")
         if len(names) > PREVIEW_SHEETS:
-            out.append(f"({len(names) - PREVIEW_SHEETS} more sheet(s): "
-                       f"{', '.join(map(repr, names[PREVIEW_SHEETS:]))})")
+            out.append(f"({len(names) - PREVIEW_SHEETS} more sheet(s): {', '.join(map(repr, names[PREVIEW_SHEETS:]))})")
     finally:
         wb.close()
     return "\n".join(out).rstrip(), f"first {rows} rows, first {cols} columns of each sheet"

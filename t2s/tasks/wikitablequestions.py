@@ -15,7 +15,11 @@ question is one task (id ``nt-123``, one case):
   (:func:`to_value`, :func:`check_denotation`) plus the documented parsing of thousands
   separators and common date spellings, and reports missing and extra values;
 - splits must be *table*-disjoint: :meth:`~WikiTableQuestionsSuite.check_disjoint`
-  refuses splits that share a table.
+  refuses splits that share a table;
+- the agentic error analyst's workspace
+  (:meth:`~WikiTableQuestionsSuite.analyst_workspace`) holds the table and the question
+  as the agent had them and the gold answer as ``gold_answer.json``; a fix is an answer
+  workbook, judged by this suite's checker.
 
 Data: WikiTableQuestions (Pasupat & Liang, 2015), CC BY-SA 4.0. Nothing is bundled.
 """
@@ -30,14 +34,17 @@ import tempfile
 import unicodedata
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from t2s.errors import ConfigError, T2SError, UsageError
 from t2s.tasks.base import (
+    AnalystGuide,
+    AnalystWorkspace,
     AnswerCheck,
     Case,
     CheckReport,
@@ -46,12 +53,16 @@ from t2s.tasks.base import (
     Task,
     Verdict,
     Workspace,
+    _sha256_file,
 )
+from t2s.tasks.recalc import recalculate_workbook
 
 QUESTIONS_FILE = "questions.tsv"
 TABLE_NAME = "table.xlsx"
 TABLE_SHEET = "table"
 QUESTION_NAME = "question.txt"
+#: The gold answer in the agentic error analyst's workspace (a JSON list of the values).
+GOLD_NAME = "gold_answer.json"
 OUTPUT_NAME = "output.xlsx"
 ANSWER_SHEET = "answer"
 ANSWER_POSITION = "'answer'!A:A"
@@ -121,8 +132,15 @@ def read_questions(path: Path) -> list[Question]:
         if qid in seen:
             raise UsageError(f"{path}:{n}: duplicate question id {qid!r}")
         seen.add(qid)
-        out.append(Question(qid, fields[col["utterance"]], fields[col["context"]],
-                            tuple(parse_target(fields[col["targetValue"]])), len(out)))
+        out.append(
+            Question(
+                qid,
+                fields[col["utterance"]],
+                fields[col["context"]],
+                tuple(parse_target(fields[col["targetValue"]])),
+                len(out),
+            )
+        )
     return out
 
 
@@ -258,20 +276,40 @@ def parse_iso_date(text: str) -> tuple[int, int, int] | None:
     return year, month, day
 
 
-_MONTHS = {name: n for n, names in enumerate((
-    ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
-    ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
-    ("october", "oct"), ("november", "nov"), ("december", "dec")), start=1) for name in names}
+_MONTHS = {
+    name: n
+    for n, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
 _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>\d{3,4})"
-_DATE_SPELLINGS = [re.compile(p, re.IGNORECASE) for p in (
-    rf"^{_MONTH}\s+{_DAY},?\s+{_YEAR}$",   # June 3, 1990 / Jun. 3 1990 / June 3rd, 1990
-    rf"^{_DAY}\s+{_MONTH},?\s+{_YEAR}$",   # 3 June 1990
-    rf"^{_MONTH},?\s+{_YEAR}$",            # June 1990
-    rf"^{_MONTH}\s+{_DAY}$",               # June 3
-    rf"^{_DAY}\s+{_MONTH}$",               # 3 June
-)]
+_DATE_SPELLINGS = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        rf"^{_MONTH}\s+{_DAY},?\s+{_YEAR}$",  # June 3, 1990 / Jun. 3 1990 / June 3rd, 1990
+        rf"^{_DAY}\s+{_MONTH},?\s+{_YEAR}$",  # 3 June 1990
+        rf"^{_MONTH},?\s+{_YEAR}$",  # June 1990
+        rf"^{_MONTH}\s+{_DAY}$",  # June 3
+        rf"^{_DAY}\s+{_MONTH}$",  # 3 June
+    )
+]
 
 
 def parse_date_spelling(text: str) -> tuple[int, int, int] | None:
@@ -303,7 +341,7 @@ class Value:
     normalized: str
     original: str
 
-    def match(self, other: "Value") -> bool:
+    def match(self, other: Value) -> bool:
         """``self`` (a gold value) matches ``other`` (a predicted value)."""
         if self.normalized == other.normalized:
             return True
@@ -318,16 +356,12 @@ class Value:
             return f"number {self.key}"
         if self.kind == "date":
             y, m, d = self.key
-            return "date " + "-".join("xx" if v == -1 else f"{v:02d}" if i else str(v)
-                                      for i, v in enumerate((y, m, d)))
+            return "date " + "-".join("xx" if v == -1 else f"{v:02d}" if i else str(v) for i, v in enumerate((y, m, d)))
         return f"string {self.normalized!r}"
 
 
 def _number(amount: int | float, original: str) -> Value:
-    if abs(amount - round(amount)) < 1e-6:
-        amount = int(round(amount))
-    else:
-        amount = float(amount)
+    amount = round(amount) if abs(amount - round(amount)) < 1e-6 else float(amount)
     return Value("number", amount, normalize(original), original)
 
 
@@ -414,8 +448,10 @@ def read_answer_values(path: Path, report: CheckReport, *, shown_as: str | None 
     path = Path(path)
     name = shown_as or path.name
     if not path.is_file():
-        report.problems.append(f"the output file {name} does not exist (write the answer values "
-                               f"into its sheet {ANSWER_SHEET!r}, column A, one per row)")
+        report.problems.append(
+            f"the output file {name} does not exist (write the answer values "
+            f"into its sheet {ANSWER_SHEET!r}, column A, one per row)"
+        )
         return [], ""
     try:
         with warnings.catch_warnings():
@@ -425,11 +461,11 @@ def read_answer_values(path: Path, report: CheckReport, *, shown_as: str | None 
         report.problems.append(f"{name} is not a readable .xlsx workbook: {type(err).__name__}: {err}")
         return [], ""
     names = wb.sheetnames
-    sheet = ANSWER_SHEET if ANSWER_SHEET in names else next(
-        (n for n in names if n.strip().lower() == ANSWER_SHEET), None)
+    sheet = (
+        ANSWER_SHEET if ANSWER_SHEET in names else next((n for n in names if n.strip().lower() == ANSWER_SHEET), None)
+    )
     if sheet is None:
-        report.problems.append(f"{name} has no sheet {ANSWER_SHEET!r} (sheets: "
-                               f"{', '.join(map(repr, names))})")
+        report.problems.append(f"{name} has no sheet {ANSWER_SHEET!r} (sheets: {', '.join(map(repr, names))})")
         return [], ""
     if sheet != ANSWER_SHEET:
         report.notes.append(f"read the answer from sheet {sheet!r} (expected {ANSWER_SHEET!r})")
@@ -450,13 +486,22 @@ def read_answer_values(path: Path, report: CheckReport, *, shown_as: str | None 
             for r in blanks[:50]:
                 raw = formulas.cell(r, 1).value
                 if isinstance(raw, str) and raw.startswith("="):
-                    report.notes.append(f"{sheet}!A{r} holds the formula {raw[:60]!r} with no cached "
-                                        "value: it reads as empty (write values)")
+                    report.notes.append(
+                        f"{sheet}!A{r} holds the formula {raw[:60]!r} with no cached "
+                        "value: it reads as empty (write values)"
+                    )
         except Exception:  # pragma: no cover - the data_only load worked
             pass
-    others = sum(1 for col in range(2, (ws.max_column or 1) + 1)
-                 for r in range(1, (ws.max_row or 0) + 1) if ws.cell(r, col).value is not None) \
-        if (ws.max_column or 1) > 1 else 0
+    others = (
+        sum(
+            1
+            for col in range(2, (ws.max_column or 1) + 1)
+            for r in range(1, (ws.max_row or 0) + 1)
+            if ws.cell(r, col).value is not None
+        )
+        if (ws.max_column or 1) > 1
+        else 0
+    )
     if others:
         report.notes.append(f"{others} non-empty cell(s) outside column A of {sheet!r} were ignored")
     return values, f"{name}, sheet {sheet!r}, column A"
@@ -465,6 +510,7 @@ def read_answer_values(path: Path, report: CheckReport, *, shown_as: str | None 
 def split_answer(answer: Any) -> list[str]:
     """A final answer as values: a list (one value per item), or a string split on new
     lines when it has any, else on ``|``; items stripped, empty ones dropped."""
+    items: Sequence[str | None]
     if isinstance(answer, (list, tuple)):
         items = [cell_text(a) if not isinstance(a, str) else a for a in answer]
     elif isinstance(answer, str):
@@ -493,10 +539,10 @@ class WikiTableQuestionsSuite(Suite):
     #: Name of the ``[suites.<name>]`` section ``t2s init --suite`` writes.
     default_name = "wtq"
 
-    final_answer_parameter = {
+    final_answer_parameter: ClassVar[dict[str, Any] | None] = {
         "type": "string",
         "description": "Your final answer. Several values: separate them with ' | '. "
-                       "Written to the 'answer' sheet of output.xlsx unless you wrote that sheet yourself.",
+        "Written to the 'answer' sheet of output.xlsx unless you wrote that sheet yourself.",
     }
 
     def __init__(self, name: str, root: Path, **kwargs: Any):
@@ -510,8 +556,10 @@ class WikiTableQuestionsSuite(Suite):
         self._tables: dict[str, list[list[str]]] = {}
         unknown = set(self.options) - {"preview_rows"}
         if unknown:
-            raise ConfigError(f"suite {name!r}: unknown option(s) {', '.join(sorted(unknown))} "
-                              "(wikitablequestions knows: preview_rows)")
+            raise ConfigError(
+                f"suite {name!r}: unknown option(s) {', '.join(sorted(unknown))} "
+                "(wikitablequestions knows: preview_rows)"
+            )
         try:
             self.preview_rows = int(self.options.get("preview_rows", PREVIEW_ROWS))
         except (TypeError, ValueError):
@@ -537,7 +585,8 @@ class WikiTableQuestionsSuite(Suite):
             return cached
         q = self.question(task_id)
         task = Task(
-            id=q.id, instruction=q.utterance,
+            id=q.id,
+            instruction=q.utterance,
             cases=[Case(index=1, input_path=self.root / q.context)],
             answer_position=ANSWER_POSITION,
             meta={"context": q.context, "target": list(q.target), "row": q.row},
@@ -593,8 +642,13 @@ class WikiTableQuestionsSuite(Suite):
         (dest_dir / QUESTION_NAME).write_text(task.instruction.strip() + "\n", encoding="utf-8")
         for path in (table, dest_dir / QUESTION_NAME):
             path.chmod(0o644)
-        return Workspace(dir=dest_dir, input_path=table, output_path=dest_dir / OUTPUT_NAME, case=case,
-                         extra={"question_path": str(dest_dir / QUESTION_NAME), "sheet": TABLE_SHEET})
+        return Workspace(
+            dir=dest_dir,
+            input_path=table,
+            output_path=dest_dir / OUTPUT_NAME,
+            case=case,
+            extra={"question_path": str(dest_dir / QUESTION_NAME), "sheet": TABLE_SHEET},
+        )
 
     def preview(self, task: Task) -> tuple[str, str]:
         """The table as Markdown (row numbers as in ``table.xlsx``) and a note on its extent."""
@@ -610,39 +664,45 @@ class WikiTableQuestionsSuite(Suite):
 
         width = max(len(r) for r in rows)
         header = rows[0] + [""] * (width - len(rows[0]))
-        lines = ["columns: " + ", ".join(f"{get_column_letter(i + 1)} = {h!r}" for i, h in enumerate(header)), "",
-                 "| row | " + " | ".join(short(h) or " " for h in header) + " |",
-                 "|---" * (width + 1) + "|"]
+        lines = [
+            "columns: " + ", ".join(f"{get_column_letter(i + 1)} = {h!r}" for i, h in enumerate(header)),
+            "",
+            "| row | " + " | ".join(short(h) or " " for h in header) + " |",
+            "|---" * (width + 1) + "|",
+        ]
         body = rows[1:]
         shown = body[: max(0, self.preview_rows)]
         for n, row in enumerate(shown, start=2):
             cells = [short(c) for c in row] + [""] * (width - len(row))
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         if len(body) > len(shown):
-            lines.append(f"\n({len(body) - len(shown)} more row(s) in the workbook, rows "
-                         f"{len(shown) + 2}-{len(body) + 1})")
+            lines.append(
+                f"\n({len(body) - len(shown)} more row(s) in the workbook, rows {len(shown) + 2}-{len(body) + 1})"
+            )
             note = f"the header and the first {len(shown)} of {len(body)} rows"
         else:
             note = f"all {len(body)} rows"
         return "\n".join(lines), note
 
     def render_prompt(self, task: Task, workspace: Workspace) -> str:
-        template = resources.files("t2s.tasks").joinpath("wikitablequestions_prompt.md").read_text(
-            encoding="utf-8")
+        template = resources.files("t2s.tasks").joinpath("wikitablequestions_prompt.md").read_text(encoding="utf-8")
         preview, note = self.preview(task)
         rows = self.table_rows(task)
-        return template.format(
-            question=task.instruction.strip(),
-            input_path=workspace.input_path,
-            output_path=workspace.output_path,
-            question_path=Path(workspace.dir) / QUESTION_NAME,
-            sheet=TABLE_SHEET,
-            answer_sheet=ANSWER_SHEET,
-            n_rows=max(0, len(rows) - 1),
-            n_cols=max((len(r) for r in rows), default=0),
-            preview_note=note,
-            preview=preview,
-        ).rstrip() + "\n"
+        return (
+            template.format(
+                question=task.instruction.strip(),
+                input_path=workspace.input_path,
+                output_path=workspace.output_path,
+                question_path=Path(workspace.dir) / QUESTION_NAME,
+                sheet=TABLE_SHEET,
+                answer_sheet=ANSWER_SHEET,
+                n_rows=max(0, len(rows) - 1),
+                n_cols=max((len(r) for r in rows), default=0),
+                preview_note=note,
+                preview=preview,
+            ).rstrip()
+            + "\n"
+        )
 
     def record_final_answer(self, workspace: Workspace, answer: Any) -> str:
         """Write the values of ``answer`` into the ``answer`` sheet of the output: a new
@@ -661,11 +721,15 @@ class WikiTableQuestionsSuite(Suite):
                     warnings.simplefilter("ignore")
                     wb = openpyxl.load_workbook(out)
             except Exception as err:
-                raise UsageError(f"{out.name} exists but is not a readable workbook ({type(err).__name__}); "
-                                 "delete it or fix it, then finish again") from None
+                raise UsageError(
+                    f"{out.name} exists but is not a readable workbook ({type(err).__name__}); "
+                    "delete it or fix it, then finish again"
+                ) from None
             if ANSWER_SHEET in wb.sheetnames:
-                return (f"{out.name} already has a sheet {ANSWER_SHEET!r}; that sheet is checked "
-                        "(the answer given with finish was not recorded).")
+                return (
+                    f"{out.name} already has a sheet {ANSWER_SHEET!r}; that sheet is checked "
+                    "(the answer given with finish was not recorded)."
+                )
             ws = wb.create_sheet(ANSWER_SHEET)
         else:
             wb = openpyxl.Workbook()
@@ -676,23 +740,34 @@ class WikiTableQuestionsSuite(Suite):
         wb.save(out)
         return f"Answer recorded in {out.name}, sheet {ANSWER_SHEET!r}: {shown}"
 
-    def check(self, task: Task, output_path: Path, case: int = 1, *,
-              recalculate: bool | None = None, lenient: bool | None = None) -> Verdict:
+    def check(
+        self,
+        task: Task,
+        output_path: Path,
+        case: int = 1,
+        *,
+        recalculate: bool | None = None,
+        lenient: bool | None = None,
+    ) -> Verdict:
         """Official denotation match of the ``answer`` sheet's column A against the gold
         values (``lenient`` has no effect here; ``recalculate`` recalculates formulas
         with LibreOffice first)."""
         recalculate = self.recalculate if recalculate is None else recalculate
         task.case(case)
         output_path = Path(output_path)
-        report = CheckReport(task_id=task.id, case=case, output_path=str(output_path),
-                             answer_path=f"{self.root / QUESTIONS_FILE}", answer_position=ANSWER_POSITION,
-                             recalculated=recalculate)
+        report = CheckReport(
+            task_id=task.id,
+            case=case,
+            output_path=str(output_path),
+            answer_path=f"{self.root / QUESTIONS_FILE}",
+            answer_position=ANSWER_POSITION,
+            recalculated=recalculate,
+        )
         if recalculate and output_path.is_file() and zipfile.is_zipfile(output_path):
-            from t2s.recalc import recalculate_workbook
-
             with tempfile.TemporaryDirectory(prefix="t2s-recalc-") as tmp:
-                predicted, source = read_answer_values(recalculate_workbook(output_path, Path(tmp)), report,
-                                                       shown_as=output_path.name)
+                predicted, source = read_answer_values(
+                    recalculate_workbook(output_path, Path(tmp)), report, shown_as=output_path.name
+                )
         else:
             predicted, source = read_answer_values(output_path, report)
         gold = list(task.meta.get("target") or self.question(task.id).target)
@@ -703,16 +778,45 @@ class WikiTableQuestionsSuite(Suite):
                 report.problems.append(f"the {ANSWER_SHEET!r} sheet has no values in column A")
             else:
                 if answers.missing:
-                    report.problems.append(f"{len(answers.missing)} gold value(s) not in the answer: "
-                                           + ", ".join(map(repr, answers.missing[:20])))
+                    report.problems.append(
+                        f"{len(answers.missing)} gold value(s) not in the answer: "
+                        + ", ".join(map(repr, answers.missing[:20]))
+                    )
                 if answers.extra:
-                    report.problems.append(f"{len(answers.extra)} answer value(s) not in the gold answer: "
-                                           + ", ".join(map(repr, answers.extra[:20])))
+                    report.problems.append(
+                        f"{len(answers.extra)} answer value(s) not in the gold answer: "
+                        + ", ".join(map(repr, answers.extra[:20]))
+                    )
                 if not answers.missing and not answers.extra:
-                    report.problems.append(f"the answer has {len(answers.predicted)} distinct value(s), "
-                                           f"the gold answer {len(answers.gold)}")
+                    report.problems.append(
+                        f"the answer has {len(answers.predicted)} distinct value(s), "
+                        f"the gold answer {len(answers.gold)}"
+                    )
         passed = report.passed
         return Verdict(passed=passed, score=1.0 if passed else 0.0, report=report)
+
+    # -- the agentic error analyst's workspace ----------------------------------------
+    def has_analyst_workspace(self, task: Task) -> bool:
+        """Always: every question has its gold answer."""
+        return True
+
+    def analyst_workspace(self, task: Task, case: int, dest_dir: Path) -> AnalystWorkspace:
+        """``table.xlsx`` and ``question.txt`` as :meth:`prepare` writes them for the agent,
+        and the gold answer as ``gold_answer.json`` (a JSON list of the values, as the
+        benchmark writes them). A fix is an answer workbook (sheet ``answer``, column A)
+        judged by :meth:`check`."""
+        workspace = self.prepare(task, dest_dir, case)
+        gold = list(task.meta.get("target") or self.question(task.id).target)
+        (workspace.dir / GOLD_NAME).write_text(json.dumps(gold, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        return AnalystWorkspace(
+            dir=workspace.dir,
+            case=case,
+            inputs=[TABLE_NAME, QUESTION_NAME],
+            gold=[GOLD_NAME],
+            output_name=OUTPUT_NAME,
+            check=self.fix_check(task, case),
+            guide=AnalystGuide.load("wikitablequestions_analyst.toml"),
+        )
 
     # -- leak guard inputs ---------------------------------------------------------
     def gold_values(self, task: Task, case: int = 1) -> list[Any]:
@@ -724,7 +828,6 @@ class WikiTableQuestionsSuite(Suite):
     # -- caching -------------------------------------------------------------------
     def content_hash(self, split: str | None = None) -> str:
         """sha256 over the split's ids, questions, tables (by content) and gold answers."""
-        from t2s.tasks.base import _sha256_file
 
         h = hashlib.sha256()
         h.update(f"t2s-suite-v1\0{self.type}\0".encode())

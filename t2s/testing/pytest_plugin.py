@@ -17,16 +17,16 @@ import os
 
 import pytest
 
+from t2s.config import ROLES
+from t2s.llm.roles import ENV_FIELDS
 from t2s.testing.server import ScriptedServer
 
 
 def _model_env_names() -> list[str]:
-    from t2s.config import ROLES
-    from t2s.llm import ENV_FIELDS
 
     prefixes = ["T2S_"] + [f"T2S_{r.upper()}_" for r in ROLES]
     names = [p + suffix for p in prefixes for suffix in ENV_FIELDS]
-    return [n for n in names + ["T2S_CACHE_MODE"] if n in os.environ]
+    return [n for n in [*names, "T2S_CACHE_MODE"] if n in os.environ]
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +61,5 @@ def scripted_role(srv: ScriptedServer, model: str = "scripted-model", **settings
 @pytest.fixture
 def scripted_roles(scripted_server):
     """Every role pointed at ``scripted_server`` (models ``<role>-model``)."""
-    from t2s.config import ROLES
 
     return {r: scripted_role(scripted_server, model=f"{r}-model") for r in ROLES}

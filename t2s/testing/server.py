@@ -1,7 +1,7 @@
 """A real, scripted, OpenAI-compatible HTTP server for tests and the offline demo.
 
 It listens on ``127.0.0.1`` (an ephemeral port by default), speaks enough of the
-OpenAI REST protocol for :mod:`t2s.llm` (``POST /v1/chat/completions`` with plain and
+OpenAI REST protocol for :mod:`t2s.llm.client` (``POST /v1/chat/completions`` with plain and
 tool-call answers and usage figures, ``GET /v1/models``) and answers from Python
 *responders* chosen per request, so a test scripts a whole conversation::
 
@@ -12,7 +12,7 @@ tool-call answers and usage figures, ``GET /v1/models``) and answers from Python
         srv.script(["first answer", Reply(tool_calls=[tool_call("run", {"code": "1"})])],
                    role="agent")
         srv.fault("429", times=2, retry_after=0.01)
-        ...  # point t2s.llm at srv.base_url
+        ...  # point t2s.llm.client at srv.base_url
         assert srv.peak_in_flight <= 4
 
 The server runs an asyncio event loop in a daemon thread, so it serves many concurrent
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -33,13 +34,14 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Union
+from typing import Any
 
 __all__ = [
+    "FAULT_KINDS",
     "ChatRequest",
     "Fault",
-    "FAULT_KINDS",
     "Reply",
     "ScriptedServer",
     "tool_call",
@@ -52,6 +54,7 @@ FAULT_KINDS = (
     "hang",  # never answer; the client must time out
     "drop",  # close the connection without a response
     "malformed",  # 200 with a body that is not JSON
+    "wrong_shape",  # 200 with valid JSON that is not a chat completion (no choices)
     "truncated",  # 200 whose body stops half way (Content-Length promises more)
     "truncated_content",  # the responder's text cut in half, finish_reason "length"
     "non_json_content",  # the responder's text replaced by prose
@@ -143,8 +146,8 @@ def tool_call(name: str, arguments: dict | str, id: str | None = None) -> dict[s
 
 _call_ids = itertools.count(1)
 
-Answer = Union[str, Reply, dict, None]
-Responder = Callable[[ChatRequest], Union[Answer, Awaitable[Answer]]]
+Answer = str | Reply | dict | None
+Responder = Callable[[ChatRequest], Answer | Awaitable[Answer]]
 
 
 @dataclass
@@ -168,9 +171,7 @@ class _Rule:
             return False
         if self.contains is not None and self.contains not in req.text:
             return False
-        if self.match is not None and not self.match(req):
-            return False
-        return True
+        return self.match is None or bool(self.match(req))
 
 
 @dataclass
@@ -194,9 +195,7 @@ class Fault:
             return False
         if self.model is not None and req.model != self.model:
             return False
-        if self.contains is not None and self.contains not in req.text:
-            return False
-        return True
+        return self.contains is None or self.contains in req.text
 
 
 class _ScriptExhausted(Exception):
@@ -210,11 +209,12 @@ def _script_responder(items: Iterable[Answer | Responder], label: str) -> Respon
         if not queue:
             raise _ScriptExhausted(f"script {label} has no more replies")
         item = queue.popleft()
-        if callable(item):
-            item = item(req)
-            if inspect.isawaitable(item):
-                item = await item
-        return item
+        if not callable(item):
+            return item
+        answer = item(req)
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
 
     respond.remaining = queue  # type: ignore[attr-defined]
     return respond
@@ -298,7 +298,7 @@ class ScriptedServer:
         phase: str | None = None,
         match: Callable[[ChatRequest], bool] | None = None,
         times: int | None = None,
-    ) -> "ScriptedServer":
+    ) -> ScriptedServer:
         """Answer matching requests with ``responder``; the first matching rule wins.
 
         ``responder`` is a function of :class:`ChatRequest` (sync or async) returning
@@ -306,9 +306,7 @@ class ScriptedServer:
         matches the text of any message. ``times`` limits how often the rule fires.
         """
         with self._lock:
-            self._rules.append(
-                _Rule(responder, role, model, contains, phase, match, times)
-            )
+            self._rules.append(_Rule(responder, role, model, contains, phase, match, times))
         return self
 
     def script(
@@ -319,7 +317,7 @@ class ScriptedServer:
         model: str | None = None,
         contains: str | None = None,
         phase: str | None = None,
-    ) -> "ScriptedServer":
+    ) -> ScriptedServer:
         """A sequential conversation: each matching request gets the next reply.
 
         Once the replies run out, matching requests get HTTP 400 "script exhausted"
@@ -327,7 +325,10 @@ class ScriptedServer:
         """
         label = f"(role={role}, model={model}, contains={contains!r})"
         return self.on(
-            _script_responder(replies, label), role=role, model=model, contains=contains,
+            _script_responder(replies, label),
+            role=role,
+            model=model,
+            contains=contains,
             phase=phase,
         )
 
@@ -346,8 +347,9 @@ class ScriptedServer:
         """Inject a failure into the next ``times`` matching chat requests.
 
         Kinds: ``429`` (with ``Retry-After: retry_after``), ``500`` (or any ``status``),
-        ``hang``, ``drop``, ``malformed``, ``truncated``, ``truncated_content``,
-        ``non_json_content``, ``latency`` (``delay`` seconds, then a normal answer).
+        ``hang``, ``drop``, ``malformed``, ``wrong_shape``, ``truncated``,
+        ``truncated_content``, ``non_json_content``, ``latency`` (``delay`` seconds, then
+        a normal answer). ``times=None`` keeps failing until :meth:`clear_faults`.
         Faults are checked in the order they were added.
         """
         kind = str(kind)
@@ -357,6 +359,11 @@ class ScriptedServer:
         with self._lock:
             self._faults.append(f)
         return f
+
+    def clear_faults(self) -> None:
+        """Stop injecting failures (the endpoint "recovers"); rules stay as they are."""
+        with self._lock:
+            self._faults.clear()
 
     def reset(self) -> None:
         """Forget rules, faults and recorded requests."""
@@ -377,7 +384,7 @@ class ScriptedServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         if self._thread is not None:
             return self
         ready = threading.Event()
@@ -389,8 +396,7 @@ class ScriptedServer:
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle_connection, self.host, self.port,
-                                         backlog=1024)
+                    asyncio.start_server(self._handle_connection, self.host, self.port, backlog=1024)
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as err:  # pragma: no cover - port in use etc.
@@ -420,10 +426,8 @@ class ScriptedServer:
         if self._conn_tasks:
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
         if self._server is not None:
-            try:
+            with contextlib.suppress(Exception):  # a slow or failed close does not fail a test
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, Exception):
-                pass
 
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
@@ -432,7 +436,7 @@ class ScriptedServer:
         self._thread.join(timeout=5)
         self._thread = None
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -440,9 +444,7 @@ class ScriptedServer:
 
     # ---------------------------------------------------------------- HTTP
 
-    async def _handle_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._conn_tasks.add(task)
@@ -473,10 +475,8 @@ class ScriptedServer:
         finally:
             if task is not None:
                 self._conn_tasks.discard(task)
-            try:
+            with contextlib.suppress(Exception):  # pragma: no cover
                 writer.close()
-            except Exception:  # pragma: no cover
-                pass
 
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
@@ -512,7 +512,11 @@ class ScriptedServer:
         await writer.drain()
 
     async def _route(
-        self, method: str, target: str, headers: dict[str, str], body: bytes,
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
         writer: asyncio.StreamWriter,
     ) -> bool:
         """Answer one request; False closes the connection."""
@@ -523,10 +527,7 @@ class ScriptedServer:
             names = list(dict.fromkeys(self.models + [r.model for r in self._rules if r.model]))
             data = {
                 "object": "list",
-                "data": [
-                    {"id": n, "object": "model", "created": 0, "owned_by": "t2s-scripted"}
-                    for n in names
-                ],
+                "data": [{"id": n, "object": "model", "created": 0, "owned_by": "t2s-scripted"} for n in names],
             }
             await self._write(writer, 200, {}, json.dumps(data).encode())
             return True
@@ -538,9 +539,7 @@ class ScriptedServer:
         await self._write(writer, 404, {}, _error_body(f"no route {path}", "not_found"))
         return True
 
-    async def _chat(
-        self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter, path: str
-    ) -> bool:
+    async def _chat(self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter, path: str) -> bool:
         arrived = time.monotonic()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -559,7 +558,9 @@ class ScriptedServer:
                 if fault is not None:
                     fault.fired += 1
             if body.get("stream"):
-                await self._write(writer, 400, {}, _error_body("the scripted server does not stream", "invalid_request_error"))
+                await self._write(
+                    writer, 400, {}, _error_body("the scripted server does not stream", "invalid_request_error")
+                )
                 return True
 
             # Latency counts from arrival and includes the responder's own work, as a
@@ -582,7 +583,9 @@ class ScriptedServer:
                     await self._write(writer, 429, hdrs, _error_body("rate limited (scripted)", "rate_limit_exceeded"))
                     return True
                 if kind == "500":
-                    await self._write(writer, fault.status or 500, {}, _error_body("internal error (scripted)", "server_error"))
+                    await self._write(
+                        writer, fault.status or 500, {}, _error_body("internal error (scripted)", "server_error")
+                    )
                     return True
                 if kind == "hang":
                     await asyncio.Event().wait()  # until the server stops
@@ -590,6 +593,9 @@ class ScriptedServer:
                     return False
                 if kind == "malformed":
                     await self._write(writer, 200, {}, b'{"id": "chatcmpl-x", "choices": [ {"mess')
+                    return True
+                if kind == "wrong_shape":  # JSON, but not a completion (a proxy's status page...)
+                    await self._write(writer, 200, {}, json.dumps({"object": "status", "status": "ok"}).encode())
                     return True
 
             if reply is None:
@@ -603,8 +609,9 @@ class ScriptedServer:
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if reply.status != 200:
-                await self._write(writer, reply.status, reply.headers,
-                                  _error_body(reply.content or "scripted error", "scripted"))
+                await self._write(
+                    writer, reply.status, reply.headers, _error_body(reply.content or "scripted error", "scripted")
+                )
                 return True
             if fault is not None and fault.kind == "truncated_content" and reply.content:
                 reply.content = reply.content[: len(reply.content) // 2]
@@ -695,8 +702,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request's arrival to its answer")
     parser.add_argument("--reply", default=None, help="fixed reply text (default: echo the last user message)")
-    parser.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
-                        help="answer with this responder, e.g. t2s.testing.simulated:merger_responder")
+    parser.add_argument(
+        "--responder",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="answer with this responder, e.g. t2s.testing.simulated:merger_responder",
+    )
     args = parser.parse_args(argv)
     default: Any = args.reply if args.reply is not None else _echo
     if args.responder:
@@ -719,6 +730,6 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     # Run the importable module's main, not this __main__ copy: responders loaded with
     # --responder return t2s.testing.server.Reply, which must be the class we check.
-    from t2s.testing.server import main as _main
+    from t2s.testing.server import main as _main  # the importable module, not this __main__ copy
 
     _main()

@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-from t2s.testing.server import ChatRequest, Reply
+from t2s.tasks.wikitablequestions import GOLD_NAME
+from t2s.testing.server import ChatRequest, Reply, tool_call
 
 _LESSONS_BLOCK = re.compile(r"## Lessons to account for \(machine-readable\)\s*```json\n(.*?)```", re.S)
 _MIN_SUPPORT = re.compile(r"Minimum support for SKILL\.md: (\d+)")
@@ -53,13 +54,17 @@ def consolidate(lessons: list[dict[str, Any]], min_support: int, base: dict[str,
     groups: dict[str, list[dict[str, Any]]] = {}
     for lesson in lessons:
         groups.setdefault(_norm(lesson["text"]), []).append(lesson)
-    out_lessons, skill_lines, references = [], [], {}
+    out_lessons: list[dict[str, Any]] = []
+    skill_lines: list[str] = []
+    references: dict[str, list[str]] = {}
     for members in groups.values():
         support = sorted({t for m in members for t in m["support"]})
         text = members[0]["text"].strip()
         topic = re.sub(r"[^a-z0-9-]+", "-", (members[0].get("topic") or "notes").lower()).strip("-") or "notes"
         placement = "skill" if len(support) >= min_support else "reference"
-        out_lessons.append({"text": text, "sources": [m["id"] for m in members], "placement": placement, "topic": topic})
+        out_lessons.append(
+            {"text": text, "sources": [m["id"] for m in members], "placement": placement, "topic": topic}
+        )
         if placement == "skill":
             skill_lines.append(f"- {text}")
         else:
@@ -96,10 +101,12 @@ def merger_responder(request: ChatRequest) -> Reply:
 
 
 # ---------------------------------------------------------------------------- analysts
-# Simulated analysts (t2s.analysts): they read the "Facts (machine-readable)" block and
+# Simulated analysts (t2s.analysis.analysts): they read the "Facts (machine-readable)" block and
 # the tool observations of the analyst prompts, and answer in the same formats a real
 # model must use. The agentic one really works: it runs the checker on the agent's
-# output, writes a fixed workbook with code in the sandbox, checks it, and submits.
+# output, writes a fixed workbook with code in the sandbox, checks it, and submits (for
+# a value-list suite such as WikiTableQuestions, whose checker report carries
+# ``answers``, the fixed workbook is an answer sheet).
 
 _FACTS_BLOCK = re.compile(r"## Facts \(machine-readable\)\s*```json\n(.*?)```", re.S)
 _EVAL_JSON = re.compile(r"\[evaluate_output\] (PASS|FAIL) (\S+).*?```json\n(.*?)\n```", re.S)
@@ -117,25 +124,41 @@ def analyst_facts(request: ChatRequest) -> dict[str, Any]:
 def _lesson_for(mismatches: list[dict[str, Any]], problems: list[str]) -> tuple[str, str, str]:
     """(lesson, topic, cause) from the first mismatch: general advice, no task values."""
     if problems and not mismatches:
-        return ("Write the output workbook at the requested path with every sheet the task names, "
-                "and reopen it to confirm it loads.", "output-file", "the output workbook was missing or unreadable")
+        return (
+            "Write the output workbook at the requested path with every sheet the task names, "
+            "and reopen it to confirm it loads.",
+            "output-file",
+            "the output workbook was missing or unreadable",
+        )
     first = mismatches[0] if mismatches else {}
     expected, actual = first.get("expected"), first.get("actual")
     if actual is None and expected is not None:
-        return ("Write a value into every cell of the answer range and read the saved file back to confirm "
-                "none is empty.", "verification", "cells of the answer range were left empty")
+        return (
+            "Write a value into every cell of the answer range and read the saved file back to confirm none is empty.",
+            "verification",
+            "cells of the answer range were left empty",
+        )
     if isinstance(expected, str) and isinstance(actual, str):
         if expected.strip() == actual.strip():
-            return ("Keep text exactly as the source has it, including leading and trailing spaces; do not "
-                    "strip text unless the task asks for it.", "text-whitespace",
-                    "the agent stripped spaces the expected text keeps")
+            return (
+                "Keep text exactly as the source has it, including leading and trailing spaces; do not "
+                "strip text unless the task asks for it.",
+                "text-whitespace",
+                "the agent stripped spaces the expected text keeps",
+            )
         if expected.lower() == actual.lower():
-            return ("Keep the letter case of source text unless the task asks to change it.", "text-case",
-                    "the agent changed the letter case of the text")
+            return (
+                "Keep the letter case of source text unless the task asks to change it.",
+                "text-case",
+                "the agent changed the letter case of the text",
+            )
     if isinstance(expected, (int, float)) and isinstance(actual, str):
         return ("Write numbers as numbers, not as text.", "types", "numbers were written as text")
-    return ("Check each computed value against the task's rule on a few rows before saving the workbook.",
-            "verification", "computed values differ from the expected ones")
+    return (
+        "Check each computed value against the task's rule on a few rows before saving the workbook.",
+        "verification",
+        "computed values differ from the expected ones",
+    )
 
 
 def _lesson_edits(request: ChatRequest, lines: list[str]) -> list[dict[str, Any]]:
@@ -151,8 +174,11 @@ def _report(request: ChatRequest, mismatches: list[dict[str, Any]], problems: li
     lesson, topic, cause = _lesson_for(mismatches, problems)
     count = len(mismatches)
     causes = [f"{cause} ({count} cell{'s' if count != 1 else ''} of the answer range differed)"] if count else [cause]
-    return {"failure_causes": causes, "lessons": [{"text": lesson, "topic": topic}],
-            "edits": _lesson_edits(request, [lesson])}
+    return {
+        "failure_causes": causes,
+        "lessons": [{"text": lesson, "topic": topic}],
+        "edits": _lesson_edits(request, [lesson]),
+    }
 
 
 def single_call_analyst_responder(request: ChatRequest) -> Reply:
@@ -166,19 +192,27 @@ def success_analyst_responder(request: ChatRequest) -> Reply:
     analyst_facts(request)
     transcript = request.text.split("## The agent's trajectory", 1)[-1]
     if "data_only=True" in transcript:
-        lesson, topic = ("Reopen the saved workbook with data_only=True and print the answer cells before "
-                         "finishing.", "verification")
+        lesson, topic = (
+            "Reopen the saved workbook with data_only=True and print the answer cells before finishing.",
+            "verification",
+        )
     elif "openpyxl" in transcript:
-        lesson, topic = ("Load the input with openpyxl, change only the answer cells, and save to the output "
-                         "path so the other sheets stay intact.", "workflow")
+        lesson, topic = (
+            "Load the input with openpyxl, change only the answer cells, and save to the output "
+            "path so the other sheets stay intact.",
+            "workflow",
+        )
     else:
         lesson, topic = ("Inspect the input workbook's sheets and first rows before writing any code.", "workflow")
-    report = {"failure_causes": [], "lessons": [{"text": lesson, "topic": topic}],
-              "edits": _lesson_edits(request, [lesson])}
+    report = {
+        "failure_causes": [],
+        "lessons": [{"text": lesson, "topic": topic}],
+        "edits": _lesson_edits(request, [lesson]),
+    }
     return Reply(content=json.dumps(report))
 
 
-_FIX_CODE = '''import shutil
+_FIX_CODE = """import shutil
 import openpyxl
 base = {base!r}
 cells = {cells!r}
@@ -193,7 +227,52 @@ if cells:
 else:
     shutil.copyfile("golden.xlsx", "fixed.xlsx")
 print("wrote fixed.xlsx")
-'''
+"""
+
+
+# A value-list suite (WikiTableQuestions): the fix is an answer workbook written with code
+# from the gold answer the workspace holds (the simulation shows the workflow only).
+_ANSWER_FIX_CODE = """import json
+import openpyxl
+values = json.load(open({gold!r}, encoding="utf-8"))
+wb = openpyxl.Workbook()
+ws = wb.active
+ws.title = "answer"
+for row, value in enumerate(values, start=1):
+    ws.cell(row, 1, value)
+wb.save("fixed.xlsx")
+print("wrote fixed.xlsx")
+"""
+
+
+def _answer_lesson(answers: dict[str, Any]) -> tuple[str, str, str]:
+    """(lesson, topic, cause) from how a value-list answer differed: general advice, no values."""
+    missing, extra = answers.get("missing") or [], answers.get("extra") or []
+    if not answers.get("predicted"):
+        return (
+            "Write every answer value into column A of the answer sheet, one per row, and read the "
+            "sheet back before finishing.",
+            "answer-format",
+            "the answer sheet held no values",
+        )
+    if extra and not missing:
+        return (
+            "Answer with exactly the values the question asks for: drop rows that fail any condition of the question.",
+            "filtering",
+            "the answer held values the question does not ask for",
+        )
+    if missing and not extra:
+        return (
+            "Collect every row that meets the question's condition: a question can have several answers.",
+            "filtering",
+            "the answer missed some of the values",
+        )
+    return (
+        "Apply the question's condition to every row of the table in code, and print the matching "
+        "rows before answering.",
+        "filtering",
+        "the answer gave other values than the question asks for",
+    )
 
 
 def _observations(request: ChatRequest) -> list[str]:
@@ -214,20 +293,41 @@ def agentic_analyst_action(request: ChatRequest) -> tuple[str, dict[str, Any]]:
     base = data.get("output_file") or "input.xlsx"
     if not evaluations:
         return "evaluate_output", {"path": base}
-    first_status, first_path, first_json = evaluations[0]
+    _status, _path, first_json = evaluations[0]
     first = json.loads(first_json)
+    answers = first.get("answers")
     if not any(path == "fixed.xlsx" for _, path, _ in evaluations):
         if "wrote fixed.xlsx" not in obs:
+            if answers is not None:
+                return "run_python", {"code": _ANSWER_FIX_CODE.format(gold=_gold_file(data))}
             cells = [[m["sheet"], m["cell"]] for m in first.get("mismatches") or []]
             return "run_python", {"code": _FIX_CODE.format(base=base, cells=cells)}
         return "evaluate_output", {"path": "fixed.xlsx"}
+    if answers is not None:
+        return "submit", _answer_report(request, answers)
     return "submit", _report(request, first.get("mismatches") or [], first.get("problems") or [])
+
+
+def _gold_file(facts: dict[str, Any]) -> str:
+    """The gold answer file of a value-list workspace (WikiTableQuestions' name)."""
+
+    if GOLD_NAME not in (facts.get("workspace") or []):
+        raise ValueError(f"the workspace holds no {GOLD_NAME}")
+    return GOLD_NAME
+
+
+def _answer_report(request: ChatRequest, answers: dict[str, Any]) -> dict[str, Any]:
+    lesson, topic, cause = _answer_lesson(answers)
+    return {
+        "failure_causes": [cause],
+        "lessons": [{"text": lesson, "topic": topic}],
+        "edits": _lesson_edits(request, [lesson]),
+    }
 
 
 def agentic_analyst_responder(request: ChatRequest) -> Reply:
     """Plays the agentic error analyst over native tool calls, or over the text protocol
     when the request offers no tools."""
-    from t2s.testing.server import tool_call
 
     if "Your edits were not applied" in request.last_user_text:
         raise ValueError("the simulated analyst's edits always apply")

@@ -1,0 +1,385 @@
+"""t2s as a library: the stages as functions with one shape.
+
+Every stage takes the repository first, then what it works on, then keyword options,
+and returns a typed summary::
+
+    import t2s
+
+    repo = t2s.open_repo("my-skills")
+    t2s.rollout(repo, "r1", split="evolve")            # -> RolloutSummary
+    t2s.analyze(repo, "r1")                            # -> AnalyzeSummary
+    summary = t2s.merge(repo, "r1")                    # -> MergeSummary
+    result = t2s.gate(repo, summary.candidate_ref)     # -> GateResult
+    if result.passed:
+        t2s.release(repo, summary.candidate_ref)       # -> ReleaseResult
+
+``t2s.evolve(repo, "r1")`` runs rollout, analyze and merge in one call. Each stage
+resumes where it stopped when called again with the same run. ``models`` overrides
+model settings per role, e.g. ``{"agent": {"model": "qwen2.5-coder"}}`` (``"*"``
+applies to every role); ``cache=False`` neither reads nor writes the response cache.
+Errors a user can cause are :class:`t2s.T2SError` subclasses; work that errored
+because of the model endpoint is reported in the summary (``summary.errored_work()``).
+
+The command line is a thin layer over these functions (``t2s/commands/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from t2s import sandbox
+from t2s.agent.episode import AgentOptions
+from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
+from t2s.config import ROLES, Config, load_config
+from t2s.consolidation.models import MergeSummary
+from t2s.consolidation.stage import merge_run
+from t2s.errors import UsageError
+from t2s.evaluation.context import make_context
+from t2s.evaluation.evaluate import EvalOutcome, evaluate as evaluate_in
+from t2s.evaluation.gate import GateResult, gate as gate_in
+from t2s.gitstore.store import GitStore
+from t2s.llm.client import LLM, default_cache_path
+from t2s.record.runs import StageProgress, check_run_name
+from t2s.releases.release import ReleaseResult, release as release_in
+from t2s.rollouts.rollout import RolloutSummary, load_rollout_suite, rollout as rollout_in
+
+#: Per-role model settings: ``{"agent": {"model": ...}, "*": {"base_url": ...}}``.
+Models = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A skill repository: its git store and its ``t2s.toml``."""
+
+    store: GitStore
+    config: Config
+
+    @property
+    def root(self) -> Path:
+        """The repository's top folder."""
+        return self.store.root
+
+
+def open_repo(path: str | Path = ".") -> Repo:
+    """Open the skill repository containing ``path`` (defaults: ``t2s.toml`` where it is
+    silent). Raises :class:`t2s.UsageError` when ``path`` is in no git repository."""
+    start = Path(path)
+    if not start.exists():
+        raise UsageError(f"{start}: no such directory")
+    store = GitStore.discover(start)
+    return Repo(store, load_config(store.root / "t2s.toml"))
+
+
+def _overrides(models: Models | None) -> dict[str, dict[str, Any]] | None:
+    """The model overrides as the client takes them; unknown roles are refused."""
+    if not models:
+        return None
+    unknown = sorted(set(models) - set(ROLES) - {"*"})
+    if unknown:
+        raise UsageError(f"unknown model role(s) {', '.join(unknown)}: the roles are {', '.join(ROLES)} (or '*')")
+    return {role: dict(settings) for role, settings in models.items()}
+
+
+def _llm(repo: Repo, phase: str, models: Models | None, cache: bool) -> LLM:
+    path = default_cache_path(repo.store.common_dir, repo.config) if cache else None
+    return LLM(repo.config, cache_path=path, phase=phase, overrides=_overrides(models))
+
+
+def default_run_name() -> str:
+    """A run name from the clock, ``rYYYYMMDD-HHMMSS`` (UTC)."""
+    return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S")
+
+
+# ---------------------------------------------------------------------- the stages
+def rollout(
+    repo: Repo,
+    run: str | None = None,
+    *,
+    split: str | None = None,
+    suite: str | None = None,
+    rev: str | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    seeds: int | None = None,
+    tasks: list[str] | None = None,
+    max_turns: int | None = None,
+    protocol: Literal["auto", "tools", "text"] | None = None,
+    models: Models | None = None,
+    cache: bool = True,
+    retry_errored: bool = True,
+    unsafe_no_sandbox: bool | None = None,
+    progress: StageProgress | None = None,
+) -> RolloutSummary:
+    """Run the agent with the skill at S0 (``rev``, default HEAD) on the tasks of a split;
+    every finished task goes into the run record ``run`` at once. Called again, it
+    runs only what is missing (and what errored, unless ``retry_errored=False``).
+    Raises :class:`t2s.sandbox.SandboxUnavailable` when model code cannot be isolated
+    here and unsandboxed runs are not allowed (``unsafe_no_sandbox``; None: the
+    ``T2S_UNSAFE_NO_SANDBOX`` environment variable)."""
+    run = check_run_name(run or default_run_name())
+    loaded = load_rollout_suite(repo.config, repo.store, suite)
+    sandbox.preflight(unsafe_no_sandbox)
+    options = AgentOptions(
+        max_turns=max_turns or repo.config.rollout.max_turns,
+        exec_timeout=repo.config.rollout.exec_timeout,
+        protocol=protocol,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    llm = _llm(repo, "rollout", models, cache)
+    try:
+        return rollout_in(
+            repo.store,
+            repo.config,
+            run=run,
+            split=split,
+            suite=loaded,
+            rev=rev,
+            limit=limit,
+            concurrency=concurrency,
+            seeds=seeds,
+            task_ids=tasks or None,
+            options=options,
+            llm=llm,
+            retry_errored=retry_errored,
+            progress=progress,
+        )
+    finally:
+        llm.close()
+
+
+def analyze(
+    repo: Repo,
+    run: str,
+    *,
+    mode: Literal["error", "success", "combined"] | None = None,
+    analyst: Literal["agentic", "single-call"] | None = None,
+    concurrency: int | None = None,
+    max_turns: int | None = None,
+    include_unvalidated: bool | None = None,
+    protocol: Literal["auto", "tools", "text"] | None = None,
+    models: Models | None = None,
+    cache: bool = True,
+    retry_errored: bool = True,
+    unsafe_no_sandbox: bool | None = None,
+    progress: StageProgress | None = None,
+) -> AnalyzeSummary:
+    """Analyze the trajectories of run ``run``: one analyst per trajectory, each against
+    the frozen S0; every accepted patch becomes a branch ``t2s/<run>/patch/<nnnn>``.
+    Called again, it analyzes only what is missing (and what errored)."""
+    check_run_name(run)
+    settings = AnalyzeSettings.from_config(
+        repo.config,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        max_turns=max_turns,
+        include_unvalidated=include_unvalidated,
+        protocol=protocol,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    llm = _llm(repo, "analyze", models, cache)
+    try:
+        return analyze_run(
+            repo.store, repo.config, run=run, settings=settings, llm=llm, progress=progress, retry_errored=retry_errored
+        )
+    finally:
+        llm.close()
+
+
+def merge(
+    repo: Repo,
+    run: str,
+    *,
+    fan_in: int | None = None,
+    strategy: Literal["parallel", "sequential"] = "parallel",
+    batch: int = 5,
+    retry_failed: bool = False,
+    rebuild: bool = False,
+    models: Models | None = None,
+    cache: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> MergeSummary:
+    """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
+    (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
+    ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch)."""
+    return merge_run(
+        repo.store,
+        repo.config,
+        run=check_run_name(run),
+        fan_in=fan_in,
+        strategy=strategy,
+        batch=batch,
+        retry_failed=retry_failed,
+        rebuild=rebuild,
+        overrides=_overrides(models),
+        cache=cache,
+        progress=progress,
+    )
+
+
+def evaluate(
+    repo: Repo,
+    rev: str = "HEAD",
+    *,
+    split: str | None = None,
+    seeds: int | None = None,
+    suite: str | None = None,
+    cache: bool = True,
+    unsafe_no_sandbox: bool | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> EvalOutcome:
+    """Evaluate the skill at ``rev`` on a split (default: the held-out one) and note the
+    result on ``rev``; an identical skill, suite and agent evaluated before costs
+    nothing. Raises :class:`t2s.evaluation.evaluate.EvalErrored` (and notes nothing)
+    when a task errored."""
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=rev,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return evaluate_in(ctx, rev, use_cache=cache, on_wait=on_wait)
+
+
+def gate(
+    repo: Repo,
+    candidate: str,
+    baseline: str | None = None,
+    *,
+    split: str | None = None,
+    seeds: int | None = None,
+    suite: str | None = None,
+    min_delta: float | None = None,
+    max_regressions: int | None = None,
+    cache: bool = True,
+    unsafe_no_sandbox: bool | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> GateResult:
+    """Evaluate ``candidate`` and a baseline (default: the latest release, else the run's
+    S0) on the same split and agent, pair them per task and judge: the verdict goes
+    into the candidate's eval note, where ``release`` looks for it."""
+    ctx = make_context(
+        repo.store,
+        repo.config,
+        split=split,
+        seeds=seeds,
+        suite=suite,
+        rev_for_skill=candidate,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
+    return gate_in(
+        ctx, candidate, baseline, min_delta=min_delta, max_regressions=max_regressions, use_cache=cache, on_wait=on_wait
+    )
+
+
+def release(
+    repo: Repo,
+    candidate: str,
+    *,
+    bump: Literal["major", "minor", "patch"] = "minor",
+    branch: str | None = None,
+) -> ReleaseResult:
+    """Release a gated ``candidate``: a merge on the release branch (first parent: the
+    previous release) and an annotated tag ``vX.Y.Z`` with the eval table and the
+    changelog. Refuses without a passing gate."""
+    return release_in(repo.store, repo.config, candidate, bump=bump, branch=branch)
+
+
+@dataclass
+class EvolveSummary:
+    """What ``evolve`` did: each stage's summary, and the stage that stopped it (if any)."""
+
+    run: str
+    rollout: RolloutSummary | None = None
+    analyze: AnalyzeSummary | None = None
+    merge: MergeSummary | None = None
+    #: ``rollout`` or ``analyze`` when that stage's work errored (or a budget cap
+    #: stopped it) and the later stages were not run.
+    stopped_at: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (``t2s evolve --json``)."""
+        return {
+            "run": self.run,
+            "stopped_at": self.stopped_at,
+            "rollout": self.rollout.to_dict() if self.rollout else None,
+            "analyze": self.analyze.to_dict() if self.analyze else None,
+            "merge": self.merge.model_dump() if self.merge else None,
+        }
+
+
+def evolve(
+    repo: Repo,
+    run: str,
+    *,
+    split: str | None = None,
+    rev: str | None = None,
+    suite: str | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    analyst: Literal["agentic", "single-call"] | None = None,
+    mode: Literal["error", "success", "combined"] | None = None,
+    fan_in: int | None = None,
+    strategy: Literal["parallel", "sequential"] = "parallel",
+    batch: int = 5,
+    models: Models | None = None,
+    cache: bool = True,
+    unsafe_no_sandbox: bool | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    progress: Callable[[str], StageProgress | None] | None = None,
+    merge_progress: Callable[[str], None] | None = None,
+) -> EvolveSummary:
+    """Rollout, analyze and merge run ``run`` in one call; resumable at any stage.
+
+    A stage whose work errored (or that a budget cap stopped) ends the evolve there:
+    ``stopped_at`` names it, and its summary says why. ``on_stage`` is told each
+    stage's name as it starts; ``progress(stage)`` may give a progress reporter."""
+    check_run_name(run)
+    out = EvolveSummary(run=run)
+    tell = on_stage or (lambda name: None)
+    reporter = progress or (lambda name: None)
+    tell("rollout")
+    out.rollout = rollout(
+        repo,
+        run,
+        split=split,
+        rev=rev,
+        suite=suite,
+        limit=limit,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("rollout"),
+    )
+    if out.rollout.errored_work() is not None or out.rollout.stopped:
+        out.stopped_at = "rollout"
+        return out
+    tell("analyze")
+    out.analyze = analyze(
+        repo,
+        run,
+        mode=mode,
+        analyst=analyst,
+        concurrency=concurrency,
+        models=models,
+        cache=cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        progress=reporter("analyze"),
+    )
+    if out.analyze.errored_work() is not None or out.analyze.stopped:
+        out.stopped_at = "analyze"
+        return out
+    tell("merge")
+    out.merge = merge(
+        repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache, progress=merge_progress
+    )
+    return out

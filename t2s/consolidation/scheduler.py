@@ -1,0 +1,335 @@
+"""The merge tree's scheduler: merges start as soon as their inputs exist.
+
+:class:`Merger` plans the levels (:mod:`t2s.consolidation.plan`), runs each group's
+merge (:mod:`t2s.consolidation.group`) with bounded concurrency, regroups when a merge
+fails, and hands every finished level to :class:`~t2s.consolidation.persistence.MergeRecorder`.
+It also runs the paper's sequential baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Callable
+
+from t2s.consolidation.accounting import (
+    _chain_patches,
+    _patch_number,
+    check_every_patch_accounted,
+)
+from t2s.consolidation.group import MergeJob, _trailers, render_report, run_merge
+from t2s.consolidation.inputs import load_patch_inputs, merge_input, no_inputs_hint
+from t2s.consolidation.models import (
+    MergeFailed,
+    MergeInput,
+    MergeReport,
+    MergeSettings,
+    MergeSummary,
+)
+from t2s.consolidation.persistence import MergeRecorder, _Finished
+from t2s.consolidation.plan import _plan_levels
+from t2s.errors import UsageError
+from t2s.gitstore.store import GitStore, HeldObjects
+from t2s.patches.context import PatchContext
+from t2s.record import refs
+from t2s.record.lessons import Lesson
+from t2s.record.refs import candidate_branch, merge_branch
+from t2s.record.runs import RunRecord
+
+
+@contextlib.contextmanager
+def _startup_heap_frozen():
+    """Keep the garbage collector off the objects alive when merging starts.
+
+    A merge level allocates many short-lived objects, which sets off full collections;
+    each rescans the whole heap (about 50 ms on a large one, measured with
+    bench/merge_scale.py) while every merge of the level waits.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+class Merger:
+    """Drives the levels of one run's merge tree (or the sequential baseline)."""
+
+    def __init__(
+        self,
+        store: GitStore,
+        record: RunRecord,
+        context: PatchContext,
+        ask,
+        settings: MergeSettings,
+        *,
+        model: str = "",
+        progress: Callable[[str], None] | None = None,
+    ):
+        self.store = store
+        self.record = record
+        self.context = context
+        self.ask = ask
+        self.settings = settings
+        self.model = model
+        self.progress = progress or (lambda message: None)
+        self.s0 = context.s0
+        self.skill_dir = context.skill_dir
+        self._loaded: tuple[list[MergeInput], dict[str, str]] | None = None
+        self.recorder = MergeRecorder(store, record, retry_failed=settings.retry_failed)
+
+    def load_inputs(self) -> tuple[list[MergeInput], dict[str, str]]:
+        """The run's patch branches to merge and the ones review left out; reading
+        them first lets bad records fail before anything is recorded."""
+        if self._loaded is None:
+            self._loaded = load_patch_inputs(self.store, self.record, self.s0, self.skill_dir)
+        return self._loaded
+
+    async def parallel(self) -> MergeSummary:
+        """Merge the run's patch branches level by level into one candidate (the
+        paper's parallel consolidation), resuming what an earlier invocation finished;
+        every patch must be reachable from the candidate (:class:`PatchesLost` if not)."""
+        inputs, excluded = self.load_inputs()
+        summary = MergeSummary(run=self.record.run, strategy="parallel", excluded=excluded, inputs=len(inputs))
+        if not inputs:
+            raise MergeFailed(
+                f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record)
+            )
+        items = inputs
+        levels_done = 0
+        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+        # A level is recorded while later merges wait for the merger: they need only
+        # its commits. Levels still land in order, each in one transaction, and all
+        # before the candidate moves (or an error propagates).
+        recording: asyncio.Future | None = None
+        # What an earlier run finished, for resume (this run's own merges are not looked up).
+        finished = self.recorder.finished()
+        with _startup_heap_frozen():
+            try:
+                while len(items) > 1:
+                    items, levels_done, recording = await self._merge_tree(
+                        items, levels_done, excluded, summary, semaphore, recording, finished
+                    )
+            finally:
+                if recording is not None:
+                    await recording
+        candidate = items[0]
+        reachable = set(self.store.rev_list(candidate.commit, [self.s0]))
+        check_every_patch_accounted(
+            self.record.run, inputs, excluded, [_patch_number(i) for i in inputs if i.commit in reachable]
+        )
+        summary.candidate = candidate.commit
+        summary.candidate_ref = candidate_branch(self.record.run)
+        self.recorder.move_candidate(candidate.commit)
+        return summary
+
+    async def _merge_tree(
+        self,
+        items: list[MergeInput],
+        levels_done: int,
+        excluded: dict[str, str],
+        summary: MergeSummary,
+        semaphore: asyncio.Semaphore,
+        recording: asyncio.Future | None,
+        finished: _Finished,
+    ) -> tuple[list[MergeInput], int, asyncio.Future | None]:
+        """Merge ``items`` up the tree planned for them; returns ``(heads, levels done, recording)``.
+
+        A merge starts as soon as its own inputs exist, not when their whole level is
+        done, so a level's model calls overlap the end of the level below. The plan
+        assumes every merge succeeds; a failed merge carries its inputs up, which
+        regroups every level above it, so those levels are abandoned (nothing of them
+        is recorded) and the heads of the next level go back for a new plan.
+        """
+        plan = _plan_levels(len(items), self.settings.fan_in)
+        heads = len(items)
+        for offset, groups in enumerate(plan):
+            self.progress(f"level {levels_done + offset + 1}: {heads} heads -> {len(groups)} merges")
+            heads = len(groups)
+        failed_at: list[int] = []  # plan levels where a merge failed
+        # A level's trees and commits are computed at once and their files created when
+        # the level is recorded, off this busy thread (creating files is slow on some
+        # disks). Nothing reads them before: every merge renders against S0.
+        held: list[HeldObjects] = [[] for _ in plan]
+        nodes: list[list[asyncio.Future]] = []
+
+        def abandoned(at: int) -> bool:
+            return bool(failed_at) and min(failed_at) < at
+
+        async def node(at: int, index: int, group: list[int]):
+            if at == 0:
+                inputs = [items[i] for i in group]
+            else:
+                below = [await nodes[at - 1][i] for i in group]
+                if abandoned(at):
+                    return None
+                inputs = [merge_input(report) for report, _ in below]
+                if finished.made_from_others(f"L{levels_done + at + 1}-{index + 1:02d}", [i.commit for i in inputs]):
+                    # An earlier run merged other inputs under this name (its tree was
+                    # regrouped). That is an error only if this plan holds, which is
+                    # known once the level below is complete.
+                    await asyncio.gather(*nodes[at - 1], return_exceptions=True)
+                    if abandoned(at):
+                        return None
+            async with semaphore:
+                if abandoned(at):
+                    return None
+                root = at == len(plan) - 1  # the root merge's report says which patches review left out
+                result = await self._merge_group(
+                    levels_done + at + 1, index + 1, inputs, excluded if root else {}, finished, held[at]
+                )
+            if result[0].status != "merged":
+                failed_at.append(at)
+            return result
+
+        for at, groups in enumerate(plan):  # every task exists before any runs
+            nodes.append([asyncio.ensure_future(node(at, index, group)) for index, group in enumerate(groups)])
+        current = items
+        try:
+            for at, groups in enumerate(plan):
+                results = await asyncio.gather(*nodes[at])
+                level = levels_done + at + 1
+                next_items, recording = self._close_level(
+                    level, [[current[i] for i in group] for group in groups], results, summary, recording, held[at]
+                )
+                if failed_at:
+                    if len(next_items) == len(current):
+                        await recording  # the failures are recorded before the error says to look at them
+                        raise MergeFailed(
+                            f"level {level} merged nothing ({len(current)} heads remain); see merges/ in the run record",
+                            hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
+                        )
+                    return next_items, level, recording
+                current = next_items
+            return current, levels_done + len(plan), recording
+        finally:
+            unfinished = [task for level_nodes in nodes for task in level_nodes if not task.done()]
+            for task in unfinished:  # merges planned on a grouping that no longer holds
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    def _close_level(
+        self,
+        level: int,
+        groups: list[list[MergeInput]],
+        results: list[tuple[MergeReport, bool]],
+        summary: MergeSummary,
+        recording: asyncio.Future | None,
+        held: HeldObjects,
+    ) -> tuple[list[MergeInput], asyncio.Future]:
+        """Count a finished level, start recording it, and give the next level's heads."""
+        fresh = [report for report, reused in results if not reused]
+        recording = asyncio.ensure_future(self.recorder.record_after(recording, level, fresh, held))
+        next_items: list[MergeInput] = []
+        for group, (report, reused) in zip(groups, results, strict=True):
+            summary.reused += reused
+            if report.status == "merged":
+                summary.merged += 1
+                next_items.append(merge_input(report))
+            else:
+                summary.failed += 1
+                next_items.extend(group)  # carried up unmerged, never lost
+        summary.levels.append([report.name for report, _ in results])
+        return next_items, recording
+
+    async def _merge_group(
+        self,
+        level: int,
+        group: int,
+        inputs: list[MergeInput],
+        excluded: dict[str, str],
+        finished: _Finished,
+        held: HeldObjects,
+    ) -> tuple[MergeReport, bool]:
+        name = f"L{level}-{group:02d}"
+        ref = merge_branch(self.record.run, level, group)
+        existing = self.recorder.existing(name, ref, [i.commit for i in inputs], finished)
+        if existing is not None:
+            return existing, True
+        job = MergeJob(
+            run=self.record.run,
+            name=name,
+            level=level,
+            group=group,
+            inputs=inputs,
+            context=self.context,
+            min_support=self.settings.min_support,
+            retries=self.settings.retries,
+            ask=self.ask,
+            model=self.model,
+            hold=held,
+        )
+        report, tree = await run_merge(job)
+        if tree is not None:
+            subject, body = render_report(report, excluded)
+            parents = [i.commit for i in inputs]
+            commit = self.store.commit(tree, parents, subject, body, _trailers(report), hold=held)
+            report = report.model_copy(update={"commit": commit, "branch": ref})
+        self.progress(f"{name}: {report.status}" + (f" ({report.reason})" if report.reason else ""))
+        return report, False
+
+    async def sequential(self, batch: int) -> MergeSummary:
+        """The paper's baseline: each batch of patches edits the current skill in turn."""
+        if batch < 1:
+            raise UsageError(f"--batch must be at least 1 (got {batch})")
+        inputs, excluded = self.load_inputs()
+        if not inputs:
+            raise MergeFailed(
+                f"run {self.record.run!r} has no accepted patch branches to merge", hint=no_inputs_hint(self.record)
+            )
+        summary = MergeSummary(run=self.record.run, strategy="sequential", excluded=excluded, inputs=len(inputs))
+        current = self.s0
+        carried: list[Lesson] = []
+        for index, start in enumerate(range(0, len(inputs), batch), start=1):
+            chunk = inputs[start : start + batch]
+            name = f"S{index:03d}"
+            ref = refs.sequential_branch(self.record.run, index)
+            group_inputs = list(chunk)
+            if carried:
+                group_inputs.insert(
+                    0,
+                    MergeInput(
+                        ref="",
+                        commit=current,
+                        label="current skill",
+                        lessons=carried,
+                        diff=self.store.diff(self.s0, current, self.skill_dir),
+                    ),
+                )
+            context = PatchContext(
+                self.store, current, self.skill_dir, strict=self.context.strict, limits=self.context.limits
+            )
+            job = MergeJob(
+                run=self.record.run,
+                name=name,
+                level=index,
+                group=1,
+                inputs=group_inputs,
+                context=context,
+                min_support=self.settings.min_support,
+                retries=self.settings.retries,
+                ask=self.ask,
+                model=self.model,
+                strategy="sequential",
+            )
+            report, tree = await run_merge(job)
+            if tree is None:
+                summary.failed += 1
+                self.recorder.record_step(name, report)
+                raise MergeFailed(f"sequential step {name} failed: {report.reason}")
+            subject, body = render_report(report)
+            patches = [_patch_number(i) for i in chunk]
+            commit = self.store.commit(tree, [current], subject, body, _trailers(report, patches))
+            report = report.model_copy(update={"commit": commit, "branch": ref})
+            self.recorder.record_step(name, report)
+            summary.merged += 1
+            summary.levels.append([name])
+            current, carried = commit, report.lessons
+            self.progress(f"{name}: merged {len(chunk)} patches")
+        check_every_patch_accounted(self.record.run, inputs, excluded, _chain_patches(self.store, current, self.s0))
+        summary.candidate, summary.candidate_ref = (
+            current,
+            self.recorder.move_branch(refs.sequential_candidate(self.record.run), current),
+        )
+        return summary

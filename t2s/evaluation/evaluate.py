@@ -1,0 +1,262 @@
+"""Held-out evaluation, its cache in git notes, and the gate.
+
+``evaluate(ctx, REV)`` materialises the skill folder at REV (``git archive``, nothing
+is checked out), runs the agent on the split with it, scores every task, and writes an
+:class:`~t2s.record.notes.EvalRecord` into the note on REV in ``refs/notes/t2s/eval``.
+
+**Cache.** Two evaluations are interchangeable when they share the *cache key*:
+(skill subtree hash, suite content hash of the split, split name, agent fingerprint
+hash, seeds). Before running anything, ``evaluate`` looks for a record with the same
+key in REV's own note, then in every other note of ``refs/notes/t2s/eval`` (one
+``git cat-file --batch`` read); a hit is copied onto REV's note (``cached_from`` names
+the source) and no model is called. So a commit that does not change the skill (a
+release merge, a README edit, a re-run of bisect) costs nothing.
+
+**Errors are not results.** When any task *errors* (the model endpoint failed, a
+crash: :mod:`t2s.faults`), :func:`evaluate` writes nothing and raises
+:class:`EvalErrored` (exit 3) with the per-task outcomes and their causes; records of
+older t2s versions that hold errored tasks are never reused (:meth:`EvalNote.find`).
+So an endpoint outage cannot poison the cache, and the gate never judges one.
+
+**One evaluation at a time per cache key.** The run holds an inter-process lock named
+after the key; a second ``evaluate`` of the same skill, suite, split, agent and seeds
+waits for it, then reuses the note it wrote (or runs itself if the first one errored).
+
+The evaluation context (suite, split, agent fingerprint) is :mod:`t2s.evaluation.context`;
+the runner is :mod:`t2s.evaluation.runner`; the gate is :mod:`t2s.evaluation.gate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from t2s.errors import UsageError
+from t2s.evaluation.context import EvalContext
+from t2s.evaluation.runner import Runner, RunRequest, RunResult, evaluate_tasks
+from t2s.faults import ErrorCause, WorkErrored, describe, tally
+from t2s.gitstore.store import GitStore
+from t2s.record.notes import (
+    EVAL_NOTES,
+    EvalRecord,
+    NoteFormatError,
+    TaskVerdict,
+    parse_eval_note,
+    read_eval_note,
+    update_eval_note,
+)
+from t2s.sandbox.leftovers import scratch_dir
+from t2s.skill.repo import BrokenSkill, require_clean_skill
+
+
+class Unevaluable(UsageError):
+    """The skill at this revision cannot be evaluated (missing, or it does not lint).
+
+    ``t2s eval --exit-code-below`` maps this to exit status 125, which makes
+    ``git bisect run`` skip the commit.
+    """
+
+
+# ---------------------------------------------------------------------- context
+
+
+# ---------------------------------------------------------------------- runner
+
+
+# ---------------------------------------------------------------------- cache
+@dataclass
+class EvalOutcome:
+    """One evaluation of a commit: its :class:`EvalRecord` (score, per-task results),
+    and whether the record was run now or found cached in an eval note."""
+
+    commit: str
+    record: EvalRecord
+    #: True when no agent ran: the record came from a note.
+    cached: bool = False
+    #: Where a cached record came from (the commit whose note held it).
+    source: str | None = None
+
+    @property
+    def ran(self) -> bool:
+        """True when the agent ran now (the record is not from a note)."""
+        return not self.cached
+
+
+def find_cached(store: GitStore, key: tuple, *, prefer: str | None = None) -> tuple[str, EvalRecord] | None:
+    """A record with cache key ``key`` in any eval note: ``(commit, record)`` or None.
+
+    ``prefer``'s own note is looked at first. Notes that do not parse are ignored here
+    (they are reported when read directly).
+    """
+    if prefer:
+        try:
+            note = read_eval_note(store, prefer)
+        except NoteFormatError:
+            note = None
+        if note is not None and (hit := note.find(key)) is not None:
+            return prefer, hit
+    listing = store.list_notes(EVAL_NOTES)
+    if not listing:
+        return None
+    blobs = store.read_objects(listing.values())
+    best: tuple[str, EvalRecord] | None = None
+    for commit, blob in sorted(listing.items()):
+        raw = blobs.get(blob)
+        if raw is None:
+            continue
+        try:
+            note = parse_eval_note(raw.decode("utf-8", errors="replace"))
+        except NoteFormatError:
+            continue
+        hit = note.find(key)
+        if hit is not None and (best is None or (best[1].cached_from and not hit.cached_from)):
+            best = (commit, hit)
+    return best
+
+
+def _record_on(store: GitStore, commit: str, record: EvalRecord) -> None:
+    update_eval_note(store, commit, lambda note: note.upsert(record))
+
+
+class EvalErrored(WorkErrored):
+    """Some tasks of an evaluation errored: nothing was written (see the module doc).
+    ``outcome`` holds the per-task results of the attempt, for display only."""
+
+    def __init__(self, outcome: EvalOutcome):
+        record = outcome.record
+        errored = record.errored_tasks
+        causes = tally(v.cause or ErrorCause(kind="error", message=v.error or "") for v in errored)
+        super().__init__(
+            describe(causes, len(errored), record.total, "task runs"),
+            causes=causes,
+            hint="no result was recorded; fix the cause and run the same command again",
+        )
+        self.outcome = outcome
+
+
+def _reuse(store: GitStore, commit: str, key: tuple) -> EvalOutcome | None:
+    """The cached result for ``key`` as ``commit``'s outcome (copied onto its note)."""
+    hit = find_cached(store, key, prefer=commit)
+    if hit is None:
+        return None
+    source, record = hit
+    if source != commit:
+        copy = record.model_copy(update={"cached_from": source})
+        _record_on(store, commit, copy)
+        record = copy
+    return EvalOutcome(commit, record, cached=True, source=source)
+
+
+def eval_lock(store: GitStore, ctx: EvalContext, tree: str, on_wait: Callable[[str], None] | None = None):
+    """The inter-process lock of one cache key (a context manager): a second
+    evaluation of the same skill, suite, split, agent and seeds waits for the first."""
+    key = ctx.key(tree)
+    name = "eval-" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    busy = (
+        f"waiting for another `t2s eval` of this skill (tree {tree[:12]}) on "
+        f"{ctx.suite_name}/{ctx.split} with the same agent to finish"
+    )
+    return store.exclusive(name, busy, wait=on_wait or (lambda _message: None))
+
+
+def check_evaluable(ctx: EvalContext, commit: str) -> str:
+    """The skill's subtree hash at ``commit``; :class:`Unevaluable` if it cannot run."""
+
+    try:
+        return require_clean_skill(ctx.store, ctx.config, commit, ctx.skill_dir)
+    except BrokenSkill as err:
+        raise Unevaluable(err.message, hint=err.hint) from None
+
+
+def evaluate(
+    ctx: EvalContext,
+    rev: str,
+    *,
+    use_cache: bool = True,
+    runner: Runner | None = None,
+    workdir: Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> EvalOutcome:
+    """Evaluate the skill at ``rev`` (or reuse a cached result) and note it on ``rev``.
+
+    Raises :class:`EvalErrored` (and writes nothing) when any task errored.
+    ``on_wait(message)`` is called when another evaluation of the same cache key holds
+    the lock (this one then waits for it, and reuses its result unless ``use_cache``
+    is False).
+    """
+    store = ctx.store
+    commit = store.resolve(rev)
+    tree = store.subtree(commit, ctx.skill_dir)
+    if not tree:
+        raise Unevaluable(f"{rev} ({commit[:12]}) has no skill folder {ctx.skill_dir}")
+    key = ctx.key(tree)
+    if use_cache and (hit := _reuse(store, commit, key)) is not None:
+        return hit
+    check_evaluable(ctx, commit)
+    with eval_lock(store, ctx, tree, on_wait):
+        if use_cache and (hit := _reuse(store, commit, key)) is not None:
+            return hit  # the evaluation we waited for wrote it
+        runner = runner or evaluate_tasks
+        started = time.monotonic()
+        with scratch_dir("t2s-eval-", workdir) as tmp:
+            skill_name = PurePosixPath(ctx.skill_dir).name
+            skill_path = store.archive(commit, ctx.skill_dir, Path(tmp) / "skill" / skill_name)
+            work = Path(tmp) / "work"
+            work.mkdir()
+            result = runner(RunRequest(ctx, commit, skill_path, work, list(ctx.task_ids), ctx.seeds))
+        duration = time.monotonic() - started
+        record = make_record(ctx, commit, tree, result, duration)
+        if not record.complete:
+            raise EvalErrored(EvalOutcome(commit, record, cached=False))
+        _record_on(store, commit, record)
+    return EvalOutcome(commit, record, cached=False)
+
+
+def make_record(ctx: EvalContext, commit: str, tree: str, result: RunResult, duration: float) -> EvalRecord:
+    verdicts = sorted(
+        result.verdicts,
+        key=lambda v: (ctx.task_ids.index(v.task) if v.task in ctx.task_ids else 1 << 30, v.task, v.seed),
+    )
+    expected = {(t, s) for t in ctx.task_ids for s in range(ctx.seeds)}
+    got = {(v.task, v.seed) for v in verdicts}
+    for task, seed in sorted(expected - got, key=lambda p: (ctx.task_ids.index(p[0]), p[1])):
+        verdicts.append(
+            TaskVerdict(
+                task=task,
+                seed=seed,
+                passed=False,
+                score=0.0,
+                error="no result from the runner",
+                cause=ErrorCause(kind="harness", message="no result from the runner"),
+            )
+        )
+    total = len(verdicts)
+    return EvalRecord(
+        suite=ctx.suite_name,
+        split=ctx.split,
+        suite_hash=ctx.suite_hash,
+        skill_tree=tree,
+        skill_dir=ctx.skill_dir,
+        agent=ctx.agent,
+        agent_hash=ctx.agent_hash,
+        seeds=ctx.seeds,
+        tasks=verdicts,
+        score=round(sum(v.score for v in verdicts) / total, 6) if total else 0.0,
+        passed=sum(1 for v in verdicts if v.passed),
+        total=total,
+        tokens=result.tokens,
+        cost_usd=round(result.cost_usd, 6),
+        duration_s=round(duration, 3),
+        model_calls=result.model_calls,
+        commit=commit,
+    )
+
+
+# ---------------------------------------------------------------------- gate
+
+
+# ---------------------------------------------------------------------- reports

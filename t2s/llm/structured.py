@@ -1,0 +1,119 @@
+"""JSON out of model text: fenced or bare, leniently repaired (trailing commas,
+``<think>`` blocks), and validation errors phrased for the repair prompt."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
+
+
+_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+
+
+def _strip_trailing_commas(text: str) -> str:
+    """Remove commas directly before ``}`` or ``]``, outside strings."""
+    out: list[str] = []
+    in_string = escaped = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch == ",":
+            j = i + 1
+            while j < len(text) and text[j] in " \t\r\n":
+                j += 1
+            if j < len(text) and text[j] in "}]":
+                i += 1
+                continue
+            out.append(ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _loads_lenient(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads(_strip_trailing_commas(text))
+
+
+def _embedded_json(text: str) -> Any:
+    """The first JSON object or array inside prose."""
+    decoder = json.JSONDecoder()
+    for n, match in enumerate(re.finditer(r"[\[{]", text)):
+        if n >= 64:  # prose full of brackets: give up rather than go quadratic
+            break
+        start = match.start()
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except ValueError:
+            pass
+        closer = "}" if text[start] == "{" else "]"
+        end = text.rfind(closer)
+        if end > start:
+            try:
+                return _loads_lenient(text[start : end + 1])
+            except ValueError:
+                pass
+    raise ValueError("no JSON object found in the answer")
+
+
+def extract_json(text: str | None) -> Any:
+    """The JSON value in a model's answer: fenced (```json), bare, or inside prose.
+
+    Reasoning blocks (``<think>...</think>``) are ignored; trailing commas are
+    forgiven. Raises ``ValueError`` with a short reason when nothing parses.
+    """
+    if text is None or not text.strip():
+        raise ValueError("the answer is empty")
+    text = _THINK_RE.sub("", text).strip()
+    first_error: ValueError | None = None
+    for match in _FENCE_RE.finditer(text):
+        try:
+            return _loads_lenient(match.group(2).strip())
+        except ValueError as err:
+            first_error = first_error or err
+    try:
+        return _loads_lenient(text)
+    except ValueError as err:
+        first_error = first_error or err
+    try:
+        return _embedded_json(text)
+    except ValueError:
+        pass
+    raise ValueError(f"the answer is not valid JSON ({first_error})")
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        value = repr(item.get("input"))
+        if len(value) > 80:
+            value = value[:77] + "..."
+        parts.append(f"{loc}: {item['msg']} (got {value})")
+    return "; ".join(parts)
+
+
+#: The structured-output instruction and the repair message (t2s/prompts/).
+STRUCTURED_PROMPT = "structured_output.md"
+
+
+REPAIR_PROMPT = "structured_repair.md"

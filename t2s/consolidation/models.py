@@ -73,6 +73,14 @@ class MergeReport(BaseModel):
     commit: str | None = None
     branch: str | None = None
     diff: str = ""
+    #: Anchors of the merger's edits found by resolution, not verbatim (one line each).
+    anchors_resolved: list[str] = Field(default_factory=list)
+    #: Which sample of this merge the answers were (1 first; ``--retry-failed`` asks sample n+1).
+    sample: int = 1
+    #: ``"git"`` when the merger failed and git merged the inputs' diffs (no consolidation).
+    fallback: str | None = None
+    #: True when the merger's endpoint failed (not its answers): no git fallback then.
+    endpoint_error: bool = False
 
     @property
     def support(self) -> int:
@@ -91,6 +99,8 @@ class MergeSummary(BaseModel):
     candidate: str | None = None
     candidate_ref: str | None = None
     merged: int = 0
+    #: Merges git made after the merger failed (counted in ``merged`` too).
+    fallbacks: int = 0
     failed: int = 0
     reused: int = 0
     excluded: dict[str, str] = Field(default_factory=dict)

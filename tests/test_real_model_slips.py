@@ -297,3 +297,25 @@ def test_a_failed_llm_merge_of_non_conflicting_diffs_is_merged_by_git(tmp_path, 
     ]
     assert "merged by git, without consolidation" in report["reason"]
     assert "Merged by git:" in store.commit_message(root)
+
+
+def test_an_errored_analysis_is_asked_anew_not_replayed(tmp_path, scripted_server):
+    from t2s.testing.simulated import analyst_responder
+    from tests.test_faults import EXIT_ERRORED, _analysis_repo, analyst_flags, invoke
+
+    scripted_server.on(analyst_responder, role="analyst")
+    store, record = _analysis_repo(tmp_path)
+    repo = str(store.root)
+    flags = ["-C", repo, "--run", "r1", "--analyst", "single-call", "--json", *analyst_flags(scripted_server.base_url)]
+    scripted_server.fault("500", times=None, role="analyst")
+    assert invoke("analyze", *flags).exit_code == EXIT_ERRORED
+    assert record.read_json("analyses/a-fail.json")["sample"] == 1
+    first = scripted_server.requests_for("analyst")[0].body
+    assert "seed" not in first and first["temperature"] == 0.0  # sample 1: the request as before
+
+    scripted_server.clear_faults()
+    scripted_server.reset()
+    scripted_server.on(analyst_responder, role="analyst")
+    assert invoke("analyze", *flags).exit_code == 0
+    bodies = [r.body for r in scripted_server.requests_for("analyst")]
+    assert bodies and all((b["seed"], b["temperature"]) == (1, 0.7) for b in bodies)

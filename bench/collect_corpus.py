@@ -40,6 +40,15 @@ How long it takes
         nohup .venv/bin/python bench/collect_corpus.py collect --work /work/corpus-work \\
             > /work/corpus-work.out 2>&1 &
 
+Which t2s
+    The script drives the CLI and, to extract, imports the library of the t2s it sits in,
+    as it was when the corpus was recorded: ``t2s_commit`` in ``corpus.json`` (a38e4c2,
+    the modules before the package was split into ``t2s/consolidation`` and friends; the
+    merger prompts are unchanged since). To collect or extract again, run it from a
+    worktree of that commit, e.g. ``git worktree add --detach ../wt-collect <t2s_commit>``
+    with this file copied into its ``bench/``. ``bench/edit_robustness.py`` replays the
+    fixtures through today's code.
+
 Then
     ``extract`` turns the caches, the relay log and the run records into the JSONL
     fixtures of ``tests/fixtures/real_model_corpus/`` (see its README.md), and
@@ -52,6 +61,7 @@ Then
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -61,7 +71,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -88,7 +98,7 @@ TIMEOUT_S = 1800.0
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------ the recording relay
@@ -133,16 +143,17 @@ class Relay:
         last = 0
         with self.log_path.open(encoding="utf-8") as fh:
             for line in fh:
-                try:
+                with contextlib.suppress(ValueError):
                     last = max(last, json.loads(line).get("seq", 0))
-                except ValueError:
-                    pass
         return last
 
     def forward(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> None:
         started = time.time()
-        headers = {k: v for k, v in handler.headers.items()
-                   if k.lower() in ("content-type", "authorization", "x-t2s-role", "x-t2s-phase")}
+        headers = {
+            k: v
+            for k, v in handler.headers.items()
+            if k.lower() in ("content-type", "authorization", "x-t2s-role", "x-t2s-phase")
+        }
         status, data, error = 502, b"", None
         try:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S + 600)
@@ -180,7 +191,7 @@ class Relay:
                 "step": self.step,
                 "role": handler.headers.get("X-T2S-Role"),
                 "phase": handler.headers.get("X-T2S-Phase"),
-                "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+                "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.time() - started, 1),
                 "status": status,
                 "error": error,
@@ -199,13 +210,21 @@ def toml_str(value: str) -> str:
     return json.dumps(value)
 
 
-def write_config(repo: Path, *, skill: str, suite_block: str, base_url: str, model: str,
-                 max_turns: int, analyst_turns: int) -> None:
+def write_config(
+    repo: Path, *, skill: str, suite_block: str, base_url: str, model: str, max_turns: int, analyst_turns: int
+) -> None:
     roles = []
     for role, settings in ROLE_SETTINGS.items():
-        lines = [f"[models.{role}]", f"model = {toml_str(model)}", f"base_url = {toml_str(base_url)}",
-                 'api_key_env = "T2S_CORPUS_NO_KEY"', "temperature = 0.0", f"timeout = {TIMEOUT_S}",
-                 "max_retries = 1", "concurrency = 1"]
+        lines = [
+            f"[models.{role}]",
+            f"model = {toml_str(model)}",
+            f"base_url = {toml_str(base_url)}",
+            'api_key_env = "T2S_CORPUS_NO_KEY"',
+            "temperature = 0.0",
+            f"timeout = {TIMEOUT_S}",
+            "max_retries = 1",
+            "concurrency = 1",
+        ]
         lines += [f"{k} = {toml_str(v) if isinstance(v, str) else v}" for k, v in settings.items()]
         roles.append("\n".join(lines))
     text = f"""# Written by bench/collect_corpus.py: every role at the recording relay, one request at a time.
@@ -258,12 +277,21 @@ def init_repo(work: Path, name: str, relay_url: str, args) -> Path:
         (repo / "t2s.toml").write_text(text, encoding="utf-8")
         return repo
     run([*T2S, "init", str(repo), "--seed", seed], step=f"{name}: init")
-    suite_block = (f"[suites.bench]\n{suite_type}\npath = {toml_str(str(data))}\n"
-                   f"[suites.bench.splits]\n"
-                   f'evolve = {{ file = "splits.json", key = "evolve" }}\n'
-                   f'heldout = {{ file = "splits.json", key = "heldout" }}\n')
-    write_config(repo, skill=seed, suite_block=suite_block, base_url=relay_url, model=args.model,
-                 max_turns=args.max_turns, analyst_turns=args.analyst_turns)
+    suite_block = (
+        f"[suites.bench]\n{suite_type}\npath = {toml_str(str(data))}\n"
+        f"[suites.bench.splits]\n"
+        f'evolve = {{ file = "splits.json", key = "evolve" }}\n'
+        f'heldout = {{ file = "splits.json", key = "heldout" }}\n'
+    )
+    write_config(
+        repo,
+        skill=seed,
+        suite_block=suite_block,
+        base_url=relay_url,
+        model=args.model,
+        max_turns=args.max_turns,
+        analyst_turns=args.analyst_turns,
+    )
     return repo
 
 
@@ -292,7 +320,9 @@ def run(argv: list[str], *, step: str, cwd: Path | None = None, ok_codes=(0,)) -
     say(f"{step}: exit {proc.returncode} after {time.time() - started:.0f}s")
     if LOG is not None:
         with LOG.open("a", encoding="utf-8") as fh:
-            fh.write(proc.stdout[-6000:] + ("\n--- stderr ---\n" + proc.stderr[-4000:] if proc.stderr.strip() else "") + "\n")
+            fh.write(
+                proc.stdout[-6000:] + ("\n--- stderr ---\n" + proc.stderr[-4000:] if proc.stderr.strip() else "") + "\n"
+            )
     if proc.returncode not in ok_codes:
         say(f"{step}: (non-zero exit kept as data; continuing)")
     return proc
@@ -321,8 +351,11 @@ def run_files(repo: Path, run_name: str, folder: str) -> dict[str, dict]:
 
 
 def accepted_patches(repo: Path, run_name: str) -> int:
-    return sum(1 for rec in run_files(repo, run_name, "patches").values()
-               if rec.get("status") in ("accepted", "unvalidated") and rec.get("commit"))
+    return sum(
+        1
+        for rec in run_files(repo, run_name, "patches").values()
+        if rec.get("status") in ("accepted", "unvalidated") and rec.get("commit")
+    )
 
 
 def export_trajectories(repo: Path, run_name: str, dest: Path, only_failed: bool) -> int:
@@ -335,15 +368,36 @@ def export_trajectories(repo: Path, run_name: str, dest: Path, only_failed: bool
 def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
     repo = init_repo(work, name, RELAY.url, args)
     task_args = [a for t in tasks for a in ("--task", t)]
-    t2s(repo, "rollout", "--run", "r1", "--split", "evolve", *task_args, "--keep-errored", "--json", step=f"{name}: rollout r1")
+    t2s(
+        repo,
+        "rollout",
+        "--run",
+        "r1",
+        "--split",
+        "evolve",
+        *task_args,
+        "--keep-errored",
+        "--json",
+        step=f"{name}: rollout r1",
+    )
     t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", "--json", step=f"{name}: analyze r1")
     runs = ["r1"]
     if name == "verified" and not args.skip_single_call:  # the single-call error analyst on the failed trajectories
         export = work / f"{name}-r1-failed.jsonl"
         if export_trajectories(repo, "r1", export, only_failed=True):
             t2s(repo, "import", "--format", "t2s", str(export), "--run", "r1sc", "--json", step=f"{name}: import r1sc")
-            t2s(repo, "analyze", "--run", "r1sc", "--mode", "error", "--analyst", "single-call", "--json",
-                step=f"{name}: analyze r1sc (single-call)")
+            t2s(
+                repo,
+                "analyze",
+                "--run",
+                "r1sc",
+                "--mode",
+                "error",
+                "--analyst",
+                "single-call",
+                "--json",
+                step=f"{name}: analyze r1sc (single-call)",
+            )
             runs.append("r1sc")
     for run_name in runs:
         merge_if_inputs(repo, name, run_name)
@@ -362,9 +416,11 @@ def merge_if_inputs(repo: Path, name: str, run_name: str) -> None:
 
 
 def suite_accepted(repo: Path) -> int:
-    return sum(accepted_patches(repo, ref.rsplit("/", 1)[-1])
-               for ref in git(repo, "for-each-ref", "--format=%(refname)", "refs/t2s/runs/").split()
-               if not ref.endswith("/" + HANDMADE_RUN))
+    return sum(
+        accepted_patches(repo, ref.rsplit("/", 1)[-1])
+        for ref in git(repo, "for-each-ref", "--format=%(refname)", "refs/t2s/runs/").split()
+        if not ref.endswith("/" + HANDMADE_RUN)
+    )
 
 
 def merger_inputs(work: Path, name: str, args) -> None:
@@ -388,10 +444,33 @@ def extra_merges(work: Path, name: str, args) -> None:
         return
     for seed in range(1, args.extra_seeds + 1):
         run_name = f"r1x{seed}"
-        t2s(repo, "import", "--format", "t2s", str(export), "--run", run_name, "--json", step=f"{name}: import {run_name}")
-        t2s(repo, "analyze", "--run", run_name, "--mode", "combined", "--analyst", "single-call",
-            "--set", f"analyst.seed={seed}", "--set", f"analyst.temperature={args.extra_temperature}", "--json",
-            step=f"{name}: analyze {run_name} (single-call, seed {seed}, temperature {args.extra_temperature})")
+        t2s(
+            repo,
+            "import",
+            "--format",
+            "t2s",
+            str(export),
+            "--run",
+            run_name,
+            "--json",
+            step=f"{name}: import {run_name}",
+        )
+        t2s(
+            repo,
+            "analyze",
+            "--run",
+            run_name,
+            "--mode",
+            "combined",
+            "--analyst",
+            "single-call",
+            "--set",
+            f"analyst.seed={seed}",
+            "--set",
+            f"analyst.temperature={args.extra_temperature}",
+            "--json",
+            step=f"{name}: analyze {run_name} (single-call, seed {seed}, temperature {args.extra_temperature})",
+        )
         have = accepted_patches(repo, run_name)
         say(f"{name}: {run_name} has {have} accepted patch(es)")
         if have >= 2:
@@ -406,13 +485,14 @@ def handmade_patches(work: Path, name: str, args) -> int:
     whose edits never applied, each committed as one patch whose edit is ours (the
     lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
     patches the run holds. Uses t2s's own library (render, commit, run record)."""
+    from t2s.lessons import Lesson, PatchRecord, patch_branch
+    from t2s.runs import RunRecord
+    from t2s.skillrepo import limits_of
+
     from t2s.config import load_config
     from t2s.gitstore import GitStore
-    from t2s.lessons import Lesson, PatchRecord, patch_branch
     from t2s.patches import PatchContext
-    from t2s.runs import RunRecord
     from t2s.skill import SKILL_FILE
-    from t2s.skillrepo import limits_of
 
     repo = work / name
     if not (repo / ".git").exists():
@@ -422,7 +502,17 @@ def handmade_patches(work: Path, name: str, args) -> int:
     export = work / f"{name}-r1-all.jsonl"
     if not export_trajectories(repo, "r1", export, only_failed=False):
         return 0
-    t2s(repo, "import", "--format", "t2s", str(export), "--run", HANDMADE_RUN, "--json", step=f"{name}: import {HANDMADE_RUN}")
+    t2s(
+        repo,
+        "import",
+        "--format",
+        "t2s",
+        str(export),
+        "--run",
+        HANDMADE_RUN,
+        "--json",
+        step=f"{name}: import {HANDMADE_RUN}",
+    )
     record = RunRecord(store, HANDMADE_RUN)
     manifest = record.manifest()
     existing = run_files(repo, HANDMADE_RUN, "patches")
@@ -438,15 +528,20 @@ def handmade_patches(work: Path, name: str, args) -> int:
             continue
         for analysis in run_files(repo, run_name, "analyses").values():
             report = analysis.get("report") or {}
-            lessons = [l["text"].strip() for l in report.get("lessons") or [] if l.get("text", "").strip()]
+            lessons = [x["text"].strip() for x in report.get("lessons") or [] if x.get("text", "").strip()]
             key = (analysis["trajectory"], tuple(lessons))
-            if analysis["status"] == "rejected" and lessons and "leak" not in analysis.get("reject_kind", "") and key not in seen:
+            if (
+                analysis["status"] == "rejected"
+                and lessons
+                and "leak" not in analysis.get("reject_kind", "")
+                and key not in seen
+            ):
                 seen.add(key)
                 sources.append((run_name, analysis, report, lessons))
     made = 0
     for run_name, analysis, report, lessons in sources[: args.handmade]:
         number = f"{made + 1:04d}"
-        text = "\n".join("- " + " ".join(l.split()) for l in lessons)
+        text = "\n".join("- " + " ".join(x.split()) for x in lessons)
         edits = [{"op": "append_to_section", "file": SKILL_FILE, "heading": heading, "text": text}]
         patch = context.build(edits)
         if patch.status != "patch":
@@ -455,21 +550,48 @@ def handmade_patches(work: Path, name: str, args) -> int:
         ref = patch_branch(HANDMADE_RUN, number)
         from t2s.patches import commit_patch
 
-        commit = commit_patch(store, s0=manifest.s0, tree=patch.tree, ref=ref, subject=" ".join(lessons[0].split()),
-                              body=f"Lessons of analysis {run_name}/{analysis['patch']} (its edits never applied); "
-                                   f"the edit is bench/collect_corpus.py's.",
-                              trailers=[("T2S-Run", HANDMADE_RUN), ("T2S-Patch", number),
-                                        ("T2S-Trajectory", analysis["trajectory"]), ("T2S-Analyst", "handmade")])
-        topics = [l.get("topic") or "" for l in report.get("lessons") or []]
+        commit = commit_patch(
+            store,
+            s0=manifest.s0,
+            tree=patch.tree,
+            ref=ref,
+            subject=" ".join(lessons[0].split()),
+            body=f"Lessons of analysis {run_name}/{analysis['patch']} (its edits never applied); "
+            f"the edit is bench/collect_corpus.py's.",
+            trailers=[
+                ("T2S-Run", HANDMADE_RUN),
+                ("T2S-Patch", number),
+                ("T2S-Trajectory", analysis["trajectory"]),
+                ("T2S-Analyst", "handmade"),
+            ],
+        )
+        topics = [x.get("topic") or "" for x in report.get("lessons") or []]
         rec = PatchRecord(
-            patch=number, trajectory=analysis["trajectory"], task=analysis.get("task") or "", outcome=analysis["outcome"],
-            analyst="handmade", model=analysis.get("model", ""), status="accepted",
+            patch=number,
+            trajectory=analysis["trajectory"],
+            task=analysis.get("task") or "",
+            outcome=analysis["outcome"],
+            analyst="handmade",
+            model=analysis.get("model", ""),
+            status="accepted",
             reason=f"lessons of {run_name}/{analysis['patch']}, whose edits never applied; edit by bench/collect_corpus.py",
             failure_causes=list(report.get("failure_causes") or []),
-            lessons=[Lesson(id=f"p{number}.{k}", text=t, support=[analysis["trajectory"]],
-                            topic=(topics[k - 1] if k - 1 < len(topics) else "")) for k, t in enumerate(lessons, start=1)],
-            edits=edits, diff=patch.diff, branch=ref, commit=commit, lines_added=patch.added,
-            lines_removed=patch.removed, attempts=1,
+            lessons=[
+                Lesson(
+                    id=f"p{number}.{k}",
+                    text=t,
+                    support=[analysis["trajectory"]],
+                    topic=(topics[k - 1] if k - 1 < len(topics) else ""),
+                )
+                for k, t in enumerate(lessons, start=1)
+            ],
+            edits=edits,
+            diff=patch.diff,
+            branch=ref,
+            commit=commit,
+            lines_added=patch.added,
+            lines_removed=patch.removed,
+            attempts=1,
         )
         record.write({f"patches/{number}.json": rec}, f"t2s run {HANDMADE_RUN}: hand-made patch {number}")
         made += 1
@@ -500,11 +622,22 @@ def collect(args) -> None:
     say(f"relay {RELAY.url} -> {args.upstream}; work dir {work}; t2s at {git(REPO_ROOT, 'rev-parse', 'HEAD').strip()}")
     meta = work / "meta.json"
     if not meta.exists():
-        meta.write_text(json.dumps({
-            "t2s_commit": git(REPO_ROOT, "rev-parse", "HEAD").strip(), "started": now(), "model": args.model,
-            "upstream": args.upstream, "role_settings": ROLE_SETTINGS, "timeout_s": TIMEOUT_S,
-            "rollout_max_turns": args.max_turns, "analyze_max_turns": args.analyst_turns,
-        }, indent=1), encoding="utf-8")
+        meta.write_text(
+            json.dumps(
+                {
+                    "t2s_commit": git(REPO_ROOT, "rev-parse", "HEAD").strip(),
+                    "started": now(),
+                    "model": args.model,
+                    "upstream": args.upstream,
+                    "role_settings": ROLE_SETTINGS,
+                    "timeout_s": TIMEOUT_S,
+                    "rollout_max_turns": args.max_turns,
+                    "analyze_max_turns": args.analyst_turns,
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
     try:
         if args.wtq:
             pipeline(work, "wtq", wtq_questions(args.wtq), args)
@@ -520,8 +653,16 @@ def collect(args) -> None:
             say(f"still fewer than {args.min_merge_inputs} accepted patches: hand-made patches for the merger")
             for name in SUITES:
                 if (work / name / ".git").exists() and handmade_patches(work, name, args) >= 2:
-                    t2s(work / name, "merge", "--run", HANDMADE_RUN, "--fan-in", "2", "--json",
-                        step=f"{name}: merge {HANDMADE_RUN}")
+                    t2s(
+                        work / name,
+                        "merge",
+                        "--run",
+                        HANDMADE_RUN,
+                        "--fan-in",
+                        "2",
+                        "--json",
+                        step=f"{name}: merge {HANDMADE_RUN}",
+                    )
         say("collection finished")
     finally:
         RELAY.close()
@@ -539,14 +680,14 @@ SUBMIT_REFUSED_MARK = "[submit] refused"
 
 def _msg_key(m: dict) -> str:
     """A message as compared across the relay log and the run records."""
-    calls = [(c.get("function", c).get("name"), c.get("function", c).get("arguments"))
-             for c in (m.get("tool_calls") or [])]
-    return json.dumps([m.get("role"), m.get("content") or "", m.get("tool_call_id") or "", calls],
-                      ensure_ascii=False)
+    calls = [
+        (c.get("function", c).get("name"), c.get("function", c).get("arguments")) for c in (m.get("tool_calls") or [])
+    ]
+    return json.dumps([m.get("role"), m.get("content") or "", m.get("tool_call_id") or "", calls], ensure_ascii=False)
 
 
 def _is_prefix(short: list[dict], long: list[dict]) -> bool:
-    return len(short) <= len(long) and all(_msg_key(a) == _msg_key(b) for a, b in zip(short, long))
+    return len(short) <= len(long) and all(_msg_key(a) == _msg_key(b) for a, b in zip(short, long, strict=False))
 
 
 def _text(answer: dict) -> str:
@@ -559,18 +700,24 @@ def _text(answer: dict) -> str:
 
 def _clip(text: str | None, limit: int = 800) -> str:
     text = text or ""
-    return text if len(text) <= limit else text[: limit // 2] + f"\n[... {len(text) - limit} characters cut ...]\n" + text[-limit // 2:]
+    return (
+        text
+        if len(text) <= limit
+        else text[: limit // 2] + f"\n[... {len(text) - limit} characters cut ...]\n" + text[-limit // 2 :]
+    )
 
 
 class _Repo:
     """One skill repository of the work directory: git, config, cache, run records."""
 
     def __init__(self, path: Path):
+        import sqlite3
+
+        from t2s.runs import RunRecord, list_runs
+
         from t2s.config import load_config
         from t2s.gitstore import GitStore
         from t2s.llm import default_cache_path
-        from t2s.runs import RunRecord, list_runs
-        import sqlite3
 
         self.name = path.name
         self.store = GitStore.discover(path)
@@ -584,9 +731,11 @@ class _Repo:
         self.records = {run: RunRecord(self.store, run) for run in list_runs(self.store)}
 
     def folder(self, run: str, folder: str) -> dict[str, dict]:
-        return {path.rsplit("/", 1)[-1][:-5]: json.loads(data)
-                for path, data in self.records[run].read_folder(folder).items()
-                if path.endswith(".json") and path.count("/") == 1}
+        return {
+            path.rsplit("/", 1)[-1][:-5]: json.loads(data)
+            for path, data in self.records[run].read_folder(folder).items()
+            if path.endswith(".json") and path.count("/") == 1
+        }
 
 
 def _suite_of(repo: _Repo):
@@ -598,8 +747,9 @@ def _suite_of(repo: _Repo):
 def _s0_context(repo: _Repo, out: Path) -> dict:
     """Write S0's skill files and return what a replay needs besides them."""
     from t2s.analyze import _heldout_ids
-    from t2s.patches import PatchContext
     from t2s.skillrepo import limits_of
+
+    from t2s.patches import PatchContext
 
     manifests = {run: rec.manifest() for run, rec in repo.records.items()}
     s0s = {m.s0 for m in manifests.values()}
@@ -629,6 +779,7 @@ def _s0_context(repo: _Repo, out: Path) -> dict:
 def _exchanges(work: Path, repo: _Repo) -> list[dict]:
     """The repository's model calls, one per distinct request, with the answer t2s stored."""
     from t2s._llm_cache import request_key
+
     from t2s.llm import _parse_completion
 
     seen: set[str] = set()
@@ -641,7 +792,9 @@ def _exchanges(work: Path, repo: _Repo) -> list[dict]:
                 continue
             key = request_key(entry["request"])
             if entry["status"] != 200:
-                failed_calls.append(f"{entry['seq']} {entry['role']} HTTP {entry['status']} {entry.get('error') or ''}".strip())
+                failed_calls.append(
+                    f"{entry['seq']} {entry['role']} HTTP {entry['status']} {entry.get('error') or ''}".strip()
+                )
             if key in seen:
                 continue  # a client-side retry of the same request
             cached = repo.cache.get(key)
@@ -653,8 +806,15 @@ def _exchanges(work: Path, repo: _Repo) -> list[dict]:
             else:
                 source = "cache"
             seen.add(key)
-            out.append({**entry, "key": key, "answer": cached, "source": source,
-                        "run": entry["step"].split()[2] if len(entry["step"].split()) > 2 else ""})
+            out.append(
+                {
+                    **entry,
+                    "key": key,
+                    "answer": cached,
+                    "source": source,
+                    "run": entry["step"].split()[2] if len(entry["step"].split()) > 2 else "",
+                }
+            )
     return out
 
 
@@ -680,8 +840,15 @@ class _Conversations:
         mine: list[dict] = []
         for ex in sorted(groups, key=lambda e: -len(e["request"]["messages"])):
             messages = ex["request"]["messages"]
-            home = next((c for c in mine if _is_prefix(messages, c["messages"])
-                         and all(a == b for a, b in zip(messages, c["messages"]))), None)
+            home = next(
+                (
+                    c
+                    for c in mine
+                    if _is_prefix(messages, c["messages"])
+                    and all(a == b for a, b in zip(messages, c["messages"], strict=False))
+                ),
+                None,
+            )
             if home is None:
                 home = {"id": f"{cid_prefix}#{len(mine) + 1}", "messages": messages}
                 mine.append(home)
@@ -701,9 +868,13 @@ def _followups(ex: dict, pool: list[dict]) -> list[dict]:
     answer: verbatim, or as t2s's JSON dump of it (``ex["echo"]``, merger retries).
     """
     messages = ex["request"]["messages"]
-    answer = {"role": "assistant", "content": ex["answer"].get("content"),
-              "tool_calls": [{"function": {"name": c["name"], "arguments": c["arguments"]}}
-                             for c in ex["answer"].get("tool_calls") or []]}
+    answer = {
+        "role": "assistant",
+        "content": ex["answer"].get("content"),
+        "tool_calls": [
+            {"function": {"name": c["name"], "arguments": c["arguments"]}} for c in ex["answer"].get("tool_calls") or []
+        ],
+    }
     wanted = {_msg_key(answer)}
     if ex.get("echo"):
         wanted.add(_msg_key({"role": "assistant", "content": ex["echo"]}))
@@ -718,7 +889,7 @@ def _followups(ex: dict, pool: list[dict]) -> list[dict]:
                 continue
             if (k == len(messages) and _msg_key(om[k]) in wanted) or _msg_key(om[k]) == echo:
                 cut = next((i for i in range(k + 1, len(om)) if om[i]["role"] == "assistant"), len(om))
-                return om[k + 1:cut]
+                return om[k + 1 : cut]
     return []
 
 
@@ -726,9 +897,17 @@ def _answer_line(ex: dict, role: str, suite: str, subject: str, **extra) -> dict
     request = ex["request"]
     return {
         "id": f"{suite}/{ex['run']}/{role}/{subject}/{ex['seq']}",
-        "role": role, "suite": suite, "run": ex["run"], "subject": subject, "seq": ex["seq"],
-        "step": ex["step"], "phase": ex["phase"], "started": ex["started"], "seconds": ex["seconds"],
-        "cache_key": ex["key"], "source": ex["source"],
+        "role": role,
+        "suite": suite,
+        "run": ex["run"],
+        "subject": subject,
+        "seq": ex["seq"],
+        "step": ex["step"],
+        "phase": ex["phase"],
+        "started": ex["started"],
+        "seconds": ex["seconds"],
+        "cache_key": ex["key"],
+        "source": ex["source"],
         "request": {**ex["request_ref"], "tools": ex.get("tools_id"), "params": _params(request)},
         "answer": ex["answer"],
         **extra,
@@ -761,13 +940,24 @@ def _agent_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations) -> l
                 steps = [s for s in traj["steps"] if s["turn"] == turn]
                 outcome = {
                     "protocol": "tools" if ex["request"].get("tools") else "text",
-                    "actions": [{"tool": s["tool"], "arguments": s["arguments"], "error": s.get("error"),
-                                 "exit_code": s.get("exit_code"), "observation": _clip(s.get("observation"), 400)}
-                                for s in steps],
+                    "actions": [
+                        {
+                            "tool": s["tool"],
+                            "arguments": s["arguments"],
+                            "error": s.get("error"),
+                            "exit_code": s.get("exit_code"),
+                            "observation": _clip(s.get("observation"), 400),
+                        }
+                        for s in steps
+                    ],
                     "reaction": _reaction(_followups(ex, mine)),
-                    "episode": {"verdict": traj["verdict"], "stop_reason": traj.get("stop_reason"),
-                                "turns": traj.get("turns"), "protocol_switch": traj.get("protocol_switch"),
-                                "final_answer_suite": repo.name == "wtq"},
+                    "episode": {
+                        "verdict": traj["verdict"],
+                        "stop_reason": traj.get("stop_reason"),
+                        "turns": traj.get("turns"),
+                        "protocol_switch": traj.get("protocol_switch"),
+                        "final_answer_suite": repo.name == "wtq",
+                    },
                 }
                 lines.append(_answer_line(ex, "agent", repo.name, tid, attempt={"turn": turn}, outcome=outcome))
     return lines
@@ -799,34 +989,50 @@ def _analyst_outcome(ex: dict, reaction: list[dict], analysis: dict) -> dict:
     except ValueError:
         data = None
     edits = data.get("edits") if isinstance(data, dict) else None
-    out: dict = {"edit_list": isinstance(edits, list) and bool(edits), "edit_count": len(edits) if isinstance(edits, list) else 0}
+    out: dict = {
+        "edit_list": isinstance(edits, list) and bool(edits),
+        "edit_count": len(edits) if isinstance(edits, list) else 0,
+    }
     if any(t.startswith(REPAIR_MARK) for t in texts):
-        error = next(t for t in texts if t.startswith(REPAIR_MARK))[len(REPAIR_MARK):].split("\nReply again")[0].strip()
+        error = (
+            next(t for t in texts if t.startswith(REPAIR_MARK))[len(REPAIR_MARK) :].split("\nReply again")[0].strip()
+        )
         out.update(result="validation error" if "does not match the schema" in error else "parse error", error=error)
     elif EDIT_FAIL_MARK in joined:
-        block = joined[joined.index(EDIT_FAIL_MARK):]
-        out.update(result="edits failed", failures=[l[2:] for l in block.splitlines() if l.startswith("- ")])
+        block = joined[joined.index(EDIT_FAIL_MARK) :]
+        out.update(result="edits failed", failures=[x[2:] for x in block.splitlines() if x.startswith("- ")])
     elif reaction:
-        out.update(result="tool observations" if any(m["role"] == "tool" for m in reaction) else "user follow-up",
-                   submit_refused=SUBMIT_REFUSED_MARK in joined)
+        out.update(
+            result="tool observations" if any(m["role"] == "tool" for m in reaction) else "user follow-up",
+            submit_refused=SUBMIT_REFUSED_MARK in joined,
+        )
     elif "never matched" in analysis.get("reason", ""):  # the last repair round failed too
         error = analysis["reason"].split(" attempts: ", 1)[-1]
         out.update(result="validation error" if "does not match the schema" in error else "parse error", error=error)
     else:  # the last answer of the analysis: the record says what became of it
-        out.update(result={"accepted": "edits applied", "unvalidated": "edits applied (unvalidated)"}.get(
-            analysis["status"], "rejected"), status=analysis["status"], reason=analysis.get("reason", ""),
-            edit_failures=[f"{f.get('op')} {f.get('file') or ''}: {f.get('reason')}"
-                           for f in analysis.get("edit_failures") or []])
+        out.update(
+            result={"accepted": "edits applied", "unvalidated": "edits applied (unvalidated)"}.get(
+                analysis["status"], "rejected"
+            ),
+            status=analysis["status"],
+            reason=analysis.get("reason", ""),
+            edit_failures=[
+                f"{f.get('op')} {f.get('file') or ''}: {f.get('reason')}" for f in analysis.get("edit_failures") or []
+            ],
+        )
         if analysis["status"] == "rejected" and "edits" in (analysis.get("reject_kind") or "") and out["edit_list"]:
             out["result"] = "edits failed"
-            out["failures"] = [f"edit {f.get('index')} ({f.get('op')}) on {f.get('file')}: {f.get('reason')}"
-                               if f.get("index") is not None else f"patch: {f.get('reason')}"
-                               for f in analysis.get("edit_failures") or []]
+            out["failures"] = [
+                f"edit {f.get('index')} ({f.get('op')}) on {f.get('file')}: {f.get('reason')}"
+                if f.get("index") is not None
+                else f"patch: {f.get('reason')}"
+                for f in analysis.get("edit_failures") or []
+            ]
     return out
 
 
 def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, contexts: dict) -> list[dict]:
-    from t2s.analyze import forbidden_values_for, _task_of
+    from t2s.analyze import _task_of, forbidden_values_for
     from t2s.trajectory import load_trajectory
 
     suite = _suite_of(repo)
@@ -850,15 +1056,27 @@ def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, co
             ordered = sorted(mine, key=lambda e: e["seq"])
             for n, ex in enumerate(ordered, start=1):
                 reaction = _followups(ex, mine)
-                lines.append(_answer_line(
-                    ex, "analyst", repo.name, tid,
-                    analyst=analysis["analyst"], patch=analysis.get("patch"), outcome_of_trajectory=analysis["outcome"],
-                    attempt={"call": n, "kind": _analyst_kind(ex["request"]["messages"])},
-                    context={"s0": contexts[repo.name]["files"], "forbidden_values": forbidden},
-                    outcome={**_analyst_outcome(ex, reaction, analysis), "reaction": _reaction(reaction)},
-                    final={"status": analysis["status"], "reason": analysis.get("reason", ""),
-                           "reject_kind": analysis.get("reject_kind", "")} if n == len(ordered) else None,
-                ))
+                lines.append(
+                    _answer_line(
+                        ex,
+                        "analyst",
+                        repo.name,
+                        tid,
+                        analyst=analysis["analyst"],
+                        patch=analysis.get("patch"),
+                        outcome_of_trajectory=analysis["outcome"],
+                        attempt={"call": n, "kind": _analyst_kind(ex["request"]["messages"])},
+                        context={"s0": contexts[repo.name]["files"], "forbidden_values": forbidden},
+                        outcome={**_analyst_outcome(ex, reaction, analysis), "reaction": _reaction(reaction)},
+                        final={
+                            "status": analysis["status"],
+                            "reason": analysis.get("reason", ""),
+                            "reject_kind": analysis.get("reject_kind", ""),
+                        }
+                        if n == len(ordered)
+                        else None,
+                    )
+                )
     return lines
 
 
@@ -867,6 +1085,7 @@ def _merge_jobs(repo: _Repo, run: str, context: dict) -> list[dict]:
     """Every recorded merge of a run with its inputs, rebuilt as t2s built them."""
     from t2s.lessons import MERGES_DIR
     from t2s.merge import MergeReport, load_patch_inputs, merge_input, render_messages
+
     from t2s.patches import PatchContext
 
     record = repo.records[run]
@@ -879,34 +1098,53 @@ def _merge_jobs(repo: _Repo, run: str, context: dict) -> list[dict]:
     jobs = []
     for name, report in sorted(reports.items()):
         inputs = [by_commit[i["commit"]] for i in report.inputs]
-        messages = render_messages(run=run, name=name, level=report.level, s0_texts=s0_texts, inputs=inputs,
-                                   min_support=context["min_support"])
-        jobs.append({
-            "id": f"{repo.name}/{run}/{name}", "suite": repo.name, "run": run, "name": name, "level": report.level,
-            "group": report.group, "min_support": context["min_support"], "s0": context["files"],
-            "inputs": [i.model_dump(mode="json") for i in inputs],
-            "report": report.model_dump(mode="json", include={"status", "reason", "attempts", "lessons", "folded",
-                                                               "dropped", "conflicts", "diff"}),
-            "_messages": messages,
-        })
+        messages = render_messages(
+            run=run, name=name, level=report.level, s0_texts=s0_texts, inputs=inputs, min_support=context["min_support"]
+        )
+        jobs.append(
+            {
+                "id": f"{repo.name}/{run}/{name}",
+                "suite": repo.name,
+                "run": run,
+                "name": name,
+                "level": report.level,
+                "group": report.group,
+                "min_support": context["min_support"],
+                "s0": context["files"],
+                "inputs": [i.model_dump(mode="json") for i in inputs],
+                "report": report.model_dump(
+                    mode="json",
+                    include={"status", "reason", "attempts", "lessons", "folded", "dropped", "conflicts", "diff"},
+                ),
+                "_messages": messages,
+            }
+        )
     return jobs
 
 
 def _merge_attempt(messages: list[dict]) -> dict:
-    feedback = [i for i, m in enumerate(messages) if m["role"] == "user" and (m.get("content") or "").startswith(MERGE_FAIL_MARK)]
+    feedback = [
+        i
+        for i, m in enumerate(messages)
+        if m["role"] == "user" and (m.get("content") or "").startswith(MERGE_FAIL_MARK)
+    ]
     start = feedback[-1] if feedback else 0
-    repairs = sum(1 for m in messages[start:] if m["role"] == "user" and (m.get("content") or "").startswith(REPAIR_MARK))
+    repairs = sum(
+        1 for m in messages[start:] if m["role"] == "user" and (m.get("content") or "").startswith(REPAIR_MARK)
+    )
     return {"merge_attempt": 1 + len(feedback), "structured_round": 1 + repairs}
 
 
 def _merger_outcome(ex: dict, reaction: list[dict], job: dict, last: bool) -> dict:
     texts = [m.get("content") or "" for m in reaction]
     if any(t.startswith(REPAIR_MARK) for t in texts):
-        error = next(t for t in texts if t.startswith(REPAIR_MARK))[len(REPAIR_MARK):].split("\nReply again")[0].strip()
+        error = (
+            next(t for t in texts if t.startswith(REPAIR_MARK))[len(REPAIR_MARK) :].split("\nReply again")[0].strip()
+        )
         return {"result": "validation error" if "does not match the schema" in error else "parse error", "error": error}
     if any(t.startswith(MERGE_FAIL_MARK) for t in texts):
         text = next(t for t in texts if t.startswith(MERGE_FAIL_MARK))
-        return {"result": "not accepted", "problems": [l[2:] for l in text.splitlines() if l.startswith("- ")]}
+        return {"result": "not accepted", "problems": [x[2:] for x in text.splitlines() if x.startswith("- ")]}
     report = job["report"]
     if report["status"] == "merged" and last:
         return {"result": "merged"}
@@ -914,14 +1152,20 @@ def _merger_outcome(ex: dict, reaction: list[dict], job: dict, last: bool) -> di
         error = report["reason"].split(" attempts: ", 1)[-1]
         return {"result": "validation error" if "does not match the schema" in error else "parse error", "error": error}
     if report["reason"].startswith("no valid merge after") and last:
-        return {"result": "not accepted", "problems": report["reason"].split(" attempts: ", 1)[-1].split("; "),
-                "note": "the last attempt's problems, from the merge report (joined with '; ', at most 4)"}
+        return {
+            "result": "not accepted",
+            "problems": report["reason"].split(" attempts: ", 1)[-1].split("; "),
+            "note": "the last attempt's problems, from the merge report (joined with '; ', at most 4)",
+        }
     return {"result": "merge failed", "reason": report["reason"]}
 
 
-def _merger_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, context: dict) -> tuple[list[dict], list[dict]]:
-    from t2s.llm import extract_json
+def _merger_lines(
+    repo: _Repo, exchanges: list[dict], convs: _Conversations, context: dict
+) -> tuple[list[dict], list[dict]]:
     from t2s.merge import MergerAnswer
+
+    from t2s.llm import extract_json
 
     lines, jobs_out = [], []
     by_run: dict[str, list[dict]] = {}
@@ -939,7 +1183,7 @@ def _merger_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, con
             if not mine:
                 continue
             for ex in mine:
-                try:  # run_merge echoes a valid answer as its JSON dump, not verbatim
+                try:  # noqa: SIM105 - run_merge echoes a valid answer as its JSON dump, not verbatim
                     ex["echo"] = MergerAnswer.model_validate(extract_json(_text(ex["answer"]))).model_dump_json()
                 except ValueError:
                     pass
@@ -948,11 +1192,17 @@ def _merger_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, con
             for n, ex in enumerate(ordered, start=1):
                 reaction = _followups(ex, mine)
                 outcome = _merger_outcome(ex, reaction, job, last=n == len(ordered))
-                lines.append(_answer_line(
-                    ex, "merger", repo.name, job["name"], job=job["id"],
-                    attempt={"call": n, **_merge_attempt(ex["request"]["messages"])},
-                    outcome={**outcome, "reaction": _reaction(reaction)},
-                ))
+                lines.append(
+                    _answer_line(
+                        ex,
+                        "merger",
+                        repo.name,
+                        job["name"],
+                        job=job["id"],
+                        attempt={"call": n, **_merge_attempt(ex["request"]["messages"])},
+                        outcome={**outcome, "reaction": _reaction(reaction)},
+                    )
+                )
     return lines, jobs_out
 
 
@@ -960,9 +1210,10 @@ def _run_overview(repo: _Repo) -> dict:
     """Per run: trajectories, analyses, patches and merges by status, and the candidate."""
     out = {}
     for run, record in sorted(repo.records.items()):
+
         def count(folder: str, key: str) -> dict:
             tally: dict = {}
-            for item in repo.folder(run, folder).values():
+            for item in repo.folder(run, folder).values():  # noqa: B023
                 tally[item.get(key)] = tally.get(item.get(key), 0) + 1
             return tally
 
@@ -1040,12 +1291,14 @@ def _s0_files(fixtures: Path, suite: str) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in root.rglob("*") if p.is_file()}
 
 
-import re as _re
+import re as _re  # noqa: E402
 
-_QUOTES = str.maketrans({c: "'" for c in "\"“”‘’`´"})
+_QUOTES = str.maketrans({c: "'" for c in '"“”‘’`´'})
 #: Normalisations tried on an anchor that occurs 0 times, smallest combination first.
 _NORMALISERS = {  # applied in this order
-    "list markers/numbering": lambda s: "\n".join(_re.sub(r"^(\s*)(?:[-*+]\s+)?(?:\d+[.)]\s+)?", r"\1", line) for line in s.splitlines()),
+    "list markers/numbering": lambda s: "\n".join(
+        _re.sub(r"^(\s*)(?:[-*+]\s+)?(?:\d+[.)]\s+)?", r"\1", line) for line in s.splitlines()
+    ),
     "heading marks": lambda s: "\n".join(_re.sub(r"^\s*#+\s*", "", line) for line in s.splitlines()),
     "markdown emphasis/code": lambda s: _re.sub(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`", "", s),
     "quotes": lambda s: s.translate(_QUOTES),
@@ -1100,10 +1353,10 @@ def classify_anchor(needle: str, text: str) -> dict:
     lines = text.splitlines()
     want = needle.strip("\n").splitlines() or [needle]
     width = len(want)
-    target = "\n".join(l.strip() for l in want)
+    target = "\n".join(x.strip() for x in want)
     best = 0.0
     for i in range(max(1, len(lines) - width + 1)):
-        window = "\n".join(l.strip() for l in lines[i:i + width])
+        window = "\n".join(x.strip() for x in lines[i : i + width])
         best = max(best, difflib.SequenceMatcher(None, target, window, autojunk=False).ratio())
     kind = "fuzzy >= 0.9" if best >= 0.9 else "fuzzy 0.8-0.9" if best >= 0.8 else "not in the file (< 0.8)"
     return {"kind": kind, "similarity": round(best, 3)}
@@ -1118,7 +1371,13 @@ def _edit_failure_kind(reason: str) -> str:
         return "heading not found"
     if "already exists" in reason or "exists already" in reason:
         return "section/file already exists"
-    if "not valid" in reason or "Field required" in reason or "unknown op" in reason or "Extra inputs" in reason or "Input should" in reason:
+    if (
+        "not valid" in reason
+        or "Field required" in reason
+        or "unknown op" in reason
+        or "Extra inputs" in reason
+        or "Input should" in reason
+    ):
         return "malformed edit"
     if "link" in reason:
         return "reference not linked"
@@ -1165,7 +1424,7 @@ def _anchor_slips(edits: list, failures: list[str], files: dict[str, str], sink:
             entry["example"] = example
 
 
-_PLACEHOLDERS = {"", "...", "…", "todo", "tbd", "n/a", "<text>", "lesson text", "..."}
+_PLACEHOLDERS = {"", "...", "…", "todo", "tbd", "n/a", "<text>", "lesson text"}
 
 
 def _placeholders(data) -> list[str]:
@@ -1179,7 +1438,7 @@ def _placeholders(data) -> list[str]:
             if isinstance(edit, dict):
                 for key in ("text", "new", "body", "content"):
                     value = edit.get(key)
-                    if isinstance(value, str) and value.strip() in ("...", "…", "", "TODO"):
+                    if isinstance(value, str) and value.strip() in ("...", "…", "", "TODO"):  # noqa: SIM102
                         if not (key == "new" and value == ""):
                             found.append(f"edit {key} {value!r}")
     return found
@@ -1221,8 +1480,10 @@ def _example(sink: dict, kind: str, example: dict, size: int) -> None:
 
 
 def _clean(sink: dict) -> dict:
-    return {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")}
-            for k, v in sorted(sink.items(), key=lambda item: -item[1]["count"])}
+    return {
+        k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")}
+        for k, v in sorted(sink.items(), key=lambda item: -item[1]["count"])
+    }
 
 
 def _prompt_echoes(data, where: str, sink: dict) -> None:
@@ -1230,18 +1491,21 @@ def _prompt_echoes(data, where: str, sink: dict) -> None:
     if not isinstance(data, dict):
         return
     texts = [("failure cause", c) for c in data.get("failure_causes") or [] if isinstance(c, str)]
-    texts += [("lesson", l.get("text") if isinstance(l, dict) else l) for l in data.get("lessons") or []]
+    texts += [("lesson", x.get("text") if isinstance(x, dict) else x) for x in data.get("lessons") or []]
     for edit in data.get("edits") or []:
         if isinstance(edit, dict):
-            texts += [(f"edit {key}", edit[key]) for key in ("anchor", "old", "heading", "text", "new", "body")
-                      if isinstance(edit.get(key), str)]
+            texts += [
+                (f"edit {key}", edit[key])
+                for key in ("anchor", "old", "heading", "text", "new", "body")
+                if isinstance(edit.get(key), str)
+            ]
     for kind, text in texts:
         if isinstance(text, str) and _echoes_prompt(text):
             _example(sink, kind, {"id": where, "text": text}, len(text))
 
 
 def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
-    files = {suite: _s0_files(fixtures, suite) for suite in {l["suite"] for l in lines}}
+    files = {suite: _s0_files(fixtures, suite) for suite in {x["suite"] for x in lines}}
     kinds, results, failure_kinds, anchors, shapes, echoes = {}, {}, {}, {}, {}, {}
     lists = applied = 0
     finals = {}
@@ -1250,12 +1514,18 @@ def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
         kinds[line["attempt"]["kind"]] = kinds.get(line["attempt"]["kind"], 0) + 1
         results[outcome["result"]] = results.get(outcome["result"], 0) + 1
         if line.get("final"):
-            key = f"{line['analyst']}: {line['final']['status']}" + (f" ({line['final']['reject_kind']})" if line['final']['reject_kind'] else "")
+            key = f"{line['analyst']}: {line['final']['status']}" + (
+                f" ({line['final']['reject_kind']})" if line["final"]["reject_kind"] else ""
+            )
             finals[key] = finals.get(key, 0) + 1
         data, raw = _json_of(line["answer"])
         if outcome["result"] in ("parse error", "validation error"):
-            _example(shapes, _shape(data, raw, line["answer"].get("finish_reason")),
-                     {"id": line["id"], "error": outcome.get("error"), "answer": raw}, len(raw))
+            _example(
+                shapes,
+                _shape(data, raw, line["answer"].get("finish_reason")),
+                {"id": line["id"], "error": outcome.get("error"), "answer": raw},
+                len(raw),
+            )
         _prompt_echoes(data, line["id"], echoes)
         if not outcome.get("edit_list") or not outcome["result"].startswith(("edits applied", "edits failed")):
             continue  # no edits, or edits t2s never rendered (a refused submit)
@@ -1266,10 +1536,18 @@ def _analyst_summary(fixtures: Path, lines: list[dict]) -> dict:
         for failure in failures:
             _example(failure_kinds, _edit_failure_kind(failure), {"id": line["id"], "failure": failure}, len(failure))
         _anchor_slips(data.get("edits") or [], failures, files[line["suite"]], anchors, line["id"])
-    return {"answers": len(lines), "by_kind": kinds, "by_result": results, "analyses": finals,
-            "edit_lists": lists, "edit_lists_applied": applied,
-            "edit_failures": _clean(failure_kinds), "anchor_slips": _clean(anchors), "unusable_answers": _clean(shapes),
-            "prompt_examples_echoed": _clean(echoes)}
+    return {
+        "answers": len(lines),
+        "by_kind": kinds,
+        "by_result": results,
+        "analyses": finals,
+        "edit_lists": lists,
+        "edit_lists_applied": applied,
+        "edit_failures": _clean(failure_kinds),
+        "anchor_slips": _clean(anchors),
+        "unusable_answers": _clean(shapes),
+        "prompt_examples_echoed": _clean(echoes),
+    }
 
 
 def _wrong_ids(problem: str) -> str | None:
@@ -1289,7 +1567,7 @@ def _wrong_ids(problem: str) -> str | None:
 
 
 def _merger_summary(fixtures: Path, lines: list[dict], jobs: list[dict]) -> dict:
-    files = {suite: _s0_files(fixtures, suite) for suite in {l["suite"] for l in lines}}
+    files = {suite: _s0_files(fixtures, suite) for suite in {x["suite"] for x in lines}}
     results, shapes, problems, ids, anchors, placeholders, echoes = {}, {}, {}, {}, {}, {}, {}
     for line in lines:
         outcome = line["outcome"]
@@ -1300,26 +1578,47 @@ def _merger_summary(fixtures: Path, lines: list[dict], jobs: list[dict]) -> dict
             sub = shape
             if shape == "an object" and isinstance(data, dict):
                 missing = [k for k in ("lessons", "edits") if k not in data]
-                sub = f"an object without {', '.join(missing)} (keys: {', '.join(list(data)[:6])})" if missing else "an object that fails the schema"
+                sub = (
+                    f"an object without {', '.join(missing)} (keys: {', '.join(list(data)[:6])})"
+                    if missing
+                    else "an object that fails the schema"
+                )
             _example(shapes, sub, {"id": line["id"], "error": outcome.get("error"), "answer": raw}, len(raw))
         _prompt_echoes(data, line["id"], echoes)
         for found in _placeholders(data):
             _example(placeholders, found.split(" ")[0] + " placeholder", {"id": line["id"], "found": found}, len(raw))
         for problem in outcome.get("problems") or []:
-            kind = _wrong_ids(problem) or _edit_failure_kind(problem) if "edit " in problem[:8] else (_wrong_ids(problem) or _re.sub(r"'[^']*'|\b[pL]\d[\w.-]*|\d+", "_", problem)[:70])
+            kind = (
+                _wrong_ids(problem) or _edit_failure_kind(problem)
+                if "edit " in problem[:8]
+                else (_wrong_ids(problem) or _re.sub(r"'[^']*'|\b[pL]\d[\w.-]*|\d+", "_", problem)[:70])
+            )
             _example(problems, kind, {"id": line["id"], "problem": problem}, len(problem))
             wrong = _wrong_ids(problem)
             if wrong:
                 _example(ids, wrong, {"id": line["id"], "problem": problem}, len(problem))
         if isinstance(data, dict) and isinstance(data.get("edits"), list):
-            _anchor_slips(data["edits"], [p for p in outcome.get("problems") or [] if p.startswith("edit ")],
-                          files[line["suite"]], anchors, line["id"])
+            _anchor_slips(
+                data["edits"],
+                [p for p in outcome.get("problems") or [] if p.startswith("edit ")],
+                files[line["suite"]],
+                anchors,
+                line["id"],
+            )
     merged_in_3 = sum(1 for j in jobs if j["report"]["status"] == "merged" and j["report"]["attempts"] <= 3)
-    return {"answers": len(lines), "merges": len(jobs), "merged_within_3_attempts": merged_in_3,
-            "merges_by_status": {s: sum(1 for j in jobs if j["report"]["status"] == s) for s in ("merged", "failed")},
-            "by_result": results, "unusable_answers": _clean(shapes), "problems": _clean(problems),
-            "ids_by_the_wrong_name": _clean(ids), "placeholders": _clean(placeholders), "anchor_slips": _clean(anchors),
-            "prompt_examples_echoed": _clean(echoes)}
+    return {
+        "answers": len(lines),
+        "merges": len(jobs),
+        "merged_within_3_attempts": merged_in_3,
+        "merges_by_status": {s: sum(1 for j in jobs if j["report"]["status"] == s) for s in ("merged", "failed")},
+        "by_result": results,
+        "unusable_answers": _clean(shapes),
+        "problems": _clean(problems),
+        "ids_by_the_wrong_name": _clean(ids),
+        "placeholders": _clean(placeholders),
+        "anchor_slips": _clean(anchors),
+        "prompt_examples_echoed": _clean(echoes),
+    }
 
 
 _FENCE_OPEN = _re.compile(r"^([ \t]*)```[ \t]*([A-Za-z0-9_+.-]*)", _re.M)
@@ -1334,15 +1633,23 @@ def _fences(text: str) -> list[dict]:
             j = i + 1
             while j < len(lines) and not lines[j].strip().startswith("```"):
                 j += 1
-            out.append({"indent": m.group(1), "lang": m.group(2).lower(), "body": "\n".join(lines[i + 1:j]),
-                        "closed": j < len(lines)})
+            out.append(
+                {
+                    "indent": m.group(1),
+                    "lang": m.group(2).lower(),
+                    "body": "\n".join(lines[i + 1 : j]),
+                    "closed": j < len(lines),
+                }
+            )
             i = j + 1
         else:
             i += 1
     return out
 
 
-_CODE_RE = _re.compile(r"^\s*(?:import |from [\w.]+ import|def |class |for |if |while |with |try:|print\(|[\w.\[\]'\"]+\s*=[^=])", _re.M)
+_CODE_RE = _re.compile(
+    r"^\s*(?:import |from [\w.]+ import|def |class |for |if |while |with |try:|print\(|[\w.\[\]'\"]+\s*=[^=])", _re.M
+)
 
 
 def _is_code(body: str) -> bool:
@@ -1378,8 +1685,14 @@ def _agent_summary(lines: list[dict]) -> dict:
             _example(slips, "unclosed fence", example, size)
         if any(f["indent"] for f in fences):
             _example(slips, "indented fence (e.g. in a list)", example, size)
-        broken = [f for f in fences if f["lang"] in ("", "python", "py", "python3", "text", "output", "plaintext")
-                  and f["body"].strip() and not _is_code(f["body"]) and not f["body"].lstrip().startswith("{")]
+        broken = [
+            f
+            for f in fences
+            if f["lang"] in ("", "python", "py", "python3", "text", "output", "plaintext")
+            and f["body"].strip()
+            and not _is_code(f["body"])
+            and not f["body"].lstrip().startswith("{")
+        ]
         if any(not _CODE_RE.search(f["body"]) for f in broken):
             _example(slips, "fence that only shows output or prose (not code)", example, size)
         if any(_CODE_RE.search(f["body"]) and f["closed"] for f in broken):
@@ -1406,8 +1719,13 @@ def _agent_summary(lines: list[dict]) -> dict:
     for verdict, stop, _ in episodes.values():
         key = f"{verdict} ({stop})"
         verdicts[key] = verdicts.get(key, 0) + 1
-    return {"answers": len(lines), "episodes": len(episodes), "episode_outcomes": verdicts,
-            "answers_by_protocol": protocols, "slips": _clean(slips)}
+    return {
+        "answers": len(lines),
+        "episodes": len(episodes),
+        "episode_outcomes": verdicts,
+        "answers_by_protocol": protocols,
+        "slips": _clean(slips),
+    }
 
 
 # ------------------------------------------------------------------ replay with today's t2s (no model)
@@ -1421,9 +1739,15 @@ def replay_edits(edits, files: dict[str, str], context: dict, forbidden_values=(
     from t2s.patches import render_edits
     from t2s.skill import Limits
 
-    result = render_edits(files, edits, skill_dir=context["skill_dir"], strict=context["strict"],
-                          limits=Limits(**context["limits"]), forbidden_values=forbidden_values,
-                          forbidden_ids=context["forbidden_ids"])
+    result = render_edits(
+        files,
+        edits,
+        skill_dir=context["skill_dir"],
+        strict=context["strict"],
+        limits=Limits(**context["limits"]),
+        forbidden_values=forbidden_values,
+        forbidden_ids=context["forbidden_ids"],
+    )
     return [f.render() for f in result.failures]
 
 
@@ -1432,18 +1756,23 @@ def replay_analyst(line: dict, fixtures: Path) -> str:
     data, _ = _json_of(line["answer"])
     if not isinstance(data, dict) or not isinstance(data.get("edits"), list) or not data["edits"]:
         return "no edits"
-    failures = replay_edits(data["edits"], _s0_files(fixtures, line["suite"]), _context(fixtures, line["suite"]),
-                            line["context"]["forbidden_values"])
+    failures = replay_edits(
+        data["edits"],
+        _s0_files(fixtures, line["suite"]),
+        _context(fixtures, line["suite"]),
+        line["context"]["forbidden_values"],
+    )
     return "failed" if failures else "applied"
 
 
 def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]]:
     """What :func:`t2s.merge.run_merge` makes of one merger answer today:
     ('unusable', [error]) / ('not accepted', problems) / ('merged', [])."""
-    from t2s.llm import _format_validation_error
-    from t2s.merge import MergeInput, MergerAnswer, _reference_problems, account
-    from t2s.patches import RenderResult, find_overlaps
     from pydantic import ValidationError
+    from t2s.merge import MergeInput, MergerAnswer, _reference_problems, account
+
+    from t2s.llm import _format_validation_error
+    from t2s.patches import find_overlaps
 
     data, _ = _json_of(line["answer"])
     if data is None:
@@ -1461,8 +1790,13 @@ def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]
         from t2s.skill import Limits
 
         context = _context(fixtures, line["suite"])
-        result = render_edits(files, answer.edits, skill_dir=context["skill_dir"], strict=context["strict"],
-                              limits=Limits(**context["limits"]))
+        result = render_edits(
+            files,
+            answer.edits,
+            skill_dir=context["skill_dir"],
+            strict=context["strict"],
+            limits=Limits(**context["limits"]),
+        )
         if not result.ok:
             problems += [f.render() for f in result.failures]
         else:
@@ -1490,8 +1824,12 @@ def _replay_check(fixtures: Path, analyst: list[dict], merger: list[dict], jobs:
     m_differ = []
     for line in merger:
         result = line["outcome"]["result"]
-        expected = {"validation error": "unusable", "parse error": "unusable", "not accepted": "not accepted",
-                    "merged": "merged"}.get(result)
+        expected = {
+            "validation error": "unusable",
+            "parse error": "unusable",
+            "not accepted": "not accepted",
+            "merged": "merged",
+        }.get(result)
         if expected is None:
             continue
         m_total += 1
@@ -1500,8 +1838,12 @@ def _replay_check(fixtures: Path, analyst: list[dict], merger: list[dict], jobs:
             m_agree += 1
         else:
             m_differ.append(f"{line['id']}: recorded {expected}, replayed {got}")
-    return {"analyst_edit_lists": f"{a_agree}/{a_total} reproduce", "analyst_differ": a_differ,
-            "merger_answers": f"{m_agree}/{m_total} reproduce", "merger_differ": m_differ}
+    return {
+        "analyst_edit_lists": f"{a_agree}/{a_total} reproduce",
+        "analyst_differ": a_differ,
+        "merger_answers": f"{m_agree}/{m_total} reproduce",
+        "merger_differ": m_differ,
+    }
 
 
 def summary(fixtures: Path) -> dict:
@@ -1513,22 +1855,27 @@ def summary(fixtures: Path) -> dict:
     a = _analyst_summary(fixtures, analyst)
     m = _merger_summary(fixtures, merger, jobs)
     runs = corpus.get("runs", {})
-    merged_runs = {name: r for name, r in runs.items() if r.get("stages", {}).get("merge")
-                   and r["patches"].get("accepted", 0) + r["patches"].get("unvalidated", 0) > 0}
+    merged_runs = {
+        name: r
+        for name, r in runs.items()
+        if r.get("stages", {}).get("merge") and r["patches"].get("accepted", 0) + r["patches"].get("unvalidated", 0) > 0
+    }
 
     def share(n: int, d: int) -> str:
         return f"{n}/{d} = {n / d:.0%}" if d else "0/0"
 
-    analyses_with_edits = [l for l in analyst if l.get("final") and l["final"]["reject_kind"] != "analyst error"]
+    analyses_with_edits = [x for x in analyst if x.get("final") and x["final"]["reject_kind"] != "analyst error"]
     return {
         "before": {
             "analyst edit lists that apply (each attempt)": share(a["edit_lists_applied"], a["edit_lists"]),
             "analyses that end accepted or unvalidated (of those that produced a report)": share(
-                sum(1 for l in analyses_with_edits if l["final"]["status"] in ("accepted", "unvalidated")),
-                len(analyses_with_edits)),
+                sum(1 for x in analyses_with_edits if x["final"]["status"] in ("accepted", "unvalidated")),
+                len(analyses_with_edits),
+            ),
             "merges that succeed in at most 3 attempts": share(m["merged_within_3_attempts"], m["merges"]),
             "runs that end with a candidate (of those merged with >= 1 patch)": share(
-                sum(1 for r in merged_runs.values() if r["candidate"]), len(merged_runs)),
+                sum(1 for r in merged_runs.values() if r["candidate"]), len(merged_runs)
+            ),
         },
         "agent": _agent_summary(agent),
         "analyst": a,
@@ -1540,8 +1887,9 @@ def summary(fixtures: Path) -> dict:
 
 # ------------------------------------------------------------------ command line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect", help="run the real pipeline against the model (hours)")
     c.add_argument("--work", required=True, help="work directory (repositories, relay log); reused to resume")
@@ -1551,12 +1899,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--verified", type=int, default=5, help="SpreadsheetBench-Verified evolve tasks")
     c.add_argument("--max-turns", type=int, default=6, help="agent replies per task")
     c.add_argument("--analyst-turns", type=int, default=6, help="agentic analyst replies")
-    c.add_argument("--min-merge-inputs", type=int, default=8,
-                   help="run extra single-call analyses while fewer patches than this were accepted")
+    c.add_argument(
+        "--min-merge-inputs",
+        type=int,
+        default=8,
+        help="run extra single-call analyses while fewer patches than this were accepted",
+    )
     c.add_argument("--extra-seeds", type=int, default=2, help="sampled single-call analyses of r1 (runs r1x1...)")
     c.add_argument("--extra-temperature", type=float, default=0.7)
-    c.add_argument("--skip-single-call", action="store_true",
-                   help="skip the single-call error analyses of Verified (run r1sc)")
+    c.add_argument(
+        "--skip-single-call", action="store_true", help="skip the single-call error analyses of Verified (run r1sc)"
+    )
     c.add_argument("--handmade", type=int, default=6, help="at most this many hand-made patches per suite (run r1h)")
     e = sub.add_parser("extract", help="write the fixtures from WORK")
     e.add_argument("--work", required=True)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from t2s._llm_cache import request_key
-from t2s.merge import MergeInput, render_messages
-from t2s.skill import SKILL_FILE
+from t2s.consolidation.group import render_messages
+from t2s.consolidation.models import MergeInput
+from t2s.llm.cache import request_key
+from t2s.skill.format import SKILL_FILE
 
 CORPUS = Path(__file__).parent / "fixtures" / "real_model_corpus"
 ROLES = ("agent", "analyst", "merger")

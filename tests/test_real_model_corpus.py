@@ -78,8 +78,12 @@ def test_merge_jobs_rebuild_the_merger_prompt(corpus):
             continue
         line = first[job["id"]]
         messages = render_messages(
-            run=job["run"], name=job["name"], level=job["level"], s0_texts=_s0_texts(job["suite"]),
-            inputs=[MergeInput.model_validate(i) for i in job["inputs"]], min_support=job["min_support"],
+            run=job["run"],
+            name=job["name"],
+            level=job["level"],
+            s0_texts=_s0_texts(job["suite"]),
+            inputs=[MergeInput.model_validate(i) for i in job["inputs"]],
+            min_support=job["min_support"],
         )
         sent = corpus["conversations"][line["request"]["conversation"]][:2]
         assert messages == sent, job["id"]

@@ -113,7 +113,9 @@ async def _run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
         except T2SError as err:
             if err.__class__.__name__ == "BudgetExceeded":
                 raise
-            endpoint = isinstance(err, LLMError) and err.kind != "unusable-answer"
+            # Only answers that never parsed are the model's failure; an endpoint error, a
+            # replay cache miss... are not, and no git fallback covers them.
+            endpoint = not (isinstance(err, LLMError) and err.kind == "unusable-answer")
             update = {"reason": f"merger call failed: {err.message}", "attempts": attempt, "endpoint_error": endpoint}
             return base.model_copy(update=update), None
         answer, _ = resolve_ids(answer, job.inputs)  # "patch 0004" -> its one lesson (account says the rest)

@@ -79,7 +79,8 @@ class MergeReport(BaseModel):
     sample: int = 1
     #: ``"git"`` when the merger failed and git merged the inputs' diffs (no consolidation).
     fallback: str | None = None
-    #: True when the merger's endpoint failed (not its answers): no git fallback then.
+    #: True when the merger call failed for another reason than its answers (the endpoint,
+    #: a replay cache miss): no git fallback then.
     endpoint_error: bool = False
 
     @property

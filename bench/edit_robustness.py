@@ -68,16 +68,16 @@ def _raw(answer: dict) -> str:
     return content
 
 
-def parse(raw: str, schema: type[BaseModel]) -> BaseModel | None:
-    """The answer as t2s reads it: ``structured.validate_answer`` when t2s has it (shapes
-    coerced, issue 20), else the JSON extraction and validation of before."""
+def parse(raw: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str]:
+    """The answer as t2s reads it, or why not: ``structured.validate_answer`` when t2s has
+    it (shapes coerced, issue 20), else the JSON extraction and validation of before."""
     validate = getattr(structured, "validate_answer", None)
     try:
         if validate is not None:
-            return validate(raw, schema)
-        return schema.model_validate(structured.extract_json(raw))
-    except ValueError:  # ValidationError too
-        return None
+            return validate(raw, schema), ""
+        return schema.model_validate(structured.extract_json(raw)), ""
+    except ValueError as err:  # ValidationError too
+        return None, f"unusable answer: {err}"
 
 
 def _render(edits: Any, files: dict[str, str], context: dict, forbidden_values=()):
@@ -92,20 +92,49 @@ def _render(edits: Any, files: dict[str, str], context: dict, forbidden_values=(
     )
 
 
+#: Why an answer was not taken, by the words of t2s's own message (first match wins).
+KINDS = [
+    ("repeats the example", "the prompt's example copied"),
+    ("placeholder", "placeholder text"),
+    ("occurs 0 times", "located text not in the file"),
+    ("times in", "located text ambiguous"),
+    ("no heading", "heading not in the file"),
+    ("unusable answer", "not JSON, or the wrong shape"),
+    ("not accounted for", "lesson ids wrong or missing"),
+    ("unknown source", "lesson ids wrong or missing"),
+    ("not an input lesson", "lesson ids wrong or missing"),
+    ("not a lesson id", "lesson ids wrong or missing"),
+]
+
+
+def why(problems: list[str], tally: dict[str, int]) -> None:
+    """Count the first problem of a refused answer by its kind."""
+    if not problems:
+        return
+    kind = next((name for words, name in KINDS if words in problems[0]), "other")
+    tally[kind] = tally.get(kind, 0) + 1
+
+
 # ---------------------------------------------------------------------- analysts
 def analyst_figures(fixtures: Path, lines: list[dict], contexts: dict) -> dict:
-    answers = applied = 0
+    answers = applied = resolved = 0
     analyses: dict[str, bool] = {}
+    refused: dict[str, int] = {}
     for line in sorted(lines, key=lambda x: x["seq"]):
         if not line["outcome"].get("edit_list"):
             continue
         kind = line["attempt"].get("kind")
         schema = EditsReply if kind == "edit-retry" else AnalystReport
-        answer = parse(_raw(line["answer"]), schema)
+        answer, error = parse(_raw(line["answer"]), schema)
         key = f"{line['suite']}/{line['run']}/{line['subject']}"
         answers += 1
         ok = False
-        if answer is not None:
+        if answer is None:
+            why(
+                [error.replace("unusable answer", "", 1) if "placeholder" in error or "repeats" in error else error],
+                refused,
+            )
+        else:
             files = _s0_files(fixtures, line["suite"])
             result = _render(
                 answer.edits,  # type: ignore[attr-defined]
@@ -114,6 +143,8 @@ def analyst_figures(fixtures: Path, lines: list[dict], contexts: dict) -> dict:
                 line["context"].get("forbidden_values") or (),
             )
             ok = result.ok
+            why([f.reason for f in result.failures], refused)
+            resolved += bool(getattr(result, "resolutions", None))
         applied += ok
         analyses[key] = analyses.get(key, False) or ok
     return {
@@ -121,15 +152,17 @@ def analyst_figures(fixtures: Path, lines: list[dict], contexts: dict) -> dict:
         "answers whose edits apply": applied,
         "analyses": len(analyses),
         "analyses with a patch": sum(analyses.values()),
+        "answers with a resolved anchor": resolved,
+        "refused, by first problem": refused,
     }
 
 
 # ---------------------------------------------------------------------- merger
 def judge_merger_answer(raw: str, job: dict, files: dict[str, str], context: dict) -> list[str]:
     """The problems t2s finds in one merger answer ([] = accepted), as ``run_merge`` checks it."""
-    answer = parse(raw, MergerAnswer)
+    answer, error = parse(raw, MergerAnswer)
     if answer is None:
-        return ["unusable answer"]
+        return [error]
     assert isinstance(answer, MergerAnswer)
     inputs = [MergeInput.model_validate(i) for i in job["inputs"]]
     merged, _, problems = account(answer, inputs, job["min_support"], job["name"])
@@ -147,15 +180,19 @@ def merger_figures(fixtures: Path, lines: list[dict], jobs: list[dict], contexts
     for line in sorted(lines, key=lambda x: x["seq"]):
         by_job.setdefault(line["job"], []).append(line)
     accepted: dict[str, bool] = {}
+    refused: dict[str, int] = {}
     for job in jobs:
         answers = by_job.get(job["id"], [])
-        # Attempt n is the n-th answer that is not a structured-output repair round.
         firsts = [a for a in answers if a["attempt"].get("structured_round", 1) == 1][:MAX_ATTEMPTS]
         files = _s0_files(fixtures, job["suite"])
-        accepted[job["id"]] = any(
-            not judge_merger_answer(_raw(a["answer"]), job, files, contexts[job["suite"]]) for a in firsts
-        )
-    return {"merges": len(jobs), "merged in <= 3 attempts": sum(accepted.values())}, accepted
+        verdicts = [judge_merger_answer(_raw(a["answer"]), job, files, contexts[job["suite"]]) for a in answers]
+        for problems in verdicts:
+            why(problems, refused)
+        # Attempt n is the n-th answer that is not a structured-output repair round.
+        first_rounds = [v for a, v in zip(answers, verdicts, strict=True) if a in firsts]
+        accepted[job["id"]] = any(not problems for problems in first_rounds)
+    figures = {"merges": len(jobs), "merged in <= 3 attempts": sum(accepted.values()), "refused": refused}
+    return figures, accepted
 
 
 def _fallback_applies(diffs: list[str], files: dict[str, str], skill_dir: str) -> bool:
@@ -218,7 +255,14 @@ def figures(fixtures: Path) -> dict:
         "runs that end with a candidate": share(
             runs["runs that end with a candidate"], runs["runs merged with >= 2 patches"]
         ),
+        "analyst answers with a resolved anchor": str(analyst["answers with a resolved anchor"]),
+        "analyst answers refused, by first problem": _tally(analyst["refused, by first problem"]),
+        "merger answers refused, by first problem": _tally(merger["refused"]),
     }
+
+
+def _tally(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
 
 def main(argv: list[str] | None = None) -> int:

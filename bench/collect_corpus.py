@@ -1122,6 +1122,59 @@ def _merge_jobs(repo: _Repo, run: str, context: dict) -> list[dict]:
     return jobs
 
 
+UNFINISHED = "the merge was still running when the corpus was extracted"
+
+
+def _unfinished_jobs(repo: _Repo, run: str, context: dict, recorded: list[dict]) -> list[dict]:
+    """Level-1 merges the merger was asked about but whose level was not recorded yet (a
+    level is recorded when all its merges end): rebuilt from the run's patches and the
+    plan ``t2s merge`` makes (``balanced_groups`` at the run's fan-in, 2 here)."""
+    from t2s.merge import balanced_groups, load_patch_inputs, render_messages
+
+    from t2s.patches import PatchContext
+
+    if any(job["level"] == 1 for job in recorded):
+        return []
+    record = repo.records[run]
+    manifest = record.manifest()
+    patch_inputs, _ = load_patch_inputs(repo.store, record, manifest.s0, manifest.skill_dir)
+    if len(patch_inputs) < 2:
+        return []
+    s0_texts = PatchContext(repo.store, manifest.s0, manifest.skill_dir).texts()
+    jobs = []
+    for group, inputs in enumerate(balanced_groups(patch_inputs, 2), start=1):
+        name = f"L1-{group:02d}"
+        messages = render_messages(
+            run=run, name=name, level=1, s0_texts=s0_texts, inputs=inputs, min_support=context["min_support"]
+        )
+        report = {
+            "status": "running",
+            "reason": UNFINISHED,
+            "attempts": 0,
+            "lessons": [],
+            "folded": {},
+            "dropped": [],
+            "conflicts": [],
+            "diff": "",
+        }
+        jobs.append(
+            {
+                "id": f"{repo.name}/{run}/{name}",
+                "suite": repo.name,
+                "run": run,
+                "name": name,
+                "level": 1,
+                "group": group,
+                "min_support": context["min_support"],
+                "s0": context["files"],
+                "inputs": [i.model_dump(mode="json") for i in inputs],
+                "report": report,
+                "_messages": messages,
+            }
+        )
+    return jobs
+
+
 def _merge_attempt(messages: list[dict]) -> dict:
     feedback = [
         i
@@ -1146,6 +1199,8 @@ def _merger_outcome(ex: dict, reaction: list[dict], job: dict, last: bool) -> di
         text = next(t for t in texts if t.startswith(MERGE_FAIL_MARK))
         return {"result": "not accepted", "problems": [x[2:] for x in text.splitlines() if x.startswith("- ")]}
     report = job["report"]
+    if report["status"] == "running" and last:
+        return {"result": "unfinished", "reason": UNFINISHED}
     if report["status"] == "merged" and last:
         return {"result": "merged"}
     if "never matched" in report["reason"] and last:  # the last repair round failed too
@@ -1173,7 +1228,8 @@ def _merger_lines(
         if ex["role"] == "merger":
             by_run.setdefault(ex["run"], []).append(ex)
     for run, exs in by_run.items():
-        for job in _merge_jobs(repo, run, context):
+        recorded = _merge_jobs(repo, run, context)
+        for job in recorded + _unfinished_jobs(repo, run, context, recorded):
             base = job.pop("_messages")
             mine = [ex for ex in exs if _is_prefix(base, ex["request"]["messages"])]
             if mine and [m for m in mine[0]["request"]["messages"][:2]] != base:

@@ -181,6 +181,8 @@ def merger_figures(fixtures: Path, lines: list[dict], jobs: list[dict], contexts
         by_job.setdefault(line["job"], []).append(line)
     accepted: dict[str, bool] = {}
     refused: dict[str, int] = {}
+    # A merge still running at extraction counts once the merger answered it.
+    jobs = [j for j in jobs if by_job.get(j["id"]) or j["report"]["status"] != "running"]
     for job in jobs:
         answers = by_job.get(job["id"], [])
         firsts = [a for a in answers if a["attempt"].get("structured_round", 1) == 1][:MAX_ATTEMPTS]

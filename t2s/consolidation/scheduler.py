@@ -201,8 +201,9 @@ class Merger:
                         raise MergeFailed(
                             f"level {level} merged nothing ({len(current)} heads remain); see merges/ in the run record",
                             hint=(
-                                "the failed groups' diffs conflict, so git could not merge them either "
-                                "(`t2s review` shows why each failed). `t2s merge --retry-failed` asks the merger "
+                                "the merger's answers for each failed group were refused or its endpoint failed, "
+                                "and git could not apply the group's diffs together (`t2s review` shows why "
+                                "each failed). `t2s merge --retry-failed` asks the merger "
                                 "for new samples of the failed merges (the next seed, temperature "
                                 f"{RESAMPLE_TEMPERATURE} when yours is 0); a stronger merger model "
                                 "(`--set merger.model=...`), or `t2s reject` of one conflicting patch "

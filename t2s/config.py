@@ -181,6 +181,12 @@ class AnalyzeSection(_Section):
 ValidateLevels = Annotated[str, Field(pattern=r"^(all|off|top:[1-9][0-9]*)$")]
 
 
+class PatchesSection(_Section):
+    #: The least similarity (0-1) at which an anchor or replaced text that is not in the
+    #: file verbatim is resolved to its unique closest lines (t2s/patches/edits.py).
+    anchor_similarity: Score = 0.9
+
+
 class MergeSection(_Section):
     fan_in: FanIn = 5
     min_support: Count = 2
@@ -223,6 +229,7 @@ class Config(_Section):
     suites: dict[str, SuiteSection] = Field(default_factory=dict)
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     analyze: AnalyzeSection = Field(default_factory=AnalyzeSection)
+    patches: PatchesSection = Field(default_factory=PatchesSection)
     merge: MergeSection = Field(default_factory=MergeSection)
     gate: GateSection = Field(default_factory=GateSection)
     release: ReleaseSection = Field(default_factory=ReleaseSection)

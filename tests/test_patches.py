@@ -216,7 +216,7 @@ def test_retry_recovers_on_the_second_try(skill_repo):
     async def ask(feedback):
         asked.append(feedback)
         if feedback is None:
-            return [{"op": "replace", "old": "Merged cels hide values.", "new": "x"}]
+            return [{"op": "replace", "old": "Merged cels show values.", "new": "x"}]
         return EditList(edits=[ReplaceEdit(op="replace", old="Merged cells hide values.", new="Unmerge first.")])
 
     result = _run(edits_with_retries(ask, ctx.render, max_retries=2))
@@ -225,8 +225,8 @@ def test_retry_recovers_on_the_second_try(skill_repo):
     assert asked[0] is None
     assert asked[1].startswith("Your edits were not applied (1 problem); attempt 1 of 3. Nothing was changed.")
     assert (
-        "- edit 1 (replace) on SKILL.md: the text to replace occurs 0 times in SKILL.md; closest text (line 15"
-        in asked[1]
+        "- edit 1 (replace) on SKILL.md: the text to replace occurs 0 times in SKILL.md "
+        "and no single line matches it closely enough; closest text (line 15" in asked[1]
     )
     assert result.tree and result.files == [f"{DIR}/SKILL.md"] and (result.added, result.removed) == (1, 1)
 

@@ -49,9 +49,10 @@ from t2s.errors import T2SError, UsageError
 from t2s.faults import ErrorCause, cause_of
 from t2s.llm.errors import LLMError, StructuredOutputError
 from t2s.llm.results import ChatResult
-from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json
+from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json, validate_answer
 from t2s.patches.context import PatchContext
 from t2s.patches.leaks import find_leaks
+from t2s.patches.placeholders import placeholder_problem
 from t2s.patches.results import Patch, Rejected
 from t2s.patches.retries import edit_format_prompt, edits_with_retries
 from t2s.prompts import load as prompt, render
@@ -72,6 +73,14 @@ class LessonOut(BaseModel):
     model_config = ConfigDict(extra="ignore")
     text: str = Field(min_length=1)
     topic: str = ""
+
+    @field_validator("text")
+    @classmethod
+    def _not_a_placeholder(cls, value: str) -> str:
+        problem = placeholder_problem(value, "the lesson")
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class AnalystReport(BaseModel):
@@ -219,7 +228,7 @@ class Session:
             if not raw.strip() and res.tool_calls:
                 raw = res.tool_calls[0].arguments
             try:
-                value = schema.model_validate(extract_json(raw))
+                value = validate_answer(raw, schema)
             except ValueError as err:
                 problem = (
                     f"it does not match the schema: {_format_validation_error(err)}"

@@ -60,7 +60,7 @@ from t2s.faults import (
     describe,
     tally,
 )
-from t2s.llm.client import LLM, default_cache_path
+from t2s.llm.client import LLM, default_cache_path, sampling
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.patches.context import PatchContext, commit_patch
 from t2s.patches.leaks import distinctive_values
@@ -286,6 +286,7 @@ def build_record(
         return record
     record.diff = result.diff
     record.lines_added, record.lines_removed = result.added, result.removed
+    record.anchors_resolved = list(result.resolutions)
     leaks = lesson_leaks(report, context)
     if leaks:
         record.reason = "a lesson leaks: " + "; ".join(leaks)
@@ -501,6 +502,7 @@ async def _analyze_run(
         strict=config.lint.strict,
         limits=limits_of(config),
         forbidden_ids=heldout,
+        anchor_similarity=config.patches.anchor_similarity,
     )
     role_model = llm.role("analyst").model
 
@@ -552,8 +554,12 @@ async def _analyze_run(
                 protocol=settings.protocol,
                 unsafe_no_sandbox=settings.unsafe_no_sandbox,
             )
+            # An analysis that errored before is asked anew (the next sample), not replayed.
+            earlier = await asyncio.to_thread(record.read_json, f"{ANALYSES_DIR}/{traj.id}.json") or {}
+            sample = int(earlier.get("sample", 1)) + 1 if earlier.get("status") == "errored" else 1
             try:
-                outcome = await make_analyst(kind, llm).analyze(inp)
+                with sampling(sample):
+                    outcome = await make_analyst(kind, llm).analyze(inp)
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
@@ -563,7 +569,10 @@ async def _analyze_run(
                 )
             if outcome.error_cause is not None:  # no verdict: no patch record, retried next time
                 files: dict[str, Any] = {
-                    f"{ANALYSES_DIR}/{traj.id}.json": errored_analysis_json(traj, outcome, notes=notes)
+                    f"{ANALYSES_DIR}/{traj.id}.json": {
+                        **errored_analysis_json(traj, outcome, notes=notes),
+                        "sample": sample,
+                    }
                 }
                 if traj.id in existing:
                     files[existing[traj.id].path] = None  # an older t2s's "rejected" was an error too

@@ -10,10 +10,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from t2s.consolidation.accounting import _reference_problems, account
+from t2s.consolidation.accounting import _reference_problems, account, resolve_ids
 from t2s.consolidation.models import MergeInput, MergerAnswer, MergeReport
 from t2s.errors import T2SError
 from t2s.gitstore.store import HeldObjects
+from t2s.llm.client import sampling
+from t2s.llm.errors import LLMError
 from t2s.patches.context import PatchContext
 from t2s.patches.overlaps import find_overlaps
 from t2s.patches.results import RenderResult
@@ -70,6 +72,8 @@ class MergeJob:
     retries: int
     ask: Callable[..., Any]  # (messages, transcript) -> MergerAnswer
     model: str = ""
+    #: Which sample of this merge to ask for (see :data:`t2s.llm.client.SAMPLE`).
+    sample: int = 1
     strategy: Literal["parallel", "sequential"] = "parallel"
     parents: list[str] = field(default_factory=list)
     #: Where the merge's new objects wait to be written (None: written at once).
@@ -79,8 +83,14 @@ class MergeJob:
 async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
     """Ask the merger until its answer accounts for every lesson and its edits apply.
 
-    Returns the report and the resulting tree (None when the merge failed).
+    Returns the report and the resulting tree (None when the merge failed). The calls are
+    sample ``job.sample`` (a retry of a failed merge asks for new answers).
     """
+    with sampling(job.sample):
+        return await _run_merge(job)
+
+
+async def _run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
     s0_texts = job.context.texts()
     messages = render_messages(
         run=job.run, name=job.name, level=job.level, s0_texts=s0_texts, inputs=job.inputs, min_support=job.min_support
@@ -94,6 +104,7 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
         status="failed",
         inputs=[{"label": i.label, "ref": i.ref, "commit": i.commit} for i in job.inputs],
         model=job.model,
+        sample=job.sample,
     )
     problems: list[str] = []
     # what the merger was asked and answered, attempt by attempt (kept with the report)
@@ -104,7 +115,12 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
         except T2SError as err:
             if err.__class__.__name__ == "BudgetExceeded":
                 raise
-            return base.model_copy(update={"reason": f"merger call failed: {err.message}", "attempts": attempt}), None
+            # Only answers that never parsed are the model's failure; an endpoint error, a
+            # replay cache miss... are not, and no git fallback covers them.
+            endpoint = not (isinstance(err, LLMError) and err.kind == "unusable-answer")
+            update = {"reason": f"merger call failed: {err.message}", "attempts": attempt, "endpoint_error": endpoint}
+            return base.model_copy(update=update), None
+        answer, _ = resolve_ids(answer, job.inputs)  # "patch 0004" -> its one lesson (account says the rest)
         merged, folded, problems = account(answer, job.inputs, job.min_support, job.name)
         overlaps = find_overlaps(answer.edits, s0_texts)
         problems += [f"overlapping edits: {o}" for o in overlaps]
@@ -140,6 +156,7 @@ async def run_merge(job: MergeJob) -> tuple[MergeReport, str | None]:
                     "dropped": answer.dropped,
                     "attempts": attempt,
                     "diff": result.diff,
+                    "anchors_resolved": list(result.resolutions),
                 }
             )
             return report, result.tree
@@ -166,7 +183,8 @@ def render_report(
     """Subject and body of a merge commit: the human-readable merge report. Of the
     ``excluded`` patches, those in ``by_validation`` were left out by the validation gate."""
     subject = f"t2s merge {report.name}: {len(report.lessons)} lessons from {len(report.inputs)} inputs"
-    lines = ["Inputs:"]
+    lines = [f"Merged by {report.fallback}: {report.reason}", ""] if report.fallback else []
+    lines += ["Inputs:"]
     lines += [f"- {i['label']} ({i['commit'][:12]})" for i in report.inputs]
     lines += ["", "Lessons kept:"]
     for lesson in report.lessons:
@@ -205,6 +223,7 @@ def _trailers(report: MergeReport, patches: Sequence[str] = ()) -> list[tuple[st
         support=report.support,
         model=report.model,
         strategy="sequential" if report.strategy == "sequential" else None,
+        fallback=report.fallback,
         patches=patches,
     ).trailers()
 

@@ -81,6 +81,15 @@ class MergeReport(BaseModel):
     transcript: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
     #: The node's score on the validation split and its verdict (None: not validated).
     validation: NodeValidation | None = None
+    #: Anchors of the merger's edits found by resolution, not verbatim (one line each).
+    anchors_resolved: list[str] = Field(default_factory=list)
+    #: Which sample of this merge the answers were (1 first; ``--retry-failed`` asks sample n+1).
+    sample: int = 1
+    #: ``"git"`` when the merger failed and git merged the inputs' diffs (no consolidation).
+    fallback: str | None = None
+    #: True when the merger call failed for another reason than its answers (the endpoint,
+    #: a replay cache miss): no git fallback then.
+    endpoint_error: bool = False
 
     @property
     def support(self) -> int:
@@ -99,6 +108,8 @@ class MergeSummary(BaseModel):
     candidate: str | None = None
     candidate_ref: str | None = None
     merged: int = 0
+    #: Merges git made after the merger failed (counted in ``merged`` too).
+    fallbacks: int = 0
     failed: int = 0
     reused: int = 0
     excluded: dict[str, str] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ from t2s.consolidation.accounting import (
     _patch_number,
     check_every_patch_accounted,
 )
+from t2s.consolidation.fallback import combined_tree, fallback_report
 from t2s.consolidation.group import MergeJob, _trailers, render_report, run_merge
 from t2s.consolidation.inputs import load_patch_inputs, merge_input, no_inputs_hint
 from t2s.consolidation.models import (
@@ -32,6 +33,7 @@ from t2s.consolidation.plan import _plan_levels
 from t2s.consolidation.validation import NodeScorer, judge, validated_levels
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore, HeldObjects
+from t2s.llm.client import RESAMPLE_TEMPERATURE
 from t2s.patches.context import PatchContext
 from t2s.record import refs
 from t2s.record.lessons import Lesson
@@ -239,7 +241,15 @@ class Merger:
                         await recording  # the failures are recorded before the error says to look at them
                         raise MergeFailed(
                             f"level {level} merged nothing ({len(current)} heads remain); see merges/ in the run record",
-                            hint="inspect with `t2s review`, then rerun `t2s merge --retry-failed`",
+                            hint=(
+                                "the merger's answers for each failed group were refused or its endpoint failed, "
+                                "and git could not apply the group's diffs together (`t2s review` shows why "
+                                "each failed). `t2s merge --retry-failed` asks the merger "
+                                "for new samples of the failed merges (the next seed, temperature "
+                                f"{RESAMPLE_TEMPERATURE} when yours is 0); a stronger merger model "
+                                "(`--set merger.model=...`), or `t2s reject` of one conflicting patch "
+                                "and `--rebuild`, changes the outcome too"
+                            ),
                         )
                     return next_items, level, recording
                 current = next_items
@@ -350,6 +360,7 @@ class Merger:
             summary.reused += reused
             if report.status == "merged":
                 summary.merged += 1
+                summary.fallbacks += report.fallback is not None
                 next_items.append(merge_input(report))
             else:
                 summary.failed += 1
@@ -371,6 +382,8 @@ class Merger:
         existing = self.recorder.existing(name, ref, [i.commit for i in inputs], finished)
         if existing is not None:
             return existing, True
+        earlier = finished.report(name)  # a failed merge asked again: the next sample
+        sample = earlier.sample + 1 if earlier is not None and earlier.status == "failed" else 1
         job = MergeJob(
             run=self.record.run,
             name=name,
@@ -382,9 +395,12 @@ class Merger:
             retries=self.settings.retries,
             ask=self.ask,
             model=self.model,
+            sample=sample,
             hold=held,
         )
         report, tree = await run_merge(job)
+        if tree is None and not report.endpoint_error:
+            report, tree = self._git_fallback(report, inputs)
         if tree is not None:
             subject, body = render_report(report, excluded, self._left_out)
             parents = [i.commit for i in inputs]
@@ -392,6 +408,14 @@ class Merger:
             report = report.model_copy(update={"commit": commit, "branch": ref})
         self.progress(f"{name}: {report.status}" + (f" ({report.reason})" if report.reason else ""))
         return report, False
+
+    def _git_fallback(self, failed: MergeReport, inputs: list[MergeInput]) -> tuple[MergeReport, str | None]:
+        """Git's merge of a group the merger failed on, when the inputs' diffs apply together."""
+        tree = combined_tree(self.store, self.s0, [i.diff for i in inputs])
+        if tree is None:
+            return failed, None
+        diff = self.store.diff(self.s0, tree, self.context.skill_dir)
+        return fallback_report(failed, inputs, diff), tree
 
     async def sequential(self, batch: int) -> MergeSummary:
         """The paper's baseline: each batch of patches edits the current skill in turn."""
@@ -422,7 +446,12 @@ class Merger:
                     ),
                 )
             context = PatchContext(
-                self.store, current, self.skill_dir, strict=self.context.strict, limits=self.context.limits
+                self.store,
+                current,
+                self.skill_dir,
+                strict=self.context.strict,
+                limits=self.context.limits,
+                anchor_similarity=self.context.anchor_similarity,
             )
             job = MergeJob(
                 run=self.record.run,

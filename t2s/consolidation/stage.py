@@ -79,7 +79,14 @@ def merge_run(
         phase=STAGE,
         overrides=overrides,
     )
-    context = PatchContext(store, manifest.s0, manifest.skill_dir, strict=config.lint.strict, limits=limits_of(config))
+    context = PatchContext(
+        store,
+        manifest.s0,
+        manifest.skill_dir,
+        strict=config.lint.strict,
+        limits=limits_of(config),
+        anchor_similarity=config.patches.anchor_similarity,
+    )
     merger = Merger(
         store,
         record,

@@ -47,7 +47,9 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,7 +78,8 @@ from t2s.llm.structured import (
     REPAIR_PROMPT,
     STRUCTURED_PROMPT,
     _format_validation_error,
-    extract_json,
+    extract_json as extract_json,
+    validate_answer,
 )
 from t2s.prompts import load as load_prompt, render as render_prompt
 
@@ -84,6 +87,38 @@ log = logging.getLogger("t2s.llm.client")
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+#: Which sample of one piece of work a call belongs to: 1 the first time; a merge that
+#: ``--retry-failed`` asks again, or an analysis of a trajectory whose earlier analysis
+#: errored, runs as sample 2, 3... Sample n > 1 sends ``seed + n - 1`` (seed 0 when unset)
+#: and, when the role's temperature is 0, :data:`RESAMPLE_TEMPERATURE`: a new request, so a
+#: new cache key and a new answer, never the recorded failure. The sample number comes from
+#: the run record, so a replay asks exactly what the recorded attempts asked.
+SAMPLE: ContextVar[int] = ContextVar("t2s_llm_sample", default=1)
+#: The temperature of samples after the first when the role's temperature is 0 (greedy
+#: decoding would repeat the answer that failed).
+RESAMPLE_TEMPERATURE = 0.7
+
+
+@contextmanager
+def sampling(sample: int) -> Iterator[None]:
+    """Model calls inside this block (in this task and tasks it starts) are sample ``sample``."""
+    token = SAMPLE.set(max(1, sample))
+    try:
+        yield
+    finally:
+        SAMPLE.reset(token)
+
+
+def resample_params(cfg: RoleModel, sample: int) -> dict[str, Any]:
+    """The request parameters of sample ``sample`` (none for the first)."""
+    if sample <= 1:
+        return {}
+    return {
+        "seed": (cfg.seed or 0) + sample - 1,
+        "temperature": cfg.temperature if cfg.temperature > 0 else RESAMPLE_TEMPERATURE,
+    }
 
 
 # --------------------------------------------------------------------------- errors
@@ -382,6 +417,7 @@ class LLM:
         """
         cfg = self.role(role)
         phase = phase or self.phase
+        params = {**resample_params(cfg, SAMPLE.get()), **params}
         body = self.build_request(role, messages, tools=tools, **params)
         key = None
         if cache and self.cache is not None:
@@ -553,7 +589,7 @@ class LLM:
             if transcript is not None:
                 transcript.append({"role": "assistant", "content": raw})
             try:
-                return schema.model_validate(extract_json(raw))
+                return validate_answer(raw, schema)
             except ValueError as err:  # ValidationError is a ValueError
                 if isinstance(err, ValidationError):
                     problem = f"it does not match the schema: {_format_validation_error(err)}"

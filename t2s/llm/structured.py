@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from typing import Any
+import typing
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 
@@ -99,6 +103,51 @@ def extract_json(text: str | None) -> Any:
     except ValueError:
         pass
     raise ValueError(f"the answer is not valid JSON ({first_error})")
+
+
+def _list_fields(schema: type[BaseModel]) -> list[str]:
+    return [name for name, field in schema.model_fields.items() if typing.get_origin(field.annotation) is list]
+
+
+def _near_misses(data: Any, schema: type[BaseModel]) -> list[Any]:
+    """What the answer probably meant, for the common slips of shape: JSON (or a fenced
+    block of it) inside a string, a bare list where an object with a list field is
+    expected, an object whose fields hold JSON as strings."""
+    found: list[Any] = []
+    if isinstance(data, str):
+        with contextlib.suppress(ValueError):
+            found.append(extract_json(data))
+    if isinstance(data, list):
+        found += [{name: data} for name in _list_fields(schema)]
+    if isinstance(data, dict):
+        fixed = dict(data)
+        for key, value in data.items():
+            if isinstance(value, str) and value.strip()[:1] in "[{`":
+                with contextlib.suppress(ValueError):
+                    fixed[key] = extract_json(value)
+        if fixed != data:
+            found.append(fixed)
+    return found
+
+
+def validate_answer(raw: str | None, schema: type[M]) -> M:
+    """An instance of ``schema`` from a model's answer text: :func:`extract_json`, then
+    validation; on failure, the near misses of shape (:func:`_near_misses`) are tried, one
+    level deep, and the first that validates is the answer. Otherwise the first
+    ``ValidationError`` (or the ``ValueError`` of the extraction) is raised."""
+    data = extract_json(raw)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        first = err
+    pending = _near_misses(data, schema)
+    for candidate in pending:
+        for attempt in (candidate, *_near_misses(candidate, schema)):
+            try:
+                return schema.model_validate(attempt)
+            except ValidationError:
+                continue
+    raise first
 
 
 def _format_validation_error(err: ValidationError) -> str:

@@ -13,6 +13,7 @@ from typing import (
 
 from t2s.errors import UsageError
 from t2s.gitstore.store import GitStore, HeldObjects, Trailers
+from t2s.patches.edits import ANCHOR_SIMILARITY
 from t2s.patches.render import _decode, render_edits
 from t2s.patches.results import EditFailure, Patch, Rejected, RenderResult
 from t2s.patches.retries import _rejected
@@ -42,8 +43,10 @@ class PatchContext:
         limits: Limits = Limits(),
         forbidden_values: Iterable[Any] = (),
         forbidden_ids: Iterable[str] = (),
+        anchor_similarity: float = ANCHOR_SIMILARITY,
     ):
         self.store = store
+        self.anchor_similarity = anchor_similarity
         self.s0 = store.resolve(s0)
         self.skill_dir = skill_dir.strip("/")
         self.strict = strict
@@ -102,6 +105,7 @@ class PatchContext:
             symlinks=self.symlinks,
             forbidden_values=self.forbidden_values,
             forbidden_ids=self.forbidden_ids,
+            anchor_similarity=self.anchor_similarity,
         )
 
     def _finish(self, result: RenderResult, reason: str | None, hold: HeldObjects | None = None) -> RenderResult:

@@ -274,6 +274,157 @@ def section_end(lines: list[str], heading: Heading) -> int:
     return len(lines)
 
 
+#: Default of ``[patches] anchor_similarity``: the least similarity at which a fuzzy
+#: anchor is resolved to the file's closest lines.
+ANCHOR_SIMILARITY = 0.9
+#: Two candidates closer than this in similarity are ambiguous: the anchor is refused.
+AMBIGUITY_MARGIN = 0.03
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a located text that is not in the file verbatim was found: ``how`` is
+    ``"normalised"`` (equal once whitespace, list markers, emphasis and quotes are
+    ignored) or ``"fuzzy"`` (the unique best match, ``similarity`` in [0, 1])."""
+
+    what: str
+    how: str
+    similarity: float
+    line: int  # 1-based first line of the text used
+    found: str
+
+    def render(self) -> str:
+        """One line for the patch or merge report."""
+        return (
+            f"{self.what} resolved ({self.how}, {round(self.similarity * 100)}% similar) "
+            f"to line {self.line}: {_short(self.found, 120)!r}"
+        )
+
+
+_MARKER_RE = re.compile(r"^(?:(?:[-*+]|\d+[.)])\s+)+")
+_EMPHASIS_RE = re.compile(r"(\*\*|__|\*|`)")
+_QUOTES = str.maketrans({c: '"' for c in "\u201c\u201d\u2018\u2019'"})
+
+
+def normalise_line(line: str) -> str:
+    """A line without what models get wrong when they copy it: surrounding and repeated
+    whitespace, list markers and numbering (``- 2. ``), emphasis and code marks, quote styles,
+    and a trailing ellipsis."""
+    line = " ".join(line.split())
+    line = _MARKER_RE.sub("", line)
+    line = _EMPHASIS_RE.sub("", line).translate(_QUOTES)
+    line = line.rstrip(".\u2026 ").strip()
+    return " ".join(line.split())
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of each line of ``text``, without its newline."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        spans.append((start, start + len(body)))
+        start += len(line)
+    return spans
+
+
+def resolve_text(
+    text: str, needle: str, *, similarity: float = ANCHOR_SIMILARITY, what: str = "the anchor text", part: bool = False
+) -> tuple[int, int, Resolution] | None:
+    """Where a text that does not occur verbatim is meant: ``(start, end, Resolution)`` for
+    whole lines of ``text``, or None. First the lines equal to the needle's once both are
+    normalised (:func:`normalise_line`), then the unique best fuzzy match of at least
+    ``similarity``; two candidates within :data:`AMBIGUITY_MARGIN` refuse. ``part``: a
+    one-line needle may also be a distinctive part (12+ characters) of one line (anchors,
+    whose edit lands after or before the whole line anyway; never a replaced text)."""
+    want = [normalise_line(line) for line in needle.strip("\n").splitlines()]
+    want = [w for w in want if w] or [normalise_line(needle)]
+    if not any(want):
+        return None
+    lines = text.splitlines()
+    spans = _line_spans(text)
+    width = len(want)
+    windows = []
+    for start in range(0, max(0, len(lines) - width + 1)):
+        got = [normalise_line(line) for line in lines[start : start + width]]
+        if all(got):
+            windows.append((start, got))
+    exact = [start for start, got in windows if got == want]
+    if len(exact) > 1:
+        return None
+    if len(exact) == 1:
+        return _resolution(text, spans, exact[0], width, what, "normalised", 1.0)
+    if part and width == 1:  # a distinctive part of one line, normalised
+        inside = [start for start, got in windows if want[0] in got[0] and len(want[0]) >= 12]
+        if len(inside) == 1:
+            return _resolution(text, spans, inside[0], 1, what, "normalised", 1.0)
+    target = "\n".join(want)
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(target)
+    scored = []
+    for start, got in windows:
+        matcher.set_seq1("\n".join(got))
+        if matcher.real_quick_ratio() < similarity - AMBIGUITY_MARGIN:
+            continue
+        if matcher.quick_ratio() < similarity - AMBIGUITY_MARGIN:
+            continue
+        scored.append((matcher.ratio(), start))
+    scored.sort(reverse=True)
+    if not scored or scored[0][0] < similarity:
+        return None
+    if len(scored) > 1 and scored[0][0] - scored[1][0] < AMBIGUITY_MARGIN:
+        return None
+    return _resolution(text, spans, scored[0][1], width, what, "fuzzy", scored[0][0])
+
+
+def _resolution(
+    text: str, spans: list[tuple[int, int]], start: int, width: int, what: str, how: str, ratio: float
+) -> tuple[int, int, Resolution]:
+    begin, end = spans[start][0], spans[start + width - 1][1]
+    return begin, end, Resolution(what=what, how=how, similarity=round(ratio, 3), line=start + 1, found=text[begin:end])
+
+
+_PREFIX_RE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)*")
+
+
+def _keep_line_prefix(found: str, old: str, new: str) -> str:
+    """A resolved ``old`` stands for whole lines: keep the first line's indentation and
+    list marker ("- ", "2. ") when the model left them out of both ``old`` and ``new``."""
+    prefix = _PREFIX_RE.match(found)
+    marker = prefix.group(0) if prefix else ""
+    if not marker or _PREFIX_RE.match(old.lstrip("\n")).group(0) or _PREFIX_RE.match(new).group(0):  # type: ignore[union-attr]
+        return new
+    return marker + new if new else new
+
+
+def locate(
+    text: str,
+    needle: str,
+    file: str,
+    what: str,
+    *,
+    similarity: float = ANCHOR_SIMILARITY,
+    resolutions: list[Resolution] | None = None,
+    part: bool = False,
+) -> tuple[int, int]:
+    """``(start, end)`` of the one place ``needle`` names in ``text``: verbatim, else resolved
+    (:func:`resolve_text`, appended to ``resolutions``); EditError with the closest candidate
+    lines when it occurs more than once or nowhere."""
+    if not needle.strip():
+        raise EditError(f"{what} is empty")
+    if text.count(needle) == 1:
+        start = text.index(needle)
+        return start, start + len(needle)
+    if text.count(needle) == 0:
+        found = resolve_text(text, needle, similarity=similarity, what=what, part=part)
+        if found is not None:
+            if resolutions is not None:
+                resolutions.append(found[2])
+            return found[0], found[1]
+    start = count_and_closest(text, needle, file, what)
+    return start, start + len(needle)
+
+
 def count_and_closest(text: str, needle: str, file: str, what: str) -> int:
     """The offset of the single occurrence of ``needle``; EditError if 0 or >1."""
     if not needle.strip():
@@ -282,7 +433,10 @@ def count_and_closest(text: str, needle: str, file: str, what: str) -> int:
     if count == 1:
         return text.index(needle)
     if count == 0:
-        raise EditError(f"{what} occurs 0 times in {file}{closest_hint(text, needle)}")
+        raise EditError(
+            f"{what} occurs 0 times in {file} and no single line matches it closely enough{closest_hint(text, needle)}"
+            "; copy one of these lines exactly"
+        )
     lines = []
     start = 0
     for _ in range(count):
@@ -303,25 +457,29 @@ def closest_hint(text: str, needle: str) -> str:
     want = needle.strip("\n").splitlines() or [needle]
     width = max(1, len(want))
     target = "\n".join(line.strip() for line in want)
-    best = (0.0, -1)
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2(target)
+    scored = []
     for start in range(0, max(1, len(lines) - width + 1)):
         window = "\n".join(line.strip() for line in lines[start : start + width])
         if not window.strip():
             continue
         matcher.set_seq1(window)
-        if matcher.real_quick_ratio() <= best[0] or matcher.quick_ratio() <= best[0]:
+        if matcher.real_quick_ratio() < 0.4 or matcher.quick_ratio() < 0.4:
             continue
         ratio = matcher.ratio()
-        if ratio > best[0]:
-            best = (ratio, start)
-    ratio, start = best
-    if start < 0 or ratio < 0.4:
+        if ratio >= 0.4:
+            scored.append((ratio, -start))
+    scored.sort(reverse=True)
+    hints = []
+    for ratio, neg_start in scored[:3]:
+        start = -neg_start
+        window = "\n".join(lines[start : start + width])
+        where = f"line {start + 1}" if width == 1 else f"lines {start + 1}-{min(len(lines), start + width)}"
+        hints.append(f"({where}, {round(ratio * 100)}% similar): {_short(window, 300)!r}")
+    if not hints:
         return ""
-    window = "\n".join(lines[start : start + width])
-    where = f"line {start + 1}" if width == 1 else f"lines {start + 1}-{min(len(lines), start + width)}"
-    return f"; closest text ({where}, {round(ratio * 100)}% similar): {_short(window, 300)!r}"
+    return "; closest text " + hints[0] + "".join(f"; next closest {h}" for h in hints[1:])
 
 
 # ---------------------------------------------------------------------- application
@@ -337,10 +495,19 @@ def _line_after(text: str, end: int) -> int:
     return len(text) if newline < 0 else newline + 1
 
 
-def insertion_offset(text: str, anchor: str, position: str, file: str) -> tuple[int, int, int]:
+def insertion_offset(
+    text: str,
+    anchor: str,
+    position: str,
+    file: str,
+    *,
+    similarity: float = ANCHOR_SIMILARITY,
+    resolutions: list[Resolution] | None = None,
+) -> tuple[int, int, int]:
     """``(offset, anchor_start, anchor_end)`` for an insert edit."""
-    start = count_and_closest(text, anchor, file, "the anchor text")
-    end = start + len(anchor)
+    start, end = locate(
+        text, anchor, file, "the anchor text", similarity=similarity, resolutions=resolutions, part=True
+    )
     offset = _line_start(text, start) if position == "before" else _line_after(text, end)
     return offset, start, end
 
@@ -371,11 +538,20 @@ def _append_block(lines: list[str], at: int, last: int | None, block: str) -> li
     return [*head, "".join(pieces), *tail]
 
 
-def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
+def apply_edit(
+    files: dict[str, str],
+    edit: Any,
+    *,
+    similarity: float = ANCHOR_SIMILARITY,
+    resolutions: list[Resolution] | None = None,
+) -> dict[str, str]:
     """Apply one edit to ``files`` (relative path -> text, LF) and return the new mapping.
 
     Raises :class:`EditError` with the reason when the edit cannot be applied.
     The file path is assumed to be validated already (see :mod:`t2s.patches.guardrails`).
+    An anchor or ``old`` text that is not in the file verbatim is resolved when one place
+    matches it unambiguously (:func:`locate`); each such resolution is appended to
+    ``resolutions`` for the report.
     """
     op = edit.op
     file = edit.file
@@ -398,13 +574,22 @@ def apply_edit(files: dict[str, str], edit: Any) -> dict[str, str]:
         new = normalise_text(edit.new)
         if old == new:
             raise EditError("`new` is identical to `old`, so the edit changes nothing")
-        start = count_and_closest(text, old, file, "the text to replace")
-        out[file] = text[:start] + new + text[start + len(old) :]
+        found: list[Resolution] = []
+        start, end = locate(text, old, file, "the text to replace", similarity=similarity, resolutions=found)
+        if found:
+            new = _keep_line_prefix(text[start:end], old, new)
+            if resolutions is not None:
+                resolutions += found
+        if text[start:end] == new:
+            raise EditError("`new` is identical to the text it would replace, so the edit changes nothing")
+        out[file] = text[:start] + new + text[end:]
     elif op == "insert":
         insert = normalise_text(edit.text)
         if not insert.strip():
             raise EditError("the text to insert is empty")
-        offset, _, _ = insertion_offset(text, normalise_text(edit.anchor), edit.position, file)
+        offset, _, _ = insertion_offset(
+            text, normalise_text(edit.anchor), edit.position, file, similarity=similarity, resolutions=resolutions
+        )
         out[file] = _splice(text, offset, _ensure_newline(insert))
     elif op == "append_to_section":
         block = normalise_text(edit.text).strip("\n")

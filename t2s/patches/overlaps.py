@@ -14,6 +14,7 @@ from t2s.patches.edits import (
     EditError,
     find_heading,
     insertion_offset,
+    locate,
     normalise_text,
     parse_heading_ref,
     section_end,
@@ -45,9 +46,8 @@ def _region(index: int, edit: Any, files: Mapping[str, str]) -> _Region:
     try:
         if op == "replace":
             probe = normalise_text(edit.old)
-            if text is not None and text.count(probe) == 1:
-                start = text.index(probe)
-                span = (start, start + len(probe))
+            if text is not None:  # verbatim, or resolved as the edit itself will be
+                span = locate(text, probe, file, "the text to replace")
         elif op == "insert":
             probe = normalise_text(edit.anchor)
             if text is not None:

@@ -16,13 +16,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from t2s.patches.diff import added_text, replay_hunks, unified_diff
 from t2s.patches.edits import (
+    ANCHOR_SIMILARITY,
     Edit,
     EditError,
     EditList,
+    Resolution,
     apply_edit,
 )
 from t2s.patches.guardrails import _guardrails, check_edit_path
 from t2s.patches.leaks import find_leaks
+from t2s.patches.placeholders import edit_placeholder
 from t2s.patches.results import EditFailure, RenderResult
 from t2s.skill.format import (
     REFERENCES_DIR,
@@ -76,6 +79,7 @@ def render_edits(
     symlinks: Iterable[str] = (),
     forbidden_values: Iterable[Any] = (),
     forbidden_ids: Iterable[str] = (),
+    anchor_similarity: float = ANCHOR_SIMILARITY,
 ) -> RenderResult:
     """Apply ``edits`` to S0's files in memory and render a unified diff against S0.
 
@@ -83,7 +87,10 @@ def render_edits(
     ``skill_dir``) to their text or bytes. ``edits`` is a list of edit models or
     dicts (or ``{"edits": [...]}``). Every problem becomes an :class:`EditFailure`;
     the result is ``ok`` only when there are none. No git is run here; see
-    :class:`PatchContext` for the ``git apply`` check and the tree.
+    :class:`PatchContext` for the ``git apply`` check and the tree. Anchors and replaced
+    texts that are not verbatim in the file are resolved when one place matches them
+    unambiguously (``anchor_similarity``: the least fuzzy similarity); the result lists
+    each resolution.
     """
     skill_dir = skill_dir.strip("/")
     folder = PurePosixPath(skill_dir).name
@@ -114,6 +121,7 @@ def render_edits(
     editable = {p: t for p, t in texts.items() if p == SKILL_FILE or p.startswith(REFERENCES_DIR + "/")}
     current = dict(editable)
     created: list[str] = []
+    resolved_notes: list[str] = []
 
     for index, edit in enumerate(parsed, start=1):
         if edit is None:
@@ -129,10 +137,15 @@ def render_edits(
             )
             if path in undecodable:
                 raise EditError(f"{path} is not UTF-8 text and cannot be edited")
+            placeholder = edit_placeholder(edit)
+            if placeholder is not None:
+                raise EditError(placeholder)
             if op == "create_reference" and path in symlinks:
                 raise EditError(f"{path} is a symlink")
             edit_here = edit.model_copy(update={"file": path})
-            current = apply_edit(current, edit_here)
+            found: list[Resolution] = []
+            current = apply_edit(current, edit_here, similarity=anchor_similarity, resolutions=found)
+            resolved_notes += [f"edit {index} ({op}) on {path}: {r.render()}" for r in found]
             if op == "create_reference":
                 created.append(path)
         except EditError as err:
@@ -203,4 +216,5 @@ def render_edits(
         added=added,
         removed=removed,
         failures=failures,
+        resolutions=resolved_notes,
     )

@@ -50,6 +50,9 @@ class RenderResult(BaseModel):
     failures: list[EditFailure] = Field(default_factory=list)
     #: The tree of S0 with the diff applied (set by :class:`PatchContext`).
     tree: str | None = None
+    #: Anchors or replaced texts found by resolution, not verbatim: one line each, with
+    #: how and how similar (see :func:`t2s.patches.edits.locate`).
+    resolutions: list[str] = Field(default_factory=list)
 
     def feedback(self, attempt: int | None = None, max_attempts: int | None = None) -> str:
         """The message that goes back to the model after this failed render."""
@@ -69,6 +72,8 @@ class Patch(BaseModel):
     tree: str | None = None
     commit: str | None = None
     ref: str | None = None
+    #: Anchors resolved rather than found verbatim (see :attr:`RenderResult.resolutions`).
+    resolutions: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +93,7 @@ class Patch(BaseModel):
             files=result.paths,
             attempts=attempts,
             tree=result.tree,
+            resolutions=result.resolutions,
         )
 
 

@@ -59,6 +59,8 @@ class PatchRecord(BaseModel):
     lines_added: int = 0
     lines_removed: int = 0
     attempts: int = 0
+    #: Anchors found by resolution, not verbatim: how, and how similar (one line each).
+    anchors_resolved: list[str] = Field(default_factory=list)
 
     @property
     def path(self) -> str:

@@ -220,7 +220,8 @@ def rollout(
         )
     finally:
         llm.close()
-    _keep_estimate(repo, run, "rollout", planned)
+    if part is None:  # a shard writes only refs of its own; the run record is collect's
+        _keep_estimate(repo, run, "rollout", planned)
     return summary
 
 
@@ -282,7 +283,8 @@ def analyze(
         )
     finally:
         llm.close()
-    _keep_estimate(repo, run, "analyze", planned)
+    if part is None:  # a shard writes only refs of its own; the run record is collect's
+        _keep_estimate(repo, run, "analyze", planned)
     return summary
 
 

@@ -86,7 +86,11 @@ def test_merge_jobs_rebuild_the_merger_prompt(corpus):
             min_support=job["min_support"],
         )
         sent = corpus["conversations"][line["request"]["conversation"]][:2]
-        assert messages == sent, job["id"]
+        # The corpus was recorded before issue 19 moved S0 to the top of the merger's user
+        # message (for prefix caching): the same sections, in another order, so the lines
+        # are compared as a multiset; the system message is compared exactly.
+        assert messages[0] == sent[0], job["id"]
+        assert sorted(messages[1]["content"].splitlines()) == sorted(sent[1]["content"].splitlines()), job["id"]
 
 
 def test_s0_files_and_contexts_are_there(corpus):

@@ -23,7 +23,7 @@ from t2s.faults import ErrorCause
 from t2s.llm.client import LLM, default_cache_path
 from t2s.record.notes import TaskVerdict
 from t2s.record.runs import StageProgress
-from t2s.rollouts.harness import HarnessExecutor, check_executor
+from t2s.rollouts.harness import episode_executor
 
 
 @dataclass
@@ -107,8 +107,7 @@ def evaluate_tasks(request: RunRequest) -> RunResult:
     seeds = max(1, int(request.seeds or 1))
 
     doomed: list[str] = []  # why the evaluation can no longer give a result
-    check_executor(llm, ctx.executor)
-    executor = ctx.executor or HarnessExecutor()
+    executor = episode_executor(llm, ctx.executor)
 
     async def main() -> list[tuple[str, int, Trajectory | None]]:
         sem = asyncio.Semaphore(max(1, config.rollout.concurrency))

@@ -258,10 +258,15 @@ class HarnessExecutor:
         return Episode(traj, artifact_files(traj, workdir))
 
 
-def check_executor(llm, executor, role: str = "agent") -> None:
-    """Refuse a remote executor for a CLI-agent harness (it would silently run the builtin agent)."""
-    if executor is not None and getattr(llm.role(role), "harness", "builtin") == "command":
+def episode_executor(llm, executor, role: str = "agent"):
+    """The executor episodes run on: the configured harness here unless a remote executor
+    was asked for; a CLI-agent harness refuses a remote one (it would silently run the
+    builtin agent there)."""
+    if executor is None or getattr(executor, "name", "local") == "local":
+        return HarnessExecutor()
+    if getattr(llm.role(role), "harness", "builtin") == "command":
         raise UsageError(
             f"[models.{role}] harness = 'command' runs the CLI agent on this machine",
             hint="leave out --executor ray, or use --shard K/N to spread the work over machines",
         )
+    return executor

@@ -40,7 +40,7 @@ from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.record.runs import RunManifest, RunRecord, SpendWriter, StageProgress
 from t2s.record.shards import Shard
-from t2s.rollouts.harness import HarnessExecutor, check_executor
+from t2s.rollouts.harness import episode_executor
 from t2s.sandbox.leftovers import scratch_dir
 from t2s.skill.repo import require_clean_skill, skill_dir_of
 from t2s.tasks import load_suite
@@ -301,7 +301,7 @@ async def _rollout(
         total=len(planned),
         skipped=len(planned) - len(pending),
     )
-    check_executor(llm, executor, opts.role)  # before the stage is marked running
+    runner = episode_executor(llm, executor, opts.role)  # refuses before the stage is marked running
     record.set_stage(STAGE, "running")
     if progress:
         progress.start(len(planned), summary.skipped)
@@ -313,7 +313,6 @@ async def _rollout(
     base_seed = opts.seed if opts.seed is not None else llm.role(opts.role).seed
     breaker = Breaker(max(3, concurrency), "tasks")  # the endpoint is down: stop starting tasks
     spend = SpendWriter(record, llm.ledger, LEDGER_PATH)
-    runner = executor or HarnessExecutor()
 
     async def one(tmp: Path, traj_id: str, task_id: str, k: int) -> None:
         async with sem:

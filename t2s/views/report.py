@@ -618,7 +618,7 @@ def render_report(store: GitStore, run: str) -> str:
         "run": esc(run),
         "generated": esc(datetime.now(UTC).isoformat(timespec="seconds")),
         "version": esc(__version__),
-        "summary": rounds + summary_section(data, rows, gate_text) + trajectories_html(list_trajectories(store, run)),
+        "summary": rounds + summary_section(data, rows, gate_text) + trajectories_html(list_trajectories(store, shown)),
         "patches": patches_section(rows),
         "tree": legend + f'<div class="tree-wrap">{tree_svg(tree)}</div>' + validation_table(data),
         "candidate": candidate,

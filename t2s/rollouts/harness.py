@@ -38,6 +38,8 @@ from t2s.faults import ErrorCause
 from t2s.rollouts.importing import parse_file
 
 _CHUNK = 65536
+#: How long to wait for a killed CLI agent to be reaped.
+_REAP_S = 10.0
 
 
 async def run_episode(
@@ -133,7 +135,10 @@ async def _run(
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            # Bounded: after an in-process Ray driver, asyncio's child watcher was seen to
+            # lose a killed child and wait forever; the child is gone either way.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _REAP_S)
     return bytes(out), ended, proc.returncode if ended == "finished" else None
 
 

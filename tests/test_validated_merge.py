@@ -103,6 +103,15 @@ def test_a_harmful_merge_is_rejected_and_its_best_input_carried_up(tmp_path, scr
             assert "rejected by validation" in summary["excluded"][number]
             assert f"patch {number}: under merge L1-02, rejected by validation" in message
     assert any(commit not in reachable for commit in patches.values())
+    # every view reads the same state: review says the left-out patches are not merged
+    review = json.loads(_t2s("review", "-C", str(repo), "--run", RUN, "--json").stdout)
+    states = {row["patch"]: (row["state"], row["status"]) for row in review}
+    for ref, commit in patches.items():
+        number = ref.rsplit("/", 1)[-1]
+        if commit not in reachable:
+            assert states[number][0] == "rejected" and "rejected by validation" in states[number][1], states[number]
+        else:
+            assert states[number][0] == "merged", states[number]
 
     # t2s select explains the choice; t2s log shows the scores; the report marks the rejection
     selection = json.loads(_t2s("select", "-C", str(repo), "--run", RUN, "--json").stdout)

@@ -221,6 +221,23 @@ class RunData:
         reports = [r for name, r in self.reports.items() if name.startswith(prefix)]
         return sorted(reports, key=lambda r: (r.level, r.group, r.name))
 
+    @property
+    def validation_left_out(self) -> set[str]:
+        """Commits below a merge that validation rejected (those not carried up in its
+        place are left out of the candidate)."""
+        by_commit = {r.commit: r for r in self.tree_reports() if r.status == "merged" and r.commit}
+        stack = [
+            r.commit for r in by_commit.values() if r.validation is not None and r.validation.verdict == "rejected"
+        ]
+        below: set[str] = set()
+        while stack:
+            commit = stack.pop()
+            for item in by_commit[commit].inputs if commit in by_commit else []:
+                if item.get("commit") and item["commit"] not in below:
+                    below.add(item["commit"])
+                    stack.append(item["commit"])
+        return below
+
 
 def load_run(store: GitStore, run: str) -> RunData:
     """Read a run's record, patch branches, merge reports and review notes."""
@@ -360,6 +377,9 @@ def _view(data: RunData, number: str, merged_into: dict[str, str], in_candidate:
     view.merged_into = merged_into.get(commit) if commit else None
     view.in_candidate = bool(commit and commit in in_candidate)
     view.state, view.status = _status(view)
+    if view.state == "merged" and data.candidate and not view.in_candidate and commit in data.validation_left_out:
+        # merged into a node that validation rejected, and not carried up: not in the candidate
+        view.state, view.status = "rejected", f"left out: merged into {view.merged_into}, rejected by validation"
     return view
 
 

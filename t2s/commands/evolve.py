@@ -156,22 +156,22 @@ def evolve(
         if not as_json:
             err_console.print(f"[bold]{steps[stage]}[/bold]" + (f" (run {run_name})" if stage == "rollout" else ""))
 
+    options = dict(  # the evolve's settings, the same for one run or for rounds
+        split=split,
+        suite=suite_ref,
+        limit=limit,
+        concurrency=concurrency,
+        analyst=analyst,
+        mode=mode,
+        fan_in=fan_in,
+        strategy=strategy,
+        batch=batch,
+        models=models,
+        cache=not no_cache,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+        force=force,
+    )
     if rounds is not None:
-        options = dict(
-            split=split,
-            suite=suite_ref,
-            limit=limit,
-            concurrency=concurrency,
-            analyst=analyst,
-            mode=mode,
-            fan_in=fan_in,
-            strategy=strategy,
-            batch=batch,
-            models=models,
-            cache=not no_cache,
-            unsafe_no_sandbox=unsafe_no_sandbox,
-            force=force,
-        )
         _rounds(repo, run_name, rounds, rev, options, as_json)
         return
     with resumable_stage(None, run_name, "stages"):
@@ -179,20 +179,8 @@ def evolve(
             result = t2s.evolve(
                 repo,
                 run_name,
-                split=split,
                 rev=rev,
-                suite=suite_ref,
-                limit=limit,
-                concurrency=concurrency,
-                analyst=analyst,
-                mode=mode,
-                fan_in=fan_in,
-                strategy=strategy,
-                batch=batch,
-                models=models,
-                force=force,
-                cache=not no_cache,
-                unsafe_no_sandbox=unsafe_no_sandbox,
+                **options,
                 on_stage=on_stage,
                 progress=progress,
                 merge_progress=None if as_json else (lambda message: err_console.print(f"  {message}", markup=False)),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -221,7 +222,7 @@ class RunData:
         reports = [r for name, r in self.reports.items() if name.startswith(prefix)]
         return sorted(reports, key=lambda r: (r.level, r.group, r.name))
 
-    @property
+    @cached_property
     def validation_left_out(self) -> set[str]:
         """Commits below a merge that validation rejected (those not carried up in its
         place are left out of the candidate)."""

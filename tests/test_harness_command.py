@@ -113,3 +113,23 @@ def test_the_harness_is_in_the_agent_fingerprint_only_when_external(tmp_path):
     after = agent_fingerprint(command, command.models["agent"])
     assert after["external_harness"]["harness"] == "command" and after["external_harness"]["command"][2] == "solve"
     assert {k: v for k, v in after.items() if k != "external_harness"} == before
+
+
+def test_a_cli_agent_harness_refuses_a_remote_executor(tmp_path):
+    """A Ray worker would run the builtin agent instead of the configured CLI agent: refuse."""
+    from types import SimpleNamespace
+
+    from t2s.errors import UsageError
+    from t2s.llm.client import LLM
+    from t2s.rollouts.harness import HarnessExecutor, episode_executor
+
+    store = make_repo(tmp_path)
+    remote = SimpleNamespace(name="ray")  # only its name matters here; Ray itself is tested in test_ray_executor
+    builtin = LLM(load_config(store.root / "t2s.toml"))
+    assert episode_executor(builtin, remote) is remote
+    assert isinstance(episode_executor(builtin, None), HarnessExecutor)
+    configure(store, "solve")
+    command = LLM(load_config(store.root / "t2s.toml"))
+    assert isinstance(episode_executor(command, None), HarnessExecutor)
+    with pytest.raises(UsageError, match="runs the CLI agent on this machine"):
+        episode_executor(command, remote)

@@ -5,7 +5,9 @@ a worker killed mid-episode is retried once and recorded once."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import queue
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import t2s
+from t2s.agent.trajectory import load_trajectory
 from t2s.record.notes import read_eval_note
 from t2s.record.runs import RunRecord
 from tests.test_eval_support import HELDOUT, agent_calls, agent_responder, make_repo
@@ -93,8 +96,62 @@ def test_a_worker_killed_mid_episode_is_retried_once_and_recorded_once(tmp_path,
     assert record.read_json("ledger/rollout.json")["totals"]["calls"] >= 8
 
 
+def test_an_episode_lost_beyond_its_retries_is_errored_and_the_rollout_goes_on(tmp_path, scripted_server, ray_cluster):
+    store = make_repo(tmp_path, scripted_server)
+    repo = t2s.open_repo(store.root)
+    victim = "easy2"
+    arrived: queue.Queue[int] = queue.Queue()
+    attempts, go = itertools.count(), [threading.Event(), threading.Event()]
+
+    async def hold_every_attempt(req):
+        user = next(m["content"] for m in req.messages if m["role"] == "user")
+        if f"1_{victim}_init" in user and not any(m["role"] == "assistant" for m in req.messages):
+            attempt = next(attempts)
+            if attempt < len(go):  # the two attempts of the first rollout; the next one's goes through
+                arrived.put(attempt)
+                await asyncio.to_thread(go[attempt].wait, 60)
+        return agent_responder(req)
+
+    scripted_server.reset()
+    scripted_server.on(hold_every_attempt, role="agent")
+    result: dict = {}
+
+    def run() -> None:
+        result["summary"] = t2s.rollout(
+            repo, "r1", tasks=list(HELDOUT), split="evolve", concurrency=1, executor="ray", ray_address=ray_cluster
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    for attempt in range(2):  # the first attempt and Ray's one retry: each loses its worker
+        assert arrived.get(timeout=120) == attempt
+        pids = episode_workers()
+        assert pids, "no Ray worker is running an episode"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        go[attempt].set()
+    worker.join(300)
+    summary = result["summary"]
+    assert (summary.passed + summary.failed, summary.errored) == (3, 1)  # the other episodes were recorded
+    record = RunRecord(store, "r1")
+    traj = load_trajectory(record.read(f"trajectories/{victim}.json"))
+    assert (traj.verdict, traj.stop_reason, traj.task_id) == ("errored", "error", victim)
+    assert traj.error_cause is not None and traj.error_cause.kind == "harness"
+    assert "Ray task lost after 1 retry" in traj.error
+
+    again = t2s.rollout(repo, "r1", tasks=list(HELDOUT), split="evolve", executor="ray", ray_address=ray_cluster)
+    assert (again.ran, again.errored) == (1, 0)  # errored: run again next time, like a local error
+    assert load_trajectory(record.read(f"trajectories/{victim}.json")).verdict in ("passed", "failed")
+
+
 def episode_workers() -> list[int]:
-    """Pids of the Ray workers running an episode now (Ray names the process after the task)."""
+    """Pids of the Ray workers running an episode now."""
+    return workers_named(b"run_work", b"t2s_episode")
+
+
+def workers_named(*names: bytes) -> list[int]:
+    """Pids of the Ray workers running a task called one of ``names`` now (Ray names
+    the process after the task)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -103,7 +160,7 @@ def episode_workers() -> list[int]:
             title = (entry / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if title.startswith(b"ray::") and (b"run_work" in title or b"t2s_episode" in title):
+        if title.startswith(b"ray::") and any(name in title for name in names):
             found.append(int(entry.name))
     return found
 

@@ -456,25 +456,9 @@ async def run_agent(
     if protocol not in PROTOCOLS:
         raise T2SError(f"agent protocol {protocol!r} (protocols: {', '.join(PROTOCOLS)})")
     case = case if case is not None else (task.cases[0].index if task.cases else 1)
-    traj = Trajectory(
-        id=traj_id or trajectory_id(task.id),
-        task_id=task.id,
-        suite=getattr(suite, "name", ""),
-        split=split,
-        case=case,
-        seed_index=seed_index,
-        seed=options.seed if options.seed is not None else role.seed,
-        instruction=task.instruction,
-        answer_position=task.answer_position,
-        skill_dir=skill.skill_dir,
-        skill_tree=skill.tree,
-        s0=skill.s0,
-        model=role.model,
-        protocol=protocol,
-        source="rollout",
-        meta={"max_turns": options.max_turns, "exec_timeout": options.exec_timeout},
+    traj = new_trajectory(
+        llm, suite, task, skill, options=options, case=case, traj_id=traj_id, split=split, seed_index=seed_index
     )
-    traj.timings.started_at = now_iso()
     started = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -484,7 +468,7 @@ async def run_agent(
     except (BudgetExceeded, CacheMiss):
         raise
     except Exception as err:  # the model endpoint, or a bug: an error, never a verdict
-        _record_error(traj, cause_of(err))
+        record_error(traj, cause_of(err))
         traj.stop_reason = "error"
         if not isinstance(err, T2SError):  # a bug must not take a whole rollout down: keep its trace
             traj.meta["traceback"] = traceback.format_exc(limit=8)
@@ -494,7 +478,7 @@ async def run_agent(
         try:
             verdict = await asyncio.to_thread(suite.check, task, episode.workspace.output_path, case)
         except Exception as err:
-            _record_error(traj, cause_of(err, prefix="checker: "))
+            record_error(traj, cause_of(err, prefix="checker: "))
         else:
             report = verdict.report.model_dump(mode="json")
             report["output_path"] = episode.output_rel
@@ -511,7 +495,44 @@ async def run_agent(
     return traj
 
 
-def _record_error(traj: Trajectory, cause: ErrorCause) -> None:
+def new_trajectory(
+    llm,
+    suite,
+    task,
+    skill: SkillBundle,
+    *,
+    options: AgentOptions,
+    case: int | None = None,
+    traj_id: str | None = None,
+    split: str = "",
+    seed_index: int = 0,
+) -> Trajectory:
+    """The trajectory of an episode as it starts (no steps, no verdict yet)."""
+    role = llm.role(options.role)
+    traj = Trajectory(
+        id=traj_id or trajectory_id(task.id),
+        task_id=task.id,
+        suite=getattr(suite, "name", ""),
+        split=split,
+        case=case if case is not None else (task.cases[0].index if task.cases else 1),
+        seed_index=seed_index,
+        seed=options.seed if options.seed is not None else role.seed,
+        instruction=task.instruction,
+        answer_position=task.answer_position,
+        skill_dir=skill.skill_dir,
+        skill_tree=skill.tree,
+        s0=skill.s0,
+        model=role.model,
+        protocol=options.protocol or role.protocol,
+        source="rollout",
+        meta={"max_turns": options.max_turns, "exec_timeout": options.exec_timeout},
+    )
+    traj.timings.started_at = now_iso()
+    return traj
+
+
+def record_error(traj: Trajectory, cause: ErrorCause) -> None:
+    """Mark ``traj`` errored with ``cause`` (no verdict: it is run again next time)."""
     traj.verdict = "errored"
     traj.error = cause.message
     traj.error_cause = cause

@@ -12,6 +12,9 @@ and its ledger rows; the driver adds the rows to its ledger and records the epis
 - a worker lost mid-episode (killed, its node gone) is retried by Ray
   (``max_retries``, default 1); the episode is recorded once, by the driver, when the
   task's result arrives, so a lost attempt leaves nothing behind;
+- a task lost beyond its retries, or one that raised, gives an ``errored`` trajectory
+  (kind ``harness``, as a local episode that crashed): no verdict, run again next
+  time; the stage goes on;
 - the driver checks the budget caps before it submits each episode (the workers run
   uncapped), so a cap stops new work as it does locally; progress advances as results
   come back.
@@ -31,11 +34,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from t2s.agent.bundle import SkillBundle
-from t2s.agent.episode import AgentOptions, artifact_files, run_agent
-from t2s.agent.trajectory import Trajectory
+from t2s.agent.episode import AgentOptions, artifact_files, new_trajectory, record_error, run_agent
+from t2s.agent.trajectory import Trajectory, now_iso
 from t2s.config import BudgetSection
 from t2s.errors import UsageError
+from t2s.faults import ErrorCause, cause_of
 from t2s.llm.client import LLM
+from t2s.llm.errors import BudgetExceeded, CacheMiss
 
 EXECUTORS = ("local", "ray")
 #: Ray task retries after a lost worker (an episode is retried once, recorded once).
@@ -147,16 +152,11 @@ class RayExecutor:
         max_retries: int = RAY_MAX_RETRIES,
     ):
         self.config = config
-        try:
-            import ray  # optional and heavy: loaded only when asked for
-        except ImportError:
-            raise UsageError(
-                "--executor ray needs Ray, which is not installed", hint="pip install 't2s[ray]'"
-            ) from None
-        self._ray = ray
-        if not ray.is_initialized():
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        self._remote = ray.remote(run_work).options(num_cpus=num_cpus, max_retries=max_retries, name="t2s_episode")
+        self.max_retries = max_retries
+        self._ray = ray_session(address)
+        self._remote = self._ray.remote(run_work).options(
+            num_cpus=num_cpus, max_retries=max_retries, name="t2s_episode"
+        )
 
     async def episode(self, llm, suite, task, skill, workdir, *, options, traj_id, split, seed_index) -> Episode:
         llm.ledger.admit()  # a budget cap stops new work here, before a task is submitted
@@ -177,9 +177,46 @@ class RayExecutor:
             seed_index=seed_index,
         )
         ref = self._remote.remote(work)
-        traj, files, rows = await asyncio.wrap_future(ref.future())
+        try:
+            traj, files, rows = await asyncio.wrap_future(ref.future())
+        except self._ray.exceptions.RayError as err:  # lost beyond its retries, or it raised
+            traj = new_trajectory(
+                llm, suite, task, skill, options=options, traj_id=traj_id, split=split, seed_index=seed_index
+            )
+            record_error(traj, ray_failure(err, self.max_retries))
+            traj.stop_reason = "error"
+            traj.timings.finished_at = now_iso()
+            return Episode(traj)
         llm.ledger.absorb(rows)
         return Episode(traj, files)
+
+
+def ray_session(address: str | None) -> Any:
+    """The ``ray`` module, joined to the cluster at ``address`` (None: a cluster of this
+    machine), or a clear error when Ray is not installed."""
+    try:
+        import ray  # optional and heavy: loaded only when asked for
+    except ImportError:
+        raise UsageError("--executor ray needs Ray, which is not installed", hint="pip install 't2s[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    return ray
+
+
+def ray_failure(err: BaseException, retries: int) -> ErrorCause:
+    """Why a Ray task gave no result: its worker was lost beyond ``retries`` retries, or
+    the task raised. A budget stop or a cache miss inside it is raised again as itself
+    (the stage stops; it is not an error of this piece of work)."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, (BudgetExceeded, CacheMiss)):
+        raise cause from None
+    if isinstance(cause, BaseException):  # the task raised: name the original error, not Ray's wrapper
+        return cause_of(cause, prefix="Ray task raised: ")
+    first = (str(err).strip().splitlines() or [""])[0]
+    return ErrorCause(
+        kind="harness",
+        message=f"Ray task lost after {retries} retr{'y' if retries == 1 else 'ies'}: {type(err).__name__}: {first}",
+    )
 
 
 def make_executor(name: str | None, address: str | None = None, config: Any = None) -> Executor:

@@ -35,6 +35,7 @@ from t2s import sandbox
 from t2s.agent.episode import AgentOptions
 from t2s.agent.executor import make_executor
 from t2s.analysis.analyze import AnalyzeSettings, AnalyzeSummary, analyze_run
+from t2s.analysis.executors import make_analysis_executor
 from t2s.config import ROLES, Config, load_config
 from t2s.consolidation.models import MergeSummary
 from t2s.consolidation.selection import Selection, select_candidate
@@ -241,13 +242,17 @@ def analyze(
     unsafe_no_sandbox: bool | None = None,
     progress: StageProgress | None = None,
     shard: str | Shard | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> AnalyzeSummary:
     """Analyze the trajectories of run ``run``: one analyst per trajectory, each against
     the frozen S0; every accepted patch becomes a branch ``t2s/<run>/patch/<nnnn>``.
     Called again, it analyzes only what is missing (and what errored). ``shard``
-    analyzes one shard of the trajectories (a sharded rollout is collected first)."""
+    analyzes one shard of the trajectories (a sharded rollout is collected first);
+    ``executor="ray"`` runs each analysis as a Ray task (:mod:`t2s.analysis.executors`)."""
     check_run_name(run)
     part = _shard(shard)
+    analyses = make_analysis_executor(executor, ray_address, repo.config)
     settings = AnalyzeSettings.from_config(
         repo.config,
         mode=mode,
@@ -280,6 +285,7 @@ def analyze(
             progress=progress,
             retry_errored=retry_errored,
             shard=part,
+            executor=analyses,
         )
     finally:
         llm.close()

@@ -48,19 +48,18 @@ from t2s.analysis.analysts import (
     AnalystOutcome,
     lesson_leaks,
     lesson_topic,
-    make_analyst,
 )
+from t2s.analysis.executors import AnalysisExecutor, LocalAnalyses
 from t2s.errors import T2SError, UsageError
 from t2s.faults import (
     Breaker,
     CauseCount,
     ErrorCause,
     WorkErrored,
-    cause_of,
     describe,
     tally,
 )
-from t2s.llm.client import LLM, default_cache_path, sampling
+from t2s.llm.client import LLM, default_cache_path
 from t2s.llm.errors import BudgetExceeded, CacheMiss
 from t2s.patches.context import PatchContext, commit_patch
 from t2s.patches.leaks import distinctive_values
@@ -424,11 +423,13 @@ async def analyze_run_async(
     progress: StageProgress | None = None,
     retry_errored: bool = True,
     shard: Shard | None = None,
+    executor: AnalysisExecutor | None = None,
 ) -> AnalyzeSummary:
     """Analyze every selected, not yet analyzed trajectory of run ``run`` (see the module
     doc); ``retry_errored=False`` leaves trajectories whose analysis errored alone.
     ``shard`` analyzes only its trajectories, into its own part of the record
-    (:mod:`t2s.record.shards`); a sharded rollout of the run is collected first."""
+    (:mod:`t2s.record.shards`); a sharded rollout of the run is collected first.
+    ``executor`` runs each analysis (:mod:`t2s.analysis.executors`; default: here)."""
     collect_run(store, run, "rollout")  # a sharded rollout is joined first (a no-op when it was)
     record = RunRecord(store, run)
     if shard is not None:
@@ -445,6 +446,7 @@ async def analyze_run_async(
             retry_errored=retry_errored,
             record=record,
             shard=shard,
+            analyses=executor or LocalAnalyses(),
         )
 
 
@@ -460,6 +462,7 @@ async def _analyze_run(
     retry_errored: bool = True,
     record: RunRecord,
     shard: Shard | None = None,
+    analyses: AnalysisExecutor,
 ) -> AnalyzeSummary:
 
     started = time.perf_counter()
@@ -557,16 +560,11 @@ async def _analyze_run(
             # An analysis that errored before is asked anew (the next sample), not replayed.
             earlier = await asyncio.to_thread(record.read_json, f"{ANALYSES_DIR}/{traj.id}.json") or {}
             sample = int(earlier.get("sample", 1)) + 1 if earlier.get("status") == "errored" else 1
-            try:
-                with sampling(sample):
-                    outcome = await make_analyst(kind, llm).analyze(inp)
+            try:  # a T2SError (e.g. the task's files vanished) is an errored outcome: go on with the rest
+                outcome = await analyses.analyze(llm, kind, inp, sample)
             except (BudgetExceeded, CacheMiss) as err:
                 stop.setdefault("reason", err.message)
                 return
-            except T2SError as err:  # e.g. the task's files vanished: an error, go on with the rest
-                outcome = AnalystOutcome(
-                    analyst=kind, error=f"analysis failed: {err.message}", error_cause=cause_of(err)
-                )
             if outcome.error_cause is not None:  # no verdict: no patch record, retried next time
                 files: dict[str, Any] = {
                     f"{ANALYSES_DIR}/{traj.id}.json": {
@@ -767,6 +765,7 @@ def analyze_run(
     cache: bool = True,
     retry_errored: bool = True,
     shard: Shard | None = None,
+    executor: AnalysisExecutor | None = None,
 ) -> AnalyzeSummary:
     """Synchronous :func:`analyze_run_async`; builds the model client from ``config`` unless given."""
 
@@ -786,6 +785,7 @@ def analyze_run(
                 progress=progress,
                 retry_errored=retry_errored,
                 shard=shard,
+                executor=executor,
             )
         )
     finally:

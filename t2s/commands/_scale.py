@@ -30,6 +30,6 @@ def executor_options(command):
         type=click.Choice(EXECUTORS),
         default="local",
         show_default=True,
-        help="Where episodes run: in this process, or each as a Ray task (pip install 't2s[ray]'); "
+        help="Where episodes (or analyses) run: in this process, or each as a Ray task (pip install 't2s[ray]'); "
         "only this process writes git.",
     )(command)

@@ -18,7 +18,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
-from t2s.commands._scale import shard_option
+from t2s.commands._scale import executor_options, shard_option
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.commands.progress import analyze_bar
 from t2s.config import AnalyzeSection
@@ -79,6 +79,7 @@ from t2s.record.provenance import KEYS
 @model_options
 @dry_run_option
 @shard_option
+@executor_options
 @json_option
 @repo_option
 def analyze(
@@ -97,6 +98,8 @@ def analyze(
     flag_api_key_env,
     model_sets,
     shard,
+    executor,
+    ray_address,
     as_json,
     repo_dir,
     dry_run=False,
@@ -121,6 +124,7 @@ def analyze(
       t2s analyze --run r1 --mode success --json
       t2s analyze --run r1 --dry-run             # the expected cost, nothing spent
       t2s analyze --run r1 --shard auto          # in a SLURM array or an Indexed Job
+      t2s analyze --run r1 --executor ray        # each analysis a Ray task
       t2s analyze --run r1                       # again: errored analyses are retried
       git diff t2s/r1/patch/0007~1 t2s/r1/patch/0007   # the patch (its parent is S0)
     """
@@ -153,6 +157,8 @@ def analyze(
             unsafe_no_sandbox=unsafe_no_sandbox,
             progress=progress,
             shard=shard,
+            executor=executor,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(summary.to_dict())

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 import git as gitpython
 
@@ -708,6 +708,23 @@ class GitStore:
             return self._build_tree_with_index(base, clean)
         root = self.tree_of(base) if base else None
         return self._edit_tree(root, clean, hold) or self._write_tree({}, hold)
+
+    def tree_of_entries(self, entries: Iterable[tuple[str, str, bytes]]) -> str:
+        """A tree holding exactly ``entries`` (repo-relative path, mode, content), each
+        with its mode (plain, executable, symlink): a copy of a folder from another
+        repository, e.g. S0's skill folder in a Ray worker's scratch repository."""
+        root: dict[str, Any] = {}
+        for path, mode, data in entries:
+            *folders, name = _safe_repo_path(path).split("/")
+            node = root
+            for folder in folders:
+                node = node.setdefault(folder, {})
+            node[name] = (mode, self.write_blob(data))
+
+        def write(node: dict[str, Any]) -> str:
+            return self._write_tree({k: ("40000", write(v)) if isinstance(v, dict) else v for k, v in node.items()})
+
+        return write(root)
 
     def _build_tree_with_index(self, base: str | None, changes: Mapping[str, bytes | str | None]) -> str:
         lines = []

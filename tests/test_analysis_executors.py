@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from t2s.analysis.analysts import AnalystOutcome
-from t2s.analysis.executors import SkillSnapshot, checked_on_s0
+from t2s.analysis.executors import SkillSnapshot, checked_on_s0, make_analysis_executor
+from t2s.errors import UsageError
 from t2s.patches.context import PatchContext
 from t2s.patches.results import Patch, Rejected
 from tests.conftest import git
@@ -66,3 +69,11 @@ def test_a_patch_that_does_not_render_the_same_on_s0_is_rejected(skill_repo, tmp
     assert isinstance(elsewhere, Patch)
     outcome = checked_on_s0(AnalystOutcome(analyst="success", result=elsewhere), real)
     assert isinstance(outcome.result, Rejected) and "Gotchas" in outcome.result.reason
+
+
+def test_the_executor_is_named_plainly():
+    assert make_analysis_executor(None).name == make_analysis_executor("local").name == "local"
+    with pytest.raises(UsageError, match="--ray-address goes with --executor ray"):
+        make_analysis_executor("local", "head:6379")
+    with pytest.raises(UsageError, match="unknown executor 'spark'"):
+        make_analysis_executor("spark")

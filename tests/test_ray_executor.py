@@ -150,8 +150,9 @@ def episode_workers() -> list[int]:
 
 
 def workers_named(*names: bytes) -> list[int]:
-    """Pids of the Ray workers running a task called one of ``names`` now (Ray names
-    the process after the task)."""
+    """Pids of this test process's Ray workers running a task called one of ``names`` now
+    (Ray names the process after the task). Only descendants of this process: the
+    cluster of another pytest worker, or of anyone else on the machine, is left alone."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -160,9 +161,20 @@ def workers_named(*names: bytes) -> list[int]:
             title = (entry / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if title.startswith(b"ray::") and any(name in title for name in names):
+        if title.startswith(b"ray::") and any(name in title for name in names) and _descends_from_us(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+def _descends_from_us(pid: int) -> bool:
+    while pid > 1:
+        if pid == os.getpid():
+            return True
+        try:  # the parent pid is the field after the ")" that ends the command name
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def test_a_budget_cap_stops_new_episodes_on_ray(tmp_path, scripted_server, ray_cluster):

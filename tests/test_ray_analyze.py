@@ -145,6 +145,22 @@ def test_an_analysis_lost_beyond_its_retries_errors_and_the_stage_goes_on(tmp_pa
     assert record.read_json(f"analyses/{VICTIM}.json")["status"] == "accepted"
 
 
+def test_a_budget_cap_stops_new_analyses_on_ray(tmp_path, scripted_server, ray_cluster):  # noqa: F811
+    scripted_server.on(analyst_responder, role="analyst")
+    store = make_repo(tmp_path)
+    toml = store.root / "t2s.toml"
+    toml.write_text(toml.read_text().replace("# max_calls = 2000", "max_calls = 1"))
+    _, suite = load_config_and_suite(store)
+    record = start_run(store)
+    for traj_id, task_id, wrong in TRAJECTORIES:
+        add_trajectory(record, suite, task_id, wrong=wrong, tmp=tmp_path, traj_id=traj_id)
+    summary = analyze_on_ray(t2s.open_repo(store.root), scripted_server, ray_cluster)
+    assert summary.stopped and "max_calls=1" in summary.stopped
+    assert (summary.analyzed, summary.remaining) == (1, 2)  # the first ran on a worker; no new one started
+    calls = len(scripted_server.requests)
+    assert RunRecord(store, "r1").read_json("ledger/analyze.json")["totals"]["calls"] == calls > 1
+
+
 def analyze_on_ray(repo, srv, address):
     return t2s.analyze(repo, "r1", models=models(srv), cache=False, concurrency=1, executor="ray", ray_address=address)
 

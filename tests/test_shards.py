@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from t2s.cli import main
 from t2s.errors import UsageError
+from t2s.evaluation.kept import key_hash
 from t2s.gitstore.store import GitStore
 from t2s.record import refs
 from t2s.record.notes import read_eval_note
@@ -76,16 +77,24 @@ def t2s(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> s
 
 
 def comparable(record) -> dict:
-    """An eval record without what differs between any two runs of it (times), and the
-    ref of the kept held-out trajectories, which only an unsharded evaluation writes."""
-    return record.model_dump(exclude={"created_at", "duration_s", "trajectories"})
+    """An eval record without what differs between any two runs of it (times)."""
+    return record.model_dump(exclude={"created_at", "duration_s"})
+
+
+def kept_trajectories(store: GitStore, ref: str | None) -> list[str]:
+    """The trajectory files an eval note's ``trajectories`` ref keeps."""
+    head = store.rev_parse(ref) if ref else None
+    return sorted(store.read_files(head, "trajectories")) if head else []
 
 
 def test_sharded_eval_in_separate_processes_collects_into_the_unsharded_note(tmp_path, scripted_server):
     store = make_repo(tmp_path, scripted_server)
     t2s("eval", "HEAD", "--quiet", cwd=store.root)
     unsharded = read_eval_note(store, "HEAD").evals[0]
+    kept = kept_trajectories(store, unsharded.trajectories)
+    assert len(kept) >= len(HELDOUT)  # every held-out task's trajectories
     git(store.root, "update-ref", "-d", refs.notes_ref(refs.EVAL_NOTES))  # as if never evaluated
+    git(store.root, "update-ref", "-d", unsharded.trajectories)
     calls = agent_calls(scripted_server)
     procs = [
         subprocess.Popen([sys.executable, "-m", "t2s", "eval", "HEAD", "--shard", f"{k}/3", "--json"], cwd=store.root,
@@ -104,14 +113,51 @@ def test_sharded_eval_in_separate_processes_collects_into_the_unsharded_note(tmp
     assert collected["evaluation"]["written"] and collected["evaluation"]["shards"] == 3
     joined = read_eval_note(store, "HEAD")
     assert len(joined.evals) == 1 and comparable(joined.evals[0]) == comparable(unsharded)
+    assert kept_trajectories(store, joined.evals[0].trajectories) == kept  # the same trajectories, kept
     notes = store.rev_parse(refs.notes_ref(refs.EVAL_NOTES))
+    kept_head = store.rev_parse(joined.evals[0].trajectories)
     again = json.loads(t2s("collect", "--eval", "HEAD", "--json", cwd=store.root).stdout)
     assert not again["evaluation"]["written"]
     assert store.rev_parse(refs.notes_ref(refs.EVAL_NOTES)) == notes  # collecting twice: a no-op
+    assert store.rev_parse(joined.evals[0].trajectories) == kept_head
     # the gate's evaluation of HEAD now comes from the note: no model call
     before = agent_calls(scripted_server)
     out = json.loads(t2s("eval", "HEAD", "--json", cwd=store.root).stdout)
     assert out["cached"] and agent_calls(scripted_server) == before
+
+
+def clones_of(tmp_path: Path, origin: GitStore, names: tuple[str, ...]) -> list[Path]:
+    """A bare remote cloned from ``origin``, and one clone of it per name."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin.root), str(bare))
+    clones = []
+    for name in names:
+        git(tmp_path, "clone", "-q", str(bare), str(tmp_path / name))
+        git(tmp_path / name, "config", "user.email", "t@example.com")
+        git(tmp_path / name, "config", "user.name", "T")
+        clones.append(tmp_path / name)
+    return clones
+
+
+def test_sharded_eval_through_a_bare_remote_keeps_every_trajectory(tmp_path, scripted_server):
+    origin = make_repo(tmp_path / "origin", scripted_server)
+    a, b, collector = clones_of(tmp_path, origin, ("a", "b", "c"))
+    for k, clone in ((1, a), (2, b)):
+        t2s("eval", "HEAD", "--shard", f"{k}/2", "--quiet", cwd=clone)
+        t2s("push", "origin", cwd=clone)  # its notes and the trajectories they keep
+    git(collector, "fetch", "-q", "origin", "refs/notes/*:refs/notes/*")
+    out = t2s("collect", "--eval", "HEAD", cwd=collector, check=False)
+    assert out.returncode == 1 and "trajectories of shard(s) 1/2, 2/2" in out.stderr, out.stderr
+    assert "refs/t2s/eval-trajectories/*" in out.stderr and "Traceback" not in out.stderr
+    store = GitStore.discover(collector)
+    assert read_eval_note(store, "HEAD") is None  # nothing partial is noted
+    git(collector, "fetch", "-q", "origin", "refs/t2s/*:refs/t2s/*")
+    t2s("collect", "--eval", "HEAD", cwd=collector)
+    joined = read_eval_note(store, "HEAD").evals[0]
+    names = kept_trajectories(store, joined.trajectories)
+    assert len(names) == joined.total  # every task run's trajectory, from both shards
+    # where an unsharded evaluation keeps them
+    assert joined.trajectories == refs.eval_trajectories(store.resolve("HEAD"), key_hash(joined.cache_key()))
 
 
 def test_a_missing_shard_is_named_and_the_gate_refuses(tmp_path, scripted_server):
@@ -162,14 +208,7 @@ def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_recor
     unsharded = RunRecord(plain, "r1")
 
     origin = make_repo(tmp_path / "origin", scripted_server)
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(origin.root), str(bare))
-    clones = []
-    for name in ("a", "b", "c"):
-        git(tmp_path, "clone", "-q", str(bare), str(tmp_path / name))
-        git(tmp_path / name, "config", "user.email", "t@example.com")
-        git(tmp_path / name, "config", "user.name", "T")
-        clones.append(tmp_path / name)
+    clones = clones_of(tmp_path, origin, ("a", "b", "c"))
     for k, clone in ((1, clones[0]), (2, clones[1])):
         t2s("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2", "--json", cwd=clone)
         t2s("push", "origin", "--run", "r1", cwd=clone)

@@ -202,6 +202,12 @@ def trajectories(store: GitStore, ref: str) -> dict[str, str]:
     return {json.loads(data)["id"]: json.loads(data)["verdict"] for data in files.values()}
 
 
+def without_wall(estimate: dict) -> dict:
+    """A kept estimate without its wall times."""
+    rows = [{k: v for k, v in row.items() if k != "wall_s"} for row in estimate["rows"]]
+    return {**estimate, "rows": rows, "totals": {k: v for k, v in estimate["totals"].items() if k != "wall_s"}}
+
+
 def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_record(tmp_path, scripted_server):
     plain = make_repo(tmp_path / "plain", scripted_server)
     t2s("rollout", "--run", "r1", *TASKS, "--json", cwd=plain.root)
@@ -234,10 +240,13 @@ def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_recor
         assert summary[key] == plain_manifest.stages["rollout"].summary[key], key
     assert manifest.stages["rollout"].status == "done"
     # the same files as the unsharded record (ledger and manifest hold times and counts)
-    # (the estimate an invocation makes before it spends is kept by an unsharded run only:
-    # a shard writes no ref but its own)
     paths = {e.path for e in store.list_tree(record.ref)}
-    assert paths == {e.path for e in plain.list_tree(unsharded.ref) if not e.path.startswith("estimates/")}
+    assert paths == {e.path for e in plain.list_tree(unsharded.ref)}
+    # the same estimate (the shards' parts added up), but for the wall time: shards run
+    # side by side, so theirs is the longest shard's, as the manifest's wall time is
+    assert without_wall(record.read_json("estimates/rollout.json")) == without_wall(
+        unsharded.read_json("estimates/rollout.json")
+    )
     head = record.head()
     again = json.loads(t2s("collect", "--run", "r1", "--json", cwd=collector).stdout)
     assert not again["stages"][0]["collected"] and record.head() == head  # collecting twice: a no-op
@@ -288,6 +297,33 @@ def test_a_shard_killed_with_kill_9_resumes_alone_and_duplicates_nothing(tmp_pat
     assert sorted(trajectories(store, record.ref)) == sorted(ids)
     commits = git(store.root, "log", "--format=%s", part)
     assert commits.count(f"rollout {last} ") == 1  # recorded once
+
+
+def test_a_dry_run_of_a_shard_estimates_only_its_tasks(tmp_path, scripted_server):
+    store = make_repo(tmp_path, scripted_server)
+    ids = ["easy1", "easy2", "hard1", "hard2"]
+
+    def items(*args: str) -> int:
+        rows = json.loads(t2s(*args, "--dry-run", "--json", cwd=store.root).stdout)["rows"]
+        return sum(row["items"] for row in rows)
+
+    assert items("rollout", "--run", "r1", *TASKS) == 4
+    assert [items("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2") for k in (1, 2)] == [
+        len(Shard(k, 2).select(ids)) for k in (1, 2)
+    ]
+    # a shard that ran counts what its own part of the record holds as done
+    k = next(k for k in (1, 2) if Shard(k, 2).select(ids))
+    t2s("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2", cwd=store.root)
+    assert items("rollout", "--run", "r1", *TASKS, "--shard", f"{k}/2") == 0
+    assert items("rollout", "--run", "r1", *TASKS, "--shard", f"{3 - k}/2") == len(Shard(3 - k, 2).select(ids))
+
+    seeds = items("eval", "HEAD") // len(HELDOUT)
+    assert [items("eval", "HEAD", "--shard", f"{k}/2") for k in (1, 2)] == [
+        len(Shard(k, 2).select(HELDOUT)) * seeds for k in (1, 2)
+    ]
+    t2s("eval", "HEAD", "--shard", f"{k}/2", "--quiet", cwd=store.root)
+    assert items("eval", "HEAD", "--shard", f"{k}/2") == 0  # this shard's note has it: costs nothing
+    assert items("eval", "HEAD") == len(HELDOUT) * seeds  # the whole evaluation is not noted yet
 
 
 def test_cli_collect_needs_something_to_collect(tmp_path, scripted_server):
@@ -355,3 +391,80 @@ def test_sharded_analysis_numbers_patches_as_one_unsharded_analysis_does(tmp_pat
     assert branches == sorted(r.rsplit("/", 1)[-1] for r in plain.store.refs(refs.run_branches("r1")))
     summary = sharded.manifest().stages["analyze"].summary
     assert (summary["analyzed"], summary["accepted"]) == (3, 3)
+
+
+def analysis_repos(tmp_path: Path, legacy: bool = False) -> dict[str, RunRecord]:
+    """Two identical runs ("plain", "sharded") holding three trajectories to analyze;
+    ``legacy``: with a "rejected" patch record of an older t2s whose analyst call failed."""
+    from t2s.record.lessons import PatchRecord
+    from tests.test_analysts_support import (
+        add_trajectory,
+        load_config_and_suite,
+        make_repo as make_analyst_repo,
+        start_run,
+    )
+
+    records = {}
+    for name in ("plain", "sharded"):
+        store = make_analyst_repo(tmp_path / name)
+        _, suite = load_config_and_suite(store)
+        record = start_run(store)
+        for task, wrong, traj in (("txt-1", True, "a-fail"), ("txt-1", False, "b-pass"), ("mul-2", True, "c-fail")):
+            add_trajectory(record, suite, task, wrong=wrong, tmp=tmp_path / name, traj_id=traj)
+        if legacy:
+            old = PatchRecord(
+                patch="0001",
+                trajectory="a-fail",
+                task="txt-1",
+                outcome="failed",
+                analyst="single-call",
+                status="rejected",
+                reason="analyst call failed: analyst model call to http://127.0.0.1:9/v1 "
+                "(analyst-model) failed after 6 attempts: connection failed: refused",
+            )
+            record.write(
+                {old.path: old, "analyses/a-fail.json": {"status": "rejected", "reject_kind": "analyst error"}},
+                "an older t2s",
+            )
+        records[name] = record
+    return records
+
+
+def test_a_dry_run_of_an_analysis_shard_estimates_only_its_trajectories(tmp_path, scripted_server):
+    record = analysis_repos(tmp_path)["sharded"]
+    ids = ["a-fail", "b-pass", "c-fail"]
+
+    def items(*args: str) -> int:
+        out = t2s("analyze", "--run", "r1", "--mode", "combined", *args, "--dry-run", "--json", cwd=record.store.root)
+        return sum(row["items"] for row in json.loads(out.stdout)["rows"])
+
+    assert items() == 3
+    assert [items("--shard", f"{k}/2") for k in (1, 2)] == [len(Shard(k, 2).select(ids)) for k in (1, 2)]
+
+
+def test_collect_carries_over_what_a_shard_deleted(tmp_path, scripted_server):
+    """An analysis that errors again removes an older t2s's "rejected" record of the same
+    error (unsharded and in a shard alike): the collected record must lose it too."""
+    from t2s.testing.simulated import analyst_responder
+    from tests.test_analyze_cli import model_flags
+
+    scripted_server.on(analyst_responder, role="analyst")
+    records = analysis_repos(tmp_path, legacy=True)
+    scripted_server.fault("500", times=None, role="analyst")
+    flags = ["--mode", "error", "--analyst", "single-call", *model_flags(scripted_server)]
+    plain, sharded = records["plain"], records["sharded"]
+    out = t2s("analyze", "--run", "r1", *flags, cwd=plain.store.root, check=False)
+    assert out.returncode == 3, out.stdout + out.stderr  # every analysis errored
+    assert plain.read("patches/0001.json") is None
+    for k in (1, 2):
+        t2s("analyze", "--run", "r1", "--shard", f"{k}/2", *flags, cwd=sharded.store.root, check=False)
+    assert sharded.read("patches/0001.json") is not None  # the shards wrote only their own refs
+    t2s("collect", "--run", "r1", cwd=sharded.store.root)
+    assert sharded.read("patches/0001.json") is None
+    assert {e.path for e in sharded.store.list_tree(sharded.head())} == {
+        e.path for e in plain.store.list_tree(plain.head())
+    }
+    assert sharded.read_json("analyses/a-fail.json")["status"] == "errored"
+    head = sharded.head()
+    t2s("collect", "--run", "r1", cwd=sharded.store.root)
+    assert sharded.head() == head  # collecting twice: a no-op

@@ -90,6 +90,12 @@ def _shard_record(store: GitStore, ref: str, commit: str, ctx: EvalContext, tree
     return max(mine, key=lambda r: r.created_at) if mine else None
 
 
+def noted_part(ctx: EvalContext, commit: str, tree: str, shard: Shard) -> EvalRecord | None:
+    """Shard ``shard``'s complete partial record of this evaluation, when its notes hold one."""
+    found = _shard_record(ctx.store, refs.eval_shard_notes(shard.label), commit, ctx, tree)
+    return found if found is not None and found.cache_key() == ctx.key(tree) and found.complete else None
+
+
 def _lock(store: GitStore, ctx: EvalContext, tree: str, shard: Shard):
     key = hashlib.sha256(json.dumps(ctx.key(tree)).encode()).hexdigest()[:24]
     return store.exclusive(
@@ -117,8 +123,8 @@ def run_shard(
     ref = refs.eval_shard_notes(shard.label)
     part = dataclasses.replace(ctx, task_ids=shard.select(ctx.task_ids))
     with _lock(store, ctx, tree, shard):
-        found = _shard_record(store, ref, commit, ctx, tree) if use_cache else None
-        if found is not None and found.cache_key() == ctx.key(tree) and found.complete:
+        found = noted_part(ctx, commit, tree, shard) if use_cache else None
+        if found is not None:
             return found, True
         started = time.monotonic()
         with scratch_dir("t2s-eval-", workdir) as tmp:

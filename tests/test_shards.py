@@ -468,3 +468,34 @@ def test_collect_carries_over_what_a_shard_deleted(tmp_path, scripted_server):
     head = sharded.head()
     t2s("collect", "--run", "r1", cwd=sharded.store.root)
     assert sharded.head() == head  # collecting twice: a no-op
+
+
+def test_collect_adds_the_shards_estimates_to_what_the_run_held_where_they_forked(tmp_path):
+    """An analysis begun unsharded (its estimate kept) and finished in two shards: each
+    shard's part of the run starts from the run's estimate; collect counts it once."""
+    from t2s.estimates.model import Estimate, RoleEstimate
+    from t2s.estimates.recorded import record_estimate
+    from t2s.record.runs import RunManifest
+    from t2s.record.shards import collect_run
+
+    git(tmp_path, "init", "-q", "repo")
+    git(tmp_path / "repo", "commit", "-q", "--allow-empty", "-m", "S0")
+    store = GitStore.discover(tmp_path / "repo")
+    record = RunRecord(store, "r1")
+    record.create(RunManifest(run="r1", s0=store.resolve("HEAD"), skill_dir="skill"))
+
+    def analysts(items: int, wall: float) -> Estimate:
+        row = RoleEstimate(stage="analyze", role="analyst", model="m", items=items, calls=items, usd=0.001 * items)
+        return Estimate(rows=[row.model_copy(update={"input_tokens": 100 * items, "wall_s": wall})])
+
+    record_estimate(store, "r1", "analyze", analysts(1, 10.0))  # the unsharded invocation
+    for k, items in ((1, 2), (2, 3)):
+        part = record.shard_part("analyze", f"{k}-of-2")
+        record_estimate(store, "r1", "analyze", analysts(items, 5.0 * items), shard=f"{k}-of-2")
+        part.set_stage("analyze", "done", {"analyzed": items})
+    collect_run(store, "r1", "analyze")
+    row = record.read_json("estimates/analyze.json")["rows"][0]
+    assert (row["items"], row["calls"], row["input_tokens"]) == (6, 6, 600)  # 1 + 2 + 3
+    assert row["usd"] == 0.006 and row["wall_s"] == 25.0  # 10 s, then the longer shard's 15 s
+    head = record.head()
+    assert not collect_run(store, "r1", "analyze").collected and record.head() == head

@@ -208,6 +208,16 @@ def without_wall(estimate: dict) -> dict:
     return {**estimate, "rows": rows, "totals": {k: v for k, v in estimate["totals"].items() if k != "wall_s"}}
 
 
+def without_latency(ledger: dict) -> dict:
+    """A kept ledger without the time its calls took."""
+
+    def rows(items: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "latency_s"} for row in items]
+
+    totals = {k: v for k, v in ledger["totals"].items() if k != "latency_s"}
+    return {**ledger, **{key: rows(ledger[key]) for key in ("rows", "by_role", "by_phase")}, "totals": totals}
+
+
 def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_record(tmp_path, scripted_server):
     plain = make_repo(tmp_path / "plain", scripted_server)
     t2s("rollout", "--run", "r1", *TASKS, "--json", cwd=plain.root)
@@ -242,6 +252,10 @@ def test_sharded_rollout_through_a_bare_remote_collects_into_the_unsharded_recor
     # the same files as the unsharded record (ledger and manifest hold times and counts)
     paths = {e.path for e in store.list_tree(record.ref)}
     assert paths == {e.path for e in plain.list_tree(unsharded.ref)}
+    # the same ledger: the shards' spending added up, row by row (but for time)
+    assert without_latency(record.read_json("ledger/rollout.json")) == without_latency(
+        unsharded.read_json("ledger/rollout.json")
+    )
     # the same estimate (the shards' parts added up), but for the wall time: shards run
     # side by side, so theirs is the longest shard's, as the manifest's wall time is
     assert without_wall(record.read_json("estimates/rollout.json")) == without_wall(
@@ -470,11 +484,12 @@ def test_collect_carries_over_what_a_shard_deleted(tmp_path, scripted_server):
     assert sharded.head() == head  # collecting twice: a no-op
 
 
-def test_collect_adds_the_shards_estimates_to_what_the_run_held_where_they_forked(tmp_path):
-    """An analysis begun unsharded (its estimate kept) and finished in two shards: each
-    shard's part of the run starts from the run's estimate; collect counts it once."""
+def test_collect_adds_the_shards_estimates_and_ledgers_to_what_the_run_held_where_they_forked(tmp_path):
+    """An analysis begun unsharded (its estimate and ledger kept) and finished in two
+    shards: each shard's part of the run starts from the run's; collect counts it once."""
     from t2s.estimates.model import Estimate, RoleEstimate
     from t2s.estimates.recorded import record_estimate
+    from t2s.llm.ledger import Ledger, LedgerRow, accumulate
     from t2s.record.runs import RunManifest
     from t2s.record.shards import collect_run
 
@@ -488,12 +503,21 @@ def test_collect_adds_the_shards_estimates_to_what_the_run_held_where_they_forke
         row = RoleEstimate(stage="analyze", role="analyst", model="m", items=items, calls=items, usd=0.001 * items)
         return Estimate(rows=[row.model_copy(update={"input_tokens": 100 * items, "wall_s": wall})])
 
+    def spent(record: RunRecord, calls: int) -> None:
+        ledger = Ledger()
+        ledger.rows[("analyst", "analyze")] = LedgerRow("analyst", "analyze", calls=calls, prompt_tokens=10 * calls)
+        record.write({"ledger/analyze.json": accumulate(record.read_json("ledger/analyze.json"), ledger)}, "spent")
+
     record_estimate(store, "r1", "analyze", analysts(1, 10.0))  # the unsharded invocation
+    spent(record, 1)
     for k, items in ((1, 2), (2, 3)):
         part = record.shard_part("analyze", f"{k}-of-2")
         record_estimate(store, "r1", "analyze", analysts(items, 5.0 * items), shard=f"{k}-of-2")
+        spent(part, items)
         part.set_stage("analyze", "done", {"analyzed": items})
     collect_run(store, "r1", "analyze")
+    ledger = record.read_json("ledger/analyze.json")
+    assert [(r["role"], r["calls"], r["prompt_tokens"]) for r in ledger["rows"]] == [("analyst", 6, 60)]
     row = record.read_json("estimates/analyze.json")["rows"][0]
     assert (row["items"], row["calls"], row["input_tokens"]) == (6, 6, 600)  # 1 + 2 + 3
     assert row["usd"] == 0.006 and row["wall_s"] == 25.0  # 10 s, then the longer shard's 15 s

@@ -21,6 +21,7 @@ auto`` reads K and N from the engine that started the process (:func:`shard_from
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.llm.ledger import Ledger, LedgerRow
 from t2s.record import refs
 from t2s.record.provenance import Provenance
 from t2s.record.runs import MANIFEST, RunManifest, StageState, parse_record
@@ -261,7 +263,7 @@ def collect_run(store: GitStore, run: str, stage: str) -> CollectResult:
     Checks that all N shards are there, finished, and agree (S0, suite, split, skill
     folder, agent settings, t2s version); then writes one commit whose tree is what an
     unsharded run writes: every file a shard wrote or removed since it forked from the
-    run record, the ledger and the estimate of the stage summed over the shards, and the
+    run record, the ledger and the estimate of the stage added up over the shards, and the
     manifest with the stage's state joined (counts summed, the longest shard's wall
     time). The result depends on the shards only, so collecting again is
     a no-op (nothing is written when the tree would not change).
@@ -317,9 +319,9 @@ def _write_collected(
         # Where each shard forked from the run record (None: the shards started the run).
         forks = {label: store.merge_base(heads[label], old) if old else None for label in ordered}
         changes = _shards_changes(store, run, stage, heads, forks, ordered, skip={MANIFEST, ledger_path, estimate_path})
-        ledgers = [store.read_blob(heads[label], ledger_path) for label in ordered]
-        if any(raw is not None for raw in ledgers):
-            changes[ledger_path] = _sum_ledgers([json.loads(raw) for raw in ledgers if raw is not None])
+        ledgers = {label: store.read_blob(heads[label], ledger_path) for label in ordered}
+        if any(raw is not None for raw in ledgers.values()):
+            changes[ledger_path] = _join_ledgers(store, ledger_path, ledgers, forks)
         estimates = {label: store.read_blob(heads[label], estimate_path) for label in ordered}
         if any(raw is not None for raw in estimates.values()):
             changes[estimate_path] = _join_estimates(store, estimate_path, estimates, forks)
@@ -428,23 +430,28 @@ def _join_estimates(store: GitStore, path: str, parts: dict[str, bytes | None], 
     return (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
-def _sum_ledgers(ledgers: list[Any]) -> bytes:
-    """The numbers of several ledgers added up, key by key (nested dicts too)."""
-
-    def add(a: Any, b: Any) -> Any:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return {k: add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in sorted({*a, *b})}
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-            total = a + b
-            return round(total, 6) if isinstance(total, float) else total
-        if isinstance(a, list) and isinstance(b, list):
-            return a + b
-        return a
-
-    total = ledgers[0]
-    for ledger in ledgers[1:]:
-        total = add(total, ledger)
-    return (json.dumps(total, indent=2, sort_keys=True, default=str) + "\n").encode()
+def _join_ledgers(store: GitStore, path: str, parts: dict[str, bytes | None], forks: dict[str, str | None]) -> bytes:
+    """The run's ledger of the stage: what it held where the shards forked, plus what
+    each shard spent since (row by row, as one unsharded stage's ledger adds up its
+    invocations, :func:`t2s.llm.ledger.accumulate`)."""
+    bases = {
+        label: Ledger.from_dict(json.loads(raw)) if fork and (raw := store.read_blob(fork, path)) else Ledger()
+        for label, fork in forks.items()
+    }
+    total = Ledger.from_dict(next(iter(bases.values())).to_dict())
+    counted = [f.name for f in dataclasses.fields(LedgerRow) if f.name not in ("role", "phase")]
+    for label, raw in parts.items():
+        if raw is None:
+            continue
+        part, base = Ledger.from_dict(json.loads(raw)), bases[label].rows
+        for key, row in part.rows.items():
+            had = base.get(key, LedgerRow(*key))
+            spent = LedgerRow(*key, **{name: getattr(row, name) - getattr(had, name) for name in counted})
+            total.rows.setdefault(key, LedgerRow(*key)).add(spent)
+        total.max_calls, total.max_tokens, total.max_usd = part.max_calls, part.max_tokens, part.max_usd
+        total.stopped = total.stopped or part.stopped
+        total.unpriced_models |= part.unpriced_models
+    return total.to_json().encode()
 
 
 def _joined_manifest(base: RunManifest | None, shards: list[RunManifest], stage: str) -> RunManifest:

@@ -362,11 +362,12 @@ def test_sharded_analysis_numbers_patches_as_one_unsharded_analysis_does(tmp_pat
     scripted_server.on(analyst_responder, role="analyst")
     records = {}
     for name in ("plain", "sharded"):
-        store = make_analyst_repo(tmp_path / name)
+        folder = tmp_path / name[:5]  # paths of one length: the prompts that name them too
+        store = make_analyst_repo(folder)
         _, suite = load_config_and_suite(store)
         record = start_run(store)
         for task, wrong, traj in (("txt-1", True, "a-fail"), ("txt-1", False, "b-pass"), ("mul-2", True, "c-fail")):
-            add_trajectory(record, suite, task, wrong=wrong, tmp=tmp_path / name, traj_id=traj)
+            add_trajectory(record, suite, task, wrong=wrong, tmp=folder, traj_id=traj)
         records[name] = record
     runner = CliRunner()
     plain = records["plain"]
@@ -405,6 +406,12 @@ def test_sharded_analysis_numbers_patches_as_one_unsharded_analysis_does(tmp_pat
     assert branches == sorted(r.rsplit("/", 1)[-1] for r in plain.store.refs(refs.run_branches("r1")))
     summary = sharded.manifest().stages["analyze"].summary
     assert (summary["analyzed"], summary["accepted"]) == (3, 3)
+    # the same run record content (but for times)
+    assert {e.path for e in sharded.store.list_tree(sharded.head())} == {
+        e.path for e in plain.store.list_tree(plain.head())
+    }
+    for path, strip in (("ledger/analyze.json", without_latency), ("estimates/analyze.json", without_wall)):
+        assert strip(sharded.read_json(path)) == strip(plain.read_json(path)), path
 
 
 def analysis_repos(tmp_path: Path, legacy: bool = False) -> dict[str, RunRecord]:
@@ -420,11 +427,12 @@ def analysis_repos(tmp_path: Path, legacy: bool = False) -> dict[str, RunRecord]
 
     records = {}
     for name in ("plain", "sharded"):
-        store = make_analyst_repo(tmp_path / name)
+        folder = tmp_path / name[:5]  # paths of one length: the prompts that name them too
+        store = make_analyst_repo(folder)
         _, suite = load_config_and_suite(store)
         record = start_run(store)
         for task, wrong, traj in (("txt-1", True, "a-fail"), ("txt-1", False, "b-pass"), ("mul-2", True, "c-fail")):
-            add_trajectory(record, suite, task, wrong=wrong, tmp=tmp_path / name, traj_id=traj)
+            add_trajectory(record, suite, task, wrong=wrong, tmp=folder, traj_id=traj)
         if legacy:
             old = PatchRecord(
                 patch="0001",

@@ -179,7 +179,7 @@ class CollectResult:
     run: str
     stage: str
     shards: int = 0
-    #: Files the run record gained or changed (0 when it already held them: a no-op).
+    #: Files the run record gained, changed or lost (0 when it already held them: a no-op).
     files: int = 0
     commit: str | None = None
     collected: bool = False

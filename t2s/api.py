@@ -123,10 +123,10 @@ def estimate(repo: Repo, stage: str, *args: Any, **options: Any) -> Estimate:
     ``shard`` (``"K/N"``, ``"auto"``; rollout, analyze, eval) estimates that shard's part."""
     if stage not in ESTIMATORS:
         raise UsageError(f"no estimate for stage {stage!r} (stages: {', '.join(ESTIMATORS)})")
-    if options.get("shard") is not None:
+    if (shard := _shard(options.pop("shard", None))) is not None:
         if stage not in ("rollout", "analyze", "eval"):
             raise UsageError(f"the {stage} stage is not sharded", hint="shards: rollout, analyze and eval")
-        options["shard"] = _shard(options["shard"])
+        options["shard"] = shard
     models = options.pop("models", None)
     if stage in ("rollout", "analyze", "merge", "evolve"):
         options["models"] = _overrides(models)

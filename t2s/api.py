@@ -120,9 +120,14 @@ ESTIMATORS: dict[str, Callable[..., Estimate]] = {
 def estimate(repo: Repo, stage: str, *args: Any, **options: Any) -> Estimate:
     """What ``stage`` would spend with these arguments (the stage function's own, e.g.
     ``estimate(repo, "rollout", run="r1", split="evolve")``), per role: calls, input and
-    output tokens, USD and wall time. Calls no model and writes nothing (``--dry-run``)."""
+    output tokens, USD and wall time. Calls no model and writes nothing (``--dry-run``).
+    ``shard`` (``"K/N"``, ``"auto"``; rollout, analyze, eval) estimates that shard's part."""
     if stage not in ESTIMATORS:
         raise UsageError(f"no estimate for stage {stage!r} (stages: {', '.join(ESTIMATORS)})")
+    if (shard := _shard(options.pop("shard", None))) is not None:
+        if stage not in ("rollout", "analyze", "eval"):
+            raise UsageError(f"the {stage} stage is not sharded", hint="shards: rollout, analyze and eval")
+        options["shard"] = shard
     models = options.pop("models", None)
     if stage in ("rollout", "analyze", "merge", "evolve"):
         options["models"] = _overrides(models)
@@ -138,9 +143,10 @@ def _planned(make: Callable[[], Estimate]) -> Estimate | None:
         return None
 
 
-def _keep_estimate(repo: Repo, run: str, phase: str, planned: Estimate | None) -> None:
+def _keep_estimate(repo: Repo, run: str, phase: str, planned: Estimate | None, shard: Shard | None = None) -> None:
+    """Keep a stage's estimate in the run record (a shard's, in its own part of it)."""
     if planned is not None:
-        record_estimate(repo.store, run, phase, planned)
+        record_estimate(repo.store, run, phase, planned, shard=shard.label if shard else None)
 
 
 # ---------------------------------------------------------------------- the stages
@@ -197,6 +203,7 @@ def rollout(
             tasks=tasks or None,
             concurrency=concurrency,
             models=_overrides(models),
+            shard=part,
         )
     )
     llm = _llm(repo, "rollout", models, cache)
@@ -221,8 +228,7 @@ def rollout(
         )
     finally:
         llm.close()
-    if part is None:  # a shard writes only refs of its own; the run record is collect's
-        _keep_estimate(repo, run, "rollout", planned)
+    _keep_estimate(repo, run, "rollout", planned, part)  # a shard's in its own part: collect adds them up
     return summary
 
 
@@ -272,6 +278,7 @@ def analyze(
             analyst=settings.analyst,
             concurrency=settings.concurrency,
             models=_overrides(models),
+            shard=part,
         )
     )
     llm = _llm(repo, "analyze", models, cache)
@@ -289,8 +296,7 @@ def analyze(
         )
     finally:
         llm.close()
-    if part is None:  # a shard writes only refs of its own; the run record is collect's
-        _keep_estimate(repo, run, "analyze", planned)
+    _keep_estimate(repo, run, "analyze", planned, part)  # a shard's in its own part: collect adds them up
     return summary
 
 

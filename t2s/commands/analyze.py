@@ -134,7 +134,7 @@ def analyze(
     if dry_run:
         models = overrides_from_flags(flag_model, flag_base_url, flag_api_key_env, model_sets)
         estimate = t2s.estimate(
-            repo, "analyze", run_name, mode=mode, analyst=analyst, concurrency=concurrency, models=models
+            repo, "analyze", run_name, mode=mode, analyst=analyst, concurrency=concurrency, models=models, shard=shard
         )
         print_estimate(estimate, as_json, "analyze")
         return

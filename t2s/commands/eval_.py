@@ -137,7 +137,14 @@ def eval_(
     if dry_run:
         revs = [rev] * max(1, repeat or 1)
         estimate = t2s.estimate(
-            open_repo(repo_dir), "eval", revs, split=split, seeds=seeds, suite=suite, cache=not no_cache and not repeat
+            open_repo(repo_dir),
+            "eval",
+            revs,
+            split=split,
+            seeds=seeds,
+            suite=suite,
+            cache=not no_cache and not repeat,
+            shard=shard,
         )
         print_estimate(estimate, as_json, "eval")
         return

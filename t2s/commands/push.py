@@ -20,9 +20,11 @@ def push(remote, run_name, release_branch, dry_run, repo_dir, as_json):
     """Push t2s's refs to REMOTE with explicit refspecs, so reviewers see everything.
 
     Pushes refs/heads/t2s/<run>/* (patch, merge and candidate branches),
-    refs/t2s/runs/<run> (the run record), refs/notes/t2s/* (evaluations and reviews)
-    and the release tags v*. Nothing is force-pushed: if the remote's notes moved
-    (CI added some), fetch and merge them first (see docs/releases.md).
+    refs/t2s/runs/<run> (the run record), refs/t2s/shards/<run>/* (shards' parts of
+    it), refs/notes/t2s/* (evaluations and reviews), refs/t2s/eval-trajectories/* (the
+    trajectories evaluations keep) and the release tags v*. Nothing but the kept
+    trajectories is force-pushed: if the remote's notes moved (CI added some), fetch
+    and merge them first (see docs/releases.md).
 
     \b
     Examples:

@@ -142,6 +142,7 @@ def rollout(
             tasks=list(task_ids) or None,
             concurrency=concurrency,
             models=models,
+            shard=shard,
         )
         print_estimate(estimate, as_json, "rollout")
         return

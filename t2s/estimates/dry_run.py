@@ -16,6 +16,7 @@ from t2s.evaluation.gate import default_baseline
 from t2s.gitstore.store import GitStore
 from t2s.llm.roles import resolve_roles
 from t2s.record.runs import RunRecord
+from t2s.record.shards import Shard
 from t2s.rollouts.rollout import load_rollout_suite
 from t2s.skill.repo import skill_dir_of
 
@@ -39,10 +40,14 @@ def rollout_estimate(
     tasks=None,
     concurrency=None,
     models=None,
+    shard: Shard | None = None,
 ) -> Estimate:
+    """A rollout (``shard``: of that shard's tasks, as ``t2s rollout --shard`` runs them)."""
     loaded, ids = _rollout_tasks(store, config, suite=suite, split=split, limit=limit, tasks=tasks)
     record = RunRecord(store, run) if run else None
     s0 = rev or (record.manifest().s0 if record is not None and record.exists() else "HEAD")
+    if shard is not None:
+        ids = shard.select(ids)
     return estimate_rollout(
         store,
         config,
@@ -54,11 +59,20 @@ def rollout_estimate(
         skill_dir=skill_dir_of(store, config, s0),
         concurrency=concurrency,
         models=models,
+        shard=shard,
     )
 
 
 def analyze_estimate(
-    store: GitStore, config: Config, run: str, *, mode=None, analyst=None, concurrency=None, models=None
+    store: GitStore,
+    config: Config,
+    run: str,
+    *,
+    mode=None,
+    analyst=None,
+    concurrency=None,
+    models=None,
+    shard: Shard | None = None,
 ) -> Estimate:
     return estimate_analyze(
         store,
@@ -68,6 +82,7 @@ def analyze_estimate(
         analyst=analyst or config.analyze.analyst,
         concurrency=concurrency,
         models=models,
+        shard=shard,
     )
 
 
@@ -76,10 +91,19 @@ def merge_estimate(store: GitStore, config: Config, run: str, *, fan_in=None, mo
 
 
 def eval_estimate(
-    store: GitStore, config: Config, revs: list[str], *, stage="eval", split=None, seeds=None, suite=None, cache=True
+    store: GitStore,
+    config: Config,
+    revs: list[str],
+    *,
+    stage="eval",
+    split=None,
+    seeds=None,
+    suite=None,
+    cache=True,
+    shard: Shard | None = None,
 ) -> Estimate:
     ctx = make_context(store, config, split=split, seeds=seeds, suite=suite, rev_for_skill=revs[0])
-    return estimate_eval(ctx, revs, stage=stage, cache=cache)
+    return estimate_eval(ctx, revs, stage=stage, cache=cache, shard=shard)
 
 
 def gate_estimate(store: GitStore, config: Config, candidate: str, baseline: str | None = None, **options) -> Estimate:

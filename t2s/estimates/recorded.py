@@ -1,6 +1,7 @@
 """A real run keeps its estimate next to its ledger: ``estimates/<phase>.json`` in the
 run record, added up over resumed invocations like the ledger itself, so ``t2s report``
-and the stage's closing table can show estimate against actual."""
+and the stage's closing table can show estimate against actual. A shard keeps the
+estimate of its part in its own part of the run; collect adds them up."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ def estimate_path(phase: str) -> str:
     return f"estimates/{phase}.json"
 
 
-def record_estimate(store: GitStore, run: str, phase: str, estimate: Estimate) -> None:
-    """Add ``estimate`` to what earlier invocations of ``phase`` in ``run`` estimated."""
+def record_estimate(store: GitStore, run: str, phase: str, estimate: Estimate, *, shard: str | None = None) -> None:
+    """Add ``estimate`` to what earlier invocations of ``phase`` in ``run`` estimated;
+    with ``shard`` (``<K>-of-<N>``), in that shard's own part of the run, where collect
+    finds it (the shards' parts add up to the estimate of the whole stage)."""
     record = RunRecord(store, run)
+    if shard is not None:
+        record = record.shard_record(phase, shard)
     if not record.exists():
         return
     previous = record.read_json(estimate_path(phase)) or {}

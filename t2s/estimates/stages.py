@@ -31,10 +31,12 @@ from t2s.estimates.history import Basis, agent_basis, runs_with
 from t2s.estimates.model import Estimate, RoleEstimate, count_tokens, tokenizer_name, usd
 from t2s.evaluation.context import EvalContext
 from t2s.evaluation.evaluate import find_cached
+from t2s.evaluation.shards import noted_part
 from t2s.gitstore.store import GitStore
 from t2s.llm.roles import resolve_roles
 from t2s.prompts import load as prompt
 from t2s.record.runs import RunRecord
+from t2s.record.shards import Shard
 from t2s.sandbox.leftovers import scratch_dir
 
 #: Tokens of one patch in a merger's prompt when the patches do not exist yet.
@@ -113,11 +115,15 @@ def estimate_rollout(
     skill_dir: str,
     concurrency: int | None = None,
     models: Any = None,
+    shard: Shard | None = None,
 ) -> Estimate:
-    """A rollout of ``task_ids``; what ``run`` already holds is not counted again."""
+    """A rollout of ``task_ids``; what ``run`` already holds is not counted again (for
+    a ``shard``, what its own part of the run holds, once it ran)."""
     record = RunRecord(store, run) if run else None
     s0 = rev or (record.manifest().s0 if record and record.exists() else "HEAD")
     skill = SkillBundle.from_git(store, s0, skill_dir)
+    if record is not None and shard is not None and (part := record.shard_record("rollout", shard.label)).exists():
+        record = part
     done = set()
     if record and record.exists():
         done = {p.rsplit("/", 1)[-1].removesuffix(".json") for p in record.list("trajectories")}
@@ -141,14 +147,21 @@ def estimate_rollout(
     return out
 
 
-def estimate_eval(ctx: EvalContext, revs: Sequence[str], *, stage: str = "eval", cache: bool = True) -> Estimate:
-    """Evaluations of ``revs`` on ``ctx``; one found in the eval notes costs nothing."""
+def estimate_eval(
+    ctx: EvalContext, revs: Sequence[str], *, stage: str = "eval", cache: bool = True, shard: Shard | None = None
+) -> Estimate:
+    """Evaluations of ``revs`` on ``ctx`` (``shard``: that shard's part of each); one
+    found in the eval notes (or the shard's own notes) costs nothing."""
     out = Estimate()
+    task_ids = shard.select(ctx.task_ids) if shard is not None else ctx.task_ids
     for rev in revs:
         commit = ctx.store.resolve(rev)
         tree = ctx.store.subtree(commit, ctx.skill_dir)
         if cache and tree and find_cached(ctx.store, ctx.key(tree), prefer=commit):
             out.notes.append(f"{rev}: already evaluated (eval note), costs nothing")
+            continue
+        if cache and tree and shard is not None and noted_part(ctx, commit, tree, shard) is not None:
+            out.notes.append(f"{rev}: shard {shard} already evaluated (its eval notes), costs nothing")
             continue
         skill = SkillBundle.from_git(ctx.store, commit, ctx.skill_dir)
         out.rows.append(
@@ -157,7 +170,7 @@ def estimate_eval(ctx: EvalContext, revs: Sequence[str], *, stage: str = "eval",
                 ctx.config,
                 stage=f"{stage} {rev}",
                 suite=ctx.suite,
-                task_ids=ctx.task_ids,
+                task_ids=task_ids,
                 seeds=ctx.seeds,
                 skill=skill,
             )
@@ -261,8 +274,10 @@ def estimate_analyze(
     models: Any = None,
     projected: Sequence[tuple[str, int]] | None = None,
     skill: SkillBundle | None = None,
+    shard: Shard | None = None,
 ) -> Estimate:
-    """The analysts of ``run`` (its selected, not yet analyzed trajectories), or of
+    """The analysts of ``run`` (its selected, not yet analyzed trajectories; ``shard``:
+    those of that shard, not yet analyzed in its own part of the run), or of
     ``projected`` ``(verdict, tokens)`` trajectories that a rollout has not made yet."""
     model = _model(config, "analyst", models)
     items: list[tuple[str, int]] = []  # (verdict, tokens of the trajectory the analyst reads)
@@ -272,9 +287,14 @@ def estimate_analyze(
         record = RunRecord(store, run)
         manifest = record.manifest()
         skill = SkillBundle.from_git(store, manifest.s0, manifest.skill_dir)
-        analyzed = {p.rsplit("/", 1)[-1] for p in record.list("analyses")}
+        done = record
+        if shard is not None and (part := record.shard_record("analyze", shard.label)).exists():
+            done = part
+        analyzed = {p.rsplit("/", 1)[-1] for p in done.list("analyses")}
         for path, raw in sorted(record.read_folder("trajectories").items()):
             data = json.loads(raw)
+            if shard is not None and not shard.owns(str(data.get("id"))):
+                continue
             if data.get("verdict") in MODE_VERDICTS[mode] and path.rsplit("/", 1)[-1] not in analyzed:
                 items.append((data["verdict"], _trajectory_tokens(raw, model)))
     assert skill is not None

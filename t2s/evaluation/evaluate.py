@@ -37,11 +37,12 @@ from pathlib import Path, PurePosixPath
 
 from t2s.errors import UsageError
 from t2s.evaluation.context import EvalContext
+from t2s.evaluation.kept import keep_trajectories as keep, key_hash
 from t2s.evaluation.records import make_record as make_record  # where it always was
 from t2s.evaluation.runner import Runner, RunRequest, evaluate_tasks
 from t2s.evaluation.shards import collect_eval, run_shard
 from t2s.faults import ErrorCause, WorkErrored, describe, tally
-from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.gitstore.store import GitStore
 from t2s.record import refs
 from t2s.record.notes import (
     EVAL_NOTES,
@@ -240,17 +241,9 @@ def evaluate(
 
 
 def keep_trajectories(store: GitStore, commit: str, key: tuple, trajectories: dict[str, str]) -> str | None:
-    """Keep an evaluation's trajectories under their own ref (one commit holding
-    ``trajectories/<id>.json``; secrets are redacted as git writes them) and return
-    the ref, which the eval note names; None when the runner gave none."""
-    if not trajectories:
-        return None
-    key_hash = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-    ref = refs.eval_trajectories(commit, key_hash)
-    tree = store.build_tree(None, {f"trajectories/{tid}.json": text for tid, text in sorted(trajectories.items())})
-    kept = store.commit(tree, [], f"t2s eval {commit[:12]}: {len(trajectories)} trajectories")
-    store.update_refs([RefUpdate(ref, kept, store.rev_parse(ref) or ZERO_SHA)])
-    return ref
+    """Keep an evaluation's trajectories under their own ref (:mod:`t2s.evaluation.kept`)
+    and return the ref, which the eval note names; None when the runner gave none."""
+    return keep(store, refs.eval_trajectories(commit, key_hash(key)), trajectories, commit[:12])
 
 
 # ---------------------------------------------------------------------- gate

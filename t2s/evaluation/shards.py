@@ -3,13 +3,16 @@
 A shard runs the tasks of the split whose stable hash falls in its bucket
 (:class:`t2s.record.shards.Shard`, by task id, so all seeds of a task stay together) and
 notes its partial :class:`~t2s.record.notes.EvalRecord` on the commit in a notes
-namespace of its own, ``refs/notes/t2s/eval-shard-<K>-of-<N>``: shards never race on a
-ref, and ``git push``/``git fetch`` of ``refs/notes/*`` carries them.
+namespace of its own, ``refs/notes/t2s/eval-shard-<K>-of-<N>``, and keeps its trajectories under a ref of its
+own (:func:`t2s.record.refs.eval_shard_trajectories`): shards never race on a ref, and
+``t2s push`` (or ``git push``/``git fetch`` of ``refs/notes/*`` and
+``refs/t2s/eval-trajectories/*``) carries them.
 
 :func:`collect_eval` joins the shards of one evaluation (same commit, skill tree,
 suite, split, agent and seeds) into the record one unsharded ``t2s eval`` writes: the
 same verdicts in the same order, the same score, in the same note
-(``refs/notes/t2s/eval``). :func:`t2s.evaluation.evaluate.evaluate` collects by itself
+(``refs/notes/t2s/eval``), naming the same ref of kept trajectories, which holds all
+the shards' trajectories. :func:`t2s.evaluation.evaluate.evaluate` collects by itself
 when every shard is there, and refuses (:class:`~t2s.record.shards.MissingShards`) when
 some are not, so the gate never judges a partial evaluation.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from t2s.evaluation.context import EvalContext
+from t2s.evaluation.kept import keep_trajectories, key_hash, read_kept
 from t2s.evaluation.records import make_record
 from t2s.evaluation.runner import Runner, RunRequest, RunResult, evaluate_tasks
 from t2s.gitstore.store import GitStore
@@ -86,6 +90,12 @@ def _shard_record(store: GitStore, ref: str, commit: str, ctx: EvalContext, tree
     return max(mine, key=lambda r: r.created_at) if mine else None
 
 
+def noted_part(ctx: EvalContext, commit: str, tree: str, shard: Shard) -> EvalRecord | None:
+    """Shard ``shard``'s complete partial record of this evaluation, when its notes hold one."""
+    found = _shard_record(ctx.store, refs.eval_shard_notes(shard.label), commit, ctx, tree)
+    return found if found is not None and found.cache_key() == ctx.key(tree) and found.complete else None
+
+
 def _lock(store: GitStore, ctx: EvalContext, tree: str, shard: Shard):
     key = hashlib.sha256(json.dumps(ctx.key(tree)).encode()).hexdigest()[:24]
     return store.exclusive(
@@ -113,8 +123,8 @@ def run_shard(
     ref = refs.eval_shard_notes(shard.label)
     part = dataclasses.replace(ctx, task_ids=shard.select(ctx.task_ids))
     with _lock(store, ctx, tree, shard):
-        found = _shard_record(store, ref, commit, ctx, tree) if use_cache else None
-        if found is not None and found.cache_key() == ctx.key(tree) and found.complete:
+        found = noted_part(ctx, commit, tree, shard) if use_cache else None
+        if found is not None:
             return found, True
         started = time.monotonic()
         with scratch_dir("t2s-eval-", workdir) as tmp:
@@ -127,6 +137,8 @@ def run_shard(
         record = make_record(part, commit, tree, result, time.monotonic() - started)
         if not record.complete:
             return record, False
+        kept_ref = refs.eval_shard_trajectories(commit, key_hash(ctx.key(tree)), shard.label)
+        record.trajectories = keep_trajectories(store, kept_ref, result.trajectories, f"{commit[:12]} shard {shard}")
         store.update_note(ref, commit, lambda text: _upsert_text(text, record, ref, commit))
     return record, False
 
@@ -180,6 +192,30 @@ def gather(ctx: EvalContext, commit: str, tree: str) -> tuple[int, dict[str, Eva
     return n, found
 
 
+def _joined_trajectories(ctx: EvalContext, commit: str, records: dict[str, EvalRecord]) -> dict[str, bytes]:
+    """Every shard's kept trajectories, as the unsharded evaluation keeps them all.
+    :class:`MissingShards` when a shard kept some that this repository lacks (they were
+    not fetched): a note naming a partial set would stay so for good."""
+    joined: dict[str, bytes] = {}
+    absent = []
+    for label, record in records.items():
+        if record.trajectories is None:  # its runner gave none (as an unsharded one may)
+            continue
+        kept = read_kept(ctx.store, record.trajectories)
+        if kept is None:
+            absent.append(label)
+        else:
+            joined.update(kept)
+    if absent:
+        raise MissingShards(
+            f"evaluation of {commit[:12]} on {ctx.suite_name}/{ctx.split}: the trajectories of shard(s) "
+            f"{', '.join(a.replace('-of-', '/') for a in absent)} are not in this repository",
+            missing=absent,
+            hint=f"fetch them: git fetch origin '{refs.mirror_all(refs.EVAL_TRAJECTORIES)}'",
+        )
+    return joined
+
+
 def collect_eval(ctx: EvalContext, commit: str, tree: str) -> EvalCollect:
     """Join every shard's partial record into the one an unsharded evaluation notes on
     ``commit`` (see the module doc). A no-op when the note already holds it;
@@ -211,6 +247,10 @@ def collect_eval(ctx: EvalContext, commit: str, tree: str) -> EvalCollect:
     )
     record = make_record(ctx, commit, tree, result, max(r.duration_s for r in records))
     record.created_at = max(r.created_at for r in records)  # from the shards: collecting again changes nothing
+    kept = _joined_trajectories(ctx, commit, {by_k[(k, n)]: found[by_k[(k, n)]] for k in range(1, n + 1)})
+    record.trajectories = keep_trajectories(
+        ctx.store, refs.eval_trajectories(commit, key_hash(ctx.key(tree))), kept, commit[:12]
+    )
     out.record = record
     text = ctx.store.read_note(EVAL_NOTES, commit)
     have = None

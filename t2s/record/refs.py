@@ -8,6 +8,7 @@ refs/heads/t2s/<run>/seq/<nnn>         the sequential baseline's steps (and seq/
 refs/t2s/runs/<run>                    the run record (a commit chain)
 refs/t2s/superseded/<run>/<nnn>        a merge tree set aside by `t2s merge --rebuild`
 refs/t2s/eval-trajectories/<commit>/<key>  the trajectories of one noted evaluation
+refs/t2s/eval-trajectories/<commit>/<key>-<K>-of-<N>  those of one shard of it (collect joins them)
 refs/t2s/shards/<run>/<stage>/<K>-of-<N>   one shard's part of a run record (t2s collect joins them)
 refs/notes/t2s/eval-shard-<K>-of-<N>   one shard's partial evaluations (t2s collect joins them)
 refs/notes/t2s/eval                    evaluation and gate results per commit
@@ -229,12 +230,19 @@ def mirror(ref: str) -> str:
     return f"{ref}:{ref}"
 
 
-def mirror_all(prefix: str) -> str:
-    """A refspec that pushes every ref under ``prefix`` to the same names."""
-    return f"{prefix}*:{prefix}*"
+def mirror_all(prefix: str, *, force: bool = False) -> str:
+    """A refspec that pushes every ref under ``prefix`` to the same names (``force``:
+    even when that is no fast-forward)."""
+    return f"{'+' if force else ''}{prefix}*:{prefix}*"
 
 
 def eval_trajectories(commit: str, key_hash: str) -> str:
     """Where the trajectories of the evaluation of ``commit`` with cache key hash
     ``key_hash`` are kept (``trajectories/<id>.json`` in a one-commit history)."""
     return f"{EVAL_TRAJECTORIES}{commit}/{key_hash[:16]}"
+
+
+def eval_shard_trajectories(commit: str, key_hash: str, label: str) -> str:
+    """Where shard ``label`` (``<K>-of-<N>``) of that evaluation keeps its trajectories
+    (a sibling of :func:`eval_trajectories`, which collect fills from all shards)."""
+    return f"{eval_trajectories(commit, key_hash)}-{label}"

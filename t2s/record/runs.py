@@ -122,12 +122,19 @@ class RunRecord:
         """Shard ``shard``'s part of this run for ``stage``: a record of its own
         (``refs/t2s/shards/<run>/<stage>/<K>-of-<N>``), forked from the run record where
         one exists, so the shard reads what the run holds and writes only its own ref."""
-        part = RunRecord(self.store, self.run, shard=shard)
-        part.ref = refs.shard_record(self.run, stage, shard)
+        part = self.shard_record(stage, shard)
         main = self.head()
         if main and part.head() is None:
             with contextlib.suppress(RefConflict):  # another process of this shard forked it first
                 self.store.update_refs([RefUpdate(part.ref, main, ZERO_SHA)])
+        return part
+
+    def shard_record(self, stage: str, shard: str) -> RunRecord:
+        """Shard ``shard``'s part of this run for ``stage`` as it stands, without forking
+        it (it does not exist until the shard ran): for reading, and for what a shard
+        adds to its own part after its stage (its estimate)."""
+        part = RunRecord(self.store, self.run, shard=shard)
+        part.ref = refs.shard_record(self.run, stage, shard)
         return part
 
     # ------------------------------------------------------------- reading

@@ -21,6 +21,7 @@ auto`` reads K and N from the engine that started the process (:func:`shard_from
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 from t2s.errors import RefConflict, T2SError, UsageError
 from t2s.gitstore.store import ZERO_SHA, GitStore, RefUpdate
+from t2s.llm.ledger import Ledger, LedgerRow
 from t2s.record import refs
 from t2s.record.provenance import Provenance
 from t2s.record.runs import MANIFEST, RunManifest, StageState, parse_record
@@ -177,7 +179,7 @@ class CollectResult:
     run: str
     stage: str
     shards: int = 0
-    #: Files the run record gained or changed (0 when it already held them: a no-op).
+    #: Files the run record gained, changed or lost (0 when it already held them: a no-op).
     files: int = 0
     commit: str | None = None
     collected: bool = False
@@ -260,9 +262,10 @@ def collect_run(store: GitStore, run: str, stage: str) -> CollectResult:
 
     Checks that all N shards are there, finished, and agree (S0, suite, split, skill
     folder, agent settings, t2s version); then writes one commit whose tree is what an
-    unsharded run writes: every shard's files, the ledger of the stage summed over the
-    shards, and the manifest with the stage's state joined (counts summed, the longest
-    shard's wall time). The result depends on the shards only, so collecting again is
+    unsharded run writes: every file a shard wrote or removed since it forked from the
+    run record, the ledger and the estimate of the stage added up over the shards, and the
+    manifest with the stage's state joined (counts summed, the longest shard's wall
+    time). The result depends on the shards only, so collecting again is
     a no-op (nothing is written when the tree would not change).
     """
     heads = run_shards(store, run, stage)
@@ -310,28 +313,18 @@ def _write_collected(
 ) -> CollectResult:
     ref = refs.run_record(run)
     ordered = sorted(heads, key=lambda label: refs.parse_shard_label(label) or (0, 0))
-    ledger_path = f"ledger/{stage}.json"
+    ledger_path, estimate_path = f"ledger/{stage}.json", f"estimates/{stage}.json"
     for _ in range(20):
         old = store.rev_parse(ref)
-        main_files = {e.path: e.sha for e in store.list_tree(old)} if old else {}
-        changes: dict[str, bytes | None] = {}
-        owner: dict[str, tuple[str, str]] = {}  # path -> (blob, the shard that wrote it)
-        for label in ordered:
-            for entry in store.list_tree(heads[label]):
-                if entry.path in (MANIFEST, ledger_path) or main_files.get(entry.path) == entry.sha:
-                    continue
-                if entry.path in owner and owner[entry.path][0] != entry.sha:
-                    raise ShardMismatch(
-                        f"run {run!r} {stage}: shards {owner[entry.path][1]} and {label} both wrote "
-                        f"{entry.path}, differently",
-                        hint="the shards overlap: were they cut with different t2s versions?",
-                    )
-                owner[entry.path] = (entry.sha, label)
-        blobs = store.read_blobs([sha for sha, _ in owner.values()]) if owner else []
-        changes.update(dict(zip(owner, blobs, strict=True)))
-        ledgers = [store.read_blob(heads[label], ledger_path) for label in ordered]
-        if any(raw is not None for raw in ledgers):
-            changes[ledger_path] = _sum_ledgers([json.loads(raw) for raw in ledgers if raw is not None])
+        # Where each shard forked from the run record (None: the shards started the run).
+        forks = {label: store.merge_base(heads[label], old) if old else None for label in ordered}
+        changes = _shards_changes(store, run, stage, heads, forks, ordered, skip={MANIFEST, ledger_path, estimate_path})
+        ledgers = {label: store.read_blob(heads[label], ledger_path) for label in ordered}
+        if any(raw is not None for raw in ledgers.values()):
+            changes[ledger_path] = _join_ledgers(store, ledger_path, ledgers, forks)
+        estimates = {label: store.read_blob(heads[label], estimate_path) for label in ordered}
+        if any(raw is not None for raw in estimates.values()):
+            changes[estimate_path] = _join_estimates(store, estimate_path, estimates, forks)
         base = RunManifest.model_validate_json(store.read_blob(old, MANIFEST) or b"{}") if old else None
         manifest = _joined_manifest(base, [manifests[label] for label in ordered], stage)
         changes[MANIFEST] = (manifest.model_dump_json(indent=2) + "\n").encode()
@@ -340,7 +333,7 @@ def _write_collected(
             result.note = "already collected"
             result.commit = old
             return result
-        result.files = sum(1 for path, data in changes.items() if data is not None and path != MANIFEST)
+        result.files = sum(1 for path in changes if path != MANIFEST)
         parents = [old] if old else []
         commit = store.commit(
             tree,
@@ -358,23 +351,107 @@ def _write_collected(
     raise RefConflict(f"run record {ref} kept changing under us; try again")
 
 
-def _sum_ledgers(ledgers: list[Any]) -> bytes:
-    """The numbers of several ledgers added up, key by key (nested dicts too)."""
+def _shards_changes(
+    store: GitStore,
+    run: str,
+    stage: str,
+    heads: dict[str, str],
+    forks: dict[str, str | None],
+    ordered: list[str],
+    skip: set[str],
+) -> dict[str, bytes | None]:
+    """What the shards changed in their parts since they forked from the run record:
+    the files each wrote (its whole part when it started the run) and the files each
+    removed (e.g. an older "rejected" record of an analysis that errored again), as one
+    unsharded stage would have changed the record. Two shards that changed one file
+    differently are refused: they overlap."""
+    wrote: dict[str, tuple[str | None, str]] = {}  # path -> (blob, or None: removed; the shard)
+    for label in ordered:
+        fork = forks[label]
+        before = {e.path: e.sha for e in store.list_tree(fork)} if fork else {}
+        after = {e.path: e.sha for e in store.list_tree(heads[label])}
+        changed: dict[str, str | None] = {p: sha for p, sha in after.items() if before.get(p) != sha}
+        changed.update({p: None for p in before if p not in after})
+        for path, sha in changed.items():
+            if path in skip:
+                continue
+            if path in wrote and wrote[path][0] != sha:
+                raise ShardMismatch(
+                    f"run {run!r} {stage}: shards {wrote[path][1]} and {label} both "
+                    f"{'wrote' if sha else 'removed'} {path}, differently",
+                    hint="the shards overlap: were they cut with different t2s versions?",
+                )
+            wrote[path] = (sha, label)
+    written = [path for path, (sha, _) in wrote.items() if sha is not None]
+    blobs = store.read_blobs([sha for path in written if (sha := wrote[path][0])]) if written else []
+    changes: dict[str, bytes | None] = dict(zip(written, blobs, strict=True))
+    changes.update({path: None for path, (sha, _) in wrote.items() if sha is None})
+    return changes
 
-    def add(a: Any, b: Any) -> Any:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return {k: add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in sorted({*a, *b})}
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-            total = a + b
-            return round(total, 6) if isinstance(total, float) else total
-        if isinstance(a, list) and isinstance(b, list):
-            return a + b
-        return a
 
-    total = ledgers[0]
-    for ledger in ledgers[1:]:
-        total = add(total, ledger)
-    return (json.dumps(total, indent=2, sort_keys=True, default=str) + "\n").encode()
+#: The numbers of an estimate's row that the shards' parts add up to (``wall_s`` is the
+#: longest shard's: shards run side by side); as ``t2s.estimates.model.RoleEstimate``.
+_ESTIMATE_SUMMED = ("items", "calls", "input_tokens", "output_tokens", "usd")
+
+
+def _join_estimates(store: GitStore, path: str, parts: dict[str, bytes | None], forks: dict[str, str | None]) -> bytes:
+    """The run's estimate of the stage: what it held where the shards forked, plus
+    what each shard's invocations estimated for its part (the sum over the shards; the
+    wall time the longest shard's), written as ``t2s.estimates.recorded`` writes it."""
+    bases = {
+        label: json.loads(raw) if fork and (raw := store.read_blob(fork, path)) else {} for label, fork in forks.items()
+    }
+    first = next(iter(bases.values()))
+    rows = {r["role"]: dict(r) for r in first.get("rows", [])}
+    longest: dict[str, float] = {}
+    notes = list(first.get("notes", []))
+    for label, raw in parts.items():
+        if raw is None:
+            continue
+        part, base = json.loads(raw), {r["role"]: r for r in bases[label].get("rows", [])}
+        for row in part.get("rows", []):
+            role, had = row["role"], base.get(row["role"], {})
+            joined = rows.setdefault(role, {**row, **{k: had.get(k, 0) for k in (*_ESTIMATE_SUMMED, "wall_s")}})
+            for key in _ESTIMATE_SUMMED:
+                joined[key] += row.get(key, 0) - had.get(key, 0)
+            longest[role] = max(longest.get(role, 0.0), row.get("wall_s", 0.0) - had.get("wall_s", 0.0))
+        notes += [note for note in part.get("notes", []) if note not in notes]
+    for role, row in rows.items():
+        row["usd"] = round(row["usd"], 6)
+        row["wall_s"] = round(row["wall_s"] + longest.get(role, 0.0), 1)
+    out = list(rows.values())
+    totals = {
+        "calls": sum(r["calls"] for r in out),
+        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in out),
+        "usd": round(sum(r["usd"] for r in out), 6),
+        "wall_s": round(sum(r["wall_s"] for r in out), 1),
+    }
+    data = {"rows": out, "notes": notes, "totals": totals}
+    return (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def _join_ledgers(store: GitStore, path: str, parts: dict[str, bytes | None], forks: dict[str, str | None]) -> bytes:
+    """The run's ledger of the stage: what it held where the shards forked, plus what
+    each shard spent since (row by row, as one unsharded stage's ledger adds up its
+    invocations, :func:`t2s.llm.ledger.accumulate`)."""
+    bases = {
+        label: Ledger.from_dict(json.loads(raw)) if fork and (raw := store.read_blob(fork, path)) else Ledger()
+        for label, fork in forks.items()
+    }
+    total = Ledger.from_dict(next(iter(bases.values())).to_dict())
+    counted = [f.name for f in dataclasses.fields(LedgerRow) if f.name not in ("role", "phase")]
+    for label, raw in parts.items():
+        if raw is None:
+            continue
+        part, base = Ledger.from_dict(json.loads(raw)), bases[label].rows
+        for key, row in part.rows.items():
+            had = base.get(key, LedgerRow(*key))
+            spent = LedgerRow(*key, **{name: getattr(row, name) - getattr(had, name) for name in counted})
+            total.rows.setdefault(key, LedgerRow(*key)).add(spent)
+        total.max_calls, total.max_tokens, total.max_usd = part.max_calls, part.max_tokens, part.max_usd
+        total.stopped = total.stopped or part.stopped
+        total.unpriced_models |= part.unpriced_models
+    return total.to_json().encode()
 
 
 def _joined_manifest(base: RunManifest | None, shards: list[RunManifest], stage: str) -> RunManifest:

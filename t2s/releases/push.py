@@ -23,8 +23,8 @@ class PushResult:
 
 def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: str | None = None) -> list[str]:
     """Explicit refspecs for what reviewers need, only for refs that exist locally: a
-    run's (or every run's) branches, record and set-aside merge trees, the notes, the
-    release tags and the release branch."""
+    run's (or every run's) branches, record and set-aside merge trees, the notes and the
+    trajectories their evaluations keep, the release tags and the release branch."""
     specs = []
     if run:
         check_run_name(run)
@@ -45,6 +45,9 @@ def push_refspecs(store: GitStore, run: str | None = None, *, release_branch: st
                 specs.append(refs.mirror_all(prefix))
     if store.refs(refs.NOTES):
         specs.append(refs.mirror_all(refs.NOTES))
+    if store.refs(refs.EVAL_TRAJECTORIES):  # what the notes' evaluations (and eval shards) keep
+        # forced: an evaluation run again keeps its trajectories in a new one-commit history
+        specs.append(refs.mirror_all(refs.EVAL_TRAJECTORIES, force=True))
     # Each release tag by name: a stray v* tag that is not a release stays local.
     specs += [refs.mirror(refs.tag(name)) for _, name in release_tags(store)]
     if release_branch:

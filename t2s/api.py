@@ -609,8 +609,11 @@ def evolve(
     progress: Callable[[str], StageProgress | None] | None = None,
     merge_progress: Callable[[str], None] | None = None,
     force: bool = False,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> EvolveSummary:
     """Rollout, analyze and merge run ``run`` in one call; resumable at any stage.
+    ``executor="ray"`` runs the episodes and the analyses as Ray tasks.
 
     A stage whose work errored (or that a budget cap stopped) ends the evolve there:
     ``stopped_at`` names it, and its summary says why. ``on_stage`` is told each
@@ -653,6 +656,8 @@ def evolve(
         cache=cache,
         unsafe_no_sandbox=unsafe_no_sandbox,
         progress=reporter("rollout"),
+        executor=executor,
+        ray_address=ray_address,
     )
     if out.rollout.errored_work() is not None or out.rollout.stopped:
         out.stopped_at = "rollout"
@@ -668,6 +673,8 @@ def evolve(
         cache=cache,
         unsafe_no_sandbox=unsafe_no_sandbox,
         progress=reporter("analyze"),
+        executor=executor,
+        ray_address=ray_address,
     )
     if out.analyze.errored_work() is not None or out.analyze.stopped:
         out.stopped_at = "analyze"

@@ -5,6 +5,7 @@ a worker killed mid-episode is retried once and recorded once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import itertools
 import os
 import queue
@@ -187,3 +188,35 @@ def test_a_budget_cap_stops_new_episodes_on_ray(tmp_path, scripted_server, ray_c
     assert (summary.ran, summary.remaining) == (1, 3)  # one episode (2 calls) ran; no new one started
     assert agent_calls(scripted_server) == 2
     assert RunRecord(store, "r1").read_json("ledger/rollout.json")["totals"]["calls"] == 2
+
+
+def test_evolve_runs_its_episodes_and_analyses_on_ray(tmp_path, scripted_server, ray_cluster, monkeypatch):
+    from click.testing import CliRunner
+
+    from t2s.cli import main
+    from t2s.demo import _configure
+    from t2s.demo.simulation import agent_responder as demo_agent
+    from t2s.demo.simulation import analyst_responder
+    from t2s.demo.tasks import write_suite
+    from t2s.gitstore.store import GitStore
+    from t2s.skill.repo import init_skill_repo
+    from t2s.testing.simulated import merger_responder
+
+    write_suite(tmp_path / "tasks")
+    repo = tmp_path / "my-skills"
+    init_skill_repo(repo, seed="xlsx", install_git_hooks=False)
+    _configure(repo)
+    scripted_server.on(demo_agent, role="agent")
+    scripted_server.on(analyst_responder, role="analyst")
+    scripted_server.on(merger_responder, role="merger")
+    monkeypatch.setenv("T2S_BASE_URL", scripted_server.base_url)
+    monkeypatch.setenv("T2S_API_KEY_ENV", "T2S_TEST_API_KEY")
+    args = ["evolve", "-C", str(repo), "--run", "e1", "--limit", "3", "--json"]
+
+    wrong = CliRunner().invoke(main, [*args, "--ray-address", ray_cluster])
+    assert wrong.exit_code == 2 and "--ray-address goes with --executor ray" in wrong.output
+    result = CliRunner().invoke(main, [*args, "--executor", "ray", "--ray-address", ray_cluster])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["rollout"]["trajectories"]) == 3 and summary["analyze"]["accepted"] >= 1
+    assert GitStore.discover(repo).rev_parse("refs/heads/t2s/e1/candidate") is not None

@@ -19,6 +19,7 @@ from t2s.commands._common import (
     unsafe_sandbox_option,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
+from t2s.commands._scale import executor_options
 from t2s.config import Count, MergeSection, RolloutSection
 from t2s.record import refs
 
@@ -73,6 +74,7 @@ from t2s.record import refs
     "--force", is_flag=True, help="Start even if the estimate is over a [budget] cap (the caps still stop the run)."
 )
 @unsafe_sandbox_option
+@executor_options
 @dry_run_option
 @json_option
 @repo_option
@@ -91,6 +93,8 @@ def evolve(
     model,
     no_cache,
     unsafe_no_sandbox,
+    executor,
+    ray_address,
     as_json,
     repo_dir,
     force=False,
@@ -112,6 +116,7 @@ def evolve(
       t2s evolve --run r1 --limit 20 --analyst single-call
       t2s evolve --run r2 --dry-run        # per role: calls, tokens, USD, time; spends nothing
       t2s evolve --run r3 --rounds 3       # r3-r1, r3-r2, r3-r3, each gated; t2s log --run r3
+      t2s evolve --run r4 --executor ray   # episodes and analyses as Ray tasks (pip install 't2s[ray]')
       T2S_BASE_URL=http://127.0.0.1:8765/v1 T2S_MODEL=qwen2.5-coder-1.5b-instruct t2s evolve --run r2
     """
     import t2s
@@ -170,6 +175,8 @@ def evolve(
         cache=not no_cache,
         unsafe_no_sandbox=unsafe_no_sandbox,
         force=force,
+        executor=executor,
+        ray_address=ray_address,
     )
     if rounds is not None:
         _rounds(repo, run_name, rounds, rev, options, as_json)

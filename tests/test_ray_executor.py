@@ -5,8 +5,8 @@ a worker killed mid-episode is retried once and recorded once."""
 from __future__ import annotations
 
 import asyncio
-import json
 import itertools
+import json
 import os
 import queue
 import signal
@@ -195,8 +195,7 @@ def test_evolve_runs_its_episodes_and_analyses_on_ray(tmp_path, scripted_server,
 
     from t2s.cli import main
     from t2s.demo import _configure
-    from t2s.demo.simulation import agent_responder as demo_agent
-    from t2s.demo.simulation import analyst_responder
+    from t2s.demo.simulation import agent_responder as demo_agent, analyst_responder
     from t2s.demo.tasks import write_suite
     from t2s.gitstore.store import GitStore
     from t2s.skill.repo import init_skill_repo

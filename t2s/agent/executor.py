@@ -88,14 +88,72 @@ class LocalExecutor:
 
 
 @dataclass
-class _Work:
-    """What a Ray worker needs to run an episode (all picklable)."""
+class WorkerModels:
+    """What a Ray worker needs to build a model client of its own (all picklable): the
+    driver's roles, prices and cache; no budget caps (the driver holds them)."""
 
     config: Any
     roles: dict[str, Any]
     cache_path: str | None
     cache_mode: str | None
     phase: str
+
+    @classmethod
+    def of(cls, llm: LLM, config: Any, phase: str) -> WorkerModels:
+        cache = llm.cache
+        return cls(
+            config=config,
+            roles=dict(llm.roles),
+            cache_path=str(cache.path) if cache is not None else None,
+            cache_mode=cache.mode if cache is not None else "off",
+            phase=phase,
+        )
+
+    def client(self) -> LLM:
+        return LLM(
+            self.config,
+            roles=self.roles,
+            cache_path=self.cache_path,
+            cache_mode=self.cache_mode,
+            phase=self.phase,
+            budget=BudgetSection(),  # the driver holds the caps
+        )
+
+
+def ledger_rows(llm: LLM) -> list[dict[str, Any]]:
+    """A worker's spending, for the driver's ledger."""
+    return [row.to_dict() for row in llm.ledger.rows.values()]
+
+
+class RayTasks:
+    """Pieces of work as Ray tasks of ``fn(work) -> (result, ledger rows)``: resources
+    declared per task, a lost worker retried (``max_retries``), the budget caps checked
+    before each task is submitted, the worker's ledger rows added to the driver's."""
+
+    def __init__(self, fn: Any, name: str, address: str | None, *, num_cpus: float, max_retries: int):
+        self.max_retries = max_retries
+        self._ray = ray_session(address)
+        self._remote = self._ray.remote(fn).options(num_cpus=num_cpus, max_retries=max_retries, name=name)
+
+    async def run(self, llm: LLM, work: Any) -> tuple[Any, ErrorCause | None]:
+        """``(result, None)``, or ``(None, why)`` when the task was lost beyond its
+        retries or raised (a budget stop or a cache miss inside it is raised as itself)."""
+        llm.ledger.admit()  # a budget cap stops new work here, before a task is submitted
+        llm.ledger.release()
+        ref = self._remote.remote(work)
+        try:
+            result, rows = await asyncio.wrap_future(ref.future())
+        except self._ray.exceptions.RayError as err:
+            return None, ray_failure(err, self.max_retries)
+        llm.ledger.absorb(rows)
+        return result, None
+
+
+@dataclass
+class _Work:
+    """What a Ray worker needs to run an episode (all picklable)."""
+
+    models: WorkerModels
     suite: Any
     task_id: str
     skill: SkillBundle
@@ -105,17 +163,10 @@ class _Work:
     seed_index: int
 
 
-def run_work(work: _Work) -> tuple[Trajectory, dict[str, bytes], list[dict[str, Any]]]:
+def run_work(work: _Work) -> tuple[tuple[Trajectory, dict[str, bytes]], list[dict[str, Any]]]:
     """One episode on a worker: its own client and scratch folder; returns the
-    trajectory, the artifacts and the ledger rows (the worker writes nothing)."""
-    llm = LLM(
-        work.config,
-        roles=work.roles,
-        cache_path=work.cache_path,
-        cache_mode=work.cache_mode,
-        phase=work.phase,
-        budget=BudgetSection(),  # the driver holds the caps
-    )
+    trajectory and the artifacts, and the ledger rows (the worker writes nothing)."""
+    llm = work.models.client()
     try:
         with tempfile.TemporaryDirectory(prefix="t2s-ray-") as tmp:
             workdir = Path(tmp) / work.traj_id
@@ -135,7 +186,7 @@ def run_work(work: _Work) -> tuple[Trajectory, dict[str, bytes], list[dict[str, 
             files = artifact_files(traj, workdir)
     finally:
         llm.close()
-    return traj, files, [row.to_dict() for row in llm.ledger.rows.values()]
+    return (traj, files), ledger_rows(llm)
 
 
 class RayExecutor:
@@ -152,22 +203,11 @@ class RayExecutor:
         max_retries: int = RAY_MAX_RETRIES,
     ):
         self.config = config
-        self.max_retries = max_retries
-        self._ray = ray_session(address)
-        self._remote = self._ray.remote(run_work).options(
-            num_cpus=num_cpus, max_retries=max_retries, name="t2s_episode"
-        )
+        self._tasks = RayTasks(run_work, "t2s_episode", address, num_cpus=num_cpus, max_retries=max_retries)
 
     async def episode(self, llm, suite, task, skill, workdir, *, options, traj_id, split, seed_index) -> Episode:
-        llm.ledger.admit()  # a budget cap stops new work here, before a task is submitted
-        llm.ledger.release()
-        cache = llm.cache
         work = _Work(
-            config=self.config,
-            roles=dict(llm.roles),
-            cache_path=str(cache.path) if cache is not None else None,
-            cache_mode=cache.mode if cache is not None else "off",
-            phase=options.phase,
+            models=WorkerModels.of(llm, self.config, options.phase),
             suite=suite,
             task_id=task.id,
             skill=skill,
@@ -176,18 +216,16 @@ class RayExecutor:
             split=split,
             seed_index=seed_index,
         )
-        ref = self._remote.remote(work)
-        try:
-            traj, files, rows = await asyncio.wrap_future(ref.future())
-        except self._ray.exceptions.RayError as err:  # lost beyond its retries, or it raised
+        result, failure = await self._tasks.run(llm, work)
+        if failure is not None:  # lost beyond its retries, or it raised: an errored episode
             traj = new_trajectory(
                 llm, suite, task, skill, options=options, traj_id=traj_id, split=split, seed_index=seed_index
             )
-            record_error(traj, ray_failure(err, self.max_retries))
+            record_error(traj, failure)
             traj.stop_reason = "error"
             traj.timings.finished_at = now_iso()
             return Episode(traj)
-        llm.ledger.absorb(rows)
+        traj, files = result
         return Episode(traj, files)
 
 

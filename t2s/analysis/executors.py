@@ -20,7 +20,6 @@ analyzed again on the next run.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import tempfile
@@ -28,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from t2s.agent.executor import RAY_MAX_RETRIES, ray_failure, ray_session
+from t2s.agent.executor import RAY_MAX_RETRIES, RayTasks, WorkerModels, ledger_rows
 from t2s.analysis.analysts import AnalysisInput, AnalystOutcome, make_analyst
-from t2s.config import BudgetSection
 from t2s.errors import T2SError, UsageError
 from t2s.faults import ErrorCause, cause_of
 from t2s.gitstore.store import GitStore
@@ -128,11 +126,7 @@ class SkillSnapshot:
 class AnalysisJob:
     """What a Ray worker needs for one analysis (all picklable)."""
 
-    config: Any
-    roles: dict[str, Any]
-    cache_path: str | None
-    cache_mode: str | None
-    phase: str
+    models: WorkerModels
     kind: str
     sample: int
     skill: SkillSnapshot
@@ -145,14 +139,7 @@ class AnalysisJob:
 def run_analysis_job(job: AnalysisJob) -> tuple[AnalystOutcome, list[dict[str, Any]]]:
     """One analysis on a worker: its own model client and scratch repository; returns
     the outcome and the ledger rows (the worker writes nothing anyone else reads)."""
-    llm = LLM(
-        job.config,
-        roles=job.roles,
-        cache_path=job.cache_path,
-        cache_mode=job.cache_mode,
-        phase=job.phase,
-        budget=BudgetSection(),  # the driver holds the caps
-    )
+    llm = job.models.client()
     try:
         with tempfile.TemporaryDirectory(prefix="t2s-ray-analysis-") as tmp:
             task = job.suite.task(job.task_id) if job.suite is not None and job.task_id else None
@@ -160,7 +147,7 @@ def run_analysis_job(job: AnalysisJob) -> tuple[AnalystOutcome, list[dict[str, A
             outcome = llm.run(run_analysis(llm, job.kind, inp, job.sample))
     finally:
         llm.close()
-    return outcome, [row.to_dict() for row in llm.ledger.rows.values()]
+    return outcome, ledger_rows(llm)
 
 
 class RayAnalyses:
@@ -177,31 +164,17 @@ class RayAnalyses:
         max_retries: int = RAY_MAX_RETRIES,
     ):
         self.config = config
-        self.max_retries = max_retries
-        self._ray = ray_session(address)
-        self._remote = self._ray.remote(run_analysis_job).options(
-            num_cpus=num_cpus, max_retries=max_retries, name="t2s_analysis"
-        )
+        self._tasks = RayTasks(run_analysis_job, "t2s_analysis", address, num_cpus=num_cpus, max_retries=max_retries)
 
     async def analyze(self, llm: LLM, kind: str, inp: AnalysisInput, sample: int) -> AnalystOutcome:
-        llm.ledger.admit()  # a budget cap stops new work here, before a task is submitted
-        llm.ledger.release()
-        ref = self._remote.remote(self._job(llm, kind, inp, sample))
-        try:
-            outcome, rows = await asyncio.wrap_future(ref.future())
-        except self._ray.exceptions.RayError as err:  # lost beyond its retries, or it raised
-            return errored_outcome(kind, ray_failure(err, self.max_retries))
-        llm.ledger.absorb(rows)
+        outcome, failure = await self._tasks.run(llm, self._job(llm, kind, inp, sample))
+        if failure is not None:  # lost beyond its retries, or it raised: an errored analysis
+            return errored_outcome(kind, failure)
         return checked_on_s0(outcome, inp.context)
 
     def _job(self, llm: LLM, kind: str, inp: AnalysisInput, sample: int) -> AnalysisJob:
-        cache = llm.cache
         return AnalysisJob(
-            config=self.config,
-            roles=dict(llm.roles),
-            cache_path=str(cache.path) if cache is not None else None,
-            cache_mode=cache.mode if cache is not None else "off",
-            phase=inp.phase,
+            models=WorkerModels.of(llm, self.config, inp.phase),
             kind=kind,
             sample=sample,
             skill=SkillSnapshot.of(inp.context),

@@ -51,6 +51,7 @@ from t2s.llm.errors import LLMError, StructuredOutputError
 from t2s.llm.results import ChatResult
 from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json, validate_answer
 from t2s.patches.context import PatchContext
+from t2s.patches.examples import example_values
 from t2s.patches.leaks import find_leaks
 from t2s.patches.placeholders import placeholder_problem
 from t2s.patches.results import Patch, Rejected
@@ -289,11 +290,12 @@ def facts(traj, extra: dict[str, Any] | None = None) -> str:
     return json.dumps(data, indent=1, default=str)
 
 
-def report_prompt_parts(edit_format: str | None = None) -> dict[str, str]:
+def report_prompt_parts(skill_texts: dict[str, str]) -> dict[str, str]:
+    """The report format, rules and edit format, their examples drawn from the skill."""
     return {
-        "report_format": prompt("analyst_report_format.md").strip() + "\n",
+        "report_format": render(prompt("analyst_report_format.md"), **example_values(skill_texts)).strip() + "\n",
         "rules": prompt("analyst_rules.md").strip(),
-        "edit_format": (edit_format or edit_format_prompt()).strip(),
+        "edit_format": edit_format_prompt(skill_texts).strip(),
     }
 
 
@@ -345,7 +347,7 @@ class _OneCallAnalyst:
 
     def messages(self, inp: AnalysisInput) -> list[dict[str, Any]]:
         traj = inp.trajectory
-        system = render(prompt(self.system_prompt), **report_prompt_parts())
+        system = render(prompt(self.system_prompt), **report_prompt_parts(inp.context.texts()))
         user = render(
             prompt("analyst_single_task.md"),
             **_task_values(traj, inp.task),
@@ -624,7 +626,7 @@ class AgenticErrorAnalyst:
             workspace_gold=guide.gold,
             compare_with=guide.compare_with,
             fix=guide.fix,
-            **report_prompt_parts(),
+            **report_prompt_parts(inp.context.texts()),
         )
         listing = "\n".join(f"- `{name}`" for name in held.files)
         user = render(

@@ -17,6 +17,7 @@ from t2s.gitstore.store import HeldObjects
 from t2s.llm.client import sampling
 from t2s.llm.errors import LLMError
 from t2s.patches.context import PatchContext
+from t2s.patches.examples import example_values
 from t2s.patches.overlaps import find_overlaps
 from t2s.patches.results import RenderResult
 from t2s.patches.retries import edit_format_prompt
@@ -24,10 +25,28 @@ from t2s.prompts import load, render
 from t2s.record.provenance import Provenance
 
 
+def example_accounting(inputs: list[MergeInput]) -> str:
+    """A complete accounting of this group's lesson ids, as the task's example: a model
+    that copies it accounts for every id (its placeholder text is refused, with the reason)."""
+    ids = [lesson.id for item in inputs for lesson in item.lessons]
+    lesson = {
+        "text": "<the merged lesson, general and procedural>",
+        "sources": ids,
+        "placement": "skill",
+        "topic": "verification",
+    }
+    return json.dumps({"lessons": [lesson], "conflicts": [], "dropped": []})
+
+
 def render_messages(
     *, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int
 ) -> list[dict[str, str]]:
-    system = render(load("merger_system.md"), min_support=min_support, edit_format=edit_format_prompt())
+    system = render(
+        load("merger_system.md"),
+        min_support=min_support,
+        edit_format=edit_format_prompt(s0_texts),
+        **example_values(s0_texts),
+    )
     s0_files = "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(s0_texts.items()))
     blocks = []
     for item in inputs:
@@ -54,6 +73,7 @@ def render_messages(
         inputs="\n\n".join(blocks),
         lessons_json=lessons_json,
         min_support=min_support,
+        example_accounting=example_accounting(inputs),
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

@@ -367,20 +367,26 @@ def export_trajectories(repo: Path, run_name: str, dest: Path, only_failed: bool
 
 def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
     repo = init_repo(work, name, RELAY.url, args)
-    task_args = [a for t in tasks for a in ("--task", t)]
-    t2s(
-        repo,
-        "rollout",
-        "--run",
-        "r1",
-        "--split",
-        "evolve",
-        *task_args,
-        "--keep-errored",
-        "--json",
-        step=f"{name}: rollout r1",
-    )
-    t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", "--json", step=f"{name}: analyze r1")
+    reuse = Path(args.trajectories_from) / f"{name}-r1-all.jsonl" if args.trajectories_from else None
+    if reuse is not None and reuse.is_file():
+        # The trajectories of an earlier collection: the agent's hours are not spent again.
+        t2s(repo, "import", "--format", "t2s", str(reuse), "--run", "r1", "--json", step=f"{name}: import r1")
+    else:
+        task_args = [a for t in tasks for a in ("--task", t)]
+        t2s(
+            repo,
+            "rollout",
+            "--run",
+            "r1",
+            "--split",
+            "evolve",
+            *task_args,
+            "--keep-errored",
+            "--json",
+            step=f"{name}: rollout r1",
+        )
+    analyst = ["--analyst", args.analyst] if args.analyst else []
+    t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", *analyst, "--json", step=f"{name}: analyze r1")
     runs = ["r1"]
     if name == "verified" and not args.skip_single_call:  # the single-call error analyst on the failed trajectories
         export = work / f"{name}-r1-failed.jsonl"
@@ -485,9 +491,10 @@ def handmade_patches(work: Path, name: str, args) -> int:
     whose edits never applied, each committed as one patch whose edit is ours (the
     lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
     patches the run holds. Uses t2s's own library (render, commit, run record)."""
-    from t2s.lessons import Lesson, PatchRecord, patch_branch
-    from t2s.runs import RunRecord
-    from t2s.skillrepo import limits_of
+    from t2s.record.lessons import Lesson, PatchRecord
+    from t2s.record.refs import patch_branch
+    from t2s.record.runs import RunRecord
+    from t2s.skill.repo import limits_of
 
     from t2s.config import load_config
     from t2s.gitstore import GitStore
@@ -1966,6 +1973,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument(
         "--skip-single-call", action="store_true", help="skip the single-call error analyses of Verified (run r1sc)"
     )
+    c.add_argument(
+        "--trajectories-from",
+        default=None,
+        metavar="DIR",
+        help="import r1's trajectories from DIR/<suite>-r1-all.jsonl (an earlier collection) instead of a rollout",
+    )
+    c.add_argument("--analyst", default=None, help="the analyst of r1 (default: the config's, agentic)")
     c.add_argument("--handmade", type=int, default=6, help="at most this many hand-made patches per suite (run r1h)")
     e = sub.add_parser("extract", help="write the fixtures from WORK")
     e.add_argument("--work", required=True)

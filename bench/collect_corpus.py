@@ -491,15 +491,14 @@ def handmade_patches(work: Path, name: str, args) -> int:
     whose edits never applied, each committed as one patch whose edit is ours (the
     lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
     patches the run holds. Uses t2s's own library (render, commit, run record)."""
-    from t2s.record.lessons import Lesson, PatchRecord
-    from t2s.record.refs import patch_branch
-    from t2s.record.runs import RunRecord
-    from t2s.skill.repo import limits_of
-
     from t2s.config import load_config
     from t2s.gitstore import GitStore
     from t2s.patches import PatchContext
+    from t2s.record.lessons import Lesson, PatchRecord
+    from t2s.record.refs import patch_branch
+    from t2s.record.runs import RunRecord
     from t2s.skill import SKILL_FILE
+    from t2s.skill.repo import limits_of
 
     repo = work / name
     if not (repo / ".git").exists():

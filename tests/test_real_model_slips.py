@@ -319,3 +319,25 @@ def test_an_errored_analysis_is_asked_anew_not_replayed(tmp_path, scripted_serve
     assert invoke("analyze", *flags).exit_code == 0
     bodies = [r.body for r in scripted_server.requests_for("analyst")]
     assert bodies and all((b["seed"], b["temperature"]) == (1, 0.7) for b in bodies)
+
+
+# ---------------------------------------------------------------------- repeats
+def test_a_repair_round_answered_verbatim_again_is_asked_as_a_new_sample(scripted_server):
+    """At temperature 0 a small model answered all three rounds of a repair loop with the
+    same bytes (tests/fixtures/real_model_corpus/merger.jsonl): the round after a verbatim
+    repeat is a new sample (another seed, a temperature above 0)."""
+    llm = LLM(roles={"analyst": scripted_role(scripted_server)})
+    wrong = '{"steps": "one"}'
+    scripted_server.script([wrong, wrong, '{"steps": ["one"]}'], role="analyst")
+    steps = llm.structured_sync("analyst", [{"role": "user", "content": "steps?"}], _Steps)
+    assert steps.steps == ["one"]
+    bodies = [r.body for r in scripted_server.requests_for("analyst")]
+    assert [b.get("temperature") for b in bodies] == [0.0, 0.0, 0.7]
+    assert "seed" not in bodies[1] and bodies[2]["seed"] == bodies[0].get("seed", 0) + 1
+
+
+def test_a_repair_round_with_a_new_answer_keeps_the_sampling(scripted_server):
+    llm = LLM(roles={"analyst": scripted_role(scripted_server)})
+    scripted_server.script(['{"steps": "one"}', '{"steps": "two"}', '{"steps": ["two"]}'], role="analyst")
+    llm.structured_sync("analyst", [{"role": "user", "content": "steps?"}], _Steps)
+    assert [r.body.get("temperature") for r in scripted_server.requests_for("analyst")] == [0.0, 0.0, 0.0]

@@ -47,6 +47,7 @@ from t2s.agent.bundle import SkillBundle
 from t2s.agent.prompting import format_exec, truncate
 from t2s.errors import T2SError, UsageError
 from t2s.faults import ErrorCause, cause_of
+from t2s.llm.client import SAMPLE, sampling
 from t2s.llm.errors import LLMError, StructuredOutputError
 from t2s.llm.results import ChatResult
 from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json, validate_answer
@@ -197,12 +198,15 @@ class Session:
         self.role = role
         self.phase = phase
         self.messages: list[dict[str, Any]] = outcome.transcript
+        self._sample = SAMPLE.get()
+        self._answers: set[str] = set()
 
     def add(self, role: str, content: str, **extra: Any) -> None:
         self.messages.append({"role": role, "content": content, **extra})
 
     async def chat(self, tools: list[dict[str, Any]] | None = None) -> ChatResult:
-        res = await self.llm.chat(self.role, self.messages, tools=tools, phase=self.phase)
+        with sampling(self._sample):
+            res = await self.llm.chat(self.role, self.messages, tools=tools, phase=self.phase)
         out = self.outcome
         out.calls += 0 if res.cached else 1
         out.prompt_tokens += res.usage.prompt_tokens
@@ -228,6 +232,9 @@ class Session:
             raw = res.content or ""
             if not raw.strip() and res.tool_calls:
                 raw = res.tool_calls[0].arguments
+            if raw in self._answers:  # the same bytes again: the next reply is a new sample
+                self._sample += 1
+            self._answers.add(raw)
             try:
                 value = validate_answer(raw, schema)
             except ValueError as err:

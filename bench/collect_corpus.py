@@ -492,12 +492,12 @@ def handmade_patches(work: Path, name: str, args) -> int:
     lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
     patches the run holds. Uses t2s's own library (render, commit, run record)."""
     from t2s.config import load_config
-    from t2s.gitstore import GitStore
+    from t2s.gitstore.store import GitStore
     from t2s.patches import PatchContext
     from t2s.record.lessons import Lesson, PatchRecord
     from t2s.record.refs import patch_branch
     from t2s.record.runs import RunRecord
-    from t2s.skill import SKILL_FILE
+    from t2s.skill.format import SKILL_FILE
     from t2s.skill.repo import limits_of
 
     repo = work / name
@@ -719,11 +719,10 @@ class _Repo:
     def __init__(self, path: Path):
         import sqlite3
 
-        from t2s.runs import RunRecord, list_runs
-
         from t2s.config import load_config
-        from t2s.gitstore import GitStore
-        from t2s.llm import default_cache_path
+        from t2s.gitstore.store import GitStore
+        from t2s.llm.client import default_cache_path
+        from t2s.record.runs import RunRecord, list_runs
 
         self.name = path.name
         self.store = GitStore.discover(path)
@@ -745,17 +744,16 @@ class _Repo:
 
 
 def _suite_of(repo: _Repo):
-    from t2s.rollout import load_rollout_suite
+    from t2s.rollouts.rollout import load_rollout_suite
 
     return load_rollout_suite(repo.config, repo.store, "bench")
 
 
 def _s0_context(repo: _Repo, out: Path) -> dict:
     """Write S0's skill files and return what a replay needs besides them."""
-    from t2s.analyze import _heldout_ids
-    from t2s.skillrepo import limits_of
-
+    from t2s.analysis.analyze import _heldout_ids
     from t2s.patches import PatchContext
+    from t2s.skill.repo import limits_of
 
     manifests = {run: rec.manifest() for run, rec in repo.records.items()}
     s0s = {m.s0 for m in manifests.values()}
@@ -784,9 +782,8 @@ def _s0_context(repo: _Repo, out: Path) -> dict:
 
 def _exchanges(work: Path, repo: _Repo) -> list[dict]:
     """The repository's model calls, one per distinct request, with the answer t2s stored."""
-    from t2s._llm_cache import request_key
-
-    from t2s.llm import _parse_completion
+    from t2s.llm.cache import request_key
+    from t2s.llm.client import _parse_completion
 
     seen: set[str] = set()
     out = []
@@ -986,7 +983,7 @@ def _analyst_kind(messages: list[dict]) -> str:
 
 def _analyst_outcome(ex: dict, reaction: list[dict], analysis: dict) -> dict:
     """What t2s made of one analyst answer, read from what it sent back (or the record)."""
-    from t2s.llm import extract_json
+    from t2s.llm.structured import extract_json
 
     texts = [m.get("content") or "" for m in reaction]
     joined = "\n".join(texts)
@@ -1038,8 +1035,8 @@ def _analyst_outcome(ex: dict, reaction: list[dict], analysis: dict) -> dict:
 
 
 def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, contexts: dict) -> list[dict]:
-    from t2s.analyze import _task_of, forbidden_values_for
-    from t2s.trajectory import load_trajectory
+    from t2s.agent.trajectory import load_trajectory
+    from t2s.analysis.analyze import _task_of, forbidden_values_for
 
     suite = _suite_of(repo)
     lines = []
@@ -1089,10 +1086,11 @@ def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, co
 # -- the merger
 def _merge_jobs(repo: _Repo, run: str, context: dict) -> list[dict]:
     """Every recorded merge of a run with its inputs, rebuilt as t2s built them."""
-    from t2s.lessons import MERGES_DIR
-    from t2s.merge import MergeReport, load_patch_inputs, merge_input, render_messages
-
+    from t2s.consolidation.group import render_messages
+    from t2s.consolidation.inputs import load_patch_inputs, merge_input
+    from t2s.consolidation.models import MergeReport
     from t2s.patches import PatchContext
+    from t2s.record.lessons import MERGES_DIR
 
     record = repo.records[run]
     manifest = record.manifest()
@@ -1135,8 +1133,9 @@ def _unfinished_jobs(repo: _Repo, run: str, context: dict, recorded: list[dict])
     """Level-1 merges the merger was asked about but whose level was not recorded yet (a
     level is recorded when all its merges end): rebuilt from the run's patches and the
     plan ``t2s merge`` makes (``balanced_groups`` at the run's fan-in, 2 here)."""
-    from t2s.merge import balanced_groups, load_patch_inputs, render_messages
-
+    from t2s.consolidation.group import render_messages
+    from t2s.consolidation.inputs import load_patch_inputs
+    from t2s.consolidation.plan import balanced_groups
     from t2s.patches import PatchContext
 
     if any(job["level"] == 1 for job in recorded):
@@ -1224,9 +1223,8 @@ def _merger_outcome(ex: dict, reaction: list[dict], job: dict, last: bool) -> di
 def _merger_lines(
     repo: _Repo, exchanges: list[dict], convs: _Conversations, context: dict
 ) -> tuple[list[dict], list[dict]]:
-    from t2s.merge import MergerAnswer
-
-    from t2s.llm import extract_json
+    from t2s.consolidation.models import MergerAnswer
+    from t2s.llm.structured import extract_json
 
     lines, jobs_out = [], []
     by_run: dict[str, list[dict]] = {}
@@ -1507,7 +1505,7 @@ def _placeholders(data) -> list[str]:
 
 
 def _json_of(answer: dict):
-    from t2s.llm import extract_json
+    from t2s.llm.structured import extract_json
 
     raw = answer.get("content") or ""
     if not raw.strip() and answer.get("tool_calls"):
@@ -1725,7 +1723,7 @@ def _is_code(body: str) -> bool:
 
 
 def _agent_summary(lines: list[dict]) -> dict:
-    from t2s.agent import parse_text_actions
+    from t2s.agent.actions import parse_text_actions
 
     slips: dict = {}
     protocols = {}
@@ -1799,7 +1797,7 @@ def replay_edits(edits, files: dict[str, str], context: dict, forbidden_values=(
     """Render an edit list against S0 in memory as t2s does (no `git apply --check`):
     the failures, [] when it applies."""
     from t2s.patches import render_edits
-    from t2s.skill import Limits
+    from t2s.skill.format import Limits
 
     result = render_edits(
         files,
@@ -1831,9 +1829,10 @@ def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]
     """What :func:`t2s.merge.run_merge` makes of one merger answer today:
     ('unusable', [error]) / ('not accepted', problems) / ('merged', [])."""
     from pydantic import ValidationError
-    from t2s.merge import MergeInput, MergerAnswer, _reference_problems, account
 
-    from t2s.llm import _format_validation_error
+    from t2s.consolidation.accounting import _reference_problems, account
+    from t2s.consolidation.models import MergeInput, MergerAnswer
+    from t2s.llm.structured import _format_validation_error
     from t2s.patches import find_overlaps
 
     data, _ = _json_of(line["answer"])
@@ -1849,7 +1848,7 @@ def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]
     problems += [f"overlapping edits: {o}" for o in find_overlaps(answer.edits, files)]
     if not problems and answer.edits:
         from t2s.patches import render_edits
-        from t2s.skill import Limits
+        from t2s.skill.format import Limits
 
         context = _context(fixtures, line["suite"])
         result = render_edits(

@@ -17,8 +17,8 @@ t2s runs on a model answer today, in memory, and the bench prints three shares:
 - **runs that end with a candidate**: of the runs that reached ``merge`` with two or more
   patches, those whose top-level merge yields a commit. Without an accepted answer a merge
   yields one only when t2s has a git fallback (issue 20) and the inputs' diffs apply together
-  on S0 (checked with ``git apply`` in a throwaway repository through
-  :class:`t2s.gitstore.GitStore`). A run whose merge never recorded its top level counts as
+  on S0, or, where t2s has it, none removes a line (their union); checked with t2s's own
+  fallback in a throwaway repository through :class:`t2s.gitstore.GitStore`. A run whose merge never recorded its top level counts as
   ending with a candidate only through the fallback of every patch diff together.
 
 The figures before and after issue 20 are quoted in the README ("Robustness to real model
@@ -209,6 +209,8 @@ def _fallback_applies(diffs: list[str], files: dict[str, str], skill_dir: str) -
         store = GitStore.init(tmp)
         tree = store.build_tree(None, {f"{skill_dir}/{rel}": text for rel, text in files.items()})
         s0 = store.commit(tree, [], "S0")
+        if hasattr(fallback, "fallback_tree"):  # git, then the union of additions
+            return fallback.fallback_tree(store, s0, diffs)[0] is not None
         return fallback.combined_tree(store, s0, diffs) is not None
 
 

@@ -3,8 +3,10 @@ model that copies an example's anchor or heading still finds its place."""
 
 from __future__ import annotations
 
+import json
+
 from t2s.consolidation.group import render_messages
-from t2s.consolidation.models import MergeInput
+from t2s.consolidation.models import MergeInput, MergerAnswer
 from t2s.patches.examples import DEFAULTS, skill_examples
 from t2s.patches.placeholders import placeholder_problem
 from t2s.patches.retries import edit_format_prompt
@@ -66,7 +68,12 @@ def test_merger_prompts_show_a_complete_accounting_of_the_group():
         run="r1", name="L1-01", level=1, s0_texts={"SKILL.md": SKILL}, inputs=inputs, min_support=2
     )
     assert '"heading": "## Pitfalls"' in system["content"] and "{example_" not in system["content"]
-    assert '"sources": ["p0001.1", "p0004.1"]' in user["content"]
+    example = json.loads(user["content"].rsplit("`", 2)[1])
+    assert example["lessons"][0]["sources"] == ["p0001.1", "p0004.1"]
+    assert example["edits"] == [
+        {"op": "append_to_section", "heading": "## Pitfalls", "text": "- <the merged lesson, general and procedural>"}
+    ]
+    assert MergerAnswer.model_validate(example)  # the shape is whole; only its texts are stand-ins
 
 
 def test_angle_bracket_stand_ins_are_placeholders():

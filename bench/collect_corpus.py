@@ -1,4 +1,4 @@
-"""Record a corpus of real model answers with today's t2s pipeline (the "before" of issue 20).
+"""Record a corpus of real model answers with the t2s pipeline (issue 20).
 
 What it runs
     Two throwaway skill repositories made with the real ``t2s init``:
@@ -41,21 +41,30 @@ How long it takes
             > /work/corpus-work.out 2>&1 &
 
 Which t2s
-    The script drives the CLI and, to extract, imports the library of the t2s it sits in,
-    as it was when the corpus was recorded: ``t2s_commit`` in ``corpus.json`` (a38e4c2,
-    the modules before the package was split into ``t2s/consolidation`` and friends; the
-    merger prompts are unchanged since). To collect or extract again, run it from a
-    worktree of that commit, e.g. ``git worktree add --detach ../wt-collect <t2s_commit>``
-    with this file copied into its ``bench/``. ``bench/edit_robustness.py`` replays the
-    fixtures through today's code.
+    The script drives the CLI and, to extract, imports the library of the t2s it sits in
+    (today's module layout). A corpus is recorded by one t2s: ``t2s_commit`` in
+    ``corpus.json``. Corpus 1 (``tests/fixtures/real_model_corpus/``, a38e4c2) was
+    recorded with the prompts before their examples quoted the skill; corpus 2
+    (``tests/fixtures/real_model_corpus_2/``) with today's prompts, reusing corpus 1's
+    trajectories (``--trajectories-from``: the agent's hours are not spent again) and the
+    single-call analyst (``--analyst single-call --skip-single-call``)::
+
+        nohup .venv/bin/python bench/collect_corpus.py collect --work /work/corpus3 \\
+            --trajectories-from /work/corpus-work --analyst single-call --skip-single-call \\
+            --min-merge-inputs 100 --extra-seeds 2 > /work/corpus3.out 2>&1 &
+
+    To collect or extract again with the t2s of a corpus, run this file from a worktree
+    of that commit (``git worktree add --detach ../wt-collect <t2s_commit>``).
+    ``bench/edit_robustness.py`` replays the fixtures through the code it runs with.
 
 Then
     ``extract`` turns the caches, the relay log and the run records into the JSONL
-    fixtures of ``tests/fixtures/real_model_corpus/`` (see its README.md), and
-    ``summary`` prints the counts quoted there::
+    fixtures (see the corpus folder's README.md), and ``summary`` prints the counts
+    quoted there::
 
-        .venv/bin/python bench/collect_corpus.py extract --work /work/corpus-work
-        .venv/bin/python bench/collect_corpus.py summary
+        .venv/bin/python bench/collect_corpus.py extract --work /work/corpus3 \\
+            --out tests/fixtures/real_model_corpus_2
+        .venv/bin/python bench/collect_corpus.py summary --fixtures tests/fixtures/real_model_corpus_2
 """
 
 from __future__ import annotations

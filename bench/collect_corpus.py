@@ -1,4 +1,4 @@
-"""Record a corpus of real model answers with today's t2s pipeline (the "before" of issue 20).
+"""Record a corpus of real model answers with the t2s pipeline (issue 20).
 
 What it runs
     Two throwaway skill repositories made with the real ``t2s init``:
@@ -41,21 +41,30 @@ How long it takes
             > /work/corpus-work.out 2>&1 &
 
 Which t2s
-    The script drives the CLI and, to extract, imports the library of the t2s it sits in,
-    as it was when the corpus was recorded: ``t2s_commit`` in ``corpus.json`` (a38e4c2,
-    the modules before the package was split into ``t2s/consolidation`` and friends; the
-    merger prompts are unchanged since). To collect or extract again, run it from a
-    worktree of that commit, e.g. ``git worktree add --detach ../wt-collect <t2s_commit>``
-    with this file copied into its ``bench/``. ``bench/edit_robustness.py`` replays the
-    fixtures through today's code.
+    The script drives the CLI and, to extract, imports the library of the t2s it sits in
+    (today's module layout). A corpus is recorded by one t2s: ``t2s_commit`` in
+    ``corpus.json``. Corpus 1 (``tests/fixtures/real_model_corpus/``, a38e4c2) was
+    recorded with the prompts before their examples quoted the skill; corpus 2
+    (``tests/fixtures/real_model_corpus_2/``) with today's prompts, reusing corpus 1's
+    trajectories (``--trajectories-from``: the agent's hours are not spent again) and the
+    single-call analyst (``--analyst single-call --skip-single-call``)::
+
+        nohup .venv/bin/python bench/collect_corpus.py collect --work /work/corpus3 \\
+            --trajectories-from /work/corpus-work --analyst single-call --skip-single-call \\
+            --min-merge-inputs 100 --extra-seeds 2 > /work/corpus3.out 2>&1 &
+
+    To collect or extract again with the t2s of a corpus, run this file from a worktree
+    of that commit (``git worktree add --detach ../wt-collect <t2s_commit>``).
+    ``bench/edit_robustness.py`` replays the fixtures through the code it runs with.
 
 Then
     ``extract`` turns the caches, the relay log and the run records into the JSONL
-    fixtures of ``tests/fixtures/real_model_corpus/`` (see its README.md), and
-    ``summary`` prints the counts quoted there::
+    fixtures (see the corpus folder's README.md), and ``summary`` prints the counts
+    quoted there::
 
-        .venv/bin/python bench/collect_corpus.py extract --work /work/corpus-work
-        .venv/bin/python bench/collect_corpus.py summary
+        .venv/bin/python bench/collect_corpus.py extract --work /work/corpus3 \\
+            --out tests/fixtures/real_model_corpus_2
+        .venv/bin/python bench/collect_corpus.py summary --fixtures tests/fixtures/real_model_corpus_2
 """
 
 from __future__ import annotations
@@ -367,20 +376,26 @@ def export_trajectories(repo: Path, run_name: str, dest: Path, only_failed: bool
 
 def pipeline(work: Path, name: str, tasks: list[str], args) -> None:
     repo = init_repo(work, name, RELAY.url, args)
-    task_args = [a for t in tasks for a in ("--task", t)]
-    t2s(
-        repo,
-        "rollout",
-        "--run",
-        "r1",
-        "--split",
-        "evolve",
-        *task_args,
-        "--keep-errored",
-        "--json",
-        step=f"{name}: rollout r1",
-    )
-    t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", "--json", step=f"{name}: analyze r1")
+    reuse = Path(args.trajectories_from) / f"{name}-r1-all.jsonl" if args.trajectories_from else None
+    if reuse is not None and reuse.is_file():
+        # The trajectories of an earlier collection: the agent's hours are not spent again.
+        t2s(repo, "import", "--format", "t2s", str(reuse), "--run", "r1", "--json", step=f"{name}: import r1")
+    else:
+        task_args = [a for t in tasks for a in ("--task", t)]
+        t2s(
+            repo,
+            "rollout",
+            "--run",
+            "r1",
+            "--split",
+            "evolve",
+            *task_args,
+            "--keep-errored",
+            "--json",
+            step=f"{name}: rollout r1",
+        )
+    analyst = ["--analyst", args.analyst] if args.analyst else []
+    t2s(repo, "analyze", "--run", "r1", "--include-unvalidated", *analyst, "--json", step=f"{name}: analyze r1")
     runs = ["r1"]
     if name == "verified" and not args.skip_single_call:  # the single-call error analyst on the failed trajectories
         export = work / f"{name}-r1-failed.jsonl"
@@ -485,14 +500,14 @@ def handmade_patches(work: Path, name: str, args) -> int:
     whose edits never applied, each committed as one patch whose edit is ours (the
     lessons appended as bullets to S0's last section), in run ``r1h``. Returns how many
     patches the run holds. Uses t2s's own library (render, commit, run record)."""
-    from t2s.lessons import Lesson, PatchRecord, patch_branch
-    from t2s.runs import RunRecord
-    from t2s.skillrepo import limits_of
-
     from t2s.config import load_config
-    from t2s.gitstore import GitStore
+    from t2s.gitstore.store import GitStore
     from t2s.patches import PatchContext
-    from t2s.skill import SKILL_FILE
+    from t2s.record.lessons import Lesson, PatchRecord
+    from t2s.record.refs import patch_branch
+    from t2s.record.runs import RunRecord
+    from t2s.skill.format import SKILL_FILE
+    from t2s.skill.repo import limits_of
 
     repo = work / name
     if not (repo / ".git").exists():
@@ -713,11 +728,10 @@ class _Repo:
     def __init__(self, path: Path):
         import sqlite3
 
-        from t2s.runs import RunRecord, list_runs
-
         from t2s.config import load_config
-        from t2s.gitstore import GitStore
-        from t2s.llm import default_cache_path
+        from t2s.gitstore.store import GitStore
+        from t2s.llm.client import default_cache_path
+        from t2s.record.runs import RunRecord, list_runs
 
         self.name = path.name
         self.store = GitStore.discover(path)
@@ -739,17 +753,16 @@ class _Repo:
 
 
 def _suite_of(repo: _Repo):
-    from t2s.rollout import load_rollout_suite
+    from t2s.rollouts.rollout import load_rollout_suite
 
     return load_rollout_suite(repo.config, repo.store, "bench")
 
 
 def _s0_context(repo: _Repo, out: Path) -> dict:
     """Write S0's skill files and return what a replay needs besides them."""
-    from t2s.analyze import _heldout_ids
-    from t2s.skillrepo import limits_of
-
+    from t2s.analysis.analyze import _heldout_ids
     from t2s.patches import PatchContext
+    from t2s.skill.repo import limits_of
 
     manifests = {run: rec.manifest() for run, rec in repo.records.items()}
     s0s = {m.s0 for m in manifests.values()}
@@ -778,9 +791,8 @@ def _s0_context(repo: _Repo, out: Path) -> dict:
 
 def _exchanges(work: Path, repo: _Repo) -> list[dict]:
     """The repository's model calls, one per distinct request, with the answer t2s stored."""
-    from t2s._llm_cache import request_key
-
-    from t2s.llm import _parse_completion
+    from t2s.llm.cache import request_key
+    from t2s.llm.client import _parse_completion
 
     seen: set[str] = set()
     out = []
@@ -980,7 +992,7 @@ def _analyst_kind(messages: list[dict]) -> str:
 
 def _analyst_outcome(ex: dict, reaction: list[dict], analysis: dict) -> dict:
     """What t2s made of one analyst answer, read from what it sent back (or the record)."""
-    from t2s.llm import extract_json
+    from t2s.llm.structured import extract_json
 
     texts = [m.get("content") or "" for m in reaction]
     joined = "\n".join(texts)
@@ -1032,8 +1044,8 @@ def _analyst_outcome(ex: dict, reaction: list[dict], analysis: dict) -> dict:
 
 
 def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, contexts: dict) -> list[dict]:
-    from t2s.analyze import _task_of, forbidden_values_for
-    from t2s.trajectory import load_trajectory
+    from t2s.agent.trajectory import load_trajectory
+    from t2s.analysis.analyze import _task_of, forbidden_values_for
 
     suite = _suite_of(repo)
     lines = []
@@ -1083,10 +1095,11 @@ def _analyst_lines(repo: _Repo, exchanges: list[dict], convs: _Conversations, co
 # -- the merger
 def _merge_jobs(repo: _Repo, run: str, context: dict) -> list[dict]:
     """Every recorded merge of a run with its inputs, rebuilt as t2s built them."""
-    from t2s.lessons import MERGES_DIR
-    from t2s.merge import MergeReport, load_patch_inputs, merge_input, render_messages
-
+    from t2s.consolidation.group import render_messages
+    from t2s.consolidation.inputs import load_patch_inputs, merge_input
+    from t2s.consolidation.models import MergeReport
     from t2s.patches import PatchContext
+    from t2s.record.lessons import MERGES_DIR
 
     record = repo.records[run]
     manifest = record.manifest()
@@ -1129,8 +1142,9 @@ def _unfinished_jobs(repo: _Repo, run: str, context: dict, recorded: list[dict])
     """Level-1 merges the merger was asked about but whose level was not recorded yet (a
     level is recorded when all its merges end): rebuilt from the run's patches and the
     plan ``t2s merge`` makes (``balanced_groups`` at the run's fan-in, 2 here)."""
-    from t2s.merge import balanced_groups, load_patch_inputs, render_messages
-
+    from t2s.consolidation.group import render_messages
+    from t2s.consolidation.inputs import load_patch_inputs
+    from t2s.consolidation.plan import balanced_groups
     from t2s.patches import PatchContext
 
     if any(job["level"] == 1 for job in recorded):
@@ -1218,9 +1232,8 @@ def _merger_outcome(ex: dict, reaction: list[dict], job: dict, last: bool) -> di
 def _merger_lines(
     repo: _Repo, exchanges: list[dict], convs: _Conversations, context: dict
 ) -> tuple[list[dict], list[dict]]:
-    from t2s.merge import MergerAnswer
-
-    from t2s.llm import extract_json
+    from t2s.consolidation.models import MergerAnswer
+    from t2s.llm.structured import extract_json
 
     lines, jobs_out = [], []
     by_run: dict[str, list[dict]] = {}
@@ -1501,7 +1514,7 @@ def _placeholders(data) -> list[str]:
 
 
 def _json_of(answer: dict):
-    from t2s.llm import extract_json
+    from t2s.llm.structured import extract_json
 
     raw = answer.get("content") or ""
     if not raw.strip() and answer.get("tool_calls"):
@@ -1719,7 +1732,7 @@ def _is_code(body: str) -> bool:
 
 
 def _agent_summary(lines: list[dict]) -> dict:
-    from t2s.agent import parse_text_actions
+    from t2s.agent.actions import parse_text_actions
 
     slips: dict = {}
     protocols = {}
@@ -1793,7 +1806,7 @@ def replay_edits(edits, files: dict[str, str], context: dict, forbidden_values=(
     """Render an edit list against S0 in memory as t2s does (no `git apply --check`):
     the failures, [] when it applies."""
     from t2s.patches import render_edits
-    from t2s.skill import Limits
+    from t2s.skill.format import Limits
 
     result = render_edits(
         files,
@@ -1825,9 +1838,10 @@ def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]
     """What :func:`t2s.merge.run_merge` makes of one merger answer today:
     ('unusable', [error]) / ('not accepted', problems) / ('merged', [])."""
     from pydantic import ValidationError
-    from t2s.merge import MergeInput, MergerAnswer, _reference_problems, account
 
-    from t2s.llm import _format_validation_error
+    from t2s.consolidation.accounting import _reference_problems, account
+    from t2s.consolidation.models import MergeInput, MergerAnswer
+    from t2s.llm.structured import _format_validation_error
     from t2s.patches import find_overlaps
 
     data, _ = _json_of(line["answer"])
@@ -1843,7 +1857,7 @@ def replay_merger(line: dict, job: dict, fixtures: Path) -> tuple[str, list[str]
     problems += [f"overlapping edits: {o}" for o in find_overlaps(answer.edits, files)]
     if not problems and answer.edits:
         from t2s.patches import render_edits
-        from t2s.skill import Limits
+        from t2s.skill.format import Limits
 
         context = _context(fixtures, line["suite"])
         result = render_edits(
@@ -1966,6 +1980,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument(
         "--skip-single-call", action="store_true", help="skip the single-call error analyses of Verified (run r1sc)"
     )
+    c.add_argument(
+        "--trajectories-from",
+        default=None,
+        metavar="DIR",
+        help="import r1's trajectories from DIR/<suite>-r1-all.jsonl (an earlier collection) instead of a rollout",
+    )
+    c.add_argument("--analyst", default=None, help="the analyst of r1 (default: the config's, agentic)")
     c.add_argument("--handmade", type=int, default=6, help="at most this many hand-made patches per suite (run r1h)")
     e = sub.add_parser("extract", help="write the fixtures from WORK")
     e.add_argument("--work", required=True)

@@ -1,9 +1,10 @@
 """How often real model answers land: the real-model corpus replayed through the edit pipeline.
 
-    python bench/edit_robustness.py [--fixtures tests/fixtures/real_model_corpus] [--json]
+    python bench/edit_robustness.py [--fixtures tests/fixtures/real_model_corpus_2 ...] [--json]
 
-The corpus (``tests/fixtures/real_model_corpus/``, recorded by ``bench/collect_corpus.py``
-from Qwen2.5-Coder-1.5B-Instruct, Q-GGUF via llama.cpp) holds every raw analyst and merger
+The corpora (``tests/fixtures/real_model_corpus/`` and ``real_model_corpus_2/``, recorded by
+``bench/collect_corpus.py`` from Qwen2.5-Coder-1.5B-Instruct, Q-GGUF via llama.cpp, with the
+prompts before and after issue 20) each holds every raw analyst and merger
 answer with its request. No model is called: each recorded answer goes through the code
 t2s runs on a model answer today, in memory, and the bench prints three shares:
 
@@ -17,8 +18,8 @@ t2s runs on a model answer today, in memory, and the bench prints three shares:
 - **runs that end with a candidate**: of the runs that reached ``merge`` with two or more
   patches, those whose top-level merge yields a commit. Without an accepted answer a merge
   yields one only when t2s has a git fallback (issue 20) and the inputs' diffs apply together
-  on S0 (checked with ``git apply`` in a throwaway repository through
-  :class:`t2s.gitstore.GitStore`). A run whose merge never recorded its top level counts as
+  on S0, or, where t2s has it, none removes a line (their union); checked with t2s's own
+  fallback in a throwaway repository through :class:`t2s.gitstore.GitStore`. A run whose merge never recorded its top level counts as
   ending with a candidate only through the fallback of every patch diff together.
 
 The figures before and after issue 20 are quoted in the README ("Robustness to real model
@@ -46,7 +47,8 @@ from t2s.patches import find_overlaps, render_edits
 from t2s.skill.format import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "real_model_corpus"
+#: Corpus 1 (the prompts before issue 20's examples) and corpus 2 (today's prompts).
+FIXTURES = [ROOT / "tests" / "fixtures" / "real_model_corpus", ROOT / "tests" / "fixtures" / "real_model_corpus_2"]
 MAX_ATTEMPTS = 3
 
 
@@ -209,6 +211,8 @@ def _fallback_applies(diffs: list[str], files: dict[str, str], skill_dir: str) -
         store = GitStore.init(tmp)
         tree = store.build_tree(None, {f"{skill_dir}/{rel}": text for rel, text in files.items()})
         s0 = store.commit(tree, [], "S0")
+        if hasattr(fallback, "fallback_tree"):  # git, then the union of additions
+            return fallback.fallback_tree(store, s0, diffs)[0] is not None
         return fallback.combined_tree(store, s0, diffs) is not None
 
 
@@ -269,13 +273,18 @@ def _tally(counts: dict[str, int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fixtures", default=str(FIXTURES), help="the corpus folder")
+    parser.add_argument(
+        "--fixtures", action="append", default=None, help="a corpus folder (repeatable; default: both corpora)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    result = figures(Path(args.fixtures))
+    folders = [Path(f) for f in args.fixtures] if args.fixtures else [f for f in FIXTURES if f.is_dir()]
+    results = {folder.name: figures(folder) for folder in folders}
     if args.json:
-        print(json.dumps(result, indent=1))
-    else:
+        print(json.dumps(results, indent=1))
+        return 0
+    for name, result in results.items():
+        print(f"== {name}")
         width = max(len(k) for k in result)
         for key, value in result.items():
             print(f"{key:<{width}}  {value}")

@@ -198,6 +198,9 @@ class MergeSection(_Section):
     validate_split: str = "val"
     #: A node passes if its val score is at least its best input's minus this.
     tolerance: Score = 0.0
+    #: When the merger fails on a group, merge it by git (or as the union of additions)
+    #: if its diffs allow; false carries the group's inputs up unmerged instead.
+    fallback: bool = True
 
 
 class GateSection(_Section):

@@ -7,8 +7,9 @@ The expected bodies in tests/data/ were recorded from the code before the suite 
 temporary directory, which the recorded checker report names, is written ``$TMP``,
 the sandbox's elapsed time in a ``run_python`` observation ``N``, and the tool-call ids
 (which the scripted server numbers per process) ``call_1``, ``call_2``... in order.
-Re-recorded once, deliberately, when the S0 section moved from the end to the front of
-the user message (a cacheable static prefix, issue 19): that move is the only change.
+Re-recorded deliberately when the S0 section moved from the end to the front of
+the user message (a cacheable static prefix, issue 19), and when the edit examples began
+to quote the skill's own lines (t2s/patches/examples.py, issue 20).
 Re-record (only for an intended change, which invalidates users' cached answers):
 ``T2S_RECORD_PINS=1 pytest tests/test_analyst_request_pins.py``."""
 

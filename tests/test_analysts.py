@@ -238,6 +238,23 @@ def test_a_retry_that_fixes_the_edits_is_accepted(env, scripted_server, tmp_path
     assert "no heading 'Pitfall list'" in scripted_server.requests[1].last_user_text
 
 
+def test_an_edit_retry_answered_verbatim_again_is_asked_as_a_new_sample(env, scripted_server, tmp_path):
+    """A greedy small model repeats its failed edits word for word: after the repeat the
+    analyst's next request is a new sample (another seed, temperature above 0)."""
+    store, config, suite = env
+    record = start_run(store)
+    add_trajectory(record, suite, "txt-1", wrong=True, tmp=tmp_path)
+    same = {"edits": [{"op": "append_to_section", "heading": "## Pitfall list", "text": "- Keep text as written."}]}
+    first = {"failure_causes": ["x"], "lessons": [{"text": "Keep text as written.", "topic": "text"}], **same}
+    good = {"edits": [{"op": "append_to_section", "heading": "## Safe edits", "text": "- Keep text as written."}]}
+    scripted_server.script([json.dumps(first), json.dumps(same), json.dumps(same), json.dumps(good)], role="analyst")
+    summary = run(store, config, scripted_server, mode="error", analyst="single-call", edit_retries=3)
+    assert summary.accepted == 1
+    bodies = [r.body for r in scripted_server.requests_for("analyst")]
+    assert [b["temperature"] for b in bodies] == [0.0, 0.0, 0.0, 0.7]
+    assert bodies[3]["seed"] == bodies[0].get("seed", 0) + 1
+
+
 @pytest.mark.parametrize("path", ["../x.md", "scripts/run.py", "/etc/passwd", "references/../../x.md"])
 def test_edits_outside_the_skill_are_rejected(env, scripted_server, tmp_path, path):
     store, config, suite = env

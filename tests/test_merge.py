@@ -138,7 +138,8 @@ def test_a_failing_merge_is_recorded_and_its_inputs_carried_up(tmp_path, scripte
         return merger_responder(request)
 
     scripted_server.on(flaky, role="merger")
-    summary = asyncio.run(make_merger(store, record, scripted_server, retries=1).parallel())
+    # without the git fallback ([merge] fallback = false), which would merge these additions
+    summary = asyncio.run(make_merger(store, record, scripted_server, retries=1, fallback=False).parallel())
     failed = record.read_json("merges/L1-01.json")
     assert failed["status"] == "failed" and "merger call failed" in failed["reason"]
     assert store.rev_parse("refs/heads/t2s/r1/merge/L1-01") is None
@@ -281,7 +282,8 @@ def test_a_failure_regroups_the_levels_above_and_resume_finds_the_regrouped_tree
         return merger_responder(request)
 
     scripted_server.on(flaky, role="merger")
-    summary = asyncio.run(make_merger(store, record, scripted_server, fan_in=3, concurrency=16).parallel())
+    merger = make_merger(store, record, scripted_server, fan_in=3, concurrency=16, fallback=False)
+    summary = asyncio.run(merger.parallel())
     # 1 merge + 3 carried patches + 6 merges = 10 heads -> 4 -> 2 -> 1
     assert [len(level) for level in summary.levels] == [8, 4, 2, 1]
     assert (summary.merged, summary.failed) == (14, 1)

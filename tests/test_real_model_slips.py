@@ -203,7 +203,7 @@ def test_placeholder_and_echoed_edit_texts_are_refused():
 
 # ---------------------------------------------------------------------- retries
 def test_retry_failed_asks_for_a_new_sample_and_replay_repeats_it(tmp_path, scripted_server):
-    store, record, _ = _two_patches(tmp_path)  # both append to one section: git cannot merge them either
+    store, record = _conflicting_patches(tmp_path)  # git cannot merge them either
     cache = tmp_path / "cache.sqlite"
     scripted_server.on(lambda request: "not JSON at all", role="merger")
     with pytest.raises(MergeFailed, match="merged nothing") as failed:
@@ -238,9 +238,14 @@ def test_retry_failed_asks_for_a_new_sample_and_replay_repeats_it(tmp_path, scri
 # ---------------------------------------------------------------------- git fallback
 def _patch_in(store, record, number: int, heading: str, lesson: str) -> PatchRecord:
     """An accepted patch whose diff appends ``lesson`` to section ``heading``."""
+    return _patch_with(store, record, number, {"op": "append_to_section", "heading": heading, "text": f"- {lesson}"})
+
+
+def _patch_with(store, record, number: int, edit: dict, lesson: str | None = None) -> PatchRecord:
+    """An accepted patch made of ``edit``, its lesson ``lesson`` (default: the edit's text)."""
+    lesson = lesson or (edit.get("text") or edit.get("new") or "").lstrip("- ")
     s0 = record.manifest().s0
     nnnn = f"{number:04d}"
-    edit = {"op": "append_to_section", "heading": heading, "text": f"- {lesson}"}
     result = PatchContext(store, s0, SKILL_DIR).render([edit])
     assert result.ok, result.failures
     ref = patch_branch(record.run, nnnn)
@@ -299,6 +304,52 @@ def test_a_failed_llm_merge_of_non_conflicting_diffs_is_merged_by_git(tmp_path, 
     assert "Merged by git:" in store.commit_message(root)
 
 
+def test_additions_at_the_same_place_are_merged_as_their_union(tmp_path, scripted_server):
+    """Two patches append to the same section: git apply calls that a conflict (the second
+    hunk's context moved), yet neither removes a line, so the fallback keeps both additions,
+    in input order (the corpus's WTQ merge ended without a candidate for this)."""
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    lessons = ["Strip spaces from keys before grouping rows.", "Read the header row before the data rows."]
+    patches = [_patch_in(store, record, n, "## Safe edits", text) for n, text in enumerate(lessons, start=1)]
+    scripted_server.on(lambda request: "I could not decide.", role="merger")
+    summary = asyncio.run(_merger(store, record, scripted_server, retries=1, fan_in=2).parallel())
+
+    assert summary.fallbacks == 1 and summary.failed == 0
+    root = store.rev_parse(candidate_branch("r1"))
+    assert store.parents(root) == [p.commit for p in patches]
+    provenance = Provenance.of(store.commit_message(root))
+    assert provenance.merge_fallback == "union"
+    skill = store.read_blob(root, f"{SKILL_DIR}/SKILL.md").decode()
+    s0_skill = store.read_blob(record.manifest().s0, f"{SKILL_DIR}/SKILL.md").decode()
+    added = [line for line in skill.splitlines() if line not in s0_skill.splitlines()]
+    assert added == [f"- {text}" for text in lessons]
+    section = skill.split("## Safe edits", 1)[1].split("\n## ", 1)[0]
+    assert all(f"- {text}" in section for text in lessons)
+    report = record.read_json("merges/L1-01.json")
+    assert report["fallback"] == "union" and "union of their additions" in report["reason"]
+
+
+def _conflicting_patches(tmp_path):
+    """Two patches that truly conflict: one appends to a section, the other rewrites its last line."""
+    store = make_skill_repo(tmp_path)
+    record = start_run(store)
+    s0_skill = store.read_blob(record.manifest().s0, f"{SKILL_DIR}/SKILL.md").decode()
+    last = [line for line in s0_skill.split("## Safe edits", 1)[1].split("\n## ", 1)[0].splitlines() if line][-1]
+    _patch_in(store, record, 1, "## Safe edits", "Strip spaces from keys before grouping rows.")
+    _patch_with(store, record, 2, {"op": "replace", "old": last, "new": "- Keep every sheet you did not change."})
+    return store, record
+
+
+def test_a_removal_where_another_patch_adds_is_a_true_conflict(tmp_path, scripted_server):
+    store, record = _conflicting_patches(tmp_path)
+    scripted_server.on(lambda request: "I could not decide.", role="merger")
+    with pytest.raises(MergeFailed):
+        asyncio.run(_merger(store, record, scripted_server, retries=1, fan_in=2).parallel())
+    report = record.read_json("merges/L1-01.json")
+    assert report["status"] == "failed" and report.get("fallback") is None
+
+
 def test_an_errored_analysis_is_asked_anew_not_replayed(tmp_path, scripted_server):
     from t2s.testing.simulated import analyst_responder
     from tests.test_faults import EXIT_ERRORED, _analysis_repo, analyst_flags, invoke
@@ -319,3 +370,25 @@ def test_an_errored_analysis_is_asked_anew_not_replayed(tmp_path, scripted_serve
     assert invoke("analyze", *flags).exit_code == 0
     bodies = [r.body for r in scripted_server.requests_for("analyst")]
     assert bodies and all((b["seed"], b["temperature"]) == (1, 0.7) for b in bodies)
+
+
+# ---------------------------------------------------------------------- repeats
+def test_a_repair_round_answered_verbatim_again_is_asked_as_a_new_sample(scripted_server):
+    """At temperature 0 a small model answered all three rounds of a repair loop with the
+    same bytes (tests/fixtures/real_model_corpus/merger.jsonl): the round after a verbatim
+    repeat is a new sample (another seed, a temperature above 0)."""
+    llm = LLM(roles={"analyst": scripted_role(scripted_server)})
+    wrong = '{"steps": "one"}'
+    scripted_server.script([wrong, wrong, '{"steps": ["one"]}'], role="analyst")
+    steps = llm.structured_sync("analyst", [{"role": "user", "content": "steps?"}], _Steps)
+    assert steps.steps == ["one"]
+    bodies = [r.body for r in scripted_server.requests_for("analyst")]
+    assert [b.get("temperature") for b in bodies] == [0.0, 0.0, 0.7]
+    assert "seed" not in bodies[1] and bodies[2]["seed"] == bodies[0].get("seed", 0) + 1
+
+
+def test_a_repair_round_with_a_new_answer_keeps_the_sampling(scripted_server):
+    llm = LLM(roles={"analyst": scripted_role(scripted_server)})
+    scripted_server.script(['{"steps": "one"}', '{"steps": "two"}', '{"steps": ["two"]}'], role="analyst")
+    llm.structured_sync("analyst", [{"role": "user", "content": "steps?"}], _Steps)
+    assert [r.body.get("temperature") for r in scripted_server.requests_for("analyst")] == [0.0, 0.0, 0.0]

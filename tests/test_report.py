@@ -55,7 +55,12 @@ def build(tmp_path, server, count: int = 7, *, fail_first: bool = False, fan_in:
     llm = LLM(roles={"merger": scripted_role(server, model="sim-merger")})
     context = PatchContext(store, record.manifest().s0, SKILL_DIR)
     merger = Merger(
-        store, record, context, merger_ask(llm), MergeSettings(fan_in=fan_in, retries=0), model="sim-merger"
+        store,
+        record,
+        context,
+        merger_ask(llm),
+        MergeSettings(fan_in=fan_in, retries=0, fallback=not fail_first),
+        model="sim-merger",
     )
     summary = asyncio.run(merger.parallel())
     return store, record, patches, summary

@@ -47,10 +47,12 @@ from t2s.agent.bundle import SkillBundle
 from t2s.agent.prompting import format_exec, truncate
 from t2s.errors import T2SError, UsageError
 from t2s.faults import ErrorCause, cause_of
+from t2s.llm.client import SAMPLE, sampling
 from t2s.llm.errors import LLMError, StructuredOutputError
 from t2s.llm.results import ChatResult
 from t2s.llm.structured import REPAIR_PROMPT, _format_validation_error, extract_json, validate_answer
 from t2s.patches.context import PatchContext
+from t2s.patches.examples import example_values
 from t2s.patches.leaks import find_leaks
 from t2s.patches.placeholders import placeholder_problem
 from t2s.patches.results import Patch, Rejected
@@ -196,12 +198,15 @@ class Session:
         self.role = role
         self.phase = phase
         self.messages: list[dict[str, Any]] = outcome.transcript
+        self._sample = SAMPLE.get()
+        self._answers: set[str] = set()
 
     def add(self, role: str, content: str, **extra: Any) -> None:
         self.messages.append({"role": role, "content": content, **extra})
 
     async def chat(self, tools: list[dict[str, Any]] | None = None) -> ChatResult:
-        res = await self.llm.chat(self.role, self.messages, tools=tools, phase=self.phase)
+        with sampling(self._sample):
+            res = await self.llm.chat(self.role, self.messages, tools=tools, phase=self.phase)
         out = self.outcome
         out.calls += 0 if res.cached else 1
         out.prompt_tokens += res.usage.prompt_tokens
@@ -227,6 +232,9 @@ class Session:
             raw = res.content or ""
             if not raw.strip() and res.tool_calls:
                 raw = res.tool_calls[0].arguments
+            if raw in self._answers:  # the same bytes again: the next reply is a new sample
+                self._sample += 1
+            self._answers.add(raw)
             try:
                 value = validate_answer(raw, schema)
             except ValueError as err:
@@ -289,11 +297,12 @@ def facts(traj, extra: dict[str, Any] | None = None) -> str:
     return json.dumps(data, indent=1, default=str)
 
 
-def report_prompt_parts(edit_format: str | None = None) -> dict[str, str]:
+def report_prompt_parts(skill_texts: dict[str, str]) -> dict[str, str]:
+    """The report format, rules and edit format, their examples drawn from the skill."""
     return {
-        "report_format": prompt("analyst_report_format.md").strip() + "\n",
+        "report_format": render(prompt("analyst_report_format.md"), **example_values(skill_texts)).strip() + "\n",
         "rules": prompt("analyst_rules.md").strip(),
-        "edit_format": (edit_format or edit_format_prompt()).strip(),
+        "edit_format": edit_format_prompt(skill_texts).strip(),
     }
 
 
@@ -345,7 +354,7 @@ class _OneCallAnalyst:
 
     def messages(self, inp: AnalysisInput) -> list[dict[str, Any]]:
         traj = inp.trajectory
-        system = render(prompt(self.system_prompt), **report_prompt_parts())
+        system = render(prompt(self.system_prompt), **report_prompt_parts(inp.context.texts()))
         user = render(
             prompt("analyst_single_task.md"),
             **_task_values(traj, inp.task),
@@ -624,7 +633,7 @@ class AgenticErrorAnalyst:
             workspace_gold=guide.gold,
             compare_with=guide.compare_with,
             fix=guide.fix,
-            **report_prompt_parts(),
+            **report_prompt_parts(inp.context.texts()),
         )
         listing = "\n".join(f"- `{name}`" for name in held.files)
         user = render(

@@ -17,6 +17,7 @@ from t2s.gitstore.store import HeldObjects
 from t2s.llm.client import sampling
 from t2s.llm.errors import LLMError
 from t2s.patches.context import PatchContext
+from t2s.patches.examples import example_values, skill_examples
 from t2s.patches.overlaps import find_overlaps
 from t2s.patches.results import RenderResult
 from t2s.patches.retries import edit_format_prompt
@@ -24,10 +25,39 @@ from t2s.prompts import load, render
 from t2s.record.provenance import Provenance
 
 
+def example_answer(inputs: list[MergeInput], s0_texts: dict[str, str]) -> str:
+    """A whole answer for this group, as the task's example: its accounting covers every
+    lesson id and its edit locates a real heading, so a model that copies it is told only
+    that its placeholder texts are placeholders (the corpus's merger copied an example
+    without `edits` and never got past the missing field)."""
+    ids = [lesson.id for item in inputs for lesson in item.lessons]
+    heading = skill_examples(s0_texts)["heading"]
+    return json.dumps(
+        {
+            "lessons": [
+                {"text": _MERGED, "sources": ids, "placement": "skill", "topic": "verification"},
+            ],
+            "conflicts": [],
+            "dropped": [],
+            "edits": [{"op": "append_to_section", "heading": heading, "text": f"- {_MERGED}"}],
+        },
+        ensure_ascii=False,
+    )
+
+
+#: The stand-in text of the examples (a placeholder: refused when echoed).
+_MERGED = "<the merged lesson, general and procedural>"
+
+
 def render_messages(
     *, run: str, name: str, level: int, s0_texts: dict[str, str], inputs: list[MergeInput], min_support: int
 ) -> list[dict[str, str]]:
-    system = render(load("merger_system.md"), min_support=min_support, edit_format=edit_format_prompt())
+    system = render(
+        load("merger_system.md"),
+        min_support=min_support,
+        edit_format=edit_format_prompt(s0_texts),
+        **example_values(s0_texts),
+    )
     s0_files = "\n\n".join(f"### {path}\n\n````markdown\n{text}````" for path, text in sorted(s0_texts.items()))
     blocks = []
     for item in inputs:
@@ -54,6 +84,7 @@ def render_messages(
         inputs="\n\n".join(blocks),
         lessons_json=lessons_json,
         min_support=min_support,
+        example_answer=example_answer(inputs, s0_texts),
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

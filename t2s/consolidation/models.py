@@ -147,6 +147,8 @@ class MergeSettings:
     #: score a node may lose against its best input.
     validate: str = "off"
     tolerance: float = 0.0
+    #: Merge a group the merger failed on by git when its diffs allow (``[merge] fallback``).
+    fallback: bool = True
 
 
 class PatchesLost(MergeFailed):

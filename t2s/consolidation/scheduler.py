@@ -18,7 +18,7 @@ from t2s.consolidation.accounting import (
     _patch_number,
     check_every_patch_accounted,
 )
-from t2s.consolidation.fallback import combined_tree, fallback_report
+from t2s.consolidation.fallback import fallback_report, fallback_tree
 from t2s.consolidation.group import MergeJob, _trailers, render_report, run_merge
 from t2s.consolidation.inputs import load_patch_inputs, merge_input, no_inputs_hint
 from t2s.consolidation.models import (
@@ -399,7 +399,7 @@ class Merger:
             hold=held,
         )
         report, tree = await run_merge(job)
-        if tree is None and not report.endpoint_error:
+        if tree is None and not report.endpoint_error and self.settings.fallback:
             report, tree = self._git_fallback(report, inputs)
         if tree is not None:
             subject, body = render_report(report, excluded, self._left_out)
@@ -411,11 +411,11 @@ class Merger:
 
     def _git_fallback(self, failed: MergeReport, inputs: list[MergeInput]) -> tuple[MergeReport, str | None]:
         """Git's merge of a group the merger failed on, when the inputs' diffs apply together."""
-        tree = combined_tree(self.store, self.s0, [i.diff for i in inputs])
+        tree, how = fallback_tree(self.store, self.s0, [i.diff for i in inputs])
         if tree is None:
             return failed, None
         diff = self.store.diff(self.s0, tree, self.context.skill_dir)
-        return fallback_report(failed, inputs, diff), tree
+        return fallback_report(failed, inputs, diff, how), tree
 
     async def sequential(self, batch: int) -> MergeSummary:
         """The paper's baseline: each batch of patches edits the current skill in turn."""

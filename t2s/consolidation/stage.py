@@ -61,6 +61,7 @@ def merge_run(
         retry_failed=retry_failed,
         validate=config.merge.validation if scorer is not None else "off",
         tolerance=config.merge.tolerance,
+        fallback=config.merge.fallback,
     )
     if settings.fan_in < 2:
         raise UsageError(f"--fan-in must be at least 2 (got {settings.fan_in})")

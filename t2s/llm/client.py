@@ -581,8 +581,11 @@ class LLM:
         errors: list[str] = []
         raw = ""
         cfg = self.role(role)
+        sample = SAMPLE.get()
+        answers: set[str] = set()
         for round_ in range(repairs + 1):
-            result = await self.chat(role, convo, phase=phase, **params)
+            with sampling(sample):
+                result = await self.chat(role, convo, phase=phase, **params)
             raw = result.content or ""
             if not raw.strip() and result.tool_calls:  # some servers answer via a tool call
                 raw = result.tool_calls[0].arguments
@@ -598,6 +601,11 @@ class LLM:
                 if result.finish_reason == "length":
                     problem += " (the answer was cut off at max_tokens)"
                 errors.append(problem)
+            if raw in answers:
+                # The same bytes again (greedy decoding ignores the repair note): ask the
+                # next round as a new sample, or it would repeat them once more.
+                sample += 1
+            answers.add(raw)
             if round_ < repairs:
                 repair = {
                     "role": "user",

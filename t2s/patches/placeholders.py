@@ -15,6 +15,8 @@ from t2s.prompts import load as load_prompt
 EXAMPLE_PROMPTS = ("edit_format.md", "analyst_report_format.md", "merger_system.md")
 
 _STAND_INS = {"", "todo", "tbd", "fixme", "n/a", "na", "none", "null", "text", "lesson", "placeholder", "xxx", "..."}
+#: A stand-in in angle brackets, as the prompts write them: ``- <the lesson>``.
+_ANGLED = re.compile(r"^\s*(?:[-*+]\s+)?<[^<>\n]+>\s*$")
 _EXAMPLE_RE = re.compile(r'"(?:text|anchor|old|new|body|content|resolution|reason)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -47,7 +49,7 @@ def placeholder_problem(text: str | None, what: str = "the text") -> str | None:
     if text is None:
         return f"{what} is missing"
     key = _key(text)
-    if key in _STAND_INS or not any(ch.isalnum() for ch in key):
+    if key in _STAND_INS or not any(ch.isalnum() for ch in key) or _ANGLED.match(text):
         shown = text.strip() or "empty"
         return f"{what} is a placeholder ({shown[:40]!r}): write the actual text"
     if key in prompt_examples():

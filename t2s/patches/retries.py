@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import (
     Any,
 )
 
 from pydantic import ValidationError
 
+from t2s.patches.examples import example_values
 from t2s.patches.results import EditFailure, Patch, Rejected, RenderResult
-from t2s.prompts import load as load_prompt
+from t2s.prompts import load as load_prompt, render as render_prompt
 
 
-def edit_format_prompt() -> str:
-    """The compact description of the edit formats and rules that prompts include.
+def edit_format_prompt(skill_texts: Mapping[str, str] | None = None) -> str:
+    """The compact description of the edit formats and rules that prompts include, its
+    examples located in ``skill_texts`` (the skill being edited; see
+    :mod:`t2s.patches.examples`).
 
     It holds literal braces (JSON examples): insert it as a value, never ``.format()`` it.
     """
-    return load_prompt("edit_format.md")
+    return render_prompt(load_prompt("edit_format.md"), **example_values(skill_texts))
 
 
 def _rejected(result: RenderResult, attempts: int) -> Rejected:

@@ -16,7 +16,7 @@ are written exactly as earlier versions wrote them.
 | ``T2S-Merge-Level`` / ``T2S-Merge-Group`` | ``merge_level`` / ``merge_group`` | a merge |
 | ``T2S-Support`` | ``support`` (distinct trajectories behind it) | a merge |
 | ``T2S-Strategy`` | ``strategy`` (``sequential``) | a sequential step |
-| ``T2S-Merge-Fallback`` | ``merge_fallback`` (``git``) | a merge git made when the merger failed |
+| ``T2S-Merge-Fallback`` | ``merge_fallback`` (``git``, ``union``) | a merge git made when the merger failed |
 | ``T2S-Release`` / ``T2S-Candidate`` / ``T2S-Baseline`` | ``release`` / ``candidate`` / ``baseline`` | a release merge |
 """
 

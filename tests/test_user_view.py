@@ -370,6 +370,13 @@ def _views(store, tmp_path):
     return review.output, " ".join(page.split()), body.output, stage
 
 
+def _without_fallback(store) -> None:
+    """A failed merge stays failed: both patches append to one section, which the union
+    fallback would merge ([merge] fallback = false, docs/real-models.md)."""
+    config = store.root / "t2s.toml"
+    config.write_text(config.read_text().replace("[merge]\n", "[merge]\nfallback = false\n", 1))
+
+
 def test_views_agree_after_reject_and_re_merge(tmp_path, scripted_server):
     from t2s.testing import Reply
     from t2s.testing.simulated import merger_responder
@@ -377,6 +384,7 @@ def test_views_agree_after_reject_and_re_merge(tmp_path, scripted_server):
 
     scripted_server.on(lambda request: Reply(content="not JSON"), role="merger")
     store = make_skill_repo(tmp_path)
+    _without_fallback(store)
     record = start_run(store)
     add_patch(store, record, 1, "Recalculate formulas before saving.")
     add_patch(store, record, 2, "Strip spaces from text keys.")
@@ -503,6 +511,7 @@ def test_a_merge_keeps_the_mergers_transcript_and_show_opens_it(tmp_path, script
 
     scripted_server.on(lambda request: Reply(content="Sorry, [no JSON] today"), role="merger")
     store = make_skill_repo(tmp_path)
+    _without_fallback(store)
     record = start_run(store)
     add_patch(store, record, 1, "Recalculate formulas before saving.")
     add_patch(store, record, 2, "Strip spaces from text keys.")

@@ -163,3 +163,24 @@ def test_a_real_run_keeps_its_estimate_and_shows_it_against_the_ledger(demo_repo
     t2s(["report", "-C", str(demo_repo), "--run", "r1", "-o", str(report)])
     html = report.read_text()
     assert "estimated before (calls / tokens / USD)" in html and f"{row['estimated_calls']} / " in html
+
+
+def test_an_offline_tokenizer_download_falls_back_to_characters(tmp_path):
+    """tiktoken fetches an encoding on first use; offline (here: an unreachable proxy and
+    an empty cache), a dry run counts by characters instead of failing with a traceback."""
+    pytest.importorskip("tiktoken")
+    code = (
+        "from t2s.estimates.model import count_tokens, tokenizer_name; "
+        "print(tokenizer_name('gpt-4o-mini'), count_tokens('abcdefgh', 'gpt-4o-mini'))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TIKTOKEN_CACHE_DIR": str(tmp_path / "empty-cache"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4", "characters", "per", "token", "2"]

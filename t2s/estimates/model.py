@@ -36,6 +36,8 @@ def _encoder(model: str) -> Any:
         return tiktoken.encoding_for_model(model)
     except KeyError:
         return None
+    except Exception:  # tiktoken downloads an encoding on first use: offline, count by characters
+        return None
 
 
 def count_tokens(text: str, model: str = "") -> int:

@@ -313,12 +313,15 @@ def merge(
     cache: bool = True,
     progress: Callable[[str], None] | None = None,
     validate: bool | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> MergeSummary:
     """Merge run ``run``'s patch branches level by level into ``t2s/<run>/candidate``
     (octopus merges of at most ``fan_in`` heads, resolved by the merger model).
     ``rebuild`` sets an earlier merge tree aside first (after rejecting a merged patch).
     Each merge node is scored on the validation split (``[merge] validate``; ``validate``
-    True/False overrides it) and one that loses to its best input is rejected."""
+    True/False overrides it) and one that loses to its best input is rejected.
+    ``executor="ray"`` runs those validation episodes as Ray tasks."""
     run = check_run_name(run)
     planned = _planned(
         lambda: dry_run.merge_estimate(repo.store, repo.config, run, fan_in=fan_in, models=_overrides(models))
@@ -327,6 +330,10 @@ def merge(
     if strategy == "parallel":
         skill_dir = RunRecord(repo.store, run).manifest().skill_dir
         scorer = val_scorer(repo.store, repo.config, skill_dir=skill_dir, validate=validate)
+    if scorer is not None or executor != "ray":  # Ray is joined only when validation episodes will run
+        runner = make_executor(executor, ray_address, repo.config)  # refuses --ray-address without ray
+        if scorer is not None:
+            scorer.ctx.executor = runner
     summary = merge_run(
         repo.store,
         repo.config,
@@ -613,7 +620,8 @@ def evolve(
     ray_address: str | None = None,
 ) -> EvolveSummary:
     """Rollout, analyze and merge run ``run`` in one call; resumable at any stage.
-    ``executor="ray"`` runs the episodes and the analyses as Ray tasks.
+    ``executor="ray"`` runs the episodes (the rollout's and the merge's validation) and
+    the analyses as Ray tasks.
 
     A stage whose work errored (or that a budget cap stopped) ends the evolve there:
     ``stopped_at`` names it, and its summary says why. ``on_stage`` is told each
@@ -681,6 +689,15 @@ def evolve(
         return out
     tell("merge")
     out.merge = merge(
-        repo, run, fan_in=fan_in, strategy=strategy, batch=batch, models=models, cache=cache, progress=merge_progress
+        repo,
+        run,
+        fan_in=fan_in,
+        strategy=strategy,
+        batch=batch,
+        models=models,
+        cache=cache,
+        progress=merge_progress,
+        executor=executor,
+        ray_address=ray_address,
     )
     return out

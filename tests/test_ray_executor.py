@@ -205,8 +205,19 @@ def test_evolve_runs_its_episodes_and_analyses_on_ray(tmp_path, scripted_server,
     repo = tmp_path / "my-skills"
     init_skill_repo(repo, seed="xlsx", install_git_hooks=False)
     _configure(repo)
-    scripted_server.on(demo_agent, role="agent")
-    scripted_server.on(analyst_responder, role="analyst")
+    # Each model request notes whether a Ray worker was running the stage's task as it
+    # arrived: an evolve that ran its stages here, not on Ray, leaves both lists False.
+    on_ray: dict[str, list[bool]] = {"agent": [], "analyst": []}
+
+    def seen_on_ray(role: str, responder, *names: bytes):
+        def respond(request):
+            on_ray[role].append(bool(workers_named(*names)))
+            return responder(request)
+
+        return respond
+
+    scripted_server.on(seen_on_ray("agent", demo_agent, b"run_work", b"t2s_episode"), role="agent")
+    scripted_server.on(seen_on_ray("analyst", analyst_responder, b"run_analysis_job", b"t2s_analysis"), role="analyst")
     scripted_server.on(merger_responder, role="merger")
     monkeypatch.setenv("T2S_BASE_URL", scripted_server.base_url)
     monkeypatch.setenv("T2S_API_KEY_ENV", "T2S_TEST_API_KEY")
@@ -219,3 +230,4 @@ def test_evolve_runs_its_episodes_and_analyses_on_ray(tmp_path, scripted_server,
     summary = json.loads(result.stdout)
     assert len(summary["rollout"]["trajectories"]) == 3 and summary["analyze"]["accepted"] >= 1
     assert GitStore.discover(repo).rev_parse("refs/heads/t2s/e1/candidate") is not None
+    assert on_ray["agent"] and all(on_ray["agent"]) and on_ray["analyst"] and all(on_ray["analyst"])

@@ -17,6 +17,7 @@ from t2s.commands._common import (
     setting_type,
 )
 from t2s.commands._estimates import dry_run_option, print_estimate, print_estimate_vs_actual
+from t2s.commands._scale import executor_options
 from t2s.commands.models import model_options, overrides_from_flags
 from t2s.config import Count, MergeSection
 from t2s.record import refs
@@ -59,6 +60,7 @@ from t2s.record import refs
     '(default: [merge] validate, "all" when the suite has the split).',
 )
 @model_options
+@executor_options
 @dry_run_option
 @json_option
 @repo_option
@@ -75,6 +77,8 @@ def merge(
     flag_base_url,
     flag_api_key_env,
     model_sets,
+    executor,
+    ray_address,
     as_json,
     repo_dir,
     dry_run=False,
@@ -94,6 +98,7 @@ def merge(
       t2s merge --run r1 --strategy sequential --batch 5   # baseline, t2s/r1/seq/candidate
       t2s merge --run r1 --rebuild                          # after rejecting a merged patch
       t2s merge --run r1 --no-validate                      # skip the validation split
+      t2s merge --run r1 --executor ray                     # validation episodes as Ray tasks
       t2s log --run r1                                      # see the merge tree
       t2s merge --run r1 --dry-run                          # the expected cost, nothing spent
     """
@@ -117,6 +122,8 @@ def merge(
         models=models,
         cache=not no_cache,
         validate=validate,
+        executor=executor,
+        ray_address=ray_address,
         progress=None if as_json else (lambda message: err_console.print(f"  {message}", markup=False)),
     )
     if as_json:

@@ -24,6 +24,9 @@ from t2s.patches.retries import edit_format_prompt
 from t2s.prompts import load, render
 from t2s.record.provenance import Provenance
 
+#: The stand-in text of the examples (a placeholder: refused when echoed).
+_MERGED = "<the merged lesson, general and procedural>"
+
 
 def example_answer(inputs: list[MergeInput], s0_texts: dict[str, str]) -> str:
     """A whole answer for this group, as the task's example: its accounting covers every
@@ -43,10 +46,6 @@ def example_answer(inputs: list[MergeInput], s0_texts: dict[str, str]) -> str:
         },
         ensure_ascii=False,
     )
-
-
-#: The stand-in text of the examples (a placeholder: refused when echoed).
-_MERGED = "<the merged lesson, general and procedural>"
 
 
 def render_messages(
